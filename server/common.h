@@ -1,0 +1,83 @@
+/*
+ * Shared basics: error codes, logging, clocks, ids and a small string-keyed map.
+ * Every module includes this; it depends on nothing but libc.
+ */
+#ifndef AG_COMMON_H
+#define AG_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdarg.h>
+
+/* Sync calls return 0 or one of these; ag_strerror() names them. */
+enum {
+    AG_OK = 0,
+    AG_ENOMEM = -1,
+    AG_EINVAL = -2,
+    AG_ENOENT = -3,
+    AG_EEXIST = -4,
+    AG_EIO = -5,
+    AG_ECONFIG = -6,
+    AG_ETOOBIG = -7,
+    AG_EBUSY = -8,
+    AG_ECLOSED = -9,
+};
+const char *ag_strerror(int err);
+
+typedef enum { AG_LOG_DEBUG = 0, AG_LOG_INFO, AG_LOG_WARN, AG_LOG_ERROR, AG_LOG_NONE } ag_log_level_t;
+extern ag_log_level_t ag_log_threshold;
+/* Parses "debug", "info", "warn", "error", "none"; returns -1 when unknown. */
+int ag_log_level_parse(const char *s);
+/* One line to stderr: time, level, subsystem tag, connection id (or "-"), message. */
+void ag_log(ag_log_level_t level, const char *subsys, const char *conn_id, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+#define AG_LOG_ENABLED(lvl) ((lvl) >= ag_log_threshold)
+#define ag_debug(subsys, id, ...)                                                                                                  \
+    do {                                                                                                                           \
+        if (AG_LOG_ENABLED(AG_LOG_DEBUG))                                                                                          \
+            ag_log(AG_LOG_DEBUG, subsys, id, __VA_ARGS__);                                                                         \
+    } while (0)
+
+/* Wall clock in ms since the epoch (what the protocol calls "ms"). */
+uint64_t ag_now_ms(void);
+/* Monotonic clock in ns, for measuring durations. */
+uint64_t ag_mono_ns(void);
+
+/* Cryptographically random bytes (getrandom); aborts if the kernel cannot provide them. */
+void ag_random_bytes(void *buf, size_t n);
+/* A random UUIDv4, lower-case, 36 characters plus NUL. */
+void ag_uuid4(char out[37]);
+/* A uniformly distributed double in [0, 1). */
+double ag_random_double(void);
+
+/* Formats a double the way JavaScript's Number#toString does (shortest round-trip), into buf (>= 32 bytes). */
+void ag_format_double(double v, char buf[32]);
+/* ms epoch -> "2026-11-22T03:34:31.608Z" (buf >= 25 bytes). */
+void ag_iso8601(uint64_t ms, char buf[32]);
+
+/*
+ * ag_map_t: string -> pointer, open addressing. Keys are copied and owned by the map; values are borrowed.
+ * Iteration order is unspecified. Not thread-safe.
+ */
+typedef struct st_ag_map_entry_t {
+    char *key;
+    void *value;
+    uint32_t hash;
+} ag_map_entry_t;
+typedef struct st_ag_map_t {
+    ag_map_entry_t *entries;
+    size_t capacity; /* power of two or 0 */
+    size_t size;
+    size_t tombstones;
+} ag_map_t;
+void ag_map_init(ag_map_t *m);
+void ag_map_dispose(ag_map_t *m);
+void *ag_map_get(const ag_map_t *m, const char *key);
+/* Inserts or replaces the value; returns 0 or AG_ENOMEM. */
+int ag_map_set(ag_map_t *m, const char *key, void *value);
+/* Removes the key and returns its value, or NULL. */
+void *ag_map_del(ag_map_t *m, const char *key);
+/* Iterate: for (size_t i = 0; ag_map_next(m, &i, &k, &v);) ... Deleting the current entry while iterating is allowed. */
+int ag_map_next(const ag_map_t *m, size_t *iter, const char **key, void **value);
+
+#endif

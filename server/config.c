@@ -1,0 +1,449 @@
+/*
+ * Configuration: built-in defaults, then a YAML file over them. The schema is one table (key path, type, offset), so
+ * a key is declared once; unknown keys and wrong types are errors with the file's line number.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+#include "common.h"
+
+typedef enum { T_STR, T_INT, T_LONG, T_BOOL, T_DOUBLE, T_LIST } ctype_t;
+
+typedef struct {
+    const char *path;
+    ctype_t type;
+    size_t off;
+} ckey_t;
+
+#define K(path, type, field) {path, type, offsetof(ag_config_t, field)}
+static const ckey_t schema[] = {
+    K("general.welcomeMessage", T_STR, general.welcomeMessage),
+    K("general.serverName", T_STR, general.serverName),
+    K("general.apiVersion", T_STR, general.apiVersion),
+    K("general.id", T_STR, general.id),
+    K("general.simultaneousActions", T_INT, general.simultaneousActions),
+    K("general.startingChatRooms", T_LIST, general.startingChatRooms),
+    K("general.announceRoomJoins", T_BOOL, general.announceRoomJoins),
+    K("general.trustedProxies", T_LIST, general.trustedProxies),
+    K("general.logLevel", T_STR, general.logLevel),
+    K("general.shutdownTimeout", T_INT, general.shutdownTimeout),
+    K("servers.web.enabled", T_BOOL, servers.web.enabled),
+    K("servers.web.port", T_INT, servers.web.port),
+    K("servers.web.bindIP", T_STR, servers.web.bindIP),
+    K("servers.web.secure", T_BOOL, servers.web.secure),
+    K("servers.web.certFile", T_STR, servers.web.certFile),
+    K("servers.web.keyFile", T_STR, servers.web.keyFile),
+    K("servers.web.http2", T_BOOL, servers.web.http2),
+    K("servers.web.publicDir", T_STR, servers.web.publicDir),
+    K("servers.web.urlPathForActions", T_STR, servers.web.urlPathForActions),
+    K("servers.web.urlPathForFiles", T_STR, servers.web.urlPathForFiles),
+    K("servers.web.queryRouting", T_BOOL, servers.web.queryRouting),
+    K("servers.web.serverInformation", T_BOOL, servers.web.serverInformation),
+    K("servers.web.requesterInformation", T_BOOL, servers.web.requesterInformation),
+    K("servers.web.cookieKey", T_STR, servers.web.cookieKey),
+    K("servers.web.cookieExpires", T_INT, servers.web.cookieExpires),
+    K("servers.web.maxRequestBody", T_LONG, servers.web.maxRequestBody),
+    K("servers.web.flatFileCacheDuration", T_INT, servers.web.flatFileCacheDuration),
+    K("servers.websocket.enabled", T_BOOL, servers.websocket.enabled),
+    K("servers.websocket.clientUrl", T_STR, servers.websocket.clientUrl),
+    K("servers.websocket.clientJsPath", T_STR, servers.websocket.clientJsPath),
+    K("servers.websocket.clientJsName", T_STR, servers.websocket.clientJsName),
+    K("servers.websocket.destroyClientsOnShutdown", T_BOOL, servers.websocket.destroyClientsOnShutdown),
+    K("servers.websocket.server.pathname", T_STR, servers.websocket.server.pathname),
+    K("servers.websocket.server.transports", T_LIST, servers.websocket.server.transports),
+    K("servers.websocket.server.pingInterval", T_INT, servers.websocket.server.pingInterval),
+    K("servers.websocket.server.pingTimeout", T_INT, servers.websocket.server.pingTimeout),
+    K("servers.websocket.server.upgradeTimeout", T_INT, servers.websocket.server.upgradeTimeout),
+    K("servers.websocket.server.maxHttpBufferSize", T_LONG, servers.websocket.server.maxHttpBufferSize),
+    K("servers.websocket.server.origins", T_LIST, servers.websocket.server.origins),
+    K("servers.websocket.server.credentials", T_BOOL, servers.websocket.server.credentials),
+    K("servers.websocket.server.methods", T_LIST, servers.websocket.server.methods),
+    K("servers.websocket.server.maxAge", T_INT, servers.websocket.server.maxAge),
+    K("servers.websocket.server.primusPingInterval", T_INT, servers.websocket.server.primusPingInterval),
+    K("servers.websocket.server.maxLength", T_LONG, servers.websocket.server.maxLength),
+    K("servers.websocket.server.queueMaxBytes", T_LONG, servers.websocket.server.queueMaxBytes),
+    K("servers.websocket.server.queueMaxFrames", T_INT, servers.websocket.server.queueMaxFrames),
+    K("servers.websocket.server.echo", T_BOOL, servers.websocket.server.echo),
+    K("servers.websocket.server.sse.replayEvents", T_INT, servers.websocket.server.sse.replayEvents),
+    K("servers.websocket.server.sse.replayBytes", T_LONG, servers.websocket.server.sse.replayBytes),
+    K("servers.websocket.server.sse.recycleBytes", T_LONG, servers.websocket.server.sse.recycleBytes),
+    K("servers.websocket.server.sse.keepaliveMs", T_INT, servers.websocket.server.sse.keepaliveMs),
+    K("servers.websocket.client.apiPath", T_STR, servers.websocket.client.apiPath),
+    K("servers.websocket.client.cookieKey", T_STR, servers.websocket.client.cookieKey),
+    K("servers.websocket.client.transports", T_LIST, servers.websocket.client.transports),
+    K("servers.websocket.client.websocketFirst", T_BOOL, servers.websocket.client.websocketFirst),
+    K("servers.websocket.client.rememberUpgrade", T_BOOL, servers.websocket.client.rememberUpgrade),
+    K("servers.websocket.client.timeout", T_INT, servers.websocket.client.timeout),
+    K("servers.websocket.client.reconnectMin", T_INT, servers.websocket.client.reconnectMin),
+    K("servers.websocket.client.reconnectMax", T_INT, servers.websocket.client.reconnectMax),
+    K("servers.websocket.client.reconnectFactor", T_DOUBLE, servers.websocket.client.reconnectFactor),
+    K("servers.websocket.client.reconnectRetries", T_INT, servers.websocket.client.reconnectRetries),
+    K("servers.websocket.client.queueSize", T_INT, servers.websocket.client.queueSize),
+    K("servers.socketio.enabled", T_BOOL, servers.socketio.enabled),
+    K("servers.socketio.path", T_STR, servers.socketio.path),
+    K("redis.url", T_STR, redis.url),
+    K("redis.connectTimeout", T_INT, redis.connectTimeout),
+    K("redis.commandTimeout", T_INT, redis.commandTimeout),
+    K("redis.prefix", T_STR, redis.prefix),
+    K("redis.nodeTtl", T_INT, redis.nodeTtl),
+};
+#undef K
+#define NKEYS (sizeof(schema) / sizeof(schema[0]))
+
+#define FIELD(cfg, k, T) ((T *)((char *)(cfg) + (k)->off))
+
+static char **list_of(const char *const *items)
+{
+    size_t n = 0;
+    while (items[n] != NULL)
+        n++;
+    char **l = calloc(n + 1, sizeof(*l));
+    for (size_t i = 0; l != NULL && i < n; i++)
+        l[i] = strdup(items[i]);
+    return l;
+}
+
+size_t ag_config_list_len(char *const *list)
+{
+    size_t n = 0;
+    while (list != NULL && list[n] != NULL)
+        n++;
+    return n;
+}
+
+int ag_config_list_has(char *const *list, const char *s)
+{
+    for (size_t i = 0; list != NULL && list[i] != NULL; i++)
+        if (strcmp(list[i], s) == 0)
+            return 1;
+    return 0;
+}
+
+static void list_free(char **l)
+{
+    for (size_t i = 0; l != NULL && l[i] != NULL; i++)
+        free(l[i]);
+    free(l);
+}
+
+ag_config_t *ag_config_create_default(void)
+{
+    ag_config_t *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return NULL;
+    c->general.welcomeMessage = strdup("Welcome to the actiongate api");
+    c->general.serverName = strdup("actiongate");
+    c->general.apiVersion = strdup(AG_VERSION);
+    c->general.id = strdup("");
+    c->general.simultaneousActions = 5;
+    c->general.startingChatRooms = list_of((const char *[]){"defaultRoom", "otherRoom", NULL});
+    c->general.announceRoomJoins = 0;
+    c->general.trustedProxies = list_of((const char *[]){"127.0.0.1", "::1", NULL});
+    c->general.logLevel = strdup("info");
+    c->general.shutdownTimeout = 5000;
+
+    c->servers.web.enabled = 1;
+    c->servers.web.port = 8080;
+    c->servers.web.bindIP = strdup("0.0.0.0");
+    c->servers.web.certFile = strdup("");
+    c->servers.web.keyFile = strdup("");
+    c->servers.web.publicDir = strdup("");
+    c->servers.web.urlPathForActions = strdup("api");
+    c->servers.web.urlPathForFiles = strdup("public");
+    c->servers.web.queryRouting = 1;
+    c->servers.web.serverInformation = 1;
+    c->servers.web.requesterInformation = 1;
+    c->servers.web.cookieKey = strdup("sessionID");
+    c->servers.web.cookieExpires = 3600000;
+    c->servers.web.maxRequestBody = 10485760;
+    c->servers.web.flatFileCacheDuration = 60;
+
+    c->servers.websocket.enabled = 1;
+    c->servers.websocket.clientUrl = strdup("window.location.origin");
+    c->servers.websocket.clientJsPath = strdup("javascript/");
+    c->servers.websocket.clientJsName = strdup("ActionheroWebsocketClient");
+    c->servers.websocket.destroyClientsOnShutdown = 0;
+    c->servers.websocket.server.pathname = strdup("/primus");
+    c->servers.websocket.server.transports = list_of((const char *[]){"polling", "websocket", "sse", NULL});
+    c->servers.websocket.server.pingInterval = 25000;
+    c->servers.websocket.server.pingTimeout = 20000;
+    c->servers.websocket.server.upgradeTimeout = 10000;
+    c->servers.websocket.server.maxHttpBufferSize = 1000000;
+    c->servers.websocket.server.origins = list_of((const char *[]){"*", NULL});
+    c->servers.websocket.server.credentials = 0;
+    c->servers.websocket.server.methods = list_of((const char *[]){"GET", "POST", NULL});
+    c->servers.websocket.server.maxAge = 86400;
+    c->servers.websocket.server.primusPingInterval = 30000;
+    c->servers.websocket.server.maxLength = 10485760;
+    c->servers.websocket.server.queueMaxBytes = 4194304;
+    c->servers.websocket.server.queueMaxFrames = 4096;
+    c->servers.websocket.server.echo = 0;
+    c->servers.websocket.server.sse.replayEvents = 512;
+    c->servers.websocket.server.sse.replayBytes = 1048576;
+    c->servers.websocket.server.sse.recycleBytes = 8388608;
+    c->servers.websocket.server.sse.keepaliveMs = 15000;
+    c->servers.websocket.client.apiPath = strdup("/api");
+    c->servers.websocket.client.cookieKey = strdup("sessionID");
+    c->servers.websocket.client.transports = list_of((const char *[]){"polling", "websocket", "sse", NULL});
+    c->servers.websocket.client.websocketFirst = 0;
+    c->servers.websocket.client.rememberUpgrade = 1;
+    c->servers.websocket.client.timeout = 10000;
+    c->servers.websocket.client.reconnectMin = 500;
+    c->servers.websocket.client.reconnectMax = 30000;
+    c->servers.websocket.client.reconnectFactor = 2;
+    c->servers.websocket.client.reconnectRetries = 0;
+    c->servers.websocket.client.queueSize = 100;
+    c->servers.socketio.enabled = 1;
+    c->servers.socketio.path = strdup("/socket.io");
+
+    c->redis.url = strdup("");
+    c->redis.connectTimeout = 2000;
+    c->redis.commandTimeout = 5000;
+    c->redis.prefix = strdup("actiongate:");
+    c->redis.nodeTtl = 5;
+    /* One check for every allocation above. */
+    for (size_t i = 0; i < NKEYS; i++) {
+        void *p = schema[i].type == T_STR ? (void *)*FIELD(c, &schema[i], char *)
+                                          : schema[i].type == T_LIST ? (void *)*FIELD(c, &schema[i], char **) : c;
+        if (p == NULL) {
+            ag_config_destroy(c);
+            return NULL;
+        }
+    }
+    return c;
+}
+
+void ag_config_destroy(ag_config_t *c)
+{
+    if (c == NULL)
+        return;
+    for (size_t i = 0; i < NKEYS; i++) {
+        if (schema[i].type == T_STR)
+            free(*FIELD(c, &schema[i], char *));
+        else if (schema[i].type == T_LIST)
+            list_free(*FIELD(c, &schema[i], char **));
+    }
+    free(c->path);
+    free(c);
+}
+
+/* --- YAML --- */
+
+typedef struct {
+    yaml_document_t *doc;
+    const char *name;
+    char *err;
+    size_t errlen;
+} loader_t;
+
+static int fail(loader_t *l, yaml_node_t *n, const char *fmt, const char *a, const char *b)
+{
+    char msg[512];
+    snprintf(msg, sizeof(msg), fmt, a, b);
+    snprintf(l->err, l->errlen, "%s:%zu: %s", l->name, n != NULL ? n->start_mark.line + 1 : 0, msg);
+    return -1;
+}
+
+static const char *scalar(yaml_node_t *n)
+{
+    return (const char *)n->data.scalar.value;
+}
+
+static int is_null_scalar(yaml_node_t *n)
+{
+    if (n->type != YAML_SCALAR_NODE || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+        return 0;
+    const char *s = scalar(n);
+    return s[0] == '\0' || strcmp(s, "~") == 0 || strcmp(s, "null") == 0;
+}
+
+static int set_value(loader_t *l, ag_config_t *c, const ckey_t *k, yaml_node_t *n)
+{
+    if (k->type == T_LIST) {
+        size_t cap = 0;
+        char **list = NULL;
+        if (n->type == YAML_SCALAR_NODE) {
+            if (!is_null_scalar(n)) {
+                list = calloc(2, sizeof(*list));
+                list[0] = strdup(scalar(n));
+            } else {
+                list = calloc(1, sizeof(*list));
+            }
+        } else if (n->type == YAML_SEQUENCE_NODE) {
+            cap = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+            list = calloc(cap + 1, sizeof(*list));
+            size_t i = 0;
+            for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top; it++) {
+                yaml_node_t *item = yaml_document_get_node(l->doc, *it);
+                if (item->type != YAML_SCALAR_NODE) {
+                    list_free(list);
+                    return fail(l, item, "%s: expected a list of strings%s", k->path, "");
+                }
+                list[i++] = strdup(scalar(item));
+            }
+        } else { /* a mapping: its keys (actionhero's startingChatRooms: {defaultRoom: {}}) */
+            cap = (size_t)(n->data.mapping.pairs.top - n->data.mapping.pairs.start);
+            list = calloc(cap + 1, sizeof(*list));
+            size_t i = 0;
+            for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++)
+                list[i++] = strdup(scalar(yaml_document_get_node(l->doc, p->key)));
+        }
+        list_free(*FIELD(c, k, char **));
+        *FIELD(c, k, char **) = list;
+        return 0;
+    }
+    if (n->type != YAML_SCALAR_NODE)
+        return fail(l, n, "%s: expected a %s, not a list or mapping", k->path,
+                    k->type == T_STR ? "string" : k->type == T_BOOL ? "boolean" : "number");
+    const char *s = scalar(n);
+    char *end;
+    switch (k->type) {
+    case T_STR:
+        free(*FIELD(c, k, char *));
+        *FIELD(c, k, char *) = strdup(is_null_scalar(n) ? "" : s);
+        return 0;
+    case T_BOOL:
+        if (strcmp(s, "true") == 0 || strcmp(s, "yes") == 0 || strcmp(s, "on") == 0)
+            *FIELD(c, k, int) = 1;
+        else if (strcmp(s, "false") == 0 || strcmp(s, "no") == 0 || strcmp(s, "off") == 0)
+            *FIELD(c, k, int) = 0;
+        else
+            return fail(l, n, "%s: expected true or false, got \"%s\"", k->path, s);
+        return 0;
+    case T_INT:
+    case T_LONG: {
+        errno = 0;
+        double d = strtod(s, &end); /* accepts 1e6 like the JavaScript configs it mirrors */
+        if (*s == '\0' || *end != '\0' || errno != 0 || d != (double)(long)d || d < 0 ||
+            (k->type == T_INT && d > INT_MAX))
+            return fail(l, n, "%s: expected a non-negative whole number, got \"%s\"", k->path, s);
+        if (k->type == T_INT)
+            *FIELD(c, k, int) = (int)d;
+        else
+            *FIELD(c, k, long) = (long)d;
+        return 0;
+    }
+    case T_DOUBLE: {
+        errno = 0;
+        double d = strtod(s, &end);
+        if (*s == '\0' || *end != '\0' || errno != 0)
+            return fail(l, n, "%s: expected a number, got \"%s\"", k->path, s);
+        *FIELD(c, k, double) = d;
+        return 0;
+    }
+    default:
+        return -1;
+    }
+}
+
+static int walk(loader_t *l, ag_config_t *c, yaml_node_t *map, const char *prefix)
+{
+    if (map->type != YAML_MAPPING_NODE)
+        return fail(l, map, "%s: expected a mapping%s", prefix[0] ? prefix : "top level", "");
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
+        yaml_node_t *kn = yaml_document_get_node(l->doc, p->key), *vn = yaml_document_get_node(l->doc, p->value);
+        if (kn->type != YAML_SCALAR_NODE)
+            return fail(l, kn, "keys must be strings%s%s", "", "");
+        char path[256];
+        snprintf(path, sizeof(path), "%s%s%s", prefix, prefix[0] ? "." : "", scalar(kn));
+        const ckey_t *k = NULL;
+        int is_section = 0;
+        size_t plen = strlen(path);
+        for (size_t i = 0; i < NKEYS; i++) {
+            if (strcmp(schema[i].path, path) == 0)
+                k = &schema[i];
+            else if (strncmp(schema[i].path, path, plen) == 0 && schema[i].path[plen] == '.')
+                is_section = 1;
+        }
+        if (k != NULL) {
+            if (set_value(l, c, k, vn) != 0)
+                return -1;
+        } else if (is_section) {
+            if (is_null_scalar(vn))
+                continue;
+            if (walk(l, c, vn, path) != 0)
+                return -1;
+        } else {
+            return fail(l, kn, "unknown key \"%s\"%s", path, "");
+        }
+    }
+    return 0;
+}
+
+static ag_config_t *load_parser(yaml_parser_t *parser, const char *name, char *errbuf, size_t errlen)
+{
+    ag_config_t *c = ag_config_create_default();
+    if (c == NULL) {
+        snprintf(errbuf, errlen, "%s:0: out of memory", name);
+        return NULL;
+    }
+    yaml_document_t doc;
+    if (!yaml_parser_load(parser, &doc)) {
+        snprintf(errbuf, errlen, "%s:%zu: %s", name, parser->problem_mark.line + 1,
+                 parser->problem != NULL ? parser->problem : "invalid YAML");
+        ag_config_destroy(c);
+        return NULL;
+    }
+    loader_t l = {&doc, name, errbuf, errlen};
+    yaml_node_t *root = yaml_document_get_root_node(&doc);
+    int ret = 0;
+    if (root != NULL && !is_null_scalar(root))
+        ret = walk(&l, c, root, "");
+    if (ret == 0) {
+        const char *problem = NULL;
+        if (c->general.simultaneousActions < 1)
+            problem = "general.simultaneousActions must be at least 1";
+        else if (c->servers.websocket.server.pathname[0] != '/')
+            problem = "servers.websocket.server.pathname must start with /";
+        else if (c->servers.web.port > 65535)
+            problem = "servers.web.port must be at most 65535";
+        else if (ag_log_level_parse(c->general.logLevel) < 0)
+            problem = "general.logLevel must be one of debug, info, warn, error, none";
+        else if (c->servers.websocket.server.pingInterval < 1 || c->servers.websocket.server.pingTimeout < 1)
+            problem = "servers.websocket.server.pingInterval and pingTimeout must be at least 1 ms";
+        else if (c->servers.web.secure && (c->servers.web.certFile[0] == '\0' || c->servers.web.keyFile[0] == '\0'))
+            problem = "servers.web.secure needs servers.web.certFile and servers.web.keyFile";
+        if (problem != NULL) {
+            snprintf(errbuf, errlen, "%s:1: %s", name, problem);
+            ret = -1;
+        }
+    }
+    yaml_document_delete(&doc);
+    if (ret != 0) {
+        ag_config_destroy(c);
+        return NULL;
+    }
+    c->path = strdup(name);
+    return c;
+}
+
+ag_config_t *ag_config_load_string(const char *yaml, const char *name, char *errbuf, size_t errlen)
+{
+    yaml_parser_t parser;
+    yaml_parser_initialize(&parser);
+    yaml_parser_set_input_string(&parser, (const unsigned char *)yaml, strlen(yaml));
+    ag_config_t *c = load_parser(&parser, name, errbuf, errlen);
+    yaml_parser_delete(&parser);
+    return c;
+}
+
+ag_config_t *ag_config_load(const char *path, char *errbuf, size_t errlen)
+{
+    FILE *fp = fopen(path, "rb");
+    if (fp == NULL) {
+        snprintf(errbuf, errlen, "%s:0: cannot open: %s", path, strerror(errno));
+        return NULL;
+    }
+    yaml_parser_t parser;
+    yaml_parser_initialize(&parser);
+    yaml_parser_set_input_file(&parser, fp);
+    ag_config_t *c = load_parser(&parser, path, errbuf, errlen);
+    yaml_parser_delete(&parser);
+    fclose(fp);
+    return c;
+}

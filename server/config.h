@@ -1,0 +1,113 @@
+/*
+ * ag_config_t: the whole configuration, loaded from YAML (config/actiongate.yaml documents every key) over built-in
+ * defaults. The structure mirrors actionhero's config: general.*, servers.web.*, servers.websocket.*, redis.*.
+ * Strings are owned by the config; lists are NULL-terminated arrays of owned strings.
+ */
+#ifndef AG_CONFIG_H
+#define AG_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct st_ag_config_t {
+    struct {
+        char *welcomeMessage;     /* "Welcome to the actiongate api" */
+        char *serverName;         /* "actiongate" */
+        char *apiVersion;         /* AG_VERSION */
+        char *id;                 /* node id; "" = generated at boot */
+        int simultaneousActions;  /* 5 */
+        char **startingChatRooms; /* defaultRoom, otherRoom */
+        int announceRoomJoins;    /* 0: "I have entered the room: <id>" / "I have left the room: <id>" from "0" */
+        char **trustedProxies;    /* addresses whose X-Forwarded-For / X-Real-IP / X-Forwarded-Port are believed */
+        char *logLevel;           /* "info" */
+        int shutdownTimeout;      /* ms to finish pending actions and flush closes, 5000 */
+    } general;
+    struct {
+        struct {
+            int enabled;            /* 1 */
+            int port;               /* 8080, or env PORT */
+            char *bindIP;           /* "0.0.0.0" */
+            int secure;             /* 0 */
+            char *certFile, *keyFile;
+            int http2;              /* 0: h2 only when enabled on purpose (see README security note) */
+            char *publicDir;        /* "" = the demo directory shipped under client/public */
+            char *urlPathForActions;/* "api" */
+            char *urlPathForFiles;  /* "public" */
+            int queryRouting;       /* 1: /api?action=… and body {"action":…} */
+            int serverInformation;  /* 1 */
+            int requesterInformation; /* 1 */
+            char *cookieKey;        /* "sessionID" */
+            int cookieExpires;      /* 3600000 ms */
+            long maxRequestBody;    /* bytes, 10485760 */
+            int flatFileCacheDuration; /* s, 60 */
+        } web;
+        struct {
+            int enabled;                 /* 1 */
+            char *clientUrl;             /* "window.location.origin" (a bare expression) or a URL */
+            char *clientJsPath;          /* "javascript/" */
+            char *clientJsName;          /* "ActionheroWebsocketClient"; "" = not rendered */
+            int destroyClientsOnShutdown;/* 0 */
+            struct {
+                char *pathname;          /* "/primus" */
+                char **transports;       /* polling, websocket, sse */
+                int pingInterval;        /* engine.io, 25000 */
+                int pingTimeout;         /* engine.io, 20000 */
+                int upgradeTimeout;      /* 10000 */
+                long maxHttpBufferSize;  /* 1000000 */
+                char **origins;          /* "*" */
+                int credentials;         /* 0 */
+                char **methods;          /* GET, POST */
+                int maxAge;              /* s, 86400 */
+                int primusPingInterval;  /* plain /primus heartbeat, 30000 */
+                long maxLength;          /* plain /primus frame limit, 10485760 */
+                long queueMaxBytes;      /* per-connection outbound bound, 4194304 */
+                int queueMaxFrames;      /* 4096 */
+                int echo;                /* 0: raw engine.io echo, no session layer (conformance suites) */
+                struct {
+                    int replayEvents;    /* 512 */
+                    long replayBytes;    /* 1048576 */
+                    long recycleBytes;   /* 8388608 */
+                    int keepaliveMs;     /* 15000 */
+                } sse;
+            } server;
+            struct {
+                char *apiPath;           /* "/api" */
+                char *cookieKey;         /* "sessionID" */
+                char **transports;       /* order tried by the browser client: polling, websocket, sse */
+                int websocketFirst;      /* 0 */
+                int rememberUpgrade;     /* 1 */
+                int timeout;             /* connect timeout ms, 10000 */
+                int reconnectMin;        /* 500 */
+                int reconnectMax;        /* 30000 */
+                double reconnectFactor;  /* 2 */
+                int reconnectRetries;    /* 0 = forever */
+                int queueSize;           /* 100 */
+            } client;
+        } websocket;
+        struct {
+            int enabled; /* 1 */
+            char *path;  /* "/socket.io" */
+        } socketio;
+    } servers;
+    struct {
+        char *url;          /* "" = embedded memory store; env REDIS_URL overrides */
+        int connectTimeout; /* ms, 2000 */
+        int commandTimeout; /* ms, 5000 */
+        char *prefix;       /* "actiongate:" */
+        int nodeTtl;        /* s, 5: a node missing this long is dead */
+    } redis;
+    char *path; /* the file it came from, or NULL for built-in defaults */
+} ag_config_t;
+
+/* Built-in defaults. NULL on ENOMEM. */
+ag_config_t *ag_config_create_default(void);
+/* Loads path over the defaults. On error returns NULL and writes one line "FILE:LINE: what is wrong" to errbuf. */
+ag_config_t *ag_config_load(const char *path, char *errbuf, size_t errlen);
+/* Parses YAML text (for tests); name is used in error lines. */
+ag_config_t *ag_config_load_string(const char *yaml, const char *name, char *errbuf, size_t errlen);
+void ag_config_destroy(ag_config_t *cfg);
+/* Number of entries in a NULL-terminated list. */
+size_t ag_config_list_len(char *const *list);
+int ag_config_list_has(char *const *list, const char *s);
+
+#endif

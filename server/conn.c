@@ -1,0 +1,205 @@
+#include "conn.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include "server.h"
+#include "session.h"
+
+const ag_disconnect_t AG_DISCONNECT_QUIT = {1000, "quit", 0};
+const ag_disconnect_t AG_DISCONNECT_SERVER = {1000, "closed by the server", 0};
+const ag_disconnect_t AG_DISCONNECT_SHUTDOWN = {1001, "going away", 1};
+const ag_disconnect_t AG_DISCONNECT_SHUTDOWN_FINAL = {1001, "going away", 0};
+const ag_disconnect_t AG_DISCONNECT_SLOW = {1008, "slow consumer", 1};
+const ag_disconnect_t AG_DISCONNECT_TOO_BIG = {1009, "message too big", 1};
+const ag_disconnect_t AG_DISCONNECT_HEARTBEAT = {1000, "heartbeat timeout", 1};
+
+ag_conn_t *ag_conn_create(ag_server_t *server, const ag_transport_t *transport, void *self, const ag_conn_info_t *info)
+{
+    ag_conn_t *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return NULL;
+    ag_uuid4(c->id);
+    const char *fp = info->fingerprint != NULL && info->fingerprint[0] != '\0' ? info->fingerprint : c->id;
+    if ((c->fingerprint = strdup(fp)) == NULL) {
+        free(c);
+        return NULL;
+    }
+    snprintf(c->remote_ip, sizeof(c->remote_ip), "%s", info->remote_ip != NULL ? info->remote_ip : "");
+    c->remote_port = info->remote_port;
+    c->connected_at = ag_now_ms();
+    c->transport_name = info->transport_name != NULL ? info->transport_name : "websocket";
+    c->server = server;
+    c->_refcnt = 1;
+    c->_transport = transport;
+    c->_transport_self = self;
+    if (ag_map_set(&server->conns, c->id, c) != AG_OK) {
+        free(c->fingerprint);
+        free(c);
+        return NULL;
+    }
+    server->num_conns++;
+    server->stats.connections_opened++;
+    ag_debug("conn", c->id, "open via %s from %s:%d", c->transport_name, c->remote_ip, c->remote_port);
+    ag_session_on_open(c);
+    return c;
+}
+
+ag_conn_t *ag_conn_find(ag_server_t *server, const char *id)
+{
+    ag_conn_t *c = ag_map_get(&server->conns, id);
+    return c != NULL && !ag_conn_is_closed(c) ? c : NULL;
+}
+
+static void queue_clear(ag_conn_t *c)
+{
+    ag_frame_t *f;
+    while ((f = ag_conn_shift(c)) != NULL)
+        ag_frame_release(f);
+}
+
+void ag_conn_release(ag_conn_t *c)
+{
+    if (--c->_refcnt != 0)
+        return;
+    queue_clear(c);
+    free(c->_queue);
+    for (size_t i = 0; i < c->num_rooms; i++)
+        free(c->rooms[i]);
+    free(c->rooms);
+    free(c->fingerprint);
+    free(c);
+}
+
+/* Marks the connection closed and unregisters it; the session layer leaves rooms. Runs once. */
+static void conn_finish(ag_conn_t *c)
+{
+    if (c->_state == AG_CONN_CLOSED)
+        return;
+    c->_state = AG_CONN_CLOSED;
+    ag_map_del(&c->server->conns, c->id);
+    c->server->num_conns--;
+    c->server->stats.connections_closed++;
+    ag_session_on_close(c);
+    queue_clear(c);
+    ag_debug("conn", c->id, "closed");
+}
+
+void ag_conn_on_frame(ag_conn_t *c, const char *data, size_t len, int binary)
+{
+    if (ag_conn_is_closed(c))
+        return;
+    c->server->stats.frames_in++;
+    ag_conn_addref(c);
+    ag_session_on_frame(c, data, len, binary);
+    ag_conn_release(c);
+}
+
+void ag_conn_on_transport_gone(ag_conn_t *c)
+{
+    c->_transport = NULL;
+    c->_transport_self = NULL;
+    conn_finish(c);
+    ag_conn_release(c);
+}
+
+void ag_conn_set_transport_name(ag_conn_t *c, const char *name)
+{
+    c->transport_name = name;
+}
+
+ag_frame_t *ag_conn_shift(ag_conn_t *c)
+{
+    if (c->_q_len == 0)
+        return NULL;
+    ag_frame_t *f = c->_queue[c->_q_head];
+    c->_q_head = (c->_q_head + 1) & (c->_q_cap - 1);
+    c->_q_len--;
+    c->_q_bytes -= f->len;
+    if (c->_q_len == 0 && c->_q_cap > 16) {
+        /* An idle connection holds no queue memory. */
+        free(c->_queue);
+        c->_queue = NULL;
+        c->_q_cap = c->_q_head = 0;
+    }
+    return f;
+}
+
+static int queue_reserve(ag_conn_t *c)
+{
+    if (c->_q_len < c->_q_cap)
+        return AG_OK;
+    size_t ncap = c->_q_cap == 0 ? 4 : c->_q_cap * 2;
+    ag_frame_t **n = malloc(ncap * sizeof(*n));
+    if (n == NULL)
+        return AG_ENOMEM;
+    for (size_t i = 0; i < c->_q_len; i++)
+        n[i] = c->_queue[(c->_q_head + i) & (c->_q_cap - 1)];
+    free(c->_queue);
+    c->_queue = n;
+    c->_q_cap = ncap;
+    c->_q_head = 0;
+    return AG_OK;
+}
+
+void ag_conn_unshift(ag_conn_t *c, ag_frame_t *f)
+{
+    if (ag_conn_is_closed(c) || queue_reserve(c) != AG_OK) {
+        ag_frame_release(f);
+        return;
+    }
+    c->_q_head = (c->_q_head + c->_q_cap - 1) & (c->_q_cap - 1);
+    c->_queue[c->_q_head] = f;
+    c->_q_len++;
+    c->_q_bytes += f->len;
+}
+
+void ag_conn_kick(ag_conn_t *c)
+{
+    if (!ag_conn_is_closed(c) && c->_transport != NULL && c->_q_len != 0)
+        c->_transport->on_pending(c, c->_transport_self);
+}
+
+int ag_conn_send(ag_conn_t *c, ag_frame_t *f)
+{
+    if (ag_conn_is_closed(c))
+        return AG_ECLOSED;
+    const ag_config_t *cfg = c->server->config;
+    if (c->_q_len >= (size_t)cfg->servers.websocket.server.queueMaxFrames ||
+        c->_q_bytes + f->len > (size_t)cfg->servers.websocket.server.queueMaxBytes) {
+        c->server->stats.slow_consumers++;
+        ag_log(AG_LOG_WARN, "conn", c->id, "slow consumer: %zu frames, %zu bytes queued; disconnecting", c->_q_len, c->_q_bytes);
+        ag_conn_close(c, &AG_DISCONNECT_SLOW);
+        return AG_EBUSY;
+    }
+    if (queue_reserve(c) != AG_OK)
+        return AG_ENOMEM;
+    c->_queue[(c->_q_head + c->_q_len) & (c->_q_cap - 1)] = ag_frame_addref(f);
+    c->_q_len++;
+    c->_q_bytes += f->len;
+    c->server->stats.frames_out++;
+    if (c->_q_len == 1 && c->_transport != NULL)
+        c->_transport->on_pending(c, c->_transport_self);
+    return AG_OK;
+}
+
+int ag_conn_send_json(ag_conn_t *c, const json_t *obj)
+{
+    ag_frame_t *f = ag_frame_from_json(obj);
+    if (f == NULL)
+        return AG_ENOMEM;
+    int ret = ag_conn_send(c, f);
+    ag_frame_release(f);
+    return ret;
+}
+
+void ag_conn_close(ag_conn_t *c, const ag_disconnect_t *why)
+{
+    if (c->_state != AG_CONN_OPEN)
+        return;
+    c->_state = AG_CONN_CLOSING;
+    ag_debug("conn", c->id, "closing: %s", why->reason);
+    if (c->_transport != NULL) {
+        /* Keep what is queued: the transport flushes it before its close frame where it can. */
+        c->_transport->close(c, c->_transport_self, why);
+    }
+}

@@ -1,0 +1,135 @@
+/*
+ * ag_conn_t: one logical realtime connection, whatever carries it.
+ *
+ * The connection owns the outbound queue; a transport owns the bytes. A transport is anything that implements
+ * ag_transport_t: the plain WebSocket at /primus (transports/primus_ws.c), or an engine.io session
+ * (transports/eio.c), which itself switches between polling, websocket and sse underneath without the connection
+ * noticing. The session layer (server/session.c) sees only this type, and its `type` is always "websocket".
+ *
+ * Flow:
+ *   transport --ag_conn_on_frame()--> connection --> session layer (verbs, actions, rooms)
+ *   session layer --ag_conn_send()--> outbound queue --transport->on_pending()--> transport pulls with ag_conn_shift()
+ *   transport dies --ag_conn_on_transport_gone()--> connection leaves its rooms, fails pending work, is released.
+ *
+ * Lifetime: refcounted. The transport holds one reference until it calls ag_conn_on_transport_gone(); every piece of
+ * async work (a pending action, a store callback) holds its own reference with ag_conn_addref()/ag_conn_release(), and
+ * must check ag_conn_is_closed() before writing. Nothing frees a connection inside a callback it is dispatching.
+ */
+#ifndef AG_CONN_H
+#define AG_CONN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+#include "common.h"
+#include "frame.h"
+
+typedef struct st_ag_server_t ag_server_t;
+typedef struct st_ag_conn_t ag_conn_t;
+
+/* Why a connection ends: data, not control flow (code, human reason, whether the client should reconnect). */
+typedef struct st_ag_disconnect_t {
+    uint16_t code;      /* WebSocket close code when the transport has one */
+    const char *reason; /* short text for logs and close frames */
+    int reconnect;      /* 0: the client must not reconnect (Primus sends "primus::server::close" first) */
+} ag_disconnect_t;
+extern const ag_disconnect_t AG_DISCONNECT_QUIT;          /* quit/exit verb: no reconnect */
+extern const ag_disconnect_t AG_DISCONNECT_SERVER;        /* destroyed by the application: no reconnect */
+extern const ag_disconnect_t AG_DISCONNECT_SHUTDOWN;      /* going away, come back later (destroyClientsOnShutdown false) */
+extern const ag_disconnect_t AG_DISCONNECT_SHUTDOWN_FINAL;/* going away, do not reconnect (destroyClientsOnShutdown true) */
+extern const ag_disconnect_t AG_DISCONNECT_SLOW;          /* outbound queue over its bound */
+extern const ag_disconnect_t AG_DISCONNECT_TOO_BIG;       /* inbound message over the limit (1009) */
+extern const ag_disconnect_t AG_DISCONNECT_HEARTBEAT;     /* peer stopped answering pings */
+
+typedef struct st_ag_transport_t {
+    const char *name;
+    /* The queue went from empty to non-empty (or the transport asked with ag_conn_kick). If the transport can write
+     * now, it drains with ag_conn_shift(); otherwise it does so when it becomes writable. May be called from inside
+     * ag_conn_send(); must not release the connection synchronously. */
+    void (*on_pending)(ag_conn_t *conn, void *self);
+    /* Close on purpose. The transport writes what it needs (close frame, engine.io close packet), then tears itself
+     * down and calls ag_conn_on_transport_gone() — possibly later, never before returning from close(). */
+    void (*close)(ag_conn_t *conn, void *self, const ag_disconnect_t *why);
+} ag_transport_t;
+
+/* What the transport knows about the peer when the connection opens. All strings are copied. */
+typedef struct st_ag_conn_info_t {
+    const char *fingerprint;    /* ?sessionID= of the socket URL; NULL or "" = use the connection id */
+    const char *remote_ip;      /* already resolved through trusted proxies (see ag_http_peer_info) */
+    int remote_port;
+    const char *transport_name; /* "websocket", "polling", "sse": shown by detailsView */
+} ag_conn_info_t;
+
+typedef enum { AG_CONN_OPEN = 0, AG_CONN_CLOSING, AG_CONN_CLOSED } ag_conn_state_t;
+
+struct st_ag_conn_t {
+    char id[37];
+    char *fingerprint;
+    char remote_ip[64];
+    int remote_port;
+    uint64_t connected_at;
+    const char *transport_name; /* static string */
+    ag_server_t *server;
+
+    /* session layer state, owned by server/session.c */
+    char **rooms; /* local truth for delivery, in join order */
+    size_t num_rooms;
+    uint32_t total_actions;
+    uint32_t pending_actions;
+    void *user_data; /* for the embedding application's hooks */
+
+    /* private */
+    uint32_t _refcnt;
+    ag_conn_state_t _state;
+    const ag_transport_t *_transport;
+    void *_transport_self;
+    ag_frame_t **_queue; /* ring buffer of frames */
+    size_t _q_cap, _q_head, _q_len;
+    size_t _q_bytes;
+    int _in_dispatch;
+};
+
+/* Creates the connection, registers it with the server and queues the welcome frame (unless the server runs in raw
+ * echo mode, where the transport never creates connections). The transport's reference is the initial one. */
+ag_conn_t *ag_conn_create(ag_server_t *server, const ag_transport_t *transport, void *self, const ag_conn_info_t *info);
+static inline ag_conn_t *ag_conn_addref(ag_conn_t *c)
+{
+    ++c->_refcnt;
+    return c;
+}
+void ag_conn_release(ag_conn_t *c);
+static inline int ag_conn_is_closed(const ag_conn_t *c)
+{
+    return c->_state != AG_CONN_OPEN;
+}
+/* Finds an open local connection by id (borrowed), or NULL. */
+ag_conn_t *ag_conn_find(ag_server_t *server, const char *id);
+
+/* --- called by transports --- */
+/* One inbound message (text or binary). Borrowed for the call. */
+void ag_conn_on_frame(ag_conn_t *c, const char *data, size_t len, int binary);
+/* The transport is gone (peer closed, error, or after close()). Drops the transport's reference. */
+void ag_conn_on_transport_gone(ag_conn_t *c);
+/* The same connection moved to another carrier (engine.io upgrade); name is a static string. */
+void ag_conn_set_transport_name(ag_conn_t *c, const char *name);
+/* Takes the oldest queued frame; the caller owns the returned reference. NULL when empty. */
+ag_frame_t *ag_conn_shift(ag_conn_t *c);
+static inline size_t ag_conn_queued(const ag_conn_t *c)
+{
+    return c->_q_len;
+}
+/* Puts a frame back at the head (the transport could not write it after all). Takes the caller's reference. */
+void ag_conn_unshift(ag_conn_t *c, ag_frame_t *f);
+/* Ask for on_pending again (e.g. a new GET arrived and the queue is not empty). */
+void ag_conn_kick(ag_conn_t *c);
+
+/* --- called by the session layer and the push API --- */
+/* Queues the frame (adds a reference). Over the queue bound the connection is closed as a slow consumer and
+ * AG_EBUSY returned; on a closed connection AG_ECLOSED. */
+int ag_conn_send(ag_conn_t *c, ag_frame_t *f);
+/* Encodes obj once and sends it; obj is borrowed. */
+int ag_conn_send_json(ag_conn_t *c, const json_t *obj);
+/* Ends the connection on purpose. Idempotent. */
+void ag_conn_close(ag_conn_t *c, const ag_disconnect_t *why);
+
+#endif

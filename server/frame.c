@@ -1,0 +1,39 @@
+#include "frame.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+ag_frame_t *ag_frame_create(const void *data, size_t len, int binary)
+{
+    ag_frame_t *f = malloc(sizeof(*f) + len + 1);
+    if (f == NULL)
+        return NULL;
+    f->refcnt = 1;
+    f->binary = binary != 0;
+    f->len = len;
+    if (len != 0)
+        memcpy(f->data, data, len);
+    f->data[len] = '\0';
+    return f;
+}
+
+ag_frame_t *ag_frame_from_json(const json_t *obj)
+{
+    size_t len = json_dumpb(obj, NULL, 0, AG_JSON_FLAGS);
+    if (len == 0)
+        return NULL;
+    ag_frame_t *f = malloc(sizeof(*f) + len + 1);
+    if (f == NULL)
+        return NULL;
+    f->refcnt = 1;
+    f->binary = 0;
+    f->len = json_dumpb(obj, f->data, len, AG_JSON_FLAGS);
+    f->data[f->len] = '\0';
+    return f;
+}
+
+void ag_frame_release(ag_frame_t *f)
+{
+    if (f != NULL && --f->refcnt == 0)
+        free(f);
+}

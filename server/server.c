@@ -1,0 +1,261 @@
+#include "server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <openssl/err.h>
+#include "modules.h"
+
+h2o_pathconf_t *ag_server_register_path(ag_server_t *s, const char *path)
+{
+    h2o_hostconf_t *host = s->h2o_config.hosts[0];
+    for (size_t i = 0; i < host->paths.size; i++)
+        if (host->paths.entries[i].path.len == strlen(path) && memcmp(host->paths.entries[i].path.base, path, strlen(path)) == 0)
+            return &host->paths.entries[i];
+    return h2o_config_register_path(host, path, 0);
+}
+
+static int create_listener(ag_server_t *s, char *errbuf, size_t errlen)
+{
+    const char *bind_ip = s->config->servers.web.bindIP;
+    struct sockaddr_storage ss;
+    socklen_t sslen;
+    memset(&ss, 0, sizeof(ss));
+    struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+    if (inet_pton(AF_INET, bind_ip, &sin->sin_addr) == 1) {
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons((uint16_t)s->config->servers.web.port);
+        sslen = sizeof(*sin);
+    } else if (inet_pton(AF_INET6, bind_ip, &sin6->sin6_addr) == 1) {
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_port = htons((uint16_t)s->config->servers.web.port);
+        sslen = sizeof(*sin6);
+    } else {
+        snprintf(errbuf, errlen, "servers.web.bindIP: not an IP address: %s", bind_ip);
+        return AG_ECONFIG;
+    }
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+    if (fd == -1 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+        bind(fd, (struct sockaddr *)&ss, sslen) != 0 || listen(fd, SOMAXCONN) != 0) {
+        snprintf(errbuf, errlen, "cannot listen on %s:%d: %s", bind_ip, s->config->servers.web.port, strerror(errno));
+        if (fd != -1)
+            close(fd);
+        return AG_EIO;
+    }
+    s->listener = h2o_evloop_socket_create(s->loop, fd, H2O_SOCKET_FLAG_DONT_READ);
+    s->listener->data = s;
+    return 0;
+}
+
+int ag_server_port(ag_server_t *s)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    if (s->listener == NULL || getsockname(h2o_socket_get_fd(s->listener), (struct sockaddr *)&ss, &len) != 0)
+        return -1;
+    return h2o_socket_getport((struct sockaddr *)&ss);
+}
+
+static void on_accept(h2o_socket_t *listener, const char *err)
+{
+    ag_server_t *s = listener->data;
+    if (err != NULL)
+        return;
+    for (int i = 0; i < 64; i++) {
+        h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
+        if (sock == NULL)
+            break;
+        h2o_accept(&s->accept_ctx, sock);
+    }
+}
+
+static int setup_tls(ag_server_t *s, char *errbuf, size_t errlen)
+{
+    const ag_config_t *cfg = s->config;
+    s->ssl_ctx = SSL_CTX_new(TLS_server_method());
+    SSL_CTX_set_min_proto_version(s->ssl_ctx, TLS1_2_VERSION);
+    /* Idle TLS connections keep no read/write buffers. */
+    SSL_CTX_set_mode(s->ssl_ctx, SSL_MODE_RELEASE_BUFFERS);
+    if (SSL_CTX_use_certificate_chain_file(s->ssl_ctx, cfg->servers.web.certFile) != 1) {
+        snprintf(errbuf, errlen, "servers.web.certFile: cannot load %s", cfg->servers.web.certFile);
+        return AG_ECONFIG;
+    }
+    if (SSL_CTX_use_PrivateKey_file(s->ssl_ctx, cfg->servers.web.keyFile, SSL_FILETYPE_PEM) != 1) {
+        snprintf(errbuf, errlen, "servers.web.keyFile: cannot load %s", cfg->servers.web.keyFile);
+        return AG_ECONFIG;
+    }
+    if (cfg->servers.web.http2)
+        h2o_ssl_register_alpn_protocols(s->ssl_ctx, h2o_http2_alpn_protocols);
+    s->accept_ctx.ssl_ctx = s->ssl_ctx;
+    return 0;
+}
+
+static void resolve_public_dir(ag_server_t *s)
+{
+    const char *dir = s->config->servers.web.publicDir;
+    if (dir[0] == '\0')
+        dir = AG_SOURCE_DIR "/client/public";
+    char *real = realpath(dir, NULL);
+    snprintf(s->public_dir, sizeof(s->public_dir), "%s", real != NULL ? real : dir);
+    free(real);
+}
+
+static void register_static(ag_server_t *s)
+{
+    static const char *index_files[] = {"index.html", NULL};
+    const ag_config_t *cfg = s->config;
+    char path[256];
+    snprintf(path, sizeof(path), "/%s", cfg->servers.web.urlPathForFiles);
+    h2o_expires_args_t expires = {H2O_EXPIRES_MODE_MAX_AGE, {.max_age = (uint64_t)cfg->servers.web.flatFileCacheDuration}};
+    h2o_pathconf_t *pc = ag_server_register_path(s, path);
+    h2o_file_register(pc, s->public_dir, index_files, NULL, 0);
+    h2o_expires_register(pc, &expires);
+    pc = ag_server_register_path(s, "/");
+    h2o_file_register(pc, s->public_dir, index_files, NULL, 0);
+    h2o_expires_register(pc, &expires);
+}
+
+ag_server_t *ag_server_create(ag_config_t *cfg, char *errbuf, size_t errlen)
+{
+    ag_server_t *s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        ag_config_destroy(cfg);
+        snprintf(errbuf, errlen, "out of memory");
+        return NULL;
+    }
+    s->config = cfg;
+    ag_map_init(&s->conns);
+    if (cfg->general.id[0] != '\0') {
+        snprintf(s->node_id, sizeof(s->node_id), "%s", cfg->general.id);
+    } else {
+        unsigned char b[6];
+        ag_random_bytes(b, sizeof(b));
+        snprintf(s->node_id, sizeof(s->node_id), "n%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2], b[3], b[4], b[5]);
+    }
+    resolve_public_dir(s);
+
+    h2o_config_init(&s->h2o_config);
+    s->h2o_config.server_name = h2o_iovec_init(H2O_STRLIT("actiongate"));
+    /* Polling POST bodies and /api bodies: h2o buffers whole bodies before the handler runs (2.2.5). */
+    long maxbody = cfg->servers.web.maxRequestBody;
+    if (cfg->servers.websocket.server.maxHttpBufferSize > maxbody)
+        maxbody = cfg->servers.websocket.server.maxHttpBufferSize;
+    s->h2o_config.max_request_entity_size = (size_t)maxbody + 1024;
+    s->h2o_config.http1.upgrade_to_http2 = cfg->servers.web.http2;
+    h2o_config_register_host(&s->h2o_config, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+
+    /* Modules may create timers on the loop while registering; the context comes after every path is registered,
+     * because h2o runs each handler's per-context init only in h2o_context_init. */
+    s->loop = h2o_evloop_create();
+    s->accept_ctx.ctx = &s->ctx;
+    s->accept_ctx.hosts = s->h2o_config.hosts;
+
+    if (cfg->servers.web.secure && setup_tls(s, errbuf, errlen) != 0)
+        goto fail;
+    if (s->store == NULL && (s->store = ag_store_memory_create()) == NULL) {
+        snprintf(errbuf, errlen, "out of memory");
+        goto fail;
+    }
+    if (ag_modules_init(s, errbuf, errlen) != 0)
+        goto fail;
+    register_static(s);
+    h2o_context_init(&s->ctx, s->loop, &s->h2o_config);
+    s->ctx_ready = 1;
+    if (create_listener(s, errbuf, errlen) != 0)
+        goto fail;
+    return s;
+fail:
+    ag_server_destroy(s);
+    return NULL;
+}
+
+/* --- signals: signalfd on the loop, so the handler runs as a normal loop callback --- */
+
+static void on_signal(h2o_socket_t *sock, const char *err)
+{
+    ag_server_t *s = sock->data;
+    struct signalfd_siginfo si;
+    while (read(h2o_socket_get_fd(sock), &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+        ag_log(AG_LOG_INFO, "server", NULL, "signal %u: shutting down", si.ssi_signo);
+        ag_server_stop(s);
+    }
+    h2o_buffer_consume(&sock->input, sock->input->size);
+}
+
+void ag_server_stop(ag_server_t *s)
+{
+    if (s->stopping)
+        return;
+    s->stopping = 1;
+    s->stop_deadline = h2o_now(s->loop) + (uint64_t)s->config->general.shutdownTimeout;
+    if (s->listener != NULL) {
+        h2o_socket_read_stop(s->listener);
+        h2o_socket_close(s->listener);
+        s->listener = NULL;
+    }
+    ag_modules_stop(s);
+    const ag_disconnect_t *why =
+        s->config->servers.websocket.destroyClientsOnShutdown ? &AG_DISCONNECT_SHUTDOWN_FINAL : &AG_DISCONNECT_SHUTDOWN;
+    const char *id;
+    void *v;
+    for (size_t it = 0; ag_map_next(&s->conns, &it, &id, &v);)
+        ag_conn_close(v, why);
+    h2o_context_request_shutdown(&s->ctx);
+}
+
+int ag_server_run(ag_server_t *s)
+{
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGTERM);
+    sigprocmask(SIG_BLOCK, &mask, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    int sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+    h2o_socket_t *sigsock = h2o_evloop_socket_create(s->loop, sfd, H2O_SOCKET_FLAG_DONT_READ);
+    sigsock->data = s;
+    h2o_socket_read_start(sigsock, on_signal);
+
+    h2o_socket_read_start(s->listener, on_accept);
+    ag_log(AG_LOG_INFO, "server", NULL, "actiongate %s node %s listening on %s://%s:%d (store: %s, public: %s)", AG_VERSION,
+           s->node_id, s->config->servers.web.secure ? "https" : "http", s->config->servers.web.bindIP, ag_server_port(s),
+           s->store->ops->name, s->public_dir);
+    while (!s->stopping)
+        h2o_evloop_run(s->loop, INT32_MAX);
+    /* Drain: closing connections flush their close frames; give them until the deadline. */
+    while (s->num_conns != 0 && h2o_now(s->loop) < s->stop_deadline)
+        h2o_evloop_run(s->loop, 50);
+    if (s->num_conns != 0)
+        ag_log(AG_LOG_WARN, "server", NULL, "%zu connections still open at the shutdown deadline", s->num_conns);
+    h2o_socket_read_stop(sigsock);
+    h2o_socket_close(sigsock);
+    ag_log(AG_LOG_INFO, "server", NULL, "stopped");
+    return s->exit_code;
+}
+
+void ag_server_destroy(ag_server_t *s)
+{
+    if (s == NULL)
+        return;
+    ag_modules_dispose(s);
+    if (s->store != NULL)
+        s->store->ops->destroy(s->store);
+    if (s->listener != NULL)
+        h2o_socket_close(s->listener);
+    ag_map_dispose(&s->conns);
+    /* The loop and context are left to process exit: h2o 2.2.5 asserts on disposing contexts with linked timeouts
+     * (graceful-shutdown timers of live HTTP/2 connections), and nothing outlives the process anyway. */
+    if (s->ssl_ctx != NULL)
+        SSL_CTX_free(s->ssl_ctx);
+    ag_config_destroy(s->config);
+    free(s);
+}

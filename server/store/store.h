@@ -1,0 +1,69 @@
+/*
+ * ag_store_t: rooms, membership, cache and pub/sub behind one interface.
+ *
+ * Two implementations: memory (server/store/memory.c, the embedded default) and redis (server/store/redis.c, the
+ * cluster). Both pass the same suite (spec/unit/test_store.c). Every operation is asynchronous: the callback runs
+ * exactly once, possibly *before the call returns* (the memory store answers at once), so callers must not hold
+ * state that a synchronous answer would invalidate.
+ *
+ * Results are jansson values borrowed for the duration of the callback (take a json_incref to keep one).
+ * err is NULL on success, else a short message; for room operations the message is the protocol's exact text
+ * ("room exists", "room does not exist") so the session layer can forward it.
+ */
+#ifndef AG_STORE_H
+#define AG_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+
+typedef struct st_ag_store_t ag_store_t;
+typedef void (*ag_store_cb)(void *data, const char *err, json_t *result);
+/* A message published on a channel this node subscribed to. payload borrowed for the call. */
+typedef void (*ag_store_message_cb)(void *data, const char *channel, const char *payload, size_t len);
+
+typedef struct st_ag_store_ops_t {
+    const char *name; /* "memory", "redis" */
+    void (*destroy)(ag_store_t *store);
+
+    /* rooms: result true | err "room exists" */
+    void (*room_add)(ag_store_t *store, const char *room, ag_store_cb cb, void *data);
+    /* result true | err "room does not exist"; members are removed too */
+    void (*room_del)(ag_store_t *store, const char *room, ag_store_cb cb, void *data);
+    /* result true/false */
+    void (*room_exists)(ag_store_t *store, const char *room, ag_store_cb cb, void *data);
+    /* result: array of room names */
+    void (*room_list)(ag_store_t *store, ag_store_cb cb, void *data);
+    /* details: an object kept verbatim ({id, joinedAt, node}); result true | err "room does not exist" */
+    void (*member_add)(ag_store_t *store, const char *room, const char *conn_id, const json_t *details, ag_store_cb cb,
+                       void *data);
+    /* result true (removed) / false (was not a member) */
+    void (*member_del)(ag_store_t *store, const char *room, const char *conn_id, ag_store_cb cb, void *data);
+    /* result: object conn_id -> details | err "room does not exist" */
+    void (*members)(ag_store_t *store, const char *room, ag_store_cb cb, void *data);
+
+    /* cache. expire_ms: absolute ms epoch, 0 = never. result true */
+    void (*cache_save)(ag_store_t *store, const char *key, const json_t *value, uint64_t expire_ms, ag_store_cb cb, void *data);
+    /* result {key, value, expireTimestamp, createdAt, readAt} or null when missing/expired; updates readAt */
+    void (*cache_load)(ag_store_t *store, const char *key, ag_store_cb cb, void *data);
+    /* result true (deleted) / false */
+    void (*cache_del)(ag_store_t *store, const char *key, ag_store_cb cb, void *data);
+    /* result: integer, live keys */
+    void (*cache_size)(ag_store_t *store, ag_store_cb cb, void *data);
+
+    /* pub/sub: publish reaches every node subscribed to channel, this one included. cb may be NULL. */
+    void (*publish)(ag_store_t *store, const char *channel, const char *payload, size_t len, ag_store_cb cb, void *data);
+    /* Node-level subscription (refcounting is the caller's job: one per channel per node). */
+    void (*subscribe)(ag_store_t *store, const char *channel);
+    void (*unsubscribe)(ag_store_t *store, const char *channel);
+} ag_store_ops_t;
+
+struct st_ag_store_t {
+    const ag_store_ops_t *ops;
+    ag_store_message_cb on_message;
+    void *on_message_data;
+};
+
+ag_store_t *ag_store_memory_create(void);
+
+#endif

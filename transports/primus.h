@@ -1,0 +1,12 @@
+/*
+ * The plain WebSocket endpoint with Primus framing (PROTOCOL.md §3), at the configured pathname (default /primus):
+ * upgrades without an EIO query, GET <pathname>/spec, and 426 for a plain GET.
+ */
+#ifndef AG_PRIMUS_H
+#define AG_PRIMUS_H
+
+#include "server.h"
+
+void ag_primus_register(ag_server_t *s);
+
+#endif

@@ -1,0 +1,208 @@
+/*
+ * Primus "websockets" framing over ag_ws_t. Each text frame is one JSON value; Primus control frames are JSON strings
+ * ("primus::ping::<ms>", "primus::pong::<ms>", "primus::id::", "primus::server::close").
+ *
+ * Heartbeat: one timer for the whole node (not one per connection). Each tick closes the connections that sent no pong
+ * (and no WebSocket PING) since the previous tick, without "primus::server::close" so their clients reconnect, and
+ * pings the others.
+ */
+#include "primus.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include "http.h"
+#include "ws.h"
+
+typedef struct st_primus_t {
+    ag_ws_t *ws;
+    ag_conn_t *conn;
+    h2o_linklist_t link; /* in the node's heartbeat list */
+    int alive;
+} primus_t;
+
+typedef struct st_primus_node_t {
+    ag_server_t *server;
+    h2o_linklist_t all;
+    h2o_timeout_t heartbeat;
+    h2o_timeout_entry_t tick;
+    int started;
+} primus_node_t;
+
+static primus_node_t node; /* one node per process */
+
+#define PRIMUS_SERVER_CLOSE "\"primus::server::close\""
+
+static void on_pending(ag_conn_t *conn, void *self)
+{
+    primus_t *p = self;
+    const ag_config_t *cfg = conn->server->config;
+    ag_frame_t *f;
+    while ((f = ag_conn_shift(conn)) != NULL) {
+        ag_ws_send(p->ws, f->data, f->len, f->binary);
+        ag_frame_release(f);
+    }
+    /* wslay holds what the socket has not taken yet; that backlog is the consumer's, so it counts against the bound. */
+    if (ag_ws_queued_bytes(p->ws) > (size_t)cfg->servers.websocket.server.queueMaxBytes ||
+        ag_ws_queued_count(p->ws) > (size_t)cfg->servers.websocket.server.queueMaxFrames) {
+        conn->server->stats.slow_consumers++;
+        ag_log(AG_LOG_WARN, "primus", conn->id, "slow consumer: %zu bytes unsent; disconnecting", ag_ws_queued_bytes(p->ws));
+        ag_conn_close(conn, &AG_DISCONNECT_SLOW);
+    }
+}
+
+static void transport_close(ag_conn_t *conn, void *self, const ag_disconnect_t *why)
+{
+    primus_t *p = self;
+    on_pending(conn, self);
+    if (!why->reconnect)
+        ag_ws_send(p->ws, PRIMUS_SERVER_CLOSE, sizeof(PRIMUS_SERVER_CLOSE) - 1, 0);
+    /* Primus ends with a close frame without a status code; the limits keep their codes so clients can tell. */
+    uint16_t code = why == &AG_DISCONNECT_TOO_BIG || why == &AG_DISCONNECT_SLOW ? why->code : 0;
+    ag_ws_close(p->ws, code, why->reason);
+}
+
+static const ag_transport_t primus_transport = {"websocket", on_pending, transport_close};
+
+static int starts_with(const uint8_t *data, size_t len, const char *prefix)
+{
+    size_t n = strlen(prefix);
+    return len >= n && memcmp(data, prefix, n) == 0;
+}
+
+static void on_message(ag_ws_t *ws, const uint8_t *data, size_t len, int binary)
+{
+    primus_t *p = ws->data;
+    if (!binary && starts_with(data, len, "\"primus::") && data[len - 1] == '"') {
+        if (starts_with(data, len, "\"primus::pong::")) {
+            p->alive = 1;
+            return;
+        }
+        if (len == sizeof("\"primus::id::\"") - 1 && starts_with(data, len, "\"primus::id::\"")) {
+            char reply[64];
+            int n = snprintf(reply, sizeof(reply), "\"primus::id::%s\"", p->conn->id);
+            ag_ws_send(ws, reply, (size_t)n, 0);
+            return;
+        }
+        /* any other "primus::…" string is data for the session layer, as in Primus */
+    }
+    ag_conn_on_frame(p->conn, (const char *)data, len, binary);
+}
+
+static void on_ping(ag_ws_t *ws)
+{
+    primus_t *p = ws->data;
+    p->alive = 1;
+}
+
+static void on_closed(ag_ws_t *ws)
+{
+    primus_t *p = ws->data;
+    if (h2o_linklist_is_linked(&p->link))
+        h2o_linklist_unlink(&p->link);
+    if (p->conn != NULL)
+        ag_conn_on_transport_gone(p->conn);
+    free(p);
+}
+
+static const ag_ws_callbacks_t ws_callbacks = {on_message, on_ping, on_closed};
+
+static void on_tick(h2o_timeout_entry_t *entry)
+{
+    char ping[64];
+    int n = snprintf(ping, sizeof(ping), "\"primus::ping::%llu\"", (unsigned long long)ag_now_ms());
+    for (h2o_linklist_t *l = node.all.next, *next; l != &node.all; l = next) {
+        next = l->next;
+        primus_t *p = H2O_STRUCT_FROM_MEMBER(primus_t, link, l);
+        if (ag_ws_is_closing(p->ws))
+            continue;
+        if (!p->alive) {
+            ag_log(AG_LOG_INFO, "primus", p->conn->id, "no pong since the last heartbeat; closing");
+            ag_conn_close(p->conn, &AG_DISCONNECT_HEARTBEAT);
+            continue;
+        }
+        p->alive = 0;
+        ag_ws_send(p->ws, ping, (size_t)n, 0);
+    }
+    h2o_timeout_link(node.server->loop, &node.heartbeat, &node.tick);
+}
+
+static void start_heartbeat(ag_server_t *s)
+{
+    if (node.started)
+        return;
+    node.started = 1;
+    h2o_timeout_init(s->loop, &node.heartbeat, (uint64_t)s->config->servers.websocket.server.primusPingInterval);
+    node.tick.cb = on_tick;
+    h2o_timeout_link(s->loop, &node.heartbeat, &node.tick);
+}
+
+static void respond_426(h2o_req_t *req)
+{
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL,
+                   H2O_STRLIT("no-store, no-cache, must-revalidate, max-age=0"));
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("pragma"), 0, NULL, H2O_STRLIT("no-cache"));
+    ag_http_respond(req, 426, "Upgrade Required", "text/plain", H2O_STRLIT("Upgrade Required"));
+}
+
+static int on_req(h2o_handler_t *self, h2o_req_t *req)
+{
+    ag_server_t *s = ag_http_server(req);
+    const ag_config_t *cfg = s->config;
+    if (ag_http_query_param(req, "EIO") != NULL)
+        return -1; /* engine.io */
+    const char *pathname = cfg->servers.websocket.server.pathname;
+    size_t plen = strlen(pathname);
+    h2o_iovec_t path = req->path_normalized;
+    const char *rest = path.base + plen;
+    size_t rest_len = path.len - plen;
+    if (rest_len == sizeof("/spec") - 1 && memcmp(rest, "/spec", rest_len) == 0) {
+        char body[512];
+        int n = snprintf(body, sizeof(body),
+                         "{\"pingInterval\":%d,\"pathname\":\"%s\",\"version\":\"%s\",\"parser\":\"json\",\"transformer\":\"engineio\"}",
+                         cfg->servers.websocket.server.primusPingInterval, pathname, AG_VERSION);
+        ag_http_respond(req, 200, "OK", "application/json", body, (size_t)n);
+        return 0;
+    }
+    if (!(rest_len == 0 || (rest_len == 1 && rest[0] == '/')))
+        return -1; /* e.g. /primusX or /primus/other: not ours */
+    const char *key;
+    if (h2o_is_websocket_handshake(req, &key) != 0 || key == NULL) {
+        respond_426(req);
+        return 0;
+    }
+    if (s->stopping) {
+        ag_http_respond(req, 503, "Service Unavailable", "text/plain", H2O_STRLIT("shutting down"));
+        return 0;
+    }
+    primus_t *p = calloc(1, sizeof(*p));
+    if (p == NULL)
+        return -1;
+    p->alive = 1;
+    char ip[64];
+    int port;
+    ag_http_peer_info(req, ip, &port);
+    const char *fp = ag_http_query_param(req, cfg->servers.web.cookieKey);
+    p->ws = ag_ws_upgrade(req, key, (size_t)cfg->servers.websocket.server.maxLength, &ws_callbacks, p);
+    if (p->ws == NULL) {
+        free(p);
+        return -1;
+    }
+    start_heartbeat(s);
+    h2o_linklist_insert(&node.all, &p->link);
+    ag_conn_info_t info = {fp, ip, port, "websocket"};
+    p->conn = ag_conn_create(s, &primus_transport, p, &info);
+    if (p->conn == NULL) {
+        ag_ws_close(p->ws, 1011, "out of memory");
+        return 0;
+    }
+    return 0;
+}
+
+void ag_primus_register(ag_server_t *s)
+{
+    node.server = s;
+    h2o_linklist_init_anchor(&node.all);
+    h2o_pathconf_t *pc = ag_server_register_path(s, s->config->servers.websocket.server.pathname);
+    h2o_handler_t *h = h2o_create_handler(pc, sizeof(*h));
+    h->on_req = on_req;
+}

@@ -1,0 +1,58 @@
+/*
+ * ag_ws_t: a server-side WebSocket on h2o 2.2.5 + wslay, shared by the plain /primus transport and engine.io's
+ * websocket transport.
+ *
+ * What it adds to h2o's websocket API:
+ * - writes are queued and flushed once per loop iteration (a zero timeout), never re-entering wslay from inside a
+ *   receive callback, and batching every frame of an iteration into one socket write;
+ * - a client's WebSocket PING is reported (h2o hides control frames);
+ * - close(code, reason) with a deadline: a peer that never answers the close handshake is cut after 2 s;
+ * - the incoming message limit (close 1009 above it, done by wslay).
+ *
+ * Lifetime: on_closed() is the last callback; the ag_ws_t is freed right after it returns.
+ */
+#ifndef AG_WS_H
+#define AG_WS_H
+
+#include "server.h"
+#include <h2o/websocket.h>
+
+typedef struct st_ag_ws_t ag_ws_t;
+
+typedef struct st_ag_ws_callbacks_t {
+    /* A complete text (binary == 0) or binary message; data borrowed for the call. */
+    void (*on_message)(ag_ws_t *ws, const uint8_t *data, size_t len, int binary);
+    /* A WebSocket PING control frame arrived (wslay answers it). May be NULL. */
+    void (*on_ping)(ag_ws_t *ws);
+    /* The socket is gone (peer closed, error, close handshake done, or the close deadline passed). */
+    void (*on_closed)(ag_ws_t *ws);
+} ag_ws_callbacks_t;
+
+struct st_ag_ws_t {
+    h2o_websocket_conn_t *conn;
+    ag_server_t *server;
+    const ag_ws_callbacks_t *cb;
+    void *data; /* the owner's */
+    /* private */
+    struct wslay_event_callbacks _wslay_cb;
+    void (*_h2o_on_msg)(wslay_event_context_ptr, const struct wslay_event_on_msg_recv_arg *, void *);
+    h2o_timeout_entry_t _flush;
+    h2o_timeout_entry_t _close_deadline;
+    int _closing;
+    int _close_code; /* -1: no close waiting for the data queue to drain */
+    char _close_reason[64];
+};
+
+/* Answers the upgrade (101) and returns the socket; max_message is the incoming limit in bytes. Extra response headers
+ * may be set in req->res.headers before the call. */
+ag_ws_t *ag_ws_upgrade(h2o_req_t *req, const char *client_key, size_t max_message, const ag_ws_callbacks_t *cb, void *data);
+/* Queues one message (copied). Returns 0, or AG_ECLOSED after close. */
+int ag_ws_send(ag_ws_t *ws, const void *data, size_t len, int binary);
+/* Queues a close frame (code 0: a close frame without a status code) and arms the deadline. Idempotent. */
+void ag_ws_close(ag_ws_t *ws, uint16_t code, const char *reason);
+/* Bytes queued in wslay and not yet written. */
+size_t ag_ws_queued_bytes(ag_ws_t *ws);
+size_t ag_ws_queued_count(ag_ws_t *ws);
+int ag_ws_is_closing(ag_ws_t *ws);
+
+#endif
