@@ -114,9 +114,10 @@ static void test_hooks(void **state)
     ag_hooks_t h = {.on_join = reject_r2, .on_say = shout, .on_connect = on_connect, .on_disconnect = on_disconnect};
     ag_set_hooks(srv, &h);
     fake_t *a = joined("r1");
-    assert_json_text(fixture_ask(a, "{\"event\":\"roomAdd\",\"room\":\"r2\",\"messageId\":4}"),
-                     "{\"status\":\"Error: joining rooms blocked\",\"error\":\"Error: joining rooms blocked\",\"context\":\"response\","
-                     "\"data\":{},\"messageId\":4}");
+    assert_json_text(
+        fixture_ask(a, "{\"event\":\"roomAdd\",\"room\":\"r2\",\"messageId\":4}"),
+        "{\"status\":\"Error: joining rooms blocked\",\"error\":\"Error: joining rooms blocked\",\"context\":\"response\","
+        "\"data\":{},\"messageId\":4}");
     fixture_send(a, "{\"event\":\"say\",\"room\":\"r1\",\"message\":\"hey\"}");
     json_t *m = NULL, *x;
     while ((x = fixture_next(a)) != NULL) {
@@ -206,9 +207,12 @@ static void test_join_api(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_membership_and_index), cmocka_unit_test(test_broadcast_frame_is_shared),
-        cmocka_unit_test(test_hooks),                cmocka_unit_test(test_delete_room),
-        cmocka_unit_test(test_push_room_and_broadcast), cmocka_unit_test(test_join_api),
+        cmocka_unit_test(test_membership_and_index),
+        cmocka_unit_test(test_broadcast_frame_is_shared),
+        cmocka_unit_test(test_hooks),
+        cmocka_unit_test(test_delete_room),
+        cmocka_unit_test(test_push_room_and_broadcast),
+        cmocka_unit_test(test_join_api),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

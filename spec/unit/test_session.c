@@ -82,8 +82,9 @@ static void test_actions_and_messageid(void **state)
 {
     fake_t *f = fixture_conn(srv, NULL);
     fixture_drain(f);
-    assert_json_text(fixture_ask(f, "{\"event\":\"action\",\"params\":{\"action\":\"echo\",\"payload\":[1],\"junk\":2},\"messageId\":7}"),
-                     "{\"payload\":[1],\"context\":\"response\",\"messageId\":7}");
+    assert_json_text(
+        fixture_ask(f, "{\"event\":\"action\",\"params\":{\"action\":\"echo\",\"payload\":[1],\"junk\":2},\"messageId\":7}"),
+        "{\"payload\":[1],\"context\":\"response\",\"messageId\":7}");
     assert_json_text(fixture_ask(f, "{\"event\":\"action\",\"params\":{\"action\":\"cacheTest\",\"key\":\"abc\"},\"messageId\":8}"),
                      "{\"error\":\"value is a required parameter for this action\",\"context\":\"response\",\"messageId\":8}");
     json_t *r = (fixture_send(f, "{\"event\":\"action\",\"params\":{\"action\":\"x\"},\"messageId\":false}"), fixture_next(f));
@@ -105,12 +106,14 @@ static void test_pending_limit(void **state)
     fixture_drain(f);
     for (int i = 1; i <= 6; i++) {
         char msg[128];
-        snprintf(msg, sizeof(msg), "{\"event\":\"action\",\"params\":{\"action\":\"sleepTest\",\"sleepDuration\":20},\"messageId\":%d}", i);
+        snprintf(msg, sizeof(msg),
+                 "{\"event\":\"action\",\"params\":{\"action\":\"sleepTest\",\"sleepDuration\":20},\"messageId\":%d}", i);
         fixture_send(f, msg);
     }
     assert_int_equal(f->conn->pending_actions, 5);
     assert_int_equal(f->conn->total_actions, 6);
-    assert_json_text(fixture_next_text(f), "{\"error\":\"you have too many pending requests\",\"context\":\"response\",\"messageId\":6}");
+    assert_json_text(fixture_next_text(f),
+                     "{\"error\":\"you have too many pending requests\",\"context\":\"response\",\"messageId\":6}");
     fixture_run_until(srv, replies_at_least, f, 2000);
     for (int i = 1; i <= 5; i++) {
         json_t *r = fixture_next(f);
@@ -180,10 +183,14 @@ static void test_shutdown(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_welcome_and_details), cmocka_unit_test(test_verb_errors),
-        cmocka_unit_test(test_bad_input),           cmocka_unit_test(test_actions_and_messageid),
-        cmocka_unit_test(test_pending_limit),       cmocka_unit_test(test_closed_conn_with_pending_action),
-        cmocka_unit_test(test_push),                cmocka_unit_test(test_quit),
+        cmocka_unit_test(test_welcome_and_details),
+        cmocka_unit_test(test_verb_errors),
+        cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_actions_and_messageid),
+        cmocka_unit_test(test_pending_limit),
+        cmocka_unit_test(test_closed_conn_with_pending_action),
+        cmocka_unit_test(test_push),
+        cmocka_unit_test(test_quit),
         cmocka_unit_test(test_shutdown),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
