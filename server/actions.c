@@ -13,11 +13,8 @@
 
 static const uint64_t ladder[] = {1, 10, 100, 1000};
 
-/* Deadlines use the monotonic clock: the loop's cached time can be stale by the time a handler arms a timer. */
-static uint64_t mono_ms(void)
-{
-    return ag_mono_ns() / 1000000;
-}
+/* Deadlines are monotonic nanoseconds: the loop's cached time can be stale when a handler arms a timer, and whole
+ * milliseconds would let a timer fire up to 1 ms early. */
 #define NLADDER (sizeof(ladder) / sizeof(ladder[0]))
 
 struct st_ag_actions_t {
@@ -249,8 +246,8 @@ static void arm(struct st_ag_actions_t *as)
         h2o_timeout_unlink(&as->tick);
     if (as->heap_len == 0)
         return;
-    uint64_t now = mono_ms(), due = as->heap[0]->timer_at;
-    uint64_t wait = due > now ? due - now : 0;
+    uint64_t now = ag_mono_ns(), due = as->heap[0]->timer_at;
+    uint64_t wait = due > now ? (due - now) / 1000000 : 0;
     size_t step = 0;
     while (step + 1 < NLADDER && ladder[step + 1] <= wait)
         step++;
@@ -260,7 +257,7 @@ static void arm(struct st_ag_actions_t *as)
 static void on_tick(h2o_timeout_entry_t *entry)
 {
     struct st_ag_actions_t *as = H2O_STRUCT_FROM_MEMBER(struct st_ag_actions_t, tick, entry);
-    uint64_t now = mono_ms();
+    uint64_t now = ag_mono_ns();
     while (as->heap_len != 0 && as->heap[0]->timer_at <= now) {
         ag_action_req_t *r = as->heap[0];
         heap_remove(as, r);
@@ -285,7 +282,7 @@ void ag_action_after(ag_action_req_t *r, uint64_t ms, void (*cb)(ag_action_req_t
         as->heap = n;
         as->heap_cap = ncap;
     }
-    r->timer_at = mono_ms() + ms;
+    r->timer_at = ag_mono_ns() + ms * 1000000;
     r->timer_cb = cb;
     r->heap_index = as->heap_len;
     as->heap[as->heap_len++] = r;

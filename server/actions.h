@@ -37,7 +37,7 @@ struct st_ag_action_req_t {
     void *origin; /* the origin's own state (e.g. the web request) */
     h2o_linklist_t link;
     uint64_t started_ms;
-    uint64_t timer_at;
+    uint64_t timer_at; /* monotonic ns */
     void (*timer_cb)(ag_action_req_t *r);
     size_t heap_index; /* SIZE_MAX when no timer */
     int answered;

@@ -12,7 +12,7 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-    ag_server_destroy(srv);
+    fixture_server_done(srv);
     return 0;
 }
 
