@@ -46,6 +46,11 @@ test('actions', async (t) => {
     assert.ok(res.loadResp.readAt >= res.loadResp.createdAt);
   });
 
+  await t.test('a validator without its own text', async () => {
+    assert.deepStrictEqual(await c.request(action({ action: 'sleepTest', sleepDuration: -1 }, 'v')),
+      { error: 'Input for parameter "sleepDuration" failed validation!', context: 'response', messageId: 'v' });
+  });
+
   await t.test('unknown action, missing params, params not an object', async () => {
     const unknown = { error: 'unknown action or invalid apiVersion', context: 'response' };
     assert.deepStrictEqual(await c.request(action({ action: 'nope' }, 12)), { ...unknown, messageId: 12 });
@@ -61,7 +66,7 @@ test('actions', async (t) => {
     assert.deepStrictEqual(r2, { payload: null, context: 'response', messageId: 17 });
     const d = await c.request({ event: 'detailsView' });
     assert.deepStrictEqual(d.data.params, {});
-    assert.strictEqual(d.data.totalActions, 12);
+    assert.strictEqual(d.data.totalActions, 13);
     assert.strictEqual(d.data.pendingActions, 0);
   });
 

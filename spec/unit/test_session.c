@@ -94,6 +94,41 @@ static void test_actions_and_messageid(void **state)
     fixture_drop(f);
 }
 
+static void run_web_only(ag_action_req_t *r, void *data)
+{
+    ag_action_succeed(r, json_pack("{s:b}", "ran", 1));
+}
+
+static void run_fails(ag_action_req_t *r, void *data)
+{
+    ag_action_fail(r, 0, "it broke");
+}
+
+static void test_registered_actions(void **state)
+{
+    static const ag_input_t in[] = {{"n", 0, "3", NULL, NULL}};
+    const ag_action_def_t web_only = {"webOnly", "blocked on sockets", NULL, 0, run_web_only, NULL, 1};
+    const ag_action_def_t fails = {"fails", "always fails", in, 1, run_fails, NULL, 0};
+    const ag_action_def_t bad_default = {"bad", "", (const ag_input_t[]){{"n", 0, "{nope", NULL, NULL}}, 1, run_fails, NULL, 0};
+    assert_int_equal(ag_action_register(srv, &web_only), 0);
+    assert_int_equal(ag_action_register(srv, &fails), 0);
+    assert_int_equal(ag_action_register(srv, &bad_default), AG_EINVAL);
+    assert_int_equal(ag_action_register(srv, &(ag_action_def_t){NULL}), AG_EINVAL);
+    fake_t *f = fixture_conn(srv, NULL);
+    fixture_drain(f);
+    assert_json_text(
+        fixture_ask(f, "{\"event\":\"action\",\"params\":{\"action\":\"webOnly\"},\"messageId\":1}"),
+        "{\"error\":\"this action does not support the websocket connection type\",\"context\":\"response\",\"messageId\":1}");
+    assert_json_text(fixture_ask(f, "{\"event\":\"action\",\"params\":{\"action\":\"fails\"},\"messageId\":2}"),
+                     "{\"error\":\"it broke\",\"context\":\"response\",\"messageId\":2}");
+    /* registering again replaces */
+    const ag_action_def_t fixed = {"fails", "fixed", NULL, 0, run_web_only, NULL, 0};
+    assert_int_equal(ag_action_register(srv, &fixed), 0);
+    assert_json_text(fixture_ask(f, "{\"event\":\"action\",\"params\":{\"action\":\"fails\"},\"messageId\":3}"),
+                     "{\"ran\":true,\"context\":\"response\",\"messageId\":3}");
+    fixture_drop(f);
+}
+
 static int replies_at_least(void *arg)
 {
     fake_t *f = arg;
@@ -190,6 +225,7 @@ int main(void)
         cmocka_unit_test(test_pending_limit),
         cmocka_unit_test(test_closed_conn_with_pending_action),
         cmocka_unit_test(test_push),
+        cmocka_unit_test(test_registered_actions),
         cmocka_unit_test(test_quit),
         cmocka_unit_test(test_shutdown),
     };
