@@ -85,6 +85,13 @@ test('actions', async (t) => {
     assert.deepStrictEqual(r.problems, []);
   });
 
+  await t.test('documentation action', async () => {
+    const r = await c.request(action({ action: 'documentation' }, 21));
+    assert.deepStrictEqual(Object.keys(r), ['documentation', 'context', 'messageId']);
+    assert.deepStrictEqual(r.documentation.createChatRoom['1'].inputs, { name: { required: true } });
+    assert.strictEqual(r.documentation.echo['1'].name, 'echo');
+  });
+
   await t.test('a slow sleepTest is answered after a later randomNumber', async () => {
     c.sendRaw(JSON.stringify(action({ action: 'sleepTest', sleepDuration: 300 }, 'slow')));
     c.sendRaw(JSON.stringify(action({ action: 'randomNumber' }, 'fast')));
