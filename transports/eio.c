@@ -247,7 +247,7 @@ static void on_noop_tick(h2o_timeout_entry_t *entry)
         ag__eio_out_t noop = {AG_EIO_NOOP, NULL, NULL};
         t->ops->send(t, &noop, 1);
     }
-    if (s->probe != NULL)
+    if (s->probe != NULL && !h2o_timeout_is_linked(&s->noop_tick))
         h2o_timeout_link(s->server->loop, &ag__eio_node(s->server)->hundred_ms, &s->noop_tick);
 }
 
@@ -277,8 +277,6 @@ void ag__eio_on_packet(ag__eio_session_t *s, ag__eio_transport_t *t, const ag_ei
         if (pkt->type == AG_EIO_PING && pkt->len == 5 && memcmp(pkt->data, "probe", 5) == 0) {
             ag__eio_out_t pong = {AG_EIO_PONG, NULL, "probe"};
             t->ops->send(t, &pong, 1);
-            if (!h2o_timeout_is_linked(&s->noop_tick))
-                h2o_timeout_link(s->server->loop, &ag__eio_node(s->server)->hundred_ms, &s->noop_tick);
             on_noop_tick(&s->noop_tick);
         } else if (pkt->type == AG_EIO_UPGRADE) {
             do_upgrade(s);
@@ -409,6 +407,7 @@ static void attach_conn(ag__eio_session_t *s, h2o_req_t *req, ag__eio_kind_t kin
     const char *fp = ag_http_query_param(req, s->server->config->servers.web.cookieKey);
     ag_conn_info_t info = {fp, ip, port, names[kind]};
     s->conn = ag_conn_create(s->server, &conn_transport, s, &info);
+    flush(s); /* the welcome was queued before s->conn was set */
 }
 
 /* --- HTTP --- */
