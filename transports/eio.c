@@ -484,6 +484,20 @@ static void respond_preflight(h2o_req_t *req)
     ag_http_respond(req, 204, "No Content", NULL, "", 0);
 }
 
+/* A handshake from a browser origin that is not listed is refused (engine.io's allowRequest, code 4). */
+static int origin_allowed(const ag_config_t *cfg, h2o_req_t *req)
+{
+    char *const *origins = cfg->servers.websocket.server.origins;
+    size_t olen;
+    const char *origin = ag_http_header(req, "origin", &olen);
+    if (origin == NULL || ag_config_list_has(origins, "*"))
+        return 1;
+    for (char *const *p = origins; p != NULL && *p != NULL; p++)
+        if (strlen(*p) == olen && memcmp(*p, origin, olen) == 0)
+            return 1;
+    return 0;
+}
+
 static int kind_of(const char *transport, ag__eio_kind_t *kind)
 {
     if (strcmp(transport, "polling") == 0)
@@ -581,6 +595,10 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     }
     if (strcmp(eio, "4") != 0) {
         ag__eio_respond_error(req, AG_EIO_ERR_UNSUPPORTED_PROTOCOL_VERSION);
+        return 0;
+    }
+    if (!origin_allowed(cfg, req)) {
+        ag__eio_respond_error(req, AG_EIO_ERR_FORBIDDEN);
         return 0;
     }
     if (server->stopping) {
