@@ -22,11 +22,58 @@ typedef struct st_polling_t {
 
 /* --- held responses --- */
 
+/* h2o 2.2.5 stops reading an HTTP/1 socket while its response is held, so a client that goes away is noticed only
+ * when a write fails. While a GET is held its socket is read here instead: EOF or an error means the client dropped
+ * the GET. The list maps sockets back to held GETs (h2o owns sock->data); it is short and walked only on such events. */
+static h2o_linklist_t watched = {&watched, &watched};
+
+static void unwatch(ag__eio_held_t *h, int stop_reading)
+{
+    if (h->watched == NULL)
+        return;
+    if (stop_reading)
+        h2o_socket_read_stop(h->watched);
+    h->watched = NULL;
+    h2o_linklist_unlink(&h->watch_link);
+}
+
+static void on_watched_read(h2o_socket_t *sock, const char *err)
+{
+    ag__eio_held_t *h = NULL;
+    for (h2o_linklist_t *l = watched.next; l != &watched; l = l->next) {
+        ag__eio_held_t *x = H2O_STRUCT_FROM_MEMBER(ag__eio_held_t, watch_link, l);
+        if (x->watched == sock) {
+            h = x;
+            break;
+        }
+    }
+    h2o_socket_read_stop(sock);
+    if (h == NULL)
+        return;
+    unwatch(h, 0);
+    /* bytes that arrived (a pipelined request) stay in sock->input for h2o once the response is done */
+    if (err != NULL && h->on_dropped != NULL)
+        h->on_dropped(h);
+}
+
+static void watch(ag__eio_held_t *h)
+{
+    if (h->req->version >= 0x200)
+        return; /* HTTP/2 tells the request itself (RST_STREAM) */
+    h2o_socket_t *sock = h->req->conn->callbacks->get_socket(h->req->conn);
+    if (sock == NULL)
+        return;
+    h->watched = sock;
+    h2o_linklist_insert(&watched, &h->watch_link);
+    h2o_socket_read_start(sock, on_watched_read);
+}
+
 static void held_pool_dispose(void *p)
 {
     ag__eio_held_t *h = p;
     int premature = !h->done;
     h->req = NULL;
+    unwatch(h, 0);
     ag_eio_buf_dispose(&h->acc);
     ag_eio_buf_dispose(&h->out);
     if (h->on_dispose != NULL)
@@ -139,6 +186,7 @@ void ag__eio_held_respond(ag__eio_held_t *h, const char *body, size_t len)
     h2o_req_t *req = h->req;
     if (req == NULL || h->done)
         return;
+    unwatch(h, 1);
     h->done = 1;
     h->gen.proceed = NULL;
     h->gen.stop = NULL;
@@ -241,6 +289,21 @@ void ag__eio_polling_handshake(ag__eio_session_t *s, h2o_req_t *req, int sse_off
     ag__eio_session_start(s, s->polling);
 }
 
+/* The client closed the connection of its held GET: the session ends ("poll connection closed prematurely"), and the
+ * dead request is answered so that h2o writes, fails and frees the connection. */
+static void get_dropped(ag__eio_held_t *h)
+{
+    polling_t *p = h->owner;
+    ag__eio_session_t *s = p->super.session;
+    if (p->get == h) {
+        p->get = NULL;
+        ag__eio_session_addref(s);
+        ag__eio_transport_gone(s, &p->super, "transport error");
+        ag__eio_session_release(s);
+    }
+    ag__eio_held_respond(h, "1", 1);
+}
+
 static void get_dispose(ag__eio_held_t *h, int premature)
 {
     polling_t *p = h->owner;
@@ -265,6 +328,8 @@ void ag__eio_polling_get(ag__eio_session_t *s, h2o_req_t *req)
     }
     ag__eio_session_addref(s);
     p->get = ag__eio_held_create(req, p, NULL, get_dispose);
+    p->get->on_dropped = get_dropped;
+    watch(p->get);
     ag__eio_on_writable(s);
 }
 
