@@ -104,6 +104,9 @@ static void held_proceed(h2o_generator_t *gen, h2o_req_t *req)
         send_acc(h, h->final);
         return;
     }
+    /* an idle stream keeps no buffers */
+    ag_eio_buf_dispose(&h->out);
+    ag_eio_buf_dispose(&h->acc);
     if (h->on_proceed != NULL)
         h->on_proceed(h);
 }

@@ -38,15 +38,30 @@ static void ring_drop_oldest(sse_t *x)
     x->ring_len--;
 }
 
+/* The ring grows by doubling up to replayEvents, so an idle session keeps a handful of slots, not hundreds. */
+static int ring_grow(sse_t *x, size_t max)
+{
+    size_t ncap = x->ring_cap == 0 ? 4 : x->ring_cap * 2;
+    if (ncap > max)
+        ncap = max;
+    sse_event_t **n = malloc(ncap * sizeof(*n));
+    if (n == NULL)
+        return AG_ENOMEM;
+    for (size_t i = 0; i < x->ring_len; i++)
+        n[i] = x->ring[(x->ring_head + i) % x->ring_cap];
+    free(x->ring);
+    x->ring = n;
+    x->ring_cap = ncap;
+    x->ring_head = 0;
+    return AG_OK;
+}
+
 static void ring_push(sse_t *x, uint64_t id, const char *data, size_t len)
 {
     const ag_config_t *cfg = x->super.session->server->config;
-    if (x->ring == NULL) {
-        x->ring_cap =
-            (size_t)(cfg->servers.websocket.server.sse.replayEvents > 0 ? cfg->servers.websocket.server.sse.replayEvents : 1);
-        if ((x->ring = calloc(x->ring_cap, sizeof(*x->ring))) == NULL)
-            return;
-    }
+    size_t max = (size_t)(cfg->servers.websocket.server.sse.replayEvents > 0 ? cfg->servers.websocket.server.sse.replayEvents : 1);
+    if (x->ring_len == x->ring_cap && x->ring_cap < max && ring_grow(x, max) != AG_OK)
+        return;
     while (x->ring_len != 0 &&
            (x->ring_len == x->ring_cap || x->ring_bytes + len > (size_t)cfg->servers.websocket.server.sse.replayBytes))
         ring_drop_oldest(x);
