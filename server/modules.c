@@ -1,5 +1,6 @@
 #include "modules.h"
 
+#include "eio.h"
 #include "primus.h"
 #include "session.h"
 
@@ -8,17 +9,21 @@ int ag_modules_init(ag_server_t *s, char *errbuf, size_t errlen)
     int ret;
     if ((ret = ag_session_init(s, errbuf, errlen)) != 0)
         return ret;
-    if (s->config->servers.websocket.enabled)
+    if (s->config->servers.websocket.enabled) {
         ag_primus_register(s);
+        ag_eio_register(s);
+    }
     return 0;
 }
 
 void ag_modules_stop(ag_server_t *s)
 {
+    ag_eio_stop(s);
     ag_session_stop(s);
 }
 
 void ag_modules_dispose(ag_server_t *s)
 {
+    ag_eio_dispose(s);
     ag_session_dispose(s);
 }
