@@ -1,5 +1,6 @@
 #include "modules.h"
 
+#include "clientjs.h"
 #include "primus.h"
 #include "session.h"
 
@@ -10,6 +11,8 @@ int ag_modules_init(ag_server_t *s, char *errbuf, size_t errlen)
         return ret;
     if (s->config->servers.websocket.enabled)
         ag_primus_register(s);
+    if ((ret = ag_clientjs_init(s, errbuf, errlen)) != 0)
+        return ret;
     return 0;
 }
 
@@ -20,5 +23,6 @@ void ag_modules_stop(ag_server_t *s)
 
 void ag_modules_dispose(ag_server_t *s)
 {
+    ag_clientjs_dispose(s);
     ag_session_dispose(s);
 }
