@@ -89,3 +89,22 @@ test('behind a proxy that strips Upgrade the client falls back (SSE) and chats',
     await proxy.close();
   }
 });
+
+// rememberUpgrade (on by default): after an upgrade worked, the next page load opens on that transport directly.
+for (const [name, opts] of [['websocket', {}], ['sse', { noWebSocket: true }]]) {
+  test(`the upgrade that worked (${name}) opens the next session directly`, async () => {
+    const page = await openChat(b, srv.url, opts);
+    await waitTransport(page, name);
+    const requests = [];
+    page.on('request', (r) => {
+      if (r.url().includes('/primus/')) requests.push(r.url());
+    });
+    page.on('websocket', (ws) => requests.push(ws.url()));
+    await page.reload();
+    await page.waitForFunction(() => window.chatClient && window.chatClient.state === 'connected', null, { timeout: 15000 });
+    assert.equal(await page.evaluate(() => window.chatClient.transport), name);
+    assert.match(requests[0], new RegExp(`/primus/\\?EIO=4&transport=${name}&t=|/primus/\\?EIO=4&transport=${name}$`));
+    assert.equal(requests.filter((u) => u.includes('transport=polling')).length, 0, requests.join('\n'));
+    await page.context().close();
+  });
+}
