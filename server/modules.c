@@ -1,5 +1,6 @@
 #include "modules.h"
 
+#include "clientjs.h"
 #include "eio.h"
 #include "primus.h"
 #include "session.h"
@@ -13,17 +14,20 @@ int ag_modules_init(ag_server_t *s, char *errbuf, size_t errlen)
         ag_primus_register(s);
         ag_eio_register(s);
     }
+    if ((ret = ag_clientjs_init(s, errbuf, errlen)) != 0)
+        return ret;
     return 0;
 }
 
 void ag_modules_stop(ag_server_t *s)
 {
-    ag_eio_stop(s);
     ag_session_stop(s);
+    ag_eio_stop(s);
 }
 
 void ag_modules_dispose(ag_server_t *s)
 {
     ag_eio_dispose(s);
+    ag_clientjs_dispose(s);
     ag_session_dispose(s);
 }
