@@ -382,6 +382,12 @@ static void on_go(uint64_t now)
     start_measure(now);
 }
 
+/* progress stamps may be newer than the `now` a tick was called with */
+static int stalled(uint64_t now, double limit_ns)
+{
+    return now > W.t_progress && (double)(now - W.t_progress) > limit_ns;
+}
+
 static void tick(uint64_t now)
 {
     const lg_opts_t *o = W.o;
@@ -395,7 +401,7 @@ static void tick(uint64_t now)
         }
         if (W.ready + W.failed >= W.target)
             report_ready(now);
-        else if ((double)(now - W.t_progress) > to) {
+        else if (stalled(now, to)) {
             for (uint32_t i = 0; i < W.started; i++)
                 if (W.cl[i].state != LG_C_READY)
                     worker_client_failed(&W.cl[i], "no progress while connecting");
@@ -410,7 +416,7 @@ static void tick(uint64_t now)
         if (o->mode == LG_M_ACTION) {
             if (o->duration > 0 ? now >= W.t_end : W.r.sent >= o->count)
                 W.phase = P_DRAIN;
-            else if ((double)(now - W.t_progress) > to)
+            else if (stalled(now, to))
                 W.phase = P_DRAIN;
             break;
         }
@@ -430,12 +436,12 @@ static void tick(uint64_t now)
                     published = 0;
             if (published && W.members_got >= W.r.expected)
                 W.phase = P_DONE;
-            else if ((double)(now - W.t_progress) > to)
+            else if (stalled(now, to))
                 W.phase = P_DONE;
         }
         break;
     case P_DRAIN:
-        if (W.inflight == 0 || (double)(now - W.t_progress) > to)
+        if (W.inflight == 0 || stalled(now, to))
             W.phase = P_DONE;
         break;
     }
