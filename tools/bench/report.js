@@ -17,6 +17,7 @@ const runs = rows.filter((r) => r.round !== undefined);
 const JOBS = {
   idle: { metric: 'rss_per_conn_bytes', unit: 'B of server RSS per idle connection', lower: true, label: 'idle memory' },
   action: { metric: 'per_server_cpu_s', unit: 'echoes per server CPU-second', label: 'action/echo' },
+  wsecho: { metric: 'per_server_cpu_s', unit: 'raw engine.io/WebSocket echoes per server CPU-second, no session layer', label: 'transport echo' },
   fanout: { metric: 'per_server_cpu_s', unit: 'deliveries per server CPU-second', label: 'fan-out (ws)' },
   longpoll: { metric: 'per_server_cpu_s', unit: 'deliveries per server CPU-second', label: 'long-poll' },
   sse: { metric: 'per_server_cpu_s', unit: 'deliveries per server CPU-second', label: 'SSE' },
