@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include <openssl/err.h>
 #include "modules.h"
+#include "cluster.h"
 
 h2o_pathconf_t *ag_server_register_path(ag_server_t *s, const char *path)
 {
@@ -182,6 +183,7 @@ ag_server_t *ag_server_create(ag_config_t *cfg, char *errbuf, size_t errlen)
     s->ctx_ready = 1;
     if (create_listener(s, errbuf, errlen) != 0)
         goto fail;
+    ag_cluster_listening(s);
     return s;
 fail:
     ag_server_destroy(s);

@@ -18,6 +18,8 @@
  */
 #include "store.h"
 
+#include <sys/time.h>
+#include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,6 +91,12 @@ static const char LUA_REAP[] = "local dead = {} for _, id in ipairs(redis.call('
                                "redis.call('HDEL', ARGV[1] .. 'members:' .. string.sub(e, sp + 1), string.sub(e, 1, sp - 1)) "
                                "end end redis.call('DEL', idx) redis.call('SREM', KEYS[1], id) dead[#dead + 1] = id end end "
                                "return dead";
+
+static const char LUA_LEAVE[] = "for _, e in ipairs(redis.call('SMEMBERS', KEYS[3])) do "
+                                "local sp = string.find(e, ' ', 1, true) if sp then "
+                                "redis.call('HDEL', ARGV[1] .. 'members:' .. string.sub(e, sp + 1), string.sub(e, 1, sp - 1)) "
+                                "end end redis.call('DEL', KEYS[3], KEYS[1]) redis.call('SREM', KEYS[2], ARGV[2]) "
+                                "if ARGV[3] ~= '' then redis.call('DEL', ARGV[3]) end return 1";
 
 static const char LUA_RESYNC[] = "redis.call('SADD', KEYS[1], ARGV[1]) redis.call('HSET', KEYS[2], ARGV[2], ARGV[3]) "
                                  "redis.call('SADD', KEYS[3], ARGV[2] .. ' ' .. ARGV[1]) return 1";
@@ -837,4 +845,32 @@ void ag__store_redis_reap_now(ag_store_t *store)
     redis_store_t *s = as_redis(store);
     if (s != NULL)
         beat(s);
+}
+
+void ag__store_redis_leave(ag_store_t *store, const char *extra_key)
+{
+    redis_store_t *s = as_redis(store);
+    if (s == NULL || !ag_redis_is_up(s->cmd))
+        return;
+    const ag_redis_url_t *u = ag__redis_url(s->cmd);
+    struct timeval tv = {0, 500000};
+    redisContext *rc = redisConnectWithTimeout(u->host, u->port, tv);
+    if (rc == NULL || rc->err != 0 || redisSetTimeout(rc, tv) != REDIS_OK)
+        goto out;
+    redisReply *r;
+    if (u->password[0] != '\0' && (r = redisCommand(rc, "AUTH %s", u->password)) != NULL)
+        freeReplyObject(r);
+    if (u->db != 0 && (r = redisCommand(rc, "SELECT %d", u->db)) != NULL)
+        freeReplyObject(r);
+    char *k1 = pkey(s, "node:", s->node_id), *k2 = pkey(s, "nodes", NULL), *k3 = pkey(s, "nodemembers:", s->node_id);
+    if (k1 != NULL && k2 != NULL && k3 != NULL &&
+        (r = redisCommand(rc, "EVAL %s 3 %s %s %s %s %s %s", LUA_LEAVE, k1, k2, k3, s->prefix, s->node_id,
+                          extra_key != NULL ? extra_key : "")) != NULL)
+        freeReplyObject(r);
+    free(k1);
+    free(k2);
+    free(k3);
+out:
+    if (rc != NULL)
+        redisFree(rc);
 }

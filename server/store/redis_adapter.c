@@ -523,3 +523,8 @@ int ag_redis_is_subscribed(const ag_redis_t *r, const char *channel)
 {
     return ag_map_get(&r->active, channel) == (void *)2;
 }
+
+const ag_redis_url_t *ag__redis_url(const ag_redis_t *r)
+{
+    return &r->opts.url;
+}

@@ -69,6 +69,8 @@ void ag_redis_commandv(ag_redis_t *r, ag_redis_reply_cb cb, void *data, ...) __a
 /* Pub/sub connections only: add or remove a channel from the wanted set (idempotent). */
 int ag_redis_subscribe(ag_redis_t *r, const char *channel);
 void ag_redis_unsubscribe(ag_redis_t *r, const char *channel);
+/* The URL the connection was created with. */
+const ag_redis_url_t *ag__redis_url(const ag_redis_t *r);
 /* Whether Redis confirmed the subscription (for tests). */
 int ag_redis_is_subscribed(const ag_redis_t *r, const char *channel);
 
@@ -86,6 +88,9 @@ void ag__store_redis_set_address(struct st_ag_store_t *store, const char *addres
  * so does channel "_dead" with a dead node's id as payload, when this node's reaper found one. */
 typedef void (*ag__store_redis_hook_cb)(void *data, const char *channel, const char *payload, size_t len);
 void ag__store_redis_set_hook(struct st_ag_store_t *store, ag__store_redis_hook_cb cb, void *data);
+/* A clean exit: removes this node's members, heartbeat and extra_key (may be NULL) at once, over a short blocking
+ * connection (the loop is no longer running). */
+void ag__store_redis_leave(struct st_ag_store_t *store, const char *extra_key);
 /* Runs the heartbeat and the reaper now (tests). */
 void ag__store_redis_reap_now(struct st_ag_store_t *store);
 
