@@ -218,6 +218,8 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     return sid != NULL && ag_cluster_route(req, sid) == 0 ? 0 : -1;
 }
 
+static void refresh(ag_cluster_t *c);
+
 /* --- push --- */
 
 static json_t *with_context(const json_t *obj)
@@ -261,6 +263,10 @@ int ag_cluster_push_conn(ag_server_t *s, const char *conn_id, const json_t *obj)
 static void on_cluster_message(void *data, const char *channel, const char *payload, size_t len)
 {
     ag_cluster_t *c = data;
+    if (strcmp(channel, "_up") == 0) {
+        refresh(c);
+        return;
+    }
     if (strcmp(channel, "_cluster") != 0)
         return;
     json_t *msg = json_loadb(payload, len, 0, NULL);

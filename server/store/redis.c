@@ -714,6 +714,8 @@ static void on_cmd_state(void *data, int up)
             ag_log(AG_LOG_WARN, "redis", NULL, "store available again");
         s->down_logged = 0;
         beat(s);
+        if (s->hook != NULL)
+            s->hook(s->hook_data, "_up", "", 0);
     } else if (!s->down_logged) {
         s->down_logged = 1;
         ag_log(AG_LOG_WARN, "redis", NULL, "connection to redis lost: serving local connections, reconnecting");

@@ -85,7 +85,8 @@ const char *ag__store_redis_prefix(struct st_ag_store_t *store);
 /* "host:port" written into this node's heartbeat key (and written at once). */
 void ag__store_redis_set_address(struct st_ag_store_t *store, const char *address);
 /* Messages on reserved channels ("_" + name, other than the store's own "_ctl") go to cb instead of the session layer;
- * so does channel "_dead" with a dead node's id as payload, when this node's reaper found one. */
+ * so does channel "_dead" with a dead node's id as payload, when this node's reaper found one, and "_up" (empty payload)
+ * each time the command connection is ready. */
 typedef void (*ag__store_redis_hook_cb)(void *data, const char *channel, const char *payload, size_t len);
 void ag__store_redis_set_hook(struct st_ag_store_t *store, ag__store_redis_hook_cb cb, void *data);
 /* A clean exit: removes this node's members, heartbeat and extra_key (may be NULL) at once, over a short blocking
