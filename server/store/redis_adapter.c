@@ -242,7 +242,7 @@ static void on_handshake_reply(redisAsyncContext *ac, void *_reply, void *_r)
         lose(r, reply != NULL ? "redis handshake refused" : "redis connection lost", reply != NULL);
         return;
     }
-    if (--r->handshake_left == 0)
+    if (--r->handshake_left == 0 && r->state == ST_HANDSHAKE)
         become_up(r);
 }
 
@@ -253,17 +253,11 @@ static void on_connect(const redisAsyncContext *cac, int status)
     if (ac != r->ac)
         return;
     if (status != REDIS_OK) {
-        /* hiredis frees the context after this callback */
+        /* hiredis frees the context (and fails what was queued) after this callback */
         lose(r, "redis unavailable", 0);
         return;
     }
     r->state = ST_HANDSHAKE;
-    r->handshake_left = 0;
-    if (r->opts.url.password[0] != '\0' &&
-        redisAsyncCommand(ac, on_handshake_reply, r, "AUTH %s", r->opts.url.password) == REDIS_OK)
-        r->handshake_left++;
-    if (r->opts.url.db != 0 && redisAsyncCommand(ac, on_handshake_reply, r, "SELECT %d", r->opts.url.db) == REDIS_OK)
-        r->handshake_left++;
     if (r->handshake_left == 0)
         become_up(r);
 }
@@ -291,6 +285,13 @@ static void start_connect(ag_redis_t *r)
     ac->data = r;
     r->ac = ac;
     r->state = ST_CONNECTING;
+    /* AUTH and SELECT go first in the output buffer, before anything queued while connecting */
+    r->handshake_left = 0;
+    if (r->opts.url.password[0] != '\0' &&
+        redisAsyncCommand(ac, on_handshake_reply, r, "AUTH %s", r->opts.url.password) == REDIS_OK)
+        r->handshake_left++;
+    if (r->opts.url.db != 0 && redisAsyncCommand(ac, on_handshake_reply, r, "SELECT %d", r->opts.url.db) == REDIS_OK)
+        r->handshake_left++;
     /* after attach: setting the connect callback arms the first write event */
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
@@ -391,7 +392,8 @@ static void on_cmd_timeout(h2o_timeout_entry_t *entry)
 void ag_redis_command(ag_redis_t *r, ag_redis_reply_cb cb, void *data, int argc, const char **argv, const size_t *argvlen)
 {
     pending_t *p;
-    if (r->state != ST_UP || r->ac == NULL || (p = calloc(1, sizeof(*p))) == NULL) {
+    /* while connecting, hiredis keeps the command until the socket is writable; while down, fail at once */
+    if (r->state == ST_DOWN || r->ac == NULL || (p = calloc(1, sizeof(*p))) == NULL) {
         if (cb != NULL)
             cb(data, "redis unavailable", NULL);
         return;

@@ -9,8 +9,9 @@
  * database) -> up: on_state(data, 1). A lost connection (EOF, error, a command over the command timeout) fails every
  * command in flight with an error, calls on_state(data, 0) once, and reconnects with backoff (100 ms doubling to 5 s).
  *
- * Commands never queue while the connection is down: they fail at once ("redis unavailable"), so a node without Redis
- * keeps serving what it can locally. Pub/sub lives on its own connection (a subscribed connection accepts nothing
+ * Commands given while a connection attempt is under way wait for it (after AUTH/SELECT) and fail with it; while the
+ * connection is down between attempts they fail at once ("redis unavailable"), so a node without Redis keeps serving
+ * what it can locally. Pub/sub lives on its own connection (a subscribed connection accepts nothing
  * else): the channel set given with ag_redis_subscribe/unsubscribe is the wanted state, and the adapter makes Redis
  * match it, one (UN)SUBSCRIBE batch in flight at a time, again after every reconnect.
  *
