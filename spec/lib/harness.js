@@ -70,7 +70,7 @@ class Server {
     const env = { ...process.env, ...(this.opts.env || {}) };
     delete env.PORT;
     if (!this.opts.env || !('REDIS_URL' in this.opts.env)) delete env.REDIS_URL;
-    env.ASAN_OPTIONS = env.ASAN_OPTIONS || 'detect_leaks=1:abort_on_error=0:exitcode=23';
+    env.ASAN_OPTIONS = env.ASAN_OPTIONS || 'detect_leaks=1:abort_on_error=0:exitcode=23:fast_unwind_on_malloc=0';
     env.LSAN_OPTIONS = env.LSAN_OPTIONS || `suppressions=${path.join(ROOT, 'spec', 'lsan.supp')}:print_suppressions=0`;
     env.UBSAN_OPTIONS = env.UBSAN_OPTIONS || 'print_stacktrace=1';
     this.proc = spawn(BIN, ['--config', this.configPath, ...(this.opts.args || [])], { env, stdio: ['ignore', 'pipe', 'pipe'] });

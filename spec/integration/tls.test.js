@@ -1,0 +1,94 @@
+'use strict';
+// servers.web.secure: https and wss on the same port; HTTP/2 only when asked for.
+const test = require('node:test');
+const assert = require('node:assert');
+const { execFileSync } = require('node:child_process');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const https = require('node:https');
+const http2 = require('node:http2');
+const { startServer } = require('../lib/harness');
+const { connect } = require('../lib/wsclient');
+
+function makeCert() {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ag-tls-'));
+  const cert = path.join(dir, 'cert.pem');
+  const key = path.join(dir, 'key.pem');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1',
+    '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1'], { stdio: 'ignore' });
+  return { dir, cert, key };
+}
+
+function alpn(port) {
+  return new Promise((resolve, reject) => {
+    const s = require('node:tls').connect({ port, host: '127.0.0.1', ALPNProtocols: ['h2', 'http/1.1'], rejectUnauthorized: false }, () => {
+      const p = s.alpnProtocol;
+      s.end();
+      resolve(p);
+    });
+    s.on('error', reject);
+  });
+}
+
+function get(url, opts = {}) {
+  return new Promise((resolve, reject) => {
+    https.get(url, { rejectUnauthorized: false, ...opts }, (res) => {
+      let body = '';
+      res.on('data', (d) => (body += d));
+      res.on('end', () => resolve({ status: res.statusCode, body }));
+    }).on('error', reject);
+  });
+}
+
+test('TLS: https and wss on one port, HTTP/1.1 only by default', async (t) => {
+  const c = makeCert();
+  t.after(() => fs.rmSync(c.dir, { recursive: true, force: true }));
+  const srv = await startServer({ config: { servers: { web: { secure: true, certFile: c.cert, keyFile: c.key } } } });
+  t.after(() => srv.stop());
+  const res = await get(`https://127.0.0.1:${srv.port}/primus/spec`);
+  assert.strictEqual(res.status, 200);
+  assert.strictEqual(JSON.parse(res.body).pathname, '/primus');
+  const ws = await connect(`wss://127.0.0.1:${srv.port}/primus`, { rejectUnauthorized: false });
+  assert.deepStrictEqual(await ws.welcome(), { welcome: 'Welcome to the actiongate api', context: 'api' });
+  await ws.close();
+  // no h2 offered unless servers.web.http2 is on
+  assert.notStrictEqual(await alpn(srv.port), 'h2');
+});
+
+test('TLS with servers.web.http2 on negotiates h2', async (t) => {
+  const c = makeCert();
+  t.after(() => fs.rmSync(c.dir, { recursive: true, force: true }));
+  const srv = await startServer({ config: { servers: { web: { secure: true, http2: true, certFile: c.cert, keyFile: c.key } } } });
+  t.after(() => srv.stop());
+  assert.strictEqual(await alpn(srv.port), 'h2');
+  const status = await new Promise((resolve, reject) => {
+    const s = http2.connect(`https://127.0.0.1:${srv.port}`, { rejectUnauthorized: false });
+    s.on('error', reject);
+    const req = s.request({ ':path': '/primus/spec' });
+    req.on('response', (h) => {
+      req.resume();
+      req.on('end', () => {
+        s.close();
+        resolve(h[':status']);
+      });
+    });
+  });
+  assert.strictEqual(status, 200);
+});
+
+test('a secure config without certificate files is rejected with FILE:LINE', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ag-cfg-'));
+  const f = path.join(dir, 'bad.yaml');
+  fs.writeFileSync(f, 'servers:\n  web:\n    secure: true\n');
+  let err;
+  try {
+    execFileSync(require('../lib/harness').BIN, ['--config', f, '--check-config'], { stdio: 'pipe' });
+  } catch (e) {
+    err = e;
+  }
+  fs.rmSync(dir, { recursive: true, force: true });
+  assert.ok(err, 'must fail');
+  assert.strictEqual(err.status, 2);
+  assert.match(err.stderr.toString(), new RegExp(`^${f.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:\\d+: servers\\.web\\.secure needs`));
+});
