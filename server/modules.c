@@ -2,6 +2,7 @@
 
 #include "primus.h"
 #include "session.h"
+#include "socketio.h"
 
 int ag_modules_init(ag_server_t *s, char *errbuf, size_t errlen)
 {
@@ -10,6 +11,8 @@ int ag_modules_init(ag_server_t *s, char *errbuf, size_t errlen)
         return ret;
     if (s->config->servers.websocket.enabled)
         ag_primus_register(s);
+    if ((ret = ag_socketio_register(s, errbuf, errlen)) != 0)
+        return ret;
     return 0;
 }
 
@@ -20,5 +23,6 @@ void ag_modules_stop(ag_server_t *s)
 
 void ag_modules_dispose(ag_server_t *s)
 {
+    ag_socketio_dispose(s);
     ag_session_dispose(s);
 }

@@ -717,13 +717,15 @@ static ag_frame_t *render_script(const char *text, size_t len, const char *path)
     json_decref(jpath);
     if (lit == NULL)
         return NULL;
-    size_t pre = (size_t)(mark - text), mlen = sizeof(SIO_PATH_MARK) - 1, llen = strlen(lit);
-    ag_frame_t *f = ag_frame_create(NULL, pre + llen + (len - pre - mlen), 0);
-    if (f != NULL) {
-        memcpy(f->data, text, pre);
-        memcpy(f->data + pre, lit, llen);
-        memcpy(f->data + pre + llen, mark + mlen, len - pre - mlen);
-        f->data[f->len] = '\0';
+    size_t pre = (size_t)(mark - text), mlen = sizeof(SIO_PATH_MARK) - 1, llen = strlen(lit), rest = len - pre - mlen;
+    char *buf = malloc(pre + llen + rest);
+    ag_frame_t *f = NULL;
+    if (buf != NULL) {
+        memcpy(buf, text, pre);
+        memcpy(buf + pre, lit, llen);
+        memcpy(buf + pre + llen, mark + mlen, rest);
+        f = ag_frame_create(buf, pre + llen + rest, 0);
+        free(buf);
     }
     free(lit);
     return f;
@@ -779,32 +781,40 @@ static int on_faye_req(h2o_handler_t *self, h2o_req_t *req)
 
 int ag_socketio_register(ag_server_t *s, char *errbuf, size_t errlen)
 {
+    const char *missing = NULL;
     size_t slen = 0, flen = 0;
-    char *script = read_client_file("socket.io.js", &slen), *faye = read_client_file("legacy/faye.js", &flen);
-    if (script == NULL || faye == NULL) {
-        snprintf(errbuf, errlen, "socket.io: cannot read %s/client/%s", AG_SOURCE_DIR,
-                 script == NULL ? "socket.io.js" : "legacy/faye.js");
+    int enabled = s->config->servers.socketio.enabled;
+    char *script = enabled ? read_client_file("socket.io.js", &slen) : NULL, *faye = read_client_file("legacy/faye.js", &flen);
+    if (enabled && script == NULL)
+        missing = "socket.io.js";
+    else if (faye == NULL)
+        missing = "legacy/faye.js";
+    if (missing != NULL) {
+        snprintf(errbuf, errlen, "socket.io: cannot read %s/client/%s", AG_SOURCE_DIR, missing);
         free(script);
         free(faye);
         return AG_EIO;
     }
     node.server = s;
-    node.script = render_script(script, slen, s->config->servers.socketio.path);
     node.faye = ag_frame_create(faye, flen, 0);
+    if (enabled)
+        node.script = render_script(script, slen, s->config->servers.socketio.path);
     free(script);
     free(faye);
-    if (node.script == NULL || node.faye == NULL) {
+    if (node.faye == NULL || (enabled && node.script == NULL)) {
         snprintf(errbuf, errlen, "out of memory");
         return AG_ENOMEM;
     }
-    make_etag(node.script, node.script_etag);
     make_etag(node.faye, node.faye_etag);
+    h2o_pathconf_t *pc = ag_server_register_path(s, "/faye/client.js");
+    h2o_create_handler(pc, sizeof(h2o_handler_t))->on_req = on_faye_req;
+    if (!enabled)
+        return 0;
+    make_etag(node.script, node.script_etag);
     h2o_timeout_init(s->loop, &node.connect_timeout, SIO_CONNECT_TIMEOUT_MS);
     node.started = 1;
-    h2o_pathconf_t *pc = ag_server_register_path(s, s->config->servers.socketio.path);
+    pc = ag_server_register_path(s, s->config->servers.socketio.path);
     h2o_create_handler(pc, sizeof(h2o_handler_t))->on_req = on_script_req;
-    pc = ag_server_register_path(s, "/faye/client.js");
-    h2o_create_handler(pc, sizeof(h2o_handler_t))->on_req = on_faye_req;
     return 0;
 }
 

@@ -95,8 +95,8 @@ int ag_sio_has_pending(ag_sio_t *sio);
 void ag_sio_on_gone(ag_sio_t *sio);
 
 /* --- module --- */
-/* Serves <servers.socketio.path>/socket.io.js and /faye/client.js (the engine.io endpoint on the path is registered by
- * the engine.io module). Returns 0 or an AG_E* code (errbuf gets one line). */
+/* Serves /faye/client.js always, and <servers.socketio.path>/socket.io.js when servers.socketio.enabled (the engine.io
+ * endpoint on that path is registered by the engine.io module). Returns 0 or an AG_E* code (errbuf gets one line). */
 int ag_socketio_register(ag_server_t *s, char *errbuf, size_t errlen);
 void ag_socketio_dispose(ag_server_t *s);
 
