@@ -649,9 +649,9 @@ void ag_sio_unshift(ag_sio_t *sio, ag_frame_t *f)
     out_push(sio, f, 1);
 }
 
-int ag_sio_has_pending(ag_sio_t *sio)
+size_t ag_sio_queued(ag_sio_t *sio)
 {
-    return sio->out_len != 0 || (sio->conn != NULL && ag_conn_queued(sio->conn) != 0);
+    return sio->out_len + (sio->conn != NULL ? ag_conn_queued(sio->conn) : 0);
 }
 
 void ag_sio_on_gone(ag_sio_t *sio)

@@ -89,8 +89,8 @@ void ag_sio_set_transport_name(ag_sio_t *sio, const char *name);
 ag_frame_t *ag_sio_shift(ag_sio_t *sio);
 /* Puts a packet back at the head (the session could not write it after all). Takes the caller's reference. */
 void ag_sio_unshift(ag_sio_t *sio, ag_frame_t *f);
-/* Whether ag_sio_shift() would return something. */
-int ag_sio_has_pending(ag_sio_t *sio);
+/* At least as many packets as ag_sio_shift() would return now (frames the client never sees are counted too). */
+size_t ag_sio_queued(ag_sio_t *sio);
 /* The engine.io session is gone: the logical connection (if any) learns its transport is gone; sio is freed. */
 void ag_sio_on_gone(ag_sio_t *sio);
 
