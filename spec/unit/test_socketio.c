@@ -4,7 +4,7 @@
 #include <setjmp.h>
 #include <string.h>
 #include <cmocka.h>
-#include "socketio.h"
+#include "socketio_packet.h"
 
 static ag_sio_packet_t decode_ok(const char *s)
 {
