@@ -5,6 +5,7 @@
 #include "eio.h"
 #include "primus.h"
 #include "session.h"
+#include "socketio.h"
 
 int ag_modules_init(ag_server_t *s, char *errbuf, size_t errlen)
 {
@@ -19,6 +20,8 @@ int ag_modules_init(ag_server_t *s, char *errbuf, size_t errlen)
         ag_primus_register(s);
         ag_eio_register(s);
     }
+    if ((ret = ag_socketio_register(s, errbuf, errlen)) != 0)
+        return ret;
     if ((ret = ag_clientjs_init(s, errbuf, errlen)) != 0)
         return ret;
     return 0;
@@ -35,6 +38,7 @@ void ag_modules_dispose(ag_server_t *s)
 {
     ag_eio_dispose(s);
     ag_clientjs_dispose(s);
+    ag_socketio_dispose(s);
     ag_cluster_dispose(s);
     ag_session_dispose(s);
 }
