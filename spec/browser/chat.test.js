@@ -63,6 +63,15 @@ test('without WebSocket but with EventSource the page upgrades to SSE and chats'
   await waitTransport(p1, 'sse');
   await waitTransport(p2, 'sse');
   await chatBetween(p1, p2, 'sse');
+  // LF and CR inside a payload take the two special SSE encodings (data: lines; event "j")
+  await p2.evaluate(() => {
+    window.heard = [];
+    window.chatClient.on('say', (m) => window.heard.push(m.message));
+  });
+  for (const text of ['two\nlines', 'carriage\r\nreturn', 'caf\u00e9 \u2603 \ud83d\ude00']) {
+    await p1.evaluate((t) => window.chatClient.say('defaultRoom', t), text);
+    await p2.waitForFunction((t) => window.heard.indexOf(t) !== -1, text, { timeout: 10000 });
+  }
   await p1.context().close();
   await p2.context().close();
 });

@@ -290,6 +290,21 @@ for (const file of ['ActionheroWebsocketClient.js', 'ActionheroWebsocketClient.m
     client.disconnect();
   });
 
+  test(`${file}: no open within \`timeout\`: timeout event and state, then reconnect attempts`, async () => {
+    const peer = new FakePeer();
+    peer.silent = true;
+    const client = wsClient(C(), peer, { timeout: 50, transports: ['websocket'] });
+    const seen = record(client, ['timeout', 'reconnecting', 'connected']);
+    client.connect();
+    await waitFor(() => seen.some((s) => s[0] === 'timeout'), 2000, 'timeout');
+    assert.equal(client.state, 'timeout');
+    peer.silent = false;
+    await waitFor(() => client.state === 'connected', 3000, 'connected after the timeout');
+    assert.deepEqual(seen.map((s) => s[0]).slice(0, 2), ['timeout', 'reconnecting']);
+    assert.ok(peer.sockets.length >= 2);
+    client.disconnect();
+  });
+
   test(`${file}: action() before connect() goes over HTTP: POST <apiPath>?action=<name>, JSON body`, () => {
     const Xhr = recordingXhr();
     const client = new (C())({ url: 'http://example.test:8080/', XMLHttpRequest: Xhr });
