@@ -46,8 +46,8 @@ test('two pages chat over WebSocket; the page shows the welcome, members and mes
   await p2.context().close();
 });
 
-test('without WebSocket and EventSource the page stays on polling and chats', async () => {
-  const p1 = await openChat(b, srv.url, { noWebSocket: true, noEventSource: true });
+test('without WebSocket, EventSource and fetch the page stays on polling (XMLHttpRequest) and chats', async () => {
+  const p1 = await openChat(b, srv.url, { noWebSocket: true, noEventSource: true, noFetch: true });
   const p2 = await openChat(b, srv.url, { min: true });
   await waitTransport(p2, 'websocket');
   await chatBetween(p1, p2, 'polling');
