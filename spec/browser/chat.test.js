@@ -117,3 +117,28 @@ for (const [name, opts] of [['websocket', {}], ['sse', { noWebSocket: true }]]) 
     await page.context().close();
   });
 }
+
+test('websocketFirst: the session opens on WebSocket, no polling handshake; through the stripping proxy it falls back', async () => {
+  const first = await startServer({ config: { servers: { websocket: { client: { websocketFirst: true, rememberUpgrade: false } } } } });
+  const proxy = stripProxy ? await stripProxy(first.port) : null;
+  try {
+    const page = await b.newPage();
+    const requests = [];
+    page.on('request', (r) => r.url().includes('/primus/') && requests.push(r.url()));
+    page.on('websocket', (ws) => requests.push(ws.url()));
+    await page.goto(`${first.url}/public/chat.html`);
+    await page.waitForFunction(() => window.chatClient && window.chatClient.state === 'connected', null, { timeout: 15000 });
+    assert.equal(await page.evaluate(() => window.chatClient.transport), 'websocket');
+    assert.match(requests[0], /^ws:\/\/127\.0\.0\.1:\d+\/primus\/\?EIO=4&transport=websocket$/);
+    assert.equal(requests.filter((u) => u.includes('transport=polling')).length, 0, requests.join('\n'));
+    await page.context().close();
+    if (proxy) {
+      const p2 = await openChat(b, `http://127.0.0.1:${proxy.port}`);
+      await waitTransport(p2, 'sse');
+      await p2.context().close();
+    }
+  } finally {
+    if (proxy) await proxy.close();
+    await first.stop();
+  }
+});
