@@ -178,6 +178,31 @@ for (const file of ['ActionheroWebsocketClient.js', 'ActionheroWebsocketClient.m
     client.disconnect();
   });
 
+  test(`${file}: verbs send actionhero's frames; roomAdd and roomLeave keep client.rooms`, async () => {
+    const peer = new FakePeer();
+    const client = wsClient(C(), peer);
+    await connect(client);
+    const replies = [];
+    client.roomAdd('otherRoom', (r) => replies.push(r));
+    await waitFor(() => replies.length === 1);
+    assert.deepEqual(client.rooms, ['otherRoom']);
+    peer.autoReply = false;
+    client.roomLeave('otherRoom', (r) => replies.push(r));
+    assert.deepEqual(client.rooms, []);
+    client.file('simple.html', (r) => replies.push(r));
+    client.detailsView((r) => replies.push(r));
+    client.documentation((r) => replies.push(r));
+    await waitFor(() => peer.frames.length === 6);
+    assert.deepEqual(peer.frames.slice(1).map((f) => f.msg), [
+      { event: 'roomAdd', room: 'otherRoom', messageId: 2 },
+      { event: 'roomLeave', room: 'otherRoom', messageId: 3 },
+      { event: 'file', file: 'simple.html', messageId: 4 },
+      { event: 'detailsView', messageId: 5 },
+      { event: 'documentation', messageId: 6 },
+    ]);
+    client.disconnect();
+  });
+
   test(`${file}: messages by context go to say, alert, api and message events`, async () => {
     const peer = new FakePeer();
     const client = wsClient(C(), peer);
