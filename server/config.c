@@ -20,7 +20,10 @@ typedef struct {
     size_t off;
 } ckey_t;
 
-#define K(path, type, field) {path, type, offsetof(ag_config_t, field)}
+#define K(path, type, field)                                                                                                       \
+    {                                                                                                                              \
+        path, type, offsetof(ag_config_t, field)                                                                                   \
+    }
 static const ckey_t schema[] = {
     K("general.welcomeMessage", T_STR, general.welcomeMessage),
     K("general.serverName", T_STR, general.serverName),
@@ -208,8 +211,9 @@ ag_config_t *ag_config_create_default(void)
     c->redis.nodeTtl = 5;
     /* One check for every allocation above. */
     for (size_t i = 0; i < NKEYS; i++) {
-        void *p = schema[i].type == T_STR ? (void *)*FIELD(c, &schema[i], char *)
-                                          : schema[i].type == T_LIST ? (void *)*FIELD(c, &schema[i], char **) : c;
+        void *p = schema[i].type == T_STR    ? (void *)*FIELD(c, &schema[i], char *)
+                  : schema[i].type == T_LIST ? (void *)*FIELD(c, &schema[i], char **)
+                                             : c;
         if (p == NULL) {
             ag_config_destroy(c);
             return NULL;
@@ -299,7 +303,9 @@ static int set_value(loader_t *l, ag_config_t *c, const ckey_t *k, yaml_node_t *
     }
     if (n->type != YAML_SCALAR_NODE)
         return fail(l, n, "%s: expected a %s, not a list or mapping", k->path,
-                    k->type == T_STR ? "string" : k->type == T_BOOL ? "boolean" : "number");
+                    k->type == T_STR    ? "string"
+                    : k->type == T_BOOL ? "boolean"
+                                        : "number");
     const char *s = scalar(n);
     char *end;
     switch (k->type) {
@@ -319,8 +325,7 @@ static int set_value(loader_t *l, ag_config_t *c, const ckey_t *k, yaml_node_t *
     case T_LONG: {
         errno = 0;
         double d = strtod(s, &end); /* accepts 1e6 like the JavaScript configs it mirrors */
-        if (*s == '\0' || *end != '\0' || errno != 0 || d != (double)(long)d || d < 0 ||
-            (k->type == T_INT && d > INT_MAX))
+        if (*s == '\0' || *end != '\0' || errno != 0 || d != (double)(long)d || d < 0 || (k->type == T_INT && d > INT_MAX))
             return fail(l, n, "%s: expected a non-negative whole number, got \"%s\"", k->path, s);
         if (k->type == T_INT)
             *FIELD(c, k, int) = (int)d;

@@ -24,64 +24,64 @@ typedef struct st_ag_config_t {
     } general;
     struct {
         struct {
-            int enabled;            /* 1 */
-            int port;               /* 8080, or env PORT */
-            char *bindIP;           /* "0.0.0.0" */
-            int secure;             /* 0 */
+            int enabled;  /* 1 */
+            int port;     /* 8080, or env PORT */
+            char *bindIP; /* "0.0.0.0" */
+            int secure;   /* 0 */
             char *certFile, *keyFile;
-            int http2;              /* 0: h2 only when enabled on purpose (see README security note) */
-            char *publicDir;        /* "" = the demo directory shipped under client/public */
-            char *urlPathForActions;/* "api" */
-            char *urlPathForFiles;  /* "public" */
-            int queryRouting;       /* 1: /api?action=… and body {"action":…} */
-            int serverInformation;  /* 1 */
-            int requesterInformation; /* 1 */
-            char *cookieKey;        /* "sessionID" */
-            int cookieExpires;      /* 3600000 ms */
-            long maxRequestBody;    /* bytes, 10485760 */
+            int http2;                 /* 0: h2 only when enabled on purpose (see README security note) */
+            char *publicDir;           /* "" = the demo directory shipped under client/public */
+            char *urlPathForActions;   /* "api" */
+            char *urlPathForFiles;     /* "public" */
+            int queryRouting;          /* 1: /api?action=… and body {"action":…} */
+            int serverInformation;     /* 1 */
+            int requesterInformation;  /* 1 */
+            char *cookieKey;           /* "sessionID" */
+            int cookieExpires;         /* 3600000 ms */
+            long maxRequestBody;       /* bytes, 10485760 */
             int flatFileCacheDuration; /* s, 60 */
         } web;
         struct {
-            int enabled;                 /* 1 */
-            char *clientUrl;             /* "window.location.origin" (a bare expression) or a URL */
-            char *clientJsPath;          /* "javascript/" */
-            char *clientJsName;          /* "ActionheroWebsocketClient"; "" = not rendered */
-            int destroyClientsOnShutdown;/* 0 */
+            int enabled;                  /* 1 */
+            char *clientUrl;              /* "window.location.origin" (a bare expression) or a URL */
+            char *clientJsPath;           /* "javascript/" */
+            char *clientJsName;           /* "ActionheroWebsocketClient"; "" = not rendered */
+            int destroyClientsOnShutdown; /* 0 */
             struct {
-                char *pathname;          /* "/primus" */
-                char **transports;       /* polling, websocket, sse */
-                int pingInterval;        /* engine.io, 25000 */
-                int pingTimeout;         /* engine.io, 20000 */
-                int upgradeTimeout;      /* 10000 */
-                long maxHttpBufferSize;  /* 1000000 */
-                char **origins;          /* "*" */
-                int credentials;         /* 0 */
-                char **methods;          /* GET, POST */
-                int maxAge;              /* s, 86400 */
-                int primusPingInterval;  /* plain /primus heartbeat, 30000 */
-                long maxLength;          /* plain /primus frame limit, 10485760 */
-                long queueMaxBytes;      /* per-connection outbound bound, 4194304 */
-                int queueMaxFrames;      /* 4096 */
-                int echo;                /* 0: raw engine.io echo, no session layer (conformance suites) */
+                char *pathname;         /* "/primus" */
+                char **transports;      /* polling, websocket, sse */
+                int pingInterval;       /* engine.io, 25000 */
+                int pingTimeout;        /* engine.io, 20000 */
+                int upgradeTimeout;     /* 10000 */
+                long maxHttpBufferSize; /* 1000000 */
+                char **origins;         /* "*" */
+                int credentials;        /* 0 */
+                char **methods;         /* GET, POST */
+                int maxAge;             /* s, 86400 */
+                int primusPingInterval; /* plain /primus heartbeat, 30000 */
+                long maxLength;         /* plain /primus frame limit, 10485760 */
+                long queueMaxBytes;     /* per-connection outbound bound, 4194304 */
+                int queueMaxFrames;     /* 4096 */
+                int echo;               /* 0: raw engine.io echo, no session layer (conformance suites) */
                 struct {
-                    int replayEvents;    /* 512 */
-                    long replayBytes;    /* 1048576 */
-                    long recycleBytes;   /* 8388608 */
-                    int keepaliveMs;     /* 15000 */
+                    int replayEvents;  /* 512 */
+                    long replayBytes;  /* 1048576 */
+                    long recycleBytes; /* 8388608 */
+                    int keepaliveMs;   /* 15000 */
                 } sse;
             } server;
             struct {
-                char *apiPath;           /* "/api" */
-                char *cookieKey;         /* "sessionID" */
-                char **transports;       /* order tried by the browser client: polling, websocket, sse */
-                int websocketFirst;      /* 0 */
-                int rememberUpgrade;     /* 1 */
-                int timeout;             /* connect timeout ms, 10000 */
-                int reconnectMin;        /* 500 */
-                int reconnectMax;        /* 30000 */
-                double reconnectFactor;  /* 2 */
-                int reconnectRetries;    /* 0 = forever */
-                int queueSize;           /* 100 */
+                char *apiPath;          /* "/api" */
+                char *cookieKey;        /* "sessionID" */
+                char **transports;      /* order tried by the browser client: polling, websocket, sse */
+                int websocketFirst;     /* 0 */
+                int rememberUpgrade;    /* 1 */
+                int timeout;            /* connect timeout ms, 10000 */
+                int reconnectMin;       /* 500 */
+                int reconnectMax;       /* 30000 */
+                double reconnectFactor; /* 2 */
+                int reconnectRetries;   /* 0 = forever */
+                int queueSize;          /* 100 */
             } client;
         } websocket;
         struct {

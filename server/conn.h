@@ -33,13 +33,13 @@ typedef struct st_ag_disconnect_t {
     const char *reason; /* short text for logs and close frames */
     int reconnect;      /* 0: the client must not reconnect (Primus sends "primus::server::close" first) */
 } ag_disconnect_t;
-extern const ag_disconnect_t AG_DISCONNECT_QUIT;          /* quit/exit verb: no reconnect */
-extern const ag_disconnect_t AG_DISCONNECT_SERVER;        /* destroyed by the application: no reconnect */
-extern const ag_disconnect_t AG_DISCONNECT_SHUTDOWN;      /* going away, come back later (destroyClientsOnShutdown false) */
-extern const ag_disconnect_t AG_DISCONNECT_SHUTDOWN_FINAL;/* going away, do not reconnect (destroyClientsOnShutdown true) */
-extern const ag_disconnect_t AG_DISCONNECT_SLOW;          /* outbound queue over its bound */
-extern const ag_disconnect_t AG_DISCONNECT_TOO_BIG;       /* inbound message over the limit (1009) */
-extern const ag_disconnect_t AG_DISCONNECT_HEARTBEAT;     /* peer stopped answering pings */
+extern const ag_disconnect_t AG_DISCONNECT_QUIT;           /* quit/exit verb: no reconnect */
+extern const ag_disconnect_t AG_DISCONNECT_SERVER;         /* destroyed by the application: no reconnect */
+extern const ag_disconnect_t AG_DISCONNECT_SHUTDOWN;       /* going away, come back later (destroyClientsOnShutdown false) */
+extern const ag_disconnect_t AG_DISCONNECT_SHUTDOWN_FINAL; /* going away, do not reconnect (destroyClientsOnShutdown true) */
+extern const ag_disconnect_t AG_DISCONNECT_SLOW;           /* outbound queue over its bound */
+extern const ag_disconnect_t AG_DISCONNECT_TOO_BIG;        /* inbound message over the limit (1009) */
+extern const ag_disconnect_t AG_DISCONNECT_HEARTBEAT;      /* peer stopped answering pings */
 
 typedef struct st_ag_transport_t {
     const char *name;
@@ -54,8 +54,8 @@ typedef struct st_ag_transport_t {
 
 /* What the transport knows about the peer when the connection opens. All strings are copied. */
 typedef struct st_ag_conn_info_t {
-    const char *fingerprint;    /* ?sessionID= of the socket URL; NULL or "" = use the connection id */
-    const char *remote_ip;      /* already resolved through trusted proxies (see ag_http_peer_info) */
+    const char *fingerprint; /* ?sessionID= of the socket URL; NULL or "" = use the connection id */
+    const char *remote_ip;   /* already resolved through trusted proxies (see ag_http_peer_info) */
     int remote_port;
     const char *transport_name; /* "websocket", "polling", "sse": shown by detailsView */
 } ag_conn_info_t;

@@ -36,10 +36,14 @@ static int replace(char **field, const char *value)
 
 int main(int argc, char **argv)
 {
-    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},   {"port", required_argument, NULL, 'p'},
-                                         {"host", required_argument, NULL, 'H'},     {"public", required_argument, NULL, 'P'},
-                                         {"log-level", required_argument, NULL, 'l'}, {"check-config", no_argument, NULL, 'C'},
-                                         {"version", no_argument, NULL, 'v'},        {"help", no_argument, NULL, 'h'},
+    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                         {"port", required_argument, NULL, 'p'},
+                                         {"host", required_argument, NULL, 'H'},
+                                         {"public", required_argument, NULL, 'P'},
+                                         {"log-level", required_argument, NULL, 'l'},
+                                         {"check-config", no_argument, NULL, 'C'},
+                                         {"version", no_argument, NULL, 'v'},
+                                         {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     const char *config_path = NULL, *port = NULL, *host = NULL, *public_dir = NULL, *log_level = NULL;
     int check_only = 0, ch;

@@ -46,7 +46,7 @@ struct st_ag_server_t {
     size_t num_conns;
     ag_stats_t stats;
 
-    int stopping;  /* SIGTERM/SIGINT seen: no new connections, pending actions fail with "the server is shutting down" */
+    int stopping; /* SIGTERM/SIGINT seen: no new connections, pending actions fail with "the server is shutting down" */
     int exit_code;
     uint64_t stop_deadline;
 };

@@ -157,9 +157,10 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     size_t rest_len = path.len - plen;
     if (rest_len == sizeof("/spec") - 1 && memcmp(rest, "/spec", rest_len) == 0) {
         char body[512];
-        int n = snprintf(body, sizeof(body),
-                         "{\"pingInterval\":%d,\"pathname\":\"%s\",\"version\":\"%s\",\"parser\":\"json\",\"transformer\":\"engineio\"}",
-                         cfg->servers.websocket.server.primusPingInterval, pathname, AG_VERSION);
+        int n = snprintf(
+            body, sizeof(body),
+            "{\"pingInterval\":%d,\"pathname\":\"%s\",\"version\":\"%s\",\"parser\":\"json\",\"transformer\":\"engineio\"}",
+            cfg->servers.websocket.server.primusPingInterval, pathname, AG_VERSION);
         ag_http_respond(req, 200, "OK", "application/json", body, (size_t)n);
         return 0;
     }

@@ -1,24 +1,213 @@
 #include "ws.h"
 
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define CLOSE_DEADLINE_MS 2000
+#define IDLE_CHECK_MS 1000
 
-static h2o_timeout_t close_timeout;
-static h2o_evloop_t *close_timeout_loop;
+/* Node-wide timer lists (h2o keeps one list per duration; entries are per socket, no OS timer each). */
+static h2o_timeout_t close_timeout, idle_timeout;
+static h2o_evloop_t *timeouts_loop;
+
+static void schedule_flush(ag_ws_t *ws);
+static void schedule_idle_check(ag_ws_t *ws);
+
+static void unlink_entry(h2o_timeout_entry_t *e)
+{
+    if (h2o_timeout_is_linked(e))
+        h2o_timeout_unlink(e);
+}
 
 static void destroy(ag_ws_t *ws)
 {
-    if (h2o_timeout_is_linked(&ws->_flush))
-        h2o_timeout_unlink(&ws->_flush);
-    if (h2o_timeout_is_linked(&ws->_close_deadline))
-        h2o_timeout_unlink(&ws->_close_deadline);
+    unlink_entry(&ws->_flush);
+    unlink_entry(&ws->_close_deadline);
+    unlink_entry(&ws->_idle);
     h2o_websocket_conn_t *conn = ws->conn;
     ws->cb->on_closed(ws);
-    h2o_websocket_close(conn);
+    h2o_websocket_close(conn); /* a hibernating socket has no wslay context: wslay_event_context_free(NULL) is a no-op */
+    free(ws->_direct.base);
     free(ws);
+}
+
+/* --- hibernation --- */
+
+/* Follows the frames in the bytes wslay reads, to know when the stream sits between two messages. */
+static void track_inbound(ag_ws_t *ws, const uint8_t *p, size_t n)
+{
+    while (n > 0) {
+        if (ws->_payload_left > 0) {
+            size_t take = n < ws->_payload_left ? n : (size_t)ws->_payload_left;
+            ws->_payload_left -= take;
+            p += take;
+            n -= take;
+        } else {
+            ws->_hdr[ws->_hdr_len++] = *p++;
+            n--;
+            if (ws->_hdr_len == 2) {
+                uint8_t len7 = ws->_hdr[1] & 0x7f;
+                ws->_hdr_need = 2 + (len7 == 126 ? 2 : len7 == 127 ? 8 : 0) + ((ws->_hdr[1] & 0x80) ? 4 : 0);
+            }
+            if (ws->_hdr_len < 2 || ws->_hdr_len < ws->_hdr_need)
+                continue;
+            uint8_t len7 = ws->_hdr[1] & 0x7f;
+            uint64_t len = len7;
+            if (len7 == 126) {
+                len = ((uint64_t)ws->_hdr[2] << 8) | ws->_hdr[3];
+            } else if (len7 == 127) {
+                len = 0;
+                for (int i = 2; i < 10; i++)
+                    len = (len << 8) | ws->_hdr[i];
+            }
+            ws->_fin_opcode = ws->_hdr[0];
+            ws->_payload_left = len;
+            ws->_hdr_len = 0;
+        }
+        if (ws->_payload_left == 0 && ws->_hdr_len == 0 && (ws->_fin_opcode & 0x0f) < 8)
+            ws->_in_msg = (ws->_fin_opcode & 0x80) == 0; /* data frames only: control frames interleave */
+    }
+}
+
+static ssize_t on_wslay_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags, void *user_data)
+{
+    h2o_websocket_conn_t *conn = user_data;
+    ag_ws_t *ws = conn->data;
+    ssize_t n = ws->_h2o_recv(ctx, buf, len, flags, user_data);
+    if (n > 0)
+        track_inbound(ws, buf, (size_t)n);
+    return n;
+}
+
+static void wake(ag_ws_t *ws)
+{
+    if (ws->conn->ws_ctx != NULL)
+        return;
+    wslay_event_context_server_init(&ws->conn->ws_ctx, &ws->_wslay_cb, ws->conn);
+    wslay_event_config_set_max_recv_msg_length(ws->conn->ws_ctx, ws->_max_message);
+}
+
+static int can_hibernate(ag_ws_t *ws)
+{
+    h2o_socket_t *sock = ws->conn->sock;
+    wslay_event_context_ptr ctx = ws->conn->ws_ctx;
+    return sock != NULL && ctx != NULL && !ws->_closing && ws->_hdr_len == 0 && ws->_payload_left == 0 && !ws->_in_msg &&
+           !h2o_socket_is_writing(sock) && sock->input->size == 0 && wslay_event_get_queued_msg_count(ctx) == 0 &&
+           !wslay_event_want_write(ctx) && !h2o_timeout_is_linked(&ws->_flush);
+}
+
+static void on_hibernating_read(h2o_socket_t *sock, const char *err);
+
+static void hibernate(ag_ws_t *ws)
+{
+    h2o_socket_t *sock = ws->conn->sock;
+    wslay_event_context_free(ws->conn->ws_ctx);
+    ws->conn->ws_ctx = NULL;
+    if (sock->input->bytes != NULL) {
+        h2o_buffer_dispose(&sock->input);
+        h2o_buffer_init(&sock->input, &h2o_socket_buffer_prototype);
+    }
+    h2o_socket_read_start(sock, on_hibernating_read);
+}
+
+static void on_h2o_msg(h2o_websocket_conn_t *conn, const struct wslay_event_on_msg_recv_arg *arg);
+
+static void on_hibernating_read(h2o_socket_t *sock, const char *err)
+{
+    h2o_websocket_conn_t *conn = sock->data;
+    ag_ws_t *ws = conn->data;
+    wake(ws);
+    if (err != NULL) {
+        on_h2o_msg(conn, NULL);
+        return;
+    }
+    schedule_idle_check(ws);
+    h2o_websocket_proceed(conn); /* may free ws */
+}
+
+static void on_direct_written(h2o_socket_t *sock, const char *err)
+{
+    h2o_websocket_conn_t *conn = sock->data;
+    ag_ws_t *ws = conn->data;
+    free(ws->_direct.base);
+    ws->_direct = h2o_iovec_init(NULL, 0);
+    if (err != NULL) {
+        wake(ws);
+        on_h2o_msg(conn, NULL);
+        return;
+    }
+    if (conn->ws_ctx != NULL) /* woken while the write was in flight: wslay may have data waiting */
+        h2o_websocket_proceed(conn);
+}
+
+/* Frames one unmasked server message and writes it; only while hibernating and not writing. */
+static int write_direct(ag_ws_t *ws, const void *data, size_t len, int binary)
+{
+    size_t hl = len < 126 ? 2 : len <= 0xffff ? 4 : 10;
+    uint8_t *buf = malloc(hl + len);
+    if (buf == NULL)
+        return AG_ENOMEM;
+    buf[0] = 0x80 | (binary ? WSLAY_BINARY_FRAME : WSLAY_TEXT_FRAME);
+    if (hl == 2) {
+        buf[1] = (uint8_t)len;
+    } else if (hl == 4) {
+        buf[1] = 126;
+        buf[2] = (uint8_t)(len >> 8);
+        buf[3] = (uint8_t)len;
+    } else {
+        buf[1] = 127;
+        for (int i = 0; i < 8; i++)
+            buf[2 + i] = (uint8_t)((uint64_t)len >> (56 - 8 * i));
+    }
+    memcpy(buf + hl, data, len);
+    ws->_direct = h2o_iovec_init(buf, hl + len);
+    h2o_socket_write(ws->conn->sock, &ws->_direct, 1, on_direct_written);
+    return 0;
+}
+
+/* Freed contexts sit between live allocations, so the heap cannot shrink by itself: a second after sockets went to
+ * sleep, hand the free pages back (one node-wide timer entry, so a burst of hibernations trims once). */
+static h2o_timeout_entry_t trim_entry;
+
+static void on_trim(h2o_timeout_entry_t *entry)
+{
+    malloc_trim(0);
+}
+
+static void trim_heap_soon(h2o_evloop_t *loop)
+{
+    trim_entry.cb = on_trim;
+    if (!h2o_timeout_is_linked(&trim_entry))
+        h2o_timeout_link(loop, &idle_timeout, &trim_entry);
+}
+
+static void on_idle_check(h2o_timeout_entry_t *entry)
+{
+    ag_ws_t *ws = H2O_STRUCT_FROM_MEMBER(ag_ws_t, _idle, entry);
+    if (can_hibernate(ws)) {
+        hibernate(ws);
+        trim_heap_soon(ws->server->loop);
+    } else if (ws->conn->ws_ctx != NULL && !ws->_closing)
+        schedule_idle_check(ws);
+}
+
+static void init_timeouts(h2o_evloop_t *loop)
+{
+    if (timeouts_loop == loop)
+        return;
+    h2o_timeout_init(loop, &close_timeout, CLOSE_DEADLINE_MS);
+    h2o_timeout_init(loop, &idle_timeout, IDLE_CHECK_MS);
+    timeouts_loop = loop;
+}
+
+static void schedule_idle_check(ag_ws_t *ws)
+{
+    if (!h2o_timeout_is_linked(&ws->_idle)) {
+        init_timeouts(ws->server->loop);
+        h2o_timeout_link(ws->server->loop, &idle_timeout, &ws->_idle);
+    }
 }
 
 static void on_h2o_msg(h2o_websocket_conn_t *conn, const struct wslay_event_on_msg_recv_arg *arg)
@@ -47,6 +236,9 @@ static void on_wslay_msg(wslay_event_context_ptr ctx, const struct wslay_event_o
 static void on_flush(h2o_timeout_entry_t *entry)
 {
     ag_ws_t *ws = H2O_STRUCT_FROM_MEMBER(ag_ws_t, _flush, entry);
+    if (ws->conn->ws_ctx == NULL)
+        return; /* hibernating: nothing was queued in wslay */
+    schedule_idle_check(ws);
     if (ws->_close_code >= 0) {
         /* wslay sends control frames ahead of queued data, so the close frame waits until the data is out. */
         if (wslay_event_get_queued_msg_count(ws->conn->ws_ctx) == 0) {
@@ -85,9 +277,13 @@ ag_ws_t *ag_ws_upgrade(h2o_req_t *req, const char *client_key, size_t max_messag
     ws->_close_deadline.cb = on_close_deadline;
     ws->_close_code = -1;
     ws->conn = h2o_upgrade_to_websocket(req, client_key, ws, on_h2o_msg);
+    ws->_idle.cb = on_idle_check;
+    ws->_max_message = max_message;
     ws->_wslay_cb = ws->conn->ws_callbacks;
     ws->_h2o_on_msg = ws->_wslay_cb.on_msg_recv_callback;
+    ws->_h2o_recv = ws->_wslay_cb.recv_callback;
     ws->_wslay_cb.on_msg_recv_callback = on_wslay_msg;
+    ws->_wslay_cb.recv_callback = on_wslay_recv;
     wslay_event_config_set_callbacks(ws->conn->ws_ctx, &ws->_wslay_cb);
     wslay_event_config_set_max_recv_msg_length(ws->conn->ws_ctx, max_message);
     return ws;
@@ -97,6 +293,11 @@ int ag_ws_send(ag_ws_t *ws, const void *data, size_t len, int binary)
 {
     if (ws->_closing)
         return AG_ECLOSED;
+    if (ws->conn->ws_ctx == NULL) {
+        if (!h2o_socket_is_writing(ws->conn->sock))
+            return write_direct(ws, data, len, binary);
+        wake(ws);
+    }
     struct wslay_event_msg msg = {binary ? WSLAY_BINARY_FRAME : WSLAY_TEXT_FRAME, data, len};
     if (wslay_event_queue_msg(ws->conn->ws_ctx, &msg) != 0)
         return AG_ECLOSED;
@@ -108,25 +309,23 @@ void ag_ws_close(ag_ws_t *ws, uint16_t code, const char *reason)
 {
     if (ws->_closing)
         return;
+    wake(ws);
     ws->_closing = 1;
     ws->_close_code = code;
     snprintf(ws->_close_reason, sizeof(ws->_close_reason), "%s", reason != NULL ? reason : "");
     schedule_flush(ws);
-    if (close_timeout_loop != ws->server->loop) {
-        h2o_timeout_init(ws->server->loop, &close_timeout, CLOSE_DEADLINE_MS);
-        close_timeout_loop = ws->server->loop;
-    }
+    init_timeouts(ws->server->loop);
     h2o_timeout_link(ws->server->loop, &close_timeout, &ws->_close_deadline);
 }
 
 size_t ag_ws_queued_bytes(ag_ws_t *ws)
 {
-    return wslay_event_get_queued_msg_length(ws->conn->ws_ctx);
+    return ws->conn->ws_ctx != NULL ? wslay_event_get_queued_msg_length(ws->conn->ws_ctx) : ws->_direct.len;
 }
 
 size_t ag_ws_queued_count(ag_ws_t *ws)
 {
-    return wslay_event_get_queued_msg_count(ws->conn->ws_ctx);
+    return ws->conn->ws_ctx != NULL ? wslay_event_get_queued_msg_count(ws->conn->ws_ctx) : ws->_direct.base != NULL;
 }
 
 int ag_ws_is_closing(ag_ws_t *ws)

@@ -7,7 +7,11 @@
  *   receive callback, and batching every frame of an iteration into one socket write;
  * - a client's WebSocket PING is reported (h2o hides control frames);
  * - close(code, reason) with a deadline: a peer that never answers the close handshake is cut after 2 s;
- * - the incoming message limit (close 1009 above it, done by wslay).
+ * - the incoming message limit (close 1009 above it, done by wslay);
+ * - hibernation: wslay keeps 8 KiB of buffers per context, more than the rest of a connection together. A socket that
+ *   has been quiet for a second (no partial frame in, nothing queued out, no write in flight) frees its wslay context
+ *   and its input buffer, and gets them back when bytes arrive. A message sent to a hibernating socket is framed
+ *   here and written directly, so a heartbeat or a chat line does not wake it.
  *
  * Lifetime: on_closed() is the last callback; the ag_ws_t is freed right after it returns.
  */
@@ -36,8 +40,16 @@ struct st_ag_ws_t {
     /* private */
     struct wslay_event_callbacks _wslay_cb;
     void (*_h2o_on_msg)(wslay_event_context_ptr, const struct wslay_event_on_msg_recv_arg *, void *);
+    ssize_t (*_h2o_recv)(wslay_event_context_ptr, uint8_t *, size_t, int, void *);
+    size_t _max_message;
     h2o_timeout_entry_t _flush;
     h2o_timeout_entry_t _close_deadline;
+    h2o_timeout_entry_t _idle;
+    h2o_iovec_t _direct; /* a frame written while hibernating */
+    /* where the inbound byte stream stands, frame by frame (hibernation needs a frame boundary) */
+    uint8_t _hdr[14];
+    uint8_t _hdr_len, _hdr_need, _fin_opcode, _in_msg;
+    uint64_t _payload_left;
     int _closing;
     int _close_code; /* -1: no close waiting for the data queue to drain */
     char _close_reason[64];

@@ -93,3 +93,35 @@ test('SIGTERM without destroyClientsOnShutdown closes without primus::server::cl
   assert.ok(!c.frames.includes('primus::server::close'));
   assert.strictEqual((await stopped).code, 0);
 });
+
+test('a quiet socket sleeps and wakes transparently (heartbeats, big frames, fragments)', async (t) => {
+  const srv = await startServer({ config: { servers: { websocket: { server: { primusPingInterval: 600 } } } } });
+  t.after(() => srv.stop());
+  const c = await connect(`${srv.wsUrl}/primus`);
+  await c.welcome();
+  const idRe = /^primus::id::[0-9a-f-]{36}$/;
+  // heartbeats keep flowing while the socket sleeps between them (pings written directly, pongs wake it)
+  await new Promise((r) => setTimeout(r, 2600));
+  const pings = c.frames.filter((f) => typeof f === 'string' && f.startsWith('primus::ping::'));
+  assert.ok(pings.length >= 3, `pings while idle: ${pings.length}`);
+  assert.strictEqual(c.ws.readyState, 1);
+  // a frame larger than any read buffer, then a request: answered in order
+  c.sendRaw(JSON.stringify({ event: 'noSuchVerb', pad: 'x'.repeat(100000) }));
+  c.sendRaw(JSON.stringify('primus::id::'));
+  assert.match(await c.next((f) => typeof f === 'string' && f.startsWith('primus::id::')), idRe);
+  await c.close();
+});
+
+test('a message split in fragments around a quiet period is reassembled, not lost', async (t) => {
+  // default heartbeat: a pong in the middle of a fragmented message would be an interleaved data frame
+  const srv = await startServer();
+  t.after(() => srv.stop());
+  const c = await connect(`${srv.wsUrl}/primus`);
+  await c.welcome();
+  await new Promise((r) => setTimeout(r, 1500));
+  c.ws.send('"primus::', { fin: false });
+  await new Promise((r) => setTimeout(r, 2500));
+  c.ws.send('id::"', { fin: true });
+  assert.match(await c.next((f) => typeof f === 'string' && f.startsWith('primus::id::')), /^primus::id::[0-9a-f-]{36}$/);
+  await c.close();
+});

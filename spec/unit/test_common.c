@@ -105,9 +105,9 @@ static void test_map_reuses_tombstones(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_uuid4_shape),        cmocka_unit_test(test_format_double_like_javascript),
-        cmocka_unit_test(test_iso8601),            cmocka_unit_test(test_random_double_range),
-        cmocka_unit_test(test_map_set_get_del),    cmocka_unit_test(test_map_reuses_tombstones),
+        cmocka_unit_test(test_uuid4_shape),     cmocka_unit_test(test_format_double_like_javascript),
+        cmocka_unit_test(test_iso8601),         cmocka_unit_test(test_random_double_range),
+        cmocka_unit_test(test_map_set_get_del), cmocka_unit_test(test_map_reuses_tombstones),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
