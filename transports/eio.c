@@ -1,0 +1,666 @@
+/*
+ * The engine.io session: handshake routing, the sid table, heartbeat, the upgrade dance, and the ag_transport_t the
+ * logical connection sees. The transports themselves live in eio_polling.c, eio_ws.c and eio_sse.c.
+ */
+#include "eio.h"
+#include "cluster.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "http.h"
+#include <h2o/websocket.h>
+
+static ag__eio_node_t *the_node; /* one node per process; also keeps sessions reachable at exit */
+
+ag__eio_node_t *ag__eio_node(ag_server_t *server)
+{
+    return server->eio;
+}
+
+static void timers_init(ag__eio_node_t *n)
+{
+    if (n->timers_ready)
+        return;
+    const ag_config_t *cfg = n->server->config;
+    h2o_timeout_init(n->server->loop, &n->ping_interval, (uint64_t)cfg->servers.websocket.server.pingInterval);
+    h2o_timeout_init(n->server->loop, &n->ping_timeout, (uint64_t)cfg->servers.websocket.server.pingTimeout);
+    h2o_timeout_init(n->server->loop, &n->upgrade_timeout, (uint64_t)cfg->servers.websocket.server.upgradeTimeout);
+    h2o_timeout_init(n->server->loop, &n->keepalive, (uint64_t)cfg->servers.websocket.server.sse.keepaliveMs);
+    h2o_timeout_init(n->server->loop, &n->hundred_ms, 100);
+    n->timers_ready = 1;
+}
+
+/* --- outbox and flushing --- */
+
+static void outbox_clear(ag__eio_session_t *s)
+{
+    for (size_t i = 0; i < s->outbox_len; i++)
+        if (s->outbox[i].frame != NULL)
+            ag_frame_release(s->outbox[i].frame);
+    s->outbox_len = 0;
+    s->outbox_bytes = 0;
+}
+
+static int outbox_push(ag__eio_session_t *s, uint8_t type, const char *text, ag_frame_t *frame)
+{
+    const ag_config_t *cfg = s->server->config;
+    if (s->outbox_len >= (size_t)cfg->servers.websocket.server.queueMaxFrames ||
+        (frame != NULL && s->outbox_bytes + frame->len > (size_t)cfg->servers.websocket.server.queueMaxBytes)) {
+        s->server->stats.slow_consumers++;
+        ag_log(AG_LOG_WARN, "eio", s->sid, "slow consumer: %zu packets waiting; closing", s->outbox_len);
+        ag__eio_session_close(s, "transport error", 0);
+        return AG_EBUSY;
+    }
+    if (s->outbox_len == s->outbox_cap) {
+        size_t ncap = s->outbox_cap == 0 ? 4 : s->outbox_cap * 2;
+        ag__eio_out_t *n = realloc(s->outbox, ncap * sizeof(*n));
+        if (n == NULL)
+            return AG_ENOMEM;
+        s->outbox = n;
+        s->outbox_cap = ncap;
+    }
+    s->outbox[s->outbox_len++] = (ag__eio_out_t){type, frame != NULL ? ag_frame_addref(frame) : NULL, text};
+    if (frame != NULL)
+        s->outbox_bytes += frame->len;
+    return AG_OK;
+}
+
+static void flush(ag__eio_session_t *s)
+{
+    ag__eio_transport_t *t = s->transport;
+    if (t == NULL || !t->ops->writable(t))
+        return;
+    size_t n = s->outbox_len + (s->conn != NULL ? ag_conn_queued(s->conn) : 0);
+    if (n == 0)
+        return;
+    ag__eio_out_t *pkts = malloc(n * sizeof(*pkts));
+    if (pkts == NULL)
+        return;
+    size_t k = 0;
+    for (size_t i = 0; i < s->outbox_len; i++)
+        pkts[k++] = s->outbox[i];
+    s->outbox_len = 0;
+    s->outbox_bytes = 0;
+    ag_frame_t *f;
+    while (k < n && s->conn != NULL && (f = ag_conn_shift(s->conn)) != NULL)
+        pkts[k++] = (ag__eio_out_t){AG_EIO_MESSAGE, f, NULL};
+    ag__eio_session_addref(s);
+    t->ops->send(t, pkts, k);
+    for (size_t i = 0; i < k; i++)
+        if (pkts[i].frame != NULL)
+            ag_frame_release(pkts[i].frame);
+    free(pkts);
+    ag__eio_session_release(s);
+}
+
+void ag__eio_on_writable(ag__eio_session_t *s)
+{
+    flush(s);
+}
+
+/* --- the ag_transport_t the connection sees --- */
+
+static void conn_on_pending(ag_conn_t *conn, void *self)
+{
+    flush(self);
+}
+
+static void conn_close(ag_conn_t *conn, void *self, const ag_disconnect_t *why)
+{
+    ag__eio_session_t *s = self;
+    s->why = why;
+    ag__eio_session_close(s, why->reason, 1);
+}
+
+static const ag_transport_t conn_transport = {"websocket", conn_on_pending, conn_close};
+
+/* --- lifetime --- */
+
+void ag__eio_session_addref(ag__eio_session_t *s)
+{
+    ++s->refcnt;
+}
+
+static void unlink_timers(ag__eio_session_t *s)
+{
+    h2o_timeout_entry_t *entries[] = {&s->ping_timer, &s->pong_deadline, &s->upgrade_deadline, &s->noop_tick};
+    for (size_t i = 0; i < sizeof(entries) / sizeof(entries[0]); i++)
+        if (h2o_timeout_is_linked(entries[i]))
+            h2o_timeout_unlink(entries[i]);
+}
+
+void ag__eio_session_release(ag__eio_session_t *s)
+{
+    if (--s->refcnt != 0)
+        return;
+    unlink_timers(s);
+    if (h2o_timeout_is_linked(&s->finish))
+        h2o_timeout_unlink(&s->finish);
+    outbox_clear(s);
+    free(s->outbox);
+    if (s->polling != NULL)
+        ag__eio_polling_destroy(s->polling);
+    if (s->sse != NULL)
+        ag__eio_sse_destroy(s->sse);
+    free(s);
+}
+
+static void on_finish(h2o_timeout_entry_t *entry)
+{
+    ag__eio_session_t *s = H2O_STRUCT_FROM_MEMBER(ag__eio_session_t, finish, entry);
+    if (s->conn != NULL) {
+        ag_conn_t *c = s->conn;
+        s->conn = NULL;
+        ag_conn_on_transport_gone(c);
+    }
+    ag__eio_session_release(s); /* the table's reference */
+}
+
+static void close_probe(ag__eio_session_t *s)
+{
+    if (h2o_timeout_is_linked(&s->upgrade_deadline))
+        h2o_timeout_unlink(&s->upgrade_deadline);
+    if (h2o_timeout_is_linked(&s->noop_tick))
+        h2o_timeout_unlink(&s->noop_tick);
+    ag__eio_transport_t *p = s->probe;
+    if (p != NULL) {
+        s->probe = NULL;
+        p->ops->close(p);
+    }
+}
+
+void ag__eio_session_close(ag__eio_session_t *s, const char *reason, int send_close)
+{
+    if (s->closed)
+        return;
+    ag_debug("eio", s->sid, "closing: %s", reason);
+    s->closed = 1;
+    ag__eio_session_addref(s);
+    unlink_timers(s);
+    if (send_close && s->transport != NULL && outbox_push(s, AG_EIO_CLOSE, NULL, NULL) == AG_OK)
+        flush(s);
+    close_probe(s);
+    ag__eio_transport_t *t = s->transport;
+    s->transport = NULL;
+    if (t != NULL)
+        t->ops->close(t);
+    outbox_clear(s);
+    ag__eio_node_t *n = ag__eio_node(s->server);
+    if (ag_map_get(&n->sessions, s->sid) == s)
+        ag_map_del(&n->sessions, s->sid);
+    /* The connection hears of it from the loop, never from inside its own close() or a send it is dispatching. */
+    h2o_timeout_link(s->server->loop, &s->server->ctx.zero_timeout, &s->finish);
+    ag__eio_session_release(s);
+}
+
+void ag__eio_transport_gone(ag__eio_session_t *s, ag__eio_transport_t *t, const char *reason)
+{
+    if (t == s->probe) {
+        s->probe = NULL;
+        close_probe(s);
+    } else if (t == s->transport) {
+        s->transport = NULL;
+        ag__eio_session_close(s, reason, 0);
+    }
+}
+
+/* --- heartbeat and upgrade --- */
+
+static void on_ping_timer(h2o_timeout_entry_t *entry)
+{
+    ag__eio_session_t *s = H2O_STRUCT_FROM_MEMBER(ag__eio_session_t, ping_timer, entry);
+    ag__eio_node_t *n = ag__eio_node(s->server);
+    /* the deadline runs even when the ping cannot be delivered now (no GET held) */
+    h2o_timeout_link(s->server->loop, &n->ping_timeout, &s->pong_deadline);
+    if (outbox_push(s, AG_EIO_PING, NULL, NULL) == AG_OK)
+        flush(s);
+}
+
+static void on_pong_deadline(h2o_timeout_entry_t *entry)
+{
+    ag__eio_session_t *s = H2O_STRUCT_FROM_MEMBER(ag__eio_session_t, pong_deadline, entry);
+    ag_debug("eio", s->sid, "ping timeout");
+    s->why = &AG_DISCONNECT_HEARTBEAT;
+    ag__eio_session_close(s, "ping timeout", 1);
+}
+
+static void schedule_ping(ag__eio_session_t *s)
+{
+    if (h2o_timeout_is_linked(&s->ping_timer))
+        h2o_timeout_unlink(&s->ping_timer);
+    h2o_timeout_link(s->server->loop, &ag__eio_node(s->server)->ping_interval, &s->ping_timer);
+}
+
+static void on_upgrade_deadline(h2o_timeout_entry_t *entry)
+{
+    ag__eio_session_t *s = H2O_STRUCT_FROM_MEMBER(ag__eio_session_t, upgrade_deadline, entry);
+    ag_debug("eio", s->sid, "upgrade timeout: closing the probe");
+    close_probe(s);
+}
+
+/* While a probe is pending, every held GET is released with a noop so the client can pause polling. */
+static void on_noop_tick(h2o_timeout_entry_t *entry)
+{
+    ag__eio_session_t *s = H2O_STRUCT_FROM_MEMBER(ag__eio_session_t, noop_tick, entry);
+    ag__eio_transport_t *t = s->transport;
+    if (t != NULL && t->ops->kind == AG__EIO_POLLING && t->ops->writable(t)) {
+        ag__eio_out_t noop = {AG_EIO_NOOP, NULL, NULL};
+        t->ops->send(t, &noop, 1);
+    }
+    if (s->probe != NULL && !h2o_timeout_is_linked(&s->noop_tick))
+        h2o_timeout_link(s->server->loop, &ag__eio_node(s->server)->hundred_ms, &s->noop_tick);
+}
+
+static void do_upgrade(ag__eio_session_t *s)
+{
+    ag__eio_transport_t *old = s->transport, *t = s->probe;
+    if (h2o_timeout_is_linked(&s->upgrade_deadline))
+        h2o_timeout_unlink(&s->upgrade_deadline);
+    if (h2o_timeout_is_linked(&s->noop_tick))
+        h2o_timeout_unlink(&s->noop_tick);
+    s->probe = NULL;
+    s->transport = t;
+    s->upgraded = 1;
+    if (old != NULL)
+        old->ops->close(old);
+    if (s->conn != NULL)
+        ag_conn_set_transport_name(s->conn, t->ops->name);
+    ag_debug("eio", s->sid, "upgraded to %s", t->ops->name);
+    flush(s);
+}
+
+void ag__eio_on_packet(ag__eio_session_t *s, ag__eio_transport_t *t, const ag_eio_packet_t *pkt)
+{
+    if (s->closed)
+        return;
+    if (t == s->probe) {
+        if (pkt->type == AG_EIO_PING && pkt->len == 5 && memcmp(pkt->data, "probe", 5) == 0) {
+            ag__eio_out_t pong = {AG_EIO_PONG, NULL, "probe"};
+            t->ops->send(t, &pong, 1);
+            on_noop_tick(&s->noop_tick);
+        } else if (pkt->type == AG_EIO_UPGRADE) {
+            do_upgrade(s);
+        } else {
+            close_probe(s);
+        }
+        return;
+    }
+    if (t != s->transport)
+        return;
+    switch (pkt->type) {
+    case AG_EIO_CLOSE:
+        ag__eio_session_close(s, "transport close", 0);
+        break;
+    case AG_EIO_PING:
+        ag_debug("eio", s->sid, "invalid heartbeat direction");
+        ag__eio_session_close(s, "invalid heartbeat direction", 0);
+        break;
+    case AG_EIO_PONG:
+        if (h2o_timeout_is_linked(&s->pong_deadline))
+            h2o_timeout_unlink(&s->pong_deadline);
+        schedule_ping(s);
+        break;
+    case AG_EIO_MESSAGE:
+        if (s->conn != NULL) {
+            ag_conn_on_frame(s->conn, pkt->data, pkt->len, pkt->binary);
+        } else if (s->server->config->servers.websocket.server.echo) {
+            ag_frame_t *f = ag_frame_create(pkt->data, pkt->len, pkt->binary);
+            if (f != NULL) {
+                if (outbox_push(s, AG_EIO_MESSAGE, NULL, f) == AG_OK)
+                    flush(s);
+                ag_frame_release(f);
+            }
+        }
+        break;
+    default:
+        break; /* open, upgrade and noop from a client mean nothing on the current transport */
+    }
+}
+
+int ag__eio_on_payload(ag__eio_session_t *s, ag__eio_transport_t *t, const char *body, size_t len)
+{
+    char *scratch = malloc(len + 4);
+    if (scratch == NULL)
+        return -1;
+    size_t pos = 0, plen;
+    const char *piece;
+    int ret = 0;
+    ag__eio_session_addref(s);
+    while (!s->closed && ag_eio_payload_next(body, len, &pos, &piece, &plen)) {
+        ag_eio_packet_t pkt;
+        if (ag_eio_packet_decode(piece, plen, scratch, &pkt) != AG_OK) {
+            ag__eio_session_close(s, "parse error", 0);
+            ret = -1;
+            break;
+        }
+        ag__eio_on_packet(s, t, &pkt);
+    }
+    ag__eio_session_release(s);
+    free(scratch);
+    return ret;
+}
+
+/* --- sessions --- */
+
+size_t ag__eio_open_json(ag__eio_session_t *s, ag__eio_kind_t kind, int sse_offered, char *out, size_t cap)
+{
+    const ag_config_t *cfg = s->server->config;
+    char *const *tr = cfg->servers.websocket.server.transports;
+    const char *upgrades = "[]";
+    if (kind == AG__EIO_POLLING) {
+        int ws = ag_config_list_has(tr, "websocket"), sse = sse_offered && ag_config_list_has(tr, "sse");
+        upgrades = ws && sse ? "[\"websocket\",\"sse\"]" : ws ? "[\"websocket\"]" : sse ? "[\"sse\"]" : "[]";
+    }
+    int n = snprintf(out, cap, "{\"sid\":\"%s\",\"upgrades\":%s,\"pingInterval\":%d,\"pingTimeout\":%d,\"maxPayload\":%ld}", s->sid,
+                     upgrades, cfg->servers.websocket.server.pingInterval, cfg->servers.websocket.server.pingTimeout,
+                     cfg->servers.websocket.server.maxHttpBufferSize);
+    return n < 0 ? 0 : (size_t)n;
+}
+
+ag__eio_session_t *ag__eio_session_create(ag_server_t *server, h2o_req_t *req, ag__eio_kind_t kind)
+{
+    ag__eio_node_t *n = ag__eio_node(server);
+    timers_init(n);
+    ag__eio_session_t *s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return NULL;
+    do {
+        ag_eio_sid_generate(s->sid);
+        /* the sid names its node, so any node can forward a request for it (server/cluster.h) */
+        ag_cluster_sid_stamp(server, s->sid);
+    } while (ag_map_get(&n->sessions, s->sid) != NULL);
+    s->server = server;
+    s->refcnt = 1; /* the table's */
+    s->ping_timer.cb = on_ping_timer;
+    s->pong_deadline.cb = on_pong_deadline;
+    s->upgrade_deadline.cb = on_upgrade_deadline;
+    s->noop_tick.cb = on_noop_tick;
+    s->finish.cb = on_finish;
+    const char *b64 = ag_http_query_param(req, "b64");
+    s->b64 = b64 != NULL && strcmp(b64, "1") == 0;
+    if (ag_map_set(&n->sessions, s->sid, s) != AG_OK) {
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+void ag__eio_probe_start(ag__eio_session_t *s, ag__eio_transport_t *t)
+{
+    s->probe = t;
+    h2o_timeout_link(s->server->loop, &ag__eio_node(s->server)->upgrade_timeout, &s->upgrade_deadline);
+}
+
+void ag__eio_session_start(ag__eio_session_t *s, ag__eio_transport_t *t)
+{
+    s->transport = t;
+    schedule_ping(s);
+}
+
+/* Creates the connection for a fresh session (not in echo mode); info from the handshake request. */
+static void attach_conn(ag__eio_session_t *s, h2o_req_t *req, ag__eio_kind_t kind)
+{
+    static const char *const names[] = {"polling", "websocket", "sse"};
+    if (s->server->config->servers.websocket.server.echo)
+        return;
+    char ip[64];
+    int port;
+    ag_http_peer_info(req, ip, &port);
+    const char *fp = ag_http_query_param(req, s->server->config->servers.web.cookieKey);
+    ag_conn_info_t info = {fp, ip, port, names[kind]};
+    s->conn = ag_conn_create(s->server, &conn_transport, s, &info);
+    flush(s); /* the welcome was queued before s->conn was set */
+}
+
+/* --- HTTP --- */
+
+static void add_header(h2o_req_t *req, const char *name, const char *value, size_t vlen)
+{
+    h2o_add_header_by_str(&req->pool, &req->res.headers, name, strlen(name), 0, NULL, value, vlen);
+}
+
+void ag__eio_add_common_headers(h2o_req_t *req)
+{
+    const ag_config_t *cfg = ag_http_server(req)->config;
+    char *const *origins = cfg->servers.websocket.server.origins;
+    size_t olen = 0;
+    const char *origin = ag_http_header(req, "origin", &olen);
+    int any = ag_config_list_has(origins, "*"), listed = 0;
+    if (origin != NULL && !any) {
+        char *o = h2o_mem_alloc_pool(&req->pool, olen + 1);
+        memcpy(o, origin, olen);
+        o[olen] = '\0';
+        listed = ag_config_list_has(origins, o);
+    }
+    if (cfg->servers.websocket.server.credentials) {
+        if (origin != NULL && (any || listed)) {
+            add_header(req, "access-control-allow-origin", origin, olen);
+            add_header(req, "access-control-allow-credentials", H2O_STRLIT("true"));
+        }
+        add_header(req, "vary", H2O_STRLIT("Origin"));
+    } else if (any) {
+        add_header(req, "access-control-allow-origin", H2O_STRLIT("*"));
+    } else {
+        if (listed)
+            add_header(req, "access-control-allow-origin", origin, olen);
+        add_header(req, "vary", H2O_STRLIT("Origin"));
+    }
+}
+
+void ag__eio_respond_error(h2o_req_t *req, int code)
+{
+    if (req->upgrade.base != NULL) {
+        /* a failed WebSocket upgrade: the bare message, and the connection goes */
+        const char *msg = ag_eio_error_message(code);
+        req->http1_is_persistent = 0;
+        ag_http_respond(req, 400, "Bad Request", "text/html", msg, strlen(msg));
+        return;
+    }
+    char body[96];
+    size_t n = ag_eio_error_body(code, body, sizeof(body));
+    ag__eio_add_common_headers(req);
+    ag_http_respond(req, code == AG_EIO_ERR_FORBIDDEN ? 403 : 400, code == AG_EIO_ERR_FORBIDDEN ? "Forbidden" : "Bad Request",
+                    "application/json", body, n);
+}
+
+static void respond_preflight(h2o_req_t *req)
+{
+    const ag_config_t *cfg = ag_http_server(req)->config;
+    ag__eio_add_common_headers(req);
+    char methods[256] = "";
+    size_t m = 0;
+    for (char *const *p = cfg->servers.websocket.server.methods; p != NULL && *p != NULL; p++)
+        m += (size_t)snprintf(methods + m, m < sizeof(methods) ? sizeof(methods) - m : 0, "%s%s", m != 0 ? "," : "", *p);
+    if (m >= sizeof(methods))
+        m = sizeof(methods) - 1;
+    add_header(req, "access-control-allow-methods", methods, m);
+    size_t hlen;
+    const char *hdrs = ag_http_header(req, "access-control-request-headers", &hlen);
+    if (hdrs != NULL) {
+        add_header(req, "access-control-allow-headers", hdrs, hlen);
+        add_header(req, "vary", H2O_STRLIT("Access-Control-Request-Headers"));
+    }
+    char age[24];
+    int an = snprintf(age, sizeof(age), "%d", cfg->servers.websocket.server.maxAge);
+    add_header(req, "access-control-max-age", age, (size_t)an);
+    ag_http_respond(req, 204, "No Content", NULL, "", 0);
+}
+
+/* A handshake from a browser origin that is not listed is refused (engine.io's allowRequest, code 4). */
+static int origin_allowed(const ag_config_t *cfg, h2o_req_t *req)
+{
+    char *const *origins = cfg->servers.websocket.server.origins;
+    size_t olen;
+    const char *origin = ag_http_header(req, "origin", &olen);
+    if (origin == NULL || ag_config_list_has(origins, "*"))
+        return 1;
+    for (char *const *p = origins; p != NULL && *p != NULL; p++)
+        if (strlen(*p) == olen && memcmp(*p, origin, olen) == 0)
+            return 1;
+    return 0;
+}
+
+static int kind_of(const char *transport, ag__eio_kind_t *kind)
+{
+    if (strcmp(transport, "polling") == 0)
+        *kind = AG__EIO_POLLING;
+    else if (strcmp(transport, "websocket") == 0)
+        *kind = AG__EIO_WEBSOCKET;
+    else if (strcmp(transport, "sse") == 0)
+        *kind = AG__EIO_SSE;
+    else
+        return -1;
+    return 0;
+}
+
+static int path_matches(const ag_config_t *cfg, h2o_req_t *req)
+{
+    const char *pathname = cfg->servers.websocket.server.pathname;
+    size_t plen = strlen(pathname);
+    h2o_iovec_t p = req->path_normalized;
+    return p.len >= plen && memcmp(p.base, pathname, plen) == 0 && (p.len == plen || (p.len == plen + 1 && p.base[plen] == '/'));
+}
+
+static int on_req(h2o_handler_t *self, h2o_req_t *req)
+{
+    ag_server_t *server = ag_http_server(req);
+    const ag_config_t *cfg = server->config;
+    const char *eio = ag_http_query_param(req, "EIO");
+    if (eio == NULL || !path_matches(cfg, req))
+        return -1;
+    ag__eio_node_t *n = ag__eio_node(server);
+    timers_init(n);
+    if (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("OPTIONS"))) {
+        respond_preflight(req);
+        return 0;
+    }
+    const char *transport = ag_http_query_param(req, "transport");
+    ag__eio_kind_t kind;
+    if (transport == NULL || !ag_config_list_has(cfg->servers.websocket.server.transports, transport) ||
+        kind_of(transport, &kind) != 0) {
+        ag__eio_respond_error(req, AG_EIO_ERR_TRANSPORT_UNKNOWN);
+        return 0;
+    }
+    const char *key = NULL;
+    int is_upgrade = h2o_is_websocket_handshake(req, &key) == 0 && key != NULL;
+    int is_get = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET"));
+    int is_post = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("POST"));
+    const char *sid = ag_http_query_param(req, "sid");
+    if (sid != NULL) {
+        ag__eio_session_t *s = ag_map_get(&n->sessions, sid);
+        if (s == NULL || s->closed) {
+            ag__eio_respond_error(req, AG_EIO_ERR_UNKNOWN_SID);
+            return 0;
+        }
+        if (kind == AG__EIO_WEBSOCKET) {
+            if (!is_upgrade)
+                ag__eio_respond_error(req, AG_EIO_ERR_BAD_REQUEST); /* a proxy stripped Upgrade: polling goes on */
+            else
+                ag__eio_ws_accept(server, s, req, key);
+            return 0;
+        }
+        if (kind == AG__EIO_POLLING) {
+            if (s->upgraded || s->transport == NULL || s->transport->ops->kind != AG__EIO_POLLING)
+                ag__eio_respond_error(req, AG_EIO_ERR_BAD_REQUEST);
+            else if (is_get)
+                ag__eio_polling_get(s, req);
+            else if (is_post)
+                ag__eio_post(s, s->transport, req);
+            else
+                ag__eio_respond_error(req, AG_EIO_ERR_BAD_REQUEST);
+            return 0;
+        }
+        /* sse */
+        if (is_get) {
+            ag__eio_sse_get(server, s, req);
+        } else if (is_post) {
+            ag__eio_transport_t *t = s->transport != NULL && s->transport->ops->kind == AG__EIO_SSE ? s->transport
+                                     : s->probe != NULL && s->probe->ops->kind == AG__EIO_SSE       ? s->probe
+                                                                                                    : NULL;
+            if (t == NULL)
+                ag__eio_respond_error(req, AG_EIO_ERR_BAD_REQUEST);
+            else
+                ag__eio_post(s, t, req);
+        } else {
+            ag__eio_respond_error(req, AG_EIO_ERR_BAD_REQUEST);
+        }
+        return 0;
+    }
+    /* handshake */
+    if (!is_get) {
+        ag__eio_respond_error(req, AG_EIO_ERR_BAD_HANDSHAKE_METHOD);
+        return 0;
+    }
+    if (kind == AG__EIO_WEBSOCKET && !is_upgrade) {
+        ag__eio_respond_error(req, AG_EIO_ERR_BAD_REQUEST);
+        return 0;
+    }
+    if (strcmp(eio, "4") != 0) {
+        ag__eio_respond_error(req, AG_EIO_ERR_UNSUPPORTED_PROTOCOL_VERSION);
+        return 0;
+    }
+    if (!origin_allowed(cfg, req)) {
+        ag__eio_respond_error(req, AG_EIO_ERR_FORBIDDEN);
+        return 0;
+    }
+    if (server->stopping) {
+        /* documented in the README: a node that is stopping takes no new sessions */
+        ag__eio_add_common_headers(req);
+        ag_http_respond(req, 503, "Service Unavailable", "text/plain", H2O_STRLIT("shutting down"));
+        return 0;
+    }
+    ag__eio_session_t *s = ag__eio_session_create(server, req, kind);
+    if (s == NULL) {
+        ag__eio_respond_error(req, AG_EIO_ERR_BAD_REQUEST);
+        return 0;
+    }
+    const char *sse_q = ag_http_query_param(req, "sse");
+    int sse_offered = sse_q != NULL && strcmp(sse_q, "1") == 0;
+    if (kind == AG__EIO_POLLING)
+        ag__eio_polling_handshake(s, req, sse_offered);
+    else if (kind == AG__EIO_WEBSOCKET)
+        ag__eio_ws_accept(server, s, req, key);
+    else
+        ag__eio_sse_get(server, s, req);
+    if (!s->closed)
+        attach_conn(s, req, kind);
+    return 0;
+}
+
+void ag_eio_register(ag_server_t *s)
+{
+    ag__eio_node_t *n = calloc(1, sizeof(*n));
+    if (n == NULL)
+        return;
+    n->server = s;
+    ag_map_init(&n->sessions);
+    s->eio = n;
+    the_node = n;
+    h2o_pathconf_t *pc = ag_server_register_path(s, s->config->servers.websocket.server.pathname);
+    h2o_handler_t *h = h2o_create_handler(pc, sizeof(*h));
+    h->on_req = on_req;
+}
+
+void ag_eio_stop(ag_server_t *s)
+{
+    ag__eio_node_t *n = ag__eio_node(s);
+    if (n == NULL)
+        return;
+    const char *sid;
+    void *v;
+    /* sessions with a connection are closed by the server through ag_conn_close(); echo sessions have none */
+    for (size_t it = 0; ag_map_next(&n->sessions, &it, &sid, &v);) {
+        ag__eio_session_t *sess = v;
+        if (sess->conn == NULL)
+            ag__eio_session_close(sess, "server shutting down", 1);
+    }
+}
+
+void ag_eio_dispose(ag_server_t *s)
+{
+    /* Sessions still alive here belong to requests h2o never finished; they stay reachable through the_node until
+     * the process exits rather than being freed under a live request. */
+    (void)s;
+    (void)the_node;
+}

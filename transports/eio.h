@@ -1,0 +1,153 @@
+/*
+ * engine.io v4 endpoint (PROTOCOL.md §4, §5) at <pathname>/ with three transports: polling (eio_polling.c), websocket
+ * (eio_ws.c) and sse (eio_sse.c).
+ *
+ * Layers: an engine.io session (sid, ping timers, upgrade state, a small outbox of control packets) sits between the
+ * transports and the logical connection (ag_conn_t). The session is the ag_transport_t the connection sees; the
+ * connection owns the outbound queue of message frames, and the session pulls from it (ag_conn_shift) only while
+ * its current transport is writable. Transports know HTTP and framing, nothing about actions or rooms; they push what
+ * they read up with ag__eio_on_packet() and report ag__eio_on_writable() / ag__eio_transport_gone().
+ *
+ * In echo mode (servers.websocket.server.echo) no ag_conn_t exists: every message is sent back unchanged through the
+ * session's own outbox (bounded like a connection's queue).
+ *
+ * Everything runs on the server's loop thread. Lifetime: a session is refcounted; the sid table, every held request
+ * (polling GET, SSE stream) and every engine.io WebSocket hold a reference, so a request that outlives its session's
+ * close never touches freed memory.
+ */
+#ifndef AG_EIO_H
+#define AG_EIO_H
+
+#include "server.h"
+#include "eio_packet.h"
+
+/* Registers the engine.io handler on the pathname (after /primus, which passes on requests with an EIO query). */
+void ag_eio_register(ag_server_t *s);
+/* Server stopping: every session gets its close packet where possible. */
+void ag_eio_stop(ag_server_t *s);
+void ag_eio_dispose(ag_server_t *s);
+
+/* --- internal, shared by the eio_*.c files --- */
+
+typedef enum { AG__EIO_POLLING = 0, AG__EIO_WEBSOCKET, AG__EIO_SSE } ag__eio_kind_t;
+
+typedef struct st_ag__eio_session_t ag__eio_session_t;
+typedef struct st_ag__eio_transport_t ag__eio_transport_t;
+
+/* One outgoing packet: a control packet (type + short literal data) or a message frame (referenced). */
+typedef struct st_ag__eio_out_t {
+    uint8_t type;
+    ag_frame_t *frame; /* messages; NULL for control packets */
+    const char *text;  /* control packet data ("probe"), static */
+} ag__eio_out_t;
+
+typedef struct st_ag__eio_transport_ops_t {
+    ag__eio_kind_t kind;
+    const char *name; /* "polling", "websocket", "sse" */
+    /* 1 when send() can take packets now. */
+    int (*writable)(ag__eio_transport_t *t);
+    /* Writes the packets in order (a polling GET answers with all of them, SSE makes one event, WebSocket one frame
+     * each). The frames are borrowed for the call. */
+    void (*send)(ag__eio_transport_t *t, const ag__eio_out_t *pkts, size_t n);
+    /* Ends this transport (the session no longer uses it). Releases held requests (a held GET gets a noop). */
+    void (*close)(ag__eio_transport_t *t);
+} ag__eio_transport_ops_t;
+
+struct st_ag__eio_transport_t {
+    const ag__eio_transport_ops_t *ops;
+    ag__eio_session_t *session;
+};
+
+#define AG__EIO_OUTBOX_MAX 64
+
+struct st_ag__eio_session_t {
+    char sid[AG_EIO_SID_LEN + 1];
+    ag_server_t *server;
+    ag_conn_t *conn; /* NULL in echo mode, and after the session closed */
+    uint32_t refcnt;
+    int closed;
+    int upgraded;                   /* moved off polling: polling requests now get "Bad request" */
+    int b64;                        /* the client asked for base64 binary */
+    ag__eio_transport_t *transport; /* current */
+    ag__eio_transport_t *probe;     /* upgrade candidate */
+    ag__eio_transport_t *polling;   /* owned by the session (NULL until used) */
+    ag__eio_transport_t *sse;       /* owned by the session (NULL until used) */
+    /* control packets and (echo mode) messages waiting for a writable transport */
+    ag__eio_out_t *outbox;
+    size_t outbox_len, outbox_cap, outbox_bytes;
+    h2o_timeout_entry_t ping_timer, pong_deadline, upgrade_deadline, noop_tick, finish;
+    const ag_disconnect_t *why;
+};
+
+/* Node-wide state (s->eio). */
+typedef struct st_ag__eio_node_t {
+    ag_server_t *server;
+    ag_map_t sessions; /* sid -> session */
+    h2o_timeout_t ping_interval, ping_timeout, upgrade_timeout, keepalive, hundred_ms;
+    int timers_ready;
+} ag__eio_node_t;
+
+void ag__eio_session_addref(ag__eio_session_t *s);
+void ag__eio_session_release(ag__eio_session_t *s);
+/* A packet read by transport t (current or probe). */
+void ag__eio_on_packet(ag__eio_session_t *s, ag__eio_transport_t *t, const ag_eio_packet_t *pkt);
+/* Decodes a polling/SSE POST body and dispatches it to t; returns 0, or -1 on a parse error (the session closed). */
+int ag__eio_on_payload(ag__eio_session_t *s, ag__eio_transport_t *t, const char *body, size_t len);
+/* Transport t can take packets now. */
+void ag__eio_on_writable(ag__eio_session_t *s);
+/* Transport t is gone (socket closed); an error on the current transport closes the session. */
+void ag__eio_transport_gone(ag__eio_session_t *s, ag__eio_transport_t *t, const char *reason);
+/* Closes the session; send_close: write the close packet first where the transport can take it. */
+void ag__eio_session_close(ag__eio_session_t *s, const char *reason, int send_close);
+/* The open packet JSON (without the "0") for this session; upgrades depends on the handshake transport. */
+size_t ag__eio_open_json(ag__eio_session_t *s, ag__eio_kind_t kind, int sse_offered, char *out, size_t cap);
+/* Creates a session (handshake) with its connection (unless echo). NULL on failure. */
+ag__eio_session_t *ag__eio_session_create(ag_server_t *server, h2o_req_t *req, ag__eio_kind_t kind);
+/* t becomes the upgrade candidate; it is closed after upgradeTimeout unless the client sends "5" on it. */
+void ag__eio_probe_start(ag__eio_session_t *s, ag__eio_transport_t *t);
+/* Starts the session's heartbeat once its first transport is in place. */
+void ag__eio_session_start(ag__eio_session_t *s, ag__eio_transport_t *t);
+ag__eio_node_t *ag__eio_node(ag_server_t *server);
+
+/* HTTP helpers: CORS headers, error answers. */
+void ag__eio_add_common_headers(h2o_req_t *req);
+void ag__eio_respond_error(h2o_req_t *req, int code);
+
+/* Held responses, shared by polling GETs and SSE streams (eio_polling.c). Allocated in the request's pool; the
+ * request's pool destructor calls on_dispose(h, premature) last, premature when the request died before the final
+ * send (client gone). */
+typedef struct st_ag__eio_held_t ag__eio_held_t;
+struct st_ag__eio_held_t {
+    h2o_req_t *req;
+    h2o_generator_t gen;
+    void *owner;
+    void (*on_proceed)(ag__eio_held_t *h); /* streaming: the previous write is out */
+    void (*on_dispose)(ag__eio_held_t *h, int premature);
+    void (*on_dropped)(ag__eio_held_t *h); /* the watched socket saw EOF or an error */
+    ag_eio_buf_t acc, out;
+    int streaming, sending, final, done;
+    size_t written;
+    h2o_socket_t *watched; /* HTTP/1 socket watched for the client going away (polling GET) */
+};
+ag__eio_held_t *ag__eio_held_create(h2o_req_t *req, void *owner, void (*on_proceed)(ag__eio_held_t *),
+                                    void (*on_dispose)(ag__eio_held_t *, int));
+/* One complete answer (polling): status, content type, body copied; gzip when worth it and accepted. */
+void ag__eio_held_respond(ag__eio_held_t *h, const char *body, size_t len);
+/* Streaming (SSE): sends the headers now; then ag__eio_held_write appends and writes when the socket takes it. */
+void ag__eio_held_start_stream(ag__eio_held_t *h);
+int ag__eio_held_write(ag__eio_held_t *h, const char *data, size_t len);
+/* Ends a stream after what is buffered. */
+void ag__eio_held_finish(ag__eio_held_t *h);
+
+/* Transport constructors and request entry points. */
+ag__eio_transport_t *ag__eio_polling_create(ag__eio_session_t *s);
+void ag__eio_polling_destroy(ag__eio_transport_t *t);
+void ag__eio_polling_handshake(ag__eio_session_t *s, h2o_req_t *req, int sse_offered);
+void ag__eio_polling_get(ag__eio_session_t *s, h2o_req_t *req);
+void ag__eio_post(ag__eio_session_t *s, ag__eio_transport_t *t, h2o_req_t *req);
+void ag__eio_ws_accept(ag_server_t *server, ag__eio_session_t *s, h2o_req_t *req, const char *key);
+ag__eio_transport_t *ag__eio_sse_create(ag__eio_session_t *s);
+void ag__eio_sse_destroy(ag__eio_transport_t *t);
+void ag__eio_sse_get(ag_server_t *server, ag__eio_session_t *s, h2o_req_t *req);
+
+#endif

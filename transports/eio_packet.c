@@ -1,0 +1,239 @@
+#include "eio_packet.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "common.h"
+
+static const char *const error_messages[] = {
+    "Transport unknown", "Session ID unknown", "Bad handshake method", "Bad request", "Forbidden", "Unsupported protocol version",
+};
+
+const char *ag_eio_error_message(int code)
+{
+    return code >= 0 && code <= 5 ? error_messages[code] : "Bad request";
+}
+
+size_t ag_eio_error_body(int code, char *out, size_t cap)
+{
+    int n = snprintf(out, cap, "{\"code\":%d,\"message\":\"%s\"}", code, ag_eio_error_message(code));
+    return n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap - 1;
+}
+
+int ag_eio_buf_reserve(ag_eio_buf_t *b, size_t extra)
+{
+    if (b->len + extra <= b->cap)
+        return AG_OK;
+    size_t ncap = b->cap == 0 ? 256 : b->cap;
+    while (ncap < b->len + extra)
+        ncap *= 2;
+    char *n = realloc(b->base, ncap);
+    if (n == NULL)
+        return AG_ENOMEM;
+    b->base = n;
+    b->cap = ncap;
+    return AG_OK;
+}
+
+int ag_eio_buf_append(ag_eio_buf_t *b, const void *data, size_t len)
+{
+    if (ag_eio_buf_reserve(b, len) != AG_OK)
+        return AG_ENOMEM;
+    if (len != 0)
+        memcpy(b->base + b->len, data, len);
+    b->len += len;
+    return AG_OK;
+}
+
+void ag_eio_buf_dispose(ag_eio_buf_t *b)
+{
+    free(b->base);
+    b->base = NULL;
+    b->len = b->cap = 0;
+}
+
+static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+size_t ag_eio_base64_encode(const uint8_t *in, size_t len, char *out)
+{
+    char *o = out;
+    size_t i = 0;
+    for (; i + 3 <= len; i += 3) {
+        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
+        *o++ = b64[v >> 18];
+        *o++ = b64[(v >> 12) & 63];
+        *o++ = b64[(v >> 6) & 63];
+        *o++ = b64[v & 63];
+    }
+    if (i < len) {
+        uint32_t v = (uint32_t)in[i] << 16 | (i + 1 < len ? (uint32_t)in[i + 1] << 8 : 0);
+        *o++ = b64[v >> 18];
+        *o++ = b64[(v >> 12) & 63];
+        *o++ = i + 1 < len ? b64[(v >> 6) & 63] : '=';
+        *o++ = '=';
+    }
+    return (size_t)(o - out);
+}
+
+static int b64val(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == '+' || c == '-')
+        return 62;
+    if (c == '/' || c == '_')
+        return 63;
+    return -1;
+}
+
+long ag_eio_base64_decode(const char *in, size_t len, uint8_t *out)
+{
+    while (len > 0 && in[len - 1] == '=')
+        len--;
+    if (len % 4 == 1)
+        return -1;
+    uint8_t *o = out;
+    uint32_t acc = 0;
+    int bits = 0;
+    for (size_t i = 0; i < len; i++) {
+        int v = b64val((unsigned char)in[i]);
+        if (v < 0)
+            return -1;
+        acc = acc << 6 | (uint32_t)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            *o++ = (uint8_t)(acc >> bits);
+        }
+    }
+    return (long)(o - out);
+}
+
+void ag_eio_sid_generate(char out[AG_EIO_SID_LEN + 1])
+{
+    uint8_t raw[16];
+    char enc[24];
+    ag_random_bytes(raw, sizeof(raw));
+    ag_eio_base64_encode(raw, sizeof(raw), enc);
+    for (int i = 0; i < AG_EIO_SID_LEN; i++)
+        out[i] = enc[i] == '+' ? '-' : enc[i] == '/' ? '_' : enc[i];
+    out[AG_EIO_SID_LEN] = '\0';
+}
+
+int ag_eio_packet_decode(const char *s, size_t len, char *scratch, ag_eio_packet_t *out)
+{
+    if (len == 0)
+        return AG_EINVAL;
+    if (s[0] == 'b') {
+        long n = ag_eio_base64_decode(s + 1, len - 1, (uint8_t *)scratch);
+        if (n < 0)
+            return AG_EINVAL;
+        *out = (ag_eio_packet_t){AG_EIO_MESSAGE, scratch, (size_t)n, 1};
+        return AG_OK;
+    }
+    if (s[0] < '0' || s[0] > '6')
+        return AG_EINVAL;
+    *out = (ag_eio_packet_t){s[0] - '0', s + 1, len - 1, 0};
+    return AG_OK;
+}
+
+int ag_eio_payload_next(const char *payload, size_t len, size_t *pos, const char **piece, size_t *piece_len)
+{
+    if (*pos == SIZE_MAX || len == 0)
+        return 0;
+    const char *start = payload + *pos;
+    const char *sep = memchr(start, AG_EIO_SEPARATOR, len - *pos);
+    size_t n = sep != NULL ? (size_t)(sep - start) : len - *pos;
+    *piece = start;
+    *piece_len = n;
+    /* a trailing separator yields one last empty piece, which the decoder rejects */
+    *pos = sep != NULL ? *pos + n + 1 : SIZE_MAX;
+    return 1;
+}
+
+int ag_eio_payload_append(ag_eio_buf_t *b, int type, const char *data, size_t len, int binary)
+{
+    size_t need = 1 + 1 + (binary ? (len + 2) / 3 * 4 : len);
+    if (ag_eio_buf_reserve(b, need) != AG_OK)
+        return AG_ENOMEM;
+    if (b->len != 0)
+        b->base[b->len++] = AG_EIO_SEPARATOR;
+    if (binary) {
+        b->base[b->len++] = 'b';
+        b->len += ag_eio_base64_encode((const uint8_t *)data, len, b->base + b->len);
+    } else {
+        b->base[b->len++] = (char)('0' + type);
+        if (len != 0)
+            memcpy(b->base + b->len, data, len);
+        b->len += len;
+    }
+    return AG_OK;
+}
+
+int ag_eio_json_string_append(ag_eio_buf_t *b, const char *s, size_t len)
+{
+    if (ag_eio_buf_reserve(b, len * 6 + 2) != AG_OK)
+        return AG_ENOMEM;
+    char *o = b->base + b->len;
+    *o++ = '"';
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        switch (c) {
+        case '"':
+            *o++ = '\\', *o++ = '"';
+            break;
+        case '\\':
+            *o++ = '\\', *o++ = '\\';
+            break;
+        case '\n':
+            *o++ = '\\', *o++ = 'n';
+            break;
+        case '\r':
+            *o++ = '\\', *o++ = 'r';
+            break;
+        case '\t':
+            *o++ = '\\', *o++ = 't';
+            break;
+        default:
+            if (c < 0x20) {
+                static const char hex[] = "0123456789abcdef";
+                *o++ = '\\', *o++ = 'u', *o++ = '0', *o++ = '0', *o++ = hex[c >> 4], *o++ = hex[c & 15];
+            } else {
+                *o++ = (char)c;
+            }
+        }
+    }
+    *o++ = '"';
+    b->len = (size_t)(o - b->base);
+    return AG_OK;
+}
+
+int ag_eio_sse_event_append(ag_eio_buf_t *b, uint64_t id, const char *payload, size_t len)
+{
+    char idline[40];
+    int n = snprintf(idline, sizeof(idline), "id: %llu\n", (unsigned long long)id);
+    if (ag_eio_buf_append(b, idline, (size_t)n) != AG_OK)
+        return AG_ENOMEM;
+    if (memchr(payload, '\r', len) != NULL) {
+        /* EventSource parsers end lines at CR too, so a payload with CR travels as a JSON string */
+        if (ag_eio_buf_append(b, "event: j\ndata: ", 15) != AG_OK || ag_eio_json_string_append(b, payload, len) != AG_OK ||
+            ag_eio_buf_append(b, "\n\n", 2) != AG_OK)
+            return AG_ENOMEM;
+        return AG_OK;
+    }
+    for (size_t pos = 0;;) {
+        const char *lf = memchr(payload + pos, '\n', len - pos);
+        size_t piece = lf != NULL ? (size_t)(lf - (payload + pos)) : len - pos;
+        if (ag_eio_buf_append(b, "data: ", 6) != AG_OK || ag_eio_buf_append(b, payload + pos, piece) != AG_OK ||
+            ag_eio_buf_append(b, "\n", 1) != AG_OK)
+            return AG_ENOMEM;
+        if (lf == NULL)
+            break;
+        pos += piece + 1;
+    }
+    return ag_eio_buf_append(b, "\n", 1);
+}

@@ -1,0 +1,369 @@
+/*
+ * engine.io long-polling (PROTOCOL.md §4): the handshake answer, one held GET, POST bodies (shared with SSE), and the
+ * held-response code that SSE streams reuse (a stream is a held response that does not finish).
+ *
+ * h2o 2.2.5 allows one h2o_send in flight per request; a held response keeps what arrives meanwhile in `acc` and
+ * writes it when h2o calls proceed.
+ */
+#include "eio.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+#include "http.h"
+
+#define GZIP_THRESHOLD 1024
+
+typedef struct st_polling_t {
+    ag__eio_transport_t super;
+    ag__eio_held_t *get; /* the held GET, or NULL */
+    int closed;
+} polling_t;
+
+/* --- held responses --- */
+
+/* h2o 2.2.5 stops reading an HTTP/1 socket while its response is held, so a client that goes away is noticed only
+ * when a write fails. While a GET is held its socket is read here instead: EOF or an error means the client dropped
+ * the GET. h2o owns sock->data, so a map from the socket's address finds the held GET. */
+static ag_map_t watched;
+
+static void sock_key(h2o_socket_t *sock, char key[32])
+{
+    snprintf(key, 32, "%p", (void *)sock);
+}
+
+static void unwatch(ag__eio_held_t *h, int stop_reading)
+{
+    if (h->watched == NULL)
+        return;
+    char key[32];
+    sock_key(h->watched, key);
+    if (stop_reading)
+        h2o_socket_read_stop(h->watched);
+    h->watched = NULL;
+    ag_map_del(&watched, key);
+}
+
+static void on_watched_read(h2o_socket_t *sock, const char *err)
+{
+    char key[32];
+    sock_key(sock, key);
+    ag__eio_held_t *h = ag_map_get(&watched, key);
+    h2o_socket_read_stop(sock);
+    if (h == NULL)
+        return;
+    unwatch(h, 0);
+    /* bytes that arrived (a pipelined request) stay in sock->input for h2o once the response is done */
+    if (err != NULL && h->on_dropped != NULL)
+        h->on_dropped(h);
+}
+
+static void watch(ag__eio_held_t *h)
+{
+    if (h->req->version >= 0x200)
+        return; /* HTTP/2 tells the request itself (RST_STREAM) */
+    h2o_socket_t *sock = h->req->conn->callbacks->get_socket(h->req->conn);
+    if (sock == NULL)
+        return;
+    char key[32];
+    sock_key(sock, key);
+    if (ag_map_set(&watched, key, h) != AG_OK)
+        return;
+    h->watched = sock;
+    h2o_socket_read_start(sock, on_watched_read);
+}
+
+static void held_pool_dispose(void *p)
+{
+    ag__eio_held_t *h = p;
+    int premature = !h->done;
+    h->req = NULL;
+    unwatch(h, 0);
+    ag_eio_buf_dispose(&h->acc);
+    ag_eio_buf_dispose(&h->out);
+    if (h->on_dispose != NULL)
+        h->on_dispose(h, premature);
+}
+
+static void send_acc(ag__eio_held_t *h, int final)
+{
+    ag_eio_buf_t tmp = h->out;
+    h->out = h->acc;
+    h->acc = tmp;
+    h->acc.len = 0;
+    h2o_iovec_t iov = h2o_iovec_init(h->out.base, h->out.len);
+    h->written += h->out.len;
+    h->sending = 1;
+    if (final)
+        h->done = 1;
+    h2o_send(h->req, &iov, iov.len != 0 ? 1 : 0, final ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS);
+}
+
+static void held_proceed(h2o_generator_t *gen, h2o_req_t *req)
+{
+    ag__eio_held_t *h = H2O_STRUCT_FROM_MEMBER(ag__eio_held_t, gen, gen);
+    h->sending = 0;
+    if (h->req == NULL || h->done)
+        return;
+    if (h->acc.len != 0 || h->final) {
+        send_acc(h, h->final);
+        return;
+    }
+    /* an idle stream keeps no buffers */
+    ag_eio_buf_dispose(&h->out);
+    ag_eio_buf_dispose(&h->acc);
+    if (h->on_proceed != NULL)
+        h->on_proceed(h);
+}
+
+static void held_stop(h2o_generator_t *gen, h2o_req_t *req)
+{
+    ag__eio_held_t *h = H2O_STRUCT_FROM_MEMBER(ag__eio_held_t, gen, gen);
+    h->req = NULL; /* the client went away: nothing more may be sent; the pool destructor follows */
+}
+
+ag__eio_held_t *ag__eio_held_create(h2o_req_t *req, void *owner, void (*on_proceed)(ag__eio_held_t *),
+                                    void (*on_dispose)(ag__eio_held_t *, int))
+{
+    ag__eio_held_t *h = h2o_mem_alloc_shared(&req->pool, sizeof(*h), held_pool_dispose);
+    memset(h, 0, sizeof(*h));
+    h->req = req;
+    h->owner = owner;
+    h->on_proceed = on_proceed;
+    h->on_dispose = on_dispose;
+    h->gen.proceed = held_proceed;
+    h->gen.stop = held_stop;
+    return h;
+}
+
+static int accepts_gzip(h2o_req_t *req)
+{
+    ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_ACCEPT_ENCODING, -1);
+    if (i == -1)
+        return 0;
+    h2o_iovec_t v = req->headers.entries[i].value;
+    for (size_t k = 0; k + 4 <= v.len; k++)
+        if (memcmp(v.base + k, "gzip", 4) == 0)
+            return 1;
+    return 0;
+}
+
+/* gzip of body into the request's pool; 0 when compression failed (the caller sends it plain). */
+static int gzip_body(h2o_req_t *req, const char *body, size_t len, h2o_iovec_t *out)
+{
+    z_stream zs;
+    memset(&zs, 0, sizeof(zs));
+    if (deflateInit2(&zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 31, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+        return 0;
+    size_t cap = deflateBound(&zs, (uLong)len) + 32;
+    char *buf = h2o_mem_alloc_pool(&req->pool, cap);
+    zs.next_in = (Bytef *)body;
+    zs.avail_in = (uInt)len;
+    zs.next_out = (Bytef *)buf;
+    zs.avail_out = (uInt)cap;
+    int ret = deflate(&zs, Z_FINISH);
+    size_t n = cap - zs.avail_out;
+    deflateEnd(&zs);
+    if (ret != Z_STREAM_END)
+        return 0;
+    *out = h2o_iovec_init(buf, n);
+    return 1;
+}
+
+/* The answer to a polling GET or a handshake: text/plain payload, no-store, CORS, gzip when large and accepted. */
+static void respond_payload(h2o_req_t *req, h2o_generator_t *gen, const char *body, size_t len)
+{
+    ag__eio_add_common_headers(req);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("text/plain; charset=UTF-8"));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
+    h2o_iovec_t buf;
+    if (len >= GZIP_THRESHOLD && accepts_gzip(req) && gzip_body(req, body, len, &buf)) {
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_ENCODING, NULL, H2O_STRLIT("gzip"));
+    } else {
+        buf = h2o_strdup(&req->pool, body, len);
+    }
+    req->res.status = 200;
+    req->res.reason = "OK";
+    req->res.content_length = buf.len;
+    h2o_start_response(req, gen);
+    h2o_send(req, &buf, 1, H2O_SEND_STATE_FINAL);
+}
+
+void ag__eio_held_respond(ag__eio_held_t *h, const char *body, size_t len)
+{
+    h2o_req_t *req = h->req;
+    if (req == NULL || h->done)
+        return;
+    unwatch(h, 1);
+    h->done = 1;
+    h->gen.proceed = NULL;
+    h->gen.stop = NULL;
+    respond_payload(req, &h->gen, body, len);
+}
+
+void ag__eio_held_start_stream(ag__eio_held_t *h)
+{
+    h->streaming = 1;
+    h->req->res.status = 200;
+    h->req->res.reason = "OK";
+    h2o_start_response(h->req, &h->gen);
+}
+
+int ag__eio_held_write(ag__eio_held_t *h, const char *data, size_t len)
+{
+    if (h->req == NULL || h->done || h->final)
+        return AG_ECLOSED;
+    if (ag_eio_buf_append(&h->acc, data, len) != AG_OK)
+        return AG_ENOMEM;
+    if (!h->sending)
+        send_acc(h, 0);
+    return AG_OK;
+}
+
+void ag__eio_held_finish(ag__eio_held_t *h)
+{
+    if (h->req == NULL || h->done || h->final)
+        return;
+    h->final = 1;
+    if (!h->sending)
+        send_acc(h, 1);
+}
+
+/* --- the polling transport --- */
+
+static int polling_writable(ag__eio_transport_t *t)
+{
+    polling_t *p = (polling_t *)t;
+    return !p->closed && p->get != NULL;
+}
+
+static void polling_send(ag__eio_transport_t *t, const ag__eio_out_t *pkts, size_t n)
+{
+    polling_t *p = (polling_t *)t;
+    ag__eio_held_t *h = p->get;
+    if (h == NULL)
+        return;
+    ag_eio_buf_t b = {NULL, 0, 0};
+    for (size_t i = 0; i < n; i++) {
+        const char *d = pkts[i].frame != NULL ? pkts[i].frame->data : pkts[i].text;
+        size_t len = pkts[i].frame != NULL ? pkts[i].frame->len : d != NULL ? strlen(d) : 0;
+        ag_eio_payload_append(&b, pkts[i].type, d, len, pkts[i].frame != NULL && pkts[i].frame->binary);
+    }
+    p->get = NULL;
+    ag__eio_held_respond(h, b.base, b.len);
+    ag_eio_buf_dispose(&b);
+}
+
+static void polling_close(ag__eio_transport_t *t)
+{
+    polling_t *p = (polling_t *)t;
+    p->closed = 1;
+    ag__eio_held_t *h = p->get;
+    if (h != NULL) {
+        p->get = NULL;
+        ag__eio_held_respond(h, "6", 1);
+    }
+}
+
+static const ag__eio_transport_ops_t polling_ops = {AG__EIO_POLLING, "polling", polling_writable, polling_send, polling_close};
+
+ag__eio_transport_t *ag__eio_polling_create(ag__eio_session_t *s)
+{
+    polling_t *p = calloc(1, sizeof(*p));
+    if (p == NULL)
+        return NULL;
+    p->super.ops = &polling_ops;
+    p->super.session = s;
+    return &p->super;
+}
+
+void ag__eio_polling_destroy(ag__eio_transport_t *t)
+{
+    free(t);
+}
+
+void ag__eio_polling_handshake(ag__eio_session_t *s, h2o_req_t *req, int sse_offered)
+{
+    static h2o_generator_t gen = {NULL, NULL};
+    if ((s->polling = ag__eio_polling_create(s)) == NULL) {
+        ag__eio_session_close(s, "out of memory", 0);
+        ag__eio_respond_error(req, AG_EIO_ERR_BAD_REQUEST);
+        return;
+    }
+    char body[512];
+    body[0] = '0';
+    size_t n = ag__eio_open_json(s, AG__EIO_POLLING, sse_offered, body + 1, sizeof(body) - 1);
+    respond_payload(req, &gen, body, n + 1);
+    ag__eio_session_start(s, s->polling);
+}
+
+/* The client closed the connection of its held GET: the session ends ("poll connection closed prematurely"), and the
+ * dead request is answered so that h2o writes, fails and frees the connection. */
+static void get_dropped(ag__eio_held_t *h)
+{
+    polling_t *p = h->owner;
+    ag__eio_session_t *s = p->super.session;
+    if (p->get == h) {
+        p->get = NULL;
+        ag__eio_session_addref(s);
+        ag__eio_transport_gone(s, &p->super, "transport error");
+        ag__eio_session_release(s);
+    }
+    ag__eio_held_respond(h, "1", 1);
+}
+
+static void get_dispose(ag__eio_held_t *h, int premature)
+{
+    polling_t *p = h->owner;
+    ag__eio_session_t *s = p->super.session;
+    if (p->get == h) {
+        p->get = NULL;
+        /* the client dropped its GET: engine.io closes the session ("poll connection closed prematurely") */
+        if (premature)
+            ag__eio_transport_gone(s, &p->super, "transport error");
+    }
+    ag__eio_session_release(s);
+}
+
+void ag__eio_polling_get(ag__eio_session_t *s, h2o_req_t *req)
+{
+    polling_t *p = (polling_t *)s->polling;
+    if (p->get != NULL) {
+        /* an overlapping GET: this one gets 400, the held one the close packet, and the session ends */
+        ag__eio_respond_error(req, AG_EIO_ERR_BAD_REQUEST);
+        ag__eio_session_close(s, "transport error", 1);
+        return;
+    }
+    ag__eio_session_addref(s);
+    p->get = ag__eio_held_create(req, p, NULL, get_dispose);
+    p->get->on_dropped = get_dropped;
+    watch(p->get);
+    ag__eio_on_writable(s);
+}
+
+void ag__eio_post(ag__eio_session_t *s, ag__eio_transport_t *t, h2o_req_t *req)
+{
+    const ag_config_t *cfg = s->server->config;
+    size_t len = req->entity.base != NULL ? req->entity.len : 0;
+    if (len > (size_t)cfg->servers.websocket.server.maxHttpBufferSize) {
+        ag__eio_add_common_headers(req);
+        ag_http_respond(req, 413, "Payload Too Large", NULL, "", 0);
+        return;
+    }
+    ssize_t ct = h2o_find_header(&req->headers, H2O_TOKEN_CONTENT_TYPE, -1);
+    if (ct != -1 && h2o_memis(req->headers.entries[ct].value.base, req->headers.entries[ct].value.len,
+                              H2O_STRLIT("application/octet-stream"))) {
+        /* v4 polling bodies are text; engine.io closes the session on binary content */
+        ag__eio_respond_error(req, AG_EIO_ERR_BAD_REQUEST);
+        ag__eio_session_close(s, "transport error", 0);
+        return;
+    }
+    if (ag__eio_on_payload(s, t, req->entity.base != NULL ? req->entity.base : "", len) != 0) {
+        ag__eio_respond_error(req, AG_EIO_ERR_BAD_REQUEST);
+        return;
+    }
+    ag__eio_add_common_headers(req);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
+    ag_http_respond(req, 200, "OK", "text/html", "ok", 2);
+}
