@@ -12,7 +12,7 @@ const err = (code, message) => JSON.stringify({ code, message });
 
 function echoServer(extra = {}) {
   return startServer({
-    config: { servers: { websocket: { server: { echo: true, pingInterval: 5000, pingTimeout: 4000, upgradeTimeout: 400, maxHttpBufferSize: 1000, ...extra } } } },
+    config: { servers: { websocket: { server: { echo: true, pingInterval: 5000, pingTimeout: 4000, upgradeTimeout: 400, maxHttpBufferSize: 1000, queueMaxFrames: 8, ...extra } } } },
   });
 }
 
@@ -148,6 +148,13 @@ test('engine.io raw: handshake, errors, polling rules', async (t) => {
     // at once, not at the next ping: the server watches the held GET's socket
     await sleep(50);
     assert.strictEqual((await eio.post(sid, '4x')).text, err(1, 'Session ID unknown'));
+  });
+
+  await t.test('a session over its queue bound while nobody polls is closed as a slow consumer', async () => {
+    const { sid } = await eio.handshake();
+    const frames = Array.from({ length: 9 }, (_, i) => `4m${i}`).join('\x1e');
+    assert.strictEqual((await eio.post(sid, frames)).status, 200);
+    assert.strictEqual((await eio.poll(sid)).text, err(1, 'Session ID unknown'));
   });
 
   await t.test('gzip for a polling answer over 1 KiB when accepted; plain otherwise', async () => {
