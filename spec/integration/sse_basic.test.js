@@ -136,7 +136,7 @@ test('sse: exact bytes', async (t) => {
 });
 
 test('sse: heartbeat and keepalive', async (t) => {
-  const srv = await sseServer({ pingInterval: 200, pingTimeout: 300 }, { keepaliveMs: 80 });
+  const srv = await sseServer({ pingInterval: 300, pingTimeout: 400 }, { keepaliveMs: 100 });
   t.after(() => srv.stop());
   const eio = new Eio(srv.url);
 
