@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include <openssl/err.h>
 #include "modules.h"
+#include "cluster.h"
 
 h2o_pathconf_t *ag_server_register_path(ag_server_t *s, const char *path)
 {
@@ -161,6 +162,16 @@ ag_server_t *ag_server_create(ag_config_t *cfg, char *errbuf, size_t errlen)
 
     if (cfg->servers.web.secure && setup_tls(s, errbuf, errlen) != 0)
         goto fail;
+    if (cfg->redis.url[0] != '\0') {
+        ag_store_redis_options_t ro = {.url = cfg->redis.url,
+                                       .prefix = cfg->redis.prefix,
+                                       .node_id = s->node_id,
+                                       .connect_timeout_ms = (uint64_t)cfg->redis.connectTimeout,
+                                       .command_timeout_ms = (uint64_t)cfg->redis.commandTimeout,
+                                       .node_ttl_ms = (uint64_t)cfg->redis.nodeTtl * 1000};
+        if ((s->store = ag_store_redis_create(s->loop, &ro, errbuf, errlen)) == NULL)
+            goto fail;
+    }
     if (s->store == NULL && (s->store = ag_store_memory_create()) == NULL) {
         snprintf(errbuf, errlen, "out of memory");
         goto fail;
@@ -172,6 +183,7 @@ ag_server_t *ag_server_create(ag_config_t *cfg, char *errbuf, size_t errlen)
     s->ctx_ready = 1;
     if (create_listener(s, errbuf, errlen) != 0)
         goto fail;
+    ag_cluster_listening(s);
     return s;
 fail:
     ag_server_destroy(s);

@@ -1,34 +1,437 @@
-/* Placeholder session layer: welcome only. Replaced by the session-layer work (issue 2). */
+/*
+ * The session layer: actionhero 29's message handling over an ag_conn_t (PROTOCOL.md §2): the welcome frame, the
+ * verbs, actions with messageId matching and the pending limit, and the node lifecycle of the session modules.
+ */
 #include "session.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "actions.h"
+#include "files.h"
+#include "modules.h"
+#include "rooms.h"
 #include "server.h"
+#include "webapi.h"
+
+/* --- codec helpers --- */
+
+int ag__js_truthy(const json_t *v)
+{
+    if (v == NULL || json_is_null(v) || json_is_false(v))
+        return 0;
+    if (json_is_string(v))
+        return json_string_length(v) != 0;
+    if (json_is_integer(v))
+        return json_integer_value(v) != 0;
+    if (json_is_real(v))
+        return json_real_value(v) != 0;
+    return 1;
+}
+
+static void sb_add(char **buf, size_t *len, size_t *cap, const char *s, size_t n)
+{
+    if (*buf == NULL && *cap != 0)
+        return; /* an earlier allocation failed */
+    if (*len + n + 1 > *cap) {
+        size_t ncap = (*cap == 0 ? 64 : *cap);
+        while (ncap < *len + n + 1)
+            ncap *= 2;
+        char *nb = realloc(*buf, ncap);
+        if (nb == NULL) {
+            free(*buf);
+            *buf = NULL;
+            *cap = 1;
+            return;
+        }
+        *buf = nb;
+        *cap = ncap;
+    }
+    memcpy(*buf + *len, s, n);
+    *len += n;
+    (*buf)[*len] = '\0';
+}
+
+static void js_string_into(const json_t *v, char **buf, size_t *len, size_t *cap, int depth)
+{
+    char tmp[40];
+    switch (json_typeof(v)) {
+    case JSON_STRING:
+        sb_add(buf, len, cap, json_string_value(v), json_string_length(v));
+        break;
+    case JSON_INTEGER:
+        snprintf(tmp, sizeof(tmp), "%lld", (long long)json_integer_value(v));
+        sb_add(buf, len, cap, tmp, strlen(tmp));
+        break;
+    case JSON_REAL:
+        ag_format_double(json_real_value(v), tmp);
+        sb_add(buf, len, cap, tmp, strlen(tmp));
+        break;
+    case JSON_TRUE:
+        sb_add(buf, len, cap, "true", 4);
+        break;
+    case JSON_FALSE:
+        sb_add(buf, len, cap, "false", 5);
+        break;
+    case JSON_NULL:
+        break; /* Array#join turns null into "" */
+    case JSON_OBJECT:
+        sb_add(buf, len, cap, "[object Object]", 15);
+        break;
+    case JSON_ARRAY:
+        for (size_t i = 0; depth < 64 && i < json_array_size(v); i++) {
+            if (i != 0)
+                sb_add(buf, len, cap, ",", 1);
+            js_string_into(json_array_get(v, i), buf, len, cap, depth + 1);
+        }
+        break;
+    }
+}
+
+char *ag__js_string(const json_t *v)
+{
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    sb_add(&buf, &len, &cap, "", 0);
+    if (v != NULL)
+        js_string_into(v, &buf, &len, &cap, 0);
+    return buf;
+}
+
+json_t *ag__message_id(const json_t *msg)
+{
+    json_t *id = json_object_get(msg, "messageId");
+    if (ag__js_truthy(id))
+        return json_incref(id);
+    char uuid[37];
+    ag_uuid4(uuid);
+    return json_string(uuid);
+}
+
+json_t *ag__verb_words(const json_t *rest)
+{
+    json_t *words = json_array();
+    json_t *room = json_object_get(rest, "room");
+    if (ag__js_truthy(room))
+        json_array_append(words, room);
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)rest, k, v)
+    {
+        if (strcmp(k, "room") != 0)
+            json_array_append(words, v);
+    }
+    return words;
+}
+
+char *ag__join_words(const json_t *words, size_t from)
+{
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    sb_add(&buf, &len, &cap, "", 0);
+    for (size_t i = from; i < json_array_size(words); i++) {
+        if (i != from)
+            sb_add(&buf, &len, &cap, " ", 1);
+        js_string_into(json_array_get(words, i), &buf, &len, &cap, 0);
+    }
+    return buf;
+}
+
+json_t *ag__reply(json_t *payload, const json_t *message_id)
+{
+    json_object_set_new(payload, "context", json_string("response"));
+    json_object_set(payload, "messageId", (json_t *)message_id);
+    return payload;
+}
+
+json_t *ag__verb_reply(const char *err, json_t *data, const json_t *message_id)
+{
+    json_t *r = json_object();
+    if (err != NULL) {
+        size_t n = strlen(err) + 8;
+        char *text = malloc(n);
+        if (text != NULL)
+            snprintf(text, n, "Error: %s", err);
+        json_object_set_new(r, "status", json_string(text != NULL ? text : "Error"));
+        json_object_set_new(r, "error", json_string(text != NULL ? text : "Error"));
+        free(text);
+    } else {
+        json_object_set_new(r, "status", json_string("OK"));
+    }
+    json_object_set_new(r, "context", json_string("response"));
+    if (data != NULL)
+        json_object_set(r, "data", data);
+    json_object_set(r, "messageId", (json_t *)message_id);
+    return r;
+}
+
+/* --- replies --- */
+
+static void send_owned(ag_conn_t *c, json_t *obj)
+{
+    if (obj != NULL && !ag_conn_is_closed(c))
+        ag_conn_send_json(c, obj);
+    json_decref(obj);
+}
+
+static void verb_error(ag_conn_t *c, const char *err, json_t *data, const json_t *message_id)
+{
+    send_owned(c, ag__verb_reply(err, data, message_id));
+}
+
+/* The state of a verb answered later (the store may be asynchronous). */
+typedef struct {
+    json_t *message_id;
+    json_t *rest; /* the request minus event, messageId and room: an error's data */
+} verb_ctx_t;
+
+static verb_ctx_t *verb_ctx(const json_t *message_id, const json_t *rest)
+{
+    verb_ctx_t *v = malloc(sizeof(*v));
+    if (v == NULL)
+        return NULL;
+    v->message_id = json_incref((json_t *)message_id);
+    v->rest = json_incref((json_t *)rest);
+    return v;
+}
+
+static void verb_ctx_free(verb_ctx_t *v)
+{
+    json_decref(v->message_id);
+    json_decref(v->rest);
+    free(v);
+}
+
+static void on_join_or_leave(ag_conn_t *c, const char *err, void *ud)
+{
+    verb_ctx_t *v = ud;
+    verb_error(c, err, err != NULL ? v->rest : json_true(), v->message_id);
+    verb_ctx_free(v);
+}
+
+static void on_view_or_say(ag_conn_t *c, const char *err, json_t *data, void *ud)
+{
+    verb_ctx_t *v = ud;
+    verb_error(c, err, err != NULL ? v->rest : data, v->message_id);
+    verb_ctx_free(v);
+}
+
+/* --- actions over the socket --- */
+
+static void ws_action_done(ag_action_req_t *r, json_t *result, int status, const char *error)
+{
+    ag_conn_t *c = r->conn;
+    if (c->pending_actions > 0)
+        c->pending_actions--;
+    if (ag_conn_is_closed(c))
+        return;
+    json_t *reply = json_copy(result);
+    if (reply == NULL)
+        return;
+    if (error != NULL)
+        json_object_set_new(reply, "error", json_string(error));
+    send_owned(c, ag__reply(reply, r->message_id));
+}
+
+static void do_action(ag_conn_t *c, const json_t *msg, json_t *message_id)
+{
+    ag_server_t *s = c->server;
+    c->total_actions++;
+    c->pending_actions++;
+    if (c->pending_actions > (uint32_t)s->config->general.simultaneousActions) {
+        c->pending_actions--;
+        json_t *e = json_pack("{s:s}", "error", AG_ERR_TOO_MANY_PENDING);
+        send_owned(c, ag__reply(e, message_id));
+        json_decref(message_id);
+        return;
+    }
+    json_t *params = json_object_get(msg, "params");
+    params = json_is_object(params) ? json_deep_copy(params) : json_object();
+    ag__action_start(s, params, message_id, c, ws_action_done, NULL);
+}
+
+/* --- verbs --- */
+
+static json_t *details_view(ag_conn_t *c)
+{
+    json_t *rooms = json_array();
+    for (size_t i = 0; i < c->num_rooms; i++)
+        json_array_append_new(rooms, json_string(c->rooms[i]));
+    return json_pack("{s:s,s:s,s:s,s:i,s:{},s:I,s:o,s:I,s:I}", "id", c->id, "fingerprint", c->fingerprint, "remoteIP", c->remote_ip,
+                     "remotePort", c->remote_port, "params", "connectedAt", (json_int_t)c->connected_at, "rooms", rooms,
+                     "totalActions", (json_int_t)c->total_actions, "pendingActions", (json_int_t)c->pending_actions);
+}
+
+static void do_verb(ag_conn_t *c, const char *verb, json_t *rest, const json_t *message_id)
+{
+    ag_server_t *s = c->server;
+    /* actionhero: room first, then the values of the other keys; an error's data is the request without room */
+    json_t *words = ag__verb_words(rest);
+    char *room = json_array_size(words) > 0 ? ag__js_string(json_array_get(words, 0)) : NULL;
+    json_object_del(rest, "room");
+
+    if (strcmp(verb, "detailsView") == 0) {
+        json_t *d = details_view(c);
+        verb_error(c, NULL, d, message_id);
+        json_decref(d);
+    } else if (strcmp(verb, "documentation") == 0) {
+        json_t *d = ag__actions_documentation(s);
+        verb_error(c, NULL, d, message_id);
+        json_decref(d);
+    } else if (strcmp(verb, "roomAdd") == 0 || strcmp(verb, "roomLeave") == 0) {
+        verb_ctx_t *v = verb_ctx(message_id, rest);
+        if (v != NULL) {
+            if (verb[4] == 'A')
+                ag_room_join(c, room, on_join_or_leave, v);
+            else
+                ag_room_leave(c, room, on_join_or_leave, v);
+        }
+    } else if (strcmp(verb, "roomView") == 0) {
+        verb_ctx_t *v = verb_ctx(message_id, rest);
+        if (v != NULL)
+            ag__room_view(c, room, on_view_or_say, v);
+    } else if (strcmp(verb, "say") == 0) {
+        char *message = ag__join_words(words, 1);
+        verb_ctx_t *v = verb_ctx(message_id, rest);
+        if (v != NULL && message != NULL)
+            ag__room_say(c, room, message, on_view_or_say, v);
+        else if (v != NULL)
+            verb_ctx_free(v);
+        free(message);
+    } else if (strcmp(verb, "quit") == 0 || strcmp(verb, "exit") == 0) {
+        ag_conn_close(c, &AG_DISCONNECT_QUIT);
+    } else {
+        size_t n = strlen(verb) + 64;
+        char *err = malloc(n);
+        if (err != NULL) {
+            snprintf(err, n, "verb not found or not allowed (%s)", verb);
+            verb_error(c, err, rest, message_id);
+            free(err);
+        }
+    }
+    free(room);
+    json_decref(words);
+}
+
+static void do_file(ag_conn_t *c, const json_t *msg, const json_t *message_id)
+{
+    const char *rel = json_string_value(json_object_get(msg, "file"));
+    json_t *payload =
+        ag__file_payload(c->server->public_dir, rel, (size_t)c->server->config->servers.websocket.server.queueMaxBytes / 2);
+    send_owned(c, ag__reply(payload, message_id));
+}
+
+void ag_session_on_frame(ag_conn_t *c, const char *data, size_t len, int binary)
+{
+    if (binary) {
+        json_t *id = ag__message_id(NULL);
+        verb_error(c, "verb not found or not allowed (undefined)", json_null(), id);
+        json_decref(id);
+        return;
+    }
+    json_error_t jerr;
+    json_t *msg = json_loadb(data, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
+    if (msg == NULL) {
+        c->server->stats.invalid_json++;
+        ag_log(AG_LOG_INFO, "session", c->id, "invalid JSON ignored: %s", jerr.text);
+        return;
+    }
+    if (!json_is_object(msg)) {
+        json_t *id = ag__message_id(NULL);
+        verb_error(c, "verb not found or not allowed (undefined)", msg, id);
+        json_decref(id);
+        json_decref(msg);
+        return;
+    }
+    json_t *message_id = ag__message_id(msg);
+    json_t *event = json_object_get(msg, "event");
+    char *verb = event != NULL ? ag__js_string(event) : strdup("undefined");
+    if (verb != NULL && strcmp(verb, "action") == 0) {
+        do_action(c, msg, message_id); /* takes message_id */
+        message_id = NULL;
+    } else if (verb != NULL && strcmp(verb, "file") == 0) {
+        do_file(c, msg, message_id);
+    } else if (verb != NULL) {
+        json_t *rest = json_copy(msg);
+        json_object_del(rest, "event");
+        json_object_del(rest, "messageId");
+        do_verb(c, verb, rest, message_id);
+        json_decref(rest);
+    }
+    free(verb);
+    json_decref(message_id);
+    json_decref(msg);
+}
 
 void ag_session_on_open(ag_conn_t *c)
 {
     json_t *w = json_pack("{s:s,s:s}", "welcome", c->server->config->general.welcomeMessage, "context", "api");
     ag_conn_send_json(c, w);
     json_decref(w);
-}
-
-void ag_session_on_frame(ag_conn_t *c, const char *data, size_t len, int binary)
-{
-    ag_frame_t *f = ag_frame_create(data, len, binary);
-    ag_conn_send(c, f);
-    ag_frame_release(f);
+    const ag_hooks_t *h = c->server->hooks;
+    if (h != NULL && h->on_connect != NULL)
+        h->on_connect(c, h->data);
 }
 
 void ag_session_on_close(ag_conn_t *c)
 {
+    ag__rooms_conn_closed(c);
+    const ag_hooks_t *h = c->server->hooks;
+    if (h != NULL && h->on_disconnect != NULL)
+        h->on_disconnect(c, h->data);
 }
+
+/* --- node lifecycle --- */
 
 int ag_session_init(ag_server_t *s, char *errbuf, size_t errlen)
 {
+    int ret;
+    if ((ret = ag__actions_init(s)) != 0) {
+        snprintf(errbuf, errlen, "actions: %s", ag_strerror(ret));
+        return ret;
+    }
+    if ((ret = ag__rooms_init(s, errbuf, errlen)) != 0)
+        return ret;
+    if (s->config->servers.web.enabled && (ret = ag__webapi_register(s, errbuf, errlen)) != 0)
+        return ret;
     return 0;
 }
 
 void ag_session_stop(ag_server_t *s)
 {
+    ag__actions_stop(s);
 }
 
 void ag_session_dispose(ag_server_t *s)
 {
+    ag__actions_dispose(s);
+    ag__rooms_dispose(s);
+}
+
+/* --- the public node API (include/actiongate.h) --- */
+
+ag_server_t *ag_create(const char *config_path, char *errbuf, size_t errlen)
+{
+    ag_config_t *cfg = config_path != NULL ? ag_config_load(config_path, errbuf, errlen) : ag_config_create_default();
+    if (cfg == NULL) {
+        if (config_path == NULL)
+            snprintf(errbuf, errlen, "out of memory");
+        return NULL;
+    }
+    return ag_server_create(cfg, errbuf, errlen);
+}
+
+int ag_run(ag_server_t *s)
+{
+    return ag_server_run(s);
+}
+
+void ag_stop(ag_server_t *s)
+{
+    ag_server_stop(s);
+}
+
+void ag_destroy(ag_server_t *s)
+{
+    ag_server_destroy(s);
 }

@@ -15,6 +15,22 @@ void ag_session_on_frame(ag_conn_t *c, const char *data, size_t len, int binary)
  * references and find the connection closed when they finish. */
 void ag_session_on_close(ag_conn_t *c);
 
+/* Message codec helpers (server/session.c), exposed for the unit tests. */
+/* JavaScript truthiness of a JSON value (NULL = undefined). */
+int ag__js_truthy(const json_t *v);
+/* String(v) as JavaScript's Array#join renders it (null -> "", object -> "[object Object]"). malloc'ed. */
+char *ag__js_string(const json_t *v);
+/* The request's messageId (new reference) when truthy, else a fresh UUIDv4 string. msg may be NULL. */
+json_t *ag__message_id(const json_t *msg);
+/* A verb's argument list: room (when truthy) first, then the values of the other keys in order. New reference. */
+json_t *ag__verb_words(const json_t *rest);
+/* words[from..] rendered and joined by single spaces, as say does. malloc'ed. */
+char *ag__join_words(const json_t *words, size_t from);
+/* Appends context "response" and messageId to payload (stolen) and returns it. */
+json_t *ag__reply(json_t *payload, const json_t *message_id);
+/* A verb reply: {status:"OK"|"Error: <err>", error?, context, data?, messageId}. data borrowed. New reference. */
+json_t *ag__verb_reply(const char *err, json_t *data, const json_t *message_id);
+
 #endif
 
 #ifndef AG_SESSION_LIFECYCLE

@@ -1,18 +1,239 @@
-/* Placeholder: the memory store comes with the session layer (issue 2). */
+/*
+ * The memory store: rooms, membership, cache and pub/sub inside one process (the embedded default).
+ *
+ * Every operation answers before it returns. publish delivers synchronously to this node's on_message when the channel
+ * is subscribed; there are no other nodes.
+ */
 #include "store.h"
+
 #include <stdlib.h>
+#include <string.h>
+#include "common.h"
+
+typedef struct {
+    json_t *value;
+    uint64_t expire_ms, created_at, read_at;
+} centry_t;
+
+typedef struct {
+    ag_store_t super;
+    ag_map_t rooms; /* name -> json object conn_id -> details */
+    ag_map_t cache; /* key -> centry_t* */
+    ag_map_t subs;  /* channel -> (void *)1 */
+} memstore_t;
+
+#define M(s) ((memstore_t *)(s))
+
+static void reply(ag_store_cb cb, void *data, const char *err, json_t *result)
+{
+    if (cb != NULL)
+        cb(data, err, result);
+    json_decref(result);
+}
+
+static void centry_free(centry_t *e)
+{
+    json_decref(e->value);
+    free(e);
+}
 
 static void destroy(ag_store_t *s)
 {
+    const char *k;
+    void *v;
+    for (size_t it = 0; ag_map_next(&M(s)->rooms, &it, &k, &v);)
+        json_decref(v);
+    for (size_t it = 0; ag_map_next(&M(s)->cache, &it, &k, &v);)
+        centry_free(v);
+    ag_map_dispose(&M(s)->rooms);
+    ag_map_dispose(&M(s)->cache);
+    ag_map_dispose(&M(s)->subs);
     free(s);
 }
 
-static const ag_store_ops_t ops = {.name = "memory", .destroy = destroy};
+static void room_add(ag_store_t *s, const char *room, ag_store_cb cb, void *data)
+{
+    if (ag_map_get(&M(s)->rooms, room) != NULL) {
+        reply(cb, data, "room exists", NULL);
+        return;
+    }
+    json_t *members = json_object();
+    if (members == NULL || ag_map_set(&M(s)->rooms, room, members) != AG_OK) {
+        json_decref(members);
+        reply(cb, data, "out of memory", NULL);
+        return;
+    }
+    reply(cb, data, NULL, json_true());
+}
+
+static void room_del(ag_store_t *s, const char *room, ag_store_cb cb, void *data)
+{
+    json_t *members = ag_map_del(&M(s)->rooms, room);
+    if (members == NULL) {
+        reply(cb, data, "room does not exist", NULL);
+        return;
+    }
+    json_decref(members);
+    reply(cb, data, NULL, json_true());
+}
+
+static void room_exists(ag_store_t *s, const char *room, ag_store_cb cb, void *data)
+{
+    reply(cb, data, NULL, json_boolean(ag_map_get(&M(s)->rooms, room) != NULL));
+}
+
+static void room_list(ag_store_t *s, ag_store_cb cb, void *data)
+{
+    json_t *list = json_array();
+    const char *k;
+    void *v;
+    for (size_t it = 0; ag_map_next(&M(s)->rooms, &it, &k, &v);)
+        json_array_append_new(list, json_string(k));
+    reply(cb, data, NULL, list);
+}
+
+static void member_add(ag_store_t *s, const char *room, const char *conn_id, const json_t *details, ag_store_cb cb, void *data)
+{
+    json_t *members = ag_map_get(&M(s)->rooms, room);
+    if (members == NULL) {
+        reply(cb, data, "room does not exist", NULL);
+        return;
+    }
+    json_object_set_new(members, conn_id, json_deep_copy(details));
+    reply(cb, data, NULL, json_true());
+}
+
+static void member_del(ag_store_t *s, const char *room, const char *conn_id, ag_store_cb cb, void *data)
+{
+    json_t *members = ag_map_get(&M(s)->rooms, room);
+    int removed = members != NULL && json_object_del(members, conn_id) == 0;
+    reply(cb, data, NULL, json_boolean(removed));
+}
+
+static void members(ag_store_t *s, const char *room, ag_store_cb cb, void *data)
+{
+    json_t *m = ag_map_get(&M(s)->rooms, room);
+    if (m == NULL) {
+        reply(cb, data, "room does not exist", NULL);
+        return;
+    }
+    reply(cb, data, NULL, json_incref(m));
+}
+
+/* An expired entry is removed when seen, so size counts live keys only. */
+static centry_t *cache_get(memstore_t *m, const char *key, uint64_t now)
+{
+    centry_t *e = ag_map_get(&m->cache, key);
+    if (e != NULL && e->expire_ms != 0 && e->expire_ms <= now) {
+        ag_map_del(&m->cache, key);
+        centry_free(e);
+        return NULL;
+    }
+    return e;
+}
+
+static void cache_save(ag_store_t *s, const char *key, const json_t *value, uint64_t expire_ms, ag_store_cb cb, void *data)
+{
+    uint64_t now = ag_now_ms();
+    centry_t *e = cache_get(M(s), key, now);
+    if (e == NULL) {
+        if ((e = calloc(1, sizeof(*e))) == NULL || ag_map_set(&M(s)->cache, key, e) != AG_OK) {
+            free(e);
+            reply(cb, data, "out of memory", NULL);
+            return;
+        }
+    } else {
+        json_decref(e->value);
+    }
+    e->value = json_deep_copy(value);
+    e->expire_ms = expire_ms;
+    e->created_at = now;
+    e->read_at = 0;
+    reply(cb, data, NULL, json_true());
+}
+
+static void cache_load(ag_store_t *s, const char *key, ag_store_cb cb, void *data)
+{
+    uint64_t now = ag_now_ms();
+    centry_t *e = cache_get(M(s), key, now);
+    if (e == NULL) {
+        reply(cb, data, NULL, json_null());
+        return;
+    }
+    e->read_at = now;
+    json_t *r = json_object();
+    json_object_set_new(r, "key", json_string(key));
+    json_object_set(r, "value", e->value);
+    json_object_set_new(r, "expireTimestamp", e->expire_ms != 0 ? json_integer((json_int_t)e->expire_ms) : json_null());
+    json_object_set_new(r, "createdAt", json_integer((json_int_t)e->created_at));
+    json_object_set_new(r, "readAt", json_integer((json_int_t)e->read_at));
+    reply(cb, data, NULL, r);
+}
+
+static void cache_del(ag_store_t *s, const char *key, ag_store_cb cb, void *data)
+{
+    centry_t *e = cache_get(M(s), key, ag_now_ms());
+    if (e != NULL) {
+        ag_map_del(&M(s)->cache, key);
+        centry_free(e);
+    }
+    reply(cb, data, NULL, json_boolean(e != NULL));
+}
+
+static void cache_size(ag_store_t *s, ag_store_cb cb, void *data)
+{
+    uint64_t now = ag_now_ms();
+    const char *k;
+    void *v;
+    for (size_t it = 0; ag_map_next(&M(s)->cache, &it, &k, &v);)
+        cache_get(M(s), k, now);
+    reply(cb, data, NULL, json_integer((json_int_t)M(s)->cache.size));
+}
+
+static void publish(ag_store_t *s, const char *channel, const char *payload, size_t len, ag_store_cb cb, void *data)
+{
+    if (ag_map_get(&M(s)->subs, channel) != NULL && s->on_message != NULL)
+        s->on_message(s->on_message_data, channel, payload, len);
+    reply(cb, data, NULL, json_true());
+}
+
+static void subscribe(ag_store_t *s, const char *channel)
+{
+    ag_map_set(&M(s)->subs, channel, (void *)1);
+}
+
+static void unsubscribe(ag_store_t *s, const char *channel)
+{
+    ag_map_del(&M(s)->subs, channel);
+}
+
+static const ag_store_ops_t ops = {
+    .name = "memory",
+    .destroy = destroy,
+    .room_add = room_add,
+    .room_del = room_del,
+    .room_exists = room_exists,
+    .room_list = room_list,
+    .member_add = member_add,
+    .member_del = member_del,
+    .members = members,
+    .cache_save = cache_save,
+    .cache_load = cache_load,
+    .cache_del = cache_del,
+    .cache_size = cache_size,
+    .publish = publish,
+    .subscribe = subscribe,
+    .unsubscribe = unsubscribe,
+};
 
 ag_store_t *ag_store_memory_create(void)
 {
-    ag_store_t *s = calloc(1, sizeof(*s));
-    if (s != NULL)
-        s->ops = &ops;
-    return s;
+    memstore_t *m = calloc(1, sizeof(*m));
+    if (m == NULL)
+        return NULL;
+    m->super.ops = &ops;
+    ag_map_init(&m->rooms);
+    ag_map_init(&m->cache);
+    ag_map_init(&m->subs);
+    return &m->super;
 }

@@ -66,4 +66,18 @@ struct st_ag_store_t {
 
 ag_store_t *ag_store_memory_create(void);
 
+/* The Redis store (cluster mode): see server/store/redis.c for the key layout. It connects in the background and keeps
+ * reconnecting; operations fail with "redis unavailable" while Redis is away. */
+typedef struct st_ag_store_redis_options_t {
+    const char *url;             /* redis://[:password@]host[:port][/db] */
+    const char *prefix;          /* key and channel prefix, "actiongate:" */
+    const char *node_id;         /* this node: member details without a "node" key are indexed under it */
+    uint64_t connect_timeout_ms; /* 2000 */
+    uint64_t command_timeout_ms; /* 5000 */
+    uint64_t node_ttl_ms;        /* 5000: heartbeat key lifetime; the heartbeat runs every third of it */
+} ag_store_redis_options_t;
+struct st_h2o_evloop_t;
+/* NULL on a bad URL (errbuf gets one line) or ENOMEM. */
+ag_store_t *ag_store_redis_create(struct st_h2o_evloop_t *loop, const ag_store_redis_options_t *opts, char *errbuf, size_t errlen);
+
 #endif

@@ -1,0 +1,137 @@
+/*
+ * actiongate: the public C API for embedding the gateway in an application.
+ *
+ * A node is created from a configuration, the application registers its actions and hooks, then runs the loop:
+ *
+ *     char err[256];
+ *     ag_server_t *s = ag_create("config/actiongate.yaml", err, sizeof(err));
+ *     ag_action_register(s, &my_action);
+ *     ag_set_hooks(s, &my_hooks);
+ *     int status = ag_run(s);   // until SIGTERM/SIGINT or ag_stop()
+ *     ag_destroy(s);
+ *
+ * Everything runs on the node's single event loop: every function here must be called from that loop (or before
+ * ag_run), and every callback is invoked on it. Nothing blocks: an action that waits (a timer, I/O) returns from its
+ * handler and completes its request later with ag_action_succeed() or ag_action_fail().
+ *
+ * JSON values are jansson's. "borrowed" means valid for the duration of the call only; "stolen" means the callee
+ * takes the caller's reference.
+ */
+#ifndef ACTIONGATE_H
+#define ACTIONGATE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct st_ag_server_t ag_server_t;
+typedef struct st_ag_conn_t ag_conn_t;
+typedef struct st_ag_action_req_t ag_action_req_t;
+
+/* --- node --- */
+
+/* Loads the YAML file (NULL = built-in defaults), creates the node with the built-in actions and binds the listener.
+ * NULL on failure, with one line in errbuf ("FILE:LINE: …" for configuration errors). */
+ag_server_t *ag_create(const char *config_path, char *errbuf, size_t errlen);
+/* Runs the loop until the graceful shutdown has finished; returns the exit status. */
+int ag_run(ag_server_t *s);
+/* Begins the graceful shutdown: pending actions are answered "the server is shutting down", connections close. */
+void ag_stop(ag_server_t *s);
+void ag_destroy(ag_server_t *s);
+
+/* --- actions --- */
+
+/* A validator returns 0 when value is acceptable. Otherwise it may point *message at a static text sent to the client;
+ * left NULL, the client gets `Input for parameter "<key>" failed validation!`. value is borrowed. */
+typedef int (*ag_validator_fn)(const json_t *value, const char **message);
+/* A formatter returns a new reference to the value to use instead (or NULL to keep value). value is borrowed. */
+typedef json_t *(*ag_formatter_fn)(const json_t *value);
+
+typedef struct st_ag_input_t {
+    const char *name;
+    int required;             /* missing, null or "" -> "<name> is a required parameter for this action" */
+    const char *default_json; /* JSON text of the default used when the param is missing, or NULL */
+    ag_validator_fn validator;
+    ag_formatter_fn formatter;
+} ag_input_t;
+
+/* Runs the action. params (ag_action_params) hold only the declared inputs plus action, apiVersion, messageId, file
+ * and callback. The handler completes the request exactly once, now or later, with ag_action_succeed/ag_action_fail. */
+typedef void (*ag_action_run_fn)(ag_action_req_t *req, void *data);
+
+typedef struct st_ag_action_def_t {
+    const char *name;
+    const char *description;
+    const ag_input_t *inputs;
+    size_t num_inputs;
+    ag_action_run_fn run;
+    void *data;
+    int block_websocket; /* 1: "this action does not support the websocket connection type" */
+} ag_action_def_t;
+
+/* Registers (or replaces) an action. The definition and its strings are copied. 0 or AG_EINVAL/AG_ENOMEM. */
+int ag_action_register(ag_server_t *s, const ag_action_def_t *def);
+
+/* The request's params (borrowed for the life of the request). */
+json_t *ag_action_params(ag_action_req_t *req);
+/* Shortcuts: the param as a string/integer/number, or the fallback when missing or of another type. */
+const char *ag_action_param_str(ag_action_req_t *req, const char *name, const char *fallback);
+long long ag_action_param_int(ag_action_req_t *req, const char *name, long long fallback);
+ag_server_t *ag_action_server(ag_action_req_t *req);
+/* The socket connection that asked, or NULL (a web request, or the connection is gone already). Borrowed. */
+ag_conn_t *ag_action_conn(ag_action_req_t *req);
+/* Completes the request with result (an object; stolen; NULL = {}): its keys are the reply's payload keys. */
+void ag_action_succeed(ag_action_req_t *req, json_t *result);
+/* Completes the request with an error string; status is the HTTP status for /api (0 = 500). */
+void ag_action_fail(ag_action_req_t *req, int status, const char *message);
+/* Calls cb once, ms milliseconds from now, on the loop (one timer per request; a second call replaces the first).
+ * The timer is cancelled if the node is destroyed first. */
+void ag_action_after(ag_action_req_t *req, uint64_t ms, void (*cb)(ag_action_req_t *req));
+
+/* --- rooms and push --- */
+
+/* Creates a room. The store answers asynchronously (at once for the memory store); a room that exists already is
+ * logged, not an error. Returns 0. */
+int ag_room_create(ag_server_t *s, const char *room);
+/* Deletes a room: its members get "this room has been deleted" from "0" and are removed (every node). */
+int ag_room_delete(ag_server_t *s, const char *room);
+/* Says message in room from "0" (the server), to every member on every node. */
+int ag_room_broadcast(ag_server_t *s, const char *room, const char *message);
+/* Sends obj (borrowed) to every member of room on every node; context defaults to "api". */
+int ag_push_room(ag_server_t *s, const char *room, json_t *obj);
+/* Sends obj (borrowed) to one local connection by id; context defaults to "api". 0 or AG_ENOENT. */
+int ag_push_conn(ag_server_t *s, const char *conn_id, json_t *obj);
+/* Adds / removes a local connection to / from a room, with the hooks and announcements of roomAdd / roomLeave. The
+ * result is reported through cb (may be NULL): err NULL on success, else the protocol's text. */
+void ag_room_join(ag_conn_t *c, const char *room, void (*cb)(ag_conn_t *c, const char *err, void *data), void *data);
+void ag_room_leave(ag_conn_t *c, const char *room, void (*cb)(ag_conn_t *c, const char *err, void *data), void *data);
+
+/* --- hooks --- */
+
+/* Every hook is optional. Rejecting hooks return 0 to allow, non-zero to reject; the reject text (static or owned by
+ * the application, e.g. "joining rooms blocked") goes to the client as "Error: <text>".
+ * on_say runs once per message on the sender's node: return payload (possibly modified), a new object instead, or NULL
+ * to drop the message. on_say_recipient runs per local recipient: return a new reference to the object to send to
+ * that connection (payload itself, incref'ed, if unchanged) or NULL to suppress it for that recipient. */
+typedef struct st_ag_hooks_t {
+    int (*on_join)(ag_conn_t *c, const char *room, const char **reject, void *data);
+    int (*on_leave)(ag_conn_t *c, const char *room, const char **reject, void *data);
+    json_t *(*on_say)(ag_conn_t *sender, const char *room, json_t *payload, void *data);
+    json_t *(*on_say_recipient)(ag_conn_t *recipient, const char *room, json_t *payload, void *data);
+    void (*on_connect)(ag_conn_t *c, void *data);
+    void (*on_disconnect)(ag_conn_t *c, void *data);
+    void *data;
+} ag_hooks_t;
+
+/* Installs the hooks (copied; NULL removes them). */
+void ag_set_hooks(ag_server_t *s, const ag_hooks_t *hooks);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,467 @@
+/*
+ * Action registry, param validation, request lifecycle and request timers.
+ *
+ * Timers: h2o 2.2.5 keeps one h2o_timeout_t per duration, so arbitrary delays (sleepTest's sleepDuration comes from
+ * the client) cannot each get their own. Requests with a timer sit in a min-heap; one loop entry is linked on the
+ * largest step of a fixed ladder (1 ms … 1 s) that does not pass the earliest deadline, so a 1 s sleep costs one
+ * wake-up, not a thousand.
+ */
+#include "actions.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const uint64_t ladder[] = {1, 10, 100, 1000};
+
+/* Deadlines are monotonic nanoseconds: the loop's cached time can be stale when a handler arms a timer, and whole
+ * milliseconds would let a timer fire up to 1 ms early. */
+#define NLADDER (sizeof(ladder) / sizeof(ladder[0]))
+
+struct st_ag_actions_t {
+    ag_server_t *server;
+    ag_map_t by_name; /* name -> ag__action_t* */
+    h2o_linklist_t pending;
+    ag_action_req_t **heap;
+    size_t heap_len, heap_cap;
+    h2o_timeout_t steps[NLADDER];
+    h2o_timeout_entry_t tick;
+    int timers_ready;
+};
+
+/* --- registry --- */
+
+static void action_free(ag__action_t *a)
+{
+    for (size_t i = 0; i < a->def.num_inputs; i++) {
+        free((char *)a->def.inputs[i].name);
+        free((char *)a->def.inputs[i].default_json);
+        json_decref(a->defaults[i]);
+    }
+    free((ag_input_t *)a->def.inputs);
+    free(a->defaults);
+    free((char *)a->def.name);
+    free((char *)a->def.description);
+    free(a);
+}
+
+static char *dupstr(const char *s)
+{
+    return s != NULL ? strdup(s) : NULL;
+}
+
+int ag_action_register(ag_server_t *s, const ag_action_def_t *def)
+{
+    if (def == NULL || def->name == NULL || def->name[0] == '\0' || def->run == NULL)
+        return AG_EINVAL;
+    ag__action_t *a = calloc(1, sizeof(*a));
+    if (a == NULL)
+        return AG_ENOMEM;
+    a->def = *def;
+    a->def.name = strdup(def->name);
+    a->def.description = strdup(def->description != NULL ? def->description : "");
+    ag_input_t *inputs = calloc(def->num_inputs + 1, sizeof(*inputs));
+    a->defaults = calloc(def->num_inputs + 1, sizeof(*a->defaults));
+    a->def.inputs = inputs;
+    a->def.num_inputs = 0;
+    if (a->def.name == NULL || a->def.description == NULL || inputs == NULL || a->defaults == NULL)
+        goto nomem;
+    for (size_t i = 0; i < def->num_inputs; i++) {
+        inputs[i] = def->inputs[i];
+        inputs[i].name = dupstr(def->inputs[i].name);
+        inputs[i].default_json = dupstr(def->inputs[i].default_json);
+        a->def.num_inputs++;
+        if (inputs[i].name == NULL)
+            goto nomem;
+        if (inputs[i].default_json != NULL &&
+            (a->defaults[i] = json_loads(inputs[i].default_json, JSON_DECODE_ANY, NULL)) == NULL) {
+            action_free(a);
+            return AG_EINVAL;
+        }
+    }
+    ag__action_t *old = ag_map_get(&s->actions->by_name, a->def.name);
+    if (ag_map_set(&s->actions->by_name, a->def.name, a) != AG_OK)
+        goto nomem;
+    if (old != NULL)
+        action_free(old);
+    return AG_OK;
+nomem:
+    action_free(a);
+    return AG_ENOMEM;
+}
+
+const ag__action_t *ag__action_find(ag_server_t *s, const char *name)
+{
+    return name != NULL ? ag_map_get(&s->actions->by_name, name) : NULL;
+}
+
+json_t *ag__actions_documentation(ag_server_t *s)
+{
+    json_t *doc = json_object();
+    const char *name;
+    void *v;
+    for (size_t it = 0; ag_map_next(&s->actions->by_name, &it, &name, &v);) {
+        const ag__action_t *a = v;
+        json_t *inputs = json_object();
+        for (size_t i = 0; i < a->def.num_inputs; i++) {
+            json_t *in = json_pack("{s:b}", "required", a->def.inputs[i].required);
+            if (a->defaults[i] != NULL)
+                json_object_set(in, "default", a->defaults[i]);
+            json_object_set_new(inputs, a->def.inputs[i].name, in);
+        }
+        json_t *ver = json_pack("{s:s,s:i,s:s,s:o,s:b}", "name", a->def.name, "version", 1, "description", a->def.description,
+                                "inputs", inputs, "blockedWebsocket", a->def.block_websocket);
+        json_object_set_new(doc, name, json_pack("{s:o}", "1", ver));
+    }
+    return doc;
+}
+
+/* --- params --- */
+
+static int is_global_param(const char *k)
+{
+    static const char *globals[] = {"action", "apiVersion", "messageId", "file", "callback"};
+    for (size_t i = 0; i < sizeof(globals) / sizeof(globals[0]); i++)
+        if (strcmp(k, globals[i]) == 0)
+            return 1;
+    return 0;
+}
+
+static int is_input(const ag__action_t *a, const char *k)
+{
+    for (size_t i = 0; i < a->def.num_inputs; i++)
+        if (strcmp(a->def.inputs[i].name, k) == 0)
+            return 1;
+    return 0;
+}
+
+void ag__params_scrub(const ag__action_t *a, json_t *params)
+{
+    const char *k;
+    json_t *v;
+    void *tmp;
+    json_object_foreach_safe(params, tmp, k, v)
+    {
+        if (!is_global_param(k) && !is_input(a, k))
+            json_object_del(params, k);
+    }
+}
+
+/* actionhero's missingParamChecks: undefined, null and "". */
+static int is_missing(const json_t *v)
+{
+    return v == NULL || json_is_null(v) || (json_is_string(v) && json_string_length(v) == 0);
+}
+
+int ag__params_validate(const ag__action_t *a, json_t *params, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < a->def.num_inputs; i++) {
+        const ag_input_t *in = &a->def.inputs[i];
+        json_t *v = json_object_get(params, in->name);
+        if (is_missing(v) && a->defaults[i] != NULL)
+            json_object_set(params, in->name, a->defaults[i]);
+    }
+    for (size_t i = 0; i < a->def.num_inputs; i++) {
+        const ag_input_t *in = &a->def.inputs[i];
+        json_t *v = json_object_get(params, in->name);
+        if (v != NULL && in->formatter != NULL) {
+            json_t *nv = in->formatter(v);
+            if (nv != NULL)
+                json_object_set_new(params, in->name, nv);
+        }
+    }
+    for (size_t i = 0; i < a->def.num_inputs; i++) {
+        const ag_input_t *in = &a->def.inputs[i];
+        json_t *v = json_object_get(params, in->name);
+        if (is_missing(v)) {
+            if (in->required) {
+                snprintf(err, errlen, "%s is a required parameter for this action", in->name);
+                return 422;
+            }
+            continue;
+        }
+        const char *msg = NULL;
+        if (in->validator != NULL && in->validator(v, &msg) != 0) {
+            if (msg != NULL)
+                snprintf(err, errlen, "%s", msg);
+            else
+                snprintf(err, errlen, "Input for parameter \"%s\" failed validation!", in->name);
+            return 422;
+        }
+    }
+    return 0;
+}
+
+/* --- timers --- */
+
+static void heap_swap(ag_action_req_t **h, size_t i, size_t j)
+{
+    ag_action_req_t *t = h[i];
+    h[i] = h[j];
+    h[j] = t;
+    h[i]->heap_index = i;
+    h[j]->heap_index = j;
+}
+
+static void heap_up(ag_action_req_t **h, size_t i)
+{
+    while (i > 0 && h[(i - 1) / 2]->timer_at > h[i]->timer_at) {
+        heap_swap(h, i, (i - 1) / 2);
+        i = (i - 1) / 2;
+    }
+}
+
+static void heap_down(ag_action_req_t **h, size_t n, size_t i)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < n && h[l]->timer_at < h[m]->timer_at)
+            m = l;
+        if (r < n && h[r]->timer_at < h[m]->timer_at)
+            m = r;
+        if (m == i)
+            return;
+        heap_swap(h, i, m);
+        i = m;
+    }
+}
+
+static void heap_remove(struct st_ag_actions_t *as, ag_action_req_t *r)
+{
+    size_t i = r->heap_index;
+    if (i == SIZE_MAX)
+        return;
+    r->heap_index = SIZE_MAX;
+    as->heap_len--;
+    if (i != as->heap_len) {
+        as->heap[i] = as->heap[as->heap_len];
+        as->heap[i]->heap_index = i;
+        heap_down(as->heap, as->heap_len, i);
+        heap_up(as->heap, i);
+    }
+}
+
+static void arm(struct st_ag_actions_t *as)
+{
+    if (h2o_timeout_is_linked(&as->tick))
+        h2o_timeout_unlink(&as->tick);
+    if (as->heap_len == 0)
+        return;
+    uint64_t now = ag_mono_ns(), due = as->heap[0]->timer_at;
+    uint64_t wait = due > now ? (due - now) / 1000000 : 0;
+    size_t step = 0;
+    while (step + 1 < NLADDER && ladder[step + 1] <= wait)
+        step++;
+    h2o_timeout_link(as->server->loop, &as->steps[step], &as->tick);
+}
+
+static void on_tick(h2o_timeout_entry_t *entry)
+{
+    struct st_ag_actions_t *as = H2O_STRUCT_FROM_MEMBER(struct st_ag_actions_t, tick, entry);
+    uint64_t now = ag_mono_ns();
+    while (as->heap_len != 0 && as->heap[0]->timer_at <= now) {
+        ag_action_req_t *r = as->heap[0];
+        heap_remove(as, r);
+        void (*cb)(ag_action_req_t *) = r->timer_cb;
+        r->timer_cb = NULL;
+        cb(r);
+    }
+    arm(as);
+}
+
+void ag_action_after(ag_action_req_t *r, uint64_t ms, void (*cb)(ag_action_req_t *r))
+{
+    struct st_ag_actions_t *as = r->server->actions;
+    heap_remove(as, r);
+    if (as->heap_len == as->heap_cap) {
+        size_t ncap = as->heap_cap == 0 ? 16 : as->heap_cap * 2;
+        ag_action_req_t **n = realloc(as->heap, ncap * sizeof(*n));
+        if (n == NULL) {
+            ag_action_fail(r, 500, "out of memory");
+            return;
+        }
+        as->heap = n;
+        as->heap_cap = ncap;
+    }
+    r->timer_at = ag_mono_ns() + ms * 1000000;
+    r->timer_cb = cb;
+    r->heap_index = as->heap_len;
+    as->heap[as->heap_len++] = r;
+    heap_up(as->heap, r->heap_index);
+    arm(as);
+}
+
+/* --- requests --- */
+
+static void req_free(ag_action_req_t *r)
+{
+    struct st_ag_actions_t *as = r->server->actions;
+    if (h2o_linklist_is_linked(&r->link))
+        h2o_linklist_unlink(&r->link);
+    if (r->heap_index != SIZE_MAX) {
+        heap_remove(as, r);
+        arm(as);
+    }
+    json_decref(r->params);
+    json_decref(r->message_id);
+    if (r->conn != NULL)
+        ag_conn_release(r->conn);
+    free(r);
+}
+
+static void answer(ag_action_req_t *r, json_t *result, int status, const char *error)
+{
+    if (r->answered)
+        return;
+    r->answered = 1;
+    json_t *empty = NULL;
+    if (result == NULL)
+        result = empty = json_object();
+    r->done(r, result, status, error);
+    json_decref(empty);
+}
+
+void ag__action_start(ag_server_t *s, json_t *params, json_t *message_id, ag_conn_t *conn, ag__action_done_fn done, void *origin)
+{
+    ag_action_req_t *r = calloc(1, sizeof(*r));
+    if (r == NULL) {
+        json_decref(params);
+        json_decref(message_id);
+        return;
+    }
+    r->server = s;
+    r->params = params;
+    r->message_id = message_id;
+    r->conn = conn != NULL ? ag_conn_addref(conn) : NULL;
+    r->done = done;
+    r->origin = origin;
+    r->heap_index = SIZE_MAX;
+    r->started_ms = ag_now_ms();
+    if (s->stopping) {
+        answer(r, NULL, 503, AG_ERR_SHUTTING_DOWN);
+        req_free(r);
+        return;
+    }
+    const json_t *name = json_object_get(params, "action");
+    r->action = ag__action_find(s, json_string_value(name));
+    if (r->action == NULL) {
+        answer(r, NULL, 404, AG_ERR_UNKNOWN_ACTION);
+        req_free(r);
+        return;
+    }
+    if (conn != NULL && r->action->def.block_websocket) {
+        answer(r, NULL, 422, AG_ERR_BLOCKED_WEBSOCKET);
+        req_free(r);
+        return;
+    }
+    ag__params_scrub(r->action, params);
+    char err[256];
+    int status = ag__params_validate(r->action, params, err, sizeof(err));
+    if (status != 0) {
+        answer(r, NULL, status, err);
+        req_free(r);
+        return;
+    }
+    h2o_linklist_insert(&s->actions->pending, &r->link);
+    r->action->def.run(r, r->action->def.data);
+}
+
+json_t *ag_action_params(ag_action_req_t *r)
+{
+    return r->params;
+}
+
+const char *ag_action_param_str(ag_action_req_t *r, const char *name, const char *fallback)
+{
+    const char *v = json_string_value(json_object_get(r->params, name));
+    return v != NULL ? v : fallback;
+}
+
+long long ag_action_param_int(ag_action_req_t *r, const char *name, long long fallback)
+{
+    json_t *v = json_object_get(r->params, name);
+    if (json_is_integer(v))
+        return json_integer_value(v);
+    if (json_is_real(v))
+        return (long long)json_real_value(v);
+    return fallback;
+}
+
+ag_server_t *ag_action_server(ag_action_req_t *r)
+{
+    return r->server;
+}
+
+ag_conn_t *ag_action_conn(ag_action_req_t *r)
+{
+    return r->conn != NULL && !ag_conn_is_closed(r->conn) ? r->conn : NULL;
+}
+
+void ag_action_succeed(ag_action_req_t *r, json_t *result)
+{
+    if (result != NULL && !json_is_object(result)) {
+        json_decref(result);
+        result = NULL;
+    }
+    answer(r, result, 200, NULL);
+    json_decref(result);
+    req_free(r);
+}
+
+void ag_action_fail(ag_action_req_t *r, int status, const char *message)
+{
+    answer(r, NULL, status >= 100 && status <= 599 ? status : 500, message != NULL ? message : "action failed");
+    req_free(r);
+}
+
+/* --- node lifecycle --- */
+
+int ag__actions_init(ag_server_t *s)
+{
+    struct st_ag_actions_t *as = calloc(1, sizeof(*as));
+    if (as == NULL)
+        return AG_ENOMEM;
+    as->server = s;
+    ag_map_init(&as->by_name);
+    h2o_linklist_init_anchor(&as->pending);
+    for (size_t i = 0; i < NLADDER; i++)
+        h2o_timeout_init(s->loop, &as->steps[i], ladder[i]);
+    as->tick.cb = on_tick;
+    s->actions = as;
+    return ag__builtin_actions_register(s);
+}
+
+void ag__actions_stop(ag_server_t *s)
+{
+    struct st_ag_actions_t *as = s->actions;
+    if (as == NULL)
+        return;
+    for (h2o_linklist_t *l = as->pending.next; l != &as->pending; l = l->next) {
+        ag_action_req_t *r = H2O_STRUCT_FROM_MEMBER(ag_action_req_t, link, l);
+        answer(r, NULL, 503, AG_ERR_SHUTTING_DOWN);
+    }
+}
+
+void ag__actions_dispose(ag_server_t *s)
+{
+    struct st_ag_actions_t *as = s->actions;
+    if (as == NULL)
+        return;
+    /* Handlers that never completed: their requests go now, timers included. */
+    while (!h2o_linklist_is_empty(&as->pending)) {
+        ag_action_req_t *r = H2O_STRUCT_FROM_MEMBER(ag_action_req_t, link, as->pending.next);
+        answer(r, NULL, 503, AG_ERR_SHUTTING_DOWN);
+        req_free(r);
+    }
+    if (h2o_timeout_is_linked(&as->tick))
+        h2o_timeout_unlink(&as->tick);
+    for (size_t i = 0; i < NLADDER; i++)
+        h2o_timeout_dispose(s->loop, &as->steps[i]);
+    const char *k;
+    void *v;
+    for (size_t it = 0; ag_map_next(&as->by_name, &it, &k, &v);)
+        action_free(v);
+    ag_map_dispose(&as->by_name);
+    free(as->heap);
+    free(as);
+    s->actions = NULL;
+}

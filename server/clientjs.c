@@ -1,0 +1,331 @@
+#include "clientjs.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <jansson.h>
+#include "eio_packet.h"
+
+/* One node per process: the fallback directory this process rendered into, removed at exit. */
+static struct {
+    char dir[4096];
+    char files[2][4096];
+} rendered;
+
+static const char *const suffixes[2] = {".js", ".min.js"};
+static const char *const templates[2] = {"ActionheroWebsocketClient.js.tmpl", "ActionheroWebsocketClient.min.js.tmpl"};
+
+typedef struct {
+    char *buf;
+    size_t len, cap;
+    int failed;
+} sbuf_t;
+
+static void put(sbuf_t *b, const char *s, size_t n)
+{
+    if (b->failed)
+        return;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = (b->len + n + 1) * 2;
+        char *p = realloc(b->buf, cap);
+        if (p == NULL) {
+            b->failed = 1;
+            return;
+        }
+        b->buf = p;
+        b->cap = cap;
+    }
+    memcpy(b->buf + b->len, s, n);
+    b->len += n;
+    b->buf[b->len] = '\0';
+}
+
+static void put_json(sbuf_t *b, json_t *v)
+{
+    /* ASCII only: U+2028/U+2029 are line terminators inside an ES5 string literal */
+    char *s = v != NULL ? json_dumps(v, JSON_ENCODE_ANY | JSON_ENSURE_ASCII | JSON_COMPACT) : NULL;
+    json_decref(v);
+    if (s == NULL) {
+        b->failed = 1;
+        return;
+    }
+    put(b, s, strlen(s));
+    free(s);
+}
+
+static json_t *json_list(char *const *list)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; list != NULL && list[i] != NULL; i++)
+        json_array_append_new(a, json_string(list[i]));
+    return a;
+}
+
+/* The client URL is a bare expression when it is the default one, else a string. */
+#define BARE_CLIENT_URL "window.location.origin"
+
+static int put_value(sbuf_t *b, const ag_config_t *cfg, const char *name, size_t n)
+{
+    const typeof(cfg->servers.websocket.client) *c = &cfg->servers.websocket.client;
+#define IS(lit) (n == sizeof(lit) - 1 && memcmp(name, lit, n) == 0)
+    if (IS("CLIENT_URL")) {
+        const char *url = cfg->servers.websocket.clientUrl;
+        if (strcmp(url, BARE_CLIENT_URL) == 0)
+            put(b, url, strlen(url));
+        else
+            put_json(b, json_string(url));
+    } else if (IS("API_PATH")) {
+        put_json(b, json_string(c->apiPath));
+    } else if (IS("COOKIE_KEY")) {
+        put_json(b, json_string(c->cookieKey));
+    } else if (IS("PATHNAME")) {
+        put_json(b, json_string(cfg->servers.websocket.server.pathname));
+    } else if (IS("TRANSPORTS")) {
+        put_json(b, json_list(c->transports));
+    } else if (IS("WEBSOCKET_FIRST")) {
+        put_json(b, json_boolean(c->websocketFirst));
+    } else if (IS("REMEMBER_UPGRADE")) {
+        put_json(b, json_boolean(c->rememberUpgrade));
+    } else if (IS("TIMEOUT")) {
+        put_json(b, json_integer(c->timeout));
+    } else if (IS("PING_INTERVAL")) {
+        put_json(b, json_integer(cfg->servers.websocket.server.pingInterval));
+    } else if (IS("PING_TIMEOUT")) {
+        put_json(b, json_integer(cfg->servers.websocket.server.pingTimeout));
+    } else if (IS("RECONNECT_MIN")) {
+        put_json(b, json_integer(c->reconnectMin));
+    } else if (IS("RECONNECT_MAX")) {
+        put_json(b, json_integer(c->reconnectMax));
+    } else if (IS("RECONNECT_FACTOR")) {
+        put_json(b, json_real(c->reconnectFactor));
+    } else if (IS("RECONNECT_RETRIES")) {
+        put_json(b, json_integer(c->reconnectRetries));
+    } else if (IS("QUEUE_SIZE")) {
+        put_json(b, json_integer(c->queueSize));
+    } else if (IS("PACKET_TYPES")) {
+        /* the engine.io packet types and separator come from the codec the server uses, so the two cannot drift */
+        static const struct {
+            const char *name;
+            int type;
+        } types[] = {{"open", AG_EIO_OPEN},       {"close", AG_EIO_CLOSE},     {"ping", AG_EIO_PING}, {"pong", AG_EIO_PONG},
+                     {"message", AG_EIO_MESSAGE}, {"upgrade", AG_EIO_UPGRADE}, {"noop", AG_EIO_NOOP}};
+        json_t *o = json_object();
+        for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+            char digit[2] = {(char)('0' + types[i].type), '\0'};
+            json_object_set_new(o, types[i].name, json_string(digit));
+        }
+        put_json(b, o);
+    } else if (IS("SEPARATOR")) {
+        char sep[2] = {AG_EIO_SEPARATOR, '\0'};
+        put_json(b, json_string(sep));
+    } else {
+        return AG_EINVAL;
+    }
+#undef IS
+    return 0;
+}
+
+static int is_name_char(char ch)
+{
+    return (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_';
+}
+
+char *ag_clientjs_substitute(const ag_config_t *cfg, const char *tmpl, size_t len, size_t *outlen, char *errbuf, size_t errlen)
+{
+    static const char open[] = "__AG_";
+    sbuf_t b = {NULL, 0, 0, 0};
+    size_t i = 0, copied = 0;
+    while (i + sizeof(open) - 1 <= len) {
+        if (memcmp(tmpl + i, open, sizeof(open) - 1) != 0) {
+            i++;
+            continue;
+        }
+        size_t start = i + sizeof(open) - 1, end = start;
+        while (end < len && is_name_char(tmpl[end]))
+            end++;
+        /* the name runs up to the closing "__" (names themselves hold single underscores) */
+        if (end - start < 3 || tmpl[end - 1] != '_' || tmpl[end - 2] != '_') {
+            i = end;
+            continue;
+        }
+        put(&b, tmpl + copied, i - copied);
+        if (put_value(&b, cfg, tmpl + start, end - start - 2) != 0) {
+            snprintf(errbuf, errlen, "client template: unknown placeholder %.*s", (int)(end - i), tmpl + i);
+            free(b.buf);
+            return NULL;
+        }
+        i = copied = end;
+    }
+    put(&b, tmpl + copied, len - copied);
+    if (b.failed || b.buf == NULL) {
+        snprintf(errbuf, errlen, "client template: out of memory");
+        free(b.buf);
+        return NULL;
+    }
+    *outlen = b.len;
+    return b.buf;
+}
+
+static char *read_file(const char *path, size_t *len)
+{
+    FILE *fp = fopen(path, "rb");
+    if (fp == NULL)
+        return NULL;
+    char *buf = NULL;
+    long size;
+    if (fseek(fp, 0, SEEK_END) == 0 && (size = ftell(fp)) >= 0 && fseek(fp, 0, SEEK_SET) == 0 &&
+        (buf = malloc((size_t)size + 1)) != NULL) {
+        if (fread(buf, 1, (size_t)size, fp) != (size_t)size) {
+            free(buf);
+            buf = NULL;
+        } else {
+            buf[size] = '\0';
+            *len = (size_t)size;
+        }
+    }
+    fclose(fp);
+    return buf;
+}
+
+/* mkdir -p */
+static int make_dirs(const char *path)
+{
+    char tmp[4096];
+    snprintf(tmp, sizeof(tmp), "%s", path);
+    for (char *p = tmp + 1; *p != '\0'; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+            return -1;
+        *p = '/';
+    }
+    if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+        return -1;
+    struct stat st;
+    return stat(tmp, &st) == 0 && S_ISDIR(st.st_mode) ? 0 : -1;
+}
+
+/* Written to a temporary name and renamed, so that a reader (or another node sharing the directory) never sees half a
+ * file. */
+static int write_file(const char *path, const char *data, size_t len)
+{
+    char tmp[4200];
+    snprintf(tmp, sizeof(tmp), "%s.%d.tmp", path, (int)getpid());
+    FILE *fp = fopen(tmp, "wb");
+    if (fp == NULL)
+        return -1;
+    int ok = fwrite(data, 1, len, fp) == len;
+    ok = fclose(fp) == 0 && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+static int render_into(const char *dir, const char *name, char *const out[2], size_t outlen[2], char *errbuf, size_t errlen)
+{
+    if (make_dirs(dir) != 0) {
+        snprintf(errbuf, errlen, "cannot create %s: %s", dir, strerror(errno));
+        return AG_EIO;
+    }
+    for (int k = 0; k < 2; k++) {
+        char path[4096];
+        snprintf(path, sizeof(path), "%s/%s%s", dir, name, suffixes[k]);
+        if (write_file(path, out[k], outlen[k]) != 0) {
+            snprintf(errbuf, errlen, "cannot write %s: %s", path, strerror(errno));
+            return AG_EIO;
+        }
+        snprintf(rendered.files[k], sizeof(rendered.files[k]), "%s", path);
+    }
+    return 0;
+}
+
+int ag_clientjs_render(const ag_config_t *cfg, const char *template_dir, const char *public_dir, const char *fallback_root,
+                       char *fallback_dir, size_t fallback_len, char *errbuf, size_t errlen)
+{
+    const char *name = cfg->servers.websocket.clientJsName;
+    fallback_dir[0] = '\0';
+    if (name[0] == '\0')
+        return 0;
+    char *out[2] = {NULL, NULL};
+    size_t outlen[2] = {0, 0};
+    int ret = 0;
+    for (int k = 0; k < 2 && ret == 0; k++) {
+        char path[4096];
+        size_t len;
+        snprintf(path, sizeof(path), "%s/%s", template_dir, templates[k]);
+        char *tmpl = read_file(path, &len);
+        if (tmpl == NULL) {
+            snprintf(errbuf, errlen, "cannot read the client template %s: %s", path, strerror(errno));
+            ret = AG_EIO;
+            break;
+        }
+        if ((out[k] = ag_clientjs_substitute(cfg, tmpl, len, &outlen[k], errbuf, errlen)) == NULL)
+            ret = AG_ECONFIG;
+        free(tmpl);
+    }
+    if (ret == 0) {
+        char dir[4096];
+        snprintf(dir, sizeof(dir), "%s/%s", public_dir, cfg->servers.websocket.clientJsPath);
+        if (render_into(dir, name, out, outlen, errbuf, errlen) != 0) {
+            ag_log(AG_LOG_WARN, "clientjs", NULL, "%s; rendering under %s instead", errbuf, fallback_root);
+            snprintf(dir, sizeof(dir), "%s/actiongate-client-%d", fallback_root, (int)getpid());
+            ret = render_into(dir, name, out, outlen, errbuf, errlen);
+            if (ret == 0)
+                snprintf(fallback_dir, fallback_len, "%s", dir);
+        }
+    }
+    free(out[0]);
+    free(out[1]);
+    return ret;
+}
+
+static const char *fallback_root(void)
+{
+    const char *vars[] = {"RUNTIME_DIRECTORY", "TMPDIR"};
+    for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
+        const char *v = getenv(vars[i]);
+        if (v != NULL && v[0] == '/')
+            return v;
+    }
+    return "/tmp";
+}
+
+int ag_clientjs_init(ag_server_t *s, char *errbuf, size_t errlen)
+{
+    const ag_config_t *cfg = s->config;
+    const char *tdir = getenv("AG_CLIENT_TEMPLATES");
+    if (tdir == NULL || tdir[0] == '\0')
+        tdir = AG_CLIENTJS_TEMPLATE_DIR;
+    int ret = ag_clientjs_render(cfg, tdir, s->public_dir, fallback_root(), rendered.dir, sizeof(rendered.dir), errbuf, errlen);
+    if (ret != 0 || rendered.dir[0] == '\0')
+        return ret;
+    /* Served at the URLs they would have had in the public directory; registered before the static handler, so
+     * these paths win. */
+    h2o_expires_args_t expires = {H2O_EXPIRES_MODE_MAX_AGE, {.max_age = (uint64_t)cfg->servers.web.flatFileCacheDuration}};
+    for (int k = 0; k < 2; k++) {
+        char url[1024];
+        snprintf(url, sizeof(url), "/%s/%s%s%s", cfg->servers.web.urlPathForFiles, cfg->servers.websocket.clientJsPath,
+                 cfg->servers.websocket.clientJsName, suffixes[k]);
+        h2o_pathconf_t *pc = ag_server_register_path(s, url);
+        h2o_mimemap_type_t *js = h2o_mimemap_get_type_by_extension(pc->mimemap, h2o_iovec_init(H2O_STRLIT("js")));
+        h2o_file_register_file(pc, rendered.files[k], js, 0);
+        h2o_expires_register(pc, &expires);
+    }
+    return 0;
+}
+
+void ag_clientjs_dispose(ag_server_t *s)
+{
+    if (rendered.dir[0] == '\0')
+        return;
+    for (int k = 0; k < 2; k++)
+        unlink(rendered.files[k]);
+    rmdir(rendered.dir);
+    rendered.dir[0] = '\0';
+}

@@ -1,0 +1,523 @@
+/*
+ * Rooms: membership (store + local index), chat fan-out through the store's pub/sub, hooks, push to rooms and
+ * connections. See rooms.h for the shape of the channel payloads.
+ */
+#include "rooms.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    ag_conn_t **members; /* borrowed: a closing connection removes itself (ag__rooms_conn_closed) */
+    size_t n, cap;
+} lroom_t;
+
+struct st_ag_rooms_t {
+    ag_map_t local; /* room -> lroom_t* */
+};
+
+static const ag_hooks_t no_hooks;
+
+static const ag_hooks_t *hooks_of(ag_server_t *s)
+{
+    return s->hooks != NULL ? s->hooks : &no_hooks;
+}
+
+void ag_set_hooks(ag_server_t *s, const ag_hooks_t *hooks)
+{
+    free(s->hooks);
+    s->hooks = NULL;
+    if (hooks != NULL && (s->hooks = malloc(sizeof(*s->hooks))) != NULL)
+        *s->hooks = *hooks;
+}
+
+static void channel_of(const char *room, char *buf, size_t len)
+{
+    snprintf(buf, len, "room:%s", room);
+}
+
+/* --- the local index --- */
+
+long ag__conn_room_index(const ag_conn_t *c, const char *room)
+{
+    for (size_t i = 0; i < c->num_rooms; i++)
+        if (strcmp(c->rooms[i], room) == 0)
+            return (long)i;
+    return -1;
+}
+
+size_t ag__room_local_members(ag_server_t *s, const char *room)
+{
+    lroom_t *lr = ag_map_get(&s->rooms->local, room);
+    return lr != NULL ? lr->n : 0;
+}
+
+static int local_add(ag_conn_t *c, const char *room)
+{
+    ag_server_t *s = c->server;
+    /* conn->rooms grows in powers of two; its size is implied by num_rooms. */
+    if ((c->num_rooms & (c->num_rooms - 1)) == 0) {
+        size_t ncap = c->num_rooms == 0 ? 1 : c->num_rooms * 2;
+        char **n = realloc(c->rooms, ncap * sizeof(*n));
+        if (n == NULL)
+            return AG_ENOMEM;
+        c->rooms = n;
+    }
+    lroom_t *lr = ag_map_get(&s->rooms->local, room);
+    if (lr == NULL) {
+        if ((lr = calloc(1, sizeof(*lr))) == NULL || ag_map_set(&s->rooms->local, room, lr) != AG_OK) {
+            free(lr);
+            return AG_ENOMEM;
+        }
+        char ch[512];
+        channel_of(room, ch, sizeof(ch));
+        s->store->ops->subscribe(s->store, ch);
+    }
+    if (lr->n == lr->cap) {
+        size_t ncap = lr->cap == 0 ? 4 : lr->cap * 2;
+        ag_conn_t **n = realloc(lr->members, ncap * sizeof(*n));
+        if (n == NULL)
+            return AG_ENOMEM;
+        lr->members = n;
+        lr->cap = ncap;
+    }
+    char *copy = strdup(room);
+    if (copy == NULL)
+        return AG_ENOMEM;
+    lr->members[lr->n++] = c;
+    c->rooms[c->num_rooms++] = copy;
+    return AG_OK;
+}
+
+static void local_remove(ag_conn_t *c, const char *room)
+{
+    ag_server_t *s = c->server;
+    long i = ag__conn_room_index(c, room);
+    if (i < 0)
+        return;
+    free(c->rooms[i]);
+    memmove(&c->rooms[i], &c->rooms[i + 1], (c->num_rooms - (size_t)i - 1) * sizeof(*c->rooms));
+    c->num_rooms--;
+    lroom_t *lr = ag_map_get(&s->rooms->local, room);
+    if (lr == NULL)
+        return;
+    for (size_t j = 0; j < lr->n; j++) {
+        if (lr->members[j] == c) {
+            lr->members[j] = lr->members[--lr->n];
+            break;
+        }
+    }
+    if (lr->n == 0) {
+        char ch[512];
+        channel_of(room, ch, sizeof(ch));
+        s->store->ops->unsubscribe(s->store, ch);
+        ag_map_del(&s->rooms->local, room);
+        free(lr->members);
+        free(lr);
+    }
+}
+
+/* --- publishing --- */
+
+static int publish(ag_server_t *s, const char *room, char type, const json_t *frame)
+{
+    size_t len = json_dumpb(frame, NULL, 0, AG_JSON_FLAGS);
+    char *buf = malloc(len + 1);
+    if (len == 0 || buf == NULL) {
+        free(buf);
+        return AG_ENOMEM;
+    }
+    buf[0] = type;
+    json_dumpb(frame, buf + 1, len, AG_JSON_FLAGS);
+    char ch[512];
+    channel_of(room, ch, sizeof(ch));
+    s->store->ops->publish(s->store, ch, buf, len + 1, NULL, NULL);
+    free(buf);
+    return AG_OK;
+}
+
+static json_t *chat_payload(const char *room, const char *from, const char *message)
+{
+    return json_pack("{s:s,s:s,s:s,s:s,s:I}", "message", message, "room", room, "from", from, "context", "user", "sentAt",
+                     (json_int_t)ag_now_ms());
+}
+
+int ag_room_broadcast(ag_server_t *s, const char *room, const char *message)
+{
+    json_t *p = chat_payload(room, "0", message);
+    int ret = p != NULL ? publish(s, room, 'c', p) : AG_ENOMEM;
+    json_decref(p);
+    return ret;
+}
+
+static json_t *with_context(json_t *obj)
+{
+    json_t *o = json_copy(obj);
+    if (o != NULL && json_object_get(o, "context") == NULL)
+        json_object_set_new(o, "context", json_string("api"));
+    return o;
+}
+
+int ag_push_room(ag_server_t *s, const char *room, json_t *obj)
+{
+    if (!json_is_object(obj))
+        return AG_EINVAL;
+    json_t *o = with_context(obj);
+    int ret = o != NULL ? publish(s, room, 'p', o) : AG_ENOMEM;
+    json_decref(o);
+    return ret;
+}
+
+int ag_push_conn(ag_server_t *s, const char *conn_id, json_t *obj)
+{
+    ag_conn_t *c = ag_conn_find(s, conn_id);
+    if (c == NULL)
+        return AG_ENOENT;
+    if (!json_is_object(obj))
+        return AG_EINVAL;
+    json_t *o = with_context(obj);
+    int ret = o != NULL ? ag_conn_send_json(c, o) : AG_ENOMEM;
+    json_decref(o);
+    return ret;
+}
+
+/* --- delivery (store -> this node) --- */
+
+static void deliver(ag_server_t *s, const char *room, char type, const char *frame, size_t len)
+{
+    lroom_t *lr = ag_map_get(&s->rooms->local, room);
+    if (lr == NULL || lr->n == 0)
+        return;
+    /* A snapshot with references: a hook or a slow-consumer close may change the membership while we deliver. */
+    size_t n = lr->n;
+    ag_conn_t **snap = malloc(n * sizeof(*snap));
+    if (snap == NULL)
+        return;
+    for (size_t i = 0; i < n; i++)
+        snap[i] = ag_conn_addref(lr->members[i]);
+    const ag_hooks_t *h = hooks_of(s);
+    if (type == 'c' && h->on_say_recipient != NULL) {
+        json_t *payload = json_loadb(frame, len, 0, NULL);
+        for (size_t i = 0; payload != NULL && i < n; i++) {
+            if (ag_conn_is_closed(snap[i]))
+                continue;
+            json_t *out = h->on_say_recipient(snap[i], room, payload, h->data);
+            if (out != NULL)
+                ag_conn_send_json(snap[i], out);
+            json_decref(out);
+        }
+        json_decref(payload);
+    } else {
+        ag_frame_t *f = ag_frame_create(frame, len, 0);
+        for (size_t i = 0; f != NULL && i < n; i++)
+            if (!ag_conn_is_closed(snap[i]))
+                ag_conn_send(snap[i], f);
+        ag_frame_release(f);
+    }
+    for (size_t i = 0; i < n; i++)
+        ag_conn_release(snap[i]);
+    free(snap);
+}
+
+static void on_room_deleted(ag_server_t *s, const char *room)
+{
+    lroom_t *lr;
+    while ((lr = ag_map_get(&s->rooms->local, room)) != NULL && lr->n != 0)
+        local_remove(lr->members[lr->n - 1], room);
+}
+
+static void on_message(void *data, const char *channel, const char *payload, size_t len)
+{
+    ag_server_t *s = data;
+    if (strncmp(channel, "room:", 5) != 0 || len < 2)
+        return;
+    const char *room = channel + 5;
+    switch (payload[0]) {
+    case 'c':
+    case 'p':
+        deliver(s, room, payload[0], payload + 1, len - 1);
+        break;
+    case 'd':
+        on_room_deleted(s, room);
+        break;
+    }
+}
+
+/* --- room lifecycle --- */
+
+static void log_err(void *data, const char *err, json_t *res)
+{
+    if (err != NULL)
+        ag_log(AG_LOG_WARN, "rooms", NULL, "%s: %s", (const char *)data, err);
+}
+
+int ag_room_create(ag_server_t *s, const char *room)
+{
+    s->store->ops->room_add(s->store, room, log_err, "room_add");
+    return AG_OK;
+}
+
+int ag_room_delete(ag_server_t *s, const char *room)
+{
+    ag_room_broadcast(s, room, AG_MSG_ROOM_DELETED);
+    json_t *d = json_pack("{s:s}", "room", room);
+    publish(s, room, 'd', d);
+    json_decref(d);
+    s->store->ops->room_del(s->store, room, log_err, "room_del");
+    return AG_OK;
+}
+
+/* --- join / leave --- */
+
+typedef struct {
+    ag_conn_t *c;
+    void (*cb)(ag_conn_t *c, const char *err, void *data);
+    void *data;
+    char room[];
+} op_t;
+
+static op_t *op_new(ag_conn_t *c, const char *room, void (*cb)(ag_conn_t *, const char *, void *), void *data)
+{
+    size_t len = strlen(room);
+    op_t *op = malloc(sizeof(*op) + len + 1);
+    if (op == NULL)
+        return NULL;
+    op->c = ag_conn_addref(c);
+    op->cb = cb;
+    op->data = data;
+    memcpy(op->room, room, len + 1);
+    return op;
+}
+
+static void op_finish(op_t *op, const char *err)
+{
+    if (op->cb != NULL)
+        op->cb(op->c, err, op->data);
+    ag_conn_release(op->c);
+    free(op);
+}
+
+static void announce(ag_conn_t *c, const char *room, const char *what)
+{
+    if (!c->server->config->general.announceRoomJoins)
+        return;
+    char msg[128];
+    snprintf(msg, sizeof(msg), "I have %s the room: %s", what, c->id);
+    ag_room_broadcast(c->server, room, msg);
+}
+
+static void join_added(void *data, const char *err, json_t *res)
+{
+    op_t *op = data;
+    ag_conn_t *c = op->c;
+    if (err == NULL && (ag_conn_is_closed(c) || ag__conn_room_index(c, op->room) >= 0)) {
+        /* closed or joined twice meanwhile: the store entry is this connection's either way */
+        if (ag_conn_is_closed(c))
+            c->server->store->ops->member_del(c->server->store, op->room, c->id, NULL, NULL);
+        err = ag_conn_is_closed(c) ? "connection closed" : NULL;
+        return op_finish(op, err);
+    }
+    if (err == NULL && local_add(c, op->room) != AG_OK)
+        err = "out of memory";
+    char room[512];
+    snprintf(room, sizeof(room), "%s", op->room);
+    op_finish(op, err);
+    if (err == NULL)
+        announce(c, room, "entered");
+}
+
+static void join_exists(void *data, const char *err, json_t *res)
+{
+    op_t *op = data;
+    ag_conn_t *c = op->c;
+    if (err != NULL || !json_is_true(res))
+        return op_finish(op, err != NULL ? err : AG_ERR_ROOM_MISSING);
+    if (ag_conn_is_closed(c))
+        return op_finish(op, "connection closed");
+    const ag_hooks_t *h = hooks_of(c->server);
+    const char *reject = NULL;
+    if (h->on_join != NULL && h->on_join(c, op->room, &reject, h->data) != 0)
+        return op_finish(op, reject != NULL ? reject : "joining this room is not allowed");
+    json_t *details = json_pack("{s:s,s:I,s:s}", "id", c->id, "joinedAt", (json_int_t)ag_now_ms(), "node", c->server->node_id);
+    c->server->store->ops->member_add(c->server->store, op->room, c->id, details, join_added, op);
+    json_decref(details);
+}
+
+void ag_room_join(ag_conn_t *c, const char *room, void (*cb)(ag_conn_t *c, const char *err, void *data), void *data)
+{
+    char err[600];
+    if (room == NULL || room[0] == '\0') {
+        if (cb != NULL)
+            cb(c, AG_ERR_ROOM_REQUIRED, data);
+        return;
+    }
+    if (ag__conn_room_index(c, room) >= 0 || strlen(room) > 400) {
+        snprintf(err, sizeof(err), strlen(room) > 400 ? "room name too long" : "connection already in this room (%s)", room);
+        if (cb != NULL)
+            cb(c, err, data);
+        return;
+    }
+    op_t *op = op_new(c, room, cb, data);
+    if (op == NULL) {
+        if (cb != NULL)
+            cb(c, "out of memory", data);
+        return;
+    }
+    c->server->store->ops->room_exists(c->server->store, room, join_exists, op);
+}
+
+void ag_room_leave(ag_conn_t *c, const char *room, void (*cb)(ag_conn_t *c, const char *err, void *data), void *data)
+{
+    char err[600];
+    if (room == NULL || room[0] == '\0') {
+        if (cb != NULL)
+            cb(c, AG_ERR_ROOM_REQUIRED, data);
+        return;
+    }
+    if (ag__conn_room_index(c, room) < 0) {
+        snprintf(err, sizeof(err), "connection not in this room (%.500s)", room);
+        if (cb != NULL)
+            cb(c, err, data);
+        return;
+    }
+    const ag_hooks_t *h = hooks_of(c->server);
+    const char *reject = NULL;
+    if (h->on_leave != NULL && h->on_leave(c, room, &reject, h->data) != 0) {
+        if (cb != NULL)
+            cb(c, reject != NULL ? reject : "leaving this room is not allowed", data);
+        return;
+    }
+    char copy[512];
+    snprintf(copy, sizeof(copy), "%s", room);
+    local_remove(c, copy);
+    c->server->store->ops->member_del(c->server->store, copy, c->id, NULL, NULL);
+    if (cb != NULL)
+        cb(c, NULL, data);
+    announce(c, copy, "left");
+}
+
+void ag__rooms_conn_closed(ag_conn_t *c)
+{
+    const ag_hooks_t *h = hooks_of(c->server);
+    while (c->num_rooms != 0) {
+        char room[512];
+        snprintf(room, sizeof(room), "%s", c->rooms[c->num_rooms - 1]);
+        if (h->on_leave != NULL) {
+            const char *ignored = NULL;
+            h->on_leave(c, room, &ignored, h->data);
+        }
+        local_remove(c, room);
+        c->server->store->ops->member_del(c->server->store, room, c->id, NULL, NULL);
+        announce(c, room, "left");
+    }
+}
+
+/* --- view / say --- */
+
+typedef struct {
+    ag_conn_t *c;
+    ag__room_cb cb;
+    void *ud;
+    char room[];
+} vop_t;
+
+static void view_members(void *data, const char *err, json_t *res)
+{
+    vop_t *op = data;
+    if (err != NULL) {
+        op->cb(op->c, err, NULL, op->ud);
+    } else {
+        json_t *members = json_object();
+        const char *id;
+        json_t *d;
+        json_object_foreach(res, id, d)
+        {
+            json_t *m = json_object();
+            json_object_set(m, "id", json_object_get(d, "id"));
+            json_object_set(m, "joinedAt", json_object_get(d, "joinedAt"));
+            json_object_set_new(members, id, m);
+        }
+        json_t *view =
+            json_pack("{s:s,s:o,s:I}", "room", op->room, "members", members, "membersCount", (json_int_t)json_object_size(res));
+        op->cb(op->c, NULL, view, op->ud);
+        json_decref(view);
+    }
+    ag_conn_release(op->c);
+    free(op);
+}
+
+void ag__room_view(ag_conn_t *c, const char *room, ag__room_cb cb, void *ud)
+{
+    if (room == NULL || ag__conn_room_index(c, room) < 0) {
+        char err[600];
+        snprintf(err, sizeof(err), "connection not in this room (%.500s)", room != NULL ? room : "undefined");
+        cb(c, err, NULL, ud);
+        return;
+    }
+    size_t len = strlen(room);
+    vop_t *op = malloc(sizeof(*op) + len + 1);
+    if (op == NULL) {
+        cb(c, "out of memory", NULL, ud);
+        return;
+    }
+    op->c = ag_conn_addref(c);
+    op->cb = cb;
+    op->ud = ud;
+    memcpy(op->room, room, len + 1);
+    c->server->store->ops->members(c->server->store, room, view_members, op);
+}
+
+void ag__room_say(ag_conn_t *c, const char *room, const char *message, ag__room_cb cb, void *ud)
+{
+    if (room == NULL || room[0] == '\0' || message == NULL || message[0] == '\0') {
+        cb(c, AG_ERR_ROOM_AND_MESSAGE, NULL, ud);
+        return;
+    }
+    if (ag__conn_room_index(c, room) < 0) {
+        char err[600];
+        snprintf(err, sizeof(err), "connection not in this room (%.500s)", room);
+        cb(c, err, NULL, ud);
+        return;
+    }
+    json_t *payload = chat_payload(room, c->id, message);
+    const ag_hooks_t *h = hooks_of(c->server);
+    if (payload != NULL && h->on_say != NULL)
+        payload = h->on_say(c, room, payload, h->data);
+    int ret = payload != NULL ? publish(c->server, room, 'c', payload) : AG_OK;
+    json_decref(payload);
+    cb(c, ret == AG_OK ? NULL : "out of memory", NULL, ud);
+}
+
+/* --- node lifecycle --- */
+
+int ag__rooms_init(ag_server_t *s, char *errbuf, size_t errlen)
+{
+    if ((s->rooms = calloc(1, sizeof(*s->rooms))) == NULL) {
+        snprintf(errbuf, errlen, "out of memory");
+        return AG_ENOMEM;
+    }
+    ag_map_init(&s->rooms->local);
+    s->store->on_message = on_message;
+    s->store->on_message_data = s;
+    for (char **r = s->config->general.startingChatRooms; r != NULL && *r != NULL; r++)
+        s->store->ops->room_add(s->store, *r, NULL, NULL);
+    return AG_OK;
+}
+
+void ag__rooms_dispose(ag_server_t *s)
+{
+    if (s->rooms == NULL)
+        return;
+    const char *k;
+    void *v;
+    for (size_t it = 0; ag_map_next(&s->rooms->local, &it, &k, &v);) {
+        lroom_t *lr = v;
+        free(lr->members);
+        free(lr);
+    }
+    ag_map_dispose(&s->rooms->local);
+    free(s->rooms);
+    s->rooms = NULL;
+    free(s->hooks);
+    s->hooks = NULL;
+}

@@ -1,0 +1,125 @@
+/* The config loader: defaults, values over them, and "FILE:LINE: what is wrong" for unknown keys and wrong types. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+#include "config.h"
+
+static void test_defaults(void **state)
+{
+    ag_config_t *c = ag_config_create_default();
+    assert_non_null(c);
+    assert_string_equal(c->general.welcomeMessage, "Welcome to the actiongate api");
+    assert_int_equal(c->general.simultaneousActions, 5);
+    assert_int_equal(ag_config_list_len(c->general.startingChatRooms), 2);
+    assert_true(ag_config_list_has(c->general.startingChatRooms, "defaultRoom"));
+    assert_false(c->general.announceRoomJoins);
+    assert_int_equal(c->servers.web.port, 8080);
+    assert_string_equal(c->servers.web.urlPathForActions, "api");
+    assert_true(c->servers.web.queryRouting);
+    assert_string_equal(c->servers.web.cookieKey, "sessionID");
+    assert_int_equal(c->servers.web.cookieExpires, 3600000);
+    assert_string_equal(c->servers.websocket.server.pathname, "/primus");
+    assert_int_equal(c->servers.websocket.server.queueMaxBytes, 4194304);
+    assert_null(c->path);
+    ag_config_destroy(c);
+}
+
+static void test_values(void **state)
+{
+    char err[256] = "";
+    const char *yaml = "general:\n"
+                       "  welcomeMessage: \"hello\"\n"
+                       "  simultaneousActions: 9\n"
+                       "  startingChatRooms: [a, b, c]\n"
+                       "  announceRoomJoins: true\n"
+                       "servers:\n"
+                       "  web:\n"
+                       "    maxRequestBody: 123456789012\n"
+                       "  websocket:\n"
+                       "    client:\n"
+                       "      reconnectFactor: 1.5\n";
+    ag_config_t *c = ag_config_load_string(yaml, "v.yaml", err, sizeof(err));
+    assert_non_null(c);
+    assert_string_equal(c->general.welcomeMessage, "hello");
+    assert_int_equal(c->general.simultaneousActions, 9);
+    assert_int_equal(ag_config_list_len(c->general.startingChatRooms), 3);
+    assert_string_equal(c->general.startingChatRooms[2], "c");
+    assert_true(c->general.announceRoomJoins);
+    assert_true(c->servers.web.maxRequestBody == 123456789012L);
+    assert_true(c->servers.websocket.client.reconnectFactor == 1.5);
+    assert_int_equal(c->servers.web.port, 8080); /* untouched keys keep their defaults */
+    ag_config_destroy(c);
+}
+
+static void test_list_forms(void **state)
+{
+    char err[256];
+    /* a scalar is a one-item list; a mapping gives its keys (actionhero's startingChatRooms: {defaultRoom: {}}) */
+    ag_config_t *c = ag_config_load_string("general:\n  startingChatRooms: solo\n  trustedProxies: {a: {}, b: {}}\n", "l.yaml", err,
+                                           sizeof(err));
+    assert_non_null(c);
+    assert_int_equal(ag_config_list_len(c->general.startingChatRooms), 1);
+    assert_string_equal(c->general.startingChatRooms[0], "solo");
+    assert_int_equal(ag_config_list_len(c->general.trustedProxies), 2);
+    assert_true(ag_config_list_has(c->general.trustedProxies, "b"));
+    ag_config_destroy(c);
+}
+
+static void expect_error(const char *yaml, const char *prefix, const char *mention)
+{
+    char err[256] = "";
+    ag_config_t *c = ag_config_load_string(yaml, "bad.yaml", err, sizeof(err));
+    if (c != NULL)
+        fail_msg("accepted: %s", yaml);
+    if (strncmp(err, prefix, strlen(prefix)) != 0)
+        fail_msg("error '%s' does not start with '%s'", err, prefix);
+    if (mention != NULL && strstr(err, mention) == NULL)
+        fail_msg("error '%s' does not mention '%s'", err, mention);
+}
+
+static void test_errors(void **state)
+{
+    expect_error("general:\n  welcomeMessage: hi\n  bogus: 1\n", "bad.yaml:3: ", "bogus");
+    expect_error("nope: 1\n", "bad.yaml:1: ", "nope");
+    expect_error("general:\n  simultaneousActions: many\n", "bad.yaml:2: ", "simultaneousActions");
+    expect_error("general:\n  announceRoomJoins: 3\n", "bad.yaml:2: ", "announceRoomJoins");
+    expect_error("general:\n  startingChatRooms:\n    - a\n    - {b: 1}\n", "bad.yaml:4: ", "startingChatRooms");
+    expect_error("general:\n  welcomeMessage: [a]\n", "bad.yaml:2: ", "welcomeMessage");
+    expect_error("servers:\n  web:\n    port: 1\n    extra:\n      deep: 1\n", "bad.yaml:4: ", "extra");
+    expect_error("general: [1, 2\n", "bad.yaml:", NULL);
+    char err[256];
+    assert_null(ag_config_load("/nonexistent/actiongate.yaml", err, sizeof(err)));
+    assert_true(strncmp(err, "/nonexistent/actiongate.yaml:0: ", 32) == 0);
+}
+
+static void test_shipped_file(void **state)
+{
+    char err[256] = "", path[1024];
+    const char *root = getenv("AG_SOURCE_DIR");
+    snprintf(path, sizeof(path), "%s/config/actiongate.yaml", root != NULL ? root : AG_SOURCE_DIR);
+    ag_config_t *c = ag_config_load(path, err, sizeof(err));
+    if (c == NULL)
+        fail_msg("%s", err);
+    ag_config_t *d = ag_config_create_default();
+    /* the documented values are the defaults */
+    assert_string_equal(c->general.welcomeMessage, d->general.welcomeMessage);
+    assert_int_equal(c->general.simultaneousActions, d->general.simultaneousActions);
+    assert_int_equal(c->servers.websocket.server.queueMaxFrames, d->servers.websocket.server.queueMaxFrames);
+    assert_int_equal(c->servers.websocket.server.sse.keepaliveMs, d->servers.websocket.server.sse.keepaliveMs);
+    assert_string_equal(c->redis.prefix, d->redis.prefix);
+    ag_config_destroy(c);
+    ag_config_destroy(d);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults), cmocka_unit_test(test_values),       cmocka_unit_test(test_list_forms),
+        cmocka_unit_test(test_errors),   cmocka_unit_test(test_shipped_file),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,109 @@
+/* The connection's outbound queue: order, unshift, the bound (slow consumer), no memory held when idle. */
+#include "session_fixture.h"
+
+static ag_server_t *srv;
+
+static int setup(void **state)
+{
+    srv = fixture_server("  websocket:\n    server:\n      queueMaxFrames: 64\n      queueMaxBytes: 4096\n");
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture_server_done(srv);
+    return 0;
+}
+
+static void test_order_and_unshift(void **state)
+{
+    fake_t *f = fixture_conn(srv, NULL);
+    fixture_drain(f);
+    for (int i = 0; i < 10; i++) {
+        char b[8];
+        snprintf(b, sizeof(b), "%d", i);
+        ag_frame_t *fr = ag_frame_create(b, strlen(b), 0);
+        assert_int_equal(ag_conn_send(f->conn, fr), 0);
+        ag_frame_release(fr);
+    }
+    assert_int_equal(ag_conn_queued(f->conn), 10);
+    ag_frame_t *first = ag_conn_shift(f->conn);
+    assert_string_equal(first->data, "0");
+    ag_conn_unshift(f->conn, first); /* could not be written after all */
+    for (int i = 0; i < 10; i++) {
+        ag_frame_t *fr = ag_conn_shift(f->conn);
+        assert_int_equal(atoi(fr->data), i);
+        ag_frame_release(fr);
+    }
+    assert_null(ag_conn_shift(f->conn));
+    fixture_drop(f);
+}
+
+static void test_frame_bound(void **state)
+{
+    fake_t *f = fixture_conn(srv, NULL);
+    fixture_drain(f);
+    ag_frame_t *fr = ag_frame_create("x", 1, 0);
+    uint64_t slow = srv->stats.slow_consumers;
+    int ret = 0, sent = 0;
+    while (ret == 0 && sent < 1000) {
+        ret = ag_conn_send(f->conn, fr);
+        sent += ret == 0;
+    }
+    assert_int_equal(sent, 64);
+    assert_int_equal(ret, AG_EBUSY);
+    assert_true(f->closed);
+    assert_ptr_equal(f->why, &AG_DISCONNECT_SLOW);
+    assert_int_equal(srv->stats.slow_consumers, slow + 1);
+    assert_int_equal(ag_conn_send(f->conn, fr), AG_ECLOSED);
+    ag_frame_release(fr);
+    fixture_drop(f);
+}
+
+static void test_byte_bound_and_shared_frames(void **state)
+{
+    fake_t *f = fixture_conn(srv, NULL), *g = fixture_conn(srv, NULL);
+    fixture_drain(f);
+    fixture_drain(g);
+    char big[1000];
+    memset(big, 'b', sizeof(big));
+    ag_frame_t *fr = ag_frame_create(big, sizeof(big), 0);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(ag_conn_send(f->conn, fr), 0);
+        assert_int_equal(ag_conn_send(g->conn, fr), 0);
+    }
+    assert_int_equal(fr->refcnt, 9); /* one frame, eight queue slots */
+    assert_int_equal(ag_conn_send(f->conn, fr), AG_EBUSY);
+    assert_true(f->closed);
+    assert_false(g->closed); /* the other consumer is unaffected */
+    fixture_drain(g);
+    assert_int_equal(ag_conn_send(g->conn, fr), 0);
+    fixture_drain(g);
+    ag_frame_release(fr);
+    fixture_drop(f);
+    fixture_drop(g);
+}
+
+static void test_idle_holds_no_queue(void **state)
+{
+    fake_t *f = fixture_conn(srv, NULL);
+    fixture_drain(f);
+    ag_frame_t *fr = ag_frame_create("y", 1, 0);
+    for (int i = 0; i < 40; i++)
+        ag_conn_send(f->conn, fr);
+    fixture_drain(f);
+    assert_null(f->conn->_queue);
+    ag_frame_release(fr);
+    fixture_drop(f);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_order_and_unshift),
+        cmocka_unit_test(test_frame_bound),
+        cmocka_unit_test(test_byte_bound_and_shared_frames),
+        cmocka_unit_test(test_idle_holds_no_queue),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

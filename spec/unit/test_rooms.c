@@ -1,0 +1,218 @@
+/* Rooms: membership, the local index, shared broadcast frames, hooks, deletion, announcements. */
+#include "session_fixture.h"
+#include "rooms.h"
+
+static ag_server_t *srv;
+
+static int setup(void **state)
+{
+    srv = fixture_server("general:\n  startingChatRooms: [\"r1\", \"r2\"]\n");
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture_server_done(srv);
+    return 0;
+}
+
+static fake_t *joined(const char *room)
+{
+    fake_t *f = fixture_conn(srv, NULL);
+    fixture_drain(f);
+    char msg[256];
+    snprintf(msg, sizeof(msg), "{\"event\":\"roomAdd\",\"room\":\"%s\",\"messageId\":1}", room);
+    assert_json_text(fixture_ask(f, msg), "{\"status\":\"OK\",\"context\":\"response\",\"data\":true,\"messageId\":1}");
+    return f;
+}
+
+static void test_membership_and_index(void **state)
+{
+    fake_t *a = joined("r1"), *b = joined("r1");
+    assert_int_equal(ag__room_local_members(srv, "r1"), 2);
+    assert_int_equal(a->conn->num_rooms, 1);
+    assert_string_equal(a->conn->rooms[0], "r1");
+    assert_int_equal(ag__conn_room_index(a->conn, "r1"), 0);
+    assert_int_equal(ag__conn_room_index(a->conn, "r2"), -1);
+    assert_json_text(fixture_ask(a, "{\"event\":\"roomLeave\",\"room\":\"r1\",\"messageId\":2}"),
+                     "{\"status\":\"OK\",\"context\":\"response\",\"data\":true,\"messageId\":2}");
+    assert_int_equal(ag__room_local_members(srv, "r1"), 1);
+    fixture_drop(b); /* closing leaves every room */
+    assert_int_equal(ag__room_local_members(srv, "r1"), 0);
+    fixture_drop(a);
+}
+
+static void test_broadcast_frame_is_shared(void **state)
+{
+    fake_t *a = joined("r1"), *b = joined("r1"), *c = joined("r2");
+    fixture_send(a, "{\"event\":\"say\",\"room\":\"r1\",\"message\":\"hello\",\"messageId\":3}");
+    ag_frame_t *fa = NULL, *fb = ag_conn_shift(b->conn), *x;
+    while ((x = ag_conn_shift(a->conn)) != NULL) {
+        if (strstr(x->data, "\"context\":\"user\"") != NULL)
+            fa = x;
+        else
+            ag_frame_release(x);
+    }
+    assert_non_null(fa);
+    assert_ptr_equal(fa, fb); /* encoded once, queued twice */
+    json_t *m = json_loadb(fa->data, fa->len, 0, NULL);
+    assert_string_equal(json_string_value(json_object_get(m, "message")), "hello");
+    assert_string_equal(json_string_value(json_object_get(m, "from")), a->conn->id);
+    json_decref(m);
+    ag_frame_release(fa);
+    ag_frame_release(fb);
+    assert_null(fixture_next_text(c));
+    fixture_drop(a);
+    fixture_drop(b);
+    fixture_drop(c);
+}
+
+static int reject_r2(ag_conn_t *c, const char *room, const char **reject, void *data)
+{
+    if (strcmp(room, "r2") == 0) {
+        *reject = "joining rooms blocked";
+        return 1;
+    }
+    return 0;
+}
+
+static json_t *shout(ag_conn_t *sender, const char *room, json_t *payload, void *data)
+{
+    const char *msg = json_string_value(json_object_get(payload, "message"));
+    if (strcmp(msg, "drop") == 0) {
+        json_decref(payload);
+        return NULL;
+    }
+    char up[64];
+    snprintf(up, sizeof(up), "%s!", msg);
+    json_object_set_new(payload, "message", json_string(up));
+    return payload;
+}
+
+static ag_conn_t *muted;
+static json_t *per_recipient(ag_conn_t *recipient, const char *room, json_t *payload, void *data)
+{
+    if (recipient == muted)
+        return NULL;
+    json_t *o = json_copy(payload);
+    json_object_set_new(o, "to", json_string(recipient->id));
+    return o;
+}
+
+static int connects, disconnects;
+static void on_connect(ag_conn_t *c, void *data)
+{
+    connects++;
+}
+static void on_disconnect(ag_conn_t *c, void *data)
+{
+    disconnects++;
+}
+
+static void test_hooks(void **state)
+{
+    ag_hooks_t h = {.on_join = reject_r2, .on_say = shout, .on_connect = on_connect, .on_disconnect = on_disconnect};
+    ag_set_hooks(srv, &h);
+    fake_t *a = joined("r1");
+    assert_json_text(
+        fixture_ask(a, "{\"event\":\"roomAdd\",\"room\":\"r2\",\"messageId\":4}"),
+        "{\"status\":\"Error: joining rooms blocked\",\"error\":\"Error: joining rooms blocked\",\"context\":\"response\","
+        "\"data\":{},\"messageId\":4}");
+    fixture_send(a, "{\"event\":\"say\",\"room\":\"r1\",\"message\":\"hey\"}");
+    json_t *m = NULL, *x;
+    while ((x = fixture_next(a)) != NULL) {
+        if (json_object_get(x, "message") != NULL)
+            m = json_incref(x);
+        json_decref(x);
+    }
+    assert_string_equal(json_string_value(json_object_get(m, "message")), "hey!");
+    json_decref(m);
+    fixture_send(a, "{\"event\":\"say\",\"room\":\"r1\",\"message\":\"drop\",\"messageId\":5}");
+    assert_json_text(fixture_next_text(a), "{\"status\":\"OK\",\"context\":\"response\",\"messageId\":5}");
+    assert_null(fixture_next_text(a));
+
+    h = (ag_hooks_t){.on_say_recipient = per_recipient};
+    ag_set_hooks(srv, &h);
+    fake_t *b = joined("r1");
+    muted = b->conn;
+    fixture_send(a, "{\"event\":\"say\",\"room\":\"r1\",\"message\":\"x\",\"messageId\":6}");
+    assert_null(fixture_next_text(b));
+    json_t *r = fixture_next(a);
+    json_t *chat = fixture_next(a);
+    if (json_object_get(r, "message") != NULL) {
+        json_t *t = r;
+        r = chat;
+        chat = t;
+    }
+    assert_string_equal(json_string_value(json_object_get(chat, "to")), a->conn->id);
+    json_decref(r);
+    json_decref(chat);
+    ag_set_hooks(srv, NULL);
+    int before = disconnects;
+    fixture_drop(a);
+    fixture_drop(b);
+    assert_int_equal(disconnects, before); /* hooks removed */
+    assert_true(connects >= 1);
+}
+
+static void test_delete_room(void **state)
+{
+    assert_int_equal(ag_room_create(srv, "tmp"), 0);
+    fake_t *a = joined("tmp"), *b = joined("tmp");
+    assert_int_equal(ag_room_delete(srv, "tmp"), 0);
+    for (fake_t **f = (fake_t *[]){a, b, NULL}; *f != NULL; f++) {
+        json_t *m = fixture_next(*f);
+        assert_string_equal(json_string_value(json_object_get(m, "message")), "this room has been deleted");
+        assert_string_equal(json_string_value(json_object_get(m, "from")), "0");
+        assert_string_equal(json_string_value(json_object_get(m, "room")), "tmp");
+        json_decref(m);
+        assert_int_equal((*f)->conn->num_rooms, 0);
+    }
+    assert_int_equal(ag__room_local_members(srv, "tmp"), 0);
+    assert_json_text(fixture_ask(a, "{\"event\":\"roomAdd\",\"room\":\"tmp\",\"messageId\":7}"),
+                     "{\"status\":\"Error: room does not exist\",\"error\":\"Error: room does not exist\",\"context\":\"response\","
+                     "\"data\":{},\"messageId\":7}");
+    fixture_drop(a);
+    fixture_drop(b);
+}
+
+static void test_push_room_and_broadcast(void **state)
+{
+    fake_t *a = joined("r2");
+    json_t *o = json_pack("{s:s}", "news", "flash");
+    assert_int_equal(ag_push_room(srv, "r2", o), 0);
+    json_decref(o);
+    assert_json_text(fixture_next_text(a), "{\"news\":\"flash\",\"context\":\"api\"}");
+    ag_room_broadcast(srv, "r2", "from the server");
+    json_t *m = fixture_next(a);
+    assert_string_equal(json_string_value(json_object_get(m, "from")), "0");
+    assert_string_equal(json_string_value(json_object_get(m, "context")), "user");
+    json_decref(m);
+    fixture_drop(a);
+}
+
+static void test_join_api(void **state)
+{
+    fake_t *a = fixture_conn(srv, NULL);
+    fixture_drain(a);
+    ag_room_join(a->conn, "r1", NULL, NULL);
+    ag_room_join(a->conn, "r2", NULL, NULL);
+    assert_int_equal(a->conn->num_rooms, 2);
+    ag_room_leave(a->conn, "r1", NULL, NULL);
+    assert_int_equal(a->conn->num_rooms, 1);
+    assert_string_equal(a->conn->rooms[0], "r2");
+    fixture_drop(a);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_membership_and_index),
+        cmocka_unit_test(test_broadcast_frame_is_shared),
+        cmocka_unit_test(test_hooks),
+        cmocka_unit_test(test_delete_room),
+        cmocka_unit_test(test_push_room_and_broadcast),
+        cmocka_unit_test(test_join_api),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

@@ -1,0 +1,267 @@
+/*
+ * The store suite: every operation of ag_store_ops_t, written against the interface only, so each store runs the same
+ * tests. It runs on the memory store always, and on Redis when AG_TEST_REDIS_URL is set and a Redis backend is linked
+ * (see store_suite.h: the weak hook ag__store_redis_test_backend). The callbacks of an asynchronous store arrive
+ * later, so the suite calls the backend's pump() until the answer came.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <cmocka.h>
+#include "common.h"
+#include "store_suite.h"
+
+static ag_store_t *memory_create(void *ctx)
+{
+    return ag_store_memory_create();
+}
+
+static const store_backend_t memory_backend = {"memory", memory_create, NULL, NULL};
+static const store_backend_t *backend;
+
+/* One answer, kept until the next call. */
+typedef struct {
+    int done;
+    char err[128];
+    int has_err;
+    json_t *result;
+} answer_t;
+
+static void on_answer(void *data, const char *err, json_t *result)
+{
+    answer_t *a = data;
+    a->done++;
+    a->has_err = err != NULL;
+    snprintf(a->err, sizeof(a->err), "%s", err != NULL ? err : "");
+    json_decref(a->result);
+    a->result = result != NULL ? json_incref(result) : NULL;
+}
+
+static void wait_answer(answer_t *a)
+{
+    for (int i = 0; !a->done && i < 500; i++) {
+        if (backend->pump == NULL)
+            break;
+        backend->pump(backend->ctx);
+    }
+    assert_int_equal(a->done, 1);
+}
+
+#define CALL(a, expr)                                                                                                              \
+    do {                                                                                                                           \
+        json_decref((a)->result);                                                                                                  \
+        memset((a), 0, sizeof(*(a)));                                                                                              \
+        expr;                                                                                                                      \
+        wait_answer(a);                                                                                                            \
+    } while (0)
+
+static ag_store_t *st;
+static char prefix[64]; /* unique names, so a shared Redis may hold other tests' data */
+
+static const char *name(const char *base)
+{
+    static char buf[4][128];
+    static int i;
+    i = (i + 1) % 4;
+    snprintf(buf[i], sizeof(buf[i]), "%s%s", prefix, base);
+    return buf[i];
+}
+
+static int setup(void **state)
+{
+    st = backend->create(backend->ctx);
+    assert_non_null(st);
+    unsigned char r[4];
+    ag_random_bytes(r, sizeof(r));
+    snprintf(prefix, sizeof(prefix), "t%02x%02x%02x%02x:", r[0], r[1], r[2], r[3]);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    st->ops->destroy(st);
+    return 0;
+}
+
+static void test_rooms(void **state)
+{
+    answer_t a = {0};
+    CALL(&a, st->ops->room_exists(st, name("room"), on_answer, &a));
+    assert_true(json_is_false(a.result));
+    CALL(&a, st->ops->room_add(st, name("room"), on_answer, &a));
+    assert_false(a.has_err);
+    assert_true(json_is_true(a.result));
+    CALL(&a, st->ops->room_add(st, name("room"), on_answer, &a));
+    assert_string_equal(a.err, "room exists");
+    CALL(&a, st->ops->room_exists(st, name("room"), on_answer, &a));
+    assert_true(json_is_true(a.result));
+    CALL(&a, st->ops->room_list(st, on_answer, &a));
+    int found = 0;
+    for (size_t i = 0; i < json_array_size(a.result); i++)
+        found += strcmp(json_string_value(json_array_get(a.result, i)), name("room")) == 0;
+    assert_int_equal(found, 1);
+    CALL(&a, st->ops->room_del(st, name("room"), on_answer, &a));
+    assert_true(json_is_true(a.result));
+    CALL(&a, st->ops->room_del(st, name("room"), on_answer, &a));
+    assert_string_equal(a.err, "room does not exist");
+    CALL(&a, st->ops->room_exists(st, name("room"), on_answer, &a));
+    assert_true(json_is_false(a.result));
+    json_decref(a.result);
+}
+
+static void test_members(void **state)
+{
+    answer_t a = {0};
+    json_t *d1 = json_pack("{s:s,s:i,s:s}", "id", "c1", "joinedAt", 1000, "node", "n1");
+    json_t *d2 = json_pack("{s:s,s:i,s:s}", "id", "c2", "joinedAt", 2000, "node", "n2");
+    CALL(&a, st->ops->member_add(st, name("m"), "c1", d1, on_answer, &a));
+    assert_string_equal(a.err, "room does not exist");
+    CALL(&a, st->ops->members(st, name("m"), on_answer, &a));
+    assert_string_equal(a.err, "room does not exist");
+    CALL(&a, st->ops->room_add(st, name("m"), on_answer, &a));
+    CALL(&a, st->ops->members(st, name("m"), on_answer, &a));
+    assert_int_equal(json_object_size(a.result), 0);
+    CALL(&a, st->ops->member_add(st, name("m"), "c1", d1, on_answer, &a));
+    assert_true(json_is_true(a.result));
+    CALL(&a, st->ops->member_add(st, name("m"), "c2", d2, on_answer, &a));
+    CALL(&a, st->ops->members(st, name("m"), on_answer, &a));
+    assert_int_equal(json_object_size(a.result), 2);
+    assert_true(json_equal(json_object_get(a.result, "c1"), d1));
+    assert_true(json_equal(json_object_get(a.result, "c2"), d2));
+    CALL(&a, st->ops->member_del(st, name("m"), "c1", on_answer, &a));
+    assert_true(json_is_true(a.result));
+    CALL(&a, st->ops->member_del(st, name("m"), "c1", on_answer, &a));
+    assert_true(json_is_false(a.result));
+    CALL(&a, st->ops->members(st, name("m"), on_answer, &a));
+    assert_int_equal(json_object_size(a.result), 1);
+    /* deleting the room removes its members */
+    CALL(&a, st->ops->room_del(st, name("m"), on_answer, &a));
+    CALL(&a, st->ops->room_add(st, name("m"), on_answer, &a));
+    CALL(&a, st->ops->members(st, name("m"), on_answer, &a));
+    assert_int_equal(json_object_size(a.result), 0);
+    CALL(&a, st->ops->room_del(st, name("m"), on_answer, &a));
+    json_decref(d1);
+    json_decref(d2);
+    json_decref(a.result);
+}
+
+static void test_cache(void **state)
+{
+    answer_t a = {0};
+    CALL(&a, st->ops->cache_size(st, on_answer, &a));
+    json_int_t size0 = json_integer_value(a.result);
+    json_t *v = json_pack("{s:[i,s]}", "x", 1, "two");
+    uint64_t now = ag_now_ms();
+    CALL(&a, st->ops->cache_save(st, name("k"), v, now + 60000, on_answer, &a));
+    assert_true(json_is_true(a.result));
+    CALL(&a, st->ops->cache_save(st, name("forever"), v, 0, on_answer, &a));
+    CALL(&a, st->ops->cache_size(st, on_answer, &a));
+    assert_int_equal(json_integer_value(a.result), size0 + 2);
+    CALL(&a, st->ops->cache_load(st, name("k"), on_answer, &a));
+    assert_string_equal(json_string_value(json_object_get(a.result, "key")), name("k"));
+    assert_true(json_equal(json_object_get(a.result, "value"), v));
+    assert_int_equal(json_integer_value(json_object_get(a.result, "expireTimestamp")), (json_int_t)(now + 60000));
+    json_int_t created = json_integer_value(json_object_get(a.result, "createdAt"));
+    assert_true(created >= (json_int_t)now - 1000 && created <= (json_int_t)now + 5000);
+    assert_true(json_integer_value(json_object_get(a.result, "readAt")) >= created);
+    CALL(&a, st->ops->cache_load(st, name("forever"), on_answer, &a));
+    assert_true(json_is_null(json_object_get(a.result, "expireTimestamp")));
+    CALL(&a, st->ops->cache_load(st, name("missing"), on_answer, &a));
+    assert_true(json_is_null(a.result));
+    CALL(&a, st->ops->cache_del(st, name("k"), on_answer, &a));
+    assert_true(json_is_true(a.result));
+    CALL(&a, st->ops->cache_del(st, name("k"), on_answer, &a));
+    assert_true(json_is_false(a.result));
+    CALL(&a, st->ops->cache_load(st, name("k"), on_answer, &a));
+    assert_true(json_is_null(a.result));
+    CALL(&a, st->ops->cache_del(st, name("forever"), on_answer, &a));
+    /* expiry */
+    CALL(&a, st->ops->cache_save(st, name("short"), v, ag_now_ms() + 30, on_answer, &a));
+    CALL(&a, st->ops->cache_load(st, name("short"), on_answer, &a));
+    assert_false(json_is_null(a.result));
+    struct timespec ts = {0, 80 * 1000000};
+    nanosleep(&ts, NULL);
+    CALL(&a, st->ops->cache_load(st, name("short"), on_answer, &a));
+    assert_true(json_is_null(a.result));
+    CALL(&a, st->ops->cache_size(st, on_answer, &a));
+    assert_int_equal(json_integer_value(a.result), size0);
+    json_decref(v);
+    json_decref(a.result);
+}
+
+typedef struct {
+    int count;
+    char channel[128];
+    char payload[128];
+} inbox_t;
+
+static void on_message(void *data, const char *channel, const char *payload, size_t len)
+{
+    inbox_t *in = data;
+    in->count++;
+    snprintf(in->channel, sizeof(in->channel), "%s", channel);
+    snprintf(in->payload, sizeof(in->payload), "%.*s", (int)len, payload);
+}
+
+static void wait_messages(inbox_t *in, int n)
+{
+    for (int i = 0; in->count < n && i < 300 && backend->pump != NULL; i++)
+        backend->pump(backend->ctx);
+}
+
+static void test_pubsub(void **state)
+{
+    inbox_t in = {0};
+    st->on_message = on_message;
+    st->on_message_data = &in;
+    answer_t a = {0};
+    char ch[128];
+    snprintf(ch, sizeof(ch), "%s", name("chan"));
+    CALL(&a, st->ops->publish(st, ch, "before", 6, on_answer, &a));
+    assert_false(a.has_err);
+    st->ops->subscribe(st, ch);
+    wait_messages(&in, 1); /* a subscription may take a round trip */
+    CALL(&a, st->ops->publish(st, ch, "c\0hello", 7, on_answer, &a));
+    wait_messages(&in, 1);
+    assert_int_equal(in.count, 1);
+    assert_string_equal(in.channel, ch);
+    assert_int_equal(in.payload[0], 'c');
+    st->ops->publish(st, ch, "second", 6, NULL, NULL); /* cb may be NULL */
+    wait_messages(&in, 2);
+    assert_int_equal(in.count, 2);
+    assert_string_equal(in.payload, "second");
+    st->ops->unsubscribe(st, ch);
+    CALL(&a, st->ops->publish(st, ch, "after", 5, on_answer, &a));
+    wait_messages(&in, 3);
+    assert_int_equal(in.count, 2);
+    json_decref(a.result);
+    st->on_message = NULL;
+}
+
+static int run_suite(const store_backend_t *b)
+{
+    backend = b;
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_rooms, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_members, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cache, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pubsub, setup, teardown),
+    };
+    return _cmocka_run_group_tests(b->name, tests, sizeof(tests) / sizeof(tests[0]), NULL, NULL);
+}
+
+int main(void)
+{
+    int failed = run_suite(&memory_backend);
+    const char *url = getenv("AG_TEST_REDIS_URL");
+    if (url != NULL && url[0] != '\0' && ag__store_redis_test_backend != NULL) {
+        const store_backend_t *redis = ag__store_redis_test_backend(url);
+        if (redis == NULL)
+            fail_msg("AG_TEST_REDIS_URL=%s: the Redis store did not start", url);
+        failed += run_suite(redis);
+    }
+    return failed;
+}

@@ -1,0 +1,653 @@
+/*
+ * socket.io v5: the packet codec, and the layer that maps socket.io events onto the session layer (see socketio.h).
+ */
+#include "socketio.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "http.h"
+
+/* --- the layer --- */
+
+/* What to do with the session layer's reply to a request the layer made for the client. */
+typedef struct st_pending_t {
+    int64_t mid; /* the messageId the layer gave the request */
+    int64_t ack; /* the client's ack id, or -1: the reply is emitted as "response" */
+    int swallow; /* the request was the layer's own (roomChange's leave): nobody sees the reply */
+    char *room;  /* roomChange's join: the room that becomes current when the join succeeds */
+} pending_t;
+
+#define MAX_PENDING 1024
+
+struct st_ag_sio_t {
+    ag_server_t *server;
+    const ag_sio_lower_t *lower;
+    void *lower_self;
+    ag_conn_t *conn; /* NULL until the client CONNECTs to "/", and again after it DISCONNECTs */
+    char *fingerprint;
+    char remote_ip[64];
+    int remote_port;
+    const char *transport_name;
+    char *room; /* the current room of the socket.io era's single-room model */
+    int64_t next_mid;
+    pending_t *pend;
+    size_t num_pend, cap_pend;
+    ag_frame_t **out; /* packets that go before the connection's queue (CONNECT replies), or were drained at close */
+    size_t out_head, out_len, out_cap;
+    h2o_timeout_entry_t connect_timer;
+    int creating; /* inside ag_conn_create: the welcome is queued before the CONNECT reply exists */
+    int closing;  /* the engine.io session was asked to close */
+};
+
+typedef struct st_sio_node_t {
+    h2o_timeout_t connect_timeout; /* socket.io's connectTimeout: a session that never CONNECTs is closed */
+    int started;
+    struct st_script_t *scripts[4]; /* what the module serves, for dispose */
+    size_t num_scripts;
+} sio_node_t;
+
+static sio_node_t node; /* one node per process */
+
+#define SIO_CONNECT_TIMEOUT_MS 45000
+
+static void out_push(ag_sio_t *sio, ag_frame_t *f, int front)
+{
+    if (f == NULL)
+        return;
+    if (sio->out_len == sio->out_cap) {
+        size_t ncap = sio->out_cap == 0 ? 4 : sio->out_cap * 2;
+        ag_frame_t **n = malloc(ncap * sizeof(*n));
+        if (n == NULL) {
+            ag_frame_release(f);
+            return;
+        }
+        for (size_t i = 0; i < sio->out_len; i++)
+            n[i] = sio->out[(sio->out_head + i) % sio->out_cap];
+        free(sio->out);
+        sio->out = n;
+        sio->out_cap = ncap;
+        sio->out_head = 0;
+    }
+    if (front) {
+        sio->out_head = (sio->out_head + sio->out_cap - 1) % sio->out_cap;
+        sio->out[sio->out_head] = f;
+    } else {
+        sio->out[(sio->out_head + sio->out_len) % sio->out_cap] = f;
+    }
+    sio->out_len++;
+}
+
+static ag_frame_t *out_pop(ag_sio_t *sio)
+{
+    if (sio->out_len == 0)
+        return NULL;
+    ag_frame_t *f = sio->out[sio->out_head];
+    sio->out_head = (sio->out_head + 1) % sio->out_cap;
+    sio->out_len--;
+    return f;
+}
+
+static void pending_clear(ag_sio_t *sio)
+{
+    for (size_t i = 0; i < sio->num_pend; i++)
+        free(sio->pend[i].room);
+    sio->num_pend = 0;
+}
+
+static pending_t *pending_add(ag_sio_t *sio, int64_t ack, int swallow, const char *room)
+{
+    if (sio->num_pend == sio->cap_pend) {
+        size_t ncap = sio->cap_pend == 0 ? 8 : sio->cap_pend * 2;
+        pending_t *n = realloc(sio->pend, ncap * sizeof(*n));
+        if (n == NULL)
+            return NULL;
+        sio->pend = n;
+        sio->cap_pend = ncap;
+    }
+    pending_t *p = &sio->pend[sio->num_pend];
+    p->mid = ++sio->next_mid;
+    p->ack = ack;
+    p->swallow = swallow;
+    p->room = room != NULL ? strdup(room) : NULL;
+    sio->num_pend++;
+    return p;
+}
+
+/* Removes the entry for mid into *out (the caller frees out->room); 0 when mid is not one of ours. */
+static int pending_take(ag_sio_t *sio, int64_t mid, pending_t *out)
+{
+    /* Replies mostly come back in request order: the oldest entries are looked at first. */
+    for (size_t i = 0; i < sio->num_pend; i++) {
+        if (sio->pend[i].mid == mid) {
+            *out = sio->pend[i];
+            memmove(&sio->pend[i], &sio->pend[i + 1], (sio->num_pend - i - 1) * sizeof(*sio->pend));
+            sio->num_pend--;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static void set_room(ag_sio_t *sio, const char *room)
+{
+    free(sio->room);
+    sio->room = room != NULL ? strdup(room) : NULL;
+}
+
+/* The room a "say" or "roomView" without one goes to: the one roomChange chose while the connection is still in it,
+ * else the first room the connection joined. */
+static const char *current_room(ag_sio_t *sio)
+{
+    ag_conn_t *c = sio->conn;
+    if (sio->room != NULL)
+        for (size_t i = 0; i < c->num_rooms; i++)
+            if (strcmp(c->rooms[i], sio->room) == 0)
+                return sio->room;
+    return c->num_rooms != 0 ? c->rooms[0] : NULL;
+}
+
+/* The event a pushed frame is emitted as; socket.io clients drop a packet that uses a reserved name. */
+static const char *push_event_name(json_t *frame)
+{
+    const char *ctx = json_string_value(json_object_get(frame, "context"));
+    if (json_object_get(frame, "welcome") != NULL)
+        return "welcome";
+    if (ctx == NULL || ctx[0] == '\0' || ag_sio_is_reserved_event(ctx))
+        return "message";
+    if (strcmp(ctx, "user") == 0)
+        return "say";
+    return ctx;
+}
+
+/* One outbound session frame as the socket.io packet to send, or NULL when it is not for the client. */
+static ag_frame_t *translate(ag_sio_t *sio, const ag_frame_t *f)
+{
+    if (f->binary)
+        return NULL; /* no binary events on this endpoint */
+    json_t *obj = json_loadb(f->data, f->len, JSON_DECODE_ANY, NULL);
+    ag_frame_t *out = NULL;
+    if (!json_is_object(obj)) {
+        out = ag_sio_encode_event(NULL, -1, "message", f->data, f->len);
+        goto done;
+    }
+    const char *ctx = json_string_value(json_object_get(obj, "context"));
+    json_t *mid = json_object_get(obj, "messageId");
+    pending_t p;
+    if (ctx != NULL && strcmp(ctx, "response") == 0 && json_is_integer(mid) && pending_take(sio, json_integer_value(mid), &p)) {
+        if (p.room != NULL) {
+            const char *status = json_string_value(json_object_get(obj, "status"));
+            if (status != NULL && strcmp(status, "OK") == 0)
+                set_room(sio, p.room);
+            free(p.room);
+        }
+        if (p.swallow)
+            out = NULL;
+        else if (p.ack >= 0)
+            out = ag_sio_encode(AG_SIO_ACK, NULL, p.ack, "[", f->data, f->len, "]");
+        else
+            out = ag_sio_encode_event(NULL, -1, "response", f->data, f->len);
+        goto done;
+    }
+    out = ag_sio_encode_event(NULL, -1, ctx != NULL && strcmp(ctx, "response") == 0 ? "response" : push_event_name(obj), f->data,
+                              f->len);
+done:
+    json_decref(obj);
+    return out;
+}
+
+static void lower_kick(ag_sio_t *sio)
+{
+    if (!sio->creating)
+        sio->lower->on_pending(sio->lower_self);
+}
+
+static void lower_close(ag_sio_t *sio)
+{
+    if (sio->closing)
+        return;
+    sio->closing = 1;
+    if (h2o_timeout_is_linked(&sio->connect_timer))
+        h2o_timeout_unlink(&sio->connect_timer);
+    sio->lower->close(sio->lower_self);
+}
+
+/* --- ag_transport_t of the logical connection --- */
+
+static void tr_on_pending(ag_conn_t *conn, void *self)
+{
+    lower_kick(self);
+}
+
+static void tr_close(ag_conn_t *conn, void *self, const ag_disconnect_t *why)
+{
+    ag_sio_t *sio = self;
+    /* What the connection still has goes out before the DISCONNECT; the session closes after writing it. */
+    ag_frame_t *f;
+    while ((f = ag_conn_shift(conn)) != NULL) {
+        out_push(sio, translate(sio, f), 0);
+        ag_frame_release(f);
+    }
+    /* A DISCONNECT tells socket.io-client not to reconnect; without it ("transport close") the client comes back. */
+    if (!why->reconnect)
+        out_push(sio, ag_sio_encode(AG_SIO_DISCONNECT, NULL, -1, NULL, NULL, 0, NULL), 0);
+    lower_close(sio);
+}
+
+static const ag_transport_t sio_transport = {"socket.io", tr_on_pending, tr_close};
+
+/* --- inbound --- */
+
+static void on_connect_timeout(h2o_timeout_entry_t *entry)
+{
+    ag_sio_t *sio = H2O_STRUCT_FROM_MEMBER(ag_sio_t, connect_timer, entry);
+    ag_log(AG_LOG_INFO, "socket.io", NULL, "no CONNECT within %d ms; closing", SIO_CONNECT_TIMEOUT_MS);
+    lower_close(sio);
+}
+
+ag_sio_t *ag_sio_create(ag_server_t *s, const ag_sio_lower_t *lower, void *lower_self, const ag_conn_info_t *info)
+{
+    ag_sio_t *sio = calloc(1, sizeof(*sio));
+    if (sio == NULL)
+        return NULL;
+    sio->server = s;
+    sio->lower = lower;
+    sio->lower_self = lower_self;
+    if (info->fingerprint != NULL && info->fingerprint[0] != '\0' && (sio->fingerprint = strdup(info->fingerprint)) == NULL) {
+        free(sio);
+        return NULL;
+    }
+    snprintf(sio->remote_ip, sizeof(sio->remote_ip), "%s", info->remote_ip != NULL ? info->remote_ip : "");
+    sio->remote_port = info->remote_port;
+    sio->transport_name = info->transport_name != NULL ? info->transport_name : "polling";
+    sio->connect_timer.cb = on_connect_timeout;
+    if (node.started)
+        h2o_timeout_link(s->loop, &node.connect_timeout, &sio->connect_timer);
+    return sio;
+}
+
+static void fail(ag_sio_t *sio, const char *why)
+{
+    ag_log(AG_LOG_INFO, "socket.io", sio->conn != NULL ? sio->conn->id : NULL, "%s; closing", why);
+    lower_close(sio);
+}
+
+static void on_connect(ag_sio_t *sio, const ag_sio_packet_t *p)
+{
+    const char *fp = sio->fingerprint;
+    const char *cookie_key = sio->server->config->servers.web.cookieKey;
+    /* A page that cannot put the fingerprint in the URL may pass it in the CONNECT auth payload. */
+    if (fp == NULL && json_is_string(json_object_get(p->data, cookie_key)))
+        fp = json_string_value(json_object_get(p->data, cookie_key));
+    ag_conn_info_t info = {fp, sio->remote_ip, sio->remote_port, sio->transport_name};
+    sio->creating = 1;
+    sio->conn = ag_conn_create(sio->server, &sio_transport, sio, &info);
+    sio->creating = 0;
+    if (sio->conn == NULL) {
+        out_push(sio, ag_sio_encode(AG_SIO_CONNECT_ERROR, NULL, -1, NULL, "{\"message\":\"server error\"}", 26, NULL), 0);
+    } else {
+        char sid[64];
+        int n = snprintf(sid, sizeof(sid), "{\"sid\":\"%s\"}", sio->conn->id);
+        /* In front of the welcome the connection already queued. */
+        out_push(sio, ag_sio_encode(AG_SIO_CONNECT, NULL, -1, NULL, sid, (size_t)n, NULL), 1);
+    }
+    if (h2o_timeout_is_linked(&sio->connect_timer))
+        h2o_timeout_unlink(&sio->connect_timer);
+    lower_kick(sio);
+}
+
+/* The client left "/" but keeps its engine.io session (it may CONNECT again). */
+static void detach(ag_sio_t *sio)
+{
+    ag_conn_t *c = sio->conn;
+    sio->conn = NULL;
+    pending_clear(sio);
+    set_room(sio, NULL);
+    if (c != NULL)
+        ag_conn_on_transport_gone(c);
+}
+
+static int is_name(const char *name, const char *what)
+{
+    return strcmp(name, what) == 0;
+}
+
+/* Copies the keys of an object argument into req, except those the layer sets itself. */
+static void copy_args(json_t *req, json_t *arg)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach(arg, k, v)
+    {
+        if (strcmp(k, "event") != 0 && strcmp(k, "messageId") != 0 && json_object_get(req, k) == NULL)
+            json_object_set(req, k, v);
+    }
+}
+
+/* Hands one request to the session layer, remembering how its reply goes back. */
+static void submit(ag_sio_t *sio, json_t *req, int64_t ack, int swallow, const char *room)
+{
+    if (sio->num_pend >= MAX_PENDING) {
+        fail(sio, "too many unanswered requests");
+        return;
+    }
+    pending_t *p = pending_add(sio, ack, swallow, room);
+    if (p == NULL)
+        return;
+    json_object_set_new(req, "messageId", json_integer(p->mid));
+    char *text = json_dumps(req, AG_JSON_FLAGS);
+    if (text != NULL) {
+        /* The entry exists before the call: the reply may be written from inside it. */
+        ag_conn_on_frame(sio->conn, text, strlen(text), 0);
+        free(text);
+    }
+}
+
+static void on_event(ag_sio_t *sio, const ag_sio_packet_t *p)
+{
+    json_t *jname = json_array_get(p->data, 0), *arg = json_array_get(p->data, 1);
+    char numbuf[32];
+    const char *name = json_string_value(jname);
+    if (name == NULL) {
+        snprintf(numbuf, sizeof(numbuf), "%g", json_number_value(jname));
+        name = numbuf;
+    }
+    const char *arg_room = json_string_value(json_object_get(arg, "room"));
+    json_t *req = json_object();
+    if (is_name(name, "action")) {
+        json_object_set_new(req, "event", json_string("action"));
+        json_object_set_new(req, "params", json_is_object(arg) ? json_incref(arg) : json_object());
+        submit(sio, req, p->id, 0, NULL);
+    } else if (is_name(name, "roomChange")) {
+        const char *room = arg_room != NULL ? arg_room : json_string_value(arg);
+        const char *from = current_room(sio);
+        if (from != NULL) {
+            json_t *leave = json_pack("{s:s,s:s}", "event", "roomLeave", "room", from);
+            set_room(sio, NULL);
+            submit(sio, leave, -1, 1, NULL);
+            json_decref(leave);
+        }
+        if (sio->conn == NULL || ag_conn_is_closed(sio->conn))
+            goto done;
+        json_object_set_new(req, "event", json_string("roomAdd"));
+        if (room != NULL)
+            json_object_set_new(req, "room", json_string(room));
+        submit(sio, req, p->id, 0, room);
+    } else {
+        /* say, roomView, detailsView, quit, and every other verb by name: the session layer answers what it does not
+         * know with its own error. */
+        int is_say = is_name(name, "say"), is_file = is_name(name, "file");
+        json_object_set_new(req, "event", json_string(name));
+        const char *room = arg_room;
+        if (room == NULL && json_is_string(arg) && !is_say && !is_file)
+            room = json_string_value(arg);
+        if (room == NULL && (is_say || is_name(name, "roomView")))
+            room = current_room(sio);
+        if (room != NULL)
+            json_object_set_new(req, "room", json_string(room));
+        if (json_is_object(arg))
+            copy_args(req, arg);
+        else if (json_is_string(arg) && (is_say || is_file))
+            json_object_set(req, is_say ? "message" : "file", arg);
+        submit(sio, req, p->id, 0, NULL);
+    }
+done:
+    json_decref(req);
+}
+
+void ag_sio_on_message(ag_sio_t *sio, const char *data, size_t len, int binary)
+{
+    if (sio->closing)
+        return;
+    ag_sio_packet_t p;
+    if (binary || ag_sio_decode(data, len, &p) != 0) {
+        /* socket.io closes a client whose packets do not decode; binary attachments are not served here. */
+        fail(sio, binary ? "binary packet (not supported)" : "parse error");
+        return;
+    }
+    int main_nsp = ag_sio_nsp_is_main(&p);
+    switch (p.type) {
+    case AG_SIO_CONNECT:
+        if (!main_nsp) {
+            /* Only "/" exists: the client is told so and keeps its session for the namespaces that do. */
+            char nsp[256];
+            snprintf(nsp, sizeof(nsp), "%.*s", (int)(p.nsp_len < 255 ? p.nsp_len : 255), p.nsp);
+            out_push(sio, ag_sio_encode(AG_SIO_CONNECT_ERROR, nsp, -1, NULL, "{\"message\":\"Invalid namespace\"}", 31, NULL), 0);
+            lower_kick(sio);
+        } else if (sio->conn != NULL) {
+            fail(sio, "CONNECT while connected");
+        } else {
+            on_connect(sio, &p);
+        }
+        break;
+    case AG_SIO_DISCONNECT:
+        if (main_nsp && sio->conn != NULL)
+            detach(sio);
+        else
+            fail(sio, "DISCONNECT from a namespace that is not connected");
+        break;
+    case AG_SIO_EVENT:
+        if (main_nsp && sio->conn != NULL)
+            on_event(sio, &p);
+        else
+            fail(sio, "EVENT for a namespace that is not connected");
+        break;
+    case AG_SIO_ACK:
+    case AG_SIO_CONNECT_ERROR:
+        /* The server asks for no acks, and only servers send CONNECT_ERROR: nothing to do. */
+        break;
+    case AG_SIO_BINARY_EVENT:
+    case AG_SIO_BINARY_ACK:
+        fail(sio, "binary packet (not supported)");
+        break;
+    }
+    ag_sio_packet_dispose(&p);
+}
+
+void ag_sio_set_transport_name(ag_sio_t *sio, const char *name)
+{
+    sio->transport_name = name;
+    if (sio->conn != NULL)
+        ag_conn_set_transport_name(sio->conn, name);
+}
+
+ag_frame_t *ag_sio_shift(ag_sio_t *sio)
+{
+    ag_frame_t *f = out_pop(sio);
+    if (f != NULL || sio->conn == NULL)
+        return f;
+    ag_frame_t *in;
+    while ((in = ag_conn_shift(sio->conn)) != NULL) {
+        f = translate(sio, in);
+        ag_frame_release(in);
+        if (f != NULL)
+            return f;
+    }
+    return NULL;
+}
+
+void ag_sio_unshift(ag_sio_t *sio, ag_frame_t *f)
+{
+    out_push(sio, f, 1);
+}
+
+size_t ag_sio_queued(ag_sio_t *sio)
+{
+    return sio->out_len + (sio->conn != NULL ? ag_conn_queued(sio->conn) : 0);
+}
+
+int ag_sio_closing(const ag_sio_t *sio)
+{
+    return sio->closing;
+}
+
+void ag_sio_on_gone(ag_sio_t *sio)
+{
+    if (h2o_timeout_is_linked(&sio->connect_timer))
+        h2o_timeout_unlink(&sio->connect_timer);
+    sio->closing = 1;
+    detach(sio);
+    ag_frame_t *f;
+    while ((f = out_pop(sio)) != NULL)
+        ag_frame_release(f);
+    free(sio->out);
+    free(sio->pend);
+    free(sio->room);
+    free(sio->fingerprint);
+    free(sio);
+}
+
+/* --- module: the scripts of the socket.io and faye eras --- */
+
+#define SIO_PATH_MARK "\"/socket.io\"/*path*/"
+
+/* One script served from memory at one exact path. */
+typedef struct st_script_t {
+    h2o_handler_t super;
+    char *path;
+    ag_frame_t *body;
+    char etag[32];
+} script_t;
+
+/* Reads a file (NUL-terminated, malloc'ed), or NULL. */
+static char *read_file(const char *path, size_t *len)
+{
+    FILE *fp = fopen(path, "rb");
+    if (fp == NULL)
+        return NULL;
+    char *buf = NULL;
+    long n;
+    if (fseek(fp, 0, SEEK_END) == 0 && (n = ftell(fp)) >= 0 && fseek(fp, 0, SEEK_SET) == 0 &&
+        (buf = malloc((size_t)n + 1)) != NULL) {
+        if (fread(buf, 1, (size_t)n, fp) != (size_t)n) {
+            free(buf);
+            buf = NULL;
+        } else {
+            buf[n] = '\0';
+            *len = (size_t)n;
+        }
+    }
+    fclose(fp);
+    return buf;
+}
+
+/* A file of the source tree's client/ directory. */
+static char *read_client_file(const char *rel, size_t *len, char *errbuf, size_t errlen)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/client/%s", AG_SOURCE_DIR, rel);
+    char *text = read_file(path, len);
+    if (text == NULL)
+        snprintf(errbuf, errlen, "cannot read %s", path);
+    return text;
+}
+
+/* The socket.io client with the configured path baked in where it carries the default one. */
+static ag_frame_t *render_socketio_js(const char *text, size_t len, const char *path)
+{
+    const char *mark = strstr(text, SIO_PATH_MARK);
+    if (mark == NULL)
+        return ag_frame_create(text, len, 0);
+    json_t *jpath = json_string(path);
+    char *lit = jpath != NULL ? json_dumps(jpath, JSON_ENCODE_ANY) : NULL;
+    json_decref(jpath);
+    if (lit == NULL)
+        return NULL;
+    size_t pre = (size_t)(mark - text), mlen = sizeof(SIO_PATH_MARK) - 1, llen = strlen(lit), rest = len - pre - mlen;
+    char *buf = malloc(pre + llen + rest);
+    ag_frame_t *f = NULL;
+    if (buf != NULL) {
+        memcpy(buf, text, pre);
+        memcpy(buf + pre, lit, llen);
+        memcpy(buf + pre + llen, mark + mlen, rest);
+        f = ag_frame_create(buf, pre + llen + rest, 0);
+        free(buf);
+    }
+    free(lit);
+    return f;
+}
+
+static int on_script_req(h2o_handler_t *self, h2o_req_t *req)
+{
+    script_t *sc = (script_t *)self;
+    h2o_iovec_t path = req->path_normalized;
+    int get = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")),
+        head = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"));
+    /* Only the exact path, and not the engine.io endpoint that may share its prefix. */
+    if (!(get || head) || !h2o_memis(path.base, path.len, sc->path, strlen(sc->path)) || ag_http_query_param(req, "EIO") != NULL)
+        return -1;
+    ag_server_t *s = ag_http_server(req);
+    char cc[64];
+    int n = snprintf(cc, sizeof(cc), "public, max-age=%d", s->config->servers.web.flatFileCacheDuration);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, h2o_strdup(&req->pool, cc, (size_t)n).base,
+                   (size_t)n);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ETAG, NULL, sc->etag, strlen(sc->etag));
+    size_t inm_len;
+    const char *inm = ag_http_header(req, "if-none-match", &inm_len);
+    if (inm != NULL && h2o_memis(inm, inm_len, sc->etag, strlen(sc->etag))) {
+        req->res.status = 304;
+        req->res.reason = "Not Modified";
+        h2o_send_inline(req, NULL, 0);
+        return 0;
+    }
+    ag_http_respond(req, 200, "OK", "application/javascript; charset=utf-8", sc->body->data, sc->body->len);
+    return 0;
+}
+
+/* Serves body (the reference is taken) at the exact path url, on the handlers of pathconf prefix. */
+static int add_script(ag_server_t *s, const char *prefix, const char *url, ag_frame_t *body, char *errbuf, size_t errlen)
+{
+    char *path = body != NULL ? strdup(url) : NULL;
+    if (path == NULL || node.num_scripts == sizeof(node.scripts) / sizeof(node.scripts[0])) {
+        free(path);
+        ag_frame_release(body);
+        snprintf(errbuf, errlen, "out of memory");
+        return AG_ENOMEM;
+    }
+    script_t *sc = (script_t *)h2o_create_handler(ag_server_register_path(s, prefix), sizeof(*sc));
+    sc->super.on_req = on_script_req;
+    sc->path = path;
+    sc->body = body;
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (size_t i = 0; i < body->len; i++)
+        h = (h ^ (uint8_t)body->data[i]) * 1099511628211ULL;
+    snprintf(sc->etag, sizeof(sc->etag), "\"%016llx\"", (unsigned long long)h);
+    node.scripts[node.num_scripts++] = sc;
+    return 0;
+}
+
+int ag_socketio_register(ag_server_t *s, char *errbuf, size_t errlen)
+{
+    const ag_config_t *cfg = s->config;
+    size_t len;
+    char *text;
+    int ret;
+    if ((text = read_client_file("legacy/faye.js", &len, errbuf, errlen)) == NULL)
+        return AG_EIO;
+    ret = add_script(s, "/faye/client.js", "/faye/client.js", ag_frame_create(text, len, 0), errbuf, errlen);
+    free(text);
+    if (ret != 0 || !cfg->servers.socketio.enabled)
+        return ret;
+    if ((text = read_client_file("socket.io.js", &len, errbuf, errlen)) == NULL)
+        return AG_EIO;
+    char url[1024];
+    snprintf(url, sizeof(url), "%s/socket.io.js", cfg->servers.socketio.path);
+    ret = add_script(s, cfg->servers.socketio.path, url, render_socketio_js(text, len, cfg->servers.socketio.path), errbuf, errlen);
+    free(text);
+    if (ret != 0)
+        return ret;
+    h2o_timeout_init(s->loop, &node.connect_timeout, SIO_CONNECT_TIMEOUT_MS);
+    node.started = 1;
+    return 0;
+}
+
+void ag_socketio_dispose(ag_server_t *s)
+{
+    for (size_t i = 0; i < node.num_scripts; i++) {
+        ag_frame_release(node.scripts[i]->body);
+        free(node.scripts[i]->path);
+        node.scripts[i]->body = NULL;
+        node.scripts[i]->path = NULL;
+    }
+    node.num_scripts = 0;
+}

@@ -1,0 +1,65 @@
+/*
+ * socket.io v5 over our engine.io v4 sessions (default path /socket.io/, servers.socketio.*), so that the stock
+ * socket.io-client 4.x and the socket.io-era pages (client/socket.io.js, served at <path>/socket.io.js) reach the
+ * session layer.
+ *
+ * ag_sio_t is the socket.io layer of one engine.io session (packets: socketio_packet.h). From the logical connection's
+ * point of view it is the transport (an ag_transport_t): it turns each emitted event (action, say, roomView,
+ * roomChange, detailsView, quit, and any other verb by name) into a session frame with a messageId it tracks, and each
+ * outbound session frame into an EVENT ("welcome", "response", "say", or the frame's context for pushes) or, when the
+ * client passed an ack callback with the request, an ACK carrying the reply. The session frames are embedded byte for
+ * byte.
+ *
+ * The engine.io session under it (transports/eio*.c) stays in charge of transports, heartbeats and upgrades; it talks
+ * to the layer through the ag_sio_* calls below instead of the ag_conn_* ones, and the layer talks back through an
+ * ag_sio_lower_t. Outbound packets are pulled (ag_sio_shift) when the engine.io session can write, so the logical
+ * connection's outbound queue keeps bounding a slow consumer.
+ */
+#ifndef AG_SOCKETIO_H
+#define AG_SOCKETIO_H
+
+#include "server.h"
+#include "socketio_packet.h"
+
+/* --- the layer over one engine.io session --- */
+
+typedef struct st_ag_sio_t ag_sio_t;
+
+/* What the engine.io session under the layer provides. */
+typedef struct st_ag_sio_lower_t {
+    /* Packets are ready: pull them with ag_sio_shift() now if the session can write, else when it can. May be called
+     * from inside any ag_sio_* call; must not destroy anything synchronously. */
+    void (*on_pending)(void *lower);
+    /* Close the engine.io session once it has written what ag_sio_shift() still returns (on polling that may wait for
+     * the client's next GET); ag_sio_closing() tells it the close was asked for. The session then calls
+     * ag_sio_on_gone(), later, never from inside close(). */
+    void (*close)(void *lower);
+} ag_sio_lower_t;
+
+/* A new engine.io session on the socket.io path. info (copied) describes the peer; the logical connection is created
+ * when the client CONNECTs to "/". NULL on ENOMEM. */
+ag_sio_t *ag_sio_create(ag_server_t *s, const ag_sio_lower_t *lower, void *lower_self, const ag_conn_info_t *info);
+/* One engine.io message packet's data (borrowed for the call). A packet that does not decode closes the session
+ * ("parse error"), as socket.io does. */
+void ag_sio_on_message(ag_sio_t *sio, const char *data, size_t len, int binary);
+/* The engine.io session now runs over another transport ("polling", "websocket", "sse"; static string). */
+void ag_sio_set_transport_name(ag_sio_t *sio, const char *name);
+/* The next socket.io packet to send as one engine.io message (the caller owns the reference and adds the "4"), or
+ * NULL when nothing is ready. */
+ag_frame_t *ag_sio_shift(ag_sio_t *sio);
+/* Puts a packet back at the head (the session could not write it after all). Takes the caller's reference. */
+void ag_sio_unshift(ag_sio_t *sio, ag_frame_t *f);
+/* At least as many packets as ag_sio_shift() would return now (frames the client never sees are counted too). */
+size_t ag_sio_queued(ag_sio_t *sio);
+/* Whether the layer asked its engine.io session to close (see ag_sio_lower_t.close). */
+int ag_sio_closing(const ag_sio_t *sio);
+/* The engine.io session is gone: the logical connection (if any) learns its transport is gone; sio is freed. */
+void ag_sio_on_gone(ag_sio_t *sio);
+
+/* --- module --- */
+/* Serves /faye/client.js always, and <servers.socketio.path>/socket.io.js when servers.socketio.enabled (the engine.io
+ * endpoint on that path is registered by the engine.io module). Returns 0 or an AG_E* code (errbuf gets one line). */
+int ag_socketio_register(ag_server_t *s, char *errbuf, size_t errlen);
+void ag_socketio_dispose(ag_server_t *s);
+
+#endif
