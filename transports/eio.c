@@ -110,7 +110,10 @@ static void conn_close(ag_conn_t *conn, void *self, const ag_disconnect_t *why)
 {
     ag__eio_session_t *s = self;
     s->why = why;
-    ag__eio_session_close(s, why->reason, 1);
+    /* The close packet means "closed on purpose, do not come back" (actiongate's client takes it so, like Primus's
+     * "primus::server::close"); a close the client should recover from (shutdown without destroyClientsOnShutdown,
+     * slow consumer) only ends the transport: a held GET gets a noop, then "Session ID unknown", and it reconnects. */
+    ag__eio_session_close(s, why->reason, !why->reconnect);
 }
 
 static const ag_transport_t conn_transport = {"websocket", conn_on_pending, conn_close};

@@ -252,6 +252,20 @@ test('engine.io raw: websocket and the upgrade', async (t) => {
     await ws.close();
   });
 
+  await t.test('2probe and 5 at once, then a GET: refused with code 3 whichever arrives first', async () => {
+    const { sid } = await eio.handshake();
+    const ws = eio.ws(`transport=websocket&sid=${sid}`);
+    await ws.opened;
+    ws.send('2probe');
+    ws.send('5');
+    const res = await eio.poll(sid);
+    assert.strictEqual(res.status, 400);
+    assert.strictEqual(res.text, err(3, 'Bad request'));
+    ws.send('4hello');
+    assert.strictEqual((await ws.next((m) => m.text !== '3probe')).text, '4hello');
+    await ws.close();
+  });
+
   await t.test('no 5 within upgradeTimeout closes only the probe', async () => {
     const { sid } = await eio.handshake();
     const ws = eio.ws(`transport=websocket&sid=${sid}`);
@@ -356,13 +370,31 @@ test('engine.io raw: CORS', async (t) => {
 });
 
 test('engine.io raw: session mode and shutdown', async (t) => {
-  const srv = await startServer({ config: { servers: { websocket: { server: { pingInterval: 5000, pingTimeout: 4000 } } } } });
-  const eio = new Eio(srv.url);
-  const { sid, res } = await eio.handshake();
-  assert.match(res.text, /^0\{"sid":"[^"]+","upgrades":\["websocket"\],"pingInterval":5000,"pingTimeout":4000,"maxPayload":1000000\}$/);
-  assert.strictEqual((await eio.poll(sid)).text, '4{"welcome":"Welcome to the actiongate api","context":"api"}');
-  const held = eio.poll(sid);
-  await sleep(50);
-  await srv.stop();
-  assert.strictEqual((await held).text, '1', 'the close packet on shutdown');
+  await t.test('a reconnectable shutdown releases the held GET with a noop, no close packet', async () => {
+    const srv = await startServer({ config: { servers: { websocket: { server: { pingInterval: 5000, pingTimeout: 4000 } } } } });
+    const eio = new Eio(srv.url);
+    const { sid, res } = await eio.handshake();
+    assert.match(res.text, /^0\{"sid":"[^"]+","upgrades":\["websocket"\],"pingInterval":5000,"pingTimeout":4000,"maxPayload":1000000\}$/);
+    assert.strictEqual((await eio.poll(sid)).text, '4{"welcome":"Welcome to the actiongate api","context":"api"}');
+    const held = eio.poll(sid);
+    await sleep(50);
+    await srv.stop();
+    assert.strictEqual((await held).text, '6');
+  });
+
+  await t.test('with destroyClientsOnShutdown the held GET and the socket get the close packet', async () => {
+    const srv = await startServer({ config: { servers: { websocket: { destroyClientsOnShutdown: true } } } });
+    const eio = new Eio(srv.url);
+    const { sid } = await eio.handshake();
+    await eio.poll(sid);
+    const held = eio.poll(sid);
+    const ws = eio.ws('transport=websocket');
+    await ws.opened;
+    await ws.next(); // open
+    await ws.next(); // welcome
+    await sleep(50);
+    await srv.stop();
+    assert.strictEqual((await held).text, '1');
+    assert.strictEqual((await ws.next()).text, '1');
+  });
 });
