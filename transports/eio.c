@@ -110,7 +110,10 @@ static void conn_close(ag_conn_t *conn, void *self, const ag_disconnect_t *why)
 {
     ag__eio_session_t *s = self;
     s->why = why;
-    ag__eio_session_close(s, why->reason, 1);
+    /* The close packet means "closed on purpose, do not come back" (actiongate's client takes it so, like Primus's
+     * "primus::server::close"); a close the client should recover from (shutdown without destroyClientsOnShutdown,
+     * slow consumer) only ends the transport: a held GET gets a noop, then "Session ID unknown", and it reconnects. */
+    ag__eio_session_close(s, why->reason, !why->reconnect);
 }
 
 static const ag_transport_t conn_transport = {"websocket", conn_on_pending, conn_close};
@@ -278,7 +281,10 @@ void ag__eio_on_packet(ag__eio_session_t *s, ag__eio_transport_t *t, const ag_ei
         if (pkt->type == AG_EIO_PING && pkt->len == 5 && memcmp(pkt->data, "probe", 5) == 0) {
             ag__eio_out_t pong = {AG_EIO_PONG, NULL, "probe"};
             t->ops->send(t, &pong, 1);
-            on_noop_tick(&s->noop_tick);
+            /* the first noop goes out on the first tick, as engine.io does: a "5" read in the same batch as the
+             * "2probe" completes the upgrade first, and a GET that raced it is refused, not released */
+            if (!h2o_timeout_is_linked(&s->noop_tick))
+                h2o_timeout_link(s->server->loop, &ag__eio_node(s->server)->hundred_ms, &s->noop_tick);
         } else if (pkt->type == AG_EIO_UPGRADE) {
             do_upgrade(s);
         } else {
