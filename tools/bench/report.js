@@ -131,6 +131,7 @@ set boxwidth 0.6
 set logscale y 2
 set yrange [0.05:*]
 set grid ytics
+set bmargin 5
 set ylabel "advantage (median, min-max over rounds)"
 set xtics rotate by 0 font ",8"
 set key top left
