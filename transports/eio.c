@@ -3,6 +3,7 @@
  * logical connection sees. The transports themselves live in eio_polling.c, eio_ws.c and eio_sse.c.
  */
 #include "eio.h"
+#include "cluster.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -364,9 +365,11 @@ ag__eio_session_t *ag__eio_session_create(ag_server_t *server, h2o_req_t *req, a
     ag__eio_session_t *s = calloc(1, sizeof(*s));
     if (s == NULL)
         return NULL;
-    do
+    do {
         ag_eio_sid_generate(s->sid);
-    while (ag_map_get(&n->sessions, s->sid) != NULL);
+        /* the sid names its node, so any node can forward a request for it (server/cluster.h) */
+        ag_cluster_sid_stamp(server, s->sid);
+    } while (ag_map_get(&n->sessions, s->sid) != NULL);
     s->server = server;
     s->refcnt = 1; /* the table's */
     s->ping_timer.cb = on_ping_timer;
