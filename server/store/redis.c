@@ -594,6 +594,31 @@ static void unsubscribe(ag_store_t *store, const char *channel)
     free(ch);
 }
 
+typedef struct st_sub_wait_t {
+    ag_store_cb cb;
+    void *data;
+} sub_wait_t;
+
+static void on_subscribed(void *data)
+{
+    sub_wait_t *w = data;
+    answer(w->cb, w->data, NULL, json_true());
+    free(w);
+}
+
+static void subscribed(ag_store_t *store, ag_store_cb cb, void *data)
+{
+    redis_store_t *s = (void *)store;
+    sub_wait_t *w = malloc(sizeof(*w));
+    if (w == NULL) {
+        answer(cb, data, NULL, json_true());
+        return;
+    }
+    w->cb = cb;
+    w->data = data;
+    ag_redis_when_subscribed(s->sub, on_subscribed, w);
+}
+
 static void on_ctl(redis_store_t *s, const char *payload, size_t len)
 {
     json_t *msg = json_loadb(payload, len, 0, NULL);
@@ -758,7 +783,8 @@ static const ag_store_ops_t ops = {.name = "redis",
                                    .cache_size = cache_size,
                                    .publish = publish,
                                    .subscribe = subscribe,
-                                   .unsubscribe = unsubscribe};
+                                   .unsubscribe = unsubscribe,
+                                   .subscribed = subscribed};
 
 ag_store_t *ag_store_redis_create(h2o_evloop_t *loop, const ag_store_redis_options_t *o, char *errbuf, size_t errlen)
 {
