@@ -41,12 +41,10 @@ struct st_ag_sio_t {
 };
 
 typedef struct st_sio_node_t {
-    ag_server_t *server;
     h2o_timeout_t connect_timeout; /* socket.io's connectTimeout: a session that never CONNECTs is closed */
     int started;
-    ag_frame_t *script; /* <path>/socket.io.js, rendered once */
-    ag_frame_t *faye;   /* /faye/client.js */
-    char script_etag[32], faye_etag[32];
+    struct st_script_t *scripts[4]; /* what the module serves, for dispose */
+    size_t num_scripts;
 } sio_node_t;
 
 static sio_node_t node; /* one node per process */
@@ -478,6 +476,11 @@ size_t ag_sio_queued(ag_sio_t *sio)
     return sio->out_len + (sio->conn != NULL ? ag_conn_queued(sio->conn) : 0);
 }
 
+int ag_sio_closing(const ag_sio_t *sio)
+{
+    return sio->closing;
+}
+
 void ag_sio_on_gone(ag_sio_t *sio)
 {
     if (h2o_timeout_is_linked(&sio->connect_timer))
@@ -498,11 +501,17 @@ void ag_sio_on_gone(ag_sio_t *sio)
 
 #define SIO_PATH_MARK "\"/socket.io\"/*path*/"
 
-/* Reads a file of the source tree's client/ directory (NUL-terminated, malloc'ed), or NULL. */
-static char *read_client_file(const char *rel, size_t *len)
+/* One script served from memory at one exact path. */
+typedef struct st_script_t {
+    h2o_handler_t super;
+    char *path;
+    ag_frame_t *body;
+    char etag[32];
+} script_t;
+
+/* Reads a file (NUL-terminated, malloc'ed), or NULL. */
+static char *read_file(const char *path, size_t *len)
 {
-    char path[4096];
-    snprintf(path, sizeof(path), "%s/client/%s", AG_SOURCE_DIR, rel);
     FILE *fp = fopen(path, "rb");
     if (fp == NULL)
         return NULL;
@@ -522,16 +531,19 @@ static char *read_client_file(const char *rel, size_t *len)
     return buf;
 }
 
-static void make_etag(const ag_frame_t *f, char etag[32])
+/* A file of the source tree's client/ directory. */
+static char *read_client_file(const char *rel, size_t *len, char *errbuf, size_t errlen)
 {
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-    for (size_t i = 0; i < f->len; i++)
-        h = (h ^ (uint8_t)f->data[i]) * 1099511628211ULL;
-    snprintf(etag, 32, "\"%016llx\"", (unsigned long long)h);
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/client/%s", AG_SOURCE_DIR, rel);
+    char *text = read_file(path, len);
+    if (text == NULL)
+        snprintf(errbuf, errlen, "cannot read %s", path);
+    return text;
 }
 
-/* The client script with the configured path baked in where it carries the default one. */
-static ag_frame_t *render_script(const char *text, size_t len, const char *path)
+/* The socket.io client with the configured path baked in where it carries the default one. */
+static ag_frame_t *render_socketio_js(const char *text, size_t len, const char *path)
 {
     const char *mark = strstr(text, SIO_PATH_MARK);
     if (mark == NULL)
@@ -555,96 +567,87 @@ static ag_frame_t *render_script(const char *text, size_t len, const char *path)
     return f;
 }
 
-static void serve_script(h2o_req_t *req, const ag_frame_t *body, const char *etag)
+static int on_script_req(h2o_handler_t *self, h2o_req_t *req)
 {
+    script_t *sc = (script_t *)self;
+    h2o_iovec_t path = req->path_normalized;
+    int get = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")),
+        head = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"));
+    /* Only the exact path, and not the engine.io endpoint that may share its prefix. */
+    if (!(get || head) || !h2o_memis(path.base, path.len, sc->path, strlen(sc->path)) || ag_http_query_param(req, "EIO") != NULL)
+        return -1;
     ag_server_t *s = ag_http_server(req);
     char cc[64];
-    snprintf(cc, sizeof(cc), "public, max-age=%d", s->config->servers.web.flatFileCacheDuration);
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, h2o_strdup(&req->pool, cc, SIZE_MAX).base,
-                   strlen(cc));
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ETAG, NULL, etag, strlen(etag));
+    int n = snprintf(cc, sizeof(cc), "public, max-age=%d", s->config->servers.web.flatFileCacheDuration);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, h2o_strdup(&req->pool, cc, (size_t)n).base,
+                   (size_t)n);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ETAG, NULL, sc->etag, strlen(sc->etag));
     size_t inm_len;
     const char *inm = ag_http_header(req, "if-none-match", &inm_len);
-    if (inm != NULL && inm_len == strlen(etag) && memcmp(inm, etag, inm_len) == 0) {
+    if (inm != NULL && h2o_memis(inm, inm_len, sc->etag, strlen(sc->etag))) {
         req->res.status = 304;
         req->res.reason = "Not Modified";
         h2o_send_inline(req, NULL, 0);
-        return;
+        return 0;
     }
-    ag_http_respond(req, 200, "OK", "application/javascript; charset=utf-8", body->data, body->len);
-}
-
-static int is_get(h2o_req_t *req)
-{
-    return h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")) ||
-           h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"));
-}
-
-static int on_script_req(h2o_handler_t *self, h2o_req_t *req)
-{
-    ag_server_t *s = ag_http_server(req);
-    const char *base = s->config->servers.socketio.path;
-    size_t blen = strlen(base);
-    h2o_iovec_t path = req->path_normalized;
-    /* Only the exact script path; everything else under the path is the engine.io endpoint's. */
-    if (!is_get(req) || ag_http_query_param(req, "EIO") != NULL || path.len != blen + sizeof("/socket.io.js") - 1 ||
-        memcmp(path.base + blen, "/socket.io.js", sizeof("/socket.io.js") - 1) != 0)
-        return -1;
-    serve_script(req, node.script, node.script_etag);
+    ag_http_respond(req, 200, "OK", "application/javascript; charset=utf-8", sc->body->data, sc->body->len);
     return 0;
 }
 
-static int on_faye_req(h2o_handler_t *self, h2o_req_t *req)
+/* Serves body (the reference is taken) at the exact path url, on the handlers of pathconf prefix. */
+static int add_script(ag_server_t *s, const char *prefix, const char *url, ag_frame_t *body, char *errbuf, size_t errlen)
 {
-    h2o_iovec_t path = req->path_normalized;
-    if (!is_get(req) || !h2o_memis(path.base, path.len, H2O_STRLIT("/faye/client.js")))
-        return -1;
-    serve_script(req, node.faye, node.faye_etag);
+    char *path = body != NULL ? strdup(url) : NULL;
+    if (path == NULL || node.num_scripts == sizeof(node.scripts) / sizeof(node.scripts[0])) {
+        free(path);
+        ag_frame_release(body);
+        snprintf(errbuf, errlen, "out of memory");
+        return AG_ENOMEM;
+    }
+    script_t *sc = (script_t *)h2o_create_handler(ag_server_register_path(s, prefix), sizeof(*sc));
+    sc->super.on_req = on_script_req;
+    sc->path = path;
+    sc->body = body;
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (size_t i = 0; i < body->len; i++)
+        h = (h ^ (uint8_t)body->data[i]) * 1099511628211ULL;
+    snprintf(sc->etag, sizeof(sc->etag), "\"%016llx\"", (unsigned long long)h);
+    node.scripts[node.num_scripts++] = sc;
     return 0;
 }
 
 int ag_socketio_register(ag_server_t *s, char *errbuf, size_t errlen)
 {
-    const char *missing = NULL;
-    size_t slen = 0, flen = 0;
-    int enabled = s->config->servers.socketio.enabled;
-    char *script = enabled ? read_client_file("socket.io.js", &slen) : NULL, *faye = read_client_file("legacy/faye.js", &flen);
-    if (enabled && script == NULL)
-        missing = "socket.io.js";
-    else if (faye == NULL)
-        missing = "legacy/faye.js";
-    if (missing != NULL) {
-        snprintf(errbuf, errlen, "socket.io: cannot read %s/client/%s", AG_SOURCE_DIR, missing);
-        free(script);
-        free(faye);
+    const ag_config_t *cfg = s->config;
+    size_t len;
+    char *text;
+    int ret;
+    if ((text = read_client_file("legacy/faye.js", &len, errbuf, errlen)) == NULL)
         return AG_EIO;
-    }
-    node.server = s;
-    node.faye = ag_frame_create(faye, flen, 0);
-    if (enabled)
-        node.script = render_script(script, slen, s->config->servers.socketio.path);
-    free(script);
-    free(faye);
-    if (node.faye == NULL || (enabled && node.script == NULL)) {
-        snprintf(errbuf, errlen, "out of memory");
-        return AG_ENOMEM;
-    }
-    make_etag(node.faye, node.faye_etag);
-    h2o_pathconf_t *pc = ag_server_register_path(s, "/faye/client.js");
-    h2o_create_handler(pc, sizeof(h2o_handler_t))->on_req = on_faye_req;
-    if (!enabled)
-        return 0;
-    make_etag(node.script, node.script_etag);
+    ret = add_script(s, "/faye/client.js", "/faye/client.js", ag_frame_create(text, len, 0), errbuf, errlen);
+    free(text);
+    if (ret != 0 || !cfg->servers.socketio.enabled)
+        return ret;
+    if ((text = read_client_file("socket.io.js", &len, errbuf, errlen)) == NULL)
+        return AG_EIO;
+    char url[1024];
+    snprintf(url, sizeof(url), "%s/socket.io.js", cfg->servers.socketio.path);
+    ret = add_script(s, cfg->servers.socketio.path, url, render_socketio_js(text, len, cfg->servers.socketio.path), errbuf, errlen);
+    free(text);
+    if (ret != 0)
+        return ret;
     h2o_timeout_init(s->loop, &node.connect_timeout, SIO_CONNECT_TIMEOUT_MS);
     node.started = 1;
-    pc = ag_server_register_path(s, s->config->servers.socketio.path);
-    h2o_create_handler(pc, sizeof(h2o_handler_t))->on_req = on_script_req;
     return 0;
 }
 
 void ag_socketio_dispose(ag_server_t *s)
 {
-    ag_frame_release(node.script);
-    ag_frame_release(node.faye);
-    node.script = node.faye = NULL;
+    for (size_t i = 0; i < node.num_scripts; i++) {
+        ag_frame_release(node.scripts[i]->body);
+        free(node.scripts[i]->path);
+        node.scripts[i]->body = NULL;
+        node.scripts[i]->path = NULL;
+    }
+    node.num_scripts = 0;
 }

@@ -30,7 +30,8 @@ typedef struct st_ag_sio_lower_t {
     /* Packets are ready: pull them with ag_sio_shift() now if the session can write, else when it can. May be called
      * from inside any ag_sio_* call; must not destroy anything synchronously. */
     void (*on_pending)(void *lower);
-    /* Close the engine.io session after writing what ag_sio_shift() still returns. The session then calls
+    /* Close the engine.io session once it has written what ag_sio_shift() still returns (on polling that may wait for
+     * the client's next GET); ag_sio_closing() tells it the close was asked for. The session then calls
      * ag_sio_on_gone(), later, never from inside close(). */
     void (*close)(void *lower);
 } ag_sio_lower_t;
@@ -50,6 +51,8 @@ ag_frame_t *ag_sio_shift(ag_sio_t *sio);
 void ag_sio_unshift(ag_sio_t *sio, ag_frame_t *f);
 /* At least as many packets as ag_sio_shift() would return now (frames the client never sees are counted too). */
 size_t ag_sio_queued(ag_sio_t *sio);
+/* Whether the layer asked its engine.io session to close (see ag_sio_lower_t.close). */
+int ag_sio_closing(const ag_sio_t *sio);
 /* The engine.io session is gone: the logical connection (if any) learns its transport is gone; sio is freed. */
 void ag_sio_on_gone(ag_sio_t *sio);
 

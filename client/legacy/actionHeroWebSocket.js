@@ -13,11 +13,12 @@
  *   A.say('hello');                // to the current room (or say(room, message, cb))
  *
  * The era's single-room model is kept per client object: one current room (roomChange) plus rooms listened to
- * without leaving it (listenToRoom / silenceRoom). Callbacks get (error, response): error is the reply's error (a
+ * without leaving it (listenToRoom / silenceRoom). As those eras' servers did, the client starts out in
+ * "defaultRoom" (option defaultRoom; null: in no room), joined before `connected` fires. Callbacks get (error, response): error is the reply's error (a
  * string) or null. Events: connected, disconnected, say, alert, api, welcome, message, error, reconnect,
  * reconnecting, timeout.
  *
- * Options: host (the server's URL, default the page's origin), apiPath, connectionDelay (ms to wait before
+ * Options: host (the server's URL, default the page's origin), apiPath, defaultRoom, connectionDelay (ms to wait before
  * connecting, default 0), timeout (connect timeout, ms), retry (the longest wait between reconnect attempts, in
  * seconds, as faye counted it). The faye options fayePath, setupChannel and channelPrefix are accepted and unused.
  * ES5.
@@ -48,8 +49,10 @@
     this.options = options;
     this.events = {};
     this.room = null; // the current room
+    this.defaultRoom = options.defaultRoom === undefined ? 'defaultRoom' : options.defaultRoom;
     this._listeners = {};
     this._connectRequested = false;
+    this._opened = false;
     var o = {};
     if (options.host) o.url = options.host;
     if (options.apiPath) o.apiPath = options.apiPath;
@@ -61,8 +64,12 @@
     }
     this.client = new Base(o);
     for (var i = 0; i < FORWARDED.length; i++) this._forward(FORWARDED[i]);
+    // The first open is reported by connect()'s callback; later ones (reconnects) by this event.
     this.client.on('connected', function () {
-      self.fire('connected');
+      if (self._opened) self._afterOpen();
+    });
+    this.client.on('timeout', function () {
+      self._finishConnect(new Error('connection timeout'));
     });
     this.client.on('disconnected', function (reason) {
       self.fire('disconnected', reason);
@@ -109,26 +116,41 @@
   };
 
   LegacyClient.prototype.connect = function (callback) {
-    var self = this, done = false;
+    var self = this;
     this._connectRequested = true;
-    function finish(err, details) {
-      if (done) return;
-      done = true;
-      self.client.removeListener('timeout', onTimeout);
-      if (typeof callback === 'function') callback(err, details);
-    }
-    function onTimeout() {
-      finish(new Error('connection timeout'));
-    }
-    this.client.on('timeout', onTimeout);
+    this._connectCallback = callback;
     function go() {
       self.client.connect(function (err, details) {
-        finish(err || null, details);
+        self._details = details;
+        if (err) self._finishConnect(err);
+        else self._afterOpen();
       });
     }
     var delay = this.options.connectionDelay;
     if (delay > 0) setTimeout(go, delay);
     else go();
+  };
+
+  LegacyClient.prototype._afterOpen = function () {
+    var self = this, room = this.defaultRoom;
+    this._opened = true;
+    function done() {
+      self.fire('connected');
+      self._finishConnect(null, self._details);
+    }
+    if (this.room !== null || !room || this._defaultJoined) return done();
+    // Once: after a reconnect the client itself joins again the rooms it was in.
+    this._defaultJoined = true;
+    this.client.roomAdd(room, function (reply) {
+      if (!errorOf(reply)) self.room = room;
+      done();
+    });
+  };
+
+  LegacyClient.prototype._finishConnect = function (err, details) {
+    var cb = this._connectCallback;
+    this._connectCallback = null;
+    if (typeof cb === 'function') cb(err, details);
   };
 
   LegacyClient.prototype.disconnect = function () {

@@ -160,6 +160,22 @@ test('sse with the eventsource client', async (t) => {
   t.after(() => srv.stop());
   const eio = new Eio(srv.url);
 
+  await t.test('handshake with EventSource: the open packet is the first message, with id 1', async () => {
+    const es = new EventSource(eio.url('transport=sse'));
+    const first = await new Promise((resolve, reject) => {
+      es.onmessage = resolve;
+      es.onerror = reject;
+    });
+    es.close();
+    assert.match(first.data, /^0\{"sid":"[A-Za-z0-9_-]{22}","upgrades":\[\],"pingInterval":5000,"pingTimeout":4000,"maxPayload":1000000\}$/);
+    assert.strictEqual(first.lastEventId, '1');
+  });
+
+  await t.test('upstream POST over maxHttpBufferSize is 413, as for polling', async () => {
+    const sid = await sseSession(eio);
+    assert.strictEqual((await eio.post(sid, '4' + 'x'.repeat(1000000), { transport: 'sse' })).status, 413);
+  });
+
   await t.test('open event, messages in order across recycled streams, no duplicates', async () => {
     const sid = await sseSession(eio);
     const got = [];
