@@ -4,6 +4,7 @@
 // nodes, chat and actions across nodes, push to a connection on another node.
 const test = require('node:test');
 const assert = require('node:assert');
+const http = require('node:http');
 const { startRoundRobinProxy } = require('../lib/rr_proxy');
 const { WELCOME, sleep, waitFor, eio, sse, primus, getJson, cluster, teardown } = require('../lib/cluster_clients');
 
@@ -166,4 +167,47 @@ test('restart Redis mid-session: no crash, chat works again afterwards', async (
   }, 10000, 'chat across nodes again');
   for (const x of [a, a2, b]) await x.close();
   for (const s of cl.nodes) assert.strictEqual(s.exited, null);
+});
+
+test('heartbeats and the single-GET rule hold across nodes', async (t) => {
+  const cl = await cluster(2, { servers: { websocket: { server: { pingInterval: 200, pingTimeout: 400 } } } });
+  const proxy = await startRoundRobinProxy(cl.nodes.map((s) => s.port));
+  t.after(() => teardown(cl, proxy));
+
+  await t.test('a polling session lives through many ping cycles, its GETs and pongs on both nodes', async () => {
+    const c = eio(proxy.url, { transports: ['polling'] });
+    await c.opened;
+    let closed = null;
+    c.closed.then((r) => (closed = r));
+    await sleep(2000); // ten ping intervals
+    assert.strictEqual(closed, null);
+    await exercise(c, 'beat');
+    c.socket.close();
+  });
+
+  await t.test('a second GET while one is held, on the other node: 400 and the session closes', async () => {
+    const base = proxy.url;
+    const get = (path) => new Promise((resolve, reject) => {
+      http.get(`${base}${path}`, { agent: false }, (res) => {
+        let b = '';
+        res.on('data', (d) => (b += d));
+        res.on('end', () => resolve({ status: res.statusCode, body: b }));
+      }).on('error', reject);
+    });
+    const open = await get('/primus/?EIO=4&transport=polling');
+    const sid = JSON.parse(open.body.slice(1)).sid;
+    const q = `/primus/?EIO=4&transport=polling&sid=${encodeURIComponent(sid)}`;
+    const first = await get(q); // the welcome frame is waiting: answered at once
+    assert.strictEqual(first.status, 200);
+    const held = get(q); // nothing to send: held by the owner
+    await sleep(50);
+    const second = await get(q);
+    assert.strictEqual(second.status, 400);
+    assert.deepStrictEqual(JSON.parse(second.body), { code: 3, message: 'Bad request' });
+    const r = await held; // the held GET is released with a close packet
+    assert.strictEqual(r.status, 200);
+    assert.strictEqual(r.body, '1');
+    const after = await get(q);
+    assert.deepStrictEqual(JSON.parse(after.body), { code: 1, message: 'Session ID unknown' });
+  });
 });
