@@ -4,6 +4,7 @@
  */
 #include "eio.h"
 #include "cluster.h"
+#include "socketio.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,12 +67,12 @@ static int outbox_push(ag__eio_session_t *s, uint8_t type, const char *text, ag_
     return AG_OK;
 }
 
-static void flush(ag__eio_session_t *s)
+static void flush_now(ag__eio_session_t *s)
 {
     ag__eio_transport_t *t = s->transport;
     if (t == NULL || !t->ops->writable(t))
         return;
-    size_t n = s->outbox_len + (s->conn != NULL ? ag_conn_queued(s->conn) : 0);
+    size_t n = s->outbox_len + (s->conn != NULL ? ag_conn_queued(s->conn) : s->sio != NULL ? ag_sio_queued(s->sio) : 0);
     if (n == 0)
         return;
     ag__eio_out_t *pkts = malloc(n * sizeof(*pkts));
@@ -83,8 +84,13 @@ static void flush(ag__eio_session_t *s)
     s->outbox_len = 0;
     s->outbox_bytes = 0;
     ag_frame_t *f;
-    while (k < n && s->conn != NULL && (f = ag_conn_shift(s->conn)) != NULL)
+    while (k < n && (f = s->conn != NULL ? ag_conn_shift(s->conn) : s->sio != NULL ? ag_sio_shift(s->sio) : NULL) != NULL)
         pkts[k++] = (ag__eio_out_t){AG_EIO_MESSAGE, f, NULL};
+    if (k == 0) {
+        /* the socket.io layer had nothing for the client after all (a reply it keeps to itself) */
+        free(pkts);
+        return;
+    }
     ag__eio_session_addref(s);
     t->ops->send(t, pkts, k);
     for (size_t i = 0; i < k; i++)
@@ -92,6 +98,14 @@ static void flush(ag__eio_session_t *s)
             ag_frame_release(pkts[i].frame);
     free(pkts);
     ag__eio_session_release(s);
+}
+
+static void flush(ag__eio_session_t *s)
+{
+    flush_now(s);
+    /* A socket.io session that asked to close does so once its last packets (a DISCONNECT) are out. */
+    if (s->sio != NULL && !s->closed && ag_sio_closing(s->sio) && s->outbox_len == 0 && ag_sio_queued(s->sio) == 0)
+        ag__eio_session_close(s, "socket.io close", 1);
 }
 
 void ag__eio_on_writable(ag__eio_session_t *s)
@@ -110,10 +124,23 @@ static void conn_close(ag_conn_t *conn, void *self, const ag_disconnect_t *why)
 {
     ag__eio_session_t *s = self;
     s->why = why;
-    ag__eio_session_close(s, why->reason, 1);
+    /* The close packet means "closed on purpose, do not come back" (actiongate's client takes it so, like Primus's
+     * "primus::server::close"); a close the client should recover from (shutdown without destroyClientsOnShutdown,
+     * slow consumer) only ends the transport: a held GET gets a noop, then "Session ID unknown", and it reconnects. */
+    ag__eio_session_close(s, why->reason, !why->reconnect);
 }
 
 static const ag_transport_t conn_transport = {"websocket", conn_on_pending, conn_close};
+
+/* --- the engine.io side of a socket.io session (transports/socketio.c) --- */
+
+static void sio_flush(void *self)
+{
+    flush(self);
+}
+
+/* on_pending, and close: the session closes once what the layer has is out (see flush) */
+static const ag_sio_lower_t sio_lower = {sio_flush, sio_flush};
 
 /* --- lifetime --- */
 
@@ -153,6 +180,11 @@ static void on_finish(h2o_timeout_entry_t *entry)
         ag_conn_t *c = s->conn;
         s->conn = NULL;
         ag_conn_on_transport_gone(c);
+    }
+    if (s->sio != NULL) {
+        ag_sio_t *sio = s->sio;
+        s->sio = NULL;
+        ag_sio_on_gone(sio);
     }
     ag__eio_session_release(s); /* the table's reference */
 }
@@ -266,6 +298,8 @@ static void do_upgrade(ag__eio_session_t *s)
         old->ops->close(old);
     if (s->conn != NULL)
         ag_conn_set_transport_name(s->conn, t->ops->name);
+    if (s->sio != NULL)
+        ag_sio_set_transport_name(s->sio, t->ops->name);
     ag_debug("eio", s->sid, "upgraded to %s", t->ops->name);
     flush(s);
 }
@@ -278,7 +312,10 @@ void ag__eio_on_packet(ag__eio_session_t *s, ag__eio_transport_t *t, const ag_ei
         if (pkt->type == AG_EIO_PING && pkt->len == 5 && memcmp(pkt->data, "probe", 5) == 0) {
             ag__eio_out_t pong = {AG_EIO_PONG, NULL, "probe"};
             t->ops->send(t, &pong, 1);
-            on_noop_tick(&s->noop_tick);
+            /* the first noop goes out on the first tick, as engine.io does: a "5" read in the same batch as the
+             * "2probe" completes the upgrade first, and a GET that raced it is refused, not released */
+            if (!h2o_timeout_is_linked(&s->noop_tick))
+                h2o_timeout_link(s->server->loop, &ag__eio_node(s->server)->hundred_ms, &s->noop_tick);
         } else if (pkt->type == AG_EIO_UPGRADE) {
             do_upgrade(s);
         } else {
@@ -304,6 +341,8 @@ void ag__eio_on_packet(ag__eio_session_t *s, ag__eio_transport_t *t, const ag_ei
     case AG_EIO_MESSAGE:
         if (s->conn != NULL) {
             ag_conn_on_frame(s->conn, pkt->data, pkt->len, pkt->binary);
+        } else if (s->sio != NULL) {
+            ag_sio_on_message(s->sio, pkt->data, pkt->len, pkt->binary);
         } else if (s->server->config->servers.websocket.server.echo) {
             ag_frame_t *f = ag_frame_create(pkt->data, pkt->len, pkt->binary);
             if (f != NULL) {
@@ -398,6 +437,19 @@ void ag__eio_session_start(ag__eio_session_t *s, ag__eio_transport_t *t)
     schedule_ping(s);
 }
 
+static int path_is(const char *pathname, h2o_req_t *req)
+{
+    size_t plen = strlen(pathname);
+    h2o_iovec_t p = req->path_normalized;
+    return p.len >= plen && memcmp(p.base, pathname, plen) == 0 && (p.len == plen || (p.len == plen + 1 && p.base[plen] == '/'));
+}
+
+/* socket.io sessions: engine.io sessions at servers.socketio.path with the socket.io layer on top */
+static int is_socketio_path(const ag_config_t *cfg, h2o_req_t *req)
+{
+    return cfg->servers.socketio.enabled && path_is(cfg->servers.socketio.path, req);
+}
+
 /* Creates the connection for a fresh session (not in echo mode); info from the handshake request. */
 static void attach_conn(ag__eio_session_t *s, h2o_req_t *req, ag__eio_kind_t kind)
 {
@@ -409,6 +461,10 @@ static void attach_conn(ag__eio_session_t *s, h2o_req_t *req, ag__eio_kind_t kin
     ag_http_peer_info(req, ip, &port);
     const char *fp = ag_http_query_param(req, s->server->config->servers.web.cookieKey);
     ag_conn_info_t info = {fp, ip, port, names[kind]};
+    if (is_socketio_path(s->server->config, req)) {
+        s->sio = ag_sio_create(s->server, &sio_lower, s, &info);
+        return;
+    }
     s->conn = ag_conn_create(s->server, &conn_transport, s, &info);
     flush(s); /* the welcome was queued before s->conn was set */
 }
@@ -516,10 +572,7 @@ static int kind_of(const char *transport, ag__eio_kind_t *kind)
 
 static int path_matches(const ag_config_t *cfg, h2o_req_t *req)
 {
-    const char *pathname = cfg->servers.websocket.server.pathname;
-    size_t plen = strlen(pathname);
-    h2o_iovec_t p = req->path_normalized;
-    return p.len >= plen && memcmp(p.base, pathname, plen) == 0 && (p.len == plen || (p.len == plen + 1 && p.base[plen] == '/'));
+    return path_is(cfg->servers.websocket.server.pathname, req) || is_socketio_path(cfg, req);
 }
 
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
@@ -640,6 +693,8 @@ void ag_eio_register(ag_server_t *s)
     h2o_pathconf_t *pc = ag_server_register_path(s, s->config->servers.websocket.server.pathname);
     h2o_handler_t *h = h2o_create_handler(pc, sizeof(*h));
     h->on_req = on_req;
+    if (s->config->servers.socketio.enabled)
+        h2o_create_handler(ag_server_register_path(s, s->config->servers.socketio.path), sizeof(*h))->on_req = on_req;
 }
 
 void ag_eio_stop(ag_server_t *s)
@@ -652,7 +707,7 @@ void ag_eio_stop(ag_server_t *s)
     /* sessions with a connection are closed by the server through ag_conn_close(); echo sessions have none */
     for (size_t it = 0; ag_map_next(&n->sessions, &it, &sid, &v);) {
         ag__eio_session_t *sess = v;
-        if (sess->conn == NULL)
+        if (sess->conn == NULL && sess->sio == NULL)
             ag__eio_session_close(sess, "server shutting down", 1);
     }
 }

@@ -63,7 +63,8 @@ struct st_ag__eio_transport_t {
 struct st_ag__eio_session_t {
     char sid[AG_EIO_SID_LEN + 1];
     ag_server_t *server;
-    ag_conn_t *conn; /* NULL in echo mode, and after the session closed */
+    ag_conn_t *conn;         /* NULL in echo mode, and after the session closed */
+    struct st_ag_sio_t *sio; /* socket.io sessions (at servers.socketio.path): the layer above instead of conn */
     uint32_t refcnt;
     int closed;
     int upgraded;                   /* moved off polling: polling requests now get "Bad request" */

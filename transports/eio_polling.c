@@ -260,10 +260,19 @@ static void polling_close(ag__eio_transport_t *t)
     polling_t *p = (polling_t *)t;
     p->closed = 1;
     ag__eio_held_t *h = p->get;
-    if (h != NULL) {
-        p->get = NULL;
-        ag__eio_held_respond(h, "6", 1);
+    if (h == NULL)
+        return;
+    p->get = NULL;
+    if (t->session->upgraded && !t->session->closed) {
+        /* a GET that raced the upgrade belongs to a transport that is gone */
+        h2o_req_t *req = h->req;
+        unwatch(h, 1);
+        h->done = 1;
+        if (req != NULL)
+            ag__eio_respond_error(req, AG_EIO_ERR_BAD_REQUEST);
+        return;
     }
+    ag__eio_held_respond(h, "6", 1);
 }
 
 static const ag__eio_transport_ops_t polling_ops = {AG__EIO_POLLING, "polling", polling_writable, polling_send, polling_close};

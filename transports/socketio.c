@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "clientjs.h"
 #include "http.h"
 
 /* --- the layer --- */
@@ -616,6 +617,53 @@ static int add_script(ag_server_t *s, const char *prefix, const char *url, ag_fr
     return 0;
 }
 
+/* The rendered ActionheroWebsocketClient followed by the wrappers of the socket.io and faye eras, under the names those
+ * eras' pages load: <public>/<clientJsPath>actionHeroWebSocket.js and actionheroClient.js. */
+static int add_legacy_clients(ag_server_t *s, char *errbuf, size_t errlen)
+{
+    static const char *const names[] = {"actionHeroWebSocket", "actionheroClient"};
+    const ag_config_t *cfg = s->config;
+    const char *tdir = getenv("AG_CLIENT_TEMPLATES");
+    char path[4096];
+    size_t tlen, clen, wlen;
+    snprintf(path, sizeof(path), "%s/ActionheroWebsocketClient.js.tmpl",
+             tdir != NULL && tdir[0] != '\0' ? tdir : AG_CLIENTJS_TEMPLATE_DIR);
+    char *tmpl = read_file(path, &tlen);
+    if (tmpl == NULL) {
+        snprintf(errbuf, errlen, "cannot read the client template %s", path);
+        return AG_EIO;
+    }
+    char *client = ag_clientjs_substitute(cfg, tmpl, tlen, &clen, errbuf, errlen);
+    free(tmpl);
+    if (client == NULL)
+        return AG_ECONFIG;
+    char *wrapper = read_client_file("legacy/actionHeroWebSocket.js", &wlen, errbuf, errlen);
+    char *both = wrapper != NULL ? malloc(clen + 1 + wlen) : NULL;
+    ag_frame_t *body = NULL;
+    if (both != NULL) {
+        memcpy(both, client, clen);
+        both[clen] = '\n';
+        memcpy(both + clen + 1, wrapper, wlen);
+        body = ag_frame_create(both, clen + 1 + wlen, 0);
+    }
+    free(both);
+    free(wrapper);
+    free(client);
+    if (body == NULL) {
+        if (wrapper != NULL)
+            snprintf(errbuf, errlen, "out of memory");
+        return wrapper != NULL ? AG_ENOMEM : AG_EIO;
+    }
+    int ret = 0;
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]) && ret == 0; i++) {
+        char url[1024];
+        snprintf(url, sizeof(url), "/%s/%s%s.js", cfg->servers.web.urlPathForFiles, cfg->servers.websocket.clientJsPath, names[i]);
+        ret = add_script(s, url, url, ag_frame_addref(body), errbuf, errlen);
+    }
+    ag_frame_release(body);
+    return ret;
+}
+
 int ag_socketio_register(ag_server_t *s, char *errbuf, size_t errlen)
 {
     const ag_config_t *cfg = s->config;
@@ -626,6 +674,8 @@ int ag_socketio_register(ag_server_t *s, char *errbuf, size_t errlen)
         return AG_EIO;
     ret = add_script(s, "/faye/client.js", "/faye/client.js", ag_frame_create(text, len, 0), errbuf, errlen);
     free(text);
+    if (ret == 0)
+        ret = add_legacy_clients(s, errbuf, errlen);
     if (ret != 0 || !cfg->servers.socketio.enabled)
         return ret;
     if ((text = read_client_file("socket.io.js", &len, errbuf, errlen)) == NULL)

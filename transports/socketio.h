@@ -57,8 +57,11 @@ int ag_sio_closing(const ag_sio_t *sio);
 void ag_sio_on_gone(ag_sio_t *sio);
 
 /* --- module --- */
-/* Serves /faye/client.js always, and <servers.socketio.path>/socket.io.js when servers.socketio.enabled (the engine.io
- * endpoint on that path is registered by the engine.io module). Returns 0 or an AG_E* code (errbuf gets one line). */
+/* Serves, from memory: /faye/client.js (a script that defines nothing, for the faye era's pages), the rendered
+ * ActionheroWebsocketClient followed by client/legacy/actionHeroWebSocket.js as
+ * /<urlPathForFiles>/<clientJsPath>actionHeroWebSocket.js and actionheroClient.js, and, when servers.socketio.enabled,
+ * <servers.socketio.path>/socket.io.js with the path baked in (the engine.io endpoint on that path is the engine.io
+ * module's). Returns 0 or an AG_E* code (errbuf gets one line). */
 int ag_socketio_register(ag_server_t *s, char *errbuf, size_t errlen);
 void ag_socketio_dispose(ag_server_t *s);
 

@@ -270,6 +270,21 @@ for (const file of ['ActionheroWebsocketClient.js', 'ActionheroWebsocketClient.m
     client.disconnect();
   });
 
+  test(`${file}: after \`retries\` failed attempts: error event, disconnected for good`, async () => {
+    const peer = new FakePeer();
+    const client = wsClient(C(), peer, { reconnect: { min: 5, max: 10, factor: 2, retries: 2 } });
+    await connect(client);
+    const seen = record(client, ['disconnected', 'reconnecting', 'reconnect', 'error']);
+    peer.refuse = true;
+    peer.drop();
+    await waitFor(() => seen.some((s) => s[0] === 'error'), 3000, 'error');
+    assert.deepEqual(seen.map((s) => s[0]), ['disconnected', 'reconnecting', 'reconnect', 'reconnecting', 'reconnect', 'error']);
+    assert.match(seen[5][1].message, /reconnect failed after 2 attempts/);
+    assert.equal(client.state, 'disconnected');
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(peer.sockets.length, 3);
+  });
+
   test(`${file}: disconnect() stops reconnecting`, async () => {
     const peer = new FakePeer();
     const client = wsClient(C(), peer);

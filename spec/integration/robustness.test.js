@@ -93,6 +93,17 @@ test('bad input', async (t) => {
     assert.strictEqual((await d.closed).code, 1007);
   });
 
+  await t.test('a sessionID that is not UTF-8: the fingerprint falls back to the id', async () => {
+    const d = await connect(`${srv.wsUrl}/primus?sessionID=%ff%fe`);
+    const r = await d.request({ event: 'detailsView' });
+    assert.strictEqual(r.data.fingerprint, r.data.id);
+    await d.close();
+    const res = await fetch(`${srv.url}/api/randomNumber`, { headers: { cookie: 'sessionID=%ff' } });
+    assert.strictEqual(res.status, 200);
+    assert.match(res.headers.get('set-cookie'), /^sessionID=[0-9a-f]{40};/);
+    assert.match((await res.json()).requesterInformation.fingerprint, /^[0-9a-f]{40}$/);
+  });
+
   await t.test('the bystander was not disturbed', async () => {
     const r = await bystander.request({ event: 'detailsView' });
     assert.deepStrictEqual(r.data.rooms, ['defaultRoom']);

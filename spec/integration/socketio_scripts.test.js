@@ -2,6 +2,9 @@
 // The scripts the socket.io and faye eras' pages include: <servers.socketio.path>/socket.io.js and /faye/client.js.
 const test = require('node:test');
 const assert = require('node:assert');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
 const acorn = require('acorn');
 const { startServer } = require('../lib/harness');
 
@@ -42,6 +45,19 @@ test('socket.io.js and faye/client.js are served', async (t) => {
     assert.strictEqual(ast.body.length, 0, 'comments only');
   });
 
+  await t.test('actionHeroWebSocket.js and actionheroClient.js: the rendered client plus the older eras\' wrappers', async () => {
+    const client = await (await fetch(`${srv.url}/public/javascript/ActionheroWebsocketClient.js`)).text();
+    for (const name of ['actionHeroWebSocket', 'actionheroClient']) {
+      const res = await fetch(`${srv.url}/public/javascript/${name}.js`);
+      assert.strictEqual(res.status, 200, name);
+      assert.strictEqual(res.headers.get('content-type'), 'application/javascript; charset=utf-8');
+      const body = await res.text();
+      assertEs5(body);
+      assert.ok(body.startsWith(client), `${name}.js starts with the rendered ActionheroWebsocketClient.js`);
+      assert.match(body.slice(client.length), /root\.actionHeroWebSocket = LegacyClient;\s+root\.actionheroClient = LegacyClient;/);
+    }
+  });
+
   await t.test('other names under the path are not the script', async () => {
     const res = await fetch(`${srv.url}/socket.io/socket.io.jsx`);
     assert.notStrictEqual(res.status, 200);
@@ -61,6 +77,25 @@ test('servers.socketio.path moves the script and is baked into it', async (t) =>
   assertEs5(body);
   assert.match(body, /var DEFAULT_PATH = "\/realtime";/);
   const old = await fetch(`${srv.url}/socket.io/socket.io.js`);
+  assert.strictEqual(old.status, 404);
+  await old.arrayBuffer();
+});
+
+test('the older clients follow clientJsPath and carry the configured defaults', async (t) => {
+  // a public directory of its own: the server renders ActionheroWebsocketClient.js into it at boot
+  const publicDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ag-public-'));
+  const srv = await startServer({
+    config: { servers: { web: { publicDir }, websocket: { clientJsPath: 'js/', client: { apiPath: '/api2' } } } },
+  });
+  t.after(async () => {
+    await srv.stop();
+    fs.rmSync(publicDir, { recursive: true, force: true });
+  });
+  const res = await fetch(`${srv.url}/public/js/actionheroClient.js`);
+  assert.strictEqual(res.status, 200);
+  const body = await res.text();
+  assert.match(body, /apiPath: "\/api2"/);
+  const old = await fetch(`${srv.url}/public/javascript/actionheroClient.js`);
   assert.strictEqual(old.status, 404);
   await old.arrayBuffer();
 });

@@ -136,7 +136,7 @@ test('sse: exact bytes', async (t) => {
 });
 
 test('sse: heartbeat and keepalive', async (t) => {
-  const srv = await sseServer({ pingInterval: 200, pingTimeout: 300 }, { keepaliveMs: 80 });
+  const srv = await sseServer({ pingInterval: 300, pingTimeout: 400 }, { keepaliveMs: 100 });
   t.after(() => srv.stop());
   const eio = new Eio(srv.url);
 
@@ -180,15 +180,18 @@ test('sse with the eventsource client', async (t) => {
     const sid = await sseSession(eio);
     const got = [];
     const ids = [];
+    let opens = 0;
     const es = new EventSource(eio.url(`transport=sse&sid=${sid}`));
     es.onmessage = (e) => { got.push(...e.data.split('\x1e')); ids.push(Number(e.lastEventId)); };
-    await new Promise((r) => (es.onopen = r));
+    es.onopen = () => opens++;
+    while (opens === 0) await sleep(10);
     for (let i = 0; i < 30; i++) {
       assert.strictEqual((await eio.post(sid, `4message number ${i}`, { transport: 'sse' })).text, 'ok');
       await sleep(10);
     }
     for (let i = 0; i < 200 && got.filter((g) => g.startsWith('4')).length < 30; i++) await sleep(25);
     es.close();
+    assert.ok(opens >= 2, `the stream was recycled (${opens} opens)`);
     const msgs = got.filter((g) => g.startsWith('4'));
     assert.deepStrictEqual(msgs, Array.from({ length: 30 }, (_, i) => `4message number ${i}`));
     assert.deepStrictEqual(ids, [...ids].sort((a, b) => a - b));

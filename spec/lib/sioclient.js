@@ -1,0 +1,77 @@
+'use strict';
+// Test wrappers around the stock socket.io-client 4.x (npm) and a raw engine.io-client session on the socket.io path:
+// every event is recorded, and take() waits for the first one not yet taken that matches.
+const { io } = require('socket.io-client');
+const { Socket: EngineSocket } = require('engine.io-client');
+
+const TRANSPORTS = { polling: ['polling'], websocket: ['websocket'], upgrade: ['polling', 'websocket'] };
+
+class Recorder {
+  constructor() {
+    this.events = [];
+    this.waiters = [];
+  }
+
+  push(name, args) {
+    const ev = { name, args, taken: false };
+    this.events.push(ev);
+    for (const w of this.waiters.slice()) if (w(ev)) break;
+  }
+
+  // The first event called name (and matching pred) not taken yet, now or when it arrives.
+  take(name, pred = () => true, timeoutMs = 10000) {
+    const match = (ev) => !ev.taken && ev.name === name && pred(...ev.args);
+    const found = this.events.find(match);
+    if (found) {
+      found.taken = true;
+      return Promise.resolve(found.args);
+    }
+    return new Promise((resolve, reject) => {
+      const w = (ev) => {
+        if (!match(ev)) return false;
+        ev.taken = true;
+        this.waiters.splice(this.waiters.indexOf(w), 1);
+        clearTimeout(timer);
+        resolve(ev.args);
+        return true;
+      };
+      const timer = setTimeout(() => {
+        this.waiters.splice(this.waiters.indexOf(w), 1);
+        reject(new Error(`no "${name}" event within ${timeoutMs} ms; got ${JSON.stringify(this.events.map((e) => e.name))}`));
+      }, timeoutMs);
+      this.waiters.push(w);
+    });
+  }
+
+  names() {
+    return this.events.map((e) => e.name);
+  }
+}
+
+// A stock socket.io client; mode is polling | websocket | upgrade. Resolves once connected.
+async function connectSio(srv, mode = 'upgrade', opts = {}) {
+  const socket = io(srv.url, { transports: TRANSPORTS[mode], reconnection: false, forceNew: true, timeout: 5000, ...opts });
+  const rec = new Recorder();
+  socket.onAny((name, ...args) => rec.push(name, args));
+  for (const name of ['connect', 'disconnect', 'connect_error']) socket.on(name, (...args) => rec.push(name, args));
+  const upgraded = new Promise((resolve) => socket.io.on('open', () => socket.io.engine.once('upgrade', (t) => resolve(t.name))));
+  await rec.take('connect');
+  return { socket, rec, upgraded, take: rec.take.bind(rec), // resolves [reply], like the arguments of an ack callback
+    ack: async (...args) => [await socket.timeout(10000).emitWithAck(...args)],
+  };
+}
+
+// A raw engine.io session on the socket.io path: the test speaks socket.io packets itself.
+async function rawEngine(srv, opts = {}) {
+  const socket = new EngineSocket(srv.url, { path: '/socket.io/', transports: ['websocket'], ...opts });
+  const rec = new Recorder();
+  socket.on('message', (m) => rec.push('message', [m]));
+  const closed = new Promise((resolve) => socket.once('close', (reason) => resolve(reason)));
+  await new Promise((resolve, reject) => {
+    socket.once('open', resolve);
+    socket.once('error', reject);
+  });
+  return { socket, rec, closed, take: (pred, ms) => rec.take('message', pred, ms).then((a) => a[0]) };
+}
+
+module.exports = { connectSio, rawEngine, Recorder, TRANSPORTS };
