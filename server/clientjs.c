@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <jansson.h>
+#include "eio_packet.h"
 
 /* One node per process: the fallback directory this process rendered into, removed at exit. */
 static struct {
@@ -104,6 +105,22 @@ static int put_value(sbuf_t *b, const ag_config_t *cfg, const char *name, size_t
         put_json(b, json_integer(c->reconnectRetries));
     } else if (IS("QUEUE_SIZE")) {
         put_json(b, json_integer(c->queueSize));
+    } else if (IS("PACKET_TYPES")) {
+        /* the engine.io packet types and separator come from the codec the server uses, so the two cannot drift */
+        static const struct {
+            const char *name;
+            int type;
+        } types[] = {{"open", AG_EIO_OPEN},       {"close", AG_EIO_CLOSE},     {"ping", AG_EIO_PING}, {"pong", AG_EIO_PONG},
+                     {"message", AG_EIO_MESSAGE}, {"upgrade", AG_EIO_UPGRADE}, {"noop", AG_EIO_NOOP}};
+        json_t *o = json_object();
+        for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+            char digit[2] = {(char)('0' + types[i].type), '\0'};
+            json_object_set_new(o, types[i].name, json_string(digit));
+        }
+        put_json(b, o);
+    } else if (IS("SEPARATOR")) {
+        char sep[2] = {AG_EIO_SEPARATOR, '\0'};
+        put_json(b, json_string(sep));
     } else {
         return AG_EINVAL;
     }

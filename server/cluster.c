@@ -30,7 +30,8 @@ struct st_ag_cluster_t {
     uint64_t ttl_ms;
     h2o_timeout_t refresh;
     h2o_timeout_entry_t refresh_entry;
-    ag_map_t routes; /* tag -> route_t* */
+    ag_map_t routes;      /* tag -> route_t* */
+    ag_map_t unreachable; /* tag -> (uintptr_t) ms when forwarding to it failed */
     h2o_http1client_ctx_t client_ctx;
     h2o_timeout_t io_timeout, ws_timeout;
     int client_ready;
@@ -185,6 +186,12 @@ int ag_cluster_route(h2o_req_t *req, const char *sid)
     if (h2o_find_header_by_str(&req->headers, H2O_STRLIT(AG_CLUSTER_FORWARDED_HEADER), -1) != -1 ||
         h2o_find_header_by_str(&req->headers, H2O_STRLIT(LOCAL_HEADER), -1) != -1)
         return 1;
+    /* its node refused the last forward: dead, though its route has not expired yet */
+    uintptr_t failed_at = (uintptr_t)ag_map_get(&c->unreachable, tag);
+    if (failed_at != 0 && h2o_now(s->loop) - failed_at < c->ttl_ms) {
+        handle_here(c, req);
+        return 0;
+    }
     route_t *rt = ag_map_get(&c->routes, tag);
     if (rt != NULL && h2o_now(s->loop) - rt->fetched_at < ROUTE_FRESH_MS) {
         forward(c, req, rt);
@@ -207,6 +214,22 @@ int ag_cluster_route(h2o_req_t *req, const char *sid)
     ag_redis_commandv(c->cmd, on_lookup, lk, "GET", key, NULL);
     free(key);
     return 0;
+}
+
+/* A forward that failed (h2o's proxy answers 502 when the owner refuses the connection): remember the owner as
+ * unreachable until its route expires, so the session's next request is answered here, as unknown. */
+static void on_setup_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t **slot)
+{
+    ag_cluster_t *c = ag_http_server(req)->cluster;
+    char tag[AG_CLUSTER_TAG_LEN + 1];
+    if (c != NULL && req->res.status == 502 && req->overrides != NULL && req->overrides->client_ctx == &c->client_ctx &&
+        ag_cluster_owner_of_sid(ag_http_query_param(req, "sid"), tag) == 0) {
+        uint64_t now = h2o_now(c->server->loop);
+        ag_map_set(&c->unreachable, tag, (void *)(uintptr_t)(now != 0 ? now : 1));
+        free(ag_map_del(&c->routes, tag));
+        ag_log(AG_LOG_WARN, "cluster", NULL, "node with sid tag %s unreachable: its sessions are unknown here", tag);
+    }
+    h2o_setup_next_ostream(req, slot);
 }
 
 /* The first handler on the engine.io path: takes requests for sids owned elsewhere, passes everything else on. */
@@ -307,6 +330,7 @@ int ag_cluster_init(ag_server_t *s, char *errbuf, size_t errlen)
     c->store = s->store;
     c->cmd = ag__store_redis_cmd(s->store);
     ag_map_init(&c->routes);
+    ag_map_init(&c->unreachable);
     h2o_linklist_init_anchor(&c->lookups);
     s->cluster = c;
     if (c->cmd == NULL)
@@ -348,6 +372,8 @@ void ag_cluster_register(ag_server_t *s)
     h2o_pathconf_t *pc = ag_server_register_path(s, s->config->servers.websocket.server.pathname);
     h2o_handler_t *h = h2o_create_handler(pc, sizeof(*h));
     h->on_req = on_req;
+    h2o_filter_t *f = h2o_create_filter(pc, sizeof(*f));
+    f->on_setup_ostream = on_setup_ostream;
 }
 
 void ag_cluster_listening(ag_server_t *s)
@@ -411,6 +437,7 @@ void ag_cluster_dispose(ag_server_t *s)
     for (size_t it = 0; ag_map_next(&c->routes, &it, &k, &v);)
         free(v);
     ag_map_dispose(&c->routes);
+    ag_map_dispose(&c->unreachable);
     free(c->route_key);
     /* the proxy timeouts may still hold live tunnels, which end with the process: keep them while they do */
     if (c->cmd == NULL) {

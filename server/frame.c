@@ -19,9 +19,13 @@ ag_frame_t *ag_frame_create(const void *data, size_t len, int binary)
 
 ag_frame_t *ag_frame_from_json(const json_t *obj)
 {
-    size_t len = json_dumpb(obj, NULL, 0, AG_JSON_FLAGS);
+    /* Most frames are small: encode once on the stack and copy, encoding twice (size, then bytes) only when larger. */
+    char buf[2048];
+    size_t len = json_dumpb(obj, buf, sizeof(buf), AG_JSON_FLAGS);
     if (len == 0)
         return NULL;
+    if (len <= sizeof(buf))
+        return ag_frame_create(buf, len, 0);
     ag_frame_t *f = malloc(sizeof(*f) + len + 1);
     if (f == NULL)
         return NULL;

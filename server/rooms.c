@@ -306,6 +306,18 @@ static void announce(ag_conn_t *c, const char *room, const char *what)
     ag_room_broadcast(c->server, room, msg);
 }
 
+static void join_subscribed(void *data, const char *err, json_t *res)
+{
+    op_t *op = data;
+    ag_conn_t *c = ag_conn_addref(op->c);
+    char room[512];
+    snprintf(room, sizeof(room), "%s", op->room);
+    op_finish(op, NULL);
+    if (!ag_conn_is_closed(c))
+        announce(c, room, "entered");
+    ag_conn_release(c);
+}
+
 static void join_added(void *data, const char *err, json_t *res)
 {
     op_t *op = data;
@@ -319,6 +331,11 @@ static void join_added(void *data, const char *err, json_t *res)
     }
     if (err == NULL && local_add(c, op->room) != AG_OK)
         err = "out of memory";
+    if (err == NULL && c->server->store->ops->subscribed != NULL) {
+        /* answered once this node hears the room (Redis): a say right after the reply must reach the new member */
+        c->server->store->ops->subscribed(c->server->store, join_subscribed, op);
+        return;
+    }
     char room[512];
     snprintf(room, sizeof(room), "%s", op->room);
     op_finish(op, err);

@@ -252,14 +252,22 @@ static void do_action(ag_conn_t *c, const json_t *msg, json_t *message_id)
 
 /* --- verbs --- */
 
+/* A string that may not be UTF-8 (query strings, headers): fallback when it is not. */
+static json_t *utf8_or(const char *s, const char *fallback)
+{
+    json_t *j = json_string(s);
+    return j != NULL ? j : json_string(fallback);
+}
+
 static json_t *details_view(ag_conn_t *c)
 {
     json_t *rooms = json_array();
     for (size_t i = 0; i < c->num_rooms; i++)
         json_array_append_new(rooms, json_string(c->rooms[i]));
-    return json_pack("{s:s,s:s,s:s,s:i,s:{},s:I,s:o,s:I,s:I}", "id", c->id, "fingerprint", c->fingerprint, "remoteIP", c->remote_ip,
-                     "remotePort", c->remote_port, "params", "connectedAt", (json_int_t)c->connected_at, "rooms", rooms,
-                     "totalActions", (json_int_t)c->total_actions, "pendingActions", (json_int_t)c->pending_actions);
+    return json_pack("{s:s,s:o,s:o,s:i,s:{},s:I,s:o,s:I,s:I}", "id", c->id, "fingerprint", utf8_or(c->fingerprint, c->id),
+                     "remoteIP", utf8_or(c->remote_ip, ""), "remotePort", c->remote_port, "params", "connectedAt",
+                     (json_int_t)c->connected_at, "rooms", rooms, "totalActions", (json_int_t)c->total_actions, "pendingActions",
+                     (json_int_t)c->pending_actions);
 }
 
 static void do_verb(ag_conn_t *c, const char *verb, json_t *rest, const json_t *message_id)

@@ -197,7 +197,9 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     ag_http_peer_info(req, w->ip, &port);
 
     const char *cookie = ag_http_cookie(req, cfg->servers.web.cookieKey);
-    if (cookie != NULL && cookie[0] != '\0') {
+    json_t *valid = cookie != NULL ? json_string(cookie) : NULL; /* a cookie that is not UTF-8 counts as absent */
+    json_decref(valid);
+    if (cookie != NULL && cookie[0] != '\0' && valid != NULL && strlen(cookie) <= 256) {
         w->fingerprint = strdup(cookie);
     } else {
         unsigned char rnd[20];

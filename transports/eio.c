@@ -3,6 +3,7 @@
  * logical connection sees. The transports themselves live in eio_polling.c, eio_ws.c and eio_sse.c.
  */
 #include "eio.h"
+#include "cluster.h"
 #include "socketio.h"
 
 #include <stdio.h>
@@ -123,7 +124,10 @@ static void conn_close(ag_conn_t *conn, void *self, const ag_disconnect_t *why)
 {
     ag__eio_session_t *s = self;
     s->why = why;
-    ag__eio_session_close(s, why->reason, 1);
+    /* The close packet means "closed on purpose, do not come back" (actiongate's client takes it so, like Primus's
+     * "primus::server::close"); a close the client should recover from (shutdown without destroyClientsOnShutdown,
+     * slow consumer) only ends the transport: a held GET gets a noop, then "Session ID unknown", and it reconnects. */
+    ag__eio_session_close(s, why->reason, !why->reconnect);
 }
 
 static const ag_transport_t conn_transport = {"websocket", conn_on_pending, conn_close};
@@ -308,7 +312,10 @@ void ag__eio_on_packet(ag__eio_session_t *s, ag__eio_transport_t *t, const ag_ei
         if (pkt->type == AG_EIO_PING && pkt->len == 5 && memcmp(pkt->data, "probe", 5) == 0) {
             ag__eio_out_t pong = {AG_EIO_PONG, NULL, "probe"};
             t->ops->send(t, &pong, 1);
-            on_noop_tick(&s->noop_tick);
+            /* the first noop goes out on the first tick, as engine.io does: a "5" read in the same batch as the
+             * "2probe" completes the upgrade first, and a GET that raced it is refused, not released */
+            if (!h2o_timeout_is_linked(&s->noop_tick))
+                h2o_timeout_link(s->server->loop, &ag__eio_node(s->server)->hundred_ms, &s->noop_tick);
         } else if (pkt->type == AG_EIO_UPGRADE) {
             do_upgrade(s);
         } else {
@@ -397,9 +404,11 @@ ag__eio_session_t *ag__eio_session_create(ag_server_t *server, h2o_req_t *req, a
     ag__eio_session_t *s = calloc(1, sizeof(*s));
     if (s == NULL)
         return NULL;
-    do
+    do {
         ag_eio_sid_generate(s->sid);
-    while (ag_map_get(&n->sessions, s->sid) != NULL);
+        /* the sid names its node, so any node can forward a request for it (server/cluster.h) */
+        ag_cluster_sid_stamp(server, s->sid);
+    } while (ag_map_get(&n->sessions, s->sid) != NULL);
     s->server = server;
     s->refcnt = 1; /* the table's */
     s->ping_timer.cb = on_ping_timer;

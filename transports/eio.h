@@ -129,7 +129,6 @@ struct st_ag__eio_held_t {
     int streaming, sending, final, done;
     size_t written;
     h2o_socket_t *watched; /* HTTP/1 socket watched for the client going away (polling GET) */
-    h2o_linklist_t watch_link;
 };
 ag__eio_held_t *ag__eio_held_create(h2o_req_t *req, void *owner, void (*on_proceed)(ag__eio_held_t *),
                                     void (*on_dispose)(ag__eio_held_t *, int));

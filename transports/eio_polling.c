@@ -7,6 +7,7 @@
  */
 #include "eio.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
@@ -24,29 +25,31 @@ typedef struct st_polling_t {
 
 /* h2o 2.2.5 stops reading an HTTP/1 socket while its response is held, so a client that goes away is noticed only
  * when a write fails. While a GET is held its socket is read here instead: EOF or an error means the client dropped
- * the GET. The list maps sockets back to held GETs (h2o owns sock->data); it is short and walked only on such events. */
-static h2o_linklist_t watched = {&watched, &watched};
+ * the GET. h2o owns sock->data, so a map from the socket's address finds the held GET. */
+static ag_map_t watched;
+
+static void sock_key(h2o_socket_t *sock, char key[32])
+{
+    snprintf(key, 32, "%p", (void *)sock);
+}
 
 static void unwatch(ag__eio_held_t *h, int stop_reading)
 {
     if (h->watched == NULL)
         return;
+    char key[32];
+    sock_key(h->watched, key);
     if (stop_reading)
         h2o_socket_read_stop(h->watched);
     h->watched = NULL;
-    h2o_linklist_unlink(&h->watch_link);
+    ag_map_del(&watched, key);
 }
 
 static void on_watched_read(h2o_socket_t *sock, const char *err)
 {
-    ag__eio_held_t *h = NULL;
-    for (h2o_linklist_t *l = watched.next; l != &watched; l = l->next) {
-        ag__eio_held_t *x = H2O_STRUCT_FROM_MEMBER(ag__eio_held_t, watch_link, l);
-        if (x->watched == sock) {
-            h = x;
-            break;
-        }
-    }
+    char key[32];
+    sock_key(sock, key);
+    ag__eio_held_t *h = ag_map_get(&watched, key);
     h2o_socket_read_stop(sock);
     if (h == NULL)
         return;
@@ -63,8 +66,11 @@ static void watch(ag__eio_held_t *h)
     h2o_socket_t *sock = h->req->conn->callbacks->get_socket(h->req->conn);
     if (sock == NULL)
         return;
+    char key[32];
+    sock_key(sock, key);
+    if (ag_map_set(&watched, key, h) != AG_OK)
+        return;
     h->watched = sock;
-    h2o_linklist_insert(&watched, &h->watch_link);
     h2o_socket_read_start(sock, on_watched_read);
 }
 
@@ -254,10 +260,19 @@ static void polling_close(ag__eio_transport_t *t)
     polling_t *p = (polling_t *)t;
     p->closed = 1;
     ag__eio_held_t *h = p->get;
-    if (h != NULL) {
-        p->get = NULL;
-        ag__eio_held_respond(h, "6", 1);
+    if (h == NULL)
+        return;
+    p->get = NULL;
+    if (t->session->upgraded && !t->session->closed) {
+        /* a GET that raced the upgrade belongs to a transport that is gone */
+        h2o_req_t *req = h->req;
+        unwatch(h, 1);
+        h->done = 1;
+        if (req != NULL)
+            ag__eio_respond_error(req, AG_EIO_ERR_BAD_REQUEST);
+        return;
     }
+    ag__eio_held_respond(h, "6", 1);
 }
 
 static const ag__eio_transport_ops_t polling_ops = {AG__EIO_POLLING, "polling", polling_writable, polling_send, polling_close};

@@ -27,6 +27,8 @@ typedef struct st_sse_t {
     sse_event_t **ring; /* the last events written, oldest first from ring_head */
     size_t ring_cap, ring_head, ring_len, ring_bytes;
     h2o_timeout_entry_t keepalive;
+    /* the stream's URL carries the sid: an EventSource reconnect comes back to this session, so it may be recycled */
+    int recyclable;
 } sse_t;
 
 static void ring_drop_oldest(sse_t *x)
@@ -99,7 +101,7 @@ static void write_stream(sse_t *x, const char *data, size_t len)
     }
     ag__eio_held_write(h, data, len);
     arm_keepalive(x);
-    if (h->written + h->acc.len >= (size_t)cfg->servers.websocket.server.sse.recycleBytes) {
+    if (x->recyclable && h->written + h->acc.len >= (size_t)cfg->servers.websocket.server.sse.recycleBytes) {
         /* recycle: end cleanly; EventSource reconnects with Last-Event-ID */
         x->stream = NULL;
         ag__eio_held_finish(h);
@@ -215,6 +217,7 @@ static void attach(sse_t *x, h2o_req_t *req)
     if (x->stream != NULL)
         end_stream(x); /* a newer stream replaces the older one */
     ag__eio_session_addref(s);
+    x->recyclable = ag_http_query_param(req, "sid") != NULL;
     ag__eio_held_t *h = ag__eio_held_create(req, x, stream_proceed, stream_dispose);
     ag__eio_add_common_headers(req);
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("text/event-stream; charset=utf-8"));

@@ -41,6 +41,9 @@ struct st_ag_ws_t {
     struct wslay_event_callbacks _wslay_cb;
     void (*_h2o_on_msg)(wslay_event_context_ptr, const struct wslay_event_on_msg_recv_arg *, void *);
     ssize_t (*_h2o_recv)(wslay_event_context_ptr, uint8_t *, size_t, int, void *);
+    ssize_t (*_h2o_send)(wslay_event_context_ptr, const uint8_t *, size_t, int, void *);
+    uint8_t _out_hdr[14]; /* a frame header held back to leave in one write with its payload */
+    uint8_t _out_hdr_len;
     size_t _max_message;
     h2o_timeout_entry_t _flush;
     h2o_timeout_entry_t _close_deadline;

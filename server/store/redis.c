@@ -7,42 +7,22 @@
  *   P nodemembers:<node>     SET   "<conn id> <room>": what to remove when <node> dies
  *   P cache:<key>            HASH  value (JSON text), createdAt, expireTimestamp, readAt; PEXPIREAT when it expires
  *   P nodes                  SET   node ids that registered
- *   P node:<id>              STRING the node's "host:port", PX redis.nodeTtl: the node's heartbeat
+ *   P node:<id>              STRING "<sid tag> <host:port>", PX redis.nodeTtl: the node's heartbeat
+ *   P route:<sid tag>        STRING "host:port", PX redis.nodeTtl: written by server/cluster.c
  * Channels: P<channel> for the session layer's channels; P_ctl for the stores themselves (room deletions);
- * P_cluster and P_node:<id> for server/cluster.c.
+ * P_cluster for server/cluster.c.
  *
- * Every node refreshes its heartbeat key every nodeTtl/3 and runs the reaper script: a registered node whose key
- * expired is dead, and its members are removed from every room (atomically, by whichever live node runs it first).
- * What this node added (its members, the rooms it created or asked for) is mirrored locally and written again when
- * Redis comes back empty (restart without persistence) or this node's key had expired (it was taken for dead).
+ * The heartbeat, the dead-node reaper and the resync live in redis_nodes.c. What this node added (its members, the
+ * rooms it created or asked for) is mirrored locally so that it can be written again after Redis lost it.
  */
 #include "store.h"
 
-#include <sys/time.h>
-#include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "common.h"
 #include "redis_adapter.h"
-
-typedef struct st_redis_store_t {
-    ag_store_t super;
-    h2o_evloop_t *loop;
-    ag_redis_t *cmd, *sub;
-    char *prefix;
-    char node_id[64];
-    char address[300];
-    uint64_t node_ttl_ms;
-    h2o_timeout_t beat;
-    h2o_timeout_entry_t beat_entry;
-    ag_map_t local_members; /* "<conn> <room>" -> strdup'ed details JSON */
-    ag_map_t local_rooms;   /* room -> (void*)1 */
-    ag_map_t subs;          /* channel (unprefixed) -> (void*)1 */
-    int down_logged;
-    ag__store_redis_hook_cb hook;
-    void *hook_data;
-} redis_store_t;
+#include "redis_store.h"
 
 /* --- scripts --- */
 
@@ -79,32 +59,10 @@ static const char LUA_CACHE_LOAD[] = "local v = redis.call('HMGET', KEYS[1], 'va
 
 static const char LUA_CACHE_SIZE[] = "return #redis.call('KEYS', ARGV[1])";
 
-static const char LUA_BEAT[] = "local existed = redis.call('EXISTS', KEYS[1]) "
-                               "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) "
-                               "redis.call('SADD', KEYS[2], ARGV[3]) return existed";
-
-static const char LUA_REAP[] = "local dead = {} for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do "
-                               "if redis.call('EXISTS', ARGV[1] .. 'node:' .. id) == 0 then "
-                               "local idx = ARGV[1] .. 'nodemembers:' .. id "
-                               "for _, e in ipairs(redis.call('SMEMBERS', idx)) do "
-                               "local sp = string.find(e, ' ', 1, true) if sp then "
-                               "redis.call('HDEL', ARGV[1] .. 'members:' .. string.sub(e, sp + 1), string.sub(e, 1, sp - 1)) "
-                               "end end redis.call('DEL', idx) redis.call('SREM', KEYS[1], id) dead[#dead + 1] = id end end "
-                               "return dead";
-
-static const char LUA_LEAVE[] = "for _, e in ipairs(redis.call('SMEMBERS', KEYS[3])) do "
-                                "local sp = string.find(e, ' ', 1, true) if sp then "
-                                "redis.call('HDEL', ARGV[1] .. 'members:' .. string.sub(e, sp + 1), string.sub(e, 1, sp - 1)) "
-                                "end end redis.call('DEL', KEYS[3], KEYS[1]) redis.call('SREM', KEYS[2], ARGV[2]) "
-                                "if ARGV[3] ~= '' then redis.call('DEL', ARGV[3]) end return 1";
-
-static const char LUA_RESYNC[] = "redis.call('SADD', KEYS[1], ARGV[1]) redis.call('HSET', KEYS[2], ARGV[2], ARGV[3]) "
-                                 "redis.call('SADD', KEYS[3], ARGV[2] .. ' ' .. ARGV[1]) return 1";
-
 /* --- helpers --- */
 
 /* A key or channel: prefix + parts, heap-allocated. */
-static char *pkey(redis_store_t *s, const char *a, const char *b)
+char *ag__redis_pkey(ag__redis_store_t *s, const char *a, const char *b)
 {
     size_t n = strlen(s->prefix) + strlen(a) + (b != NULL ? strlen(b) : 0) + 1;
     char *k = malloc(n);
@@ -114,14 +72,14 @@ static char *pkey(redis_store_t *s, const char *a, const char *b)
 }
 
 typedef struct st_req_t {
-    redis_store_t *s;
+    ag__redis_store_t *s;
     ag_store_cb cb;
     void *data;
     char *a, *b; /* op-specific copies (room, key, member entry) */
     char *details;
 } req_t;
 
-static req_t *req_new(redis_store_t *s, ag_store_cb cb, void *data)
+static req_t *req_new(ag__redis_store_t *s, ag_store_cb cb, void *data)
 {
     req_t *r = calloc(1, sizeof(*r));
     if (r != NULL) {
@@ -148,8 +106,8 @@ static void answer(ag_store_cb cb, void *data, const char *err, json_t *result)
 }
 
 /* EVAL with a script, keys and args (all NUL-terminated; args may be NULL-terminated lists). */
-static void eval(redis_store_t *s, ag_redis_reply_cb cb, void *data, const char *script, int nkeys, const char **keys, int nargs,
-                 const char **args)
+void ag__redis_eval(ag__redis_store_t *s, ag_redis_reply_cb cb, void *data, const char *script, int nkeys, const char **keys,
+                    int nargs, const char **args)
 {
     const char *argv[16];
     size_t lens[16];
@@ -168,12 +126,12 @@ static void eval(redis_store_t *s, ag_redis_reply_cb cb, void *data, const char 
     ag_redis_command(s->cmd, cb, data, argc, argv, lens);
 }
 
-static int reply_int(const redisReply *r)
+int ag__redis_reply_int(const redisReply *r)
 {
     return r != NULL && r->type == REDIS_REPLY_INTEGER ? (int)r->integer : -1;
 }
 
-static void note_error(redis_store_t *s, const char *err)
+static void note_error(ag__redis_store_t *s, const char *err)
 {
     if (err != NULL && !ag_redis_is_up(s->cmd) && !s->down_logged) {
         s->down_logged = 1;
@@ -189,7 +147,7 @@ static void on_room_add(void *_r, const char *err, redisReply *reply)
     note_error(r->s, err);
     if (err == NULL)
         ag_map_set(&r->s->local_rooms, r->a, (void *)1);
-    if (err == NULL && reply_int(reply) == 0)
+    if (err == NULL && ag__redis_reply_int(reply) == 0)
         err = "room exists";
     answer(r->cb, r->data, err, json_true());
     req_free(r);
@@ -197,9 +155,9 @@ static void on_room_add(void *_r, const char *err, redisReply *reply)
 
 static void room_add(ag_store_t *store, const char *room, ag_store_cb cb, void *data)
 {
-    redis_store_t *s = (void *)store;
+    ag__redis_store_t *s = (void *)store;
     req_t *r = req_new(s, cb, data);
-    char *k = pkey(s, "rooms", NULL);
+    char *k = ag__redis_pkey(s, "rooms", NULL);
     if (r == NULL || k == NULL || (r->a = strdup(room)) == NULL) {
         free(k);
         if (r != NULL)
@@ -211,11 +169,11 @@ static void room_add(ag_store_t *store, const char *room, ag_store_cb cb, void *
     free(k);
 }
 
-static void publish_ctl(redis_store_t *s, const char *type, const char *room)
+static void publish_ctl(ag__redis_store_t *s, const char *type, const char *room)
 {
     json_t *msg = json_pack("{s:s,s:s,s:s}", "type", type, "room", room, "node", s->node_id);
     char *text = msg != NULL ? json_dumps(msg, JSON_COMPACT) : NULL;
-    char *ch = pkey(s, "_ctl", NULL);
+    char *ch = ag__redis_pkey(s, "_ctl", NULL);
     if (text != NULL && ch != NULL)
         ag_redis_commandv(s->cmd, NULL, NULL, "PUBLISH", ch, text, NULL);
     free(ch);
@@ -223,7 +181,7 @@ static void publish_ctl(redis_store_t *s, const char *type, const char *room)
     json_decref(msg);
 }
 
-static void forget_room(redis_store_t *s, const char *room)
+static void forget_room(ag__redis_store_t *s, const char *room)
 {
     ag_map_del(&s->local_rooms, room);
     const char *k;
@@ -240,7 +198,7 @@ static void on_room_del(void *_r, const char *err, redisReply *reply)
 {
     req_t *r = _r;
     note_error(r->s, err);
-    if (err == NULL && reply_int(reply) == 0)
+    if (err == NULL && ag__redis_reply_int(reply) == 0)
         err = "room does not exist";
     if (err == NULL) {
         forget_room(r->s, r->a);
@@ -252,16 +210,16 @@ static void on_room_del(void *_r, const char *err, redisReply *reply)
 
 static void room_del(ag_store_t *store, const char *room, ag_store_cb cb, void *data)
 {
-    redis_store_t *s = (void *)store;
+    ag__redis_store_t *s = (void *)store;
     req_t *r = req_new(s, cb, data);
-    char *k1 = pkey(s, "rooms", NULL), *k2 = pkey(s, "members:", room);
+    char *k1 = ag__redis_pkey(s, "rooms", NULL), *k2 = ag__redis_pkey(s, "members:", room);
     if (r == NULL || k1 == NULL || k2 == NULL || (r->a = strdup(room)) == NULL) {
         if (r != NULL)
             req_free(r);
         answer(cb, data, "out of memory", NULL);
     } else {
         const char *keys[] = {k1, k2}, *args[] = {room, s->prefix, s->node_id};
-        eval(s, on_room_del, r, LUA_ROOM_DEL, 2, keys, 3, args);
+        ag__redis_eval(s, on_room_del, r, LUA_ROOM_DEL, 2, keys, 3, args);
     }
     free(k1);
     free(k2);
@@ -271,15 +229,15 @@ static void on_bool(void *_r, const char *err, redisReply *reply)
 {
     req_t *r = _r;
     note_error(r->s, err);
-    answer(r->cb, r->data, err, json_boolean(reply_int(reply) > 0));
+    answer(r->cb, r->data, err, json_boolean(ag__redis_reply_int(reply) > 0));
     req_free(r);
 }
 
 static void room_exists(ag_store_t *store, const char *room, ag_store_cb cb, void *data)
 {
-    redis_store_t *s = (void *)store;
+    ag__redis_store_t *s = (void *)store;
     req_t *r = req_new(s, cb, data);
-    char *k = pkey(s, "rooms", NULL);
+    char *k = ag__redis_pkey(s, "rooms", NULL);
     if (r == NULL || k == NULL) {
         free(r);
         answer(cb, data, "out of memory", NULL);
@@ -304,9 +262,9 @@ static void on_room_list(void *_r, const char *err, redisReply *reply)
 
 static void room_list(ag_store_t *store, ag_store_cb cb, void *data)
 {
-    redis_store_t *s = (void *)store;
+    ag__redis_store_t *s = (void *)store;
     req_t *r = req_new(s, cb, data);
-    char *k = pkey(s, "rooms", NULL);
+    char *k = ag__redis_pkey(s, "rooms", NULL);
     if (r == NULL || k == NULL) {
         free(r);
         answer(cb, data, "out of memory", NULL);
@@ -318,7 +276,7 @@ static void room_list(ag_store_t *store, ag_store_cb cb, void *data)
 
 /* --- membership --- */
 
-static const char *node_of(redis_store_t *s, const json_t *details)
+static const char *node_of(ag__redis_store_t *s, const json_t *details)
 {
     const char *n = json_string_value(json_object_get(details, "node"));
     return n != NULL ? n : s->node_id;
@@ -328,7 +286,7 @@ static void on_member_add(void *_r, const char *err, redisReply *reply)
 {
     req_t *r = _r;
     note_error(r->s, err);
-    if (err == NULL && reply_int(reply) == 0)
+    if (err == NULL && ag__redis_reply_int(reply) == 0)
         err = "room does not exist";
     if (err == NULL && r->details != NULL) {
         free(ag_map_del(&r->s->local_members, r->a));
@@ -341,11 +299,12 @@ static void on_member_add(void *_r, const char *err, redisReply *reply)
 
 static void member_add(ag_store_t *store, const char *room, const char *conn_id, const json_t *details, ag_store_cb cb, void *data)
 {
-    redis_store_t *s = (void *)store;
+    ag__redis_store_t *s = (void *)store;
     req_t *r = req_new(s, cb, data);
     char *text = json_dumps(details, JSON_COMPACT | JSON_ENCODE_ANY);
     const char *node = node_of(s, details);
-    char *k1 = pkey(s, "rooms", NULL), *k2 = pkey(s, "members:", room), *k3 = pkey(s, "nodemembers:", node);
+    char *k1 = ag__redis_pkey(s, "rooms", NULL), *k2 = ag__redis_pkey(s, "members:", room),
+         *k3 = ag__redis_pkey(s, "nodemembers:", node);
     size_t elen = strlen(conn_id) + strlen(room) + 2;
     if (r == NULL || text == NULL || k1 == NULL || k2 == NULL || k3 == NULL || (r->a = malloc(elen)) == NULL) {
         if (r != NULL)
@@ -357,7 +316,7 @@ static void member_add(ag_store_t *store, const char *room, const char *conn_id,
         /* only this node's own members are written again after Redis lost them */
         if (strcmp(node, s->node_id) == 0)
             r->details = strdup(text);
-        eval(s, on_member_add, r, LUA_MEMBER_ADD, 3, keys, 3, args);
+        ag__redis_eval(s, on_member_add, r, LUA_MEMBER_ADD, 3, keys, 3, args);
     }
     free(text);
     free(k1);
@@ -367,9 +326,9 @@ static void member_add(ag_store_t *store, const char *room, const char *conn_id,
 
 static void member_del(ag_store_t *store, const char *room, const char *conn_id, ag_store_cb cb, void *data)
 {
-    redis_store_t *s = (void *)store;
+    ag__redis_store_t *s = (void *)store;
     req_t *r = req_new(s, cb, data);
-    char *k = pkey(s, "members:", room);
+    char *k = ag__redis_pkey(s, "members:", room);
     size_t elen = strlen(conn_id) + strlen(room) + 2;
     char *entry = malloc(elen);
     if (r == NULL || k == NULL || entry == NULL) {
@@ -380,7 +339,7 @@ static void member_del(ag_store_t *store, const char *room, const char *conn_id,
         /* forgotten locally whatever Redis says: a connection that left must not come back on a resync */
         free(ag_map_del(&s->local_members, entry));
         const char *keys[] = {k}, *args[] = {conn_id, room, s->prefix, s->node_id};
-        eval(s, on_bool, r, LUA_MEMBER_DEL, 1, keys, 4, args);
+        ag__redis_eval(s, on_bool, r, LUA_MEMBER_DEL, 1, keys, 4, args);
     }
     free(entry);
     free(k);
@@ -408,15 +367,15 @@ static void on_members(void *_r, const char *err, redisReply *reply)
 
 static void members(ag_store_t *store, const char *room, ag_store_cb cb, void *data)
 {
-    redis_store_t *s = (void *)store;
+    ag__redis_store_t *s = (void *)store;
     req_t *r = req_new(s, cb, data);
-    char *k1 = pkey(s, "rooms", NULL), *k2 = pkey(s, "members:", room);
+    char *k1 = ag__redis_pkey(s, "rooms", NULL), *k2 = ag__redis_pkey(s, "members:", room);
     if (r == NULL || k1 == NULL || k2 == NULL) {
         free(r);
         answer(cb, data, "out of memory", NULL);
     } else {
         const char *keys[] = {k1, k2}, *args[] = {room};
-        eval(s, on_members, r, LUA_MEMBERS, 2, keys, 1, args);
+        ag__redis_eval(s, on_members, r, LUA_MEMBERS, 2, keys, 1, args);
     }
     free(k1);
     free(k2);
@@ -426,9 +385,9 @@ static void members(ag_store_t *store, const char *room, ag_store_cb cb, void *d
 
 static void cache_save(ag_store_t *store, const char *key, const json_t *value, uint64_t expire_ms, ag_store_cb cb, void *data)
 {
-    redis_store_t *s = (void *)store;
+    ag__redis_store_t *s = (void *)store;
     req_t *r = req_new(s, cb, data);
-    char *k = pkey(s, "cache:", key);
+    char *k = ag__redis_pkey(s, "cache:", key);
     char *text = json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY);
     if (r == NULL || k == NULL || text == NULL) {
         free(r);
@@ -439,7 +398,7 @@ static void cache_save(ag_store_t *store, const char *key, const json_t *value, 
         if (expire_ms != 0)
             snprintf(exp, sizeof(exp), "%llu", (unsigned long long)expire_ms);
         const char *keys[] = {k}, *args[] = {text, now, exp};
-        eval(s, on_bool, r, LUA_CACHE_SAVE, 1, keys, 3, args);
+        ag__redis_eval(s, on_bool, r, LUA_CACHE_SAVE, 1, keys, 3, args);
     }
     free(text);
     free(k);
@@ -477,9 +436,9 @@ static void on_cache_load(void *_r, const char *err, redisReply *reply)
 
 static void cache_load(ag_store_t *store, const char *key, ag_store_cb cb, void *data)
 {
-    redis_store_t *s = (void *)store;
+    ag__redis_store_t *s = (void *)store;
     req_t *r = req_new(s, cb, data);
-    char *k = pkey(s, "cache:", key);
+    char *k = ag__redis_pkey(s, "cache:", key);
     char now[24];
     snprintf(now, sizeof(now), "%llu", (unsigned long long)ag_now_ms());
     if (r == NULL || k == NULL || (r->a = strdup(key)) == NULL || (r->b = strdup(now)) == NULL) {
@@ -488,16 +447,16 @@ static void cache_load(ag_store_t *store, const char *key, ag_store_cb cb, void 
         answer(cb, data, "out of memory", NULL);
     } else {
         const char *keys[] = {k}, *args[] = {now};
-        eval(s, on_cache_load, r, LUA_CACHE_LOAD, 1, keys, 1, args);
+        ag__redis_eval(s, on_cache_load, r, LUA_CACHE_LOAD, 1, keys, 1, args);
     }
     free(k);
 }
 
 static void cache_del(ag_store_t *store, const char *key, ag_store_cb cb, void *data)
 {
-    redis_store_t *s = (void *)store;
+    ag__redis_store_t *s = (void *)store;
     req_t *r = req_new(s, cb, data);
-    char *k = pkey(s, "cache:", key);
+    char *k = ag__redis_pkey(s, "cache:", key);
     if (r == NULL || k == NULL) {
         free(r);
         answer(cb, data, "out of memory", NULL);
@@ -511,13 +470,13 @@ static void on_int(void *_r, const char *err, redisReply *reply)
 {
     req_t *r = _r;
     note_error(r->s, err);
-    answer(r->cb, r->data, err, json_integer(reply_int(reply)));
+    answer(r->cb, r->data, err, json_integer(ag__redis_reply_int(reply)));
     req_free(r);
 }
 
 static void cache_size(ag_store_t *store, ag_store_cb cb, void *data)
 {
-    redis_store_t *s = (void *)store;
+    ag__redis_store_t *s = (void *)store;
     req_t *r = req_new(s, cb, data);
     /* the prefix is literal text in a glob pattern */
     char pattern[512];
@@ -533,12 +492,12 @@ static void cache_size(ag_store_t *store, ag_store_cb cb, void *data)
         return;
     }
     const char *args[] = {pattern};
-    eval(s, on_int, r, LUA_CACHE_SIZE, 0, NULL, 1, args);
+    ag__redis_eval(s, on_int, r, LUA_CACHE_SIZE, 0, NULL, 1, args);
 }
 
 /* --- pub/sub --- */
 
-static void dispatch(redis_store_t *s, const char *name, const char *payload, size_t len);
+static void dispatch(ag__redis_store_t *s, const char *name, const char *payload, size_t len);
 
 static void on_published(void *_r, const char *err, redisReply *reply)
 {
@@ -550,7 +509,7 @@ static void on_published(void *_r, const char *err, redisReply *reply)
 
 static void publish(ag_store_t *store, const char *channel, const char *payload, size_t len, ag_store_cb cb, void *data)
 {
-    redis_store_t *s = (void *)store;
+    ag__redis_store_t *s = (void *)store;
     if (!ag_redis_is_up(s->cmd)) {
         /* Redis is away: this node's own members still hear each other */
         note_error(s, "redis unavailable");
@@ -560,7 +519,7 @@ static void publish(ag_store_t *store, const char *channel, const char *payload,
         return;
     }
     req_t *r = req_new(s, cb, data);
-    char *ch = pkey(s, channel, NULL);
+    char *ch = ag__redis_pkey(s, channel, NULL);
     if (r == NULL || ch == NULL) {
         free(r);
         answer(cb, data, "out of memory", NULL);
@@ -574,8 +533,8 @@ static void publish(ag_store_t *store, const char *channel, const char *payload,
 
 static void subscribe(ag_store_t *store, const char *channel)
 {
-    redis_store_t *s = (void *)store;
-    char *ch = pkey(s, channel, NULL);
+    ag__redis_store_t *s = (void *)store;
+    char *ch = ag__redis_pkey(s, channel, NULL);
     if (ch == NULL)
         return;
     ag_map_set(&s->subs, channel, (void *)1);
@@ -585,8 +544,8 @@ static void subscribe(ag_store_t *store, const char *channel)
 
 static void unsubscribe(ag_store_t *store, const char *channel)
 {
-    redis_store_t *s = (void *)store;
-    char *ch = pkey(s, channel, NULL);
+    ag__redis_store_t *s = (void *)store;
+    char *ch = ag__redis_pkey(s, channel, NULL);
     if (ch == NULL)
         return;
     ag_map_del(&s->subs, channel);
@@ -594,7 +553,32 @@ static void unsubscribe(ag_store_t *store, const char *channel)
     free(ch);
 }
 
-static void on_ctl(redis_store_t *s, const char *payload, size_t len)
+typedef struct st_sub_wait_t {
+    ag_store_cb cb;
+    void *data;
+} sub_wait_t;
+
+static void on_subscribed(void *data)
+{
+    sub_wait_t *w = data;
+    answer(w->cb, w->data, NULL, json_true());
+    free(w);
+}
+
+static void subscribed(ag_store_t *store, ag_store_cb cb, void *data)
+{
+    ag__redis_store_t *s = (void *)store;
+    sub_wait_t *w = malloc(sizeof(*w));
+    if (w == NULL) {
+        answer(cb, data, NULL, json_true());
+        return;
+    }
+    w->cb = cb;
+    w->data = data;
+    ag_redis_when_subscribed(s->sub, on_subscribed, w);
+}
+
+static void on_ctl(ag__redis_store_t *s, const char *payload, size_t len)
 {
     json_t *msg = json_loadb(payload, len, 0, NULL);
     const char *type = json_string_value(json_object_get(msg, "type"));
@@ -604,7 +588,7 @@ static void on_ctl(redis_store_t *s, const char *payload, size_t len)
     json_decref(msg);
 }
 
-static void dispatch(redis_store_t *s, const char *name, const char *payload, size_t len)
+static void dispatch(ag__redis_store_t *s, const char *name, const char *payload, size_t len)
 {
     if (strcmp(name, "_ctl") == 0)
         on_ctl(s, payload, len);
@@ -616,104 +600,27 @@ static void dispatch(redis_store_t *s, const char *name, const char *payload, si
 
 static void on_message(void *data, const char *channel, size_t chlen, const char *payload, size_t len)
 {
-    redis_store_t *s = data;
+    ag__redis_store_t *s = data;
     size_t plen = strlen(s->prefix);
     if (chlen > plen && memcmp(channel, s->prefix, plen) == 0)
         dispatch(s, channel + plen, payload, len);
 }
 
-/* --- heartbeat, reaper, resync --- */
-
-static void resync(redis_store_t *s)
-{
-    const char *k;
-    void *v;
-    char *rooms = pkey(s, "rooms", NULL), *idx = pkey(s, "nodemembers:", s->node_id);
-    if (rooms == NULL || idx == NULL)
-        goto out;
-    for (size_t it = 0; ag_map_next(&s->local_rooms, &it, &k, &v);)
-        ag_redis_commandv(s->cmd, NULL, NULL, "SADD", rooms, k, NULL);
-    for (size_t it = 0; ag_map_next(&s->local_members, &it, &k, &v);) {
-        const char *sp = strchr(k, ' ');
-        char conn[128];
-        if (sp == NULL || (size_t)(sp - k) >= sizeof(conn))
-            continue;
-        memcpy(conn, k, (size_t)(sp - k));
-        conn[sp - k] = '\0';
-        char *mk = pkey(s, "members:", sp + 1);
-        if (mk == NULL)
-            continue;
-        const char *keys[] = {rooms, mk, idx}, *args[] = {sp + 1, conn, v};
-        eval(s, NULL, NULL, LUA_RESYNC, 3, keys, 3, args);
-        free(mk);
-    }
-    ag_log(AG_LOG_INFO, "redis", NULL, "node %s registered (%zu rooms, %zu members written)", s->node_id, s->local_rooms.size,
-           s->local_members.size);
-out:
-    free(rooms);
-    free(idx);
-}
-
-static void on_reaped(void *data, const char *err, redisReply *reply)
-{
-    redis_store_t *s = data;
-    if (err != NULL || reply->type != REDIS_REPLY_ARRAY)
-        return;
-    for (size_t i = 0; i < reply->elements; i++) {
-        if (reply->element[i]->type != REDIS_REPLY_STRING)
-            continue;
-        ag_log(AG_LOG_WARN, "redis", NULL, "node %s missed its heartbeat: its members left their rooms", reply->element[i]->str);
-        if (s->hook != NULL)
-            s->hook(s->hook_data, "_dead", reply->element[i]->str, reply->element[i]->len);
-    }
-}
-
-static void on_beat(void *data, const char *err, redisReply *reply)
-{
-    redis_store_t *s = data;
-    if (err != NULL)
-        return;
-    /* our key was missing: Redis restarted empty, or the others took us for dead and removed our members */
-    if (reply_int(reply) == 0)
-        resync(s);
-    char *nodes = pkey(s, "nodes", NULL);
-    if (nodes != NULL) {
-        const char *keys[] = {nodes}, *args[] = {s->prefix};
-        eval(s, on_reaped, s, LUA_REAP, 1, keys, 1, args);
-    }
-    free(nodes);
-}
-
-static void beat(redis_store_t *s)
-{
-    if (!ag_redis_is_up(s->cmd))
-        return;
-    char *k1 = pkey(s, "node:", s->node_id), *k2 = pkey(s, "nodes", NULL);
-    char ttl[24];
-    snprintf(ttl, sizeof(ttl), "%llu", (unsigned long long)s->node_ttl_ms);
-    if (k1 != NULL && k2 != NULL) {
-        const char *keys[] = {k1, k2}, *args[] = {s->address, ttl, s->node_id};
-        eval(s, on_beat, s, LUA_BEAT, 2, keys, 3, args);
-    }
-    free(k1);
-    free(k2);
-}
-
 static void on_beat_timer(h2o_timeout_entry_t *entry)
 {
-    redis_store_t *s = H2O_STRUCT_FROM_MEMBER(redis_store_t, beat_entry, entry);
-    beat(s);
+    ag__redis_store_t *s = H2O_STRUCT_FROM_MEMBER(ag__redis_store_t, beat_entry, entry);
+    ag__redis_store_beat(s);
     h2o_timeout_link(s->loop, &s->beat, &s->beat_entry);
 }
 
 static void on_cmd_state(void *data, int up)
 {
-    redis_store_t *s = data;
+    ag__redis_store_t *s = data;
     if (up) {
         if (s->down_logged)
             ag_log(AG_LOG_WARN, "redis", NULL, "store available again");
         s->down_logged = 0;
-        beat(s);
+        ag__redis_store_beat(s);
         if (s->hook != NULL)
             s->hook(s->hook_data, "_up", "", 0);
     } else if (!s->down_logged) {
@@ -726,7 +633,7 @@ static void on_cmd_state(void *data, int up)
 
 static void destroy(ag_store_t *store)
 {
-    redis_store_t *s = (void *)store;
+    ag__redis_store_t *s = (void *)store;
     if (h2o_timeout_is_linked(&s->beat_entry))
         h2o_timeout_unlink(&s->beat_entry);
     h2o_timeout_dispose(s->loop, &s->beat);
@@ -758,7 +665,8 @@ static const ag_store_ops_t ops = {.name = "redis",
                                    .cache_size = cache_size,
                                    .publish = publish,
                                    .subscribe = subscribe,
-                                   .unsubscribe = unsubscribe};
+                                   .unsubscribe = unsubscribe,
+                                   .subscribed = subscribed};
 
 ag_store_t *ag_store_redis_create(h2o_evloop_t *loop, const ag_store_redis_options_t *o, char *errbuf, size_t errlen)
 {
@@ -767,7 +675,7 @@ ag_store_t *ag_store_redis_create(h2o_evloop_t *loop, const ag_store_redis_optio
         snprintf(errbuf, errlen, "redis.url: not redis://[:password@]host[:port][/db]: %s", o->url);
         return NULL;
     }
-    redis_store_t *s = calloc(1, sizeof(*s));
+    ag__redis_store_t *s = calloc(1, sizeof(*s));
     if (s == NULL || (s->prefix = strdup(o->prefix != NULL ? o->prefix : "actiongate:")) == NULL) {
         free(s);
         snprintf(errbuf, errlen, "out of memory");
@@ -790,7 +698,7 @@ ag_store_t *ag_store_redis_create(h2o_evloop_t *loop, const ag_store_redis_optio
     ro.on_state = NULL;
     ro.on_message = on_message;
     s->sub = ag_redis_create(&ro);
-    char *ctl = pkey(s, "_ctl", NULL);
+    char *ctl = ag__redis_pkey(s, "_ctl", NULL);
     if (s->cmd == NULL || s->sub == NULL || ctl == NULL || ag_redis_subscribe(s->sub, ctl) != 0) {
         free(ctl);
         destroy(&s->super);
@@ -807,35 +715,35 @@ ag_store_t *ag_store_redis_create(h2o_evloop_t *loop, const ag_store_redis_optio
 
 /* --- for server/cluster.c --- */
 
-static redis_store_t *as_redis(ag_store_t *store)
+static ag__redis_store_t *as_redis(ag_store_t *store)
 {
-    return store != NULL && store->ops == &ops ? (redis_store_t *)store : NULL;
+    return store != NULL && store->ops == &ops ? (ag__redis_store_t *)store : NULL;
 }
 
 ag_redis_t *ag__store_redis_cmd(ag_store_t *store)
 {
-    redis_store_t *s = as_redis(store);
+    ag__redis_store_t *s = as_redis(store);
     return s != NULL ? s->cmd : NULL;
 }
 
 const char *ag__store_redis_prefix(ag_store_t *store)
 {
-    redis_store_t *s = as_redis(store);
+    ag__redis_store_t *s = as_redis(store);
     return s != NULL ? s->prefix : NULL;
 }
 
 void ag__store_redis_set_address(ag_store_t *store, const char *address)
 {
-    redis_store_t *s = as_redis(store);
+    ag__redis_store_t *s = as_redis(store);
     if (s == NULL)
         return;
     snprintf(s->address, sizeof(s->address), "%s", address);
-    beat(s);
+    ag__redis_store_beat(s);
 }
 
 void ag__store_redis_set_hook(ag_store_t *store, ag__store_redis_hook_cb cb, void *data)
 {
-    redis_store_t *s = as_redis(store);
+    ag__redis_store_t *s = as_redis(store);
     if (s == NULL)
         return;
     s->hook = cb;
@@ -844,35 +752,14 @@ void ag__store_redis_set_hook(ag_store_t *store, ag__store_redis_hook_cb cb, voi
 
 void ag__store_redis_reap_now(ag_store_t *store)
 {
-    redis_store_t *s = as_redis(store);
+    ag__redis_store_t *s = as_redis(store);
     if (s != NULL)
-        beat(s);
+        ag__redis_store_beat(s);
 }
 
 void ag__store_redis_leave(ag_store_t *store, const char *extra_key)
 {
-    redis_store_t *s = as_redis(store);
-    if (s == NULL || !ag_redis_is_up(s->cmd))
-        return;
-    const ag_redis_url_t *u = ag__redis_url(s->cmd);
-    struct timeval tv = {0, 500000};
-    redisContext *rc = redisConnectWithTimeout(u->host, u->port, tv);
-    if (rc == NULL || rc->err != 0 || redisSetTimeout(rc, tv) != REDIS_OK)
-        goto out;
-    redisReply *r;
-    if (u->password[0] != '\0' && (r = redisCommand(rc, "AUTH %s", u->password)) != NULL)
-        freeReplyObject(r);
-    if (u->db != 0 && (r = redisCommand(rc, "SELECT %d", u->db)) != NULL)
-        freeReplyObject(r);
-    char *k1 = pkey(s, "node:", s->node_id), *k2 = pkey(s, "nodes", NULL), *k3 = pkey(s, "nodemembers:", s->node_id);
-    if (k1 != NULL && k2 != NULL && k3 != NULL &&
-        (r = redisCommand(rc, "EVAL %s 3 %s %s %s %s %s %s", LUA_LEAVE, k1, k2, k3, s->prefix, s->node_id,
-                          extra_key != NULL ? extra_key : "")) != NULL)
-        freeReplyObject(r);
-    free(k1);
-    free(k2);
-    free(k3);
-out:
-    if (rc != NULL)
-        redisFree(rc);
+    ag__redis_store_t *s = as_redis(store);
+    if (s != NULL)
+        ag__redis_store_leave(s, extra_key);
 }

@@ -23,6 +23,12 @@ typedef struct st_evstate_t {
     int reading, writing, write_armed;
 } evstate_t;
 
+typedef struct st_waiter_t {
+    void (*cb)(void *data);
+    void *data;
+    struct st_waiter_t *next;
+} waiter_t;
+
 typedef struct st_pending_t {
     ag_redis_t *r;
     ag_redis_reply_cb cb;
@@ -42,6 +48,8 @@ struct st_ag_redis_t {
     /* pub/sub: wanted channels, and what this connection sent (1) or Redis confirmed (2) */
     ag_map_t wanted, active;
     int sub_inflight;
+    waiter_t *waiters; /* ag_redis_when_subscribed, oldest first */
+    waiter_t **waiters_tail;
 };
 
 /* --- URL --- */
@@ -194,6 +202,32 @@ static void schedule_retry(ag_redis_t *r)
         h2o_timeout_link(r->opts.loop, &r->tick, &r->tick_entry);
 }
 
+/* Runs the ag_redis_when_subscribed callbacks (they may subscribe again: take the list first). */
+static void flush_waiters(ag_redis_t *r)
+{
+    waiter_t *w = r->waiters;
+    r->waiters = NULL;
+    r->waiters_tail = &r->waiters;
+    while (w != NULL) {
+        waiter_t *next = w->next;
+        w->cb(w->data);
+        free(w);
+        w = next;
+    }
+}
+
+static int settled(ag_redis_t *r)
+{
+    if (r->sub_inflight != 0)
+        return 0;
+    const char *k;
+    void *v;
+    for (size_t it = 0; ag_map_next(&r->wanted, &it, &k, &v);)
+        if (ag_map_get(&r->active, k) != (void *)2)
+            return 0;
+    return 1;
+}
+
 /* The current context is gone or must go. free_ac: this side ends it (timeouts, failed handshake); otherwise hiredis
  * is already freeing it. Commands in flight are failed by hiredis with NULL replies (see on_reply). */
 static void lose(ag_redis_t *r, const char *why, int free_ac)
@@ -214,6 +248,8 @@ static void lose(ag_redis_t *r, const char *why, int free_ac)
         redisAsyncFree(ac);
     if (was_up && r->opts.on_state != NULL)
         r->opts.on_state(r->opts.data, 0);
+    /* nothing is in effect while down; waiting would not make it so */
+    flush_waiters(r);
     schedule_retry(r);
 }
 
@@ -326,6 +362,7 @@ ag_redis_t *ag_redis_create(const ag_redis_options_t *opts)
     if (r->opts.command_timeout_ms == 0)
         r->opts.command_timeout_ms = 5000;
     r->backoff_ms = RETRY_MIN_MS;
+    r->waiters_tail = &r->waiters;
     ag_map_init(&r->wanted);
     ag_map_init(&r->active);
     h2o_timeout_init(r->opts.loop, &r->cmd_timeout, r->opts.command_timeout_ms);
@@ -351,6 +388,7 @@ void ag_redis_destroy(ag_redis_t *r)
         h2o_timeout_unlink(&r->connect_entry);
     if (h2o_timeout_is_linked(&r->tick_entry))
         h2o_timeout_unlink(&r->tick_entry);
+    flush_waiters(r);
     h2o_timeout_dispose(r->opts.loop, &r->cmd_timeout);
     h2o_timeout_dispose(r->opts.loop, &r->connect_timeout);
     h2o_timeout_dispose(r->opts.loop, &r->tick);
@@ -502,7 +540,10 @@ static void reconcile(ag_redis_t *r)
         }
         for (int i = 0; i < n; i++)
             free(copies[i]);
+        return;
     }
+    if (settled(r))
+        flush_waiters(r);
 }
 
 int ag_redis_subscribe(ag_redis_t *r, const char *channel)
@@ -529,4 +570,18 @@ int ag_redis_is_subscribed(const ag_redis_t *r, const char *channel)
 const ag_redis_url_t *ag__redis_url(const ag_redis_t *r)
 {
     return &r->opts.url;
+}
+
+void ag_redis_when_subscribed(ag_redis_t *r, void (*cb)(void *data), void *data)
+{
+    waiter_t *w;
+    if (r->state != ST_UP || settled(r) || (w = malloc(sizeof(*w))) == NULL) {
+        cb(data);
+        return;
+    }
+    w->cb = cb;
+    w->data = data;
+    w->next = NULL;
+    *r->waiters_tail = w;
+    r->waiters_tail = &w->next;
 }

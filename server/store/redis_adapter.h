@@ -72,6 +72,9 @@ int ag_redis_subscribe(ag_redis_t *r, const char *channel);
 void ag_redis_unsubscribe(ag_redis_t *r, const char *channel);
 /* The URL the connection was created with. */
 const ag_redis_url_t *ag__redis_url(const ag_redis_t *r);
+/* cb(data) once Redis confirmed every channel of the wanted set (at once when it has, or when the connection is down;
+ * also when the connection is lost or destroyed meanwhile). */
+void ag_redis_when_subscribed(ag_redis_t *r, void (*cb)(void *data), void *data);
 /* Whether Redis confirmed the subscription (for tests). */
 int ag_redis_is_subscribed(const ag_redis_t *r, const char *channel);
 

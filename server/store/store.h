@@ -56,6 +56,9 @@ typedef struct st_ag_store_ops_t {
     /* Node-level subscription (refcounting is the caller's job: one per channel per node). */
     void (*subscribe)(ag_store_t *store, const char *channel);
     void (*unsubscribe)(ag_store_t *store, const char *channel);
+    /* Optional (NULL: subscriptions take effect at once). cb(data, NULL, true) once every subscribe() made so far is
+     * in effect, so that what is published from then on reaches this node (a join is answered after that). */
+    void (*subscribed)(ag_store_t *store, ag_store_cb cb, void *data);
 } ag_store_ops_t;
 
 struct st_ag_store_t {

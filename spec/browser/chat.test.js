@@ -46,8 +46,8 @@ test('two pages chat over WebSocket; the page shows the welcome, members and mes
   await p2.context().close();
 });
 
-test('without WebSocket and EventSource the page stays on polling and chats', async () => {
-  const p1 = await openChat(b, srv.url, { noWebSocket: true, noEventSource: true });
+test('without WebSocket, EventSource and fetch the page stays on polling (XMLHttpRequest) and chats', async () => {
+  const p1 = await openChat(b, srv.url, { noWebSocket: true, noEventSource: true, noFetch: true });
   const p2 = await openChat(b, srv.url, { min: true });
   await waitTransport(p2, 'websocket');
   await chatBetween(p1, p2, 'polling');
@@ -63,6 +63,15 @@ test('without WebSocket but with EventSource the page upgrades to SSE and chats'
   await waitTransport(p1, 'sse');
   await waitTransport(p2, 'sse');
   await chatBetween(p1, p2, 'sse');
+  // LF and CR inside a payload take the two special SSE encodings (data: lines; event "j")
+  await p2.evaluate(() => {
+    window.heard = [];
+    window.chatClient.on('say', (m) => window.heard.push(m.message));
+  });
+  for (const text of ['two\nlines', 'carriage\r\nreturn', 'caf\u00e9 \u2603 \ud83d\ude00']) {
+    await p1.evaluate((t) => window.chatClient.say('defaultRoom', t), text);
+    await p2.waitForFunction((t) => window.heard.indexOf(t) !== -1, text, { timeout: 10000 });
+  }
   await p1.context().close();
   await p2.context().close();
 });
@@ -108,3 +117,28 @@ for (const [name, opts] of [['websocket', {}], ['sse', { noWebSocket: true }]]) 
     await page.context().close();
   });
 }
+
+test('websocketFirst: the session opens on WebSocket, no polling handshake; through the stripping proxy it falls back', async () => {
+  const first = await startServer({ config: { servers: { websocket: { client: { websocketFirst: true, rememberUpgrade: false } } } } });
+  const proxy = stripProxy ? await stripProxy(first.port) : null;
+  try {
+    const page = await b.newPage();
+    const requests = [];
+    page.on('request', (r) => r.url().includes('/primus/') && requests.push(r.url()));
+    page.on('websocket', (ws) => requests.push(ws.url()));
+    await page.goto(`${first.url}/public/chat.html`);
+    await page.waitForFunction(() => window.chatClient && window.chatClient.state === 'connected', null, { timeout: 15000 });
+    assert.equal(await page.evaluate(() => window.chatClient.transport), 'websocket');
+    assert.match(requests[0], /^ws:\/\/127\.0\.0\.1:\d+\/primus\/\?EIO=4&transport=websocket$/);
+    assert.equal(requests.filter((u) => u.includes('transport=polling')).length, 0, requests.join('\n'));
+    await page.context().close();
+    if (proxy) {
+      const p2 = await openChat(b, `http://127.0.0.1:${proxy.port}`);
+      await waitTransport(p2, 'sse');
+      await p2.context().close();
+    }
+  } finally {
+    if (proxy) await proxy.close();
+    await first.stop();
+  }
+});

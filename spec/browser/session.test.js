@@ -4,7 +4,7 @@
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const { startServer } = require('../lib/harness');
-const { launch } = require('../lib/browser');
+const { launch, screenshot } = require('../lib/browser');
 const { openChat, say, waitLine, waitMembers } = require('./helpers');
 
 const CONFIG = { servers: { websocket: { client: { reconnectMin: 100, reconnectMax: 800 } } } };
@@ -99,6 +99,8 @@ async function restartCase(signal) {
     assert.equal(await waitLine(p2, 'after restart'), p1.clientId.slice(0, 8));
     await say(p2, 'after restart, too');
     assert.equal(await waitLine(p1, 'after restart, too'), p2.clientId.slice(0, 8));
+    await p2.evaluate(() => window.chatStopMembers());
+    await screenshot(p2, `chat-after-restart-${signal}.png`);
     await p1.context().close();
     await p2.context().close();
   } finally {

@@ -178,6 +178,31 @@ for (const file of ['ActionheroWebsocketClient.js', 'ActionheroWebsocketClient.m
     client.disconnect();
   });
 
+  test(`${file}: verbs send actionhero's frames; roomAdd and roomLeave keep client.rooms`, async () => {
+    const peer = new FakePeer();
+    const client = wsClient(C(), peer);
+    await connect(client);
+    const replies = [];
+    client.roomAdd('otherRoom', (r) => replies.push(r));
+    await waitFor(() => replies.length === 1);
+    assert.deepEqual(client.rooms, ['otherRoom']);
+    peer.autoReply = false;
+    client.roomLeave('otherRoom', (r) => replies.push(r));
+    assert.deepEqual(client.rooms, []);
+    client.file('simple.html', (r) => replies.push(r));
+    client.detailsView((r) => replies.push(r));
+    client.documentation((r) => replies.push(r));
+    await waitFor(() => peer.frames.length === 6);
+    assert.deepEqual(peer.frames.slice(1).map((f) => f.msg), [
+      { event: 'roomAdd', room: 'otherRoom', messageId: 2 },
+      { event: 'roomLeave', room: 'otherRoom', messageId: 3 },
+      { event: 'file', file: 'simple.html', messageId: 4 },
+      { event: 'detailsView', messageId: 5 },
+      { event: 'documentation', messageId: 6 },
+    ]);
+    client.disconnect();
+  });
+
   test(`${file}: messages by context go to say, alert, api and message events`, async () => {
     const peer = new FakePeer();
     const client = wsClient(C(), peer);
@@ -245,6 +270,21 @@ for (const file of ['ActionheroWebsocketClient.js', 'ActionheroWebsocketClient.m
     client.disconnect();
   });
 
+  test(`${file}: after \`retries\` failed attempts: error event, disconnected for good`, async () => {
+    const peer = new FakePeer();
+    const client = wsClient(C(), peer, { reconnect: { min: 5, max: 10, factor: 2, retries: 2 } });
+    await connect(client);
+    const seen = record(client, ['disconnected', 'reconnecting', 'reconnect', 'error']);
+    peer.refuse = true;
+    peer.drop();
+    await waitFor(() => seen.some((s) => s[0] === 'error'), 3000, 'error');
+    assert.deepEqual(seen.map((s) => s[0]), ['disconnected', 'reconnecting', 'reconnect', 'reconnecting', 'reconnect', 'error']);
+    assert.match(seen[5][1].message, /reconnect failed after 2 attempts/);
+    assert.equal(client.state, 'disconnected');
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(peer.sockets.length, 3);
+  });
+
   test(`${file}: disconnect() stops reconnecting`, async () => {
     const peer = new FakePeer();
     const client = wsClient(C(), peer);
@@ -287,6 +327,21 @@ for (const file of ['ActionheroWebsocketClient.js', 'ActionheroWebsocketClient.m
     await waitFor(() => seen.length === 1, 2000, 'ping timeout');
     assert.equal(seen[0][1], 'ping timeout');
     await waitFor(() => peer.sockets.length === 2 && client.state === 'connected', 2000, 'reconnect');
+    client.disconnect();
+  });
+
+  test(`${file}: no open within \`timeout\`: timeout event and state, then reconnect attempts`, async () => {
+    const peer = new FakePeer();
+    peer.silent = true;
+    const client = wsClient(C(), peer, { timeout: 50, transports: ['websocket'] });
+    const seen = record(client, ['timeout', 'reconnecting', 'connected']);
+    client.connect();
+    await waitFor(() => seen.some((s) => s[0] === 'timeout'), 2000, 'timeout');
+    assert.equal(client.state, 'timeout');
+    peer.silent = false;
+    await waitFor(() => client.state === 'connected', 3000, 'connected after the timeout');
+    assert.deepEqual(seen.map((s) => s[0]).slice(0, 2), ['timeout', 'reconnecting']);
+    assert.ok(peer.sockets.length >= 2);
     client.disconnect();
   });
 

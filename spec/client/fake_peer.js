@@ -47,6 +47,7 @@ class FakePeer {
     }
     ws.readyState = 1;
     if (ws.onopen) ws.onopen({});
+    if (this.silent) return; // open socket, no engine.io open packet: a connect that never completes
     const sid = /[?&]sid=/.test(ws.url);
     if (!sid) {
       this.push(ws, '0' + JSON.stringify({ sid: ws.conn.id, upgrades: [], pingInterval: this.opts.pingInterval,

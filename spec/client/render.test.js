@@ -119,3 +119,8 @@ function loadFresh(file) {
   delete require.cache[require.resolve(file)];
   return require(file);
 }
+
+test('the chat demo script is ES5 too', () => {
+  const src = fs.readFileSync(path.join(ROOT, 'client', 'public', 'js', 'chat.js'), 'utf8');
+  assert.doesNotThrow(() => acorn.parse(src, { ecmaVersion: 5, sourceType: 'script' }));
+});

@@ -12,7 +12,7 @@ const err = (code, message) => JSON.stringify({ code, message });
 
 function echoServer(extra = {}) {
   return startServer({
-    config: { servers: { websocket: { server: { echo: true, pingInterval: 5000, pingTimeout: 4000, upgradeTimeout: 400, maxHttpBufferSize: 1000, ...extra } } } },
+    config: { servers: { websocket: { server: { echo: true, pingInterval: 5000, pingTimeout: 4000, upgradeTimeout: 400, maxHttpBufferSize: 1000, queueMaxFrames: 8, ...extra } } } },
   });
 }
 
@@ -145,9 +145,21 @@ test('engine.io raw: handshake, errors, polling rules', async (t) => {
     await sleep(50);
     req.destroy();
     await p;
-    // at once, not at the next ping: the server watches the held GET's socket
-    await sleep(50);
-    assert.strictEqual((await eio.post(sid, '4x')).text, err(1, 'Session ID unknown'));
+    // at once, not at the next ping (5 s here): the server watches the held GET's socket
+    let res;
+    for (let i = 0; i < 40; i++) {
+      await sleep(50);
+      res = await eio.post(sid, '6');
+      if (res.status !== 200) break;
+    }
+    assert.strictEqual(res.text, err(1, 'Session ID unknown'));
+  });
+
+  await t.test('a session over its queue bound while nobody polls is closed as a slow consumer', async () => {
+    const { sid } = await eio.handshake();
+    const frames = Array.from({ length: 9 }, (_, i) => `4m${i}`).join('\x1e');
+    assert.strictEqual((await eio.post(sid, frames)).status, 200);
+    assert.strictEqual((await eio.poll(sid)).text, err(1, 'Session ID unknown'));
   });
 
   await t.test('gzip for a polling answer over 1 KiB when accepted; plain otherwise', async () => {
@@ -240,6 +252,20 @@ test('engine.io raw: websocket and the upgrade', async (t) => {
     await ws.close();
   });
 
+  await t.test('2probe and 5 at once, then a GET: refused with code 3 whichever arrives first', async () => {
+    const { sid } = await eio.handshake();
+    const ws = eio.ws(`transport=websocket&sid=${sid}`);
+    await ws.opened;
+    ws.send('2probe');
+    ws.send('5');
+    const res = await eio.poll(sid);
+    assert.strictEqual(res.status, 400);
+    assert.strictEqual(res.text, err(3, 'Bad request'));
+    ws.send('4hello');
+    assert.strictEqual((await ws.next((m) => m.text !== '3probe')).text, '4hello');
+    await ws.close();
+  });
+
   await t.test('no 5 within upgradeTimeout closes only the probe', async () => {
     const { sid } = await eio.handshake();
     const ws = eio.ws(`transport=websocket&sid=${sid}`);
@@ -272,7 +298,7 @@ test('engine.io raw: websocket and the upgrade', async (t) => {
 });
 
 test('engine.io raw: heartbeat', async (t) => {
-  const srv = await startServer({ config: { servers: { websocket: { server: { echo: true, pingInterval: 200, pingTimeout: 150 } } } } });
+  const srv = await startServer({ config: { servers: { websocket: { server: { echo: true, pingInterval: 250, pingTimeout: 300 } } } } });
   t.after(() => srv.stop());
   const eio = new Eio(srv.url);
 
@@ -287,7 +313,7 @@ test('engine.io raw: heartbeat', async (t) => {
 
   await t.test('polling: no pong within pingTimeout closes the session, even with no GET held', async () => {
     const { sid } = await eio.handshake();
-    await sleep(600);
+    await sleep(1000);
     assert.strictEqual((await eio.poll(sid)).text, err(1, 'Session ID unknown'));
   });
 
@@ -344,13 +370,31 @@ test('engine.io raw: CORS', async (t) => {
 });
 
 test('engine.io raw: session mode and shutdown', async (t) => {
-  const srv = await startServer({ config: { servers: { websocket: { server: { pingInterval: 5000, pingTimeout: 4000 } } } } });
-  const eio = new Eio(srv.url);
-  const { sid, res } = await eio.handshake();
-  assert.match(res.text, /^0\{"sid":"[^"]+","upgrades":\["websocket"\],"pingInterval":5000,"pingTimeout":4000,"maxPayload":1000000\}$/);
-  assert.strictEqual((await eio.poll(sid)).text, '4{"welcome":"Welcome to the actiongate api","context":"api"}');
-  const held = eio.poll(sid);
-  await sleep(50);
-  await srv.stop();
-  assert.strictEqual((await held).text, '1', 'the close packet on shutdown');
+  await t.test('a reconnectable shutdown releases the held GET with a noop, no close packet', async () => {
+    const srv = await startServer({ config: { servers: { websocket: { server: { pingInterval: 5000, pingTimeout: 4000 } } } } });
+    const eio = new Eio(srv.url);
+    const { sid, res } = await eio.handshake();
+    assert.match(res.text, /^0\{"sid":"[^"]+","upgrades":\["websocket"\],"pingInterval":5000,"pingTimeout":4000,"maxPayload":1000000\}$/);
+    assert.strictEqual((await eio.poll(sid)).text, '4{"welcome":"Welcome to the actiongate api","context":"api"}');
+    const held = eio.poll(sid);
+    await sleep(50);
+    await srv.stop();
+    assert.strictEqual((await held).text, '6');
+  });
+
+  await t.test('with destroyClientsOnShutdown the held GET and the socket get the close packet', async () => {
+    const srv = await startServer({ config: { servers: { websocket: { destroyClientsOnShutdown: true } } } });
+    const eio = new Eio(srv.url);
+    const { sid } = await eio.handshake();
+    await eio.poll(sid);
+    const held = eio.poll(sid);
+    const ws = eio.ws('transport=websocket');
+    await ws.opened;
+    await ws.next(); // open
+    await ws.next(); // welcome
+    await sleep(50);
+    await srv.stop();
+    assert.strictEqual((await held).text, '1');
+    assert.strictEqual((await ws.next()).text, '1');
+  });
 });

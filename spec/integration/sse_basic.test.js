@@ -136,7 +136,7 @@ test('sse: exact bytes', async (t) => {
 });
 
 test('sse: heartbeat and keepalive', async (t) => {
-  const srv = await sseServer({ pingInterval: 200, pingTimeout: 300 }, { keepaliveMs: 80 });
+  const srv = await sseServer({ pingInterval: 300, pingTimeout: 400 }, { keepaliveMs: 100 });
   t.after(() => srv.stop());
   const eio = new Eio(srv.url);
 
@@ -160,19 +160,38 @@ test('sse with the eventsource client', async (t) => {
   t.after(() => srv.stop());
   const eio = new Eio(srv.url);
 
+  await t.test('handshake with EventSource: the open packet is the first message, with id 1', async () => {
+    const es = new EventSource(eio.url('transport=sse'));
+    const first = await new Promise((resolve, reject) => {
+      es.onmessage = resolve;
+      es.onerror = reject;
+    });
+    es.close();
+    assert.match(first.data, /^0\{"sid":"[A-Za-z0-9_-]{22}","upgrades":\[\],"pingInterval":5000,"pingTimeout":4000,"maxPayload":1000000\}$/);
+    assert.strictEqual(first.lastEventId, '1');
+  });
+
+  await t.test('upstream POST over maxHttpBufferSize is 413, as for polling', async () => {
+    const sid = await sseSession(eio);
+    assert.strictEqual((await eio.post(sid, '4' + 'x'.repeat(1000000), { transport: 'sse' })).status, 413);
+  });
+
   await t.test('open event, messages in order across recycled streams, no duplicates', async () => {
     const sid = await sseSession(eio);
     const got = [];
     const ids = [];
+    let opens = 0;
     const es = new EventSource(eio.url(`transport=sse&sid=${sid}`));
     es.onmessage = (e) => { got.push(...e.data.split('\x1e')); ids.push(Number(e.lastEventId)); };
-    await new Promise((r) => (es.onopen = r));
+    es.onopen = () => opens++;
+    while (opens === 0) await sleep(10);
     for (let i = 0; i < 30; i++) {
       assert.strictEqual((await eio.post(sid, `4message number ${i}`, { transport: 'sse' })).text, 'ok');
       await sleep(10);
     }
     for (let i = 0; i < 200 && got.filter((g) => g.startsWith('4')).length < 30; i++) await sleep(25);
     es.close();
+    assert.ok(opens >= 2, `the stream was recycled (${opens} opens)`);
     const msgs = got.filter((g) => g.startsWith('4'));
     assert.deepStrictEqual(msgs, Array.from({ length: 30 }, (_, i) => `4message number ${i}`));
     assert.deepStrictEqual(ids, [...ids].sort((a, b) => a - b));

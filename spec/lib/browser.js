@@ -16,12 +16,13 @@ async function launch() {
   const contexts = [];
   return {
     browser,
-    // opts.noWebSocket: window.WebSocket is removed before any page script runs; opts.noEventSource likewise.
+    // opts.noWebSocket: window.WebSocket is removed before any page script runs; opts.noEventSource, opts.noFetch likewise.
     async newPage(opts = {}) {
       const context = await browser.newContext({ viewport: opts.viewport || { width: 1100, height: 700 } });
       contexts.push(context);
       if (opts.noWebSocket) await context.addInitScript(() => { delete window.WebSocket; window.WebSocket = undefined; });
       if (opts.noEventSource) await context.addInitScript(() => { delete window.EventSource; window.EventSource = undefined; });
+      if (opts.noFetch) await context.addInitScript(() => { delete window.fetch; window.fetch = undefined; });
       const page = await context.newPage();
       page.consoleLines = [];
       page.on('console', (m) => page.consoleLines.push(`${m.type()}: ${m.text()}`));

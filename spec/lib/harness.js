@@ -104,8 +104,10 @@ class Server {
   async stop(signal = 'SIGTERM', timeoutMs = 8000) {
     if (!this.proc) return;
     if (!this.exited) this.proc.kill(signal);
-    const timer = new Promise((r) => setTimeout(() => r('timeout'), timeoutMs));
+    let handle;
+    const timer = new Promise((r) => (handle = setTimeout(() => r('timeout'), timeoutMs)));
     const res = await Promise.race([this.exitPromise, timer]);
+    clearTimeout(handle);
     if (res === 'timeout') {
       this.proc.kill('SIGKILL');
       await this.exitPromise;

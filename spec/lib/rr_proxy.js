@@ -39,13 +39,26 @@ function startRoundRobinProxy(upstreamPorts, opts = {}) {
     s.on('error', () => {});
   };
 
+  // A node that refuses connections (killed) is skipped, as a load balancer's health check would: the request is
+  // buffered so it can be sent to the next node instead.
   const forward = (req, stripWs, onResponse, onError) => {
-    const up = http.request({ host: '127.0.0.1', port: next(), method: req.method, path: req.url,
-      headers: forwardHeaders(req.headers, stripWs), agent: false }, onResponse);
-    up.on('socket', track);
-    up.on('error', onError);
-    req.pipe(up);
-    return up;
+    const chunks = [];
+    const ctl = { up: null, destroyed: false, destroy() { this.destroyed = true; if (this.up) this.up.destroy(); } };
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks);
+      const attempt = (left) => {
+        if (ctl.destroyed) return;
+        const up = http.request({ host: '127.0.0.1', port: next(), method: req.method, path: req.url,
+          headers: forwardHeaders(req.headers, stripWs), agent: false }, onResponse);
+        ctl.up = up;
+        up.on('socket', track);
+        up.on('error', (e) => (e.code === 'ECONNREFUSED' && left > 1 ? attempt(left - 1) : onError(e)));
+        up.end(body);
+      };
+      attempt(ports.length);
+    });
+    return ctl;
   };
 
   const server = http.createServer((req, res) => {
@@ -79,20 +92,27 @@ function startRoundRobinProxy(upstreamPorts, opts = {}) {
       }, () => socket.destroy());
       return;
     }
-    // WebSocket: a raw byte splice to the next node, the request head replayed as received
-    const upstream = net.connect(next(), '127.0.0.1');
-    track(upstream);
-    upstream.on('connect', () => {
-      const lines = [`${req.method} ${req.url} HTTP/1.1`];
-      for (let i = 0; i < req.rawHeaders.length; i += 2) lines.push(`${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}`);
-      lines.push('', '');
-      upstream.write(lines.join('\r\n'));
-      if (head && head.length) upstream.write(head);
-      upstream.pipe(socket);
-      socket.pipe(upstream);
-    });
-    upstream.on('close', () => socket.destroy());
-    socket.on('close', () => upstream.destroy());
+    // WebSocket: a raw byte splice to the next node (skipping refused ones), the request head replayed as received
+    const attempt = (left) => {
+      const upstream = net.connect(next(), '127.0.0.1');
+      track(upstream);
+      upstream.on('error', (e) => {
+        if (e.code === 'ECONNREFUSED' && left > 1 && !socket.destroyed) attempt(left - 1);
+        else socket.destroy();
+      });
+      upstream.on('connect', () => {
+        const lines = [`${req.method} ${req.url} HTTP/1.1`];
+        for (let i = 0; i < req.rawHeaders.length; i += 2) lines.push(`${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}`);
+        lines.push('', '');
+        upstream.write(lines.join('\r\n'));
+        if (head && head.length) upstream.write(head);
+        upstream.pipe(socket);
+        socket.pipe(upstream);
+        upstream.on('close', () => socket.destroy());
+        socket.on('close', () => upstream.destroy());
+      });
+    };
+    attempt(ports.length);
   });
 
   server.on('connection', track);

@@ -1,5 +1,5 @@
 /*
- * Test helper for the Redis unit tests: a real redis-server on a free loopback port (or AG_TEST_REDIS_URL), and a way
+ * Test helper for the Redis unit tests: a real redis-server on a free loopback port, and a way
  * to run the h2o loop until an async answer came. Header-only: each test executable includes it once.
  */
 #ifndef AG_TEST_REDIS_HELPER_H
@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -27,7 +28,7 @@ typedef struct {
     char dir[64];
 } test_redis_t;
 
-static int test_free_port(void)
+static inline int test_free_port(void)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -38,7 +39,7 @@ static int test_free_port(void)
     return ntohs(sin.sin_port);
 }
 
-static int test_redis_ping(int port)
+static inline int test_redis_ping(int port)
 {
     struct timeval tv = {0, 200000};
     redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
@@ -55,7 +56,7 @@ static int test_redis_ping(int port)
 }
 
 /* Starts redis-server on r->port (picked when 0). Returns 0 when it answers PING. */
-static int test_redis_start(test_redis_t *r)
+static inline int test_redis_start(test_redis_t *r)
 {
     if (r->port == 0)
         r->port = test_free_port();
@@ -68,6 +69,7 @@ static int test_redis_start(test_redis_t *r)
     snprintf(port, sizeof(port), "%d", r->port);
     r->pid = fork();
     if (r->pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlives a crashed test */
         int devnull = open("/dev/null", 1);
         dup2(devnull, 1);
         dup2(devnull, 2);
@@ -85,7 +87,7 @@ static int test_redis_start(test_redis_t *r)
     return -1;
 }
 
-static void test_redis_kill(test_redis_t *r)
+static inline void test_redis_kill(test_redis_t *r)
 {
     if (r->pid > 0) {
         kill(r->pid, SIGKILL);
@@ -94,19 +96,14 @@ static void test_redis_kill(test_redis_t *r)
     }
 }
 
-/* A redis-server for the whole test run: AG_TEST_REDIS_URL when set, else one of our own. */
-static int test_redis_setup(test_redis_t *r)
+/* A redis-server of our own for the whole test run (the tests stop and restart it). */
+static inline int test_redis_setup(test_redis_t *r)
 {
     memset(r, 0, sizeof(*r));
-    const char *env = getenv("AG_TEST_REDIS_URL");
-    if (env != NULL && env[0] != '\0') {
-        snprintf(r->url, sizeof(r->url), "%s", env);
-        return 0;
-    }
     return test_redis_start(r);
 }
 
-static void test_redis_teardown(test_redis_t *r)
+static inline void test_redis_teardown(test_redis_t *r)
 {
     test_redis_kill(r);
     if (r->dir[0] != '\0')
@@ -114,7 +111,7 @@ static void test_redis_teardown(test_redis_t *r)
 }
 
 /* Runs the loop until *flag is set or ms passed; returns *flag. */
-static int test_run_until(h2o_evloop_t *loop, volatile int *flag, int ms)
+static inline int test_run_until(h2o_evloop_t *loop, volatile int *flag, int ms)
 {
     uint64_t deadline = ag_mono_ns() / 1000000 + (uint64_t)ms;
     while (!*flag && ag_mono_ns() / 1000000 < deadline)
@@ -123,7 +120,7 @@ static int test_run_until(h2o_evloop_t *loop, volatile int *flag, int ms)
 }
 
 /* Runs the loop for ms. */
-static void test_run_for(h2o_evloop_t *loop, int ms)
+static inline void test_run_for(h2o_evloop_t *loop, int ms)
 {
     int never = 0;
     test_run_until(loop, &never, ms);

@@ -56,6 +56,11 @@ static void test_defaults(void **state)
                              "t=[\"polling\",\"websocket\",\"sse\"];w=false;r=true;o=10000;i=25000;j=20000;m=500;x=30000;"
                              "f=2.0;n=0;q=100;");
     free(out);
+    /* engine.io packet types and the polling separator, from the server's codec */
+    out = subst(cfg, "P=__AG_PACKET_TYPES__;S=__AG_SEPARATOR__;");
+    assert_string_equal(out, "P={\"open\":\"0\",\"close\":\"1\",\"ping\":\"2\",\"pong\":\"3\",\"message\":\"4\",\"upgrade\":\"5\","
+                             "\"noop\":\"6\"};S=\"\\u001E\";");
+    free(out);
     ag_config_destroy(cfg);
 }
 

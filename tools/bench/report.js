@@ -77,7 +77,7 @@ for (const [job, spec] of Object.entries(JOBS)) {
       details.push(`| ${job} | ${srv} | ${fmt(med('n1'))}→${fmt(med('n2'))} conns | RSS ${fmt(med('rss1_kb'))}→${fmt(med('rss2_kb'))} kB | ` +
         `connect ${fmt(med('connect_s'), 2)} s | | ${good.length}/${rs.length}${bad ? ' (failed: ' + bad + ')' : ''} |`);
     } else {
-      const last = job === 'action' ? '' : `last ${fmt(med('last_p50_us'))} / ${fmt(med('last_p95_us'))} / ${fmt(med('last_max_us'))}`;
+      const last = job === 'action' || job === 'wsecho' ? '' : `last ${fmt(med('last_p50_us'))} / ${fmt(med('last_p95_us'))} / ${fmt(med('last_max_us'))}`;
       details.push(`| ${job} | ${srv} | ${fmt(med('lat_p50_us'))} / ${fmt(med('lat_p99_us'))} / ${fmt(med('lat_p999_us'))} / ${fmt(med('lat_max_us'))} | ` +
         `${last} | server CPU ${fmt(med('server_cpu_s'), 2)} s, wall ${fmt(med('rate_wall'))}/s | client CPU ${fmt(med('client_cpu_s'), 2)} s | ` +
         `${good.length}/${rs.length}${bad ? ' (failed: ' + bad + ')' : ''} |`);
@@ -131,6 +131,7 @@ set boxwidth 0.6
 set logscale y 2
 set yrange [0.05:*]
 set grid ytics
+set bmargin 5
 set ylabel "advantage (median, min-max over rounds)"
 set xtics rotate by 0 font ",8"
 set key top left

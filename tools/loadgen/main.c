@@ -289,6 +289,18 @@ int main(int argc, char **argv)
         return 64;
     }
 
+    {
+        /* descriptors are capped per process (20,000 here): a worker needs one per socket, two for HTTP transports */
+        int per_client = o.transport == LG_T_POLLING || o.transport == LG_T_SSE ? 2 : 1;
+        long most = (long)(o.conns2 > o.conns ? o.conns2 : o.conns);
+        long need = (most + o.procs - 1) / o.procs * per_client + o.publishers * 2 + 16;
+        struct rlimit rl;
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && (rlim_t)need > rl.rlim_cur) {
+            fprintf(stderr, "loadgen: %ld descriptors per worker exceed the limit of %llu: use more --procs\n", need,
+                    (unsigned long long)rl.rlim_cur);
+            return 64;
+        }
+    }
     signal(SIGPIPE, SIG_IGN);
     int n = o.procs;
     int *up = calloc((size_t)n, sizeof(int)), *down = calloc((size_t)n, sizeof(int));

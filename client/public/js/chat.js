@@ -162,6 +162,9 @@
                 refreshMembers();
             }
         });
+        client.on('api', function (m) {
+            addLine('alert', 'server', m.message || JSON.stringify(m));
+        });
         client.on('alert', function (m) {
             addLine('alert', 'alert', m.message || JSON.stringify(m));
         });

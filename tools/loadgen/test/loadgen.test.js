@@ -180,3 +180,28 @@ test('long-poll and event-stream subscribers (the nchan jobs) over HTTP publishe
     assert.strictEqual(report.lost + report.dup + report.reorder, 0, mode);
   }
 });
+
+test('room fan-out against actiongate over /primus, engine.io polling and SSE: every say reaches every member once', async (t) => {
+  const srv = await startServer({ config: { general: { startingChatRooms: ['defaultRoom', 'bench'] } } });
+  t.after(() => srv.stop());
+  for (const [mode, transport] of [['fanout', 'primus'], ['fanout', 'eio-ws'], ['longpoll', 'polling'], ['sse', 'sse']]) {
+    const { code, report, stderr } = await loadgen(['--mode', mode, '--transport', transport, '--port', String(srv.port),
+      '--room', 'bench', '--conns', '12', '--procs', '2', '--count', '25', '--warmup-msgs', '3', '--rate', '200',
+      '--server-pid', String(srv.proc.pid)]);
+    assert.strictEqual(code, 0, `${mode}/${transport}: ${stderr}`);
+    assert.strictEqual(report.conns_ok, 13, `${mode}/${transport}: 12 members and the publisher`);
+    assert.strictEqual(report.received, 12 * 25, `${mode}/${transport}`);
+    assert.strictEqual(report.lost + report.dup + report.reorder, 0, `${mode}/${transport}`);
+    assert.strictEqual(report.last_missing, 0, `${mode}/${transport}`);
+  }
+});
+
+test('randomNumber actions over engine.io websocket: replies matched by messageId', async (t) => {
+  const srv = await startServer();
+  t.after(() => srv.stop());
+  const { code, report } = await loadgen(['--mode', 'action', '--transport', 'eio-ws', '--action', 'randomNumber',
+    '--port', String(srv.port), '--conns', '3', '--window', '4', '--count', '600']);
+  assert.strictEqual(code, 0);
+  assert.strictEqual(report.received, 600);
+  assert.strictEqual(report.lost + report.dup, 0);
+});

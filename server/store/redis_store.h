@@ -1,0 +1,45 @@
+/*
+ * Internals shared by the Redis store's files: server/store/redis.c (the store operations) and
+ * server/store/redis_nodes.c (heartbeat, dead-node reaper, resync, clean leave). Not for other modules.
+ */
+#ifndef AG_REDIS_STORE_H
+#define AG_REDIS_STORE_H
+
+#include <jansson.h>
+#include "common.h"
+#include "redis_adapter.h"
+#include "store.h"
+
+typedef struct st_ag__redis_store_t ag__redis_store_t;
+struct st_ag__redis_store_t {
+    ag_store_t super;
+    h2o_evloop_t *loop;
+    ag_redis_t *cmd, *sub;
+    char *prefix;
+    char node_id[64];
+    char address[300];
+    uint64_t node_ttl_ms;
+    h2o_timeout_t beat;
+    h2o_timeout_entry_t beat_entry;
+    ag_map_t local_members; /* "<conn> <room>" -> strdup'ed details JSON */
+    ag_map_t local_rooms;   /* room -> (void*)1 */
+    ag_map_t subs;          /* channel (unprefixed) -> (void*)1 */
+    int down_logged;
+    ag__store_redis_hook_cb hook;
+    void *hook_data;
+};
+
+/* prefix + a + b (b may be NULL), heap-allocated (NULL on ENOMEM). */
+char *ag__redis_pkey(ag__redis_store_t *s, const char *a, const char *b);
+/* EVAL script with nkeys keys and nargs args (all NUL-terminated) on the command connection. */
+void ag__redis_eval(ag__redis_store_t *s, ag_redis_reply_cb cb, void *data, const char *script, int nkeys, const char **keys,
+                    int nargs, const char **args);
+/* An integer reply's value, or -1. */
+int ag__redis_reply_int(const redisReply *r);
+
+/* redis_nodes.c: writes the heartbeat (and the local rooms and members again when it had expired), then reaps. */
+void ag__redis_store_beat(ag__redis_store_t *s);
+/* redis_nodes.c: removes this node's members, heartbeat and extra_key over a short blocking connection. */
+void ag__redis_store_leave(ag__redis_store_t *s, const char *extra_key);
+
+#endif
