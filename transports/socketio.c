@@ -45,6 +45,7 @@ typedef struct st_sio_node_t {
     h2o_timeout_t connect_timeout; /* socket.io's connectTimeout: a session that never CONNECTs is closed */
     int started;
     struct st_script_t *scripts[4]; /* what the module serves, for dispose */
+    ag_frame_t *last_in, *last_out; /* the last pushed frame translated, and what it became (see translate) */
     size_t num_scripts;
 } sio_node_t;
 
@@ -162,10 +163,14 @@ static const char *push_event_name(json_t *frame)
 }
 
 /* One outbound session frame as the socket.io packet to send, or NULL when it is not for the client. */
-static ag_frame_t *translate(ag_sio_t *sio, const ag_frame_t *f)
+static ag_frame_t *translate(ag_sio_t *sio, ag_frame_t *f)
 {
     if (f->binary)
         return NULL; /* no binary events on this endpoint */
+    /* A broadcast is one frame in every recipient's queue, pulled by one recipient after the other: what it becomes
+     * does not depend on the recipient (only replies do), so the last one is kept. */
+    if (f == node.last_in)
+        return ag_frame_addref(node.last_out);
     json_t *obj = json_loadb(f->data, f->len, JSON_DECODE_ANY, NULL);
     ag_frame_t *out = NULL;
     if (!json_is_object(obj)) {
@@ -192,6 +197,13 @@ static ag_frame_t *translate(ag_sio_t *sio, const ag_frame_t *f)
     }
     out = ag_sio_encode_event(NULL, -1, ctx != NULL && strcmp(ctx, "response") == 0 ? "response" : push_event_name(obj), f->data,
                               f->len);
+    if (out != NULL && (ctx == NULL || strcmp(ctx, "response") != 0)) {
+        /* the references keep the pointer from being reused by another frame while it is the key */
+        ag_frame_release(node.last_in);
+        ag_frame_release(node.last_out);
+        node.last_in = ag_frame_addref(f);
+        node.last_out = ag_frame_addref(out);
+    }
 done:
     json_decref(obj);
     return out;
@@ -700,4 +712,7 @@ void ag_socketio_dispose(ag_server_t *s)
         node.scripts[i]->path = NULL;
     }
     node.num_scripts = 0;
+    ag_frame_release(node.last_in);
+    ag_frame_release(node.last_out);
+    node.last_in = node.last_out = NULL;
 }

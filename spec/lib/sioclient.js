@@ -4,6 +4,15 @@
 const { io } = require('socket.io-client');
 const { Socket: EngineSocket } = require('engine.io-client');
 
+// A safety net: a promise that does not settle within ms fails the test instead of hanging it.
+function within(promise, ms, what) {
+  let timer;
+  const t = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: nothing within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, t]).finally(() => clearTimeout(timer));
+}
+
 const TRANSPORTS = { polling: ['polling'], websocket: ['websocket'], upgrade: ['polling', 'websocket'] };
 
 class Recorder {
@@ -54,9 +63,17 @@ async function connectSio(srv, mode = 'upgrade', opts = {}) {
   const rec = new Recorder();
   socket.onAny((name, ...args) => rec.push(name, args));
   for (const name of ['connect', 'disconnect', 'connect_error']) socket.on(name, (...args) => rec.push(name, args));
-  const upgraded = new Promise((resolve) => socket.io.on('open', () => socket.io.engine.once('upgrade', (t) => resolve(t.name))));
+  const upgrade = new Promise((resolve) => socket.io.on('open', () => socket.io.engine.once('upgrade', (t) => resolve(t.name))));
+  upgrade.catch(() => {});
   await rec.take('connect');
-  return { socket, rec, upgraded, take: rec.take.bind(rec), // resolves [reply], like the arguments of an ack callback
+  return {
+    socket,
+    rec,
+    get upgraded() {
+      return within(upgrade, 10000, 'upgrade');
+    },
+    take: rec.take.bind(rec),
+    // resolves [reply], like the arguments of an ack callback
     ack: async (...args) => [await socket.timeout(10000).emitWithAck(...args)],
   };
 }
@@ -66,12 +83,23 @@ async function rawEngine(srv, opts = {}) {
   const socket = new EngineSocket(srv.url, { path: '/socket.io/', transports: ['websocket'], ...opts });
   const rec = new Recorder();
   socket.on('message', (m) => rec.push('message', [m]));
-  const closed = new Promise((resolve) => socket.once('close', (reason) => resolve(reason)));
-  await new Promise((resolve, reject) => {
-    socket.once('open', resolve);
-    socket.once('error', reject);
-  });
-  return { socket, rec, closed, take: (pred, ms) => rec.take('message', pred, ms).then((a) => a[0]) };
+  const closing = new Promise((resolve) => socket.once('close', (reason) => resolve(reason)));
+  await within(
+    new Promise((resolve, reject) => {
+      socket.once('open', resolve);
+      socket.once('error', reject);
+    }),
+    10000,
+    'engine.io open'
+  );
+  return {
+    socket,
+    rec,
+    get closed() {
+      return within(closing, 10000, 'engine.io close');
+    },
+    take: (pred, ms) => rec.take('message', pred, ms).then((a) => a[0]),
+  };
 }
 
 module.exports = { connectSio, rawEngine, Recorder, TRANSPORTS };

@@ -236,6 +236,37 @@ static void test_other_namespace(void **state)
     ag_sio_on_gone(sio);
 }
 
+static void test_broadcast_reaches_every_member(void **state)
+{
+    lower_t la = {0, 0}, lb = {0, 0};
+    ag_sio_t *a = open_sio(&la, NULL), *b = open_sio(&lb, NULL);
+    char ida[37], idb[37];
+    connect_main(a, ida);
+    connect_main(b, idb);
+    send_packet(a, "21[\"roomChange\",\"r1\"]");
+    assert_json_text(next(a), "31[{\"status\":\"OK\",\"context\":\"response\",\"data\":true,\"messageId\":1}]");
+    send_packet(b, "21[\"roomChange\",\"r1\"]");
+    assert_json_text(next(b), "31[{\"status\":\"OK\",\"context\":\"response\",\"data\":true,\"messageId\":1}]");
+    /* one frame for the room, the same packet for both; then each one's own reply */
+    send_packet(a, "2[\"say\",{\"message\":\"one\"}]");
+    send_packet(b, "27[\"say\",{\"message\":\"two\"}]");
+    char *a1 = next(a), *a2 = next(a), *a3 = next(a), *b1 = next(b), *b2 = next(b), *b3 = next(b);
+    assert_non_null(a1);
+    assert_non_null(b1);
+    assert_string_equal(a1, b1);
+    assert_non_null(strstr(a1, "\"message\":\"one\""));
+    assert_json_text(a2, "2[\"response\",{\"status\":\"OK\",\"context\":\"response\",\"messageId\":2}]");
+    assert_string_equal(a3, b2);
+    assert_non_null(strstr(a3, "\"message\":\"two\""));
+    assert_json_text(b3, "37[{\"status\":\"OK\",\"context\":\"response\",\"messageId\":2}]");
+    free(a1);
+    free(a3);
+    free(b1);
+    free(b2);
+    ag_sio_on_gone(a);
+    ag_sio_on_gone(b);
+}
+
 static void test_slow_consumer_is_bounded(void **state)
 {
     lower_t l = {0, 0};
@@ -275,6 +306,7 @@ int main(void)
         cmocka_unit_test(test_disconnect_then_connect_again),
         cmocka_unit_test(test_bad_packets_close),
         cmocka_unit_test(test_other_namespace),
+        cmocka_unit_test(test_broadcast_reaches_every_member),
         cmocka_unit_test(test_slow_consumer_is_bounded),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
