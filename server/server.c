@@ -243,8 +243,10 @@ int ag_server_run(ag_server_t *s)
            s->store->ops->name, s->public_dir);
     while (!s->stopping)
         h2o_evloop_run(s->loop, INT32_MAX);
-    /* Drain: closing connections flush their close frames; give them until the deadline. */
-    while (s->num_conns != 0 && h2o_now(s->loop) < s->stop_deadline)
+    /* Drain: closing connections flush their close frames; give them until the deadline. HTTP answers given at stop
+     * (a 503 for a pending /api action, a held poll's last packet) are not connections: linger a little for them. */
+    uint64_t linger_until = h2o_now(s->loop) + 200;
+    while ((s->num_conns != 0 || h2o_now(s->loop) < linger_until) && h2o_now(s->loop) < s->stop_deadline)
         h2o_evloop_run(s->loop, 50);
     if (s->num_conns != 0)
         ag_log(AG_LOG_WARN, "server", NULL, "%zu connections still open at the shutdown deadline", s->num_conns);

@@ -29,7 +29,8 @@ static void destroy(ag_ws_t *ws)
     h2o_websocket_conn_t *conn = ws->conn;
     ws->cb->on_closed(ws);
     h2o_websocket_close(conn); /* a hibernating socket has no wslay context: wslay_event_context_free(NULL) is a no-op */
-    free(ws->_direct.base);
+    free(ws->_acc.base);
+    free(ws->_wr.base);
     free(ws);
 }
 
@@ -126,7 +127,7 @@ static int can_hibernate(ag_ws_t *ws)
     h2o_socket_t *sock = ws->conn->sock;
     wslay_event_context_ptr ctx = ws->conn->ws_ctx;
     return sock != NULL && ctx != NULL && !ws->_closing && ws->_hdr_len == 0 && ws->_payload_left == 0 && !ws->_in_msg &&
-           !h2o_socket_is_writing(sock) && sock->input->size == 0 && wslay_event_get_queued_msg_count(ctx) == 0 &&
+           !h2o_socket_is_writing(sock) && ws->_acc.len == 0 && sock->input->size == 0 && wslay_event_get_queued_msg_count(ctx) == 0 &&
            !wslay_event_want_write(ctx) && !h2o_timeout_is_linked(&ws->_flush);
 }
 
@@ -159,44 +160,93 @@ static void on_hibernating_read(h2o_socket_t *sock, const char *err)
     h2o_websocket_proceed(conn); /* may free ws */
 }
 
-static void on_direct_written(h2o_socket_t *sock, const char *err)
+/* --- outbound data: framed here, gathered per loop iteration, one write for all of them --- */
+
+/* Appends one unmasked server frame to the pending buffer. */
+static int append_frame(ag_ws_t *ws, const void *data, size_t len, int binary)
+{
+    size_t hl = len < 126 ? 2 : len <= 0xffff ? 4 : 10;
+    if (ws->_acc.len + hl + len > ws->_acc_cap) {
+        size_t cap = ws->_acc_cap < 1024 ? 1024 : ws->_acc_cap;
+        while (cap < ws->_acc.len + hl + len)
+            cap *= 2;
+        char *n = realloc(ws->_acc.base, cap);
+        if (n == NULL)
+            return AG_ENOMEM;
+        ws->_acc.base = n;
+        ws->_acc_cap = cap;
+    }
+    uint8_t *p = (uint8_t *)ws->_acc.base + ws->_acc.len;
+    p[0] = 0x80 | (binary ? WSLAY_BINARY_FRAME : WSLAY_TEXT_FRAME);
+    if (hl == 2) {
+        p[1] = (uint8_t)len;
+    } else if (hl == 4) {
+        p[1] = 126;
+        p[2] = (uint8_t)(len >> 8);
+        p[3] = (uint8_t)len;
+    } else {
+        p[1] = 127;
+        for (int i = 0; i < 8; i++)
+            p[2 + i] = (uint8_t)((uint64_t)len >> (56 - 8 * i));
+    }
+    memcpy(p + hl, data, len);
+    ws->_acc.len += hl + len;
+    ws->_acc_frames++;
+    return 0;
+}
+
+static void flush_now(ag_ws_t *ws);
+
+static void on_written(h2o_socket_t *sock, const char *err)
 {
     h2o_websocket_conn_t *conn = sock->data;
     ag_ws_t *ws = conn->data;
-    free(ws->_direct.base);
-    ws->_direct = h2o_iovec_init(NULL, 0);
+    free(ws->_wr.base);
+    ws->_wr = h2o_iovec_init(NULL, 0);
+    ws->_wr_ours = 0;
     if (err != NULL) {
         wake(ws);
         on_h2o_msg(conn, NULL);
         return;
     }
-    if (conn->ws_ctx != NULL) /* woken while the write was in flight: wslay may have data waiting */
-        h2o_websocket_proceed(conn);
+    flush_now(ws); /* more data, or wslay's control frames and the close */
 }
 
-/* Frames one unmasked server message and writes it; only while hibernating and not writing. */
-static int write_direct(ag_ws_t *ws, const void *data, size_t len, int binary)
+/* Writes what is pending when the socket is free. Data frames go out in one write per loop iteration, whatever
+ * produced them; wslay only writes control frames (pongs, the close), and the close only after the data. */
+static void flush_now(ag_ws_t *ws)
 {
-    size_t hl = len < 126 ? 2 : len <= 0xffff ? 4 : 10;
-    uint8_t *buf = malloc(hl + len);
-    if (buf == NULL)
-        return AG_ENOMEM;
-    buf[0] = 0x80 | (binary ? WSLAY_BINARY_FRAME : WSLAY_TEXT_FRAME);
-    if (hl == 2) {
-        buf[1] = (uint8_t)len;
-    } else if (hl == 4) {
-        buf[1] = 126;
-        buf[2] = (uint8_t)(len >> 8);
-        buf[3] = (uint8_t)len;
-    } else {
-        buf[1] = 127;
-        for (int i = 0; i < 8; i++)
-            buf[2 + i] = (uint8_t)((uint64_t)len >> (56 - 8 * i));
+    h2o_socket_t *sock = ws->conn->sock;
+    unlink_entry(&ws->_flush);
+    if (sock == NULL) { /* the 101 is still being written */
+        h2o_timeout_link(ws->server->loop, &ws->server->ctx.zero_timeout, &ws->_flush);
+        return;
     }
-    memcpy(buf + hl, data, len);
-    ws->_direct = h2o_iovec_init(buf, hl + len);
-    h2o_socket_write(ws->conn->sock, &ws->_direct, 1, on_direct_written);
-    return 0;
+    if (h2o_socket_is_writing(sock)) {
+        /* ours: its completion comes back here; wslay's (a control frame): look again shortly */
+        if (!ws->_wr_ours)
+            h2o_timeout_link(ws->server->loop, &ws->server->ctx.hundred_ms_timeout, &ws->_flush);
+        return;
+    }
+    if (ws->_acc.len != 0) {
+        ws->_wr = ws->_acc;
+        ws->_acc = h2o_iovec_init(NULL, 0);
+        ws->_acc_cap = 0;
+        ws->_acc_frames = 0;
+        ws->_wr_ours = 1;
+        schedule_idle_check(ws);
+        h2o_socket_write(sock, &ws->_wr, 1, on_written);
+        return;
+    }
+    if (ws->conn->ws_ctx == NULL)
+        return; /* hibernating: nothing else to do */
+    schedule_idle_check(ws);
+    if (ws->_close_code >= 0 && wslay_event_get_queued_msg_count(ws->conn->ws_ctx) == 0) {
+        wslay_event_queue_close(ws->conn->ws_ctx, (uint16_t)ws->_close_code, (const uint8_t *)ws->_close_reason,
+                                ws->_close_code != 0 ? strlen(ws->_close_reason) : 0);
+        ws->_close_code = -1;
+    }
+    h2o_websocket_proceed(ws->conn); /* may call on_h2o_msg(NULL) and free ws */
 }
 
 /* Freed contexts sit between live allocations, so the heap cannot shrink by itself: a second after sockets went to
@@ -267,22 +317,7 @@ static void on_wslay_msg(wslay_event_context_ptr ctx, const struct wslay_event_o
 
 static void on_flush(h2o_timeout_entry_t *entry)
 {
-    ag_ws_t *ws = H2O_STRUCT_FROM_MEMBER(ag_ws_t, _flush, entry);
-    if (ws->conn->ws_ctx == NULL)
-        return; /* hibernating: nothing was queued in wslay */
-    schedule_idle_check(ws);
-    if (ws->_close_code >= 0) {
-        /* wslay sends control frames ahead of queued data, so the close frame waits until the data is out. */
-        if (wslay_event_get_queued_msg_count(ws->conn->ws_ctx) == 0) {
-            wslay_event_queue_close(ws->conn->ws_ctx, (uint16_t)ws->_close_code, (const uint8_t *)ws->_close_reason,
-                                    ws->_close_code != 0 ? strlen(ws->_close_reason) : 0);
-            ws->_close_code = -1;
-        } else {
-            h2o_timeout_link(ws->server->loop, &ws->server->ctx.hundred_ms_timeout, &ws->_flush);
-        }
-    }
-    if (ws->conn->sock != NULL)
-        h2o_websocket_proceed(ws->conn); /* may call on_h2o_msg(NULL) and free ws */
+    flush_now(H2O_STRUCT_FROM_MEMBER(ag_ws_t, _flush, entry));
 }
 
 static void schedule_flush(ag_ws_t *ws)
@@ -327,16 +362,10 @@ int ag_ws_send(ag_ws_t *ws, const void *data, size_t len, int binary)
 {
     if (ws->_closing)
         return AG_ECLOSED;
-    if (ws->conn->ws_ctx == NULL) {
-        if (!h2o_socket_is_writing(ws->conn->sock))
-            return write_direct(ws, data, len, binary);
-        wake(ws);
-    }
-    struct wslay_event_msg msg = {binary ? WSLAY_BINARY_FRAME : WSLAY_TEXT_FRAME, data, len};
-    if (wslay_event_queue_msg(ws->conn->ws_ctx, &msg) != 0)
-        return AG_ECLOSED;
-    schedule_flush(ws);
-    return 0;
+    int ret = append_frame(ws, data, len, binary);
+    if (ret == 0)
+        schedule_flush(ws);
+    return ret;
 }
 
 void ag_ws_close(ag_ws_t *ws, uint16_t code, const char *reason)
@@ -354,12 +383,13 @@ void ag_ws_close(ag_ws_t *ws, uint16_t code, const char *reason)
 
 size_t ag_ws_queued_bytes(ag_ws_t *ws)
 {
-    return ws->conn->ws_ctx != NULL ? wslay_event_get_queued_msg_length(ws->conn->ws_ctx) : ws->_direct.len;
+    return ws->_acc.len + ws->_wr.len + (ws->conn->ws_ctx != NULL ? wslay_event_get_queued_msg_length(ws->conn->ws_ctx) : 0);
 }
 
 size_t ag_ws_queued_count(ag_ws_t *ws)
 {
-    return ws->conn->ws_ctx != NULL ? wslay_event_get_queued_msg_count(ws->conn->ws_ctx) : ws->_direct.base != NULL;
+    return ws->_acc_frames + (ws->_wr.base != NULL) +
+           (ws->conn->ws_ctx != NULL ? wslay_event_get_queued_msg_count(ws->conn->ws_ctx) : 0);
 }
 
 int ag_ws_is_closing(ag_ws_t *ws)

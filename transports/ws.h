@@ -10,8 +10,9 @@
  * - the incoming message limit (close 1009 above it, done by wslay);
  * - hibernation: wslay keeps 8 KiB of buffers per context, more than the rest of a connection together. A socket that
  *   has been quiet for a second (no partial frame in, nothing queued out, no write in flight) frees its wslay context
- *   and its input buffer, and gets them back when bytes arrive. A message sent to a hibernating socket is framed
- *   here and written directly, so a heartbeat or a chat line does not wake it.
+ *   and its input buffer, and gets them back when bytes arrive;
+ * - data frames are framed here and gathered: everything sent to a socket in one loop iteration leaves in one write
+ *   (h2o 2.2.5 writes each wslay frame on its own), and a hibernating socket is written without waking it.
  *
  * Lifetime: on_closed() is the last callback; the ag_ws_t is freed right after it returns.
  */
@@ -48,7 +49,10 @@ struct st_ag_ws_t {
     h2o_timeout_entry_t _flush;
     h2o_timeout_entry_t _close_deadline;
     h2o_timeout_entry_t _idle;
-    h2o_iovec_t _direct; /* a frame written while hibernating */
+    h2o_iovec_t _acc;    /* framed data waiting for the socket */
+    size_t _acc_cap, _acc_frames;
+    h2o_iovec_t _wr;     /* framed data being written */
+    int _wr_ours;
     /* where the inbound byte stream stands, frame by frame (hibernation needs a frame boundary) */
     uint8_t _hdr[14];
     uint8_t _hdr_len, _hdr_need, _fin_opcode, _in_msg;
@@ -65,7 +69,7 @@ ag_ws_t *ag_ws_upgrade(h2o_req_t *req, const char *client_key, size_t max_messag
 int ag_ws_send(ag_ws_t *ws, const void *data, size_t len, int binary);
 /* Queues a close frame (code 0: a close frame without a status code) and arms the deadline. Idempotent. */
 void ag_ws_close(ag_ws_t *ws, uint16_t code, const char *reason);
-/* Bytes queued in wslay and not yet written. */
+/* Bytes (and frames) queued and not yet written. */
 size_t ag_ws_queued_bytes(ag_ws_t *ws);
 size_t ag_ws_queued_count(ag_ws_t *ws);
 int ag_ws_is_closing(ag_ws_t *ws);
