@@ -374,6 +374,12 @@ void ag_cluster_register(ag_server_t *s)
     h->on_req = on_req;
     h2o_filter_t *f = h2o_create_filter(pc, sizeof(*f));
     f->on_setup_ostream = on_setup_ostream;
+    /* socket.io sessions are engine.io sessions too, at their own path */
+    if (s->config->servers.socketio.enabled) {
+        pc = ag_server_register_path(s, s->config->servers.socketio.path);
+        h2o_create_handler(pc, sizeof(*h))->on_req = on_req;
+        h2o_create_filter(pc, sizeof(*f))->on_setup_ostream = on_setup_ostream;
+    }
 }
 
 void ag_cluster_listening(ag_server_t *s)
