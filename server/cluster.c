@@ -369,16 +369,15 @@ void ag_cluster_register(ag_server_t *s)
     ag_cluster_t *c = s->cluster;
     if (c == NULL || c->cmd == NULL)
         return;
-    h2o_pathconf_t *pc = ag_server_register_path(s, s->config->servers.websocket.server.pathname);
-    h2o_handler_t *h = h2o_create_handler(pc, sizeof(*h));
-    h->on_req = on_req;
-    h2o_filter_t *f = h2o_create_filter(pc, sizeof(*f));
-    f->on_setup_ostream = on_setup_ostream;
-    /* socket.io sessions are engine.io sessions too, at their own path */
-    if (s->config->servers.socketio.enabled) {
-        pc = ag_server_register_path(s, s->config->servers.socketio.path);
-        h2o_create_handler(pc, sizeof(*h))->on_req = on_req;
-        h2o_create_filter(pc, sizeof(*f))->on_setup_ostream = on_setup_ostream;
+    /* engine.io sessions live at the Primus pathname and, for socket.io clients, at the socket.io path */
+    const char *paths[] = {s->config->servers.websocket.server.pathname,
+                           s->config->servers.socketio.enabled ? s->config->servers.socketio.path : NULL};
+    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+        if (paths[i] == NULL || (i > 0 && strcmp(paths[i], paths[0]) == 0))
+            continue;
+        h2o_pathconf_t *pc = ag_server_register_path(s, paths[i]);
+        h2o_create_handler(pc, sizeof(h2o_handler_t))->on_req = on_req;
+        h2o_create_filter(pc, sizeof(h2o_filter_t))->on_setup_ostream = on_setup_ostream;
     }
 }
 

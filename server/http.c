@@ -31,9 +31,9 @@ static int hexval(int c)
     return -1;
 }
 
-char *ag_http_urldecode(h2o_mem_pool_t *pool, const char *s, size_t len, int form, size_t *outlen)
+size_t ag_http_urldecode_into(char *out, const char *s, size_t len, int form)
 {
-    char *out = h2o_mem_alloc_pool(pool, len + 1), *o = out;
+    char *o = out;
     for (size_t i = 0; i < len; i++) {
         if (s[i] == '%' && i + 2 < len && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
             *o++ = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
@@ -45,8 +45,15 @@ char *ag_http_urldecode(h2o_mem_pool_t *pool, const char *s, size_t len, int for
         }
     }
     *o = '\0';
+    return (size_t)(o - out);
+}
+
+char *ag_http_urldecode(h2o_mem_pool_t *pool, const char *s, size_t len, int form, size_t *outlen)
+{
+    char *out = h2o_mem_alloc_pool(pool, len + 1);
+    size_t n = ag_http_urldecode_into(out, s, len, form);
     if (outlen != NULL)
-        *outlen = (size_t)(o - out);
+        *outlen = n;
     return out;
 }
 

@@ -23,6 +23,8 @@ const char *ag_http_cookie(h2o_req_t *req, const char *name);
 /* Sends a complete response: status, content type, body (copied into the pool). Extra headers may be added to
  * req->res.headers before the call. */
 void ag_http_respond(h2o_req_t *req, int status, const char *reason, const char *content_type, const char *body, size_t len);
+/* URL-decodes s[0..len) into out (len + 1 bytes, NUL-terminated), '+' as space when form is set; returns the length. */
+size_t ag_http_urldecode_into(char *out, const char *s, size_t len, int form);
 /* Pool-allocated URL decoding of s[0..len), '+' as space when form is set. */
 char *ag_http_urldecode(h2o_mem_pool_t *pool, const char *s, size_t len, int form, size_t *outlen);
 

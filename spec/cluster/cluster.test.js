@@ -6,6 +6,7 @@ const test = require('node:test');
 const assert = require('node:assert');
 const http = require('node:http');
 const { startRoundRobinProxy } = require('../lib/rr_proxy');
+const { connectSio } = require('../lib/sioclient');
 const { WELCOME, sleep, waitFor, eio, sse, primus, getJson, cluster, teardown } = require('../lib/cluster_clients');
 
 // The session works as on one node: welcome first, a verb, an action, chat to itself, replies in order.
@@ -75,6 +76,20 @@ test('engine.io over three nodes behind a round-robin proxy', async (t) => {
     await c.opened;
     await exercise(c, 'sse');
     c.close();
+  });
+
+  await t.test('socket.io-client over polling and the upgrade (engine.io at the socket.io path)', async () => {
+    for (const mode of ['polling', 'upgrade']) {
+      const c = await connectSio({ url: proxy.url }, mode);
+      const [welcome] = await c.take('welcome');
+      assert.deepStrictEqual(welcome, WELCOME);
+      if (mode === 'upgrade') assert.strictEqual(await c.upgraded, 'websocket');
+      for (let i = 0; i < 6; i++) {
+        const [reply] = await c.ack('action', { action: 'randomNumber' });
+        assert.strictEqual(typeof reply.randomNumber, 'number');
+      }
+      c.socket.disconnect();
+    }
   });
 
   await t.test('an unknown sid is unknown on every node', async () => {
