@@ -538,6 +538,7 @@
         break;
       case 1:
         this.manual = true; // the server said goodbye: no reconnection
+        this.closeReason = 'io server disconnect';
         this.engine.close();
         break;
       case 2:
@@ -629,6 +630,8 @@
     this.disconnected = true;
     this.id = undefined;
     clearTimeout(this.connectTimer);
+    reason = this.closeReason || reason;
+    this.closeReason = null;
     if (was) this.emitLocal('disconnect', reason);
     else if (!this.manual && reason !== 'forced close') this.emitLocal('connect_error', new Error(reason));
     if (this.manual || !this.reconnection) return;

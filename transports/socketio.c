@@ -1,5 +1,6 @@
 /*
- * socket.io v5: the packet codec, and the layer that maps socket.io events onto the session layer (see socketio.h).
+ * The socket.io layer over engine.io sessions, and the scripts of the socket.io and faye eras (see socketio.h). The
+ * packet codec is socketio_packet.c.
  */
 #include "socketio.h"
 
@@ -316,6 +317,9 @@ static void detach(ag_sio_t *sio)
     sio->conn = NULL;
     pending_clear(sio);
     set_room(sio, NULL);
+    /* an engine.io session in no namespace is closed unless it CONNECTs again in time */
+    if (node.started && !sio->closing && !h2o_timeout_is_linked(&sio->connect_timer))
+        h2o_timeout_link(sio->server->loop, &node.connect_timeout, &sio->connect_timer);
     if (c != NULL)
         ag_conn_on_transport_gone(c);
 }

@@ -140,6 +140,24 @@ test('every era\'s page, in Chromium', async (t) => {
     await screenshot(pages['faye actionHeroWebSocket'], 'eras-faye.png');
   });
 
+  await t.test('quit on the socket.io page: the server says goodbye and the client stays away', async () => {
+    for (const name of ['socket.io (xhr-polling)', 'socket.io (websocket)']) {
+      const p = pages[name];
+      await p.evaluate(() => quit());
+      await p.waitForFunction(() => window.era.log.some((e) => e.kind === 'disconnect'), null, { timeout: 10000 });
+      assert.deepStrictEqual(await entries(p, 'disconnect'), ['io server disconnect'], name);
+    }
+    // no reconnection: the room lost both
+    const count = () => pages['faye actionHeroWebSocket'].evaluate(() => new Promise((resolve) => A.roomView((e, r) => resolve(r.data.membersCount))));
+    let members = await count();
+    for (let i = 0; i < 50 && members !== Object.keys(PAGES).length - 2; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      members = await count();
+    }
+    assert.strictEqual(members, Object.keys(PAGES).length - 2);
+    assert.strictEqual(await pages['socket.io (websocket)'].evaluate(() => socket.connected), false);
+  });
+
   await t.test('no page logged an error', async () => {
     for (const [name, p] of Object.entries(pages)) {
       assert.deepStrictEqual(await entries(p, 'error'), [], name);
