@@ -1,4 +1,5 @@
 #include "cluster.h"
+#include "rooms.h"
 
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -245,30 +246,11 @@ static void refresh(ag_cluster_t *c);
 
 /* --- push --- */
 
-static json_t *with_context(const json_t *obj)
-{
-    json_t *o = json_copy((json_t *)obj);
-    if (o != NULL && json_object_get(o, "context") == NULL)
-        json_object_set_new(o, "context", json_string("api"));
-    return o;
-}
-
-static int push_local(ag_server_t *s, const char *conn_id, const json_t *obj)
-{
-    ag_conn_t *conn = ag_conn_find(s, conn_id);
-    if (conn == NULL)
-        return AG_ENOENT;
-    json_t *o = with_context(obj);
-    int ret = o != NULL ? ag_conn_send_json(conn, o) : AG_ENOMEM;
-    json_decref(o);
-    return ret;
-}
-
 int ag_cluster_push_conn(ag_server_t *s, const char *conn_id, const json_t *obj)
 {
     if (!json_is_object(obj))
         return AG_EINVAL;
-    int ret = push_local(s, conn_id, obj);
+    int ret = ag__push_local(s, conn_id, obj);
     ag_cluster_t *c = s->cluster;
     if (ret != AG_ENOENT || c == NULL || c->cmd == NULL)
         return ret;
@@ -296,7 +278,7 @@ static void on_cluster_message(void *data, const char *channel, const char *payl
     const char *type = json_string_value(json_object_get(msg, "type"));
     const char *to = json_string_value(json_object_get(msg, "to"));
     json_t *obj = json_object_get(msg, "msg");
-    if (type != NULL && strcmp(type, "push") == 0 && to != NULL && json_is_object(obj) && push_local(c->server, to, obj) == 0)
+    if (type != NULL && strcmp(type, "push") == 0 && to != NULL && json_is_object(obj) && ag__push_local(c->server, to, obj) == 0)
         c->stats.pushes_in++;
     json_decref(msg);
 }

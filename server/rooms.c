@@ -3,6 +3,7 @@
  * connections. See rooms.h for the shape of the channel payloads.
  */
 #include "rooms.h"
+#include "cluster.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -150,9 +151,9 @@ int ag_room_broadcast(ag_server_t *s, const char *room, const char *message)
     return ret;
 }
 
-static json_t *with_context(json_t *obj)
+static json_t *with_context(const json_t *obj)
 {
-    json_t *o = json_copy(obj);
+    json_t *o = json_copy((json_t *)obj); /* jansson's copy does not change its argument */
     if (o != NULL && json_object_get(o, "context") == NULL)
         json_object_set_new(o, "context", json_string("api"));
     return o;
@@ -169,6 +170,11 @@ int ag_push_room(ag_server_t *s, const char *room, json_t *obj)
 }
 
 int ag_push_conn(ag_server_t *s, const char *conn_id, json_t *obj)
+{
+    return ag_cluster_push_conn(s, conn_id, obj); /* local first, else the node that holds it */
+}
+
+int ag__push_local(ag_server_t *s, const char *conn_id, const json_t *obj)
 {
     ag_conn_t *c = ag_conn_find(s, conn_id);
     if (c == NULL)
