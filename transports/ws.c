@@ -127,8 +127,8 @@ static int can_hibernate(ag_ws_t *ws)
     h2o_socket_t *sock = ws->conn->sock;
     wslay_event_context_ptr ctx = ws->conn->ws_ctx;
     return sock != NULL && ctx != NULL && !ws->_closing && ws->_hdr_len == 0 && ws->_payload_left == 0 && !ws->_in_msg &&
-           !h2o_socket_is_writing(sock) && ws->_acc.len == 0 && sock->input->size == 0 && wslay_event_get_queued_msg_count(ctx) == 0 &&
-           !wslay_event_want_write(ctx) && !h2o_timeout_is_linked(&ws->_flush);
+           !h2o_socket_is_writing(sock) && ws->_acc.len == 0 && sock->input->size == 0 &&
+           wslay_event_get_queued_msg_count(ctx) == 0 && !wslay_event_want_write(ctx) && !h2o_timeout_is_linked(&ws->_flush);
 }
 
 static void on_hibernating_read(h2o_socket_t *sock, const char *err);

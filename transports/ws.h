@@ -49,9 +49,9 @@ struct st_ag_ws_t {
     h2o_timeout_entry_t _flush;
     h2o_timeout_entry_t _close_deadline;
     h2o_timeout_entry_t _idle;
-    h2o_iovec_t _acc;    /* framed data waiting for the socket */
+    h2o_iovec_t _acc; /* framed data waiting for the socket */
     size_t _acc_cap, _acc_frames;
-    h2o_iovec_t _wr;     /* framed data being written */
+    h2o_iovec_t _wr; /* framed data being written */
     int _wr_ours;
     /* where the inbound byte stream stands, frame by frame (hibernation needs a frame boundary) */
     uint8_t _hdr[14];

@@ -35,8 +35,7 @@ typedef struct st_ag_store_ops_t {
     /* result: array of room names */
     void (*room_list)(ag_store_t *store, ag_store_cb cb, void *data);
     /* details: an object kept verbatim ({id, joinedAt, node}); result true | err "room does not exist" */
-    void (*member_add)(ag_store_t *store, const char *room, const char *conn_id, const json_t *details, ag_store_cb cb,
-                       void *data);
+    void (*member_add)(ag_store_t *store, const char *room, const char *conn_id, const json_t *details, ag_store_cb cb, void *data);
     /* result true (removed) / false (was not a member) */
     void (*member_del)(ag_store_t *store, const char *room, const char *conn_id, ag_store_cb cb, void *data);
     /* result: object conn_id -> details | err "room does not exist" */
