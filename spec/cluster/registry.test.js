@@ -4,18 +4,7 @@
 const test = require('node:test');
 const assert = require('node:assert');
 const { startServer, Redis } = require('../lib/harness');
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-async function waitFor(fn, timeoutMs, what) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timeout: ${what}`);
-    await sleep(50);
-  }
-}
+const { sleep, waitFor } = require('../lib/cluster_clients');
 
 const members = (redis, key) => redis.cli('SMEMBERS', key).split('\n').filter(Boolean).sort();
 const keys = (redis, pattern) => redis.cli('--scan', '--pattern', pattern).split('\n').filter(Boolean).sort();
