@@ -225,6 +225,21 @@ static void room_del(ag_store_t *store, const char *room, ag_store_cb cb, void *
     free(k2);
 }
 
+/* One command on one prefixed key, with an optional argument after it: the shape of the simple operations. */
+static void key_command(ag__redis_store_t *s, ag_store_cb cb, void *data, ag_redis_reply_cb on_reply, const char *kind,
+                        const char *name, const char *cmd, const char *arg)
+{
+    req_t *r = req_new(s, cb, data);
+    char *k = ag__redis_pkey(s, kind, name);
+    if (r == NULL || k == NULL) {
+        free(r);
+        answer(cb, data, "out of memory", NULL);
+    } else {
+        ag_redis_commandv(s->cmd, on_reply, r, cmd, k, arg, NULL);
+    }
+    free(k);
+}
+
 static void on_bool(void *_r, const char *err, redisReply *reply)
 {
     req_t *r = _r;
@@ -235,16 +250,7 @@ static void on_bool(void *_r, const char *err, redisReply *reply)
 
 static void room_exists(ag_store_t *store, const char *room, ag_store_cb cb, void *data)
 {
-    ag__redis_store_t *s = (void *)store;
-    req_t *r = req_new(s, cb, data);
-    char *k = ag__redis_pkey(s, "rooms", NULL);
-    if (r == NULL || k == NULL) {
-        free(r);
-        answer(cb, data, "out of memory", NULL);
-    } else {
-        ag_redis_commandv(s->cmd, on_bool, r, "SISMEMBER", k, room, NULL);
-    }
-    free(k);
+    key_command((void *)store, cb, data, on_bool, "rooms", NULL, "SISMEMBER", room);
 }
 
 static void on_room_list(void *_r, const char *err, redisReply *reply)
@@ -262,16 +268,7 @@ static void on_room_list(void *_r, const char *err, redisReply *reply)
 
 static void room_list(ag_store_t *store, ag_store_cb cb, void *data)
 {
-    ag__redis_store_t *s = (void *)store;
-    req_t *r = req_new(s, cb, data);
-    char *k = ag__redis_pkey(s, "rooms", NULL);
-    if (r == NULL || k == NULL) {
-        free(r);
-        answer(cb, data, "out of memory", NULL);
-    } else {
-        ag_redis_commandv(s->cmd, on_room_list, r, "SMEMBERS", k, NULL);
-    }
-    free(k);
+    key_command((void *)store, cb, data, on_room_list, "rooms", NULL, "SMEMBERS", NULL);
 }
 
 /* --- membership --- */
@@ -454,16 +451,7 @@ static void cache_load(ag_store_t *store, const char *key, ag_store_cb cb, void 
 
 static void cache_del(ag_store_t *store, const char *key, ag_store_cb cb, void *data)
 {
-    ag__redis_store_t *s = (void *)store;
-    req_t *r = req_new(s, cb, data);
-    char *k = ag__redis_pkey(s, "cache:", key);
-    if (r == NULL || k == NULL) {
-        free(r);
-        answer(cb, data, "out of memory", NULL);
-    } else {
-        ag_redis_commandv(s->cmd, on_bool, r, "DEL", k, NULL);
-    }
-    free(k);
+    key_command((void *)store, cb, data, on_bool, "cache:", key, "DEL", NULL);
 }
 
 static void on_int(void *_r, const char *err, redisReply *reply)
