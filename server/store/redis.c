@@ -8,9 +8,9 @@
  *   P cache:<key>            HASH  value (JSON text), createdAt, expireTimestamp, readAt; PEXPIREAT when it expires
  *   P nodes                  SET   node ids that registered
  *   P node:<id>              STRING "<sid tag> <host:port>", PX redis.nodeTtl: the node's heartbeat
- *   P route:<sid tag>        STRING "host:port", PX redis.nodeTtl: written by server/cluster.c
+ *   P route:<sid tag>        HASH  address ("host:port"), token; PEXPIRE redis.nodeTtl: the registry (node_register)
  * Channels: P<channel> for the session layer's channels; P_ctl for the stores themselves (room deletions);
- * P_cluster for server/cluster.c.
+ * P_<name> (reserved, e.g. P_cluster) for the node layer (on_node_event).
  *
  * The heartbeat, the dead-node reaper and the resync live in redis_nodes.c. What this node added (its members, the
  * rooms it created or asked for) is mirrored locally so that it can be written again after Redis lost it.
@@ -576,12 +576,18 @@ static void on_ctl(ag__redis_store_t *s, const char *payload, size_t len)
     json_decref(msg);
 }
 
+void ag__redis_node_event(ag__redis_store_t *s, const char *name, const char *payload, size_t len)
+{
+    if (s->super.on_node_event != NULL)
+        s->super.on_node_event(s->super.on_node_event_data, name, payload, len);
+}
+
 static void dispatch(ag__redis_store_t *s, const char *name, const char *payload, size_t len)
 {
     if (strcmp(name, "_ctl") == 0)
         on_ctl(s, payload, len);
-    else if (name[0] == '_' && s->hook != NULL)
-        s->hook(s->hook_data, name, payload, len);
+    else if (name[0] == '_')
+        ag__redis_node_event(s, name, payload, len);
     else if (s->super.on_message != NULL)
         s->super.on_message(s->super.on_message_data, name, payload, len);
 }
@@ -609,8 +615,7 @@ static void on_cmd_state(void *data, int up)
             ag_log(AG_LOG_WARN, "redis", NULL, "store available again");
         s->down_logged = 0;
         ag__redis_store_beat(s);
-        if (s->hook != NULL)
-            s->hook(s->hook_data, "_up", "", 0);
+        ag__redis_node_event(s, "_up", "", 0);
     } else if (!s->down_logged) {
         s->down_logged = 1;
         ag_log(AG_LOG_WARN, "redis", NULL, "connection to redis lost: serving local connections, reconnecting");
@@ -654,7 +659,10 @@ static const ag_store_ops_t ops = {.name = "redis",
                                    .publish = publish,
                                    .subscribe = subscribe,
                                    .unsubscribe = unsubscribe,
-                                   .subscribed = subscribed};
+                                   .subscribed = subscribed,
+                                   .node_register = ag__redis_node_register,
+                                   .node_lookup = ag__redis_node_lookup,
+                                   .node_leave = ag__redis_node_leave};
 
 ag_store_t *ag_store_redis_create(h2o_evloop_t *loop, const ag_store_redis_options_t *o, char *errbuf, size_t errlen)
 {
@@ -701,53 +709,9 @@ ag_store_t *ag_store_redis_create(h2o_evloop_t *loop, const ag_store_redis_optio
     return &s->super;
 }
 
-/* --- for server/cluster.c --- */
-
-static ag__redis_store_t *as_redis(ag_store_t *store)
-{
-    return store != NULL && store->ops == &ops ? (ag__redis_store_t *)store : NULL;
-}
+/* --- for the unit tests --- */
 
 ag_redis_t *ag__store_redis_cmd(ag_store_t *store)
 {
-    ag__redis_store_t *s = as_redis(store);
-    return s != NULL ? s->cmd : NULL;
-}
-
-const char *ag__store_redis_prefix(ag_store_t *store)
-{
-    ag__redis_store_t *s = as_redis(store);
-    return s != NULL ? s->prefix : NULL;
-}
-
-void ag__store_redis_set_address(ag_store_t *store, const char *address)
-{
-    ag__redis_store_t *s = as_redis(store);
-    if (s == NULL)
-        return;
-    snprintf(s->address, sizeof(s->address), "%s", address);
-    ag__redis_store_beat(s);
-}
-
-void ag__store_redis_set_hook(ag_store_t *store, ag__store_redis_hook_cb cb, void *data)
-{
-    ag__redis_store_t *s = as_redis(store);
-    if (s == NULL)
-        return;
-    s->hook = cb;
-    s->hook_data = data;
-}
-
-void ag__store_redis_reap_now(ag_store_t *store)
-{
-    ag__redis_store_t *s = as_redis(store);
-    if (s != NULL)
-        ag__redis_store_beat(s);
-}
-
-void ag__store_redis_leave(ag_store_t *store, const char *extra_key)
-{
-    ag__redis_store_t *s = as_redis(store);
-    if (s != NULL)
-        ag__redis_store_leave(s, extra_key);
+    return store != NULL && store->ops == &ops ? ((ag__redis_store_t *)store)->cmd : NULL;
 }

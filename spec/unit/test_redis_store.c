@@ -367,6 +367,39 @@ static void test_dead_node(void **state)
     live->ops->destroy(live);
 }
 
+/* --- the node registry across nodes: a route is read from another node, and expires with its node's heartbeat --- */
+
+static void test_node_registry_expiry(void **state)
+{
+    ag_store_t *reader = new_store("reader", 600, "nr:"), *owner = new_store("owner", 600, "nr:");
+    ag_store_node_t self = {.tag = "Own3rTag", .address = "127.0.0.1:5555", .token = "secret-token-of-owner"};
+    assert_int_equal(owner->ops->node_register(owner, &self), 0);
+    answer_t a = {0};
+    int seen = 0;
+    for (int i = 0; i < 30 && !seen; i++) {
+        reader->ops->node_lookup(reader, "Own3rTag", on_answer, &a);
+        seen = json_is_object(wait_answer(&a)->result);
+        if (seen) {
+            assert_string_equal(json_string_value(json_object_get(a.result, "address")), "127.0.0.1:5555");
+            assert_string_equal(json_string_value(json_object_get(a.result, "token")), "secret-token-of-owner");
+        }
+        answer_reset(&a);
+        test_run_for(loop, 20);
+    }
+    assert_true(seen);
+    /* the owner dies without leaving: its route lives on its heartbeat only */
+    owner->ops->destroy(owner);
+    int gone = 0;
+    for (int i = 0; i < 40 && !gone; i++) {
+        test_run_for(loop, 100);
+        reader->ops->node_lookup(reader, "Own3rTag", on_answer, &a);
+        gone = wait_answer(&a)->err[0] == '\0' && json_is_null(a.result);
+        answer_reset(&a);
+    }
+    assert_true(gone);
+    reader->ops->destroy(reader);
+}
+
 /* --- Redis restarts empty: the store reconnects, resubscribes and writes its rooms and members again --- */
 
 static void test_redis_restart(void **state)
@@ -504,9 +537,11 @@ static void test_auth_select(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_url),         cmocka_unit_test(test_rooms),           cmocka_unit_test(test_cache),
-        cmocka_unit_test(test_pubsub),      cmocka_unit_test(test_subscribed),      cmocka_unit_test(test_dead_node),
-        cmocka_unit_test(test_auth_select), cmocka_unit_test(test_command_timeout), cmocka_unit_test(test_redis_restart),
+        cmocka_unit_test(test_url),           cmocka_unit_test(test_rooms),
+        cmocka_unit_test(test_cache),         cmocka_unit_test(test_pubsub),
+        cmocka_unit_test(test_subscribed),    cmocka_unit_test(test_dead_node),
+        cmocka_unit_test(test_auth_select),   cmocka_unit_test(test_command_timeout),
+        cmocka_unit_test(test_redis_restart), cmocka_unit_test(test_node_registry_expiry),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
