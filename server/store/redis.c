@@ -6,6 +6,7 @@
  *   P members:<room>         HASH  conn id -> member details JSON ({id, joinedAt, node})
  *   P nodemembers:<node>     SET   "<conn id> <room>": what to remove when <node> dies
  *   P cache:<key>            HASH  value (JSON text), createdAt, expireTimestamp, readAt; PEXPIREAT when it expires
+ *   P cachekeys              ZSET  cache key -> expireTimestamp (+inf: never): what cache_size counts (never KEYS)
  *   P nodes                  SET   node ids that registered
  *   P node:<id>              STRING "<sid tag> <host:port>", PX redis.nodeTtl: the node's heartbeat
  *   P route:<sid tag>        HASH  address ("host:port"), token; PEXPIRE redis.nodeTtl: the registry (node_register)
@@ -48,16 +49,23 @@ static const char LUA_ROOM_DEL[] = LUA_NODE_OF "if redis.call('SREM', KEYS[1], A
 static const char LUA_MEMBERS[] = "if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then return false end "
                                   "return redis.call('HGETALL', KEYS[2])";
 
+/* The cache index (P cachekeys, ZSET key -> expiry ms, +inf for never) is what cache_size counts, so no command ever
+ * walks the keyspace. Expired entries leave it on every save and size (each one once: the cost is amortised). */
 static const char LUA_CACHE_SAVE[] = "redis.call('DEL', KEYS[1]) "
                                      "redis.call('HSET', KEYS[1], 'value', ARGV[1], 'createdAt', ARGV[2], "
-                                     "'expireTimestamp', ARGV[3]) "
-                                     "if ARGV[3] ~= '' then redis.call('PEXPIREAT', KEYS[1], ARGV[3]) end return 1";
+                                     "'expireTimestamp', ARGV[3]) local score = '+inf' "
+                                     "if ARGV[3] ~= '' then redis.call('PEXPIREAT', KEYS[1], ARGV[3]) score = ARGV[3] end "
+                                     "redis.call('ZADD', KEYS[2], score, ARGV[4]) "
+                                     "redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[2]) return 1";
 
+/* a key gone by other means (eviction, a hand-made DEL) leaves the index when it is missed */
 static const char LUA_CACHE_LOAD[] = "local v = redis.call('HMGET', KEYS[1], 'value', 'createdAt', 'expireTimestamp') "
-                                     "if not v[1] then return false end "
+                                     "if not v[1] then redis.call('ZREM', KEYS[2], ARGV[2]) return false end "
                                      "redis.call('HSET', KEYS[1], 'readAt', ARGV[1]) return v";
 
-static const char LUA_CACHE_SIZE[] = "return #redis.call('KEYS', ARGV[1])";
+static const char LUA_CACHE_DEL[] = "redis.call('ZREM', KEYS[2], ARGV[1]) return redis.call('DEL', KEYS[1])";
+
+static const char LUA_CACHE_SIZE[] = "redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1]) return redis.call('ZCARD', KEYS[1])";
 
 /* --- helpers --- */
 
@@ -384,9 +392,9 @@ static void cache_save(ag_store_t *store, const char *key, const json_t *value, 
 {
     ag__redis_store_t *s = (void *)store;
     req_t *r = req_new(s, cb, data);
-    char *k = ag__redis_pkey(s, "cache:", key);
+    char *k = ag__redis_pkey(s, "cache:", key), *idx = ag__redis_pkey(s, "cachekeys", NULL);
     char *text = json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY);
-    if (r == NULL || k == NULL || text == NULL) {
+    if (r == NULL || k == NULL || idx == NULL || text == NULL) {
         free(r);
         answer(cb, data, "out of memory", NULL);
     } else {
@@ -394,11 +402,12 @@ static void cache_save(ag_store_t *store, const char *key, const json_t *value, 
         snprintf(now, sizeof(now), "%llu", (unsigned long long)ag_now_ms());
         if (expire_ms != 0)
             snprintf(exp, sizeof(exp), "%llu", (unsigned long long)expire_ms);
-        const char *keys[] = {k}, *args[] = {text, now, exp};
-        ag__redis_eval(s, on_bool, r, LUA_CACHE_SAVE, 1, keys, 3, args);
+        const char *keys[] = {k, idx}, *args[] = {text, now, exp, key};
+        ag__redis_eval(s, on_bool, r, LUA_CACHE_SAVE, 2, keys, 4, args);
     }
     free(text);
     free(k);
+    free(idx);
 }
 
 static json_t *reply_number(const redisReply *r)
@@ -435,23 +444,35 @@ static void cache_load(ag_store_t *store, const char *key, ag_store_cb cb, void 
 {
     ag__redis_store_t *s = (void *)store;
     req_t *r = req_new(s, cb, data);
-    char *k = ag__redis_pkey(s, "cache:", key);
+    char *k = ag__redis_pkey(s, "cache:", key), *idx = ag__redis_pkey(s, "cachekeys", NULL);
     char now[24];
     snprintf(now, sizeof(now), "%llu", (unsigned long long)ag_now_ms());
-    if (r == NULL || k == NULL || (r->a = strdup(key)) == NULL || (r->b = strdup(now)) == NULL) {
+    if (r == NULL || k == NULL || idx == NULL || (r->a = strdup(key)) == NULL || (r->b = strdup(now)) == NULL) {
         if (r != NULL)
             req_free(r);
         answer(cb, data, "out of memory", NULL);
     } else {
-        const char *keys[] = {k}, *args[] = {now};
-        ag__redis_eval(s, on_cache_load, r, LUA_CACHE_LOAD, 1, keys, 1, args);
+        const char *keys[] = {k, idx}, *args[] = {now, key};
+        ag__redis_eval(s, on_cache_load, r, LUA_CACHE_LOAD, 2, keys, 2, args);
     }
     free(k);
+    free(idx);
 }
 
 static void cache_del(ag_store_t *store, const char *key, ag_store_cb cb, void *data)
 {
-    key_command((void *)store, cb, data, on_bool, "cache:", key, "DEL", NULL);
+    ag__redis_store_t *s = (void *)store;
+    req_t *r = req_new(s, cb, data);
+    char *k = ag__redis_pkey(s, "cache:", key), *idx = ag__redis_pkey(s, "cachekeys", NULL);
+    if (r == NULL || k == NULL || idx == NULL) {
+        free(r);
+        answer(cb, data, "out of memory", NULL);
+    } else {
+        const char *keys[] = {k, idx}, *args[] = {key};
+        ag__redis_eval(s, on_bool, r, LUA_CACHE_DEL, 2, keys, 1, args);
+    }
+    free(k);
+    free(idx);
 }
 
 static void on_int(void *_r, const char *err, redisReply *reply)
@@ -466,21 +487,17 @@ static void cache_size(ag_store_t *store, ag_store_cb cb, void *data)
 {
     ag__redis_store_t *s = (void *)store;
     req_t *r = req_new(s, cb, data);
-    /* the prefix is literal text in a glob pattern */
-    char pattern[512];
-    size_t n = 0;
-    for (const char *p = s->prefix; *p != '\0' && n + 8 < sizeof(pattern); p++) {
-        if (strchr("*?[]\\", *p) != NULL)
-            pattern[n++] = '\\';
-        pattern[n++] = *p;
-    }
-    snprintf(pattern + n, sizeof(pattern) - n, "cache:*");
-    if (r == NULL) {
+    char *idx = ag__redis_pkey(s, "cachekeys", NULL);
+    if (r == NULL || idx == NULL) {
+        free(r);
         answer(cb, data, "out of memory", NULL);
-        return;
+    } else {
+        char now[24];
+        snprintf(now, sizeof(now), "%llu", (unsigned long long)ag_now_ms());
+        const char *keys[] = {idx}, *args[] = {now};
+        ag__redis_eval(s, on_int, r, LUA_CACHE_SIZE, 1, keys, 1, args);
     }
-    const char *args[] = {pattern};
-    ag__redis_eval(s, on_int, r, LUA_CACHE_SIZE, 0, NULL, 1, args);
+    free(idx);
 }
 
 /* --- pub/sub --- */

@@ -10,7 +10,7 @@ const test = require('node:test');
 const assert = require('node:assert');
 const net = require('node:net');
 const { request, sseOpen, decodePayload } = require('../lib/eio_raw');
-const { waitFor, cluster, teardown } = require('../lib/cluster_clients');
+const { waitFor, getJson, cluster, teardown } = require('../lib/cluster_clients');
 
 const UNKNOWN = { code: 1, message: 'Session ID unknown' };
 const PATHS = ['/primus/', '/socket.io/'];
@@ -216,4 +216,24 @@ test('no request reaches an address taken from the request', async (t) => {
     assert.strictEqual(canary.connections, 0);
     await cl.redis.start(cl.redis.port);
   });
+});
+
+test('cacheTest never runs KEYS and counts only the cache', async (t) => {
+  const cl = await cluster(1);
+  t.after(() => teardown(cl));
+  const [n0] = cl.nodes;
+  // other data in the same Redis: KEYS would have walked it all
+  for (let i = 0; i < 50; i += 10) cl.redis.cli('MSET', ...Array.from({ length: 10 }, (_, j) => [`other:${i + j}`, 'x']).flat());
+  cl.redis.cli('CONFIG', 'RESETSTAT');
+  const first = await getJson(`${n0.url}/api/cacheTest?key=one&value=first%20value`);
+  assert.strictEqual(first.status, 200, JSON.stringify(first.body));
+  assert.strictEqual(first.body.cacheTestResults.saveResp, true);
+  assert.strictEqual(first.body.cacheTestResults.sizeResp, 1);
+  assert.strictEqual(first.body.cacheTestResults.deleteResp, true);
+  const again = await getJson(`${n0.url}/api/cacheTest?key=two&value=second%20value`);
+  assert.strictEqual(again.body.cacheTestResults.sizeResp, 1); // the first entry was deleted: not counted
+  const stats = cl.redis.cli('INFO', 'commandstats');
+  assert.doesNotMatch(stats, /^cmdstat_keys:/m);
+  assert.doesNotMatch(stats, /^cmdstat_scan:/m);
+  assert.match(stats, /^cmdstat_eval:/m); // the cache was used through the store's scripts
 });
