@@ -302,6 +302,19 @@ static int route(ag_cluster_t *c, h2o_handler_t *handler, h2o_req_t *req, const 
     return 0;
 }
 
+/* Whether h2o's proxy could not connect to the owner at all. Only that says the owner is gone: a 502 for a failure later
+ * in the exchange is one request's trouble, and must not let one request make a live owner unreachable from here. */
+static int connect_failed(h2o_req_t *req)
+{
+    for (size_t i = 0; i < req->error_logs.size; i++) {
+        h2o_iovec_t m = req->error_logs.entries[i].msg;
+        if (h2o_memis(m.base, m.len, h2o_socket_error_conn_fail, strlen(h2o_socket_error_conn_fail)) ||
+            h2o_memis(m.base, m.len, H2O_STRLIT("connection timeout")))
+            return 1;
+    }
+    return 0;
+}
+
 /* A forward that failed (h2o's proxy answers 502 when the owner refuses the connection): remember the owner as
  * unreachable until its route expires, so the session's next request is answered here, as unknown. */
 static void on_setup_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t **slot)
@@ -309,7 +322,7 @@ static void on_setup_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t *
     ag_cluster_t *c = ag_http_server(req)->cluster;
     char tag[AG_CLUSTER_TAG_LEN + 1];
     if (c != NULL && req->res.status == 502 && req->overrides != NULL && req->overrides->client_ctx == &c->client_ctx &&
-        ag_cluster_owner_of_sid(ag_http_query_param(req, "sid"), tag) == 0) {
+        connect_failed(req) && ag_cluster_owner_of_sid(ag_http_query_param(req, "sid"), tag) == 0) {
         uint64_t now = h2o_now(c->server->loop);
         ag_map_set(&c->unreachable, tag, (void *)(uintptr_t)(now != 0 ? now : 1));
         free(ag_map_del(&c->routes, tag));
