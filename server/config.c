@@ -35,6 +35,9 @@ static const ckey_t schema[] = {
     K("general.trustedProxies", T_LIST, general.trustedProxies),
     K("general.logLevel", T_STR, general.logLevel),
     K("general.shutdownTimeout", T_INT, general.shutdownTimeout),
+    K("general.maxRoomsPerConnection", T_INT, general.maxRoomsPerConnection),
+    K("general.maxRooms", T_INT, general.maxRooms),
+    K("general.maxRoomNameLength", T_INT, general.maxRoomNameLength),
     K("servers.web.enabled", T_BOOL, servers.web.enabled),
     K("servers.web.port", T_INT, servers.web.port),
     K("servers.web.bindIP", T_STR, servers.web.bindIP),
@@ -149,6 +152,9 @@ ag_config_t *ag_config_create_default(void)
     c->general.trustedProxies = list_of((const char *[]){"127.0.0.1", "::1", NULL});
     c->general.logLevel = strdup("info");
     c->general.shutdownTimeout = 5000;
+    c->general.maxRoomsPerConnection = 100;
+    c->general.maxRooms = 10000;
+    c->general.maxRoomNameLength = 256;
 
     c->servers.web.enabled = 1;
     c->servers.web.port = 8080;
@@ -380,6 +386,36 @@ static int walk(loader_t *l, ag_config_t *c, yaml_node_t *map, const char *prefi
     return 0;
 }
 
+/* The bounds must agree with each other: a starting room must be creatable. */
+static int check_bounds(const ag_config_t *c, const char *name, char *errbuf, size_t errlen)
+{
+    const int namemax = c->general.maxRoomNameLength;
+    if (c->general.maxRoomsPerConnection < 1) {
+        snprintf(errbuf, errlen, "%s:1: general.maxRoomsPerConnection must be at least 1", name);
+        return -1;
+    }
+    if (namemax < 1 || namemax > AG_CONFIG_ROOM_NAME_MAX) {
+        snprintf(errbuf, errlen, "%s:1: general.maxRoomNameLength must be between 1 and %d", name, AG_CONFIG_ROOM_NAME_MAX);
+        return -1;
+    }
+    size_t nstart = ag_config_list_len(c->general.startingChatRooms);
+    if (c->general.maxRooms < 1 || (size_t)c->general.maxRooms < nstart) {
+        snprintf(errbuf, errlen, "%s:1: general.maxRooms (%d) must be at least 1 and hold the %zu startingChatRooms", name,
+                 c->general.maxRooms, nstart);
+        return -1;
+    }
+    for (size_t i = 0; i < nstart; i++) {
+        size_t len = strlen(c->general.startingChatRooms[i]);
+        if (len == 0 || len > (size_t)namemax) {
+            snprintf(errbuf, errlen,
+                     "%s:1: general.startingChatRooms: \"%.40s\" must have 1 to general.maxRoomNameLength (%d) bytes", name,
+                     c->general.startingChatRooms[i], namemax);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static ag_config_t *load_parser(yaml_parser_t *parser, const char *name, char *errbuf, size_t errlen)
 {
     ag_config_t *c = ag_config_create_default();
@@ -416,6 +452,8 @@ static ag_config_t *load_parser(yaml_parser_t *parser, const char *name, char *e
         if (problem != NULL) {
             snprintf(errbuf, errlen, "%s:1: %s", name, problem);
             ret = -1;
+        } else {
+            ret = check_bounds(c, name, errbuf, errlen);
         }
     }
     yaml_document_delete(&doc);

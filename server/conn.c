@@ -62,10 +62,7 @@ void ag_conn_release(ag_conn_t *c)
     if (--c->_refcnt != 0)
         return;
     queue_clear(c);
-    free(c->_queue);
-    for (size_t i = 0; i < c->num_rooms; i++)
-        free(c->rooms[i]);
-    free(c->rooms);
+    free(c->_queue); /* no rooms left: the connection left them when it finished (ag_session_on_close) */
     free(c->fingerprint);
     free(c);
 }

@@ -71,9 +71,10 @@ struct st_ag_conn_t {
     const char *transport_name; /* static string */
     ag_server_t *server;
 
-    /* session layer state, owned by server/session.c */
-    char **rooms; /* local truth for delivery, in join order */
+    /* session layer state, owned by server/session.c and server/rooms.c */
+    struct st_ag_room_member_t *rooms_first, *rooms_last; /* the rooms this connection is in, in join order */
     size_t num_rooms;
+    uint32_t joining; /* roomAdd requests in flight: they count against general.maxRoomsPerConnection */
     uint32_t total_actions;
     uint32_t pending_actions;
     void *user_data; /* for the embedding application's hooks */

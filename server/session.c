@@ -262,8 +262,8 @@ static json_t *utf8_or(const char *s, const char *fallback)
 static json_t *details_view(ag_conn_t *c)
 {
     json_t *rooms = json_array();
-    for (size_t i = 0; i < c->num_rooms; i++)
-        json_array_append_new(rooms, json_string(c->rooms[i]));
+    for (const ag_room_member_t *m = c->rooms_first; m != NULL; m = ag__room_next(m))
+        json_array_append_new(rooms, json_string(ag__room_name(m)));
     return json_pack("{s:s,s:o,s:o,s:i,s:{},s:I,s:o,s:I,s:I}", "id", c->id, "fingerprint", utf8_or(c->fingerprint, c->id),
                      "remoteIP", utf8_or(c->remote_ip, ""), "remotePort", c->remote_port, "params", "connectedAt",
                      (json_int_t)c->connected_at, "rooms", rooms, "totalActions", (json_int_t)c->total_actions, "pendingActions",

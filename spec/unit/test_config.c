@@ -96,6 +96,27 @@ static void test_errors(void **state)
     assert_true(strncmp(err, "/nonexistent/actiongate.yaml:0: ", 32) == 0);
 }
 
+static void test_room_bounds(void **state)
+{
+    ag_config_t *d = ag_config_create_default();
+    assert_int_equal(d->general.maxRoomsPerConnection, 100);
+    assert_int_equal(d->general.maxRooms, 10000);
+    assert_int_equal(d->general.maxRoomNameLength, 256);
+    ag_config_destroy(d);
+    expect_error("general:\n  maxRoomsPerConnection: 0\n", "bad.yaml:1: ", "maxRoomsPerConnection must be at least 1");
+    expect_error("general:\n  maxRoomNameLength: 0\n", "bad.yaml:1: ", "maxRoomNameLength must be between 1 and 1024");
+    expect_error("general:\n  maxRoomNameLength: 1025\n", "bad.yaml:1: ", "maxRoomNameLength must be between 1 and 1024");
+    expect_error("general:\n  maxRooms: 1\n", "bad.yaml:1: ", "maxRooms (1) must be at least 1 and hold the 2 startingChatRooms");
+    expect_error("general:\n  maxRoomNameLength: 5\n", "bad.yaml:1: ", "\"defaultRoom\" must have 1 to");
+    char err[256] = "";
+    ag_config_t *c = ag_config_load_string("general:\n  maxRoomNameLength: 11\n  maxRooms: 2\n  maxRoomsPerConnection: 1\n",
+                                           "ok.yaml", err, sizeof(err));
+    if (c == NULL)
+        fail_msg("%s", err);
+    assert_int_equal(c->general.maxRoomNameLength, 11);
+    ag_config_destroy(c);
+}
+
 static void test_shipped_file(void **state)
 {
     char err[256] = "", path[1024];
@@ -111,6 +132,9 @@ static void test_shipped_file(void **state)
     assert_int_equal(c->servers.websocket.server.queueMaxFrames, d->servers.websocket.server.queueMaxFrames);
     assert_int_equal(c->servers.websocket.server.sse.keepaliveMs, d->servers.websocket.server.sse.keepaliveMs);
     assert_string_equal(c->redis.prefix, d->redis.prefix);
+    assert_int_equal(c->general.maxRoomsPerConnection, d->general.maxRoomsPerConnection);
+    assert_int_equal(c->general.maxRooms, d->general.maxRooms);
+    assert_int_equal(c->general.maxRoomNameLength, d->general.maxRoomNameLength);
     ag_config_destroy(c);
     ag_config_destroy(d);
 }
@@ -119,7 +143,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults), cmocka_unit_test(test_values),       cmocka_unit_test(test_list_forms),
-        cmocka_unit_test(test_errors),   cmocka_unit_test(test_shipped_file),
+        cmocka_unit_test(test_errors),   cmocka_unit_test(test_shipped_file), cmocka_unit_test(test_room_bounds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
