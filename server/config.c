@@ -188,7 +188,7 @@ ag_config_t *ag_config_create_default(void)
     c->servers.websocket.server.methods = list_of((const char *[]){"GET", "POST", NULL});
     c->servers.websocket.server.maxAge = 86400;
     c->servers.websocket.server.primusPingInterval = 30000;
-    c->servers.websocket.server.maxLength = 10485760;
+    c->servers.websocket.server.maxLength = 1048576;
     c->servers.websocket.server.queueMaxBytes = 4194304;
     c->servers.websocket.server.queueMaxFrames = 4096;
     c->servers.websocket.server.echo = 0;
@@ -386,9 +386,27 @@ static int walk(loader_t *l, ag_config_t *c, yaml_node_t *map, const char *prefi
     return 0;
 }
 
-/* The bounds must agree with each other: a starting room must be creatable. */
+/* The bounds must agree with each other: one inbound message must fit an outbound queue (a say or a reply is about as
+ * large as the message that caused it; a connection queues frames of at most half its bound, see ag_conn_max_frame),
+ * and a starting room must be creatable. */
 static int check_bounds(const ag_config_t *c, const char *name, char *errbuf, size_t errlen)
 {
+    const long queue = c->servers.websocket.server.queueMaxBytes;
+    if (queue < 4096) {
+        snprintf(errbuf, errlen, "%s:1: servers.websocket.server.queueMaxBytes must be at least 4096", name);
+        return -1;
+    }
+    const char *in_keys[] = {"maxLength", "maxHttpBufferSize"};
+    const long in_values[] = {c->servers.websocket.server.maxLength, c->servers.websocket.server.maxHttpBufferSize};
+    for (int i = 0; i < 2; i++) {
+        if (in_values[i] > queue / 2) {
+            snprintf(errbuf, errlen,
+                     "%s:1: servers.websocket.server.%s (%ld) must be at most half of queueMaxBytes (%ld): one inbound message "
+                     "must fit an outbound queue",
+                     name, in_keys[i], in_values[i], queue);
+            return -1;
+        }
+    }
     const int namemax = c->general.maxRoomNameLength;
     if (c->general.maxRoomsPerConnection < 1) {
         snprintf(errbuf, errlen, "%s:1: general.maxRoomsPerConnection must be at least 1", name);

@@ -67,7 +67,7 @@ typedef struct st_ag_config_t {
                 char **methods;         /* GET, POST */
                 int maxAge;             /* s, 86400 */
                 int primusPingInterval; /* plain /primus heartbeat, 30000 */
-                long maxLength;         /* plain /primus frame limit, 10485760 */
+                long maxLength;         /* plain /primus frame limit, 1048576 */
                 long queueMaxBytes;     /* per-connection outbound bound, 4194304 */
                 int queueMaxFrames;     /* 4096 */
                 int echo;               /* 0: raw engine.io echo, no session layer (conformance suites) */

@@ -211,6 +211,8 @@ static int publish(ag_server_t *s, const char *room, char type, const json_t *fr
     if (ag__room_name_check(s, room) != AG_OK)
         return AG_EINVAL; /* no such room can exist here */
     size_t len = json_dumpb(frame, NULL, 0, AG_JSON_FLAGS);
+    if (len > ag_conn_max_frame(s))
+        return AG_ETOOBIG; /* no member could queue it: refused here, once, rather than dropped by every member */
     char *buf = malloc(len + 1);
     if (len == 0 || buf == NULL) {
         free(buf);
@@ -259,6 +261,8 @@ int ag_push_room(ag_server_t *s, const char *room, json_t *obj)
 
 int ag_push_conn(ag_server_t *s, const char *conn_id, json_t *obj)
 {
+    if (json_is_object(obj) && json_dumpb(obj, NULL, 0, AG_JSON_FLAGS) > ag_conn_max_frame(s))
+        return AG_ETOOBIG;                        /* before it travels to another node */
     return ag_cluster_push_conn(s, conn_id, obj); /* local first, else the node that holds it */
 }
 
@@ -282,6 +286,12 @@ static void deliver(ag_server_t *s, const char *room, char type, const char *fra
     lroom_t *lr = ag_map_get(&s->rooms->local, room);
     if (lr == NULL || lr->n == 0)
         return;
+    if (len > ag_conn_max_frame(s)) {
+        /* published by a node with a larger bound: every member would refuse it */
+        ag_log(AG_LOG_WARN, "rooms", NULL, "a frame of %zu bytes for %.100s is over the limit of %zu: not delivered", len, room,
+               ag_conn_max_frame(s));
+        return;
+    }
     /* A snapshot with references: a hook or a slow-consumer close may change the membership while we deliver. */
     size_t n = lr->n;
     ag_conn_t **snap = malloc(n * sizeof(*snap));
@@ -606,13 +616,20 @@ void ag__room_say(ag_conn_t *c, const char *room, const char *message, ag__room_
         cb(c, err, NULL, ud);
         return;
     }
-    json_t *payload = chat_payload(room, c->id, message);
-    const ag_hooks_t *h = hooks_of(c->server);
-    if (payload != NULL && h->on_say != NULL)
-        payload = h->on_say(c, room, payload, h->data);
-    int ret = payload != NULL ? publish(c->server, room, 'c', payload) : AG_OK;
-    json_decref(payload);
-    cb(c, ret == AG_OK ? NULL : "out of memory", NULL, ud);
+    /* the whole chat frame (message, room, ids) must fit; the message alone is checked first to build nothing */
+    size_t max = ag_conn_max_frame(c->server);
+    int ret = AG_ETOOBIG;
+    if (strlen(message) <= max) {
+        json_t *payload = chat_payload(room, c->id, message);
+        const ag_hooks_t *h = hooks_of(c->server);
+        if (payload != NULL && h->on_say != NULL)
+            payload = h->on_say(c, room, payload, h->data);
+        ret = payload != NULL ? publish(c->server, room, 'c', payload) : AG_OK;
+        json_decref(payload);
+    }
+    char err[80];
+    snprintf(err, sizeof(err), "%s (at most %zu bytes)", AG_ERR_MESSAGE_TOO_BIG, max);
+    cb(c, ret == AG_OK ? NULL : ret == AG_ETOOBIG ? err : "out of memory", NULL, ud);
 }
 
 /* --- node lifecycle --- */

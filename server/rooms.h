@@ -32,6 +32,8 @@
 #define AG_ERR_ROOM_NAME_TOO_LONG "room name too long"
 #define AG_ERR_CONN_TOO_MANY_ROOMS "connection in too many rooms"
 #define AG_ERR_TOO_MANY_ROOMS "too many rooms"
+/* A say whose chat frame no connection could queue (see ag_conn_max_frame); followed by " (at most N bytes)". */
+#define AG_ERR_MESSAGE_TOO_BIG "message too big"
 
 /* One connection in one room, on this node (see above). */
 typedef struct st_ag_room_member_t ag_room_member_t;
@@ -41,7 +43,8 @@ typedef void (*ag__room_cb)(ag_conn_t *c, const char *err, json_t *data, void *u
 int ag__rooms_init(ag_server_t *s, char *errbuf, size_t errlen);
 void ag__rooms_dispose(ag_server_t *s);
 
-/* Verb backends. err (NULL on success) is the protocol text without the "Error: " prefix; data is borrowed. */
+/* Verb backends. err (NULL on success) is the protocol text without the "Error: " prefix; data is borrowed. A say whose
+ * chat frame would be over ag_conn_max_frame() is refused with AG_ERR_MESSAGE_TOO_BIG and reaches nobody. */
 void ag__room_view(ag_conn_t *c, const char *room, ag__room_cb cb, void *ud);
 void ag__room_say(ag_conn_t *c, const char *room, const char *message, ag__room_cb cb, void *ud);
 /* The connection closes: leaves every room (store and local index), announcing when configured. */
