@@ -3,6 +3,7 @@
  * documentation, and echo (a no-op for benchmarks).
  */
 #include "actions.h"
+#include "rooms.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -184,13 +185,27 @@ static void run_sleeptest(ag_action_req_t *r, void *data)
 static void room_created(void *data, const char *err, json_t *res)
 {
     ag_action_req_t *r = data;
+    if (err != NULL && strcmp(err, AG_STORE_ERR_TOO_MANY_ROOMS) == 0) {
+        char msg[80];
+        snprintf(msg, sizeof(msg), "%s (at most %d)", AG_ERR_TOO_MANY_ROOMS, ag_action_server(r)->config->general.maxRooms);
+        ag_action_fail(r, 409, msg);
+        return;
+    }
     ag_action_succeed(r, json_pack("{s:s,s:b}", "name", ag_action_param_str(r, "name", ""), "didCreate", err == NULL));
 }
 
+/* Anyone may create rooms, as in actionhero; the bounds on names and on the number of rooms keep that cheap. */
 static void run_create_room(ag_action_req_t *r, void *data)
 {
-    ag_store_t *st = ag_action_server(r)->store;
-    st->ops->room_add(st, ag_action_param_str(r, "name", ""), room_created, r);
+    ag_server_t *s = ag_action_server(r);
+    const char *name = ag_action_param_str(r, "name", "");
+    if (ag__room_name_check(s, name) != AG_OK) {
+        char msg[80];
+        snprintf(msg, sizeof(msg), "%s (at most %d)", AG_ERR_ROOM_NAME_TOO_LONG, s->config->general.maxRoomNameLength);
+        ag_action_fail(r, 422, name[0] == '\0' ? AG_ERR_ROOM_REQUIRED : msg); /* "" when name was not a string */
+        return;
+    }
+    s->store->ops->room_add(s->store, name, room_created, r);
 }
 
 /* --- documentation, echo --- */

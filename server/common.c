@@ -140,16 +140,79 @@ void ag_iso8601(uint64_t ms, char buf[32])
     snprintf(buf + n, 32 - n, ".%03uZ", (unsigned)(ms % 1000));
 }
 
+/* --- SipHash --- */
+
+static inline uint64_t rotl64(uint64_t x, int b)
+{
+    return (x << b) | (x >> (64 - b));
+}
+
+static inline uint64_t load_le64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+/* One SipRound: two ARX half-rounds over the four state words. */
+#define SIP_ROUND(v0, v1, v2, v3)                                                                                                  \
+    do {                                                                                                                           \
+        v0 += v1;                                                                                                                  \
+        v1 = rotl64(v1, 13) ^ v0;                                                                                                  \
+        v0 = rotl64(v0, 32);                                                                                                       \
+        v2 += v3;                                                                                                                  \
+        v3 = rotl64(v3, 16) ^ v2;                                                                                                  \
+        v0 += v3;                                                                                                                  \
+        v3 = rotl64(v3, 21) ^ v0;                                                                                                  \
+        v2 += v1;                                                                                                                  \
+        v1 = rotl64(v1, 17) ^ v2;                                                                                                  \
+        v2 = rotl64(v2, 32);                                                                                                       \
+    } while (0)
+
+uint64_t ag_siphash(const uint8_t key[16], const void *data, size_t len, int crounds, int drounds)
+{
+    const unsigned char *p = data;
+    uint64_t k0 = load_le64(key), k1 = load_le64(key + 8);
+    /* the initial state is the key xored with the ASCII of "somepseudorandomlygeneratedbytes" */
+    uint64_t v0 = k0 ^ 0x736f6d6570736575ull, v1 = k1 ^ 0x646f72616e646f6dull;
+    uint64_t v2 = k0 ^ 0x6c7967656e657261ull, v3 = k1 ^ 0x7465646279746573ull;
+    size_t whole = len & ~(size_t)7;
+    for (size_t off = 0; off < whole; off += 8) {
+        uint64_t m = load_le64(p + off);
+        v3 ^= m;
+        for (int r = 0; r < crounds; r++)
+            SIP_ROUND(v0, v1, v2, v3);
+        v0 ^= m;
+    }
+    /* the last word: the 0-7 remaining bytes, and the length's low byte in the top byte */
+    uint64_t m = (uint64_t)(len & 0xff) << 56;
+    for (size_t i = len - whole; i > 0; i--)
+        m |= (uint64_t)p[whole + i - 1] << (8 * (i - 1));
+    v3 ^= m;
+    for (int r = 0; r < crounds; r++)
+        SIP_ROUND(v0, v1, v2, v3);
+    v0 ^= m;
+    v2 ^= 0xff;
+    for (int r = 0; r < drounds; r++)
+        SIP_ROUND(v0, v1, v2, v3);
+    return v0 ^ v1 ^ v2 ^ v3;
+}
+
 /* --- ag_map_t --- */
+
+/* Keys often come from clients (room names, channels): an unkeyed hash would let them choose colliding keys and turn
+ * every probe into a scan. The key is drawn from getrandom once per process, at the first hash. */
+static uint8_t map_key[16];
+static int map_keyed;
 
 static uint32_t map_hash(const char *s)
 {
-    uint32_t h = 2166136261u; /* FNV-1a */
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= 16777619u;
+    if (!map_keyed) { /* a zeroed map (static storage) needs no ag_map_init, so the key is drawn here */
+        ag_random_bytes(map_key, sizeof(map_key));
+        map_keyed = 1;
     }
-    return h;
+    return (uint32_t)ag_siphash(map_key, s, strlen(s), 1, 3);
 }
 
 #define MAP_TOMBSTONE ((char *)1)

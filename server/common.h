@@ -55,8 +55,13 @@ void ag_format_double(double v, char buf[32]);
 /* ms epoch -> "2026-11-22T03:34:31.608Z" (buf >= 25 bytes). */
 void ag_iso8601(uint64_t ms, char buf[32]);
 
+/* SipHash-c-d of data under a 128-bit key (64-bit output; the key's bytes are read as two little-endian words).
+ * The map below uses SipHash-1-3; SipHash-2-4 is the reference variant. */
+uint64_t ag_siphash(const uint8_t key[16], const void *data, size_t len, int crounds, int drounds);
+
 /*
- * ag_map_t: string -> pointer, open addressing. Keys are copied and owned by the map; values are borrowed.
+ * ag_map_t: string -> pointer, open addressing with linear probing, hashed with SipHash-1-3 under a per-process
+ * random key (so clients cannot choose keys that collide). Keys are copied and owned by the map; values are borrowed.
  * Iteration order is unspecified. Not thread-safe.
  */
 typedef struct st_ag_map_entry_t {

@@ -35,6 +35,9 @@ static const ckey_t schema[] = {
     K("general.trustedProxies", T_LIST, general.trustedProxies),
     K("general.logLevel", T_STR, general.logLevel),
     K("general.shutdownTimeout", T_INT, general.shutdownTimeout),
+    K("general.maxRoomsPerConnection", T_INT, general.maxRoomsPerConnection),
+    K("general.maxRooms", T_INT, general.maxRooms),
+    K("general.maxRoomNameLength", T_INT, general.maxRoomNameLength),
     K("servers.web.enabled", T_BOOL, servers.web.enabled),
     K("servers.web.port", T_INT, servers.web.port),
     K("servers.web.bindIP", T_STR, servers.web.bindIP),
@@ -149,6 +152,9 @@ ag_config_t *ag_config_create_default(void)
     c->general.trustedProxies = list_of((const char *[]){"127.0.0.1", "::1", NULL});
     c->general.logLevel = strdup("info");
     c->general.shutdownTimeout = 5000;
+    c->general.maxRoomsPerConnection = 100;
+    c->general.maxRooms = 10000;
+    c->general.maxRoomNameLength = 256;
 
     c->servers.web.enabled = 1;
     c->servers.web.port = 8080;
@@ -182,7 +188,7 @@ ag_config_t *ag_config_create_default(void)
     c->servers.websocket.server.methods = list_of((const char *[]){"GET", "POST", NULL});
     c->servers.websocket.server.maxAge = 86400;
     c->servers.websocket.server.primusPingInterval = 30000;
-    c->servers.websocket.server.maxLength = 10485760;
+    c->servers.websocket.server.maxLength = 1048576;
     c->servers.websocket.server.queueMaxBytes = 4194304;
     c->servers.websocket.server.queueMaxFrames = 4096;
     c->servers.websocket.server.echo = 0;
@@ -380,6 +386,54 @@ static int walk(loader_t *l, ag_config_t *c, yaml_node_t *map, const char *prefi
     return 0;
 }
 
+/* The bounds must agree with each other: one inbound message must fit an outbound queue (a say or a reply is about as
+ * large as the message that caused it; a connection queues frames of at most half its bound, see ag_conn_max_frame),
+ * and a starting room must be creatable. */
+static int check_bounds(const ag_config_t *c, const char *name, char *errbuf, size_t errlen)
+{
+    const long queue = c->servers.websocket.server.queueMaxBytes;
+    if (queue < 4096) {
+        snprintf(errbuf, errlen, "%s:1: servers.websocket.server.queueMaxBytes must be at least 4096", name);
+        return -1;
+    }
+    const char *in_keys[] = {"maxLength", "maxHttpBufferSize"};
+    const long in_values[] = {c->servers.websocket.server.maxLength, c->servers.websocket.server.maxHttpBufferSize};
+    for (int i = 0; i < 2; i++) {
+        if (in_values[i] > queue / 2) {
+            snprintf(errbuf, errlen,
+                     "%s:1: servers.websocket.server.%s (%ld) must be at most half of queueMaxBytes (%ld): one inbound message "
+                     "must fit an outbound queue",
+                     name, in_keys[i], in_values[i], queue);
+            return -1;
+        }
+    }
+    const int namemax = c->general.maxRoomNameLength;
+    if (c->general.maxRoomsPerConnection < 1) {
+        snprintf(errbuf, errlen, "%s:1: general.maxRoomsPerConnection must be at least 1", name);
+        return -1;
+    }
+    if (namemax < 1 || namemax > AG_CONFIG_ROOM_NAME_MAX) {
+        snprintf(errbuf, errlen, "%s:1: general.maxRoomNameLength must be between 1 and %d", name, AG_CONFIG_ROOM_NAME_MAX);
+        return -1;
+    }
+    size_t nstart = ag_config_list_len(c->general.startingChatRooms);
+    if (c->general.maxRooms < 1 || (size_t)c->general.maxRooms < nstart) {
+        snprintf(errbuf, errlen, "%s:1: general.maxRooms (%d) must be at least 1 and hold the %zu startingChatRooms", name,
+                 c->general.maxRooms, nstart);
+        return -1;
+    }
+    for (size_t i = 0; i < nstart; i++) {
+        size_t len = strlen(c->general.startingChatRooms[i]);
+        if (len == 0 || len > (size_t)namemax) {
+            snprintf(errbuf, errlen,
+                     "%s:1: general.startingChatRooms: \"%.40s\" must have 1 to general.maxRoomNameLength (%d) bytes", name,
+                     c->general.startingChatRooms[i], namemax);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static ag_config_t *load_parser(yaml_parser_t *parser, const char *name, char *errbuf, size_t errlen)
 {
     ag_config_t *c = ag_config_create_default();
@@ -416,6 +470,8 @@ static ag_config_t *load_parser(yaml_parser_t *parser, const char *name, char *e
         if (problem != NULL) {
             snprintf(errbuf, errlen, "%s:1: %s", name, problem);
             ret = -1;
+        } else {
+            ret = check_bounds(c, name, errbuf, errlen);
         }
     }
     yaml_document_delete(&doc);

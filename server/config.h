@@ -9,6 +9,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The largest general.maxRoomNameLength accepted: room names (and the channels named after them) fit stack buffers. */
+#define AG_CONFIG_ROOM_NAME_MAX 1024
+
 typedef struct st_ag_config_t {
     struct {
         char *welcomeMessage;     /* "Welcome to the actiongate api" */
@@ -21,6 +24,11 @@ typedef struct st_ag_config_t {
         char **trustedProxies;    /* addresses whose X-Forwarded-For / X-Real-IP / X-Forwarded-Port are believed */
         char *logLevel;           /* "info" */
         int shutdownTimeout;      /* ms to finish pending actions and flush closes, 5000 */
+
+        /* bounds on rooms (server/rooms.c) */
+        int maxRoomsPerConnection; /* rooms one connection may be in (or joining) at once, 100 */
+        int maxRooms;              /* rooms the store holds (per node on the memory store, per cluster on Redis), 10000 */
+        int maxRoomNameLength;     /* bytes, 256 (at most AG_CONFIG_ROOM_NAME_MAX) */
     } general;
     struct {
         struct {
@@ -59,7 +67,7 @@ typedef struct st_ag_config_t {
                 char **methods;         /* GET, POST */
                 int maxAge;             /* s, 86400 */
                 int primusPingInterval; /* plain /primus heartbeat, 30000 */
-                long maxLength;         /* plain /primus frame limit, 10485760 */
+                long maxLength;         /* plain /primus frame limit, 1048576 */
                 long queueMaxBytes;     /* per-connection outbound bound, 4194304 */
                 int queueMaxFrames;     /* 4096 */
                 int echo;               /* 0: raw engine.io echo, no session layer (conformance suites) */

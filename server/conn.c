@@ -62,10 +62,7 @@ void ag_conn_release(ag_conn_t *c)
     if (--c->_refcnt != 0)
         return;
     queue_clear(c);
-    free(c->_queue);
-    for (size_t i = 0; i < c->num_rooms; i++)
-        free(c->rooms[i]);
-    free(c->rooms);
+    free(c->_queue); /* no rooms left: the connection left them when it finished (ag_session_on_close) */
     free(c->fingerprint);
     free(c);
 }
@@ -159,10 +156,21 @@ void ag_conn_kick(ag_conn_t *c)
         c->_transport->on_pending(c, c->_transport_self);
 }
 
+size_t ag_conn_max_frame(const ag_server_t *s)
+{
+    return (size_t)s->config->servers.websocket.server.queueMaxBytes / 2;
+}
+
 int ag_conn_send(ag_conn_t *c, ag_frame_t *f)
 {
     if (ag_conn_is_closed(c))
         return AG_ECLOSED;
+    if (f->len > ag_conn_max_frame(c->server)) {
+        /* the consumer is not slow: no queue could take this frame (a producer that did not check its size) */
+        ag_log(AG_LOG_WARN, "conn", c->id, "frame of %zu bytes over the limit of %zu: not sent", f->len,
+               ag_conn_max_frame(c->server));
+        return AG_ETOOBIG;
+    }
     const ag_config_t *cfg = c->server->config;
     if (c->_q_len >= (size_t)cfg->servers.websocket.server.queueMaxFrames ||
         c->_q_bytes + f->len > (size_t)cfg->servers.websocket.server.queueMaxBytes) {

@@ -71,9 +71,10 @@ struct st_ag_conn_t {
     const char *transport_name; /* static string */
     ag_server_t *server;
 
-    /* session layer state, owned by server/session.c */
-    char **rooms; /* local truth for delivery, in join order */
+    /* session layer state, owned by server/session.c and server/rooms.c */
+    struct st_ag_room_member_t *rooms_first, *rooms_last; /* the rooms this connection is in, in join order */
     size_t num_rooms;
+    uint32_t joining; /* roomAdd requests in flight: they count against general.maxRoomsPerConnection */
     uint32_t total_actions;
     uint32_t pending_actions;
     void *user_data; /* for the embedding application's hooks */
@@ -124,8 +125,13 @@ void ag_conn_unshift(ag_conn_t *c, ag_frame_t *f);
 void ag_conn_kick(ag_conn_t *c);
 
 /* --- called by the session layer and the push API --- */
-/* Queues the frame (adds a reference). Over the queue bound the connection is closed as a slow consumer and
- * AG_EBUSY returned; on a closed connection AG_ECLOSED. */
+/* The largest frame a connection queues: half of queueMaxBytes, so that one message never turns a consumer with a
+ * little backlog into a slow one. Producers refuse larger messages at their source with an error to whoever sent
+ * them (a say, an action's reply, a push); the configuration keeps every inbound limit at or under it. */
+size_t ag_conn_max_frame(const ag_server_t *s);
+/* Queues the frame (adds a reference). A frame over ag_conn_max_frame() is not queued: AG_ETOOBIG, and the connection
+ * stays. Over the queue bound the connection is closed as a slow consumer and AG_EBUSY returned; on a closed
+ * connection AG_ECLOSED. */
 int ag_conn_send(ag_conn_t *c, ag_frame_t *f);
 /* Encodes obj once and sends it; obj is borrowed. */
 int ag_conn_send_json(ag_conn_t *c, const json_t *obj);

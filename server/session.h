@@ -7,6 +7,10 @@
 
 #include "conn.h"
 
+/* A reply over the per-message bound (ag_conn_max_frame) is replaced by this error, followed by " (at most N bytes)":
+ * {"error":…} for an action or a file, the verb error for a verb. */
+#define AG_ERR_RESPONSE_TOO_BIG "response too big"
+
 /* The connection opened: sends the welcome frame and runs the create hook. */
 void ag_session_on_open(ag_conn_t *c);
 /* One inbound message: JSON text, or binary (answered with the verb error). Borrowed for the call. */

@@ -9,6 +9,7 @@
 #include <string.h>
 #include "clientjs.h"
 #include "http.h"
+#include "rooms.h"
 
 /* --- the layer --- */
 
@@ -142,12 +143,9 @@ static void set_room(ag_sio_t *sio, const char *room)
  * else the first room the connection joined. */
 static const char *current_room(ag_sio_t *sio)
 {
-    ag_conn_t *c = sio->conn;
-    if (sio->room != NULL)
-        for (size_t i = 0; i < c->num_rooms; i++)
-            if (strcmp(c->rooms[i], sio->room) == 0)
-                return sio->room;
-    return c->num_rooms != 0 ? c->rooms[0] : NULL;
+    if (sio->room != NULL && ag__conn_in_room(sio->conn, sio->room))
+        return sio->room;
+    return ag__conn_first_room(sio->conn);
 }
 
 /* The event a pushed frame is emitted as; socket.io clients drop a packet that uses a reserved name. */

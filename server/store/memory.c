@@ -57,6 +57,10 @@ static void room_add(ag_store_t *s, const char *room, ag_store_cb cb, void *data
         reply(cb, data, "room exists", NULL);
         return;
     }
+    if (s->max_rooms != 0 && M(s)->rooms.size >= s->max_rooms) {
+        reply(cb, data, AG_STORE_ERR_TOO_MANY_ROOMS, NULL);
+        return;
+    }
     json_t *members = json_object();
     if (members == NULL || ag_map_set(&M(s)->rooms, room, members) != AG_OK) {
         json_decref(members);

@@ -27,6 +27,12 @@
 
 /* --- scripts --- */
 
+/* 1 added, 0 exists, -1 the set holds ARGV[2] rooms already (0: no bound) */
+static const char LUA_ROOM_ADD[] = "if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then return 0 end "
+                                   "local max = tonumber(ARGV[2]) "
+                                   "if max > 0 and redis.call('SCARD', KEYS[1]) >= max then return -1 end "
+                                   "redis.call('SADD', KEYS[1], ARGV[1]) return 1";
+
 static const char LUA_MEMBER_ADD[] = "if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then return 0 end "
                                      "redis.call('HSET', KEYS[2], ARGV[2], ARGV[3]) "
                                      "redis.call('SADD', KEYS[3], ARGV[2] .. ' ' .. ARGV[1]) return 1";
@@ -153,10 +159,15 @@ static void on_room_add(void *_r, const char *err, redisReply *reply)
 {
     req_t *r = _r;
     note_error(r->s, err);
-    if (err == NULL)
+    int added = err == NULL && reply != NULL && reply->type == REDIS_REPLY_INTEGER ? (int)reply->integer : -2;
+    if (added == 0 || added == 1) /* this node asked for it: written again if Redis loses it */
         ag_map_set(&r->s->local_rooms, r->a, (void *)1);
-    if (err == NULL && ag__redis_reply_int(reply) == 0)
+    if (added == 0)
         err = "room exists";
+    else if (added == -1)
+        err = AG_STORE_ERR_TOO_MANY_ROOMS;
+    else if (added != 1 && err == NULL)
+        err = "unexpected reply from redis";
     answer(r->cb, r->data, err, json_true());
     req_free(r);
 }
@@ -173,7 +184,11 @@ static void room_add(ag_store_t *store, const char *room, ag_store_cb cb, void *
         answer(cb, data, "out of memory", NULL);
         return;
     }
-    ag_redis_commandv(s->cmd, on_room_add, r, "SADD", k, room, NULL);
+    /* the bound is checked and the room added in one script: nodes creating rooms at once cannot overshoot it */
+    char max[24];
+    snprintf(max, sizeof(max), "%zu", store->max_rooms);
+    const char *keys[] = {k}, *args[] = {room, max};
+    ag__redis_eval(s, on_room_add, r, LUA_ROOM_ADD, 1, keys, 2, args);
     free(k);
 }
 

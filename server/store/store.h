@@ -27,7 +27,7 @@ typedef struct st_ag_store_ops_t {
     const char *name; /* "memory", "redis" */
     void (*destroy)(ag_store_t *store);
 
-    /* rooms: result true | err "room exists" */
+    /* rooms: result true | err "room exists" | err AG_STORE_ERR_TOO_MANY_ROOMS when the store holds max_rooms rooms */
     void (*room_add)(ag_store_t *store, const char *room, ag_store_cb cb, void *data);
     /* result true | err "room does not exist"; members are removed too */
     void (*room_del)(ag_store_t *store, const char *room, ag_store_cb cb, void *data);
@@ -86,8 +86,12 @@ struct st_ag_store_node_t {
     const char *token;   /* secret the forwarding nodes present to it (the owner checks it); read only from the registry */
 };
 
+/* room_add's answer when the store is full (the session layer adds the bound). */
+#define AG_STORE_ERR_TOO_MANY_ROOMS "too many rooms"
+
 struct st_ag_store_t {
     const ag_store_ops_t *ops;
+    size_t max_rooms; /* room_add refuses a new room when the store holds this many (0: no bound); set by its user */
     /* Messages on the session layer's channels (rooms.c). */
     ag_store_message_cb on_message;
     void *on_message_data;

@@ -96,6 +96,53 @@ static void test_errors(void **state)
     assert_true(strncmp(err, "/nonexistent/actiongate.yaml:0: ", 32) == 0);
 }
 
+static void test_room_bounds(void **state)
+{
+    ag_config_t *d = ag_config_create_default();
+    assert_int_equal(d->general.maxRoomsPerConnection, 100);
+    assert_int_equal(d->general.maxRooms, 10000);
+    assert_int_equal(d->general.maxRoomNameLength, 256);
+    ag_config_destroy(d);
+    expect_error("general:\n  maxRoomsPerConnection: 0\n", "bad.yaml:1: ", "maxRoomsPerConnection must be at least 1");
+    expect_error("general:\n  maxRoomNameLength: 0\n", "bad.yaml:1: ", "maxRoomNameLength must be between 1 and 1024");
+    expect_error("general:\n  maxRoomNameLength: 1025\n", "bad.yaml:1: ", "maxRoomNameLength must be between 1 and 1024");
+    expect_error("general:\n  maxRooms: 1\n", "bad.yaml:1: ", "maxRooms (1) must be at least 1 and hold the 2 startingChatRooms");
+    expect_error("general:\n  maxRoomNameLength: 5\n", "bad.yaml:1: ", "\"defaultRoom\" must have 1 to");
+    char err[256] = "";
+    ag_config_t *c = ag_config_load_string("general:\n  maxRoomNameLength: 11\n  maxRooms: 2\n  maxRoomsPerConnection: 1\n",
+                                           "ok.yaml", err, sizeof(err));
+    if (c == NULL)
+        fail_msg("%s", err);
+    assert_int_equal(c->general.maxRoomNameLength, 11);
+    ag_config_destroy(c);
+}
+
+/* One inbound message must fit an outbound queue: the limits on what comes in are at most half the queue bound. */
+static void test_message_bounds(void **state)
+{
+    ag_config_t *d = ag_config_create_default();
+    assert_int_equal(d->servers.websocket.server.maxLength, 1048576);
+    assert_int_equal(d->servers.websocket.server.maxHttpBufferSize, 1000000);
+    assert_int_equal(d->servers.websocket.server.queueMaxBytes, 4194304);
+    ag_config_destroy(d);
+    const char *ws = "servers:\n  websocket:\n    server:\n";
+    char yaml[256];
+    snprintf(yaml, sizeof(yaml), "%s      maxLength: 10485760\n", ws);
+    expect_error(yaml, "bad.yaml:1: ", "maxLength (10485760) must be at most half of queueMaxBytes (4194304)");
+    snprintf(yaml, sizeof(yaml), "%s      maxHttpBufferSize: 2097153\n", ws);
+    expect_error(yaml, "bad.yaml:1: ", "maxHttpBufferSize (2097153) must be at most half of queueMaxBytes");
+    snprintf(yaml, sizeof(yaml), "%s      queueMaxBytes: 1048576\n", ws); /* the default inbound limits no longer fit */
+    expect_error(yaml, "bad.yaml:1: ", "maxLength (1048576) must be at most half of queueMaxBytes (1048576)");
+    snprintf(yaml, sizeof(yaml), "%s      queueMaxBytes: 4095\n      maxLength: 1000\n      maxHttpBufferSize: 1000\n", ws);
+    expect_error(yaml, "bad.yaml:1: ", "queueMaxBytes must be at least 4096");
+    char err[256] = "";
+    snprintf(yaml, sizeof(yaml), "%s      queueMaxBytes: 262144\n      maxLength: 131072\n      maxHttpBufferSize: 100000\n", ws);
+    ag_config_t *c = ag_config_load_string(yaml, "ok.yaml", err, sizeof(err));
+    if (c == NULL)
+        fail_msg("%s", err);
+    ag_config_destroy(c);
+}
+
 static void test_shipped_file(void **state)
 {
     char err[256] = "", path[1024];
@@ -111,6 +158,12 @@ static void test_shipped_file(void **state)
     assert_int_equal(c->servers.websocket.server.queueMaxFrames, d->servers.websocket.server.queueMaxFrames);
     assert_int_equal(c->servers.websocket.server.sse.keepaliveMs, d->servers.websocket.server.sse.keepaliveMs);
     assert_string_equal(c->redis.prefix, d->redis.prefix);
+    assert_int_equal(c->general.maxRoomsPerConnection, d->general.maxRoomsPerConnection);
+    assert_int_equal(c->general.maxRooms, d->general.maxRooms);
+    assert_int_equal(c->general.maxRoomNameLength, d->general.maxRoomNameLength);
+    assert_int_equal(c->servers.websocket.server.maxLength, d->servers.websocket.server.maxLength);
+    assert_int_equal(c->servers.websocket.server.maxHttpBufferSize, d->servers.websocket.server.maxHttpBufferSize);
+    assert_int_equal(c->servers.websocket.server.queueMaxBytes, d->servers.websocket.server.queueMaxBytes);
     ag_config_destroy(c);
     ag_config_destroy(d);
 }
@@ -118,8 +171,9 @@ static void test_shipped_file(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_defaults), cmocka_unit_test(test_values),       cmocka_unit_test(test_list_forms),
-        cmocka_unit_test(test_errors),   cmocka_unit_test(test_shipped_file),
+        cmocka_unit_test(test_defaults),       cmocka_unit_test(test_values),       cmocka_unit_test(test_list_forms),
+        cmocka_unit_test(test_errors),         cmocka_unit_test(test_shipped_file), cmocka_unit_test(test_room_bounds),
+        cmocka_unit_test(test_message_bounds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -5,7 +5,8 @@ static ag_server_t *srv;
 
 static int setup(void **state)
 {
-    srv = fixture_server("  websocket:\n    server:\n      queueMaxFrames: 64\n      queueMaxBytes: 4096\n");
+    srv = fixture_server("  websocket:\n    server:\n      queueMaxFrames: 64\n      queueMaxBytes: 4096\n"
+                         "      maxLength: 2048\n      maxHttpBufferSize: 2048\n");
     return 0;
 }
 
@@ -84,6 +85,27 @@ static void test_byte_bound_and_shared_frames(void **state)
     fixture_drop(g);
 }
 
+/* A frame no queue could hold is refused by itself: the consumer is not slow and stays. */
+static void test_oversized_frame_is_refused_not_slow(void **state)
+{
+    fake_t *f = fixture_conn(srv, NULL);
+    fixture_drain(f);
+    assert_int_equal(ag_conn_max_frame(srv), 2048);
+    char big[2049];
+    memset(big, 'b', sizeof(big));
+    ag_frame_t *over = ag_frame_create(big, sizeof(big), 0), *fits = ag_frame_create(big, 2048, 0);
+    uint64_t slow = srv->stats.slow_consumers;
+    assert_int_equal(ag_conn_send(f->conn, over), AG_ETOOBIG);
+    assert_false(f->closed);
+    assert_int_equal(ag_conn_queued(f->conn), 0);
+    assert_int_equal(srv->stats.slow_consumers, slow);
+    assert_int_equal(ag_conn_send(f->conn, fits), 0);
+    assert_int_equal(ag_conn_queued(f->conn), 1);
+    ag_frame_release(over);
+    ag_frame_release(fits);
+    fixture_drop(f);
+}
+
 static void test_idle_holds_no_queue(void **state)
 {
     fake_t *f = fixture_conn(srv, NULL);
@@ -104,6 +126,7 @@ int main(void)
         cmocka_unit_test(test_frame_bound),
         cmocka_unit_test(test_byte_bound_and_shared_frames),
         cmocka_unit_test(test_idle_holds_no_queue),
+        cmocka_unit_test(test_oversized_frame_is_refused_not_slow),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

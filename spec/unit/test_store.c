@@ -112,6 +112,33 @@ static void test_rooms(void **state)
     json_decref(a.result);
 }
 
+static void test_room_bound(void **state)
+{
+    answer_t a = {0};
+    CALL(&a, st->ops->room_list(st, on_answer, &a));
+    size_t before = json_array_size(a.result); /* a shared Redis may hold other rooms: the bound counts them all */
+    st->max_rooms = before + 2;
+    CALL(&a, st->ops->room_add(st, name("b1"), on_answer, &a));
+    assert_false(a.has_err);
+    CALL(&a, st->ops->room_add(st, name("b2"), on_answer, &a));
+    assert_false(a.has_err);
+    CALL(&a, st->ops->room_add(st, name("b3"), on_answer, &a));
+    assert_string_equal(a.err, AG_STORE_ERR_TOO_MANY_ROOMS);
+    CALL(&a, st->ops->room_exists(st, name("b3"), on_answer, &a));
+    assert_true(json_is_false(a.result));
+    CALL(&a, st->ops->room_add(st, name("b1"), on_answer, &a));
+    assert_string_equal(a.err, "room exists"); /* an existing room is not a new one */
+    CALL(&a, st->ops->room_del(st, name("b2"), on_answer, &a));
+    CALL(&a, st->ops->room_add(st, name("b3"), on_answer, &a));
+    assert_false(a.has_err);
+    st->max_rooms = 0;
+    CALL(&a, st->ops->room_add(st, name("b4"), on_answer, &a));
+    assert_false(a.has_err);
+    for (const char *const *r = (const char *const[]){"b1", "b3", "b4", NULL}; *r != NULL; r++)
+        CALL(&a, st->ops->room_del(st, name(*r), on_answer, &a));
+    json_decref(a.result);
+}
+
 static void test_members(void **state)
 {
     answer_t a = {0};
@@ -321,6 +348,7 @@ static int run_suite(const store_backend_t *b)
     backend = b;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_rooms, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_room_bound, setup, teardown),
         cmocka_unit_test_setup_teardown(test_members, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cache, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pubsub, setup, teardown),
