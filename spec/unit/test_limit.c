@@ -2,6 +2,8 @@
  * trusted proxies, the answer to a message over the rate, and at most AG_LOG_SITE_LINES_PER_SEC lines a second. */
 #include "session_fixture.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <unistd.h>
 #include "limit.h"
@@ -150,6 +152,50 @@ static void test_config_checks(void **state)
     ag_config_destroy(c);
 }
 
+static struct sockaddr_in v4(uint32_t host)
+{
+    struct sockaddr_in sin;
+    memset(&sin, 0, sizeof(sin));
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(host);
+    return sin;
+}
+
+/* The per-address table stays bounded whatever the number of addresses, never drops an address that holds a
+ * connection, and expires idle entries once their handshake bucket would be full again. */
+static void test_peer_table_bounded(void **state)
+{
+    ag_limits_t *l = ag_limits_create(s, 2); /* at most 2 + 4096 entries */
+    struct sockaddr_in keep = v4(0xc6336401);
+    ag_peer_t *kept = ag_limits_tcp_open(l, (struct sockaddr *)&keep);
+    assert_non_null(kept);
+    assert_ptr_not_equal(kept, &l->exempt);
+    for (uint32_t i = 0; i < 10000; i++) {
+        struct sockaddr_in a = v4(0x0a000000 + i);
+        ag_peer_t *p = ag_limits_tcp_open(l, (struct sockaddr *)&a);
+        assert_non_null(p);
+        ag_limits_tcp_closed(p);
+        assert_true(l->peers.size <= l->max_peers);
+    }
+    assert_int_equal(l->peers.size, l->max_peers);
+    assert_ptr_equal(ag_map_get(&l->peers, "198.51.100.1"), kept);
+    assert_int_equal(kept->conns, 1);
+    assert_int_equal(l->tcp_conns, 1);
+    /* the trusted address is not kept per address */
+    struct sockaddr_in trusted = v4(0x0a090807);
+    ag_peer_t *t = ag_limits_tcp_open(l, (struct sockaddr *)&trusted);
+    assert_ptr_equal(t, &l->exempt);
+    ag_limits_tcp_closed(t);
+    /* idle entries expire once their bucket would be full (200 / 20 per s = 10 s): pretend they were seen long ago */
+    for (h2o_linklist_t *n = l->idle.next; n != &l->idle; n = n->next)
+        H2O_STRUCT_FROM_MEMBER(ag_peer_t, idle, n)->seen_ms -= 11000;
+    l->sweep.cb(&l->sweep);
+    assert_int_equal(l->peers.size, 1);
+    ag_limits_tcp_closed(kept);
+    assert_int_equal(l->tcp_conns, 0);
+    ag_limits_destroy(l);
+}
+
 /* Runs fn with stderr going to a file; returns what it wrote (malloc'ed). */
 static char *capture_stderr(void (*fn)(void *), void *arg)
 {
@@ -219,6 +265,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bucket),
         cmocka_unit_test(test_keys),
+        cmocka_unit_test(test_peer_table_bounded),
         cmocka_unit_test(test_message_over_the_rate),
         cmocka_unit_test(test_trusted_proxies_are_exempt),
         cmocka_unit_test(test_config_checks),
