@@ -99,7 +99,16 @@ test('maxConnections: connections over the cap are turned away (503), and the no
   for (const w of open) await closeWs(w);
 });
 
-test('maxConnectionsPerIp: one address over its cap gets 429; trusted proxies (loopback by default) are exempt', async (t) => {
+test('maxConnections 0 (the default): the cap is the descriptor limit minus a reserve', async (t) => {
+  const srv = await startServer();
+  t.after(() => srv.stop());
+  const soft = Number(/^Max open files\s+(\d+)/m.exec(fs.readFileSync(`/proc/${srv.proc.pid}/limits`, 'utf8'))[1]);
+  const limits = await status(srv);
+  assert.strictEqual(limits.maxConnections, soft > 128 ? soft - 64 : Math.floor(soft / 2));
+  assert.ok(limits.tcpConnections >= 1, JSON.stringify(limits));
+});
+
+test('maxConnectionsPerIp: one address over its cap gets 429', async (t) => {
   const srv = await startServer({ config: { general: { trustedProxies: [] }, servers: { web: { maxConnectionsPerIp: 2 } } } });
   t.after(() => srv.stop());
   const a = await until(() => tryWs(`${srv.wsUrl}/primus`), (x) => x.ws);
@@ -115,7 +124,9 @@ test('maxConnectionsPerIp: one address over its cap gets 429; trusted proxies (l
   assert.ok(c.ws, JSON.stringify(c));
   await closeWs(b.ws);
   await closeWs(c.ws);
+});
 
+test('maxConnectionsPerIp: trusted proxies (loopback by default) are exempt', async (t) => {
   const trusted = await startServer({ config: { servers: { web: { maxConnectionsPerIp: 2 } } } });
   t.after(() => trusted.stop());
   const many = [];
