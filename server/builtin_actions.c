@@ -4,6 +4,7 @@
  */
 #include "actions.h"
 #include "rooms.h"
+#include "limit.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +29,14 @@ static void run_status(ag_action_req_t *r, void *data)
     json_object_set_new(res, "uptime", json_integer((json_int_t)(ag_now_ms() - booted_at)));
     json_object_set_new(res, "consumedMemoryMB", json_real((double)((ru.ru_maxrss * 100) / 1024) / 100.0));
     json_object_set_new(res, "connections", json_integer((json_int_t)s->num_conns));
+    /* README "Limits": what the node turned away, and the memory its bounds watch */
+    json_object_set_new(res, "limits",
+                        json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "tcpConnections",
+                                  (json_int_t)(s->limits != NULL ? s->limits->tcp_conns : 0), "maxConnections",
+                                  (json_int_t)(s->limits != NULL ? s->limits->max_tcp : 0), "connectionsRefused",
+                                  (json_int_t)s->stats.tcp_refused, "handshakesRefused", (json_int_t)s->stats.handshakes_refused,
+                                  "messagesRefused", (json_int_t)s->stats.messages_refused, "rateDisconnects",
+                                  (json_int_t)s->stats.rate_disconnects, "sseReplayBytes", (json_int_t)s->stats.sse_replay_bytes));
     json_object_set_new(res, "nodeStatus", json_string("Node Healthy"));
     json_object_set_new(res, "problems", json_array());
     ag_action_succeed(r, res);

@@ -60,6 +60,31 @@ void ag_log(ag_log_level_t level, const char *subsys, const char *conn_id, const
     fprintf(stderr, "%s %-5s [%s] %s %s\n", ts, names[level], subsys, conn_id != NULL ? conn_id : "-", msg);
 }
 
+void ag_log_site(ag_log_site_t *site, ag_log_level_t level, const char *subsys, const char *conn_id, const char *fmt, ...)
+{
+    if (level < ag_log_threshold || level >= AG_LOG_NONE)
+        return;
+    uint64_t now = ag_mono_ns() / 1000000;
+    if (site->window_ms == 0 || now - site->window_ms >= 1000) {
+        if (site->suppressed != 0)
+            ag_log(level, subsys, NULL, "suppressed %llu similar lines", (unsigned long long)site->suppressed);
+        site->window_ms = now != 0 ? now : 1;
+        site->printed = 0;
+        site->suppressed = 0;
+    }
+    if (site->printed >= AG_LOG_SITE_LINES_PER_SEC) {
+        site->suppressed++;
+        return;
+    }
+    site->printed++;
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    ag_log(level, subsys, conn_id, "%s", msg);
+}
+
 uint64_t ag_now_ms(void)
 {
     struct timespec ts;

@@ -38,6 +38,26 @@ void ag_log(ag_log_level_t level, const char *subsys, const char *conn_id, const
             ag_log(AG_LOG_DEBUG, subsys, id, __VA_ARGS__);                                                                         \
     } while (0)
 
+/*
+ * Rate-limited logging, for every line a stranger can trigger over and over (bad input, slow consumers, refusals):
+ * at most AG_LOG_SITE_LINES_PER_SEC lines per second from one call site; the rest are counted, and the first line of
+ * the site's next second is preceded by one "suppressed K similar lines". A site is a static ag_log_site_t, which
+ * ag_log_limited() declares at the call.
+ */
+#define AG_LOG_SITE_LINES_PER_SEC 10
+typedef struct st_ag_log_site_t {
+    uint64_t window_ms;  /* monotonic start of the current second; 0 = never used */
+    uint32_t printed;    /* lines printed in that second */
+    uint64_t suppressed; /* lines dropped since the last "suppressed" line */
+} ag_log_site_t;
+void ag_log_site(ag_log_site_t *site, ag_log_level_t level, const char *subsys, const char *conn_id, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+#define ag_log_limited(level, subsys, id, ...)                                                                                     \
+    do {                                                                                                                           \
+        static ag_log_site_t ag_log_site_;                                                                                         \
+        ag_log_site(&ag_log_site_, level, subsys, id, __VA_ARGS__);                                                                \
+    } while (0)
+
 /* Wall clock in ms since the epoch (what the protocol calls "ms"). */
 uint64_t ag_now_ms(void);
 /* Monotonic clock in ns, for measuring durations. */

@@ -55,6 +55,10 @@ static const ckey_t schema[] = {
     K("servers.web.cookieExpires", T_INT, servers.web.cookieExpires),
     K("servers.web.maxRequestBody", T_LONG, servers.web.maxRequestBody),
     K("servers.web.flatFileCacheDuration", T_INT, servers.web.flatFileCacheDuration),
+    K("servers.web.maxConnections", T_INT, servers.web.maxConnections),
+    K("servers.web.maxConnectionsPerIp", T_INT, servers.web.maxConnectionsPerIp),
+    K("servers.web.handshakeRate", T_DOUBLE, servers.web.handshakeRate),
+    K("servers.web.handshakeBurst", T_INT, servers.web.handshakeBurst),
     K("servers.websocket.enabled", T_BOOL, servers.websocket.enabled),
     K("servers.websocket.clientUrl", T_STR, servers.websocket.clientUrl),
     K("servers.websocket.clientJsPath", T_STR, servers.websocket.clientJsPath),
@@ -75,10 +79,13 @@ static const ckey_t schema[] = {
     K("servers.websocket.server.queueMaxBytes", T_LONG, servers.websocket.server.queueMaxBytes),
     K("servers.websocket.server.queueMaxFrames", T_INT, servers.websocket.server.queueMaxFrames),
     K("servers.websocket.server.echo", T_BOOL, servers.websocket.server.echo),
+    K("servers.websocket.server.messageRate", T_DOUBLE, servers.websocket.server.messageRate),
+    K("servers.websocket.server.messageBurst", T_INT, servers.websocket.server.messageBurst),
     K("servers.websocket.server.sse.replayEvents", T_INT, servers.websocket.server.sse.replayEvents),
     K("servers.websocket.server.sse.replayBytes", T_LONG, servers.websocket.server.sse.replayBytes),
     K("servers.websocket.server.sse.recycleBytes", T_LONG, servers.websocket.server.sse.recycleBytes),
     K("servers.websocket.server.sse.keepaliveMs", T_INT, servers.websocket.server.sse.keepaliveMs),
+    K("servers.websocket.server.sse.replayTotalBytes", T_LONG, servers.websocket.server.sse.replayTotalBytes),
     K("servers.websocket.client.apiPath", T_STR, servers.websocket.client.apiPath),
     K("servers.websocket.client.cookieKey", T_STR, servers.websocket.client.cookieKey),
     K("servers.websocket.client.transports", T_LIST, servers.websocket.client.transports),
@@ -171,6 +178,10 @@ ag_config_t *ag_config_create_default(void)
     c->servers.web.cookieExpires = 3600000;
     c->servers.web.maxRequestBody = 10485760;
     c->servers.web.flatFileCacheDuration = 60;
+    c->servers.web.maxConnections = 0;
+    c->servers.web.maxConnectionsPerIp = 1000;
+    c->servers.web.handshakeRate = 20;
+    c->servers.web.handshakeBurst = 200;
 
     c->servers.websocket.enabled = 1;
     c->servers.websocket.clientUrl = strdup("window.location.origin");
@@ -192,10 +203,13 @@ ag_config_t *ag_config_create_default(void)
     c->servers.websocket.server.queueMaxBytes = 4194304;
     c->servers.websocket.server.queueMaxFrames = 4096;
     c->servers.websocket.server.echo = 0;
+    c->servers.websocket.server.messageRate = 100;
+    c->servers.websocket.server.messageBurst = 200;
     c->servers.websocket.server.sse.replayEvents = 512;
     c->servers.websocket.server.sse.replayBytes = 1048576;
     c->servers.websocket.server.sse.recycleBytes = 8388608;
     c->servers.websocket.server.sse.keepaliveMs = 15000;
+    c->servers.websocket.server.sse.replayTotalBytes = 67108864;
     c->servers.websocket.client.apiPath = strdup("/api");
     c->servers.websocket.client.cookieKey = strdup("sessionID");
     c->servers.websocket.client.transports = list_of((const char *[]){"polling", "websocket", "sse", NULL});
@@ -467,6 +481,12 @@ static ag_config_t *load_parser(yaml_parser_t *parser, const char *name, char *e
             problem = "servers.websocket.server.pingInterval and pingTimeout must be at least 1 ms";
         else if (c->servers.web.secure && (c->servers.web.certFile[0] == '\0' || c->servers.web.keyFile[0] == '\0'))
             problem = "servers.web.secure needs servers.web.certFile and servers.web.keyFile";
+        else if (!(c->servers.web.handshakeRate >= 0) || !(c->servers.websocket.server.messageRate >= 0))
+            problem = "servers.web.handshakeRate and servers.websocket.server.messageRate must not be negative";
+        else if ((c->servers.web.handshakeRate > 0 && c->servers.web.handshakeBurst < 1) ||
+                 (c->servers.websocket.server.messageRate > 0 && c->servers.websocket.server.messageBurst < 1))
+            problem =
+                "servers.web.handshakeBurst and servers.websocket.server.messageBurst must be at least 1 when their rate is set";
         if (problem != NULL) {
             snprintf(errbuf, errlen, "%s:1: %s", name, problem);
             ret = -1;

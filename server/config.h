@@ -48,6 +48,10 @@ typedef struct st_ag_config_t {
             int cookieExpires;         /* 3600000 ms */
             long maxRequestBody;       /* bytes, 10485760 */
             int flatFileCacheDuration; /* s, 60 */
+            int maxConnections;        /* TCP connections per node; 0 = what the descriptor limit allows (README "Limits") */
+            int maxConnectionsPerIp;   /* TCP connections per peer address (IPv6: per /64), 1000; 0 = no cap */
+            double handshakeRate;      /* new realtime connections per address and second, 20; 0 = no limit */
+            int handshakeBurst;        /* 200 */
         } web;
         struct {
             int enabled;                  /* 1 */
@@ -71,11 +75,15 @@ typedef struct st_ag_config_t {
                 long queueMaxBytes;     /* per-connection outbound bound, 4194304 */
                 int queueMaxFrames;     /* 4096 */
                 int echo;               /* 0: raw engine.io echo, no session layer (conformance suites) */
+                double messageRate;     /* inbound messages per connection and second, 100; 0 = no limit */
+                int messageBurst;       /* 200; this many refusals in a row end the connection */
                 struct {
                     int replayEvents;  /* 512 */
                     long replayBytes;  /* 1048576 */
                     long recycleBytes; /* 8388608 */
                     int keepaliveMs;   /* 15000 */
+                    /* node-wide bound on every session's replay ring together, 67108864 */
+                    long replayTotalBytes;
                 } sse;
             } server;
             struct {

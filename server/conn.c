@@ -2,6 +2,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include "limit.h"
 #include "server.h"
 #include "session.h"
 
@@ -12,6 +13,7 @@ const ag_disconnect_t AG_DISCONNECT_SHUTDOWN_FINAL = {1001, "going away", 0};
 const ag_disconnect_t AG_DISCONNECT_SLOW = {1008, "slow consumer", 1};
 const ag_disconnect_t AG_DISCONNECT_TOO_BIG = {1009, "message too big", 1};
 const ag_disconnect_t AG_DISCONNECT_HEARTBEAT = {1000, "heartbeat timeout", 1};
+const ag_disconnect_t AG_DISCONNECT_RATE = {1008, "message rate exceeded", 0};
 
 ag_conn_t *ag_conn_create(ag_server_t *server, const ag_transport_t *transport, void *self, const ag_conn_info_t *info)
 {
@@ -29,6 +31,7 @@ ag_conn_t *ag_conn_create(ag_server_t *server, const ag_transport_t *transport, 
     c->connected_at = ag_now_ms();
     c->transport_name = info->transport_name != NULL ? info->transport_name : "websocket";
     c->server = server;
+    c->_rate_exempt = ag_limits_exempt(server, c->remote_ip);
     c->_refcnt = 1;
     c->_transport = transport;
     c->_transport_self = self;
@@ -81,14 +84,69 @@ static void conn_finish(ag_conn_t *c)
     ag_debug("conn", c->id, "closed");
 }
 
+/* The answer to a message over the rate, shaped as the session layer would answer it failing: an action's (or file's)
+ * error, else a verb error whose data is the request minus event, messageId and room. Text that is not JSON gets none,
+ * as invalid JSON gets none. */
+static void refuse(ag_conn_t *c, const char *data, size_t len, int binary)
+{
+    json_t *msg = binary ? json_null() : json_loadb(data, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+    if (msg == NULL)
+        return;
+    json_t *mid = ag__message_id(json_is_object(msg) ? msg : NULL), *reply;
+    const char *event = json_string_value(json_object_get(msg, "event"));
+    if (event != NULL && (strcmp(event, "action") == 0 || strcmp(event, "file") == 0)) {
+        reply = ag__reply(json_pack("{s:s}", "error", AG_ERR_MESSAGE_RATE), mid);
+    } else if (json_is_object(msg)) {
+        json_t *rest = json_copy(msg);
+        json_object_del(rest, "event");
+        json_object_del(rest, "messageId");
+        json_object_del(rest, "room");
+        reply = ag__verb_reply(AG_ERR_MESSAGE_RATE, rest, mid);
+        json_decref(rest);
+    } else {
+        reply = ag__verb_reply(AG_ERR_MESSAGE_RATE, msg, mid);
+    }
+    if (reply != NULL)
+        ag_conn_send_json(c, reply);
+    json_decref(reply);
+    json_decref(mid);
+    json_decref(msg);
+}
+
+/* Sustained abuse of the rate: the connection goes, with a code its client can tell apart. */
+static void close_for_rate(ag_conn_t *c)
+{
+    c->server->stats.rate_disconnects++;
+    ag_log_limited(AG_LOG_WARN, "conn", c->id, "%s: %u messages over the message rate refused; disconnecting", c->remote_ip,
+                   c->_in_rate.refused);
+    ag_conn_close(c, &AG_DISCONNECT_RATE);
+}
+
 void ag_conn_on_frame(ag_conn_t *c, const char *data, size_t len, int binary)
 {
     if (ag_conn_is_closed(c))
         return;
     c->server->stats.frames_in++;
     ag_conn_addref(c);
-    ag_session_on_frame(c, data, len, binary);
+    ag_bucket_result_t r = ag_limits_message(c->server, &c->_in_rate, c->_rate_exempt);
+    if (r == AG_BUCKET_OK) {
+        ag_session_on_frame(c, data, len, binary);
+    } else {
+        refuse(c, data, len, binary);
+        if (r == AG_BUCKET_ABUSE)
+            close_for_rate(c);
+    }
     ag_conn_release(c);
+}
+
+int ag_conn_inbound_control(ag_conn_t *c)
+{
+    if (ag_conn_is_closed(c))
+        return 0;
+    ag_bucket_result_t r = ag_limits_message(c->server, &c->_in_rate, c->_rate_exempt);
+    if (r == AG_BUCKET_ABUSE)
+        close_for_rate(c);
+    return r == AG_BUCKET_OK;
 }
 
 void ag_conn_on_transport_gone(ag_conn_t *c)
@@ -175,7 +233,8 @@ int ag_conn_send(ag_conn_t *c, ag_frame_t *f)
     if (c->_q_len >= (size_t)cfg->servers.websocket.server.queueMaxFrames ||
         c->_q_bytes + f->len > (size_t)cfg->servers.websocket.server.queueMaxBytes) {
         c->server->stats.slow_consumers++;
-        ag_log(AG_LOG_WARN, "conn", c->id, "slow consumer: %zu frames, %zu bytes queued; disconnecting", c->_q_len, c->_q_bytes);
+        ag_log_limited(AG_LOG_WARN, "conn", c->id, "slow consumer: %zu frames, %zu bytes queued; disconnecting", c->_q_len,
+                       c->_q_bytes);
         ag_conn_close(c, &AG_DISCONNECT_SLOW);
         return AG_EBUSY;
     }

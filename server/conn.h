@@ -21,6 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <jansson.h>
+#include "bucket.h"
 #include "common.h"
 #include "frame.h"
 
@@ -40,6 +41,10 @@ extern const ag_disconnect_t AG_DISCONNECT_SHUTDOWN_FINAL; /* going away, do not
 extern const ag_disconnect_t AG_DISCONNECT_SLOW;           /* outbound queue over its bound */
 extern const ag_disconnect_t AG_DISCONNECT_TOO_BIG;        /* inbound message over the limit (1009) */
 extern const ag_disconnect_t AG_DISCONNECT_HEARTBEAT;      /* peer stopped answering pings */
+extern const ag_disconnect_t AG_DISCONNECT_RATE;           /* kept sending over the message rate (1008, no reconnect) */
+
+/* The error a message over servers.websocket.server.messageRate gets (as an action's error, or a verb's "Error: …"). */
+#define AG_ERR_MESSAGE_RATE "you are sending messages too fast"
 
 typedef struct st_ag_transport_t {
     const char *name;
@@ -88,6 +93,8 @@ struct st_ag_conn_t {
     size_t _q_cap, _q_head, _q_len;
     size_t _q_bytes;
     int _in_dispatch;
+    ag_bucket_t _in_rate; /* inbound messages (servers.websocket.server.messageRate) */
+    int _rate_exempt;     /* the peer is a trusted proxy (README "Limits") */
 };
 
 /* Creates the connection, registers it with the server and queues the welcome frame (unless the server runs in raw
@@ -107,8 +114,13 @@ static inline int ag_conn_is_closed(const ag_conn_t *c)
 ag_conn_t *ag_conn_find(ag_server_t *server, const char *id);
 
 /* --- called by transports --- */
-/* One inbound message (text or binary). Borrowed for the call. */
+/* One inbound message (text or binary). Borrowed for the call. Counts against the message rate: over it, the message
+ * is answered with the AG_ERR_MESSAGE_RATE error instead of being handled, and after messageBurst such refusals without
+ * the rate recovering the connection is closed with AG_DISCONNECT_RATE. */
 void ag_conn_on_frame(ag_conn_t *c, const char *data, size_t len, int binary);
+/* A message the transport handles itself (a heartbeat, a protocol control frame) counts against the same rate.
+ * Returns 1 when the transport may handle it, 0 when it is to be dropped (the connection may be closing). */
+int ag_conn_inbound_control(ag_conn_t *c);
 /* The transport is gone (peer closed, error, or after close()). Drops the transport's reference. */
 void ag_conn_on_transport_gone(ag_conn_t *c);
 /* The same connection moved to another carrier (engine.io upgrade); name is a static string. */

@@ -17,10 +17,17 @@ struct st_ag_actions_t; /* server/actions.c */
 struct st_ag_rooms_t;   /* server/rooms.c */
 struct st_ag_hooks_t;   /* include/actiongate.h */
 struct st_ag_cluster_t; /* server/cluster.c */
+struct st_ag_limits_t;  /* server/limit.c */
 
 typedef struct st_ag_stats_t {
     uint64_t connections_opened, connections_closed;
     uint64_t frames_in, frames_out, invalid_json, slow_consumers;
+    /* limits (README "Limits") */
+    uint64_t tcp_refused;        /* accepted only to be turned away: node or address at its connection cap, descriptors out */
+    uint64_t handshakes_refused; /* over servers.web.handshakeRate */
+    uint64_t messages_refused;   /* over servers.websocket.server.messageRate */
+    uint64_t rate_disconnects;   /* connections ended for sustained abuse of the message rate */
+    size_t sse_replay_bytes;     /* bytes held by every SSE replay ring together (bounded by sse.replayTotalBytes) */
 } ag_stats_t;
 
 struct st_ag_server_t {
@@ -33,6 +40,10 @@ struct st_ag_server_t {
     h2o_accept_ctx_t accept_ctx;
     SSL_CTX *ssl_ctx;
     h2o_socket_t *listener;
+    struct st_ag_limits_t *limits;     /* per-address state and the TCP connection count */
+    int accept_paused;                 /* listener not read: at the connection cap, or out of descriptors */
+    h2o_timeout_entry_t accept_resume; /* reads it again */
+    int reserve_fd;                    /* held so that a connection can be answered and closed at EMFILE */
     char public_dir[4096];
 
     ag_store_t *store;

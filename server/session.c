@@ -377,7 +377,7 @@ void ag_session_on_frame(ag_conn_t *c, const char *data, size_t len, int binary)
     json_t *msg = json_loadb(data, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
     if (msg == NULL) {
         c->server->stats.invalid_json++;
-        ag_log(AG_LOG_INFO, "session", c->id, "invalid JSON ignored: %s", jerr.text);
+        ag_log_limited(AG_LOG_INFO, "session", c->id, "invalid JSON ignored: %s", jerr.text);
         return;
     }
     if (!json_is_object(msg)) {

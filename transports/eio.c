@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "http.h"
+#include "limit.h"
 #include <h2o/websocket.h>
 
 static ag__eio_node_t *the_node; /* one node per process; also keeps sessions reachable at exit */
@@ -49,7 +50,7 @@ static int outbox_push(ag__eio_session_t *s, uint8_t type, const char *text, ag_
     if (s->outbox_len >= (size_t)cfg->servers.websocket.server.queueMaxFrames ||
         (frame != NULL && s->outbox_bytes + frame->len > (size_t)cfg->servers.websocket.server.queueMaxBytes)) {
         s->server->stats.slow_consumers++;
-        ag_log(AG_LOG_WARN, "eio", s->sid, "slow consumer: %zu packets waiting; closing", s->outbox_len);
+        ag_log_limited(AG_LOG_WARN, "eio", s->sid, "slow consumer: %zu packets waiting; closing", s->outbox_len);
         ag__eio_session_close(s, "transport error", 0);
         return AG_EBUSY;
     }
@@ -304,9 +305,35 @@ static void do_upgrade(ag__eio_session_t *s)
     flush(s);
 }
 
-void ag__eio_on_packet(ag__eio_session_t *s, ag__eio_transport_t *t, const ag_eio_packet_t *pkt)
+/* The connection's bucket when there is one; socket.io and echo sessions have their own. */
+int ag__eio_inbound_control(ag__eio_session_t *s)
 {
     if (s->closed)
+        return 0;
+    if (s->conn != NULL)
+        return ag_conn_inbound_control(s->conn);
+    ag_bucket_result_t r = ag_limits_message(s->server, &s->in_rate, s->rate_exempt);
+    if (r == AG_BUCKET_ABUSE) {
+        s->server->stats.rate_disconnects++;
+        ag_log_limited(AG_LOG_WARN, "eio", s->sid, "%u packets over the message rate refused; closing", s->in_rate.refused);
+        s->why = &AG_DISCONNECT_RATE;
+        ag__eio_session_close(s, AG_DISCONNECT_RATE.reason, 1);
+    }
+    return r == AG_BUCKET_OK;
+}
+
+/* Every packet a client sends counts against the message rate: a message for the session layer in ag_conn_on_frame
+ * (whose refusal is an error reply; socket.io EVENTs reach it too), anything else here. 1: handle the packet. */
+static int inbound_allowed(ag__eio_session_t *s, const ag_eio_packet_t *pkt)
+{
+    if (pkt->type == AG_EIO_MESSAGE && (s->conn != NULL || (s->sio != NULL && pkt->len > 0 && pkt->data[0] == '2')))
+        return 1;
+    return ag__eio_inbound_control(s);
+}
+
+void ag__eio_on_packet(ag__eio_session_t *s, ag__eio_transport_t *t, const ag_eio_packet_t *pkt)
+{
+    if (s->closed || !inbound_allowed(s, pkt))
         return;
     if (t == s->probe) {
         if (pkt->type == AG_EIO_PING && pkt->len == 5 && memcmp(pkt->data, "probe", 5) == 0) {
@@ -418,6 +445,10 @@ ag__eio_session_t *ag__eio_session_create(ag_server_t *server, h2o_req_t *req, a
     s->finish.cb = on_finish;
     const char *b64 = ag_http_query_param(req, "b64");
     s->b64 = b64 != NULL && strcmp(b64, "1") == 0;
+    char ip[64];
+    int port;
+    ag_http_peer_info(req, ip, &port);
+    s->rate_exempt = ag_limits_exempt(server, ip);
     if (ag_map_set(&n->sessions, s->sid, s) != AG_OK) {
         free(s);
         return NULL;
@@ -661,6 +692,11 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         /* documented in the README: a node that is stopping takes no new sessions */
         ag__eio_add_common_headers(req);
         ag_http_respond(req, 503, "Service Unavailable", "text/plain", H2O_STRLIT("shutting down"));
+        return 0;
+    }
+    if (!ag_limits_handshake(req)) {
+        ag__eio_add_common_headers(req);
+        ag_limits_respond_refused(req);
         return 0;
     }
     ag__eio_session_t *s = ag__eio_session_create(server, req, kind);

@@ -49,7 +49,7 @@ static void ws_send(ag__eio_transport_t *t, const ag__eio_out_t *pkts, size_t n)
     if (ag_ws_queued_bytes(w->ws) > (size_t)cfg->servers.websocket.server.queueMaxBytes ||
         ag_ws_queued_count(w->ws) > (size_t)cfg->servers.websocket.server.queueMaxFrames) {
         t->session->server->stats.slow_consumers++;
-        ag_log(AG_LOG_WARN, "eio", t->session->sid, "slow consumer: %zu bytes unsent; closing", ag_ws_queued_bytes(w->ws));
+        ag_log_limited(AG_LOG_WARN, "eio", t->session->sid, "slow consumer: %zu bytes unsent; closing", ag_ws_queued_bytes(w->ws));
         ag__eio_session_close(t->session, "transport error", 0);
     }
 }
@@ -105,7 +105,15 @@ static void on_closed(ag_ws_t *ws)
     free(w);
 }
 
-static const ag_ws_callbacks_t callbacks = {on_message, NULL, on_closed};
+/* A WebSocket PING (wslay answers it) counts against the message rate like any packet. */
+static void on_ping(ag_ws_t *ws)
+{
+    eio_ws_t *w = ws->data;
+    if (!w->closed)
+        ag__eio_inbound_control(w->super.session);
+}
+
+static const ag_ws_callbacks_t callbacks = {on_message, on_ping, on_closed};
 
 void ag__eio_ws_accept(ag_server_t *server, ag__eio_session_t *s, h2o_req_t *req, const char *key)
 {

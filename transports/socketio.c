@@ -253,7 +253,7 @@ static const ag_transport_t sio_transport = {"socket.io", tr_on_pending, tr_clos
 static void on_connect_timeout(h2o_timeout_entry_t *entry)
 {
     ag_sio_t *sio = H2O_STRUCT_FROM_MEMBER(ag_sio_t, connect_timer, entry);
-    ag_log(AG_LOG_INFO, "socket.io", NULL, "no CONNECT within %d ms; closing", SIO_CONNECT_TIMEOUT_MS);
+    ag_log_limited(AG_LOG_INFO, "socket.io", NULL, "no CONNECT within %d ms; closing", SIO_CONNECT_TIMEOUT_MS);
     lower_close(sio);
 }
 
@@ -280,7 +280,7 @@ ag_sio_t *ag_sio_create(ag_server_t *s, const ag_sio_lower_t *lower, void *lower
 
 static void fail(ag_sio_t *sio, const char *why)
 {
-    ag_log(AG_LOG_INFO, "socket.io", sio->conn != NULL ? sio->conn->id : NULL, "%s; closing", why);
+    ag_log_limited(AG_LOG_INFO, "socket.io", sio->conn != NULL ? sio->conn->id : NULL, "%s; closing", why);
     lower_close(sio);
 }
 
