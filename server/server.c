@@ -14,6 +14,7 @@
 #include <openssl/err.h>
 #include "modules.h"
 #include "cluster.h"
+#include "static.h"
 
 h2o_pathconf_t *ag_server_register_path(ag_server_t *s, const char *path)
 {
@@ -112,16 +113,15 @@ static void resolve_public_dir(ag_server_t *s)
 
 static void register_static(ag_server_t *s)
 {
-    static const char *index_files[] = {"index.html", NULL};
     const ag_config_t *cfg = s->config;
     char path[256];
     snprintf(path, sizeof(path), "/%s", cfg->servers.web.urlPathForFiles);
     h2o_expires_args_t expires = {H2O_EXPIRES_MODE_MAX_AGE, {.max_age = (uint64_t)cfg->servers.web.flatFileCacheDuration}};
     h2o_pathconf_t *pc = ag_server_register_path(s, path);
-    h2o_file_register(pc, s->public_dir, index_files, NULL, 0);
+    ag_static_register_dir(pc, s->public_dir);
     h2o_expires_register(pc, &expires);
     pc = ag_server_register_path(s, "/");
-    h2o_file_register(pc, s->public_dir, index_files, NULL, 0);
+    ag_static_register_dir(pc, s->public_dir);
     h2o_expires_register(pc, &expires);
 }
 
