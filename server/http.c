@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 
 ag_server_t *ag_http_server(h2o_req_t *req)
@@ -98,6 +99,11 @@ const char *ag_http_cookie(h2o_req_t *req, const char *name)
     return NULL;
 }
 
+static int is_space(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
 static int is_trusted(ag_server_t *s, const char *ip)
 {
     return ag_config_list_has(s->config->general.trustedProxies, ip);
@@ -168,6 +174,52 @@ void ag_http_peer_info(h2o_req_t *req, char ip[64], int *port)
         if (atoi(pb) > 0)
             *port = atoi(pb);
     }
+}
+
+/* --- request framing --- */
+
+static int line_is(const char *line, size_t len, const char *name)
+{
+    size_t n = strlen(name);
+    return len > n && line[n] == ':' && strncasecmp(line, name, n) == 0;
+}
+
+int ag_http_guard(h2o_req_t *req)
+{
+    /* only HTTP/1 frames bodies by these headers; no entity means h2o saw neither of them */
+    if (req->version >= 0x200 || req->entity.base == NULL)
+        return -1;
+    h2o_socket_t *sock = req->conn->callbacks->get_socket(req->conn);
+    if (sock == NULL || sock->input == NULL)
+        return -1;
+    const char *head = sock->input->bytes;
+    if (req->entity.base < head || req->entity.base > head + sock->input->size)
+        return -1;
+    size_t headlen = (size_t)(req->entity.base - head);
+    int content_length = 0, transfer_encoding = 0;
+    for (size_t at = 0; at < headlen;) {
+        const char *nl = memchr(head + at, '\n', headlen - at);
+        size_t len = (nl != NULL ? (size_t)(nl - head) : headlen) - at;
+        const char *line = head + at;
+        if (len != 0 && line[len - 1] == '\r')
+            len--;
+        if (len == 0)
+            break; /* the end of the head */
+        /* the first line is the request line; a line starting with a space continues the previous header */
+        if (at != 0 && !is_space(line[0])) {
+            content_length += line_is(line, len, "content-length");
+            transfer_encoding += line_is(line, len, "transfer-encoding");
+        }
+        if (nl == NULL)
+            break;
+        at = (size_t)(nl - head) + 1;
+    }
+    if (content_length + transfer_encoding <= 1)
+        return -1;
+    req->http1_is_persistent = 0;
+    ag_http_respond(req, 400, "Bad Request", "text/plain; charset=utf-8",
+                    H2O_STRLIT("Bad Request: the body length is ambiguous (Content-Length and Transfer-Encoding)\n"));
+    return 0;
 }
 
 void ag_http_respond(h2o_req_t *req, int status, const char *reason, const char *content_type, const char *body, size_t len)

@@ -13,6 +13,14 @@ ag_server_t *ag_http_server(h2o_req_t *req);
  * peer is one of general.trustedProxies. ip must hold 64 bytes. */
 void ag_http_peer_info(h2o_req_t *req, char ip[64], int *port);
 
+/* The first handler on every path (server.c registers it): an HTTP/1 request whose body length is ambiguous (two
+ * Content-Length headers, two Transfer-Encoding headers, or both) is answered 400 and its connection closed, so no
+ * handler or upstream sees it and nothing after it on the connection is read as a request. Returns 0 when it
+ * answered, -1 to let the next handler run. h2o 2.2.5 drops these headers from req->headers (it picks one and frames
+ * the body by it), so the request head is read again from the connection's input buffer, where it stays until the
+ * response is done. */
+int ag_http_guard(h2o_req_t *req);
+
 /* Value of query parameter name (URL-decoded, pool-allocated), or NULL. */
 const char *ag_http_query_param(h2o_req_t *req, const char *name);
 /* First header value by lower-case name, or NULL (not NUL-terminated: *len is set). */

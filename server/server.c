@@ -14,7 +14,13 @@
 #include <openssl/err.h>
 #include "modules.h"
 #include "cluster.h"
+#include "http.h"
 #include "static.h"
+
+static int on_req_guard(h2o_handler_t *self, h2o_req_t *req)
+{
+    return ag_http_guard(req);
+}
 
 h2o_pathconf_t *ag_server_register_path(ag_server_t *s, const char *path)
 {
@@ -22,7 +28,10 @@ h2o_pathconf_t *ag_server_register_path(ag_server_t *s, const char *path)
     for (size_t i = 0; i < host->paths.size; i++)
         if (host->paths.entries[i].path.len == strlen(path) && memcmp(host->paths.entries[i].path.base, path, strlen(path)) == 0)
             return &host->paths.entries[i];
-    return h2o_config_register_path(host, path, 0);
+    h2o_pathconf_t *pc = h2o_config_register_path(host, path, 0);
+    /* every path's first handler: requests with an ambiguous body length stop here, whoever registered the path */
+    h2o_create_handler(pc, sizeof(h2o_handler_t))->on_req = on_req_guard;
+    return pc;
 }
 
 static int create_listener(ag_server_t *s, char *errbuf, size_t errlen)

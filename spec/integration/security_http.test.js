@@ -1,0 +1,82 @@
+'use strict';
+// Request framing: duplicate Content-Length or Transfer-Encoding with Content-Length is refused (400, connection
+// closed) before any handler or upstream sees it.
+const test = require('node:test');
+const assert = require('node:assert');
+const net = require('node:net');
+const { startServer } = require('../lib/harness');
+const { Eio } = require('../lib/eio_raw');
+
+// Writes bytes on a fresh connection and collects everything until the server closes it (or timeoutMs passes, then
+// the socket is destroyed). Resolves {text, closedByServer, statuses}.
+function exchange(port, bytes, timeoutMs = 3000) {
+  return new Promise((resolve) => {
+    const s = net.connect(port, '127.0.0.1');
+    let text = '';
+    let closedByServer = false;
+    const timer = setTimeout(() => s.destroy(), timeoutMs);
+    s.setEncoding('latin1');
+    s.on('data', (d) => (text += d));
+    s.on('end', () => (closedByServer = true));
+    s.on('error', () => {});
+    s.on('close', () => {
+      clearTimeout(timer);
+      const statuses = [...text.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => Number(m[1]));
+      resolve({ text, closedByServer, statuses });
+    });
+    s.write(bytes);
+  });
+}
+
+const SMUGGLED = 'GET /api/randomNumber HTTP/1.1\r\nHost: x\r\n\r\n';
+
+test('request framing', async (t) => {
+  const srv = await startServer();
+  t.after(() => srv.stop());
+  const eio = new Eio(srv.url);
+
+  await t.test('two Content-Length headers: 400, and the bytes after are not a second request', async () => {
+    const r = await exchange(srv.port,
+      `POST /api/status HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nContent-Length: ${SMUGGLED.length}\r\n\r\n${SMUGGLED}`);
+    assert.deepStrictEqual(r.statuses, [400], r.text);
+    assert.ok(r.closedByServer);
+    assert.doesNotMatch(r.text, /randomNumber/);
+    // equal values are refused as well
+    const same = await exchange(srv.port, 'POST /api/status HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\ncontent-length: 2\r\n\r\n{}');
+    assert.deepStrictEqual(same.statuses, [400], same.text);
+  });
+
+  await t.test('Transfer-Encoding with Content-Length: 400 and close', async () => {
+    const r = await exchange(srv.port,
+      `POST /api/status HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n${SMUGGLED}`);
+    assert.deepStrictEqual(r.statuses, [400], r.text);
+    assert.ok(r.closedByServer);
+    const rev = await exchange(srv.port,
+      `POST /api/status HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n${SMUGGLED}`);
+    assert.deepStrictEqual(rev.statuses, [400], rev.text);
+  });
+
+  await t.test('two Transfer-Encoding headers: 400', async () => {
+    const r = await exchange(srv.port,
+      `POST /api/status HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n${SMUGGLED}`);
+    assert.deepStrictEqual(r.statuses, [400], r.text);
+  });
+
+  await t.test('every endpoint refuses them: engine.io, /primus, static files, socket.io', async () => {
+    const { sid } = await eio.handshake();
+    for (const target of [`/primus/?EIO=4&transport=polling&sid=${sid}`, '/primus', '/public/index.html', '/', '/socket.io/?EIO=4&transport=polling', '/nowhere']) {
+      const r = await exchange(srv.port, `POST ${target} HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n4hi`);
+      assert.deepStrictEqual(r.statuses, [400], `${target}: ${r.text}`);
+      const te = await exchange(srv.port, `POST ${target} HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n3\r\n4hi\r\n0\r\n\r\n`);
+      assert.deepStrictEqual(te.statuses, [400], `${target}: ${te.text}`);
+    }
+  });
+
+  await t.test('well-formed requests on one keep-alive connection are all answered', async () => {
+    const r = await exchange(srv.port,
+      'POST /api/status HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}' +
+      'POST /api/status HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n' +
+      'GET /api/randomNumber HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    assert.deepStrictEqual(r.statuses, [200, 200, 200], r.text);
+  });
+});
