@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <yaml.h>
+#include "addr.h"
 #include "common.h"
 
 typedef enum { T_STR, T_INT, T_LONG, T_BOOL, T_DOUBLE, T_LIST } ctype_t;
@@ -380,6 +381,18 @@ static int walk(loader_t *l, ag_config_t *c, yaml_node_t *map, const char *prefi
     return 0;
 }
 
+/* Entries of the address lists; returns a message in buf, or NULL. */
+static const char *check_lists(const ag_config_t *c, char *buf, size_t len)
+{
+    for (char *const *p = c->general.trustedProxies; p != NULL && *p != NULL; p++) {
+        if (ag_addr_match(*p, NULL) != 1) {
+            snprintf(buf, len, "general.trustedProxies: \"%.200s\" is not an IP address or CIDR range", *p);
+            return buf;
+        }
+    }
+    return NULL;
+}
+
 static ag_config_t *load_parser(yaml_parser_t *parser, const char *name, char *errbuf, size_t errlen)
 {
     ag_config_t *c = ag_config_create_default();
@@ -401,6 +414,7 @@ static ag_config_t *load_parser(yaml_parser_t *parser, const char *name, char *e
         ret = walk(&l, c, root, "");
     if (ret == 0) {
         const char *problem = NULL;
+        char listbuf[320];
         if (c->general.simultaneousActions < 1)
             problem = "general.simultaneousActions must be at least 1";
         else if (c->servers.websocket.server.pathname[0] != '/')
@@ -413,6 +427,8 @@ static ag_config_t *load_parser(yaml_parser_t *parser, const char *name, char *e
             problem = "servers.websocket.server.pingInterval and pingTimeout must be at least 1 ms";
         else if (c->servers.web.secure && (c->servers.web.certFile[0] == '\0' || c->servers.web.keyFile[0] == '\0'))
             problem = "servers.web.secure needs servers.web.certFile and servers.web.keyFile";
+        else
+            problem = check_lists(c, listbuf, sizeof(listbuf));
         if (problem != NULL) {
             snprintf(errbuf, errlen, "%s:1: %s", name, problem);
             ret = -1;

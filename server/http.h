@@ -4,13 +4,18 @@
 #ifndef AG_HTTP_H
 #define AG_HTTP_H
 
+#include "addr.h"
 #include "server.h"
 
 /* The server a request belongs to. */
 ag_server_t *ag_http_server(h2o_req_t *req);
 
-/* Peer address, resolved through X-Forwarded-For (first entry) / X-Real-IP / X-Forwarded-Port only when the socket
- * peer is one of general.trustedProxies. ip must hold 64 bytes. */
+/* Peer address. When the socket peer is one of general.trustedProxies (addresses or CIDR ranges), X-Forwarded-For is
+ * walked from the right (every such header, in order, as one list): trusted proxies are skipped and the first address
+ * that is not trusted is the client; an entry that is not an address ends the walk where it is, so nothing left of it
+ * is believed; a chain of trusted addresses only gives its leftmost. Without X-Forwarded-For, X-Real-IP is believed.
+ * The port is the forwarded entry's own ("[v6]:port", "v4:port"), else a numeric X-Forwarded-Port, else the socket's.
+ * ip (64 bytes) gets the canonical text form (IPv4-mapped IPv6 as IPv4). */
 void ag_http_peer_info(h2o_req_t *req, char ip[64], int *port);
 
 /* The first handler on every path (server.c registers it): an HTTP/1 request whose body length is ambiguous (two

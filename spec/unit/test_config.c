@@ -59,13 +59,13 @@ static void test_list_forms(void **state)
 {
     char err[256];
     /* a scalar is a one-item list; a mapping gives its keys (actionhero's startingChatRooms: {defaultRoom: {}}) */
-    ag_config_t *c = ag_config_load_string("general:\n  startingChatRooms: solo\n  trustedProxies: {a: {}, b: {}}\n", "l.yaml", err,
-                                           sizeof(err));
+    ag_config_t *c = ag_config_load_string("general:\n  startingChatRooms: solo\n  trustedProxies: {10.0.0.1: {}, \"::1\": {}}\n",
+                                           "l.yaml", err, sizeof(err));
     assert_non_null(c);
     assert_int_equal(ag_config_list_len(c->general.startingChatRooms), 1);
     assert_string_equal(c->general.startingChatRooms[0], "solo");
     assert_int_equal(ag_config_list_len(c->general.trustedProxies), 2);
-    assert_true(ag_config_list_has(c->general.trustedProxies, "b"));
+    assert_true(ag_config_list_has(c->general.trustedProxies, "::1"));
     ag_config_destroy(c);
 }
 
@@ -96,6 +96,29 @@ static void test_errors(void **state)
     assert_true(strncmp(err, "/nonexistent/actiongate.yaml:0: ", 32) == 0);
 }
 
+/* Trusted proxies: entries that could never do what they seem to say. */
+static void test_policy_errors(void **state)
+{
+    for (const char *p = "localhost\0"
+                         "10.0.0.0/33\0"
+                         "10.0.0.1:80\0"
+                         "[::1]\0"
+                         "::1/129\0"
+                         "10.0.0.0/\0"
+                         "10.0.0.0/x\0";
+         *p != '\0'; p += strlen(p) + 1) {
+        char yaml[256];
+        snprintf(yaml, sizeof(yaml), "general:\n  trustedProxies: [\"%s\"]\n", p);
+        expect_error(yaml, "bad.yaml:1: ", "trustedProxies");
+    }
+    char err[256] = "";
+    ag_config_t *c = ag_config_load_string("general:\n  trustedProxies: [\"10.0.0.0/8\", \"fd00::/8\", \"127.0.0.1\"]\n", "ok.yaml",
+                                           err, sizeof(err));
+    if (c == NULL)
+        fail_msg("%s", err);
+    ag_config_destroy(c);
+}
+
 static void test_shipped_file(void **state)
 {
     char err[256] = "", path[1024];
@@ -119,7 +142,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults), cmocka_unit_test(test_values),       cmocka_unit_test(test_list_forms),
-        cmocka_unit_test(test_errors),   cmocka_unit_test(test_shipped_file),
+        cmocka_unit_test(test_errors),   cmocka_unit_test(test_shipped_file), cmocka_unit_test(test_policy_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
