@@ -381,9 +381,32 @@ static int walk(loader_t *l, ag_config_t *c, yaml_node_t *map, const char *prefi
     return 0;
 }
 
-/* Entries of the address lists; returns a message in buf, or NULL. */
+/* An origin as a browser sends it: "null", or scheme://host[:port] with nothing after it (a trailing slash or a path
+ * would never match). */
+static int is_origin(const char *o)
+{
+    if (strcmp(o, "*") == 0 || strcmp(o, "null") == 0)
+        return 1;
+    const char *sep = strstr(o, "://");
+    if (sep == NULL || sep == o || sep[3] == '\0')
+        return 0;
+    for (const char *p = o; p < sep; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '+' || *p == '-' ||
+              *p == '.'))
+            return 0;
+    return strpbrk(sep + 3, "/?#@ \t") == NULL;
+}
+
+/* Entries of the address and origin lists; returns a message in buf, or NULL. */
 static const char *check_lists(const ag_config_t *c, char *buf, size_t len)
 {
+    for (char *const *p = c->servers.websocket.server.origins; p != NULL && *p != NULL; p++) {
+        if (!is_origin(*p)) {
+            snprintf(buf, len,
+                     "servers.websocket.server.origins: \"%.200s\" is not an origin (\"*\", \"null\" or scheme://host[:port])", *p);
+            return buf;
+        }
+    }
     for (char *const *p = c->general.trustedProxies; p != NULL && *p != NULL; p++) {
         if (ag_addr_match(*p, NULL) != 1) {
             snprintf(buf, len, "general.trustedProxies: \"%.200s\" is not an IP address or CIDR range", *p);
@@ -427,6 +450,9 @@ static ag_config_t *load_parser(yaml_parser_t *parser, const char *name, char *e
             problem = "servers.websocket.server.pingInterval and pingTimeout must be at least 1 ms";
         else if (c->servers.web.secure && (c->servers.web.certFile[0] == '\0' || c->servers.web.keyFile[0] == '\0'))
             problem = "servers.web.secure needs servers.web.certFile and servers.web.keyFile";
+        else if (c->servers.websocket.server.credentials && ag_config_list_has(c->servers.websocket.server.origins, "*"))
+            /* any page on the web could then act with the visitor's cookies and read the answers */
+            problem = "servers.websocket.server.credentials: true needs a list of origins, not \"*\"";
         else
             problem = check_lists(c, listbuf, sizeof(listbuf));
         if (problem != NULL) {

@@ -209,6 +209,67 @@ void ag_http_peer_info(h2o_req_t *req, char ip[64], int *port)
     }
 }
 
+/* --- origins --- */
+
+static int origin_listed(const ag_config_t *cfg, const char *origin, size_t len)
+{
+    for (char *const *p = cfg->servers.websocket.server.origins; p != NULL && *p != NULL; p++)
+        if (strlen(*p) == len && strncasecmp(*p, origin, len) == 0)
+            return 1;
+    return 0;
+}
+
+static const char *request_origin(h2o_req_t *req, size_t *len, int *several)
+{
+    const char *found = NULL;
+    *several = 0;
+    for (ssize_t i = -1; (i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("origin"), i)) != -1;) {
+        if (found != NULL)
+            *several = 1;
+        found = req->headers.entries[i].value.base;
+        *len = req->headers.entries[i].value.len;
+    }
+    return found;
+}
+
+ag_http_origin_t ag_http_origin_check(h2o_req_t *req)
+{
+    const ag_config_t *cfg = ag_http_server(req)->config;
+    size_t len = 0;
+    int several;
+    const char *origin = request_origin(req, &len, &several);
+    if (origin == NULL)
+        return AG_HTTP_ORIGIN_NONE;
+    if (several)
+        return AG_HTTP_ORIGIN_REFUSED;
+    if (ag_config_list_has(cfg->servers.websocket.server.origins, "*") || origin_listed(cfg, origin, len))
+        return AG_HTTP_ORIGIN_ALLOWED;
+    return AG_HTTP_ORIGIN_REFUSED;
+}
+
+static void add_res_header(h2o_req_t *req, const char *name, const char *value, size_t vlen)
+{
+    h2o_add_header_by_str(&req->pool, &req->res.headers, name, strlen(name), 0, NULL, value, vlen);
+}
+
+void ag_http_cors_origin(h2o_req_t *req)
+{
+    const ag_config_t *cfg = ag_http_server(req)->config;
+    if (ag_config_list_has(cfg->servers.websocket.server.origins, "*")) {
+        add_res_header(req, "access-control-allow-origin", H2O_STRLIT("*"));
+        return;
+    }
+    size_t len = 0;
+    int several;
+    const char *origin = request_origin(req, &len, &several);
+    if (origin != NULL && !several && origin_listed(cfg, origin, len)) {
+        add_res_header(req, "access-control-allow-origin", origin, len);
+        if (cfg->servers.websocket.server.credentials)
+            add_res_header(req, "access-control-allow-credentials", H2O_STRLIT("true"));
+    }
+    add_res_header(req, "vary", H2O_STRLIT("Origin"));
+}
+
 /* --- request framing --- */
 
 static int line_is(const char *line, size_t len, const char *name)

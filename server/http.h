@@ -18,6 +18,18 @@ ag_server_t *ag_http_server(h2o_req_t *req);
  * ip (64 bytes) gets the canonical text form (IPv4-mapped IPv6 as IPv4). */
 void ag_http_peer_info(h2o_req_t *req, char ip[64], int *port);
 
+/* servers.websocket.server.origins applied to the request's Origin header. */
+typedef enum {
+    AG_HTTP_ORIGIN_NONE,    /* no Origin header: a client that is not a browser (or a same-origin GET): allowed */
+    AG_HTTP_ORIGIN_ALLOWED, /* listed, or the list is "*" */
+    AG_HTTP_ORIGIN_REFUSED, /* not listed, or several Origin headers */
+} ag_http_origin_t;
+ag_http_origin_t ag_http_origin_check(h2o_req_t *req);
+/* Adds the CORS origin headers for this request: "Access-Control-Allow-Origin: *" when the list is "*" (config
+ * refuses "*" with credentials), else the request's Origin when listed (plus "Access-Control-Allow-Credentials: true"
+ * with credentials) and "Vary: Origin" either way. */
+void ag_http_cors_origin(h2o_req_t *req);
+
 /* The first handler on every path (server.c registers it): an HTTP/1 request whose body length is ambiguous (two
  * Content-Length headers, two Transfer-Encoding headers, or both) is answered 400 and its connection closed, so no
  * handler or upstream sees it and nothing after it on the connection is read as a request. Returns 0 when it

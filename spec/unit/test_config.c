@@ -96,9 +96,18 @@ static void test_errors(void **state)
     assert_true(strncmp(err, "/nonexistent/actiongate.yaml:0: ", 32) == 0);
 }
 
-/* Trusted proxies: entries that could never do what they seem to say. */
+/* Origins and trusted proxies: combinations and entries that could never do what they seem to say. */
 static void test_policy_errors(void **state)
 {
+    expect_error("servers:\n  websocket:\n    server:\n      credentials: true\n", "bad.yaml:1: ", "needs a list of origins");
+    expect_error("servers:\n  websocket:\n    server:\n      origins: [\"https://a.example\", \"*\"]\n      credentials: true\n",
+                 "bad.yaml:1: ", "needs a list of origins");
+    for (const char *o = "https://a.example/\0a.example\0https://\0https://a.example/path\0://a.example\0htt p://a\0"; *o != '\0';
+         o += strlen(o) + 1) {
+        char yaml[256];
+        snprintf(yaml, sizeof(yaml), "servers:\n  websocket:\n    server:\n      origins: [\"%s\"]\n", o);
+        expect_error(yaml, "bad.yaml:1: ", "is not an origin");
+    }
     for (const char *p = "localhost\0"
                          "10.0.0.0/33\0"
                          "10.0.0.1:80\0"
@@ -112,8 +121,11 @@ static void test_policy_errors(void **state)
         expect_error(yaml, "bad.yaml:1: ", "trustedProxies");
     }
     char err[256] = "";
-    ag_config_t *c = ag_config_load_string("general:\n  trustedProxies: [\"10.0.0.0/8\", \"fd00::/8\", \"127.0.0.1\"]\n", "ok.yaml",
-                                           err, sizeof(err));
+    ag_config_t *c =
+        ag_config_load_string("general:\n  trustedProxies: [\"10.0.0.0/8\", \"fd00::/8\", \"127.0.0.1\"]\n"
+                              "servers:\n  websocket:\n    server:\n      origins: [\"https://a.example:8443\", \"null\"]\n"
+                              "      credentials: true\n",
+                              "ok.yaml", err, sizeof(err));
     if (c == NULL)
         fail_msg("%s", err);
     ag_config_destroy(c);
