@@ -192,13 +192,17 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         w->fingerprint = strdup(cookie);
     } else {
         unsigned char rnd[20];
-        char hex[41], date[32], header[160];
+        char hex[41], date[32], header[200];
         ag_random_bytes(rnd, sizeof(rnd));
         for (size_t i = 0; i < sizeof(rnd); i++)
             snprintf(hex + 2 * i, 3, "%02x", rnd[i]);
         w->fingerprint = strdup(hex);
         ag__http_date(ag_now_ms() + (uint64_t)cfg->servers.web.cookieExpires, date);
-        snprintf(header, sizeof(header), "%.40s=%s;path=/;expires=%s;", cfg->servers.web.cookieKey, hex, date);
+        /* Not HttpOnly: actionhero's client and ours read this cookie in the page and pass it as ?sessionID= on the
+         * socket URL, which is how a socket learns its fingerprint. The fingerprint is an identifier a client may
+         * choose (any ?sessionID= is taken), not a credential. */
+        snprintf(header, sizeof(header), "%.40s=%s;path=/;expires=%s;SameSite=Lax;%s", cfg->servers.web.cookieKey, hex, date,
+                 cfg->servers.web.secure ? "Secure;" : "");
         add_header(req, "set-cookie", h2o_strdup(&req->pool, header, SIZE_MAX).base);
     }
     if (w->fingerprint == NULL) {

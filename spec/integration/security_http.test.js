@@ -1,9 +1,15 @@
 'use strict';
-// Request framing: duplicate Content-Length or Transfer-Encoding with Content-Length is refused (400, connection
-// closed) before any handler or upstream sees it.
+// Request framing and what the server writes about a request: duplicate Content-Length or Transfer-Encoding with
+// Content-Length is refused (400, connection closed) before any handler or upstream sees it; the sessionID cookie
+// carries SameSite (and Secure under TLS).
 const test = require('node:test');
 const assert = require('node:assert');
+const fs = require('node:fs');
 const net = require('node:net');
+const os = require('node:os');
+const path = require('node:path');
+const https = require('node:https');
+const { execFileSync } = require('node:child_process');
 const { startServer } = require('../lib/harness');
 const { Eio } = require('../lib/eio_raw');
 
@@ -79,4 +85,30 @@ test('request framing', async (t) => {
       'GET /api/randomNumber HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
     assert.deepStrictEqual(r.statuses, [200, 200, 200], r.text);
   });
+});
+
+const COOKIE = /^sessionID=[0-9a-f]{40};path=\/;expires=\w{3}, \d\d \w{3} \d{4} \d\d:\d\d:\d\d GMT;SameSite=Lax;$/;
+
+test('the sessionID cookie: SameSite=Lax over HTTP; Secure too over TLS', async (t) => {
+  const srv = await startServer();
+  t.after(() => srv.stop());
+  const res = await fetch(`${srv.url}/api/status`);
+  await res.arrayBuffer();
+  assert.match(res.headers.get('set-cookie'), COOKIE);
+
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ag-tls-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const cert = path.join(dir, 'cert.pem');
+  const key = path.join(dir, 'key.pem');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1',
+    '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1'], { stdio: 'ignore' });
+  const tls = await startServer({ config: { servers: { web: { secure: true, certFile: cert, keyFile: key } } } });
+  t.after(() => tls.stop());
+  const setCookie = await new Promise((resolve, reject) => {
+    https.get(`https://127.0.0.1:${tls.port}/api/status`, { rejectUnauthorized: false }, (r) => {
+      r.resume();
+      r.on('end', () => resolve(r.headers['set-cookie'][0]));
+    }).on('error', reject);
+  });
+  assert.match(setCookie, /^sessionID=[0-9a-f]{40};path=\/;expires=[^;]+;SameSite=Lax;Secure;$/);
 });
