@@ -1,7 +1,7 @@
 'use strict';
 // Request framing and what the server writes about a request: duplicate Content-Length or Transfer-Encoding with
 // Content-Length is refused (400, connection closed) before any handler or upstream sees it; the sessionID cookie
-// carries SameSite (and Secure under TLS).
+// carries SameSite (and Secure under TLS); log lines built from client input are escaped.
 const test = require('node:test');
 const assert = require('node:assert');
 const fs = require('node:fs');
@@ -11,6 +11,7 @@ const path = require('node:path');
 const https = require('node:https');
 const { execFileSync } = require('node:child_process');
 const { startServer } = require('../lib/harness');
+const { connect } = require('../lib/wsclient');
 const { Eio } = require('../lib/eio_raw');
 
 // Writes bytes on a fresh connection and collects everything until the server closes it (or timeoutMs passes, then
@@ -111,4 +112,25 @@ test('the sessionID cookie: SameSite=Lax over HTTP; Secure too over TLS', async 
     }).on('error', reject);
   });
   assert.match(setCookie, /^sessionID=[0-9a-f]{40};path=\/;expires=[^;]+;SameSite=Lax;Secure;$/);
+});
+
+test('log lines built from client input are escaped', async (t) => {
+  const srv = await startServer({ config: { general: { logLevel: 'info' } } });
+  t.after(() => srv.stop());
+  const c = await connect(`${srv.wsUrl}/primus`);
+  await c.welcome();
+  // jansson quotes the offending bytes in its error text: a newline, a carriage return and a terminal escape
+  c.sendRaw('"\\\n2030-01-01T00:00:00.000Z error [server] - forged');
+  c.sendRaw('"\\\r');
+  c.sendRaw('\x1b[2J');
+  assert.ok((await c.request({ event: 'detailsView' })).data.id);
+  await c.close();
+  const lines = srv.stderr.split('\n').filter((l) => l !== '');
+  const invalid = lines.filter((l) => l.includes('invalid JSON ignored'));
+  assert.strictEqual(invalid.length, 3, srv.stderr);
+  assert.ok(invalid[0].endsWith("invalid escape near '\"\\\\\\n'"), invalid[0]);
+  assert.ok(invalid[1].endsWith("invalid escape near '\"\\\\\\r'"), invalid[1]);
+  assert.ok(invalid[2].endsWith("invalid token near '\\x1b'"), invalid[2]);
+  for (const l of lines) assert.match(l, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z /, `every line is a log line: ${JSON.stringify(l)}`);
+  assert.doesNotMatch(srv.stderr, /[\r\x1b]/);
 });
