@@ -46,18 +46,88 @@ int ag_log_level_parse(const char *s)
     return -1;
 }
 
+/* Length of the UTF-8 sequence at p that may go to a log as it is, or 0: not UTF-8, a C1 control, a line or paragraph
+ * separator, or a bidirectional override (which can make a terminal show a line other than the one written). */
+static size_t log_safe_utf8(const unsigned char *p)
+{
+    size_t len;
+    uint32_t cp;
+    if (p[0] >= 0xc2 && p[0] <= 0xdf)
+        len = 2, cp = p[0] & 0x1f;
+    else if (p[0] >= 0xe0 && p[0] <= 0xef)
+        len = 3, cp = p[0] & 0x0f;
+    else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+        len = 4, cp = p[0] & 0x07;
+    else
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((p[i] & 0xc0) != 0x80) /* also stops at the terminating NUL */
+            return 0;
+        cp = cp << 6 | (p[i] & 0x3f);
+    }
+    if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) || (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    if (cp <= 0x9f || cp == 0x2028 || cp == 0x2029 || (cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069))
+        return 0;
+    return len;
+}
+
+/* Log text comes from clients too (a parser's error quotes the bad input): what could end the line, move the cursor
+ * or pass for something else is written as an escape, the backslash included, so one call is one line, as written. */
+static void log_escape(char *out, size_t size, const char *in)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *p = (const unsigned char *)in;
+    size_t o = 0;
+    while (*p != '\0') {
+        char esc[5] = {'\\', 0, 0, 0, 0};
+        size_t n, take = 1;
+        if (*p >= 0x20 && *p < 0x7f && *p != '\\') {
+            esc[0] = (char)*p;
+            n = 1;
+        } else if (*p >= 0x80 && (take = log_safe_utf8(p)) != 0) {
+            if (o + take >= size)
+                break;
+            memcpy(out + o, p, take);
+            o += take;
+            p += take;
+            continue;
+        } else {
+            take = 1;
+            const char *named = *p == '\\' ? "\\" : *p == '\n' ? "n" : *p == '\r' ? "r" : *p == '\t' ? "t" : NULL;
+            if (named != NULL) {
+                esc[1] = named[0];
+                n = 2;
+            } else {
+                esc[1] = 'x';
+                esc[2] = hex[*p >> 4];
+                esc[3] = hex[*p & 15];
+                n = 4;
+            }
+        }
+        if (o + n >= size)
+            break;
+        memcpy(out + o, esc, n);
+        o += n;
+        p += take;
+    }
+    out[o] = '\0';
+}
+
 void ag_log(ag_log_level_t level, const char *subsys, const char *conn_id, const char *fmt, ...)
 {
     static const char *names[] = {"debug", "info", "warn", "error"};
     if (level < ag_log_threshold || level >= AG_LOG_NONE)
         return;
-    char ts[32], msg[1024];
+    char ts[32], msg[1024], safe[4 * sizeof(msg)], id[4 * 64];
     ag_iso8601(ag_now_ms(), ts);
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    fprintf(stderr, "%s %-5s [%s] %s %s\n", ts, names[level], subsys, conn_id != NULL ? conn_id : "-", msg);
+    log_escape(safe, sizeof(safe), msg);
+    log_escape(id, sizeof(id), conn_id != NULL ? conn_id : "-");
+    fprintf(stderr, "%s %-5s [%s] %s %s\n", ts, names[level], subsys, id, safe);
 }
 
 void ag_log_site(ag_log_site_t *site, ag_log_level_t level, const char *subsys, const char *conn_id, const char *fmt, ...)

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <yaml.h>
+#include "addr.h"
 #include "common.h"
 
 typedef enum { T_STR, T_INT, T_LONG, T_BOOL, T_DOUBLE, T_LIST } ctype_t;
@@ -448,6 +449,41 @@ static int check_bounds(const ag_config_t *c, const char *name, char *errbuf, si
     return 0;
 }
 
+/* An origin as a browser sends it: "null", or scheme://host[:port] with nothing after it (a trailing slash or a path
+ * would never match). */
+static int is_origin(const char *o)
+{
+    if (strcmp(o, "*") == 0 || strcmp(o, "null") == 0)
+        return 1;
+    const char *sep = strstr(o, "://");
+    if (sep == NULL || sep == o || sep[3] == '\0')
+        return 0;
+    for (const char *p = o; p < sep; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '+' || *p == '-' ||
+              *p == '.'))
+            return 0;
+    return strpbrk(sep + 3, "/?#@ \t") == NULL;
+}
+
+/* Entries of the address and origin lists; returns a message in buf, or NULL. */
+static const char *check_lists(const ag_config_t *c, char *buf, size_t len)
+{
+    for (char *const *p = c->servers.websocket.server.origins; p != NULL && *p != NULL; p++) {
+        if (!is_origin(*p)) {
+            snprintf(buf, len,
+                     "servers.websocket.server.origins: \"%.200s\" is not an origin (\"*\", \"null\" or scheme://host[:port])", *p);
+            return buf;
+        }
+    }
+    for (char *const *p = c->general.trustedProxies; p != NULL && *p != NULL; p++) {
+        if (ag_addr_match(*p, NULL) != 1) {
+            snprintf(buf, len, "general.trustedProxies: \"%.200s\" is not an IP address or CIDR range", *p);
+            return buf;
+        }
+    }
+    return NULL;
+}
+
 static ag_config_t *load_parser(yaml_parser_t *parser, const char *name, char *errbuf, size_t errlen)
 {
     ag_config_t *c = ag_config_create_default();
@@ -469,6 +505,7 @@ static ag_config_t *load_parser(yaml_parser_t *parser, const char *name, char *e
         ret = walk(&l, c, root, "");
     if (ret == 0) {
         const char *problem = NULL;
+        char listbuf[320];
         if (c->general.simultaneousActions < 1)
             problem = "general.simultaneousActions must be at least 1";
         else if (c->servers.websocket.server.pathname[0] != '/')
@@ -487,6 +524,11 @@ static ag_config_t *load_parser(yaml_parser_t *parser, const char *name, char *e
                  (c->servers.websocket.server.messageRate > 0 && c->servers.websocket.server.messageBurst < 1))
             problem =
                 "servers.web.handshakeBurst and servers.websocket.server.messageBurst must be at least 1 when their rate is set";
+        else if (c->servers.websocket.server.credentials && ag_config_list_has(c->servers.websocket.server.origins, "*"))
+            /* any page on the web could then act with the visitor's cookies and read the answers */
+            problem = "servers.websocket.server.credentials: true needs a list of origins, not \"*\"";
+        else
+            problem = check_lists(c, listbuf, sizeof(listbuf));
         if (problem != NULL) {
             snprintf(errbuf, errlen, "%s:1: %s", name, problem);
             ret = -1;

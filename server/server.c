@@ -32,13 +32,24 @@
 static const char turn_away_503[] = TURN_AWAY("503 Service Unavailable", "20") TURN_AWAY_503_BODY;
 static const char turn_away_429[] = TURN_AWAY("429 Too Many Requests", "38") TURN_AWAY_429_BODY;
 
+#include "http.h"
+#include "static.h"
+
+static int on_req_guard(h2o_handler_t *self, h2o_req_t *req)
+{
+    return ag_http_guard(req);
+}
+
 h2o_pathconf_t *ag_server_register_path(ag_server_t *s, const char *path)
 {
     h2o_hostconf_t *host = s->h2o_config.hosts[0];
     for (size_t i = 0; i < host->paths.size; i++)
         if (host->paths.entries[i].path.len == strlen(path) && memcmp(host->paths.entries[i].path.base, path, strlen(path)) == 0)
             return &host->paths.entries[i];
-    return h2o_config_register_path(host, path, 0);
+    h2o_pathconf_t *pc = h2o_config_register_path(host, path, 0);
+    /* every path's first handler: requests with an ambiguous body length stop here, whoever registered the path */
+    h2o_create_handler(pc, sizeof(h2o_handler_t))->on_req = on_req_guard;
+    return pc;
 }
 
 static int create_listener(ag_server_t *s, char *errbuf, size_t errlen)
@@ -255,16 +266,15 @@ static void resolve_public_dir(ag_server_t *s)
 
 static void register_static(ag_server_t *s)
 {
-    static const char *index_files[] = {"index.html", NULL};
     const ag_config_t *cfg = s->config;
     char path[256];
     snprintf(path, sizeof(path), "/%s", cfg->servers.web.urlPathForFiles);
     h2o_expires_args_t expires = {H2O_EXPIRES_MODE_MAX_AGE, {.max_age = (uint64_t)cfg->servers.web.flatFileCacheDuration}};
     h2o_pathconf_t *pc = ag_server_register_path(s, path);
-    h2o_file_register(pc, s->public_dir, index_files, NULL, 0);
+    ag_static_register_dir(pc, s->public_dir);
     h2o_expires_register(pc, &expires);
     pc = ag_server_register_path(s, "/");
-    h2o_file_register(pc, s->public_dir, index_files, NULL, 0);
+    ag_static_register_dir(pc, s->public_dir);
     h2o_expires_register(pc, &expires);
 }
 

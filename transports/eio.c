@@ -509,30 +509,7 @@ static void add_header(h2o_req_t *req, const char *name, const char *value, size
 
 void ag__eio_add_common_headers(h2o_req_t *req)
 {
-    const ag_config_t *cfg = ag_http_server(req)->config;
-    char *const *origins = cfg->servers.websocket.server.origins;
-    size_t olen = 0;
-    const char *origin = ag_http_header(req, "origin", &olen);
-    int any = ag_config_list_has(origins, "*"), listed = 0;
-    if (origin != NULL && !any) {
-        char *o = h2o_mem_alloc_pool(&req->pool, olen + 1);
-        memcpy(o, origin, olen);
-        o[olen] = '\0';
-        listed = ag_config_list_has(origins, o);
-    }
-    if (cfg->servers.websocket.server.credentials) {
-        if (origin != NULL && (any || listed)) {
-            add_header(req, "access-control-allow-origin", origin, olen);
-            add_header(req, "access-control-allow-credentials", H2O_STRLIT("true"));
-        }
-        add_header(req, "vary", H2O_STRLIT("Origin"));
-    } else if (any) {
-        add_header(req, "access-control-allow-origin", H2O_STRLIT("*"));
-    } else {
-        if (listed)
-            add_header(req, "access-control-allow-origin", origin, olen);
-        add_header(req, "vary", H2O_STRLIT("Origin"));
-    }
+    ag_http_cors_origin(req);
 }
 
 void ag__eio_respond_error(h2o_req_t *req, int code)
@@ -574,20 +551,6 @@ static void respond_preflight(h2o_req_t *req)
     ag_http_respond(req, 204, "No Content", NULL, "", 0);
 }
 
-/* A handshake from a browser origin that is not listed is refused (engine.io's allowRequest, code 4). */
-static int origin_allowed(const ag_config_t *cfg, h2o_req_t *req)
-{
-    char *const *origins = cfg->servers.websocket.server.origins;
-    size_t olen;
-    const char *origin = ag_http_header(req, "origin", &olen);
-    if (origin == NULL || ag_config_list_has(origins, "*"))
-        return 1;
-    for (char *const *p = origins; p != NULL && *p != NULL; p++)
-        if (strlen(*p) == olen && memcmp(*p, origin, olen) == 0)
-            return 1;
-    return 0;
-}
-
 static int kind_of(const char *transport, ag__eio_kind_t *kind)
 {
     if (strcmp(transport, "polling") == 0)
@@ -615,6 +578,12 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         return -1;
     ag__eio_node_t *n = ag__eio_node(server);
     timers_init(n);
+    /* Every request, not only the handshake: a sid travels in URLs and logs, and a page that learnt one must not
+     * drive the session from a foreign origin (engine.io's allowRequest, code 4). */
+    if (ag_http_origin_check(req) == AG_HTTP_ORIGIN_REFUSED) {
+        ag__eio_respond_error(req, AG_EIO_ERR_FORBIDDEN);
+        return 0;
+    }
     if (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("OPTIONS"))) {
         respond_preflight(req);
         return 0;
@@ -682,10 +651,6 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     }
     if (strcmp(eio, "4") != 0) {
         ag__eio_respond_error(req, AG_EIO_ERR_UNSUPPORTED_PROTOCOL_VERSION);
-        return 0;
-    }
-    if (!origin_allowed(cfg, req)) {
-        ag__eio_respond_error(req, AG_EIO_ERR_FORBIDDEN);
         return 0;
     }
     if (server->stopping) {

@@ -177,6 +177,13 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         respond_426(req);
         return 0;
     }
+    /* A browser sends the page's Origin with every WebSocket handshake, and its cookies too: a socket opened from a
+     * page that is not listed would act with the victim's session (cross-site WebSocket hijacking). */
+    if (ag_http_origin_check(req) == AG_HTTP_ORIGIN_REFUSED) {
+        req->http1_is_persistent = 0;
+        ag_http_respond(req, 403, "Forbidden", "text/plain", H2O_STRLIT("Forbidden"));
+        return 0;
+    }
     if (s->stopping) {
         ag_http_respond(req, 503, "Service Unavailable", "text/plain", H2O_STRLIT("shutting down"));
         return 0;

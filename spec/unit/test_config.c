@@ -59,13 +59,13 @@ static void test_list_forms(void **state)
 {
     char err[256];
     /* a scalar is a one-item list; a mapping gives its keys (actionhero's startingChatRooms: {defaultRoom: {}}) */
-    ag_config_t *c = ag_config_load_string("general:\n  startingChatRooms: solo\n  trustedProxies: {a: {}, b: {}}\n", "l.yaml", err,
-                                           sizeof(err));
+    ag_config_t *c = ag_config_load_string("general:\n  startingChatRooms: solo\n  trustedProxies: {10.0.0.1: {}, \"::1\": {}}\n",
+                                           "l.yaml", err, sizeof(err));
     assert_non_null(c);
     assert_int_equal(ag_config_list_len(c->general.startingChatRooms), 1);
     assert_string_equal(c->general.startingChatRooms[0], "solo");
     assert_int_equal(ag_config_list_len(c->general.trustedProxies), 2);
-    assert_true(ag_config_list_has(c->general.trustedProxies, "b"));
+    assert_true(ag_config_list_has(c->general.trustedProxies, "::1"));
     ag_config_destroy(c);
 }
 
@@ -143,6 +143,41 @@ static void test_message_bounds(void **state)
     ag_config_destroy(c);
 }
 
+/* Origins and trusted proxies: combinations and entries that could never do what they seem to say. */
+static void test_policy_errors(void **state)
+{
+    expect_error("servers:\n  websocket:\n    server:\n      credentials: true\n", "bad.yaml:1: ", "needs a list of origins");
+    expect_error("servers:\n  websocket:\n    server:\n      origins: [\"https://a.example\", \"*\"]\n      credentials: true\n",
+                 "bad.yaml:1: ", "needs a list of origins");
+    for (const char *o = "https://a.example/\0a.example\0https://\0https://a.example/path\0://a.example\0htt p://a\0"; *o != '\0';
+         o += strlen(o) + 1) {
+        char yaml[256];
+        snprintf(yaml, sizeof(yaml), "servers:\n  websocket:\n    server:\n      origins: [\"%s\"]\n", o);
+        expect_error(yaml, "bad.yaml:1: ", "is not an origin");
+    }
+    for (const char *p = "localhost\0"
+                         "10.0.0.0/33\0"
+                         "10.0.0.1:80\0"
+                         "[::1]\0"
+                         "::1/129\0"
+                         "10.0.0.0/\0"
+                         "10.0.0.0/x\0";
+         *p != '\0'; p += strlen(p) + 1) {
+        char yaml[256];
+        snprintf(yaml, sizeof(yaml), "general:\n  trustedProxies: [\"%s\"]\n", p);
+        expect_error(yaml, "bad.yaml:1: ", "trustedProxies");
+    }
+    char err[256] = "";
+    ag_config_t *c =
+        ag_config_load_string("general:\n  trustedProxies: [\"10.0.0.0/8\", \"fd00::/8\", \"127.0.0.1\"]\n"
+                              "servers:\n  websocket:\n    server:\n      origins: [\"https://a.example:8443\", \"null\"]\n"
+                              "      credentials: true\n",
+                              "ok.yaml", err, sizeof(err));
+    if (c == NULL)
+        fail_msg("%s", err);
+    ag_config_destroy(c);
+}
+
 static void test_shipped_file(void **state)
 {
     char err[256] = "", path[1024];
@@ -171,9 +206,9 @@ static void test_shipped_file(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_defaults),       cmocka_unit_test(test_values),       cmocka_unit_test(test_list_forms),
-        cmocka_unit_test(test_errors),         cmocka_unit_test(test_shipped_file), cmocka_unit_test(test_room_bounds),
-        cmocka_unit_test(test_message_bounds),
+        cmocka_unit_test(test_defaults),       cmocka_unit_test(test_values),        cmocka_unit_test(test_list_forms),
+        cmocka_unit_test(test_errors),         cmocka_unit_test(test_shipped_file),  cmocka_unit_test(test_room_bounds),
+        cmocka_unit_test(test_message_bounds), cmocka_unit_test(test_policy_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
