@@ -427,14 +427,19 @@ static ag_config_t *load_parser(yaml_parser_t *parser, const char *name, char *e
     return c;
 }
 
-ag_config_t *ag_config_load_string(const char *yaml, const char *name, char *errbuf, size_t errlen)
+ag_config_t *ag_config_load_buffer(const char *yaml, size_t len, const char *name, char *errbuf, size_t errlen)
 {
     yaml_parser_t parser;
     yaml_parser_initialize(&parser);
-    yaml_parser_set_input_string(&parser, (const unsigned char *)yaml, strlen(yaml));
+    yaml_parser_set_input_string(&parser, (const unsigned char *)yaml, len);
     ag_config_t *c = load_parser(&parser, name, errbuf, errlen);
     yaml_parser_delete(&parser);
     return c;
+}
+
+ag_config_t *ag_config_load_string(const char *yaml, const char *name, char *errbuf, size_t errlen)
+{
+    return ag_config_load_buffer(yaml, strlen(yaml), name, errbuf, errlen);
 }
 
 ag_config_t *ag_config_load(const char *path, char *errbuf, size_t errlen)
