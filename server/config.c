@@ -264,6 +264,10 @@ __attribute__((format(printf, 3, 4))) static int fail(loader_t *l, yaml_node_t *
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    /* The error is one line on a terminal: a quoted value's line breaks and escape sequences are shown as '?'. */
+    for (char *p = msg; *p != '\0'; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = '?';
     snprintf(l->err, l->errlen, "%s:%zu: %s", l->name, n != NULL ? n->start_mark.line + 1 : 0, msg);
     return -1;
 }

@@ -96,6 +96,15 @@ static void test_nul_bytes(void **state)
     expect_error_len("general:\n  serverName: a\0b\n", 26, "bad.yaml:", NULL);
 }
 
+/* The error stays one line whatever the value holds. */
+static void test_error_is_one_line(void **state)
+{
+    char err[256] = "";
+    assert_null(ag_config_load_string("general:\n  simultaneousActions: \"1\\n2\\e[31m\"\n", "bad.yaml", err, sizeof(err)));
+    assert_string_equal(err,
+                        "bad.yaml:2: general.simultaneousActions: expected a whole number from 0 to 2147483647, got \"1?2?[31m\"");
+}
+
 /* A value set twice is an error (the second would silently win); a section that appears twice merges its keys. */
 static void test_duplicate_keys(void **state)
 {
@@ -225,7 +234,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_nonscalar_keys), cmocka_unit_test(test_number_ranges),   cmocka_unit_test(test_nul_bytes),
         cmocka_unit_test(test_duplicate_keys), cmocka_unit_test(test_alias_expansion), cmocka_unit_test(test_aliases),
-        cmocka_unit_test(test_deep_nesting),   cmocka_unit_test(test_long_keys),       cmocka_unit_test(test_huge_file),
+        cmocka_unit_test(test_deep_nesting),   cmocka_unit_test(test_long_keys),       cmocka_unit_test(test_error_is_one_line),
+        cmocka_unit_test(test_huge_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
