@@ -1,5 +1,6 @@
 #include "http.h"
 
+#include <errno.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -103,7 +104,18 @@ static int is_trusted(ag_server_t *s, const char *ip)
     return ag_config_list_has(s->config->general.trustedProxies, ip);
 }
 
-/* "::ffff:1.2.3.4" -> "1.2.3.4", "[::1]:80" -> "::1" (port into *port) */
+/* Sets *port to the leading number of s when that is a port (1..65535); anything else leaves it. atoi would overflow
+ * on a long run of digits and give any value. */
+static void take_port(const char *s, int *port)
+{
+    char *end;
+    errno = 0;
+    long p = strtol(s, &end, 10);
+    if (port != NULL && end != s && errno == 0 && p >= 1 && p <= 65535)
+        *port = (int)p;
+}
+
+/* "::ffff:1.2.3.4" -> "1.2.3.4", "[::1]:80" -> "::1" (port into *port, when it is one) */
 static void normalize_ip(const char *in, size_t len, char out[64], int *port)
 {
     while (len > 0 && (*in == ' ' || *in == '\t'))
@@ -120,16 +132,15 @@ static void normalize_ip(const char *in, size_t len, char out[64], int *port)
         char *close = strchr(p, ']');
         if (close != NULL) {
             *close = '\0';
-            if (close[1] == ':' && port != NULL)
-                *port = atoi(close + 2);
+            if (close[1] == ':')
+                take_port(close + 2, port);
         }
         p++;
     } else if (strchr(p, ':') != NULL && strchr(p, ':') == strrchr(p, ':')) {
         /* IPv4 with a port */
         char *colon = strchr(p, ':');
         *colon = '\0';
-        if (port != NULL)
-            *port = atoi(colon + 1);
+        take_port(colon + 1, port);
     }
     if (strncmp(p, "::ffff:", 7) == 0 && strchr(p + 7, '.') != NULL)
         p += 7;
@@ -165,8 +176,7 @@ void ag_http_peer_info(h2o_req_t *req, char ip[64], int *port)
         size_t n = len < sizeof(pb) - 1 ? len : sizeof(pb) - 1;
         memcpy(pb, v, n);
         pb[n] = '\0';
-        if (atoi(pb) > 0)
-            *port = atoi(pb);
+        take_port(pb, port);
     }
 }
 

@@ -67,3 +67,31 @@ test('sleepDuration no integer can hold fails validation over a socket and over 
   const ok = await c.request({ event: 'action', params: { action: 'randomNumber' }, messageId: 'after' });
   assert.ok('randomNumber' in ok);
 });
+
+// Found by spec/fuzz/fuzz_http.c: forwarded ports were read with atoi, so digits past an int's range overflowed into
+// any value, negative ones included. A forwarded port that is not 1..65535 is ignored: the socket's port stays.
+test('forwarded ports out of range are ignored', async (t) => {
+  const srv = await startServer();
+  t.after(() => srv.stop());
+  const cases = [
+    { 'x-forwarded-port': '5000000000' },
+    { 'x-forwarded-port': '99999999999999999999999' },
+    { 'x-forwarded-port': '70000' },
+    { 'x-forwarded-for': '10.1.2.3:4294967297' },
+    { 'x-real-ip': '[2001:db8::1]:-5' },
+  ];
+  for (const headers of cases) {
+    const c = await connect(`${srv.wsUrl}/primus`, { headers });
+    await c.welcome();
+    const d = (await c.request({ event: 'detailsView' })).data;
+    assert.strictEqual(d.remotePort, c.ws._socket.localPort, JSON.stringify(headers));
+    c.close();
+  }
+  // a forwarded port in range is still believed from a trusted proxy
+  const c = await connect(`${srv.wsUrl}/primus`, { headers: { 'x-forwarded-port': '8443', 'x-forwarded-for': '10.1.2.3' } });
+  await c.welcome();
+  const d = (await c.request({ event: 'detailsView' })).data;
+  assert.strictEqual(d.remoteIP, '10.1.2.3');
+  assert.strictEqual(d.remotePort, 8443);
+  c.close();
+});
