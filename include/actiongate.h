@@ -78,7 +78,8 @@ int ag_action_register(ag_server_t *s, const ag_action_def_t *def);
 
 /* The request's params (borrowed for the life of the request). */
 json_t *ag_action_params(ag_action_req_t *req);
-/* Shortcuts: the param as a string/integer/number, or the fallback when missing or of another type. */
+/* Shortcuts: the param as a string/integer/number, or the fallback when missing or of another type (or, for the
+ * integer, a number no long long can hold). */
 const char *ag_action_param_str(ag_action_req_t *req, const char *name, const char *fallback);
 long long ag_action_param_int(ag_action_req_t *req, const char *name, long long fallback);
 ag_server_t *ag_action_server(ag_action_req_t *req);

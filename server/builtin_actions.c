@@ -154,14 +154,16 @@ static void run_cachetest(ag_action_req_t *r, void *data)
 
 /* --- sleepTest --- */
 
-/* parseInt-like: numbers are truncated, numeric strings parsed, anything else left for the default. */
+/* parseInt-like: numbers are truncated, numeric strings parsed, anything else left for the default. A number no
+ * integer can hold (1e300) is left as it is, and the validator refuses it. */
 static json_t *to_int(const json_t *v)
 {
+    long long n;
     if (json_is_real(v))
-        return json_integer((json_int_t)json_real_value(v));
+        return ag_double_to_ll(json_real_value(v), &n) == 0 ? json_integer(n) : NULL;
     if (json_is_string(v)) {
         char *end;
-        long long n = strtoll(json_string_value(v), &end, 10);
+        n = strtoll(json_string_value(v), &end, 10);
         if (end != json_string_value(v))
             return json_integer(n);
     }

@@ -1,6 +1,7 @@
 #include "common.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -224,6 +225,15 @@ void ag_format_double(double v, char buf[32])
         if (strtod(buf, NULL) == v)
             break;
     }
+}
+
+int ag_double_to_ll(double v, long long *out)
+{
+    /* (double)LLONG_MIN is -2^63 exactly and its negation, 2^63, is the first value too large; NaN fails both. */
+    if (!(v >= (double)LLONG_MIN && v < -(double)LLONG_MIN))
+        return AG_EINVAL;
+    *out = (long long)v;
+    return 0;
 }
 
 void ag_iso8601(uint64_t ms, char buf[32])

@@ -72,6 +72,9 @@ double ag_random_double(void);
 
 /* Formats a double the way JavaScript's Number#toString does (shortest round-trip), into buf (>= 32 bytes). */
 void ag_format_double(double v, char buf[32]);
+/* Truncates v toward zero into *out when the result fits a long long; returns AG_EINVAL (and leaves *out) for NaN,
+ * infinities and anything out of range, where a plain cast is undefined behaviour. */
+int ag_double_to_ll(double v, long long *out);
 /* ms epoch -> "2026-11-22T03:34:31.608Z" (buf >= 25 bytes). */
 void ag_iso8601(uint64_t ms, char buf[32]);
 

@@ -121,6 +121,8 @@ ag_config_t *ag_config_create_default(void);
 ag_config_t *ag_config_load(const char *path, char *errbuf, size_t errlen);
 /* Parses YAML text (for tests); name is used in error lines. */
 ag_config_t *ag_config_load_string(const char *yaml, const char *name, char *errbuf, size_t errlen);
+/* The same for len bytes that need not be NUL-terminated (the buffer is borrowed for the call). */
+ag_config_t *ag_config_load_buffer(const char *yaml, size_t len, const char *name, char *errbuf, size_t errlen);
 void ag_config_destroy(ag_config_t *cfg);
 /* Number of entries in a NULL-terminated list. */
 size_t ag_config_list_len(char *const *list);

@@ -1,5 +1,6 @@
 #include "http.h"
 
+#include <errno.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
