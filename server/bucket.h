@@ -1,6 +1,6 @@
 /*
- * ag_bucket_t: a token bucket (implemented in server/limit.c), kept apart so that a connection can hold one without
- * including the node's headers.
+ * ag_bucket_t: a token bucket, the rate behind the handshake and message limits (server/limit.h). Depends on nothing, so
+ * that a connection can hold one without including the node's headers.
  */
 #ifndef AG_BUCKET_H
 #define AG_BUCKET_H

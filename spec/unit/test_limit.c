@@ -1,5 +1,5 @@
-/* server/limit.c and the rate-limited log lines of server/common.c: the token bucket, address keys, the exemption of
- * trusted proxies, the answer to a message over the rate, and at most AG_LOG_SITE_LINES_PER_SEC lines a second. */
+/* server/bucket.c, server/limit.c and the rate-limited log lines of server/common.c: the token bucket, address keys, the exemption
+ * of trusted proxies, the answer to a message over the rate, and at most AG_LOG_SITE_LINES_PER_SEC lines a second. */
 #include "session_fixture.h"
 
 #include <arpa/inet.h>
