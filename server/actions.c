@@ -10,6 +10,8 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include "session.h"
+#include "upstream.h"
 
 static const uint64_t ladder[] = {1, 10, 100, 1000};
 
@@ -301,6 +303,8 @@ static void req_free(ag_action_req_t *r)
         heap_remove(as, r);
         arm(as);
     }
+    if (r->upstream_call != NULL)
+        ag_upstream_cancel(r->upstream_call);
     json_decref(r->params);
     json_decref(r->message_id);
     if (r->conn != NULL)
@@ -320,13 +324,14 @@ static void answer(ag_action_req_t *r, json_t *result, int status, const char *e
     json_decref(empty);
 }
 
-void ag__action_start(ag_server_t *s, json_t *params, json_t *message_id, ag_conn_t *conn, ag__action_done_fn done, void *origin)
+static ag_action_req_t *req_new(ag_server_t *s, json_t *params, json_t *message_id, ag_conn_t *conn, ag__action_done_fn done,
+                                void *origin)
 {
     ag_action_req_t *r = calloc(1, sizeof(*r));
     if (r == NULL) {
         json_decref(params);
         json_decref(message_id);
-        return;
+        return NULL;
     }
     r->server = s;
     r->params = params;
@@ -336,33 +341,205 @@ void ag__action_start(ag_server_t *s, json_t *params, json_t *message_id, ag_con
     r->origin = origin;
     r->heap_index = SIZE_MAX;
     r->started_ms = ag_now_ms();
-    if (s->stopping) {
-        answer(r, NULL, 503, AG_ERR_SHUTTING_DOWN);
-        req_free(r);
+    return r;
+}
+
+static void complete(ag_action_req_t *r, json_t *result, int status, const char *error)
+{
+    answer(r, result, status, error);
+    req_free(r);
+}
+
+/* --- upstream --- */
+
+static ag_upstream_who_t who_of(const ag_action_req_t *r, const ag__requester_t *who)
+{
+    ag_upstream_who_t w = {NULL, NULL};
+    if (who != NULL) {
+        w.fingerprint = who->fingerprint;
+        w.remote_ip = who->remote_ip;
+    } else if (r->conn != NULL) {
+        /* actionhero's socket fingerprint: ?sessionID= of the socket URL, else the connection id */
+        w.fingerprint = r->conn->fingerprint != NULL && r->conn->fingerprint[0] != '\0' ? r->conn->fingerprint : r->conn->id;
+        w.remote_ip = r->conn->remote_ip;
+    }
+    return w;
+}
+
+/* Starts the call for a pending request; answers it at once when the upstream refuses. */
+static void upstream_call(ag_action_req_t *r, const char *name, const json_t *params, const ag__requester_t *who, ag_upstream_cb cb)
+{
+    h2o_linklist_insert(&r->server->actions->pending, &r->link);
+    ag_upstream_who_t w = who_of(r, who);
+    int ret = ag_upstream_call(r->server, name, params, &w, cb, r, &r->upstream_call);
+    if (ret == AG_EINVAL)
+        complete(r, NULL, 404, AG_ERR_UNKNOWN_ACTION);
+    else if (ret == AG_EBUSY)
+        complete(r, NULL, 503, AG_UPSTREAM_ERR_BUSY);
+    else if (ret == AG_ETOOBIG)
+        complete(r, NULL, 413, AG_UPSTREAM_ERR_TOO_LARGE);
+    else if (ret != 0)
+        complete(r, NULL, 500, ag_strerror(ret));
+}
+
+/* The app's answer as actionhero's own socket server would send it: the action's keys and its error text. The web
+ * metadata (serverInformation, requesterInformation) is the app's to give to web clients only. */
+static void on_upstream_action(void *data, const char *err, int status, json_t *reply)
+{
+    ag_action_req_t *r = data;
+    r->upstream_call = NULL;
+    if (err != NULL) {
+        complete(r, NULL, status, err);
         return;
     }
-    const json_t *name = json_object_get(params, "action");
-    r->action = ag__action_find(s, json_string_value(name));
+    json_t *res = json_copy(reply);
+    if (res == NULL) {
+        complete(r, NULL, 500, "out of memory");
+        return;
+    }
+    if (r->conn != NULL) {
+        json_object_del(res, "serverInformation");
+        json_object_del(res, "requesterInformation");
+    }
+    json_t *e = json_object_get(res, "error");
+    if (json_is_string(e)) {
+        char *text = strdup(json_string_value(e));
+        json_object_del(res, "error");
+        complete(r, res, status >= 400 ? status : 500, text != NULL ? text : "action failed");
+        free(text);
+    } else {
+        complete(r, res, status, NULL);
+    }
+    json_decref(res);
+}
+
+void ag__action_start_as(ag_server_t *s, json_t *params, json_t *message_id, ag_conn_t *conn, const ag__requester_t *who,
+                         ag__action_done_fn done, void *origin)
+{
+    ag_action_req_t *r = req_new(s, params, message_id, conn, done, origin);
+    if (r == NULL)
+        return;
+    if (s->stopping) {
+        complete(r, NULL, 503, AG_ERR_SHUTTING_DOWN);
+        return;
+    }
+    const char *name = json_string_value(json_object_get(params, "action"));
+    r->action = ag__action_find(s, name);
+    if (ag_upstream_routes(s, name, r->action != NULL)) {
+        r->action = NULL;
+        /* the app scrubs and validates its own params; a JSONP callback would make its answer not JSON */
+        json_object_del(params, "callback");
+        upstream_call(r, name, params, who, on_upstream_action);
+        return;
+    }
     if (r->action == NULL) {
-        answer(r, NULL, 404, AG_ERR_UNKNOWN_ACTION);
-        req_free(r);
+        complete(r, NULL, 404, AG_ERR_UNKNOWN_ACTION);
         return;
     }
     if (conn != NULL && r->action->def.block_websocket) {
-        answer(r, NULL, 422, AG_ERR_BLOCKED_WEBSOCKET);
-        req_free(r);
+        complete(r, NULL, 422, AG_ERR_BLOCKED_WEBSOCKET);
         return;
     }
     ag__params_scrub(r->action, params);
     char err[256];
     int status = ag__params_validate(r->action, params, err, sizeof(err));
     if (status != 0) {
-        answer(r, NULL, status, err);
-        req_free(r);
+        complete(r, NULL, status, err);
         return;
     }
     h2o_linklist_insert(&s->actions->pending, &r->link);
     r->action->def.run(r, r->action->def.data);
+}
+
+void ag__action_start(ag_server_t *s, json_t *params, json_t *message_id, ag_conn_t *conn, ag__action_done_fn done, void *origin)
+{
+    ag__action_start_as(s, params, message_id, conn, NULL, done, origin);
+}
+
+/* --- the documentation verb --- */
+
+static void docs_done(ag_action_req_t *r, json_t *result, int status, const char *error)
+{
+    ag_conn_t *c = r->conn;
+    if (c->pending_actions > 0)
+        c->pending_actions--;
+    if (ag_conn_is_closed(c))
+        return;
+    json_t *empty = json_object();
+    json_t *reply = ag__verb_reply(error, error != NULL ? empty : result, r->message_id);
+    ag_conn_send_json(c, reply);
+    json_decref(reply);
+    json_decref(empty);
+}
+
+/* Local actions that stay local, and the app's actions that are routed to it. */
+static json_t *merged_documentation(ag_server_t *s, const json_t *upstream_docs)
+{
+    json_t *out = json_object();
+    const char *name;
+    json_t *v;
+    json_object_foreach((json_t *)upstream_docs, name, v)
+    {
+        if (ag_upstream_routes(s, name, ag__action_find(s, name) != NULL))
+            json_object_set(out, name, v);
+    }
+    json_t *local = ag__actions_documentation(s);
+    json_object_foreach(local, name, v)
+    {
+        if (!ag_upstream_routes(s, name, 1))
+            json_object_set(out, name, v);
+    }
+    json_decref(local);
+    return out;
+}
+
+static void on_upstream_docs(void *data, const char *err, int status, json_t *reply)
+{
+    ag_action_req_t *r = data;
+    r->upstream_call = NULL;
+    /* an app without that action still has its actions served: they are just not listed */
+    const char *e = err != NULL ? err : status == 404 ? NULL : json_string_value(json_object_get(reply, "error"));
+    if (e != NULL) {
+        complete(r, NULL, status, e);
+        return;
+    }
+    json_t *up = err == NULL && status != 404 ? ag_upstream_documentation_from(reply) : json_object();
+    json_t *docs = merged_documentation(r->server, up);
+    json_decref(up);
+    complete(r, docs, 200, NULL);
+    json_decref(docs);
+}
+
+void ag__documentation_verb(ag_conn_t *c, const json_t *message_id)
+{
+    ag_server_t *s = c->server;
+    const char *doc_action = s->config->upstream.documentationAction;
+    if (s->upstream == NULL || doc_action[0] == '\0') {
+        json_t *d = merged_documentation(s, NULL);
+        json_t *reply = ag__verb_reply(NULL, d, message_id);
+        ag_conn_send_json(c, reply);
+        json_decref(reply);
+        json_decref(d);
+        return;
+    }
+    /* one upstream call per verb: bounded per connection like actions */
+    if (c->pending_actions + 1 > (uint32_t)s->config->general.simultaneousActions) {
+        json_t *empty = json_object();
+        json_t *reply = ag__verb_reply(AG_ERR_TOO_MANY_PENDING, empty, message_id);
+        ag_conn_send_json(c, reply);
+        json_decref(reply);
+        json_decref(empty);
+        return;
+    }
+    ag_action_req_t *r = req_new(s, json_object(), json_incref((json_t *)message_id), c, docs_done, NULL);
+    if (r == NULL)
+        return;
+    c->pending_actions++;
+    if (s->stopping) {
+        complete(r, NULL, 503, AG_ERR_SHUTTING_DOWN);
+        return;
+    }
+    upstream_call(r, doc_action, r->params, NULL, on_upstream_docs);
 }
 
 json_t *ag_action_params(ag_action_req_t *r)

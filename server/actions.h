@@ -27,12 +27,15 @@ typedef struct st_ag__action_t {
  * HTTP status (200, 404, 422, 500, 503, or the action's own). */
 typedef void (*ag__action_done_fn)(ag_action_req_t *r, json_t *result, int status, const char *error);
 
+struct st_ag_upstream_call_t;
+
 struct st_ag_action_req_t {
     ag_server_t *server;
-    const ag__action_t *action;
-    json_t *params;     /* owned */
-    ag_conn_t *conn;    /* a reference, for socket requests */
-    json_t *message_id; /* owned */
+    const ag__action_t *action;                  /* NULL for a request served upstream */
+    struct st_ag_upstream_call_t *upstream_call; /* while the upstream works on it */
+    json_t *params;                              /* owned */
+    ag_conn_t *conn;                             /* a reference, for socket requests */
+    json_t *message_id;                          /* owned */
     ag__action_done_fn done;
     void *origin; /* the origin's own state (e.g. the web request) */
     h2o_linklist_t link;
@@ -52,8 +55,20 @@ const ag__action_t *ag__action_find(ag_server_t *s, const char *name);
 json_t *ag__actions_documentation(ag_server_t *s);
 
 /* Starts a request: params (stolen) must hold "action"; message_id (stolen) is echoed by the origin. done is called
- * exactly once, possibly before this returns. conn (may be NULL) gets a reference held until the request is freed. */
+ * exactly once, possibly before this returns. conn (may be NULL) gets a reference held until the request is freed.
+ * An action that goes upstream (server/upstream.h) is sent to the app as the client sent it; its answer comes back
+ * through done like a local action's. */
 void ag__action_start(ag_server_t *s, json_t *params, json_t *message_id, ag_conn_t *conn, ag__action_done_fn done, void *origin);
+/* Who asked, for requests without a connection (/api): what the upstream app is told. Borrowed for the call. */
+typedef struct st_ag__requester_t {
+    const char *fingerprint;
+    const char *remote_ip;
+} ag__requester_t;
+void ag__action_start_as(ag_server_t *s, json_t *params, json_t *message_id, ag_conn_t *conn, const ag__requester_t *who,
+                         ag__action_done_fn done, void *origin);
+/* The documentation verb: answers c with the catalogue (the app's upstream actions and the local ones), now or once the
+ * upstream answered. Counts as a pending action of c while it waits. message_id is borrowed. */
+void ag__documentation_verb(ag_conn_t *c, const json_t *message_id);
 
 /* Param handling, exposed for the unit tests: keeps only declared inputs plus action, apiVersion, messageId, file and
  * callback; then defaults, formatters, required checks and validators in actionhero's order. Returns 0, or 422 with the

@@ -14,6 +14,7 @@
 #include <yaml.h>
 #include "addr.h"
 #include "common.h"
+#include "upstream.h"
 
 typedef enum { T_STR, T_INT, T_LONG, T_BOOL, T_DOUBLE, T_LIST } ctype_t;
 
@@ -107,6 +108,15 @@ static const ckey_t schema[] = {
     K("redis.commandTimeout", T_INT, redis.commandTimeout),
     K("redis.prefix", T_STR, redis.prefix),
     K("redis.nodeTtl", T_INT, redis.nodeTtl),
+    K("upstream.urls", T_LIST, upstream.urls),
+    K("upstream.actions", T_LIST, upstream.actions),
+    K("upstream.keepLocalActions", T_BOOL, upstream.keepLocalActions),
+    K("upstream.timeout", T_INT, upstream.timeout),
+    K("upstream.maxInFlight", T_INT, upstream.maxInFlight),
+    K("upstream.keepAlive", T_INT, upstream.keepAlive),
+    K("upstream.maxRequestBytes", T_LONG, upstream.maxRequestBytes),
+    K("upstream.maxResponseBytes", T_LONG, upstream.maxResponseBytes),
+    K("upstream.documentationAction", T_STR, upstream.documentationAction),
 };
 #undef K
 #define NKEYS (sizeof(schema) / sizeof(schema[0]))
@@ -232,6 +242,16 @@ ag_config_t *ag_config_create_default(void)
     c->redis.commandTimeout = 5000;
     c->redis.prefix = strdup("actiongate:");
     c->redis.nodeTtl = 5;
+
+    c->upstream.urls = list_of((const char *[]){NULL});
+    c->upstream.actions = list_of((const char *[]){"*", NULL});
+    c->upstream.keepLocalActions = 1;
+    c->upstream.timeout = 10000;
+    c->upstream.maxInFlight = 1024;
+    c->upstream.keepAlive = 2000;
+    c->upstream.maxRequestBytes = 1048576;
+    c->upstream.maxResponseBytes = 1048576;
+    c->upstream.documentationAction = strdup("swagger");
     /* One check for every allocation above. */
     for (size_t i = 0; i < NKEYS; i++) {
         void *p = schema[i].type == T_STR    ? (void *)*FIELD(c, &schema[i], char *)
@@ -593,6 +613,24 @@ static int check_depth(const char *yaml, size_t len, const char *name, char *err
     return ret;
 }
 
+static const char *check_upstream(const ag_config_t *c, char *buf, size_t len)
+{
+    ag_upstream_url_t u;
+    for (char **url = c->upstream.urls; *url != NULL; url++) {
+        if (ag_upstream_url_parse(*url, &u) != 0) {
+            snprintf(buf, len, "upstream.urls: not http://host[:port][/path]: %.80s", *url);
+            return buf;
+        }
+    }
+    if (c->upstream.timeout < 1)
+        return "upstream.timeout must be at least 1 ms";
+    if (c->upstream.maxInFlight < 1)
+        return "upstream.maxInFlight must be at least 1";
+    if (c->upstream.maxRequestBytes < 1 || c->upstream.maxResponseBytes < 1)
+        return "upstream.maxRequestBytes and maxResponseBytes must be at least 1";
+    return NULL;
+}
+
 static ag_config_t *load_parser(yaml_parser_t *parser, const char *name, char *errbuf, size_t errlen)
 {
     ag_config_t *c = ag_config_create_default();
@@ -612,6 +650,7 @@ static ag_config_t *load_parser(yaml_parser_t *parser, const char *name, char *e
     if (root != NULL && !is_null_scalar(root))
         ret = walk(&l, c, root, "");
     if (ret == 0) {
+        char bad_url[160];
         const char *problem = NULL;
         char listbuf[320];
         if (c->general.simultaneousActions < 1)
@@ -637,6 +676,8 @@ static ag_config_t *load_parser(yaml_parser_t *parser, const char *name, char *e
             problem = "servers.websocket.server.credentials: true needs a list of origins, not \"*\"";
         else
             problem = check_lists(c, listbuf, sizeof(listbuf));
+        if (problem == NULL)
+            problem = check_upstream(c, bad_url, sizeof(bad_url));
         if (problem != NULL) {
             snprintf(errbuf, errlen, "%s:1: %s", name, problem);
             ret = -1;

@@ -112,6 +112,17 @@ typedef struct st_ag_config_t {
         char *prefix;       /* "actiongate:" */
         int nodeTtl;        /* s, 5: a node missing this long is dead */
     } redis;
+    struct {
+        char **urls;               /* base URLs of an actionhero web API ("http://host:port/api"); none = no upstream */
+        char **actions;            /* names or fnmatch patterns of the actions that go upstream: "*" */
+        int keepLocalActions;      /* 1: actions registered here (the built-in ones) stay local */
+        int timeout;               /* ms per call, 10000 */
+        int maxInFlight;           /* calls in flight per node, 1024 */
+        int keepAlive;             /* ms an idle upstream connection is kept, 2000; 0 = one connection per call */
+        long maxRequestBytes;      /* params sent per call, as JSON, 1048576 */
+        long maxResponseBytes;     /* 1048576 */
+        char *documentationAction; /* the app's action the documentation verb lists actions from: "swagger"; "" = none */
+    } upstream;
     char *path; /* the file it came from, or NULL for built-in defaults */
 } ag_config_t;
 

@@ -6,11 +6,14 @@
 #include "primus.h"
 #include "session.h"
 #include "socketio.h"
+#include "upstream.h"
 
 int ag_modules_init(ag_server_t *s, char *errbuf, size_t errlen)
 {
     int ret;
     if ((ret = ag_session_init(s, errbuf, errlen)) != 0)
+        return ret;
+    if ((ret = ag_upstream_init(s, errbuf, errlen)) != 0)
         return ret;
     if ((ret = ag_cluster_init(s, errbuf, errlen)) != 0)
         return ret;
@@ -41,4 +44,6 @@ void ag_modules_dispose(ag_server_t *s)
     ag_socketio_dispose(s);
     ag_cluster_dispose(s);
     ag_session_dispose(s);
+    /* after the session layer, whose pending requests cancel their own upstream calls */
+    ag_upstream_dispose(s);
 }

@@ -19,6 +19,8 @@ struct st_ag_hooks_t;   /* include/actiongate.h */
 struct st_ag_cluster_t; /* server/cluster.c */
 struct st_ag_limits_t;  /* server/limit.c */
 
+struct st_ag_upstream_t; /* server/upstream.c */
+
 typedef struct st_ag_stats_t {
     uint64_t connections_opened, connections_closed;
     uint64_t frames_in, frames_out, invalid_json, slow_consumers;
@@ -52,6 +54,8 @@ struct st_ag_server_t {
     struct st_ag_hooks_t *hooks;
     struct st_ag_cluster_t *cluster;
     void *eio; /* transports/eio.c: the engine.io session table */
+
+    struct st_ag_upstream_t *upstream; /* NULL without upstream.urls */
 
     ag_map_t conns; /* id -> ag_conn_t* (open local connections) */
     size_t num_conns;

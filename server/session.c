@@ -308,7 +308,6 @@ static json_t *details_view(ag_conn_t *c)
 
 static void do_verb(ag_conn_t *c, const char *verb, json_t *rest, const json_t *message_id)
 {
-    ag_server_t *s = c->server;
     /* actionhero: room first, then the values of the other keys; an error's data is the request without room */
     json_t *words = ag__verb_words(rest);
     char *room = json_array_size(words) > 0 ? ag__js_string(json_array_get(words, 0)) : NULL;
@@ -319,9 +318,7 @@ static void do_verb(ag_conn_t *c, const char *verb, json_t *rest, const json_t *
         verb_error(c, NULL, d, message_id);
         json_decref(d);
     } else if (strcmp(verb, "documentation") == 0) {
-        json_t *d = ag__actions_documentation(s);
-        verb_error(c, NULL, d, message_id);
-        json_decref(d);
+        ag__documentation_verb(c, message_id);
     } else if (strcmp(verb, "roomAdd") == 0 || strcmp(verb, "roomLeave") == 0) {
         verb_ctx_t *v = verb_ctx(message_id, rest);
         if (v != NULL) {

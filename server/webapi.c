@@ -109,8 +109,14 @@ static const char *reason_of(int status)
         return "OK";
     case 404:
         return "Not Found";
+    case 413:
+        return "Payload Too Large";
     case 422:
         return "Unprocessable Entity";
+    case 502:
+        return "Bad Gateway";
+    case 504:
+        return "Gateway Timeout";
     case 503:
         return "Service Unavailable";
     default:
@@ -127,12 +133,13 @@ static void web_done(ag_action_req_t *r, json_t *result, int status, const char 
         json_t *body = json_copy(result);
         if (error != NULL)
             json_object_set_new(body, "error", json_string(error));
-        if (cfg->servers.web.serverInformation)
+        /* an upstream app's answer carries its own metadata: the app's view of the request is the one to give */
+        if (cfg->servers.web.serverInformation && json_object_get(body, "serverInformation") == NULL)
             json_object_set_new(body, "serverInformation",
                                 json_pack("{s:s,s:s,s:I,s:I}", "serverName", cfg->general.serverName, "apiVersion",
                                           cfg->general.apiVersion, "requestDuration", (json_int_t)(ag_now_ms() - w->started_ms),
                                           "currentTime", (json_int_t)ag_now_ms()));
-        if (cfg->servers.web.requesterInformation) {
+        if (cfg->servers.web.requesterInformation && json_object_get(body, "requesterInformation") == NULL) {
             char id[256];
             snprintf(id, sizeof(id), "%.200s-%s", w->fingerprint, w->uuid);
             json_object_set_new(body, "requesterInformation",
@@ -237,7 +244,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     } else if (!cfg->servers.web.queryRouting) {
         json_object_set_new(params, "action", json_null());
     }
-    ag__action_start(s, params, NULL, NULL, web_done, w);
+    ag__action_start_as(s, params, NULL, NULL, &(ag__requester_t){w->fingerprint, w->ip}, web_done, w);
     return 0;
 }
 
