@@ -204,6 +204,77 @@ static void test_join_api(void **state)
     fixture_drop(a);
 }
 
+static size_t user_frames(fake_t *f, const char *message)
+{
+    size_t n = 0;
+    json_t *m;
+    while ((m = fixture_next(f)) != NULL) {
+        const char *text = json_string_value(json_object_get(m, "message"));
+        n += text != NULL && strcmp(text, message) == 0;
+        json_decref(m);
+    }
+    return n;
+}
+
+/* Leaving from the middle of a connection's list and of a room's member array keeps both in shape. */
+static void test_index_order_and_members(void **state)
+{
+    assert_int_equal(ag_room_create(srv, "r3"), 0);
+    fake_t *a = joined("r1"), *b = joined("r1"), *c = joined("r1");
+    ag_room_join(a->conn, "r2", NULL, NULL);
+    ag_room_join(a->conn, "r3", NULL, NULL);
+    ag_room_leave(a->conn, "r2", NULL, NULL);
+    const char *order[3] = {NULL, NULL, NULL};
+    size_t n = 0;
+    for (const ag_room_member_t *m = a->conn->rooms_first; m != NULL && n < 3; m = ag__room_next(m))
+        order[n++] = ag__room_name(m);
+    assert_int_equal(n, 2);
+    assert_string_equal(order[0], "r1");
+    assert_string_equal(order[1], "r3");
+    ag_room_leave(b->conn, "r1", NULL, NULL); /* the middle of r1's members */
+    assert_int_equal(ag__room_local_members(srv, "r1"), 2);
+    assert_false(ag__conn_in_room(b->conn, "r1"));
+    fixture_drain(a);
+    fixture_drain(b);
+    fixture_drain(c);
+    ag_room_broadcast(srv, "r1", "to r1");
+    assert_int_equal(user_frames(a, "to r1"), 1);
+    assert_int_equal(user_frames(b, "to r1"), 0);
+    assert_int_equal(user_frames(c, "to r1"), 1);
+    fixture_drop(c);
+    assert_int_equal(ag__room_local_members(srv, "r1"), 1);
+    fixture_drop(a); /* its last rooms: r1 and r3 have no local members left */
+    assert_int_equal(ag__room_local_members(srv, "r1"), 0);
+    assert_int_equal(ag__room_local_members(srv, "r3"), 0);
+    fixture_drop(b);
+    ag_room_delete(srv, "r3");
+}
+
+/* Names that could not be rooms here, and frames no member could queue, are refused by the C API. */
+static void test_api_bounds(void **state)
+{
+    char name[300];
+    memset(name, 'n', sizeof(name) - 1);
+    name[sizeof(name) - 1] = '\0'; /* over the default maxRoomNameLength (256) */
+    assert_int_equal(ag_room_create(srv, name), AG_EINVAL);
+    assert_int_equal(ag_room_create(srv, ""), AG_EINVAL);
+    assert_int_equal(ag_room_broadcast(srv, name, "x"), AG_EINVAL);
+    fake_t *a = joined("r2");
+    size_t big = ag_conn_max_frame(srv) + 1;
+    char *text = malloc(big + 1);
+    memset(text, 't', big);
+    text[big] = '\0';
+    assert_int_equal(ag_room_broadcast(srv, "r2", text), AG_ETOOBIG);
+    json_t *o = json_pack("{s:s}", "blob", text);
+    assert_int_equal(ag_push_room(srv, "r2", o), AG_ETOOBIG);
+    assert_int_equal(ag_push_conn(srv, a->conn->id, o), AG_ETOOBIG);
+    json_decref(o);
+    free(text);
+    assert_false(a->closed);
+    assert_null(fixture_next(a)); /* nothing reached it */
+    fixture_drop(a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -213,6 +284,8 @@ int main(void)
         cmocka_unit_test(test_delete_room),
         cmocka_unit_test(test_push_room_and_broadcast),
         cmocka_unit_test(test_join_api),
+        cmocka_unit_test(test_index_order_and_members),
+        cmocka_unit_test(test_api_bounds),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
