@@ -11,7 +11,8 @@
 #define AG_ACTIONS_H
 
 #include "actiongate.h"
-#include "server.h"
+#include "conn.h"
+#include "node.h"
 
 #define AG_ERR_UNKNOWN_ACTION "unknown action or invalid apiVersion"
 #define AG_ERR_SHUTTING_DOWN "the server is shutting down"

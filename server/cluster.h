@@ -22,7 +22,7 @@
 #define AG_CLUSTER_H
 
 #include <jansson.h>
-#include "server.h"
+#include "node.h"
 
 typedef struct st_ag_cluster_t ag_cluster_t;
 

@@ -2,7 +2,7 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include "server.h"
+#include "node.h"
 #include "session.h"
 
 const ag_disconnect_t AG_DISCONNECT_QUIT = {1000, "quit", 0};

@@ -5,7 +5,7 @@
 #define AG_FILES_H
 
 #include <jansson.h>
-#include "server.h"
+#include "node.h"
 
 #define AG_ERR_FILE_NOT_FOUND "that file is not found"
 

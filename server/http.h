@@ -4,7 +4,7 @@
 #ifndef AG_HTTP_H
 #define AG_HTTP_H
 
-#include "server.h"
+#include "node.h"
 
 /* The server a request belongs to. */
 ag_server_t *ag_http_server(h2o_req_t *req);

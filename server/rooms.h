@@ -14,7 +14,8 @@
 #define AG_ROOMS_H
 
 #include "actiongate.h"
-#include "server.h"
+#include "conn.h"
+#include "node.h"
 
 #define AG_ERR_ROOM_MISSING "room does not exist"
 #define AG_ERR_ROOM_EXISTS "room exists"

@@ -1,9 +1,12 @@
+/*
+ * The server object: builds a node with its modules in order, listens, runs, stops, destroys; and the public node API
+ * (include/actiongate.h). This is the only file that knows every module: the others see the node through node.h.
+ */
 #include "server.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,73 +14,19 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
-#include <openssl/err.h>
-#include "modules.h"
+#include "actiongate.h"
+#include "actions.h"
+#include "clientjs.h"
 #include "cluster.h"
+#include "conn.h"
+#include "eio.h"
+#include "primus.h"
+#include "rooms.h"
+#include "session.h"
+#include "socketio.h"
+#include "webapi.h"
 
-h2o_pathconf_t *ag_server_register_path(ag_server_t *s, const char *path)
-{
-    h2o_hostconf_t *host = s->h2o_config.hosts[0];
-    for (size_t i = 0; i < host->paths.size; i++)
-        if (host->paths.entries[i].path.len == strlen(path) && memcmp(host->paths.entries[i].path.base, path, strlen(path)) == 0)
-            return &host->paths.entries[i];
-    return h2o_config_register_path(host, path, 0);
-}
-
-static int create_listener(ag_server_t *s, char *errbuf, size_t errlen)
-{
-    const char *bind_ip = s->config->servers.web.bindIP;
-    struct sockaddr_storage ss;
-    socklen_t sslen;
-    memset(&ss, 0, sizeof(ss));
-    struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
-    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
-    if (inet_pton(AF_INET, bind_ip, &sin->sin_addr) == 1) {
-        sin->sin_family = AF_INET;
-        sin->sin_port = htons((uint16_t)s->config->servers.web.port);
-        sslen = sizeof(*sin);
-    } else if (inet_pton(AF_INET6, bind_ip, &sin6->sin6_addr) == 1) {
-        sin6->sin6_family = AF_INET6;
-        sin6->sin6_port = htons((uint16_t)s->config->servers.web.port);
-        sslen = sizeof(*sin6);
-    } else {
-        snprintf(errbuf, errlen, "servers.web.bindIP: not an IP address: %s", bind_ip);
-        return AG_ECONFIG;
-    }
-    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
-    if (fd == -1 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
-        bind(fd, (struct sockaddr *)&ss, sslen) != 0 || listen(fd, SOMAXCONN) != 0) {
-        snprintf(errbuf, errlen, "cannot listen on %s:%d: %s", bind_ip, s->config->servers.web.port, strerror(errno));
-        if (fd != -1)
-            close(fd);
-        return AG_EIO;
-    }
-    s->listener = h2o_evloop_socket_create(s->loop, fd, H2O_SOCKET_FLAG_DONT_READ);
-    s->listener->data = s;
-    return 0;
-}
-
-int ag_server_port(ag_server_t *s)
-{
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof(ss);
-    if (s->listener == NULL || getsockname(h2o_socket_get_fd(s->listener), (struct sockaddr *)&ss, &len) != 0)
-        return -1;
-    return h2o_socket_getport((struct sockaddr *)&ss);
-}
-
-static void on_accept(h2o_socket_t *listener, const char *err)
-{
-    ag_server_t *s = listener->data;
-    if (err != NULL)
-        return;
-    for (int i = 0; i < 64; i++) {
-        h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
-        if (sock == NULL)
-            break;
-        h2o_accept(&s->accept_ctx, sock);
-    }
-}
+/* --- building the node --- */
 
 static int setup_tls(ag_server_t *s, char *errbuf, size_t errlen)
 {
@@ -125,6 +74,71 @@ static void register_static(ag_server_t *s)
     h2o_expires_register(pc, &expires);
 }
 
+static int create_store(ag_server_t *s, char *errbuf, size_t errlen)
+{
+    const ag_config_t *cfg = s->config;
+    if (cfg->redis.url[0] != '\0') {
+        ag_store_redis_options_t ro = {.url = cfg->redis.url,
+                                       .prefix = cfg->redis.prefix,
+                                       .node_id = s->node_id,
+                                       .connect_timeout_ms = (uint64_t)cfg->redis.connectTimeout,
+                                       .command_timeout_ms = (uint64_t)cfg->redis.commandTimeout,
+                                       .node_ttl_ms = (uint64_t)cfg->redis.nodeTtl * 1000};
+        return (s->store = ag_store_redis_create(s->loop, &ro, errbuf, errlen)) != NULL ? 0 : AG_ECONFIG;
+    }
+    if ((s->store = ag_store_memory_create()) == NULL) {
+        snprintf(errbuf, errlen, "out of memory");
+        return AG_ENOMEM;
+    }
+    return 0;
+}
+
+/* The modules, in the order their HTTP paths are registered (the first registered prefix wins; static files last). */
+static int modules_init(ag_server_t *s, char *errbuf, size_t errlen)
+{
+    int ret;
+    if ((ret = ag__actions_init(s)) != 0) {
+        snprintf(errbuf, errlen, "actions: %s", ag_strerror(ret));
+        return ret;
+    }
+    if ((ret = ag__rooms_init(s, errbuf, errlen)) != 0)
+        return ret;
+    if (s->config->servers.web.enabled && (ret = ag__webapi_register(s, errbuf, errlen)) != 0)
+        return ret;
+    if ((ret = ag_cluster_init(s, errbuf, errlen)) != 0)
+        return ret;
+    /* before the transports: it takes engine.io requests whose session lives on another node */
+    ag_cluster_register(s);
+    if (s->config->servers.websocket.enabled) {
+        ag_primus_register(s);
+        ag_eio_register(s);
+    }
+    if ((ret = ag_socketio_register(s, errbuf, errlen)) != 0)
+        return ret;
+    if ((ret = ag_clientjs_init(s, errbuf, errlen)) != 0)
+        return ret;
+    return 0;
+}
+
+/* Graceful stop, first phase: stop taking work, answer what is pending. */
+static void modules_stop(ag_server_t *s)
+{
+    ag__actions_stop(s);
+    ag_eio_stop(s);
+    ag_cluster_stop(s);
+}
+
+/* Last: free module state (the connections are gone). */
+static void modules_dispose(ag_server_t *s)
+{
+    ag_eio_dispose(s);
+    ag_clientjs_dispose(s);
+    ag_socketio_dispose(s);
+    ag_cluster_dispose(s);
+    ag__actions_dispose(s);
+    ag__rooms_dispose(s);
+}
+
 ag_server_t *ag_server_create(ag_config_t *cfg, char *errbuf, size_t errlen)
 {
     ag_server_t *s = calloc(1, sizeof(*s));
@@ -134,6 +148,7 @@ ag_server_t *ag_server_create(ag_config_t *cfg, char *errbuf, size_t errlen)
         return NULL;
     }
     s->config = cfg;
+    s->started_ms = ag_now_ms();
     ag_map_init(&s->conns);
     if (cfg->general.id[0] != '\0') {
         snprintf(s->node_id, sizeof(s->node_id), "%s", cfg->general.id);
@@ -162,36 +177,73 @@ ag_server_t *ag_server_create(ag_config_t *cfg, char *errbuf, size_t errlen)
 
     if (cfg->servers.web.secure && setup_tls(s, errbuf, errlen) != 0)
         goto fail;
-    if (cfg->redis.url[0] != '\0') {
-        ag_store_redis_options_t ro = {.url = cfg->redis.url,
-                                       .prefix = cfg->redis.prefix,
-                                       .node_id = s->node_id,
-                                       .connect_timeout_ms = (uint64_t)cfg->redis.connectTimeout,
-                                       .command_timeout_ms = (uint64_t)cfg->redis.commandTimeout,
-                                       .node_ttl_ms = (uint64_t)cfg->redis.nodeTtl * 1000};
-        if ((s->store = ag_store_redis_create(s->loop, &ro, errbuf, errlen)) == NULL)
-            goto fail;
-    }
-    if (s->store == NULL && (s->store = ag_store_memory_create()) == NULL) {
-        snprintf(errbuf, errlen, "out of memory");
+    if (create_store(s, errbuf, errlen) != 0)
         goto fail;
-    }
-    if (ag_modules_init(s, errbuf, errlen) != 0)
+    if (modules_init(s, errbuf, errlen) != 0)
         goto fail;
     register_static(s);
     h2o_context_init(&s->ctx, s->loop, &s->h2o_config);
     s->ctx_ready = 1;
-    if (create_listener(s, errbuf, errlen) != 0)
-        goto fail;
-    ag_cluster_listening(s);
     return s;
 fail:
     ag_server_destroy(s);
     return NULL;
 }
 
-/* --- signals: signalfd on the loop, so the handler runs as a normal loop callback --- */
+/* --- listening --- */
 
+static void on_accept(h2o_socket_t *listener, const char *err)
+{
+    ag_server_t *s = listener->data;
+    if (err != NULL)
+        return;
+    for (int i = 0; i < 64; i++) {
+        h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
+        if (sock == NULL)
+            break;
+        h2o_accept(&s->accept_ctx, sock);
+    }
+}
+
+int ag_server_listen(ag_server_t *s, char *errbuf, size_t errlen)
+{
+    if (s->listener != NULL)
+        return 0;
+    const char *bind_ip = s->config->servers.web.bindIP;
+    struct sockaddr_storage ss;
+    socklen_t sslen;
+    memset(&ss, 0, sizeof(ss));
+    struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+    if (inet_pton(AF_INET, bind_ip, &sin->sin_addr) == 1) {
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons((uint16_t)s->config->servers.web.port);
+        sslen = sizeof(*sin);
+    } else if (inet_pton(AF_INET6, bind_ip, &sin6->sin6_addr) == 1) {
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_port = htons((uint16_t)s->config->servers.web.port);
+        sslen = sizeof(*sin6);
+    } else {
+        snprintf(errbuf, errlen, "servers.web.bindIP: not an IP address: %s", bind_ip);
+        return AG_ECONFIG;
+    }
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+    if (fd == -1 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+        bind(fd, (struct sockaddr *)&ss, sslen) != 0 || listen(fd, SOMAXCONN) != 0) {
+        snprintf(errbuf, errlen, "cannot listen on %s:%d: %s", bind_ip, s->config->servers.web.port, strerror(errno));
+        if (fd != -1)
+            close(fd);
+        return AG_EIO;
+    }
+    s->listener = h2o_evloop_socket_create(s->loop, fd, H2O_SOCKET_FLAG_DONT_READ);
+    s->listener->data = s;
+    ag_cluster_listening(s);
+    return 0;
+}
+
+/* --- running and stopping --- */
+
+/* Signals come through a signalfd on the loop, so the handler runs as a normal loop callback. */
 static void on_signal(h2o_socket_t *sock, const char *err)
 {
     ag_server_t *s = sock->data;
@@ -214,7 +266,7 @@ void ag_server_stop(ag_server_t *s)
         h2o_socket_close(s->listener);
         s->listener = NULL;
     }
-    ag_modules_stop(s);
+    modules_stop(s);
     const ag_disconnect_t *why =
         s->config->servers.websocket.destroyClientsOnShutdown ? &AG_DISCONNECT_SHUTDOWN_FINAL : &AG_DISCONNECT_SHUTDOWN;
     const char *id;
@@ -237,7 +289,8 @@ int ag_server_run(ag_server_t *s)
     sigsock->data = s;
     h2o_socket_read_start(sigsock, on_signal);
 
-    h2o_socket_read_start(s->listener, on_accept);
+    if (s->listener != NULL)
+        h2o_socket_read_start(s->listener, on_accept);
     ag_log(AG_LOG_INFO, "server", NULL, "actiongate %s node %s listening on %s://%s:%d (store: %s, public: %s)", AG_VERSION,
            s->node_id, s->config->servers.web.secure ? "https" : "http", s->config->servers.web.bindIP, ag_server_port(s),
            s->store->ops->name, s->public_dir);
@@ -260,7 +313,7 @@ void ag_server_destroy(ag_server_t *s)
 {
     if (s == NULL)
         return;
-    ag_modules_dispose(s);
+    modules_dispose(s);
     if (s->store != NULL)
         s->store->ops->destroy(s->store);
     if (s->listener != NULL)
@@ -272,4 +325,37 @@ void ag_server_destroy(ag_server_t *s)
         SSL_CTX_free(s->ssl_ctx);
     ag_config_destroy(s->config);
     free(s);
+}
+
+/* --- the public node API (include/actiongate.h) --- */
+
+ag_server_t *ag_create(const char *config_path, char *errbuf, size_t errlen)
+{
+    ag_config_t *cfg = config_path != NULL ? ag_config_load(config_path, errbuf, errlen) : ag_config_create_default();
+    if (cfg == NULL) {
+        if (config_path == NULL)
+            snprintf(errbuf, errlen, "out of memory");
+        return NULL;
+    }
+    ag_server_t *s = ag_server_create(cfg, errbuf, errlen);
+    if (s != NULL && ag_server_listen(s, errbuf, errlen) != 0) {
+        ag_server_destroy(s);
+        return NULL;
+    }
+    return s;
+}
+
+int ag_run(ag_server_t *s)
+{
+    return ag_server_run(s);
+}
+
+void ag_stop(ag_server_t *s)
+{
+    ag_server_stop(s);
+}
+
+void ag_destroy(ag_server_t *s)
+{
+    ag_server_destroy(s);
 }

@@ -9,10 +9,8 @@
 #include <string.h>
 #include "actions.h"
 #include "files.h"
-#include "modules.h"
 #include "rooms.h"
-#include "server.h"
-#include "webapi.h"
+#include "node.h"
 
 /* --- codec helpers --- */
 
@@ -387,59 +385,4 @@ void ag_session_on_close(ag_conn_t *c)
     const ag_hooks_t *h = c->server->hooks;
     if (h != NULL && h->on_disconnect != NULL)
         h->on_disconnect(c, h->data);
-}
-
-/* --- node lifecycle --- */
-
-int ag_session_init(ag_server_t *s, char *errbuf, size_t errlen)
-{
-    int ret;
-    if ((ret = ag__actions_init(s)) != 0) {
-        snprintf(errbuf, errlen, "actions: %s", ag_strerror(ret));
-        return ret;
-    }
-    if ((ret = ag__rooms_init(s, errbuf, errlen)) != 0)
-        return ret;
-    if (s->config->servers.web.enabled && (ret = ag__webapi_register(s, errbuf, errlen)) != 0)
-        return ret;
-    return 0;
-}
-
-void ag_session_stop(ag_server_t *s)
-{
-    ag__actions_stop(s);
-}
-
-void ag_session_dispose(ag_server_t *s)
-{
-    ag__actions_dispose(s);
-    ag__rooms_dispose(s);
-}
-
-/* --- the public node API (include/actiongate.h) --- */
-
-ag_server_t *ag_create(const char *config_path, char *errbuf, size_t errlen)
-{
-    ag_config_t *cfg = config_path != NULL ? ag_config_load(config_path, errbuf, errlen) : ag_config_create_default();
-    if (cfg == NULL) {
-        if (config_path == NULL)
-            snprintf(errbuf, errlen, "out of memory");
-        return NULL;
-    }
-    return ag_server_create(cfg, errbuf, errlen);
-}
-
-int ag_run(ag_server_t *s)
-{
-    return ag_server_run(s);
-}
-
-void ag_stop(ag_server_t *s)
-{
-    ag_server_stop(s);
-}
-
-void ag_destroy(ag_server_t *s)
-{
-    ag_server_destroy(s);
 }

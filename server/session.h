@@ -32,12 +32,3 @@ json_t *ag__reply(json_t *payload, const json_t *message_id);
 json_t *ag__verb_reply(const char *err, json_t *data, const json_t *message_id);
 
 #endif
-
-#ifndef AG_SESSION_LIFECYCLE
-#define AG_SESSION_LIFECYCLE
-/* Node lifecycle of the session layer (registries, built-in actions, starting rooms, /api). */
-int ag_session_init(ag_server_t *s, char *errbuf, size_t errlen);
-/* Shutdown begins: new actions fail and pending ones are answered with "the server is shutting down". */
-void ag_session_stop(ag_server_t *s);
-void ag_session_dispose(ag_server_t *s);
-#endif

@@ -18,7 +18,8 @@
 #ifndef AG_EIO_H
 #define AG_EIO_H
 
-#include "server.h"
+#include "conn.h"
+#include "node.h"
 #include "eio_packet.h"
 
 /* Registers the engine.io handler on the pathname (after /primus, which passes on requests with an EIO query). */

@@ -5,7 +5,8 @@
 #ifndef AG_PRIMUS_H
 #define AG_PRIMUS_H
 
-#include "server.h"
+#include "conn.h"
+#include "node.h"
 
 void ag_primus_register(ag_server_t *s);
 

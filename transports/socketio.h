@@ -18,7 +18,8 @@
 #ifndef AG_SOCKETIO_H
 #define AG_SOCKETIO_H
 
-#include "server.h"
+#include "conn.h"
+#include "node.h"
 #include "socketio_packet.h"
 
 /* --- the layer over one engine.io session --- */

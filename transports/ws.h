@@ -19,7 +19,7 @@
 #ifndef AG_WS_H
 #define AG_WS_H
 
-#include "server.h"
+#include "node.h"
 #include <h2o/websocket.h>
 
 typedef struct st_ag_ws_t ag_ws_t;

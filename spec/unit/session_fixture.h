@@ -1,6 +1,7 @@
 /*
- * Test fixture for the session-layer unit tests: a real node (listening on a free loopback port, never accepting) and
- * connections carried by a fake transport that keeps every frame queued so the test can read them in order.
+ * Test fixture for the session-layer unit tests: a real node built by ag_server_create (every module, no socket: it
+ * never listens) and connections carried by a fake transport that keeps every frame queued so the test can read them
+ * in order.
  */
 #ifndef AG_SESSION_FIXTURE_H
 #define AG_SESSION_FIXTURE_H
@@ -39,7 +40,7 @@ static inline ag_server_t *fixture_server(const char *yaml)
     char err[512];
     ag_log_threshold = AG_LOG_NONE;
     char text[4096];
-    snprintf(text, sizeof(text), "servers:\n  web:\n    port: 0\n    bindIP: \"127.0.0.1\"\n%s", yaml != NULL ? yaml : "");
+    snprintf(text, sizeof(text), "%s", yaml != NULL ? yaml : "");
     ag_config_t *cfg = ag_config_load_string(text, "fixture.yaml", err, sizeof(err));
     if (cfg == NULL)
         fail_msg("%s", err);

@@ -5,7 +5,7 @@ static ag_server_t *srv;
 
 static int setup(void **state)
 {
-    srv = fixture_server("  websocket:\n    server:\n      queueMaxFrames: 64\n      queueMaxBytes: 4096\n");
+    srv = fixture_server("servers:\n  websocket:\n    server:\n      queueMaxFrames: 64\n      queueMaxBytes: 4096\n");
     return 0;
 }
 

@@ -1,0 +1,31 @@
+#include "node.h"
+
+#include <string.h>
+#include <sys/socket.h>
+
+h2o_pathconf_t *ag_server_register_path(ag_server_t *s, const char *path)
+{
+    h2o_hostconf_t *host = s->h2o_config.hosts[0];
+    for (size_t i = 0; i < host->paths.size; i++)
+        if (host->paths.entries[i].path.len == strlen(path) && memcmp(host->paths.entries[i].path.base, path, strlen(path)) == 0)
+            return &host->paths.entries[i];
+    return h2o_config_register_path(host, path, 0);
+}
+
+int ag_server_port(ag_server_t *s)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    if (s->listener == NULL || getsockname(h2o_socket_get_fd(s->listener), (struct sockaddr *)&ss, &len) != 0)
+        return -1;
+    return h2o_socket_getport((struct sockaddr *)&ss);
+}
+
+void ag_server_timeout_dispose(ag_server_t *s, h2o_timeout_t *t)
+{
+    while (!h2o_linklist_is_empty(&t->_entries)) {
+        h2o_timeout_entry_t *e = H2O_STRUCT_FROM_MEMBER(h2o_timeout_entry_t, _link, t->_entries.next);
+        h2o_timeout_unlink(e);
+    }
+    h2o_timeout_dispose(s->loop, t);
+}
