@@ -3,7 +3,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include "node.h"
-#include "session.h"
 
 const ag_disconnect_t AG_DISCONNECT_QUIT = {1000, "quit", 0};
 const ag_disconnect_t AG_DISCONNECT_SERVER = {1000, "closed by the server", 0};
@@ -12,6 +11,12 @@ const ag_disconnect_t AG_DISCONNECT_SHUTDOWN_FINAL = {1001, "going away", 0};
 const ag_disconnect_t AG_DISCONNECT_SLOW = {1008, "slow consumer", 1};
 const ag_disconnect_t AG_DISCONNECT_TOO_BIG = {1009, "message too big", 1};
 const ag_disconnect_t AG_DISCONNECT_HEARTBEAT = {1000, "heartbeat timeout", 1};
+
+void ag_conn_set_handler(ag_server_t *s, const ag_conn_handler_t *handler, void *data)
+{
+    s->conn_handler = handler;
+    s->conn_handler_data = data;
+}
 
 ag_conn_t *ag_conn_create(ag_server_t *server, const ag_transport_t *transport, void *self, const ag_conn_info_t *info)
 {
@@ -40,7 +45,12 @@ ag_conn_t *ag_conn_create(ag_server_t *server, const ag_transport_t *transport, 
     server->num_conns++;
     server->stats.connections_opened++;
     ag_debug("conn", c->id, "open via %s from %s:%d", c->transport_name, c->remote_ip, c->remote_port);
-    ag_session_on_open(c);
+    const ag_conn_handler_t *h = server->conn_handler;
+    if (h != NULL && h->on_open != NULL) {
+        ag_conn_addref(c);
+        h->on_open(c, server->conn_handler_data);
+        ag_conn_release(c);
+    }
     return c;
 }
 
@@ -70,7 +80,7 @@ void ag_conn_release(ag_conn_t *c)
     free(c);
 }
 
-/* Marks the connection closed and unregisters it; the session layer leaves rooms. Runs once. */
+/* Marks the connection closed, unregisters it and tells the consumer. Runs once. */
 static void conn_finish(ag_conn_t *c)
 {
     if (c->_state == AG_CONN_CLOSED)
@@ -79,7 +89,9 @@ static void conn_finish(ag_conn_t *c)
     ag_map_del(&c->server->conns, c->id);
     c->server->num_conns--;
     c->server->stats.connections_closed++;
-    ag_session_on_close(c);
+    const ag_conn_handler_t *h = c->server->conn_handler;
+    if (h != NULL && h->on_close != NULL)
+        h->on_close(c, c->server->conn_handler_data);
     queue_clear(c);
     ag_debug("conn", c->id, "closed");
 }
@@ -88,9 +100,12 @@ void ag_conn_on_frame(ag_conn_t *c, const char *data, size_t len, int binary)
 {
     if (ag_conn_is_closed(c))
         return;
+    const ag_conn_handler_t *h = c->server->conn_handler;
     c->server->stats.frames_in++;
+    if (h == NULL || h->on_frame == NULL)
+        return;
     ag_conn_addref(c);
-    ag_session_on_frame(c, data, len, binary);
+    h->on_frame(c, data, len, binary, c->server->conn_handler_data);
     ag_conn_release(c);
 }
 

@@ -4,12 +4,14 @@
  * The connection owns the outbound queue; a transport owns the bytes. A transport is anything that implements
  * ag_transport_t: the plain WebSocket at /primus (transports/primus_ws.c), or an engine.io session
  * (transports/eio.c), which itself switches between polling, websocket and sse underneath without the connection
- * noticing. The session layer (server/session.c) sees only this type, and its `type` is always "websocket".
+ * noticing. What the connection carries is consumed by whoever registered an ag_conn_handler_t on the node: the
+ * session layer (server/session.c). The connection knows neither by name: both talk to it through the calls below,
+ * and it talks back to them through their vtables.
  *
  * Flow:
- *   transport --ag_conn_on_frame()--> connection --> session layer (verbs, actions, rooms)
- *   session layer --ag_conn_send()--> outbound queue --transport->on_pending()--> transport pulls with ag_conn_shift()
- *   transport dies --ag_conn_on_transport_gone()--> connection leaves its rooms, fails pending work, is released.
+ *   transport --ag_conn_on_frame()--> connection --handler->on_frame()--> consumer (verbs, actions, rooms)
+ *   consumer --ag_conn_send()--> outbound queue --transport->on_pending()--> transport pulls with ag_conn_shift()
+ *   transport dies --ag_conn_on_transport_gone()--> connection --handler->on_close()--> consumer leaves rooms, ...
  *
  * Lifetime: refcounted. The transport holds one reference until it calls ag_conn_on_transport_gone(); every piece of
  * async work (a pending action, a store callback) holds its own reference with ag_conn_addref()/ag_conn_release(), and
@@ -52,6 +54,21 @@ typedef struct st_ag_transport_t {
     void (*close)(ag_conn_t *conn, void *self, const ag_disconnect_t *why);
 } ag_transport_t;
 
+/* The consumer of what connections carry (the session layer). Every call runs on the loop; the connection holds a
+ * reference for its duration. */
+typedef struct st_ag_conn_handler_t {
+    /* The connection was created and registered (the consumer queues its welcome here). */
+    void (*on_open)(ag_conn_t *c, void *data);
+    /* One inbound message (text or binary), borrowed for the call. */
+    void (*on_frame)(ag_conn_t *c, const char *msg, size_t len, int binary, void *data);
+    /* The connection ended; runs once. The queue is dropped afterwards. */
+    void (*on_close)(ag_conn_t *c, void *data);
+} ag_conn_handler_t;
+
+/* Makes handler (borrowed for the node's life) the consumer of every connection of s; data is passed back to it.
+ * Without a consumer, inbound messages are dropped. */
+void ag_conn_set_handler(ag_server_t *s, const ag_conn_handler_t *handler, void *data);
+
 /* What the transport knows about the peer when the connection opens. All strings are copied. */
 typedef struct st_ag_conn_info_t {
     const char *fingerprint; /* ?sessionID= of the socket URL; NULL or "" = use the connection id */
@@ -89,8 +106,8 @@ struct st_ag_conn_t {
     int _in_dispatch;
 };
 
-/* Creates the connection, registers it with the server and queues the welcome frame (unless the server runs in raw
- * echo mode, where the transport never creates connections). The transport's reference is the initial one. */
+/* Creates the connection, registers it with the node and tells the consumer (on_open). The transport's reference is
+ * the initial one. NULL when out of memory. */
 ag_conn_t *ag_conn_create(ag_server_t *server, const ag_transport_t *transport, void *self, const ag_conn_info_t *info);
 static inline ag_conn_t *ag_conn_addref(ag_conn_t *c)
 {
@@ -123,7 +140,7 @@ void ag_conn_unshift(ag_conn_t *c, ag_frame_t *f);
 /* Ask for on_pending again (e.g. a new GET arrived and the queue is not empty). */
 void ag_conn_kick(ag_conn_t *c);
 
-/* --- called by the session layer and the push API --- */
+/* --- called by the consumer and the push API --- */
 /* Queues the frame (adds a reference). Over the queue bound the connection is closed as a slow consumer and
  * AG_EBUSY returned; on a closed connection AG_ECLOSED. */
 int ag_conn_send(ag_conn_t *c, ag_frame_t *f);

@@ -103,6 +103,7 @@ static int modules_init(ag_server_t *s, char *errbuf, size_t errlen)
     }
     if ((ret = ag__rooms_init(s, errbuf, errlen)) != 0)
         return ret;
+    ag_session_init(s);
     if (s->config->servers.web.enabled && (ret = ag__webapi_register(s, errbuf, errlen)) != 0)
         return ret;
     if ((ret = ag_cluster_init(s, errbuf, errlen)) != 0)

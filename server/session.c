@@ -327,7 +327,7 @@ static void do_file(ag_conn_t *c, const json_t *msg, const json_t *message_id)
     send_owned(c, ag__reply(payload, message_id));
 }
 
-void ag_session_on_frame(ag_conn_t *c, const char *data, size_t len, int binary)
+static void on_frame(ag_conn_t *c, const char *data, size_t len, int binary, void *unused)
 {
     if (binary) {
         json_t *id = ag__message_id(NULL);
@@ -369,7 +369,7 @@ void ag_session_on_frame(ag_conn_t *c, const char *data, size_t len, int binary)
     json_decref(msg);
 }
 
-void ag_session_on_open(ag_conn_t *c)
+static void on_open(ag_conn_t *c, void *unused)
 {
     json_t *w = json_pack("{s:s,s:s}", "welcome", c->server->config->general.welcomeMessage, "context", "api");
     ag_conn_send_json(c, w);
@@ -379,10 +379,17 @@ void ag_session_on_open(ag_conn_t *c)
         h->on_connect(c, h->data);
 }
 
-void ag_session_on_close(ag_conn_t *c)
+static void on_close(ag_conn_t *c, void *unused)
 {
     ag__rooms_conn_closed(c);
     const ag_hooks_t *h = c->server->hooks;
     if (h != NULL && h->on_disconnect != NULL)
         h->on_disconnect(c, h->data);
+}
+
+static const ag_conn_handler_t handler = {on_open, on_frame, on_close};
+
+void ag_session_init(ag_server_t *s)
+{
+    ag_conn_set_handler(s, &handler, NULL);
 }

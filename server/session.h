@@ -1,19 +1,15 @@
 /*
  * The session layer: actionhero 29's verbs, actions, rooms and chat over an ag_conn_t (PROTOCOL.md §2).
- * Transports never call this directly; server/conn.c does.
+ * Nothing calls it by name but the wiring: it registers itself as the consumer of every connection (ag_conn_handler_t).
  */
 #ifndef AG_SESSION_H
 #define AG_SESSION_H
 
 #include "conn.h"
 
-/* The connection opened: sends the welcome frame and runs the create hook. */
-void ag_session_on_open(ag_conn_t *c);
-/* One inbound message: JSON text, or binary (answered with the verb error). Borrowed for the call. */
-void ag_session_on_frame(ag_conn_t *c, const char *data, size_t len, int binary);
-/* The connection is going away: leave rooms (store + local index), run the destroy hook. Pending actions keep their own
- * references and find the connection closed when they finish. */
-void ag_session_on_close(ag_conn_t *c);
+/* Makes the session layer the consumer of the node's connections (ag_conn_handler_t): the welcome and the connect hook
+ * when one opens, verbs and actions for each message, leaving rooms and the disconnect hook when it ends. */
+void ag_session_init(ag_server_t *s);
 
 /* Message codec helpers (server/session.c), exposed for the unit tests. */
 /* JavaScript truthiness of a JSON value (NULL = undefined). */
