@@ -4,13 +4,17 @@
 #include <string.h>
 #include "node.h"
 
-const ag_disconnect_t AG_DISCONNECT_QUIT = {1000, "quit", 0};
-const ag_disconnect_t AG_DISCONNECT_SERVER = {1000, "closed by the server", 0};
-const ag_disconnect_t AG_DISCONNECT_SHUTDOWN = {1001, "going away", 1};
-const ag_disconnect_t AG_DISCONNECT_SHUTDOWN_FINAL = {1001, "going away", 0};
+const ag_disconnect_t AG_DISCONNECT_PEER_CLOSED = {1000, "transport close", 1};
+const ag_disconnect_t AG_DISCONNECT_TRANSPORT_ERROR = {1006, "transport error", 1};
+const ag_disconnect_t AG_DISCONNECT_PROTOCOL_ERROR = {1002, "protocol error", 1};
+const ag_disconnect_t AG_DISCONNECT_HEARTBEAT = {1000, "heartbeat timeout", 1};
 const ag_disconnect_t AG_DISCONNECT_SLOW = {1008, "slow consumer", 1};
 const ag_disconnect_t AG_DISCONNECT_TOO_BIG = {1009, "message too big", 1};
-const ag_disconnect_t AG_DISCONNECT_HEARTBEAT = {1000, "heartbeat timeout", 1};
+const ag_disconnect_t AG_DISCONNECT_QUIT = {1000, "quit", 0};
+const ag_disconnect_t AG_DISCONNECT_SERVER = {1000, "closed by the server", 0};
+const ag_disconnect_t AG_DISCONNECT_SERVER_ERROR = {1011, "server error", 1};
+const ag_disconnect_t AG_DISCONNECT_SHUTDOWN = {1001, "going away", 1};
+const ag_disconnect_t AG_DISCONNECT_SHUTDOWN_FINAL = {1001, "going away", 0};
 
 void ag_conn_set_handler(ag_server_t *s, const ag_conn_handler_t *handler, void *data)
 {
@@ -91,9 +95,9 @@ static void conn_finish(ag_conn_t *c)
     c->server->stats.connections_closed++;
     const ag_conn_handler_t *h = c->server->conn_handler;
     if (h != NULL && h->on_close != NULL)
-        h->on_close(c, c->server->conn_handler_data);
+        h->on_close(c, c->_why, c->server->conn_handler_data);
     queue_clear(c);
-    ag_debug("conn", c->id, "closed");
+    ag_debug("conn", c->id, "closed: %s", c->_why->reason);
 }
 
 void ag_conn_on_frame(ag_conn_t *c, const char *data, size_t len, int binary)
@@ -109,8 +113,10 @@ void ag_conn_on_frame(ag_conn_t *c, const char *data, size_t len, int binary)
     ag_conn_release(c);
 }
 
-void ag_conn_on_transport_gone(ag_conn_t *c)
+void ag_conn_on_transport_gone(ag_conn_t *c, const ag_disconnect_t *why)
 {
+    if (c->_why == NULL)
+        c->_why = why != NULL ? why : &AG_DISCONNECT_TRANSPORT_ERROR;
     c->_transport = NULL;
     c->_transport_self = NULL;
     conn_finish(c);
@@ -212,6 +218,7 @@ void ag_conn_close(ag_conn_t *c, const ag_disconnect_t *why)
     if (c->_state != AG_CONN_OPEN)
         return;
     c->_state = AG_CONN_CLOSING;
+    c->_why = why;
     ag_debug("conn", c->id, "closing: %s", why->reason);
     if (c->_transport != NULL) {
         /* Keep what is queued: the transport flushes it before its close frame where it can. */

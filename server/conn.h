@@ -23,25 +23,12 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <jansson.h>
+#include "actiongate.h"
 #include "common.h"
 #include "frame.h"
 
 typedef struct st_ag_server_t ag_server_t;
 typedef struct st_ag_conn_t ag_conn_t;
-
-/* Why a connection ends: data, not control flow (code, human reason, whether the client should reconnect). */
-typedef struct st_ag_disconnect_t {
-    uint16_t code;      /* WebSocket close code when the transport has one */
-    const char *reason; /* short text for logs and close frames */
-    int reconnect;      /* 0: the client must not reconnect (Primus sends "primus::server::close" first) */
-} ag_disconnect_t;
-extern const ag_disconnect_t AG_DISCONNECT_QUIT;           /* quit/exit verb: no reconnect */
-extern const ag_disconnect_t AG_DISCONNECT_SERVER;         /* destroyed by the application: no reconnect */
-extern const ag_disconnect_t AG_DISCONNECT_SHUTDOWN;       /* going away, come back later (destroyClientsOnShutdown false) */
-extern const ag_disconnect_t AG_DISCONNECT_SHUTDOWN_FINAL; /* going away, do not reconnect (destroyClientsOnShutdown true) */
-extern const ag_disconnect_t AG_DISCONNECT_SLOW;           /* outbound queue over its bound */
-extern const ag_disconnect_t AG_DISCONNECT_TOO_BIG;        /* inbound message over the limit (1009) */
-extern const ag_disconnect_t AG_DISCONNECT_HEARTBEAT;      /* peer stopped answering pings */
 
 typedef struct st_ag_transport_t {
     const char *name;
@@ -61,8 +48,9 @@ typedef struct st_ag_conn_handler_t {
     void (*on_open)(ag_conn_t *c, void *data);
     /* One inbound message (text or binary), borrowed for the call. */
     void (*on_frame)(ag_conn_t *c, const char *msg, size_t len, int binary, void *data);
-    /* The connection ended; runs once. The queue is dropped afterwards. */
-    void (*on_close)(ag_conn_t *c, void *data);
+    /* The connection ended for why (the first reason it got: see ag_conn_close, ag_conn_on_transport_gone); runs
+     * once. The queue is dropped afterwards. */
+    void (*on_close)(ag_conn_t *c, const ag_disconnect_t *why, void *data);
 } ag_conn_handler_t;
 
 /* Makes handler (borrowed for the node's life) the consumer of every connection of s; data is passed back to it.
@@ -98,6 +86,7 @@ struct st_ag_conn_t {
     /* private */
     uint32_t _refcnt;
     ag_conn_state_t _state;
+    const ag_disconnect_t *_why; /* the first reason it ended for, NULL while open */
     const ag_transport_t *_transport;
     void *_transport_self;
     ag_frame_t **_queue; /* ring buffer of frames */
@@ -125,8 +114,9 @@ ag_conn_t *ag_conn_find(ag_server_t *server, const char *id);
 /* --- called by transports --- */
 /* One inbound message (text or binary). Borrowed for the call. */
 void ag_conn_on_frame(ag_conn_t *c, const char *data, size_t len, int binary);
-/* The transport is gone (peer closed, error, or after close()). Drops the transport's reference. */
-void ag_conn_on_transport_gone(ag_conn_t *c);
+/* The transport is gone, for why (peer closed, an error, or after close()). The connection keeps the reason it was
+ * closed with if it was; otherwise why becomes its reason. Drops the transport's reference. */
+void ag_conn_on_transport_gone(ag_conn_t *c, const ag_disconnect_t *why);
 /* The same connection moved to another carrier (engine.io upgrade); name is a static string. */
 void ag_conn_set_transport_name(ag_conn_t *c, const char *name);
 /* Takes the oldest queued frame; the caller owns the returned reference. NULL when empty. */
@@ -146,7 +136,7 @@ void ag_conn_kick(ag_conn_t *c);
 int ag_conn_send(ag_conn_t *c, ag_frame_t *f);
 /* Encodes obj once and sends it; obj is borrowed. */
 int ag_conn_send_json(ag_conn_t *c, const json_t *obj);
-/* Ends the connection on purpose. Idempotent. */
+/* Ends the connection on purpose, for why (one of the AG_DISCONNECT_* constants). Idempotent: the first reason stays. */
 void ag_conn_close(ag_conn_t *c, const ag_disconnect_t *why);
 
 #endif

@@ -379,12 +379,12 @@ static void on_open(ag_conn_t *c, void *unused)
         h->on_connect(c, h->data);
 }
 
-static void on_close(ag_conn_t *c, void *unused)
+static void on_close(ag_conn_t *c, const ag_disconnect_t *why, void *unused)
 {
     ag__rooms_conn_closed(c);
     const ag_hooks_t *h = c->server->hooks;
     if (h != NULL && h->on_disconnect != NULL)
-        h->on_disconnect(c, h->data);
+        h->on_disconnect(c, why, h->data);
 }
 
 static const ag_conn_handler_t handler = {on_open, on_frame, on_close};

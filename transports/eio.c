@@ -50,7 +50,7 @@ static int outbox_push(ag__eio_session_t *s, uint8_t type, const char *text, ag_
         (frame != NULL && s->outbox_bytes + frame->len > (size_t)cfg->servers.websocket.server.queueMaxBytes)) {
         s->server->stats.slow_consumers++;
         ag_log(AG_LOG_WARN, "eio", s->sid, "slow consumer: %zu packets waiting; closing", s->outbox_len);
-        ag__eio_session_close(s, "transport error", 0);
+        ag__eio_session_close(s, &AG_DISCONNECT_SLOW, 0);
         return AG_EBUSY;
     }
     if (s->outbox_len == s->outbox_cap) {
@@ -105,7 +105,7 @@ static void flush(ag__eio_session_t *s)
     flush_now(s);
     /* A socket.io session that asked to close does so once its last packets (a DISCONNECT) are out. */
     if (s->sio != NULL && !s->closed && ag_sio_closing(s->sio) && s->outbox_len == 0 && ag_sio_queued(s->sio) == 0)
-        ag__eio_session_close(s, "socket.io close", 1);
+        ag__eio_session_close(s, &AG_DISCONNECT_SERVER, 1);
 }
 
 void ag__eio_on_writable(ag__eio_session_t *s)
@@ -123,11 +123,10 @@ static void conn_on_pending(ag_conn_t *conn, void *self)
 static void conn_close(ag_conn_t *conn, void *self, const ag_disconnect_t *why)
 {
     ag__eio_session_t *s = self;
-    s->why = why;
     /* The close packet means "closed on purpose, do not come back" (actiongate's client takes it so, like Primus's
      * "primus::server::close"); a close the client should recover from (shutdown without destroyClientsOnShutdown,
      * slow consumer) only ends the transport: a held GET gets a noop, then "Session ID unknown", and it reconnects. */
-    ag__eio_session_close(s, why->reason, !why->reconnect);
+    ag__eio_session_close(s, why, !why->reconnect);
 }
 
 static const ag_transport_t conn_transport = {"websocket", conn_on_pending, conn_close};
@@ -179,12 +178,12 @@ static void on_finish(h2o_timeout_entry_t *entry)
     if (s->conn != NULL) {
         ag_conn_t *c = s->conn;
         s->conn = NULL;
-        ag_conn_on_transport_gone(c);
+        ag_conn_on_transport_gone(c, s->why);
     }
     if (s->sio != NULL) {
         ag_sio_t *sio = s->sio;
         s->sio = NULL;
-        ag_sio_on_gone(sio);
+        ag_sio_on_gone(sio, s->why);
     }
     ag__eio_session_release(s); /* the table's reference */
 }
@@ -202,12 +201,13 @@ static void close_probe(ag__eio_session_t *s)
     }
 }
 
-void ag__eio_session_close(ag__eio_session_t *s, const char *reason, int send_close)
+void ag__eio_session_close(ag__eio_session_t *s, const ag_disconnect_t *why, int send_close)
 {
     if (s->closed)
         return;
-    ag_debug("eio", s->sid, "closing: %s", reason);
+    ag_debug("eio", s->sid, "closing: %s", why->reason);
     s->closed = 1;
+    s->why = why;
     ag__eio_session_addref(s);
     unlink_timers(s);
     if (send_close && s->transport != NULL && outbox_push(s, AG_EIO_CLOSE, NULL, NULL) == AG_OK)
@@ -226,14 +226,14 @@ void ag__eio_session_close(ag__eio_session_t *s, const char *reason, int send_cl
     ag__eio_session_release(s);
 }
 
-void ag__eio_transport_gone(ag__eio_session_t *s, ag__eio_transport_t *t, const char *reason)
+void ag__eio_transport_gone(ag__eio_session_t *s, ag__eio_transport_t *t, const ag_disconnect_t *why)
 {
     if (t == s->probe) {
         s->probe = NULL;
         close_probe(s);
     } else if (t == s->transport) {
         s->transport = NULL;
-        ag__eio_session_close(s, reason, 0);
+        ag__eio_session_close(s, why, 0);
     }
 }
 
@@ -253,8 +253,7 @@ static void on_pong_deadline(h2o_timeout_entry_t *entry)
 {
     ag__eio_session_t *s = H2O_STRUCT_FROM_MEMBER(ag__eio_session_t, pong_deadline, entry);
     ag_debug("eio", s->sid, "ping timeout");
-    s->why = &AG_DISCONNECT_HEARTBEAT;
-    ag__eio_session_close(s, "ping timeout", 1);
+    ag__eio_session_close(s, &AG_DISCONNECT_HEARTBEAT, 1);
 }
 
 static void schedule_ping(ag__eio_session_t *s)
@@ -327,11 +326,11 @@ void ag__eio_on_packet(ag__eio_session_t *s, ag__eio_transport_t *t, const ag_ei
         return;
     switch (pkt->type) {
     case AG_EIO_CLOSE:
-        ag__eio_session_close(s, "transport close", 0);
+        ag__eio_session_close(s, &AG_DISCONNECT_PEER_CLOSED, 0);
         break;
     case AG_EIO_PING:
         ag_debug("eio", s->sid, "invalid heartbeat direction");
-        ag__eio_session_close(s, "invalid heartbeat direction", 0);
+        ag__eio_session_close(s, &AG_DISCONNECT_PROTOCOL_ERROR, 0);
         break;
     case AG_EIO_PONG:
         if (h2o_timeout_is_linked(&s->pong_deadline))
@@ -369,7 +368,7 @@ int ag__eio_on_payload(ag__eio_session_t *s, ag__eio_transport_t *t, const char 
     while (!s->closed && ag_eio_payload_next(body, len, &pos, &piece, &plen)) {
         ag_eio_packet_t pkt;
         if (ag_eio_packet_decode(piece, plen, scratch, &pkt) != AG_OK) {
-            ag__eio_session_close(s, "parse error", 0);
+            ag__eio_session_close(s, &AG_DISCONNECT_PROTOCOL_ERROR, 0);
             ret = -1;
             break;
         }
@@ -708,7 +707,7 @@ void ag_eio_stop(ag_server_t *s)
     for (size_t it = 0; ag_map_next(&n->sessions, &it, &sid, &v);) {
         ag__eio_session_t *sess = v;
         if (sess->conn == NULL && sess->sio == NULL)
-            ag__eio_session_close(sess, "server shutting down", 1);
+            ag__eio_session_close(sess, &AG_DISCONNECT_SHUTDOWN_FINAL, 1);
     }
 }
 

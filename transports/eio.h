@@ -78,7 +78,7 @@ struct st_ag__eio_session_t {
     ag__eio_out_t *outbox;
     size_t outbox_len, outbox_cap, outbox_bytes;
     h2o_timeout_entry_t ping_timer, pong_deadline, upgrade_deadline, noop_tick, finish;
-    const ag_disconnect_t *why;
+    const ag_disconnect_t *why; /* why the session closed (the first reason), NULL while open */
 };
 
 /* Node-wide state (s->eio). */
@@ -97,10 +97,11 @@ void ag__eio_on_packet(ag__eio_session_t *s, ag__eio_transport_t *t, const ag_ei
 int ag__eio_on_payload(ag__eio_session_t *s, ag__eio_transport_t *t, const char *body, size_t len);
 /* Transport t can take packets now. */
 void ag__eio_on_writable(ag__eio_session_t *s);
-/* Transport t is gone (socket closed); an error on the current transport closes the session. */
-void ag__eio_transport_gone(ag__eio_session_t *s, ag__eio_transport_t *t, const char *reason);
-/* Closes the session; send_close: write the close packet first where the transport can take it. */
-void ag__eio_session_close(ag__eio_session_t *s, const char *reason, int send_close);
+/* Transport t is gone (socket closed) for why; losing the current transport closes the session for that reason. */
+void ag__eio_transport_gone(ag__eio_session_t *s, ag__eio_transport_t *t, const ag_disconnect_t *why);
+/* Closes the session for why (the first reason stays, and is what the connection above learns); send_close: write the
+ * close packet first where the transport can take it. */
+void ag__eio_session_close(ag__eio_session_t *s, const ag_disconnect_t *why, int send_close);
 /* The open packet JSON (without the "0") for this session; upgrades depends on the handshake transport. */
 size_t ag__eio_open_json(ag__eio_session_t *s, ag__eio_kind_t kind, int sse_offered, char *out, size_t cap);
 /* Creates a session (handshake) with its connection (unless echo). NULL on failure. */

@@ -296,7 +296,7 @@ void ag__eio_polling_handshake(ag__eio_session_t *s, h2o_req_t *req, int sse_off
 {
     static h2o_generator_t gen = {NULL, NULL};
     if ((s->polling = ag__eio_polling_create(s)) == NULL) {
-        ag__eio_session_close(s, "out of memory", 0);
+        ag__eio_session_close(s, &AG_DISCONNECT_SERVER_ERROR, 0);
         ag__eio_respond_error(req, AG_EIO_ERR_BAD_REQUEST);
         return;
     }
@@ -316,7 +316,7 @@ static void get_dropped(ag__eio_held_t *h)
     if (p->get == h) {
         p->get = NULL;
         ag__eio_session_addref(s);
-        ag__eio_transport_gone(s, &p->super, "transport error");
+        ag__eio_transport_gone(s, &p->super, &AG_DISCONNECT_TRANSPORT_ERROR);
         ag__eio_session_release(s);
     }
     ag__eio_held_respond(h, "1", 1);
@@ -330,7 +330,7 @@ static void get_dispose(ag__eio_held_t *h, int premature)
         p->get = NULL;
         /* the client dropped its GET: engine.io closes the session ("poll connection closed prematurely") */
         if (premature)
-            ag__eio_transport_gone(s, &p->super, "transport error");
+            ag__eio_transport_gone(s, &p->super, &AG_DISCONNECT_TRANSPORT_ERROR);
     }
     ag__eio_session_release(s);
 }
@@ -341,7 +341,7 @@ void ag__eio_polling_get(ag__eio_session_t *s, h2o_req_t *req)
     if (p->get != NULL) {
         /* an overlapping GET: this one gets 400, the held one the close packet, and the session ends */
         ag__eio_respond_error(req, AG_EIO_ERR_BAD_REQUEST);
-        ag__eio_session_close(s, "transport error", 1);
+        ag__eio_session_close(s, &AG_DISCONNECT_TRANSPORT_ERROR, 1);
         return;
     }
     ag__eio_session_addref(s);
@@ -365,7 +365,7 @@ void ag__eio_post(ag__eio_session_t *s, ag__eio_transport_t *t, h2o_req_t *req)
                               H2O_STRLIT("application/octet-stream"))) {
         /* v4 polling bodies are text; engine.io closes the session on binary content */
         ag__eio_respond_error(req, AG_EIO_ERR_BAD_REQUEST);
-        ag__eio_session_close(s, "transport error", 0);
+        ag__eio_session_close(s, &AG_DISCONNECT_TRANSPORT_ERROR, 0);
         return;
     }
     if (ag__eio_on_payload(s, t, req->entity.base != NULL ? req->entity.base : "", len) != 0) {

@@ -50,7 +50,7 @@ static void ws_send(ag__eio_transport_t *t, const ag__eio_out_t *pkts, size_t n)
         ag_ws_queued_count(w->ws) > (size_t)cfg->servers.websocket.server.queueMaxFrames) {
         t->session->server->stats.slow_consumers++;
         ag_log(AG_LOG_WARN, "eio", t->session->sid, "slow consumer: %zu bytes unsent; closing", ag_ws_queued_bytes(w->ws));
-        ag__eio_session_close(t->session, "transport error", 0);
+        ag__eio_session_close(t->session, &AG_DISCONNECT_SLOW, 0);
     }
 }
 
@@ -84,7 +84,7 @@ static void on_message(ag_ws_t *ws, const uint8_t *data, size_t len, int binary)
     ag__eio_session_addref(s);
     if (ag_eio_packet_decode((const char *)data, len, scratch, &pkt) != AG_OK) {
         if (&w->super == s->transport)
-            ag__eio_session_close(s, "parse error", 0);
+            ag__eio_session_close(s, &AG_DISCONNECT_PROTOCOL_ERROR, 0);
         else
             ws_close(&w->super);
     } else {
@@ -94,13 +94,13 @@ static void on_message(ag_ws_t *ws, const uint8_t *data, size_t len, int binary)
     free(scratch);
 }
 
-static void on_closed(ag_ws_t *ws)
+static void on_closed(ag_ws_t *ws, const ag_disconnect_t *why)
 {
     eio_ws_t *w = ws->data;
     ag__eio_session_t *s = w->super.session;
     w->ws = NULL;
     w->closed = 1;
-    ag__eio_transport_gone(s, &w->super, "transport close");
+    ag__eio_transport_gone(s, &w->super, why);
     ag__eio_session_release(s);
     free(w);
 }

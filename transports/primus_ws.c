@@ -94,13 +94,13 @@ static void on_ping(ag_ws_t *ws)
     p->alive = 1;
 }
 
-static void on_closed(ag_ws_t *ws)
+static void on_closed(ag_ws_t *ws, const ag_disconnect_t *why)
 {
     primus_t *p = ws->data;
     if (h2o_linklist_is_linked(&p->link))
         h2o_linklist_unlink(&p->link);
     if (p->conn != NULL)
-        ag_conn_on_transport_gone(p->conn);
+        ag_conn_on_transport_gone(p->conn, why);
     free(p);
 }
 

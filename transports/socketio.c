@@ -38,8 +38,9 @@ struct st_ag_sio_t {
     ag_frame_t **out; /* packets that go before the connection's queue (CONNECT replies), or were drained at close */
     size_t out_head, out_len, out_cap;
     h2o_timeout_entry_t connect_timer;
-    int creating; /* inside ag_conn_create: the welcome is queued before the CONNECT reply exists */
-    int closing;  /* the engine.io session was asked to close */
+    int creating;               /* inside ag_conn_create: the welcome is queued before the CONNECT reply exists */
+    int closing;                /* the engine.io session was asked to close */
+    const ag_disconnect_t *why; /* the layer's own reason for closing (a client that broke the protocol), or NULL */
 };
 
 typedef struct st_sio_node_t {
@@ -280,9 +281,11 @@ ag_sio_t *ag_sio_create(ag_server_t *s, const ag_sio_lower_t *lower, void *lower
     return sio;
 }
 
-static void fail(ag_sio_t *sio, const char *why)
+static void fail(ag_sio_t *sio, const char *what)
 {
-    ag_log(AG_LOG_INFO, "socket.io", sio->conn != NULL ? sio->conn->id : NULL, "%s; closing", why);
+    ag_log(AG_LOG_INFO, "socket.io", sio->conn != NULL ? sio->conn->id : NULL, "%s; closing", what);
+    if (sio->why == NULL)
+        sio->why = &AG_DISCONNECT_PROTOCOL_ERROR;
     lower_close(sio);
 }
 
@@ -310,8 +313,9 @@ static void on_connect(ag_sio_t *sio, const ag_sio_packet_t *p)
     lower_kick(sio);
 }
 
-/* The client left "/" but keeps its engine.io session (it may CONNECT again). */
-static void detach(ag_sio_t *sio)
+/* The connection ends for why: the client left "/" (it keeps its engine.io session and may CONNECT again), or the
+ * session is gone. */
+static void detach(ag_sio_t *sio, const ag_disconnect_t *why)
 {
     ag_conn_t *c = sio->conn;
     sio->conn = NULL;
@@ -321,7 +325,7 @@ static void detach(ag_sio_t *sio)
     if (node.started && !sio->closing && !h2o_timeout_is_linked(&sio->connect_timer))
         h2o_timeout_link(sio->server->loop, &node.connect_timeout, &sio->connect_timer);
     if (c != NULL)
-        ag_conn_on_transport_gone(c);
+        ag_conn_on_transport_gone(c, why);
 }
 
 static int is_name(const char *name, const char *what)
@@ -439,7 +443,7 @@ void ag_sio_on_message(ag_sio_t *sio, const char *data, size_t len, int binary)
         break;
     case AG_SIO_DISCONNECT:
         if (main_nsp && sio->conn != NULL)
-            detach(sio);
+            detach(sio, &AG_DISCONNECT_PEER_CLOSED);
         else
             fail(sio, "DISCONNECT from a namespace that is not connected");
         break;
@@ -498,12 +502,12 @@ int ag_sio_closing(const ag_sio_t *sio)
     return sio->closing;
 }
 
-void ag_sio_on_gone(ag_sio_t *sio)
+void ag_sio_on_gone(ag_sio_t *sio, const ag_disconnect_t *why)
 {
     if (h2o_timeout_is_linked(&sio->connect_timer))
         h2o_timeout_unlink(&sio->connect_timer);
     sio->closing = 1;
-    detach(sio);
+    detach(sio, sio->why != NULL ? sio->why : why);
     ag_frame_t *f;
     while ((f = out_pop(sio)) != NULL)
         ag_frame_release(f);

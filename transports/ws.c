@@ -21,13 +21,21 @@ static void unlink_entry(h2o_timeout_entry_t *e)
         h2o_timeout_unlink(e);
 }
 
+/* What ended the socket, as far as it can tell. */
+static const ag_disconnect_t *closed_why(ag_ws_t *ws)
+{
+    if (ws->conn->ws_ctx != NULL && wslay_event_get_status_code_sent(ws->conn->ws_ctx) == WSLAY_CODE_MESSAGE_TOO_BIG)
+        return &AG_DISCONNECT_TOO_BIG;
+    return ws->_write_failed ? &AG_DISCONNECT_TRANSPORT_ERROR : &AG_DISCONNECT_PEER_CLOSED;
+}
+
 static void destroy(ag_ws_t *ws)
 {
     unlink_entry(&ws->_flush);
     unlink_entry(&ws->_close_deadline);
     unlink_entry(&ws->_idle);
     h2o_websocket_conn_t *conn = ws->conn;
-    ws->cb->on_closed(ws);
+    ws->cb->on_closed(ws, closed_why(ws));
     h2o_websocket_close(conn); /* a hibernating socket has no wslay context: wslay_event_context_free(NULL) is a no-op */
     free(ws->_acc.base);
     free(ws->_wr.base);
@@ -205,6 +213,7 @@ static void on_written(h2o_socket_t *sock, const char *err)
     ws->_wr = h2o_iovec_init(NULL, 0);
     ws->_wr_ours = 0;
     if (err != NULL) {
+        ws->_write_failed = 1;
         wake(ws);
         on_h2o_msg(conn, NULL);
         return;

@@ -67,10 +67,10 @@ static inline fake_t *fixture_conn(ag_server_t *s, const char *fingerprint)
     return f;
 }
 
-/* The transport goes away (as after a close); frees the fake. */
+/* The transport goes away (the peer closed it, or after a close); frees the fake. */
 static inline void fixture_drop(fake_t *f)
 {
-    ag_conn_on_transport_gone(f->conn);
+    ag_conn_on_transport_gone(f->conn, &AG_DISCONNECT_PEER_CLOSED);
     free(f);
 }
 
