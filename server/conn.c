@@ -180,15 +180,32 @@ void ag_conn_kick(ag_conn_t *c)
         c->_transport->on_pending(c, c->_transport_self);
 }
 
+int ag_conn_bound_exceeded(ag_server_t *s, const char *id, size_t bytes, size_t frames)
+{
+    const ag_config_t *cfg = s->config;
+    if (bytes <= (size_t)cfg->servers.websocket.server.queueMaxBytes &&
+        frames <= (size_t)cfg->servers.websocket.server.queueMaxFrames)
+        return 0;
+    s->stats.slow_consumers++;
+    ag_log(AG_LOG_WARN, "conn", id, "slow consumer: %zu frames, %zu bytes waiting; disconnecting", frames, bytes);
+    return 1;
+}
+
+int ag_conn_note_backlog(ag_conn_t *c, size_t bytes, size_t frames)
+{
+    if (ag_conn_is_closed(c))
+        return AG_ECLOSED;
+    if (!ag_conn_bound_exceeded(c->server, c->id, c->_q_bytes + bytes, c->_q_len + frames))
+        return AG_OK;
+    ag_conn_close(c, &AG_DISCONNECT_SLOW);
+    return AG_EBUSY;
+}
+
 int ag_conn_send(ag_conn_t *c, ag_frame_t *f)
 {
     if (ag_conn_is_closed(c))
         return AG_ECLOSED;
-    const ag_config_t *cfg = c->server->config;
-    if (c->_q_len >= (size_t)cfg->servers.websocket.server.queueMaxFrames ||
-        c->_q_bytes + f->len > (size_t)cfg->servers.websocket.server.queueMaxBytes) {
-        c->server->stats.slow_consumers++;
-        ag_log(AG_LOG_WARN, "conn", c->id, "slow consumer: %zu frames, %zu bytes queued; disconnecting", c->_q_len, c->_q_bytes);
+    if (ag_conn_bound_exceeded(c->server, c->id, c->_q_bytes + f->len, c->_q_len + 1)) {
         ag_conn_close(c, &AG_DISCONNECT_SLOW);
         return AG_EBUSY;
     }

@@ -130,9 +130,21 @@ void ag_conn_unshift(ag_conn_t *c, ag_frame_t *f);
 /* Ask for on_pending again (e.g. a new GET arrived and the queue is not empty). */
 void ag_conn_kick(ag_conn_t *c);
 
+/*
+ * The slow-consumer rule, the one place it lives: what waits for one consumer (the frames in its queue plus what its
+ * transport holds unsent) may not pass servers.websocket.server.queueMaxBytes or queueMaxFrames. A consumer over the
+ * bound is counted (stats.slow_consumers), logged and closed with AG_DISCONNECT_SLOW, whichever transport carries it.
+ */
+/* A transport reports what it holds unsent (handed to its socket or response, not yet taken by the client); with the
+ * queue it counts against the bound. 0, AG_EBUSY when that closed the connection as a slow consumer, or AG_ECLOSED. */
+int ag_conn_note_backlog(ag_conn_t *c, size_t bytes, size_t frames);
+/* The rule itself, for a consumer that has no connection (an engine.io echo session): 1 when bytes / frames pass the
+ * bound, counted and logged under id (the caller then closes it with AG_DISCONNECT_SLOW), else 0. */
+int ag_conn_bound_exceeded(ag_server_t *s, const char *id, size_t bytes, size_t frames);
+
 /* --- called by the consumer and the push API --- */
-/* Queues the frame (adds a reference). Over the queue bound the connection is closed as a slow consumer and
- * AG_EBUSY returned; on a closed connection AG_ECLOSED. */
+/* Queues the frame (adds a reference). Over the bound (the slow-consumer rule above) the connection is closed as a
+ * slow consumer and AG_EBUSY returned; on a closed connection AG_ECLOSED. */
 int ag_conn_send(ag_conn_t *c, ag_frame_t *f);
 /* Encodes obj once and sends it; obj is borrowed. */
 int ag_conn_send_json(ag_conn_t *c, const json_t *obj);

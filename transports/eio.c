@@ -43,16 +43,24 @@ static void outbox_clear(ag__eio_session_t *s)
     s->outbox_bytes = 0;
 }
 
+int ag__eio_note_backlog(ag__eio_session_t *s, size_t bytes, size_t frames)
+{
+    bytes += s->outbox_bytes;
+    frames += s->outbox_len;
+    ag_conn_t *c = s->conn != NULL ? s->conn : s->sio != NULL ? ag_sio_conn(s->sio) : NULL;
+    if (c != NULL)
+        return ag_conn_note_backlog(c, bytes, frames) == AG_EBUSY;
+    /* echo mode, or a socket.io session not connected to "/": the same rule, and the session is the consumer */
+    if (!ag_conn_bound_exceeded(s->server, s->sid, bytes, frames))
+        return 0;
+    ag__eio_session_close(s, &AG_DISCONNECT_SLOW, 0);
+    return 1;
+}
+
 static int outbox_push(ag__eio_session_t *s, uint8_t type, const char *text, ag_frame_t *frame)
 {
-    const ag_config_t *cfg = s->server->config;
-    if (s->outbox_len >= (size_t)cfg->servers.websocket.server.queueMaxFrames ||
-        (frame != NULL && s->outbox_bytes + frame->len > (size_t)cfg->servers.websocket.server.queueMaxBytes)) {
-        s->server->stats.slow_consumers++;
-        ag_log(AG_LOG_WARN, "eio", s->sid, "slow consumer: %zu packets waiting; closing", s->outbox_len);
-        ag__eio_session_close(s, &AG_DISCONNECT_SLOW, 0);
+    if (ag__eio_note_backlog(s, frame != NULL ? frame->len : 0, 1))
         return AG_EBUSY;
-    }
     if (s->outbox_len == s->outbox_cap) {
         size_t ncap = s->outbox_cap == 0 ? 4 : s->outbox_cap * 2;
         ag__eio_out_t *n = realloc(s->outbox, ncap * sizeof(*n));

@@ -95,6 +95,9 @@ void ag__eio_session_release(ag__eio_session_t *s);
 void ag__eio_on_packet(ag__eio_session_t *s, ag__eio_transport_t *t, const ag_eio_packet_t *pkt);
 /* Decodes a polling/SSE POST body and dispatches it to t; returns 0, or -1 on a parse error (the session closed). */
 int ag__eio_on_payload(ag__eio_session_t *s, ag__eio_transport_t *t, const char *body, size_t len);
+/* What the current transport holds unsent (bytes, frames) counts, with the session's outbox, against the
+ * slow-consumer bound (server/conn.h). Returns 1 when that closed the session's consumer as a slow consumer. */
+int ag__eio_note_backlog(ag__eio_session_t *s, size_t bytes, size_t frames);
 /* Transport t can take packets now. */
 void ag__eio_on_writable(ag__eio_session_t *s);
 /* Transport t is gone (socket closed) for why; losing the current transport closes the session for that reason. */

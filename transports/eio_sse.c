@@ -93,12 +93,9 @@ static void write_stream(sse_t *x, const char *data, size_t len)
     if (h == NULL)
         return;
     const ag_config_t *cfg = x->super.session->server->config;
-    if (h->acc.len + len > (size_t)cfg->servers.websocket.server.queueMaxBytes) {
-        x->super.session->server->stats.slow_consumers++;
-        ag_log(AG_LOG_WARN, "eio", x->super.session->sid, "slow SSE consumer: %zu bytes unsent; closing", h->acc.len);
-        ag__eio_session_close(x->super.session, &AG_DISCONNECT_SLOW, 0);
+    /* what the response has not written yet is the consumer's backlog */
+    if (ag__eio_note_backlog(x->super.session, h->acc.len + len, 0))
         return;
-    }
     ag__eio_held_write(h, data, len);
     arm_keepalive(x);
     if (x->recyclable && h->written + h->acc.len >= (size_t)cfg->servers.websocket.server.sse.recycleBytes) {

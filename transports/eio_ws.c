@@ -44,14 +44,8 @@ static void ws_send(ag__eio_transport_t *t, const ag__eio_out_t *pkts, size_t n)
         return;
     for (size_t i = 0; i < n; i++)
         send_one(w, &pkts[i]);
-    const ag_config_t *cfg = t->session->server->config;
-    /* what the socket has not taken yet belongs to this consumer and counts against its bound */
-    if (ag_ws_queued_bytes(w->ws) > (size_t)cfg->servers.websocket.server.queueMaxBytes ||
-        ag_ws_queued_count(w->ws) > (size_t)cfg->servers.websocket.server.queueMaxFrames) {
-        t->session->server->stats.slow_consumers++;
-        ag_log(AG_LOG_WARN, "eio", t->session->sid, "slow consumer: %zu bytes unsent; closing", ag_ws_queued_bytes(w->ws));
-        ag__eio_session_close(t->session, &AG_DISCONNECT_SLOW, 0);
-    }
+    /* what the socket has not taken yet is the consumer's backlog */
+    ag__eio_note_backlog(t->session, ag_ws_queued_bytes(w->ws), ag_ws_queued_count(w->ws));
 }
 
 static void ws_close(ag__eio_transport_t *t)

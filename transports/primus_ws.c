@@ -35,19 +35,13 @@ static primus_node_t node; /* one node per process */
 static void on_pending(ag_conn_t *conn, void *self)
 {
     primus_t *p = self;
-    const ag_config_t *cfg = conn->server->config;
     ag_frame_t *f;
     while ((f = ag_conn_shift(conn)) != NULL) {
         ag_ws_send(p->ws, f->data, f->len, f->binary);
         ag_frame_release(f);
     }
-    /* wslay holds what the socket has not taken yet; that backlog is the consumer's, so it counts against the bound. */
-    if (ag_ws_queued_bytes(p->ws) > (size_t)cfg->servers.websocket.server.queueMaxBytes ||
-        ag_ws_queued_count(p->ws) > (size_t)cfg->servers.websocket.server.queueMaxFrames) {
-        conn->server->stats.slow_consumers++;
-        ag_log(AG_LOG_WARN, "primus", conn->id, "slow consumer: %zu bytes unsent; disconnecting", ag_ws_queued_bytes(p->ws));
-        ag_conn_close(conn, &AG_DISCONNECT_SLOW);
-    }
+    /* what the socket has not taken yet is the consumer's backlog */
+    ag_conn_note_backlog(conn, ag_ws_queued_bytes(p->ws), ag_ws_queued_count(p->ws));
 }
 
 static void transport_close(ag_conn_t *conn, void *self, const ag_disconnect_t *why)

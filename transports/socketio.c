@@ -497,6 +497,11 @@ size_t ag_sio_queued(ag_sio_t *sio)
     return sio->out_len + (sio->conn != NULL ? ag_conn_queued(sio->conn) : 0);
 }
 
+ag_conn_t *ag_sio_conn(ag_sio_t *sio)
+{
+    return sio->conn;
+}
+
 int ag_sio_closing(const ag_sio_t *sio)
 {
     return sio->closing;

@@ -52,6 +52,8 @@ ag_frame_t *ag_sio_shift(ag_sio_t *sio);
 void ag_sio_unshift(ag_sio_t *sio, ag_frame_t *f);
 /* At least as many packets as ag_sio_shift() would return now (frames the client never sees are counted too). */
 size_t ag_sio_queued(ag_sio_t *sio);
+/* The logical connection of the client connected to "/", or NULL (borrowed). */
+ag_conn_t *ag_sio_conn(ag_sio_t *sio);
 /* Whether the layer asked its engine.io session to close (see ag_sio_lower_t.close). */
 int ag_sio_closing(const ag_sio_t *sio);
 /* The engine.io session is gone for why: the logical connection (if any) learns its transport is gone, for the layer's

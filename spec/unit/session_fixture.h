@@ -35,13 +35,12 @@ static void fake_close(ag_conn_t *c, void *self, const ag_disconnect_t *why)
 
 static const ag_transport_t fake_transport = {"fake", fake_pending, fake_close};
 
+/* A node from yaml (NULL: the built-in defaults). */
 static inline ag_server_t *fixture_server(const char *yaml)
 {
     char err[512];
     ag_log_threshold = AG_LOG_NONE;
-    char text[4096];
-    snprintf(text, sizeof(text), "%s", yaml != NULL ? yaml : "");
-    ag_config_t *cfg = ag_config_load_string(text, "fixture.yaml", err, sizeof(err));
+    ag_config_t *cfg = yaml != NULL ? ag_config_load_string(yaml, "fixture.yaml", err, sizeof(err)) : ag_config_create_default();
     if (cfg == NULL)
         fail_msg("%s", err);
     ag_server_t *s = ag_server_create(cfg, err, sizeof(err));

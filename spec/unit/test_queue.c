@@ -1,4 +1,5 @@
-/* The connection's outbound queue: order, unshift, the bound (slow consumer), no memory held when idle. */
+/* The connection's outbound queue: order, unshift, the bound (the one slow-consumer rule, with what a transport holds
+ * unsent), no memory held when idle; and the consumer vtable a node's connections report to. */
 #include "session_fixture.h"
 
 static ag_server_t *srv;
@@ -97,6 +98,45 @@ static void test_idle_holds_no_queue(void **state)
     fixture_drop(f);
 }
 
+static void test_transport_backlog_counts(void **state)
+{
+    fake_t *f = fixture_conn(srv, NULL);
+    fixture_drain(f);
+    char hundred[100];
+    memset(hundred, 'h', sizeof(hundred));
+    ag_frame_t *fr = ag_frame_create(hundred, sizeof(hundred), 0);
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(ag_conn_send(f->conn, fr), 0);
+    ag_frame_release(fr);
+    /* 1000 bytes and 10 frames queued: the transport's unsent bytes and frames add to them */
+    assert_int_equal(ag_conn_note_backlog(f->conn, 3096, 54), 0);
+    assert_false(f->closed);
+    uint64_t slow = srv->stats.slow_consumers;
+    assert_int_equal(ag_conn_note_backlog(f->conn, 3097, 0), AG_EBUSY);
+    assert_true(f->closed);
+    assert_ptr_equal(f->why, &AG_DISCONNECT_SLOW);
+    assert_int_equal(srv->stats.slow_consumers, slow + 1);
+    assert_int_equal(ag_conn_note_backlog(f->conn, 1 << 20, 0), AG_ECLOSED);
+    assert_int_equal(srv->stats.slow_consumers, slow + 1);
+    fixture_drop(f);
+
+    fake_t *g = fixture_conn(srv, NULL);
+    fixture_drain(g);
+    assert_int_equal(ag_conn_note_backlog(g->conn, 0, 65), AG_EBUSY);
+    assert_ptr_equal(g->why, &AG_DISCONNECT_SLOW);
+    fixture_drop(g);
+}
+
+static void test_bound_without_connection(void **state)
+{
+    uint64_t slow = srv->stats.slow_consumers;
+    assert_int_equal(ag_conn_bound_exceeded(srv, "echo", 4096, 64), 0);
+    assert_int_equal(srv->stats.slow_consumers, slow);
+    assert_int_equal(ag_conn_bound_exceeded(srv, "echo", 4097, 1), 1);
+    assert_int_equal(ag_conn_bound_exceeded(srv, "echo", 0, 65), 1);
+    assert_int_equal(srv->stats.slow_consumers, slow + 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -104,6 +144,8 @@ int main(void)
         cmocka_unit_test(test_frame_bound),
         cmocka_unit_test(test_byte_bound_and_shared_frames),
         cmocka_unit_test(test_idle_holds_no_queue),
+        cmocka_unit_test(test_transport_backlog_counts),
+        cmocka_unit_test(test_bound_without_connection),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
