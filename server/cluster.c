@@ -1,5 +1,4 @@
 #include "cluster.h"
-#include "rooms.h"
 
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -37,6 +36,7 @@ struct st_ag_cluster_t {
     h2o_timeout_t io_timeout, ws_timeout;
     int client_ready;
     h2o_linklist_t lookups;
+    ag_cluster_push_receiver_fn push_receiver;
     ag_cluster_stats_t stats;
 };
 
@@ -246,14 +246,17 @@ static void refresh(ag_cluster_t *c);
 
 /* --- push --- */
 
-int ag_cluster_push_conn(ag_server_t *s, const char *conn_id, const json_t *obj)
+void ag_cluster_set_push_receiver(ag_server_t *s, ag_cluster_push_receiver_fn fn)
 {
-    if (!json_is_object(obj))
-        return AG_EINVAL;
-    int ret = ag__push_local(s, conn_id, obj);
+    if (s->cluster != NULL)
+        s->cluster->push_receiver = fn;
+}
+
+int ag_cluster_forward_push(ag_server_t *s, const char *conn_id, const json_t *obj)
+{
     ag_cluster_t *c = s->cluster;
-    if (ret != AG_ENOENT || c == NULL || c->cmd == NULL)
-        return ret;
+    if (c == NULL || c->cmd == NULL)
+        return AG_ENOENT;
     json_t *msg = json_pack("{s:s,s:s,s:O}", "type", "push", "to", conn_id, "msg", obj);
     char *text = msg != NULL ? json_dumps(msg, JSON_COMPACT) : NULL;
     json_decref(msg);
@@ -278,7 +281,8 @@ static void on_cluster_message(void *data, const char *channel, const char *payl
     const char *type = json_string_value(json_object_get(msg, "type"));
     const char *to = json_string_value(json_object_get(msg, "to"));
     json_t *obj = json_object_get(msg, "msg");
-    if (type != NULL && strcmp(type, "push") == 0 && to != NULL && json_is_object(obj) && ag__push_local(c->server, to, obj) == 0)
+    if (type != NULL && strcmp(type, "push") == 0 && to != NULL && json_is_object(obj) && c->push_receiver != NULL &&
+        c->push_receiver(c->server, to, obj) == 0)
         c->stats.pushes_in++;
     json_decref(msg);
 }

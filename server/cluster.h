@@ -1,6 +1,6 @@
 /*
  * The cluster over Redis: which node owns an engine.io session, forwarding of requests to that node (no sticky
- * sessions), and push to a connection wherever it lives. Inert without redis.url (the memory store): every call
+ * sessions), and carrying a push to the node that holds its connection. Inert without redis.url (the memory store): every call
  * below then means "this node".
  *
  * Session ownership. Every node has a random 8-character tag per boot, registered in Redis as
@@ -52,10 +52,15 @@ int ag_cluster_is_local_sid(ag_server_t *s, const char *sid);
  * already). */
 int ag_cluster_route(h2o_req_t *req, const char *sid);
 
-/* Sends obj (borrowed; "context" defaults to "api") to connection conn_id on whichever node holds it: at once when it
- * is local, else through Redis (every node delivers if it holds the connection). 0, AG_ENOENT (no cluster and not
- * local), AG_EINVAL (not an object). */
-int ag_cluster_push_conn(ag_server_t *s, const char *conn_id, const json_t *obj);
+/* Cross-node push (server/push.c uses it for connections that are not local): publishes obj (borrowed) for connection
+ * conn_id on the cluster channel, and the node that holds it hands it to its push receiver. 0, AG_ENOENT without a
+ * cluster, AG_ENOMEM. */
+int ag_cluster_forward_push(ag_server_t *s, const char *conn_id, const json_t *obj);
+/* Delivers a push that arrived for a connection of this node: 0 when delivered, else an AG_E* code. */
+typedef int (*ag_cluster_push_receiver_fn)(ag_server_t *s, const char *conn_id, const json_t *obj);
+/* Who delivers pushes arriving from other nodes (server/push.c registers itself); the cluster knows no module above
+ * it by name. */
+void ag_cluster_set_push_receiver(ag_server_t *s, ag_cluster_push_receiver_fn fn);
 
 /* Counters for tests and logs. */
 typedef struct st_ag_cluster_stats_t {

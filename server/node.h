@@ -22,7 +22,6 @@ struct st_ag_hooks_t;        /* include/actiongate.h */
 struct st_ag_actions_t;      /* server/actions.c */
 struct st_ag_rooms_t;        /* server/rooms.c */
 struct st_ag_cluster_t;      /* server/cluster.c */
-struct st_ag_push_t;         /* server/push.c */
 struct st_ag_clientjs_t;     /* server/clientjs.c */
 struct st_ag_ws_node_t;      /* transports/ws.c */
 struct st_ag_primus_node_t;  /* transports/primus_ws.c */
@@ -59,7 +58,6 @@ struct st_ag_server_t {
     struct st_ag_actions_t *actions;
     struct st_ag_rooms_t *rooms;
     struct st_ag_cluster_t *cluster;
-    struct st_ag_push_t *push;
     struct st_ag_clientjs_t *clientjs;
     struct st_ag_ws_node_t *ws;
     struct st_ag_primus_node_t *primus;

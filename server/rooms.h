@@ -1,5 +1,5 @@
 /*
- * Rooms and chat on one node (server/rooms.c).
+ * Rooms and chat on one node (server/rooms.c); push to a room. Push to one connection is server/push.c.
  *
  * The store holds the rooms and their members (for every node); conn->rooms is the local truth for delivery. A local
  * index room -> local member connections makes fan-out O(local members), and the node holds one store subscription
@@ -33,8 +33,6 @@ void ag__room_view(ag_conn_t *c, const char *room, ag__room_cb cb, void *ud);
 void ag__room_say(ag_conn_t *c, const char *room, const char *message, ag__room_cb cb, void *ud);
 /* The connection closes: leaves every room (store and local index), announcing when configured. */
 void ag__rooms_conn_closed(ag_conn_t *c);
-/* Sends obj (borrowed; "context" defaults to "api") to a connection of this node: 0, AG_ENOENT, AG_EINVAL. */
-int ag__push_local(ag_server_t *s, const char *conn_id, const json_t *obj);
 /* Index of room in c->rooms, or -1. */
 long ag__conn_room_index(const ag_conn_t *c, const char *room);
 /* Local members of room on this node (for tests and stats). */

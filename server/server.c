@@ -21,6 +21,7 @@
 #include "conn.h"
 #include "eio.h"
 #include "primus.h"
+#include "push.h"
 #include "rooms.h"
 #include "session.h"
 #include "socketio.h"
@@ -108,6 +109,7 @@ static int modules_init(ag_server_t *s, char *errbuf, size_t errlen)
         return ret;
     if ((ret = ag_cluster_init(s, errbuf, errlen)) != 0)
         return ret;
+    ag__push_init(s);
     /* before the transports: it takes engine.io requests whose session lives on another node */
     ag_cluster_register(s);
     if (s->config->servers.websocket.enabled) {
