@@ -430,16 +430,13 @@ void ag_cluster_dispose(ag_server_t *s)
     ag_map_dispose(&c->routes);
     ag_map_dispose(&c->unreachable);
     free(c->route_key);
-    /* the proxy timeouts may still hold live tunnels, which end with the process: keep them while they do */
-    if (c->cmd == NULL) {
-        free(c);
-    } else if (h2o_linklist_is_empty(&c->io_timeout._entries) && h2o_linklist_is_empty(&c->ws_timeout._entries)) {
-        h2o_timeout_dispose(s->loop, &c->io_timeout);
-        h2o_timeout_dispose(s->loop, &c->ws_timeout);
-        free(c);
-    } else {
-        static ag_cluster_t *lingering;
-        lingering = c;
-        (void)lingering;
+    /* live tunnels and forwarded requests, which end with the process, link their timers to the proxy timeouts: then
+     * the cluster's state stays with the loop (see ag_server_timeout_dispose) */
+    int open = 0;
+    if (c->cmd != NULL) {
+        open |= ag_server_timeout_dispose(s, &c->io_timeout) != 0;
+        open |= ag_server_timeout_dispose(s, &c->ws_timeout) != 0;
     }
+    if (!open)
+        free(c);
 }

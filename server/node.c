@@ -21,11 +21,10 @@ int ag_server_port(ag_server_t *s)
     return h2o_socket_getport((struct sockaddr *)&ss);
 }
 
-void ag_server_timeout_dispose(ag_server_t *s, h2o_timeout_t *t)
+int ag_server_timeout_dispose(ag_server_t *s, h2o_timeout_t *t)
 {
-    while (!h2o_linklist_is_empty(&t->_entries)) {
-        h2o_timeout_entry_t *e = H2O_STRUCT_FROM_MEMBER(h2o_timeout_entry_t, _link, t->_entries.next);
-        h2o_timeout_unlink(e);
-    }
+    if (!h2o_linklist_is_empty(&t->_entries))
+        return -1;
     h2o_timeout_dispose(s->loop, t);
+    return 0;
 }

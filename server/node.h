@@ -75,8 +75,10 @@ struct st_ag_server_t {
 h2o_pathconf_t *ag_server_register_path(ag_server_t *s, const char *path);
 /* The port actually bound (when configured as 0), or -1 before ag_server_listen. */
 int ag_server_port(ag_server_t *s);
-/* Disposes a timer list a module owns, unlinking first whatever entries are still linked: a node is destroyed after its
- * loop ran for the last time, so nothing will run them (h2o 2.2.5 asserts on disposing a list that is not empty). */
-void ag_server_timeout_dispose(ag_server_t *s, h2o_timeout_t *t);
+/* Disposes a timer list a module owns, unless entries are still linked to it: objects that h2o keeps alive until the
+ * process exits (a WebSocket still closing, a spliced tunnel) may hold one. Returns 0 when disposed, -1 when the list
+ * stays: the module then leaves the memory holding it, and what it reaches, with the loop, which ag_server_destroy
+ * leaves to process exit (h2o 2.2.5 cannot close its live sockets; spec/lsan.supp names the node's creation). */
+int ag_server_timeout_dispose(ag_server_t *s, h2o_timeout_t *t);
 
 #endif

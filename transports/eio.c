@@ -12,24 +12,9 @@
 #include "http.h"
 #include <h2o/websocket.h>
 
-static ag__eio_node_t *the_node; /* one node per process; also keeps sessions reachable at exit */
-
 ag__eio_node_t *ag__eio_node(ag_server_t *server)
 {
     return server->eio;
-}
-
-static void timers_init(ag__eio_node_t *n)
-{
-    if (n->timers_ready)
-        return;
-    const ag_config_t *cfg = n->server->config;
-    h2o_timeout_init(n->server->loop, &n->ping_interval, (uint64_t)cfg->servers.websocket.server.pingInterval);
-    h2o_timeout_init(n->server->loop, &n->ping_timeout, (uint64_t)cfg->servers.websocket.server.pingTimeout);
-    h2o_timeout_init(n->server->loop, &n->upgrade_timeout, (uint64_t)cfg->servers.websocket.server.upgradeTimeout);
-    h2o_timeout_init(n->server->loop, &n->keepalive, (uint64_t)cfg->servers.websocket.server.sse.keepaliveMs);
-    h2o_timeout_init(n->server->loop, &n->hundred_ms, 100);
-    n->timers_ready = 1;
 }
 
 /* --- outbox and flushing --- */
@@ -407,7 +392,6 @@ size_t ag__eio_open_json(ag__eio_session_t *s, ag__eio_kind_t kind, int sse_offe
 ag__eio_session_t *ag__eio_session_create(ag_server_t *server, h2o_req_t *req, ag__eio_kind_t kind)
 {
     ag__eio_node_t *n = ag__eio_node(server);
-    timers_init(n);
     ag__eio_session_t *s = calloc(1, sizeof(*s));
     if (s == NULL)
         return NULL;
@@ -590,7 +574,6 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     if (eio == NULL || !path_matches(cfg, req))
         return -1;
     ag__eio_node_t *n = ag__eio_node(server);
-    timers_init(n);
     if (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("OPTIONS"))) {
         respond_preflight(req);
         return 0;
@@ -688,20 +671,27 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     return 0;
 }
 
-void ag_eio_register(ag_server_t *s)
+int ag_eio_register(ag_server_t *s)
 {
     ag__eio_node_t *n = calloc(1, sizeof(*n));
     if (n == NULL)
-        return;
+        return AG_ENOMEM;
+    const ag_config_t *cfg = s->config;
     n->server = s;
     ag_map_init(&n->sessions);
+    ag_map_init(&n->watched);
+    h2o_timeout_init(s->loop, &n->ping_interval, (uint64_t)cfg->servers.websocket.server.pingInterval);
+    h2o_timeout_init(s->loop, &n->ping_timeout, (uint64_t)cfg->servers.websocket.server.pingTimeout);
+    h2o_timeout_init(s->loop, &n->upgrade_timeout, (uint64_t)cfg->servers.websocket.server.upgradeTimeout);
+    h2o_timeout_init(s->loop, &n->keepalive, (uint64_t)cfg->servers.websocket.server.sse.keepaliveMs);
+    h2o_timeout_init(s->loop, &n->hundred_ms, 100);
     s->eio = n;
-    the_node = n;
     h2o_pathconf_t *pc = ag_server_register_path(s, s->config->servers.websocket.server.pathname);
     h2o_handler_t *h = h2o_create_handler(pc, sizeof(*h));
     h->on_req = on_req;
     if (s->config->servers.socketio.enabled)
         h2o_create_handler(ag_server_register_path(s, s->config->servers.socketio.path), sizeof(*h))->on_req = on_req;
+    return 0;
 }
 
 void ag_eio_stop(ag_server_t *s)
@@ -721,8 +711,21 @@ void ag_eio_stop(ag_server_t *s)
 
 void ag_eio_dispose(ag_server_t *s)
 {
-    /* Sessions still alive here belong to requests h2o never finished; they stay reachable through the_node until
-     * the process exits rather than being freed under a live request. */
-    (void)s;
-    (void)the_node;
+    ag__eio_node_t *n = ag__eio_node(s);
+    if (n == NULL)
+        return;
+    s->eio = NULL;
+    /* Sessions still open here (the shutdown deadline passed) are held by requests and sockets h2o never finished: the
+     * node stays with the loop rather than being freed under them (see ag_server_timeout_dispose). */
+    if (n->sessions.size != 0 || n->watched.size != 0)
+        return;
+    h2o_timeout_t *lists[] = {&n->ping_interval, &n->ping_timeout, &n->upgrade_timeout, &n->keepalive, &n->hundred_ms};
+    int open = 0;
+    for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++)
+        open |= ag_server_timeout_dispose(s, lists[i]) != 0;
+    if (open)
+        return;
+    ag_map_dispose(&n->sessions);
+    ag_map_dispose(&n->watched);
+    free(n);
 }

@@ -22,8 +22,9 @@
 #include "node.h"
 #include "eio_packet.h"
 
-/* Registers the engine.io handler on the pathname (after /primus, which passes on requests with an EIO query). */
-void ag_eio_register(ag_server_t *s);
+/* Registers the engine.io handler on the pathname (after /primus, which passes on requests with an EIO query) and on
+ * the socket.io path; the node's engine.io state goes to s->eio. 0 or AG_ENOMEM. */
+int ag_eio_register(ag_server_t *s);
 /* Server stopping: every session gets its close packet where possible. */
 void ag_eio_stop(ag_server_t *s);
 void ag_eio_dispose(ag_server_t *s);
@@ -81,12 +82,12 @@ struct st_ag__eio_session_t {
     const ag_disconnect_t *why; /* why the session closed (the first reason), NULL while open */
 };
 
-/* Node-wide state (s->eio). */
+/* The node's engine.io state (s->eio). */
 typedef struct st_ag__eio_node_t {
     ag_server_t *server;
     ag_map_t sessions; /* sid -> session */
+    ag_map_t watched;  /* "%p" of an HTTP/1 socket -> the held GET reading it (eio_polling.c) */
     h2o_timeout_t ping_interval, ping_timeout, upgrade_timeout, keepalive, hundred_ms;
-    int timers_ready;
 } ag__eio_node_t;
 
 void ag__eio_session_addref(ag__eio_session_t *s);
@@ -124,6 +125,7 @@ void ag__eio_respond_error(h2o_req_t *req, int code);
  * send (client gone). */
 typedef struct st_ag__eio_held_t ag__eio_held_t;
 struct st_ag__eio_held_t {
+    ag__eio_node_t *node;
     h2o_req_t *req;
     h2o_generator_t gen;
     void *owner;

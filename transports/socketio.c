@@ -43,15 +43,14 @@ struct st_ag_sio_t {
     const ag_disconnect_t *why; /* the layer's own reason for closing (a client that broke the protocol), or NULL */
 };
 
-typedef struct st_sio_node_t {
+/* The node's socket.io state (s->sio). */
+typedef struct st_ag_sio_node_t {
     h2o_timeout_t connect_timeout; /* socket.io's connectTimeout: a session that never CONNECTs is closed */
     int started;
     struct st_script_t *scripts[4]; /* what the module serves, for dispose */
     ag_frame_t *last_in, *last_out; /* the last pushed frame translated, and what it became (see translate) */
     size_t num_scripts;
 } sio_node_t;
-
-static sio_node_t node; /* one node per process */
 
 #define SIO_CONNECT_TIMEOUT_MS 45000
 
@@ -171,8 +170,9 @@ static ag_frame_t *translate(ag_sio_t *sio, ag_frame_t *f)
         return NULL; /* no binary events on this endpoint */
     /* A broadcast is one frame in every recipient's queue, pulled by one recipient after the other: what it becomes
      * does not depend on the recipient (only replies do), so the last one is kept. */
-    if (f == node.last_in)
-        return ag_frame_addref(node.last_out);
+    sio_node_t *node = sio->server->sio;
+    if (f == node->last_in)
+        return ag_frame_addref(node->last_out);
     json_t *obj = json_loadb(f->data, f->len, JSON_DECODE_ANY, NULL);
     ag_frame_t *out = NULL;
     if (!json_is_object(obj)) {
@@ -201,10 +201,10 @@ static ag_frame_t *translate(ag_sio_t *sio, ag_frame_t *f)
                               f->len);
     if (out != NULL && (ctx == NULL || strcmp(ctx, "response") != 0)) {
         /* the references keep the pointer from being reused by another frame while it is the key */
-        ag_frame_release(node.last_in);
-        ag_frame_release(node.last_out);
-        node.last_in = ag_frame_addref(f);
-        node.last_out = ag_frame_addref(out);
+        ag_frame_release(node->last_in);
+        ag_frame_release(node->last_out);
+        node->last_in = ag_frame_addref(f);
+        node->last_out = ag_frame_addref(out);
     }
 done:
     json_decref(obj);
@@ -276,8 +276,8 @@ ag_sio_t *ag_sio_create(ag_server_t *s, const ag_sio_lower_t *lower, void *lower
     sio->remote_port = info->remote_port;
     sio->transport_name = info->transport_name != NULL ? info->transport_name : "polling";
     sio->connect_timer.cb = on_connect_timeout;
-    if (node.started)
-        h2o_timeout_link(s->loop, &node.connect_timeout, &sio->connect_timer);
+    if (s->sio->started)
+        h2o_timeout_link(s->loop, &s->sio->connect_timeout, &sio->connect_timer);
     return sio;
 }
 
@@ -322,8 +322,9 @@ static void detach(ag_sio_t *sio, const ag_disconnect_t *why)
     pending_clear(sio);
     set_room(sio, NULL);
     /* an engine.io session in no namespace is closed unless it CONNECTs again in time */
-    if (node.started && !sio->closing && !h2o_timeout_is_linked(&sio->connect_timer))
-        h2o_timeout_link(sio->server->loop, &node.connect_timeout, &sio->connect_timer);
+    sio_node_t *node = sio->server->sio;
+    if (node->started && !sio->closing && !h2o_timeout_is_linked(&sio->connect_timer))
+        h2o_timeout_link(sio->server->loop, &node->connect_timeout, &sio->connect_timer);
     if (c != NULL)
         ag_conn_on_transport_gone(c, why);
 }
@@ -624,7 +625,8 @@ static int on_script_req(h2o_handler_t *self, h2o_req_t *req)
 static int add_script(ag_server_t *s, const char *prefix, const char *url, ag_frame_t *body, char *errbuf, size_t errlen)
 {
     char *path = body != NULL ? strdup(url) : NULL;
-    if (path == NULL || node.num_scripts == sizeof(node.scripts) / sizeof(node.scripts[0])) {
+    sio_node_t *node = s->sio;
+    if (path == NULL || node->num_scripts == sizeof(node->scripts) / sizeof(node->scripts[0])) {
         free(path);
         ag_frame_release(body);
         snprintf(errbuf, errlen, "out of memory");
@@ -638,7 +640,7 @@ static int add_script(ag_server_t *s, const char *prefix, const char *url, ag_fr
     for (size_t i = 0; i < body->len; i++)
         h = (h ^ (uint8_t)body->data[i]) * 1099511628211ULL;
     snprintf(sc->etag, sizeof(sc->etag), "\"%016llx\"", (unsigned long long)h);
-    node.scripts[node.num_scripts++] = sc;
+    node->scripts[node->num_scripts++] = sc;
     return 0;
 }
 
@@ -695,6 +697,10 @@ int ag_socketio_register(ag_server_t *s, char *errbuf, size_t errlen)
     size_t len;
     char *text;
     int ret;
+    if ((s->sio = calloc(1, sizeof(*s->sio))) == NULL) {
+        snprintf(errbuf, errlen, "out of memory");
+        return AG_ENOMEM;
+    }
     if ((text = read_client_file("legacy/faye.js", &len, errbuf, errlen)) == NULL)
         return AG_EIO;
     ret = add_script(s, "/faye/client.js", "/faye/client.js", ag_frame_create(text, len, 0), errbuf, errlen);
@@ -711,21 +717,28 @@ int ag_socketio_register(ag_server_t *s, char *errbuf, size_t errlen)
     free(text);
     if (ret != 0)
         return ret;
-    h2o_timeout_init(s->loop, &node.connect_timeout, SIO_CONNECT_TIMEOUT_MS);
-    node.started = 1;
+    h2o_timeout_init(s->loop, &s->sio->connect_timeout, SIO_CONNECT_TIMEOUT_MS);
+    s->sio->started = 1;
     return 0;
 }
 
 void ag_socketio_dispose(ag_server_t *s)
 {
-    for (size_t i = 0; i < node.num_scripts; i++) {
-        ag_frame_release(node.scripts[i]->body);
-        free(node.scripts[i]->path);
-        node.scripts[i]->body = NULL;
-        node.scripts[i]->path = NULL;
+    sio_node_t *node = s->sio;
+    if (node == NULL)
+        return;
+    s->sio = NULL;
+    /* the script handlers belong to h2o's configuration, which outlives this: they are emptied, not freed */
+    for (size_t i = 0; i < node->num_scripts; i++) {
+        ag_frame_release(node->scripts[i]->body);
+        free(node->scripts[i]->path);
+        node->scripts[i]->body = NULL;
+        node->scripts[i]->path = NULL;
     }
-    node.num_scripts = 0;
-    ag_frame_release(node.last_in);
-    ag_frame_release(node.last_out);
-    node.last_in = node.last_out = NULL;
+    ag_frame_release(node->last_in);
+    ag_frame_release(node->last_out);
+    node->last_in = node->last_out = NULL;
+    /* sessions still waiting for their CONNECT link their timers here: then the node stays with the loop */
+    if (!node->started || ag_server_timeout_dispose(s, &node->connect_timeout) == 0)
+        free(node);
 }

@@ -65,6 +65,10 @@ struct st_ag_ws_t {
     char _close_reason[64];
 };
 
+/* The node's WebSocket timers (s->ws): before the first upgrade, and after the last loop run. 0 or AG_ENOMEM. */
+int ag_ws_init(ag_server_t *s);
+void ag_ws_dispose(ag_server_t *s);
+
 /* Answers the upgrade (101) and returns the socket; max_message is the incoming limit in bytes. Extra response headers
  * may be set in req->res.headers before the call. */
 ag_ws_t *ag_ws_upgrade(h2o_req_t *req, const char *client_key, size_t max_message, const ag_ws_callbacks_t *cb, void *data);

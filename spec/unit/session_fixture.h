@@ -49,12 +49,9 @@ static inline ag_server_t *fixture_server(const char *yaml)
     return s;
 }
 
-/* The node stays allocated and reachable until exit: ag_server_destroy() leaves h2o's loop and context to process
- * exit (see server.c), which LeakSanitizer would report once the server struct pointing at them is freed. */
-static ag_server_t *fixture_kept_server;
 static inline void fixture_server_done(ag_server_t *s)
 {
-    fixture_kept_server = s;
+    ag_server_destroy(s);
 }
 
 static inline fake_t *fixture_conn(ag_server_t *s, const char *fingerprint)

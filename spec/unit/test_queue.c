@@ -137,6 +137,52 @@ static void test_bound_without_connection(void **state)
     assert_int_equal(srv->stats.slow_consumers, slow + 2);
 }
 
+/* What a consumer registered on a node hears of its connections. */
+typedef struct {
+    int opens, frames, closes;
+    char last[32];
+    const ag_disconnect_t *why;
+} heard_t;
+
+static void heard_open(ag_conn_t *c, void *data)
+{
+    ((heard_t *)data)->opens++;
+}
+
+static void heard_frame(ag_conn_t *c, const char *msg, size_t len, int binary, void *data)
+{
+    heard_t *h = data;
+    h->frames++;
+    snprintf(h->last, sizeof(h->last), "%.*s", (int)len, msg);
+}
+
+static void heard_close(ag_conn_t *c, const ag_disconnect_t *why, void *data)
+{
+    heard_t *h = data;
+    h->closes++;
+    h->why = why;
+}
+
+static void test_consumer_vtable(void **state)
+{
+    static const ag_conn_handler_t handler = {heard_open, heard_frame, heard_close};
+    heard_t heard = {0};
+    ag_server_t *s = fixture_server(NULL);
+    ag_conn_set_handler(s, &handler, &heard);
+    fake_t *f = fixture_conn(s, NULL);
+    assert_int_equal(heard.opens, 1);
+    assert_null(ag_conn_shift(f->conn)); /* no session layer: no welcome */
+    fixture_send(f, "hello");
+    assert_int_equal(heard.frames, 1);
+    assert_string_equal(heard.last, "hello");
+    ag_conn_close(f->conn, &AG_DISCONNECT_SERVER);
+    assert_int_equal(heard.closes, 0); /* the transport closes first */
+    fixture_drop(f);
+    assert_int_equal(heard.closes, 1);
+    assert_ptr_equal(heard.why, &AG_DISCONNECT_SERVER);
+    ag_server_destroy(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -146,6 +192,7 @@ int main(void)
         cmocka_unit_test(test_idle_holds_no_queue),
         cmocka_unit_test(test_transport_backlog_counts),
         cmocka_unit_test(test_bound_without_connection),
+        cmocka_unit_test(test_consumer_vtable),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
