@@ -48,6 +48,7 @@ extern const ag_disconnect_t AG_DISCONNECT_PROTOCOL_ERROR;  /* the client broke 
 extern const ag_disconnect_t AG_DISCONNECT_HEARTBEAT;       /* the client stopped answering pings */
 extern const ag_disconnect_t AG_DISCONNECT_SLOW;            /* what waited for the client passed its bound (slow consumer) */
 extern const ag_disconnect_t AG_DISCONNECT_TOO_BIG;         /* an inbound message over the limit */
+extern const ag_disconnect_t AG_DISCONNECT_RATE;            /* kept sending over the message rate: no reconnect */
 extern const ag_disconnect_t AG_DISCONNECT_QUIT;            /* the client asked (quit/exit verb): no reconnect */
 extern const ag_disconnect_t AG_DISCONNECT_SERVER;          /* closed by the application: no reconnect */
 extern const ag_disconnect_t AG_DISCONNECT_SERVER_ERROR;    /* the server could not go on with it (out of memory) */
@@ -100,7 +101,8 @@ int ag_action_register(ag_server_t *s, const ag_action_def_t *def);
 
 /* The request's params (borrowed for the life of the request). */
 json_t *ag_action_params(ag_action_req_t *req);
-/* Shortcuts: the param as a string/integer/number, or the fallback when missing or of another type. */
+/* Shortcuts: the param as a string/integer/number, or the fallback when missing or of another type (or, for the
+ * integer, a number no long long can hold). */
 const char *ag_action_param_str(ag_action_req_t *req, const char *name, const char *fallback);
 long long ag_action_param_int(ag_action_req_t *req, const char *name, long long fallback);
 ag_server_t *ag_action_server(ag_action_req_t *req);

@@ -381,8 +381,9 @@ long long ag_action_param_int(ag_action_req_t *r, const char *name, long long fa
     json_t *v = json_object_get(r->params, name);
     if (json_is_integer(v))
         return json_integer_value(v);
-    if (json_is_real(v))
-        return (long long)json_real_value(v);
+    long long n;
+    if (json_is_real(v) && ag_double_to_ll(json_real_value(v), &n) == 0)
+        return n;
     return fallback;
 }
 

@@ -3,6 +3,8 @@
  * documentation, and echo (a no-op for benchmarks).
  */
 #include "actions.h"
+#include "rooms.h"
+#include "limit.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +27,14 @@ static void run_status(ag_action_req_t *r, void *data)
     json_object_set_new(res, "uptime", json_integer((json_int_t)(ag_now_ms() - s->started_ms)));
     json_object_set_new(res, "consumedMemoryMB", json_real((double)((ru.ru_maxrss * 100) / 1024) / 100.0));
     json_object_set_new(res, "connections", json_integer((json_int_t)s->num_conns));
+    /* README "Limits": what the node turned away, and the memory its bounds watch */
+    json_object_set_new(res, "limits",
+                        json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "tcpConnections",
+                                  (json_int_t)(s->limits != NULL ? s->limits->tcp_conns : 0), "maxConnections",
+                                  (json_int_t)(s->limits != NULL ? s->limits->max_tcp : 0), "connectionsRefused",
+                                  (json_int_t)s->stats.tcp_refused, "handshakesRefused", (json_int_t)s->stats.handshakes_refused,
+                                  "messagesRefused", (json_int_t)s->stats.messages_refused, "rateDisconnects",
+                                  (json_int_t)s->stats.rate_disconnects, "sseReplayBytes", (json_int_t)s->stats.sse_replay_bytes));
     json_object_set_new(res, "nodeStatus", json_string("Node Healthy"));
     json_object_set_new(res, "problems", json_array());
     ag_action_succeed(r, res);
@@ -142,14 +152,16 @@ static void run_cachetest(ag_action_req_t *r, void *data)
 
 /* --- sleepTest --- */
 
-/* parseInt-like: numbers are truncated, numeric strings parsed, anything else left for the default. */
+/* parseInt-like: numbers are truncated, numeric strings parsed, anything else left for the default. A number no
+ * integer can hold (1e300) is left as it is, and the validator refuses it. */
 static json_t *to_int(const json_t *v)
 {
+    long long n;
     if (json_is_real(v))
-        return json_integer((json_int_t)json_real_value(v));
+        return ag_double_to_ll(json_real_value(v), &n) == 0 ? json_integer(n) : NULL;
     if (json_is_string(v)) {
         char *end;
-        long long n = strtoll(json_string_value(v), &end, 10);
+        n = strtoll(json_string_value(v), &end, 10);
         if (end != json_string_value(v))
             return json_integer(n);
     }
@@ -182,13 +194,27 @@ static void run_sleeptest(ag_action_req_t *r, void *data)
 static void room_created(void *data, const char *err, json_t *res)
 {
     ag_action_req_t *r = data;
+    if (err != NULL && strcmp(err, AG_STORE_ERR_TOO_MANY_ROOMS) == 0) {
+        char msg[80];
+        snprintf(msg, sizeof(msg), "%s (at most %d)", AG_ERR_TOO_MANY_ROOMS, ag_action_server(r)->config->general.maxRooms);
+        ag_action_fail(r, 409, msg);
+        return;
+    }
     ag_action_succeed(r, json_pack("{s:s,s:b}", "name", ag_action_param_str(r, "name", ""), "didCreate", err == NULL));
 }
 
+/* Anyone may create rooms, as in actionhero; the bounds on names and on the number of rooms keep that cheap. */
 static void run_create_room(ag_action_req_t *r, void *data)
 {
-    ag_store_t *st = ag_action_server(r)->store;
-    st->ops->room_add(st, ag_action_param_str(r, "name", ""), room_created, r);
+    ag_server_t *s = ag_action_server(r);
+    const char *name = ag_action_param_str(r, "name", "");
+    if (ag__room_name_check(s, name) != AG_OK) {
+        char msg[80];
+        snprintf(msg, sizeof(msg), "%s (at most %d)", AG_ERR_ROOM_NAME_TOO_LONG, s->config->general.maxRoomNameLength);
+        ag_action_fail(r, 422, name[0] == '\0' ? AG_ERR_ROOM_REQUIRED : msg); /* "" when name was not a string */
+        return;
+    }
+    s->store->ops->room_add(s->store, name, room_created, r);
 }
 
 /* --- documentation, echo --- */

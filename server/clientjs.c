@@ -1,6 +1,7 @@
 #include "clientjs.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +9,8 @@
 #include <unistd.h>
 #include <jansson.h>
 #include "eio_packet.h"
+#include "http.h"
+#include "static.h"
 
 /* The fallback directory this node rendered into (s->clientjs), removed when the node is destroyed. */
 struct st_ag_clientjs_t {
@@ -190,57 +193,81 @@ static char *read_file(const char *path, size_t *len)
     return buf;
 }
 
-/* mkdir -p */
-static int make_dirs(const char *path)
+/* Opens (creating what is missing) the directory rel under the directory fd base, one component at a time and without
+ * following a symlink: a link planted where the files go (a shared or world-writable directory) is refused, not
+ * written through. "." and ".." components are refused too. Returns a directory fd or -1 (errno set). */
+static int open_dirs(int base, const char *rel)
 {
     char tmp[4096];
-    snprintf(tmp, sizeof(tmp), "%s", path);
-    for (char *p = tmp + 1; *p != '\0'; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+    snprintf(tmp, sizeof(tmp), "%s", rel);
+    char *save = NULL;
+    int dfd = dup(base);
+    for (char *name = strtok_r(tmp, "/", &save); name != NULL && dfd != -1; name = strtok_r(NULL, "/", &save)) {
+        if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0) {
+            close(dfd);
+            errno = EINVAL;
             return -1;
-        *p = '/';
+        }
+        if (mkdirat(dfd, name, 0755) != 0 && errno != EEXIST) {
+            close(dfd);
+            return -1;
+        }
+        int next = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        close(dfd);
+        dfd = next;
     }
-    if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-        return -1;
-    struct stat st;
-    return stat(tmp, &st) == 0 && S_ISDIR(st.st_mode) ? 0 : -1;
+    return dfd;
 }
 
-/* Written to a temporary name and renamed, so that a reader (or another node sharing the directory) never sees half a
- * file. */
-static int write_file(const char *path, const char *data, size_t len)
+/* Written under a fresh random name (O_EXCL, never through a link) and renamed, so that a reader (or another node
+ * sharing the directory) never sees half a file. */
+static int write_file(int dfd, const char *name, const char *data, size_t len)
 {
-    char tmp[4200];
-    snprintf(tmp, sizeof(tmp), "%s.%d.tmp", path, (int)getpid());
-    FILE *fp = fopen(tmp, "wb");
-    if (fp == NULL)
+    unsigned char rnd[8];
+    char tmp[300];
+    ag_random_bytes(rnd, sizeof(rnd));
+    snprintf(tmp, sizeof(tmp), ".%.200s.%02x%02x%02x%02x%02x%02x%02x%02x.tmp", name, rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5],
+             rnd[6], rnd[7]);
+    int fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd == -1)
         return -1;
-    int ok = fwrite(data, 1, len, fp) == len;
-    ok = fclose(fp) == 0 && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        unlink(tmp);
+    size_t done = 0;
+    ssize_t n = 0;
+    while (done < len && (n = write(fd, data + done, len - done)) > 0)
+        done += (size_t)n;
+    int ok = done == len;
+    ok = close(fd) == 0 && ok;
+    if (!ok || renameat(dfd, tmp, dfd, name) != 0) {
+        int saved = errno;
+        unlinkat(dfd, tmp, 0);
+        errno = saved;
         return -1;
     }
     return 0;
 }
 
-static int render_into(const char *dir, const char *name, char *const out[2], size_t outlen[2], char *errbuf, size_t errlen)
+/* Renders into base/rel (rel may be ""); base itself is trusted (the public directory, or our own fresh directory). */
+static int render_into(const char *base, const char *rel, const char *name, char *const out[2], size_t outlen[2], char *errbuf,
+                       size_t errlen)
 {
-    if (make_dirs(dir) != 0) {
-        snprintf(errbuf, errlen, "cannot create %s: %s", dir, strerror(errno));
+    int bfd = open(base, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int dfd = bfd != -1 ? open_dirs(bfd, rel) : -1;
+    if (bfd != -1)
+        close(bfd);
+    if (dfd == -1) {
+        snprintf(errbuf, errlen, "cannot create %s/%s: %s", base, rel, strerror(errno));
         return AG_EIO;
     }
     for (int k = 0; k < 2; k++) {
-        char path[4096];
-        snprintf(path, sizeof(path), "%s/%s%s", dir, name, suffixes[k]);
-        if (write_file(path, out[k], outlen[k]) != 0) {
-            snprintf(errbuf, errlen, "cannot write %s: %s", path, strerror(errno));
+        char file[300];
+        snprintf(file, sizeof(file), "%s%s", name, suffixes[k]);
+        if (write_file(dfd, file, out[k], outlen[k]) != 0) {
+            snprintf(errbuf, errlen, "cannot write %s/%s%s: %s", base, rel, file, strerror(errno));
+            close(dfd);
             return AG_EIO;
         }
     }
+    close(dfd);
     return 0;
 }
 
@@ -268,15 +295,22 @@ int ag_clientjs_render(const ag_config_t *cfg, const char *template_dir, const c
             ret = AG_ECONFIG;
         free(tmpl);
     }
-    if (ret == 0) {
+    if (ret == 0 && (strchr(name, '/') != NULL || strlen(name) > 200)) {
+        snprintf(errbuf, errlen, "servers.websocket.clientJsName: a file name, without /, of at most 200 bytes");
+        ret = AG_ECONFIG;
+    }
+    if (ret == 0 && render_into(public_dir, cfg->servers.websocket.clientJsPath, name, out, outlen, errbuf, errlen) != 0) {
+        ag_log(AG_LOG_WARN, "clientjs", NULL, "%s; rendering under %s instead", errbuf, fallback_root);
+        /* a fresh directory of our own (0700): a name known in advance could be planted, as a link, by anyone */
         char dir[4096];
-        snprintf(dir, sizeof(dir), "%s/%s", public_dir, cfg->servers.websocket.clientJsPath);
-        if (render_into(dir, name, out, outlen, errbuf, errlen) != 0) {
-            ag_log(AG_LOG_WARN, "clientjs", NULL, "%s; rendering under %s instead", errbuf, fallback_root);
-            snprintf(dir, sizeof(dir), "%s/actiongate-client-%d", fallback_root, (int)getpid());
-            ret = render_into(dir, name, out, outlen, errbuf, errlen);
-            if (ret == 0)
-                snprintf(fallback_dir, fallback_len, "%s", dir);
+        snprintf(dir, sizeof(dir), "%s/actiongate-client-XXXXXX", fallback_root);
+        if (mkdtemp(dir) == NULL) {
+            snprintf(errbuf, errlen, "cannot create a directory under %s: %s", fallback_root, strerror(errno));
+            ret = AG_EIO;
+        } else if ((ret = render_into(dir, "", name, out, outlen, errbuf, errlen)) != 0) {
+            rmdir(dir);
+        } else {
+            snprintf(fallback_dir, fallback_len, "%s", dir);
         }
     }
     free(out[0]);
@@ -326,8 +360,7 @@ int ag_clientjs_init(ag_server_t *s, char *errbuf, size_t errlen)
         snprintf(url, sizeof(url), "/%s/%s%s%s", cfg->servers.web.urlPathForFiles, cfg->servers.websocket.clientJsPath,
                  cfg->servers.websocket.clientJsName, suffixes[k]);
         h2o_pathconf_t *pc = ag_server_register_path(s, url);
-        h2o_mimemap_type_t *js = h2o_mimemap_get_type_by_extension(pc->mimemap, h2o_iovec_init(H2O_STRLIT("js")));
-        h2o_file_register_file(pc, rendered->files[k], js, 0);
+        ag_static_register_file(pc, rendered->files[k], "application/javascript");
         h2o_expires_register(pc, &expires);
     }
     return 0;

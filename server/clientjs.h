@@ -5,9 +5,10 @@
  * tools/minify-client and committed) hold placeholders __AG_<NAME>__ where the configured defaults go. Rendering is
  * substitution only: no build step at boot. The files are written to <public>/<clientJsPath><clientJsName>.js and
  * .min.js and served by the static file handler (ETag, Last-Modified, Cache-Control, JavaScript content type).
- * When the public directory cannot be written (read-only in production), they are written under a per-process
- * directory in $RUNTIME_DIRECTORY (or $TMPDIR, or /tmp) instead and served at the same URLs by their own file
- * handlers; that directory is removed at exit.
+ * When the public directory cannot be written (read-only in production), they are written under a fresh directory
+ * (mkdtemp, "actiongate-client-XXXXXX", mode 0700) in $RUNTIME_DIRECTORY (or $TMPDIR, or /tmp) instead and served at
+ * the same URLs by their own file handlers; that directory is removed at exit. No symlink is followed on the way to the
+ * files: a link where a directory of clientJsPath should be sends the files to the fallback directory.
  */
 #ifndef AG_CLIENTJS_H
 #define AG_CLIENTJS_H
@@ -22,6 +23,7 @@
 char *ag_clientjs_substitute(const ag_config_t *cfg, const char *tmpl, size_t len, size_t *outlen, char *errbuf, size_t errlen);
 
 /* Renders both files into public_dir (or, when that cannot be written, into a fresh directory under fallback_root).
+ * clientJsName must be a file name (no "/"); clientJsPath may not hold "." or ".." components.
  * On success returns 0 and, if the fallback was used, copies the directory the files went to into fallback_dir
  * (else fallback_dir[0] = '\0'). Nothing is rendered when servers.websocket.clientJsName is empty. */
 int ag_clientjs_render(const ag_config_t *cfg, const char *template_dir, const char *public_dir, const char *fallback_root,

@@ -1,22 +1,24 @@
 /*
- * The cluster over Redis: which node owns an engine.io session, forwarding of requests to that node (no sticky
- * sessions), and carrying a push to the node that holds its connection. Inert without redis.url (the memory store): every call
- * below then means "this node".
+ * The cluster: which node owns an engine.io session, forwarding of requests to that node (no sticky sessions), and
+ * carrying a push to the node that holds its connection. It talks to the store only through its interface
+ * (server/store/store.h: node_register, node_lookup, node_leave, publish, on_node_event); on a store without a node
+ * registry (memory) it is inert and every call below means "this node".
  *
- * Session ownership. Every node has a random 8-character tag per boot, registered in Redis as
- * `<prefix>route:<tag>` = "host:port" with the node TTL (redis.nodeTtl) and refreshed every third of it. An engine.io
+ * Session ownership. Every node has a random 8-character tag and a random token per boot, registered with its address
+ * ("host:port") in the store's registry, which keeps it alive with the node heartbeat (redis.nodeTtl). An engine.io
  * sid starts with its owner's tag (ag_cluster_sid_stamp); the sid keeps engine.io's 22 URL-safe characters, so stock
- * clients see nothing new. A request whose sid names another node is forwarded to it:
+ * clients see nothing new. A request whose sid names another node is forwarded to the address that node registered,
+ * never to one taken from the request:
  *   - polling GET/POST and the SSE stream and its POSTs: HTTP/1.1 through h2o's proxy (a fresh upstream connection per
  *     request, response streamed back as it comes, so a held GET or an SSE stream stays held/streaming);
  *   - a WebSocket upgrade: the handshake is proxied and, on 101, both sockets are spliced (h2o's tunnel).
  * A plain /primus WebSocket is one TCP connection: it lives where it lands and is never forwarded.
- * A sid whose owner is not registered (dead, or never stamped) is handled here, where it is unknown: the client
- * gets engine.io's "Session ID unknown" and reconnects.
+ * A sid whose owner is not registered (dead, never stamped, or the registry cannot be read) is handled here, where it
+ * is unknown: the client gets engine.io's "Session ID unknown" and reconnects.
  *
- * The forwarding hook runs as an h2o handler on the engine.io path, registered before the transports
- * (ag_cluster_register in server/modules.c), so the engine.io handler needs exactly one call: ag_cluster_sid_stamp
- * when it creates a sid. Handlers that prefer an explicit call use ag_cluster_route.
+ * The forwarding hook runs as an h2o handler on the engine.io paths, registered before the transports
+ * (ag_cluster_register, called by server/server.c), so the engine.io handler needs exactly one call: ag_cluster_sid_stamp
+ * when it creates a sid.
  */
 #ifndef AG_CLUSTER_H
 #define AG_CLUSTER_H
@@ -27,10 +29,11 @@
 typedef struct st_ag_cluster_t ag_cluster_t;
 
 #define AG_CLUSTER_TAG_LEN 8
-/* Request header a forwarding node adds: the owner never forwards such a request again (no loops). */
+/* Request header a forwarding node adds, with the owner's token as the registry gives it: the owner recognises a node's
+ * forward by its own token and never forwards it again. Without that token the header is removed and means nothing. */
 #define AG_CLUSTER_FORWARDED_HEADER "x-actiongate-forwarded"
 
-/* Node lifecycle (server/modules.c). init: after the store exists; register: adds the routing handler on the engine.io
+/* Node lifecycle (server/server.c). init: after the store exists; register: adds the routing handler on the engine.io
  * path (before the transports); listening: the listener is bound, the node's address can be published. */
 int ag_cluster_init(ag_server_t *s, char *errbuf, size_t errlen);
 void ag_cluster_register(ag_server_t *s);
@@ -46,12 +49,6 @@ int ag_cluster_owner_of_sid(const char *sid, char tag[AG_CLUSTER_TAG_LEN + 1]);
 /* Whether sid belongs to this node (always true without a cluster). */
 int ag_cluster_is_local_sid(ag_server_t *s, const char *sid);
 
-/* Routes an engine.io request for sid. Returns 0 when the request was taken over (forwarded to the owner, or
- * re-dispatched here once the owner turned out to be unknown): the caller must return 0 from its handler and touch
- * req no more. Returns 1 when this node must handle it (owner is here, no cluster, or the request was forwarded to us
- * already). */
-int ag_cluster_route(h2o_req_t *req, const char *sid);
-
 /* Cross-node push (server/push.c uses it for connections that are not local): publishes obj (borrowed) for connection
  * conn_id on the cluster channel, and the node that holds it hands it to its push receiver. 0, AG_ENOENT without a
  * cluster, AG_ENOMEM. */
@@ -64,7 +61,7 @@ void ag_cluster_set_push_receiver(ag_server_t *s, ag_cluster_push_receiver_fn fn
 
 /* Counters for tests and logs. */
 typedef struct st_ag_cluster_stats_t {
-    uint64_t forwarded_http, forwarded_ws, unknown_owner, pushes_in, pushes_out;
+    uint64_t forwarded_http, forwarded_ws, unknown_owner, forged_header, pushes_in, pushes_out;
 } ag_cluster_stats_t;
 const ag_cluster_stats_t *ag_cluster_stats(ag_server_t *s);
 

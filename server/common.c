@@ -1,6 +1,7 @@
 #include "common.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,18 +47,113 @@ int ag_log_level_parse(const char *s)
     return -1;
 }
 
+/* Length of the UTF-8 sequence at p that may go to a log as it is, or 0: not UTF-8, a C1 control, a line or paragraph
+ * separator, or a bidirectional override (which can make a terminal show a line other than the one written). */
+static size_t log_safe_utf8(const unsigned char *p)
+{
+    size_t len;
+    uint32_t cp;
+    if (p[0] >= 0xc2 && p[0] <= 0xdf)
+        len = 2, cp = p[0] & 0x1f;
+    else if (p[0] >= 0xe0 && p[0] <= 0xef)
+        len = 3, cp = p[0] & 0x0f;
+    else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+        len = 4, cp = p[0] & 0x07;
+    else
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((p[i] & 0xc0) != 0x80) /* also stops at the terminating NUL */
+            return 0;
+        cp = cp << 6 | (p[i] & 0x3f);
+    }
+    if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) || (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    if (cp <= 0x9f || cp == 0x2028 || cp == 0x2029 || (cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069))
+        return 0;
+    return len;
+}
+
+/* Log text comes from clients too (a parser's error quotes the bad input): what could end the line, move the cursor
+ * or pass for something else is written as an escape, the backslash included, so one call is one line, as written. */
+static void log_escape(char *out, size_t size, const char *in)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *p = (const unsigned char *)in;
+    size_t o = 0;
+    while (*p != '\0') {
+        char esc[5] = {'\\', 0, 0, 0, 0};
+        size_t n, take = 1;
+        if (*p >= 0x20 && *p < 0x7f && *p != '\\') {
+            esc[0] = (char)*p;
+            n = 1;
+        } else if (*p >= 0x80 && (take = log_safe_utf8(p)) != 0) {
+            if (o + take >= size)
+                break;
+            memcpy(out + o, p, take);
+            o += take;
+            p += take;
+            continue;
+        } else {
+            take = 1;
+            const char *named = *p == '\\' ? "\\" : *p == '\n' ? "n" : *p == '\r' ? "r" : *p == '\t' ? "t" : NULL;
+            if (named != NULL) {
+                esc[1] = named[0];
+                n = 2;
+            } else {
+                esc[1] = 'x';
+                esc[2] = hex[*p >> 4];
+                esc[3] = hex[*p & 15];
+                n = 4;
+            }
+        }
+        if (o + n >= size)
+            break;
+        memcpy(out + o, esc, n);
+        o += n;
+        p += take;
+    }
+    out[o] = '\0';
+}
+
 void ag_log(ag_log_level_t level, const char *subsys, const char *conn_id, const char *fmt, ...)
 {
     static const char *names[] = {"debug", "info", "warn", "error"};
     if (level < ag_log_threshold || level >= AG_LOG_NONE)
         return;
-    char ts[32], msg[1024];
+    char ts[32], msg[1024], safe[4 * sizeof(msg)], id[4 * 64];
     ag_iso8601(ag_now_ms(), ts);
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    fprintf(stderr, "%s %-5s [%s] %s %s\n", ts, names[level], subsys, conn_id != NULL ? conn_id : "-", msg);
+    log_escape(safe, sizeof(safe), msg);
+    log_escape(id, sizeof(id), conn_id != NULL ? conn_id : "-");
+    fprintf(stderr, "%s %-5s [%s] %s %s\n", ts, names[level], subsys, id, safe);
+}
+
+void ag_log_site(ag_log_site_t *site, ag_log_level_t level, const char *subsys, const char *conn_id, const char *fmt, ...)
+{
+    if (level < ag_log_threshold || level >= AG_LOG_NONE)
+        return;
+    uint64_t now = ag_mono_ns() / 1000000;
+    if (site->window_ms == 0 || now - site->window_ms >= 1000) {
+        if (site->suppressed != 0)
+            ag_log(level, subsys, NULL, "suppressed %llu similar lines", (unsigned long long)site->suppressed);
+        site->window_ms = now != 0 ? now : 1;
+        site->printed = 0;
+        site->suppressed = 0;
+    }
+    if (site->printed >= AG_LOG_SITE_LINES_PER_SEC) {
+        site->suppressed++;
+        return;
+    }
+    site->printed++;
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    ag_log(level, subsys, conn_id, "%s", msg);
 }
 
 uint64_t ag_now_ms(void)
@@ -131,6 +227,15 @@ void ag_format_double(double v, char buf[32])
     }
 }
 
+int ag_double_to_ll(double v, long long *out)
+{
+    /* (double)LLONG_MIN is -2^63 exactly and its negation, 2^63, is the first value too large; NaN fails both. */
+    if (!(v >= (double)LLONG_MIN && v < -(double)LLONG_MIN))
+        return AG_EINVAL;
+    *out = (long long)v;
+    return 0;
+}
+
 void ag_iso8601(uint64_t ms, char buf[32])
 {
     time_t secs = (time_t)(ms / 1000);
@@ -140,16 +245,79 @@ void ag_iso8601(uint64_t ms, char buf[32])
     snprintf(buf + n, 32 - n, ".%03uZ", (unsigned)(ms % 1000));
 }
 
+/* --- SipHash --- */
+
+static inline uint64_t rotl64(uint64_t x, int b)
+{
+    return (x << b) | (x >> (64 - b));
+}
+
+static inline uint64_t load_le64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+/* One SipRound: two ARX half-rounds over the four state words. */
+#define SIP_ROUND(v0, v1, v2, v3)                                                                                                  \
+    do {                                                                                                                           \
+        v0 += v1;                                                                                                                  \
+        v1 = rotl64(v1, 13) ^ v0;                                                                                                  \
+        v0 = rotl64(v0, 32);                                                                                                       \
+        v2 += v3;                                                                                                                  \
+        v3 = rotl64(v3, 16) ^ v2;                                                                                                  \
+        v0 += v3;                                                                                                                  \
+        v3 = rotl64(v3, 21) ^ v0;                                                                                                  \
+        v2 += v1;                                                                                                                  \
+        v1 = rotl64(v1, 17) ^ v2;                                                                                                  \
+        v2 = rotl64(v2, 32);                                                                                                       \
+    } while (0)
+
+uint64_t ag_siphash(const uint8_t key[16], const void *data, size_t len, int crounds, int drounds)
+{
+    const unsigned char *p = data;
+    uint64_t k0 = load_le64(key), k1 = load_le64(key + 8);
+    /* the initial state is the key xored with the ASCII of "somepseudorandomlygeneratedbytes" */
+    uint64_t v0 = k0 ^ 0x736f6d6570736575ull, v1 = k1 ^ 0x646f72616e646f6dull;
+    uint64_t v2 = k0 ^ 0x6c7967656e657261ull, v3 = k1 ^ 0x7465646279746573ull;
+    size_t whole = len & ~(size_t)7;
+    for (size_t off = 0; off < whole; off += 8) {
+        uint64_t m = load_le64(p + off);
+        v3 ^= m;
+        for (int r = 0; r < crounds; r++)
+            SIP_ROUND(v0, v1, v2, v3);
+        v0 ^= m;
+    }
+    /* the last word: the 0-7 remaining bytes, and the length's low byte in the top byte */
+    uint64_t m = (uint64_t)(len & 0xff) << 56;
+    for (size_t i = len - whole; i > 0; i--)
+        m |= (uint64_t)p[whole + i - 1] << (8 * (i - 1));
+    v3 ^= m;
+    for (int r = 0; r < crounds; r++)
+        SIP_ROUND(v0, v1, v2, v3);
+    v0 ^= m;
+    v2 ^= 0xff;
+    for (int r = 0; r < drounds; r++)
+        SIP_ROUND(v0, v1, v2, v3);
+    return v0 ^ v1 ^ v2 ^ v3;
+}
+
 /* --- ag_map_t --- */
+
+/* Keys often come from clients (room names, channels): an unkeyed hash would let them choose colliding keys and turn
+ * every probe into a scan. The key is drawn from getrandom once per process, at the first hash. */
+static uint8_t map_key[16];
+static int map_keyed;
 
 static uint32_t map_hash(const char *s)
 {
-    uint32_t h = 2166136261u; /* FNV-1a */
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= 16777619u;
+    if (!map_keyed) { /* a zeroed map (static storage) needs no ag_map_init, so the key is drawn here */
+        ag_random_bytes(map_key, sizeof(map_key));
+        map_keyed = 1;
     }
-    return h;
+    return (uint32_t)ag_siphash(map_key, s, strlen(s), 1, 3);
 }
 
 #define MAP_TOMBSTONE ((char *)1)

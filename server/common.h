@@ -38,6 +38,26 @@ void ag_log(ag_log_level_t level, const char *subsys, const char *conn_id, const
             ag_log(AG_LOG_DEBUG, subsys, id, __VA_ARGS__);                                                                         \
     } while (0)
 
+/*
+ * Rate-limited logging, for every line a stranger can trigger over and over (bad input, slow consumers, refusals):
+ * at most AG_LOG_SITE_LINES_PER_SEC lines per second from one call site; the rest are counted, and the first line of
+ * the site's next second is preceded by one "suppressed K similar lines". A site is a static ag_log_site_t, which
+ * ag_log_limited() declares at the call.
+ */
+#define AG_LOG_SITE_LINES_PER_SEC 10
+typedef struct st_ag_log_site_t {
+    uint64_t window_ms;  /* monotonic start of the current second; 0 = never used */
+    uint32_t printed;    /* lines printed in that second */
+    uint64_t suppressed; /* lines dropped since the last "suppressed" line */
+} ag_log_site_t;
+void ag_log_site(ag_log_site_t *site, ag_log_level_t level, const char *subsys, const char *conn_id, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+#define ag_log_limited(level, subsys, id, ...)                                                                                     \
+    do {                                                                                                                           \
+        static ag_log_site_t ag_log_site_;                                                                                         \
+        ag_log_site(&ag_log_site_, level, subsys, id, __VA_ARGS__);                                                                \
+    } while (0)
+
 /* Wall clock in ms since the epoch (what the protocol calls "ms"). */
 uint64_t ag_now_ms(void);
 /* Monotonic clock in ns, for measuring durations. */
@@ -52,11 +72,19 @@ double ag_random_double(void);
 
 /* Formats a double the way JavaScript's Number#toString does (shortest round-trip), into buf (>= 32 bytes). */
 void ag_format_double(double v, char buf[32]);
+/* Truncates v toward zero into *out when the result fits a long long; returns AG_EINVAL (and leaves *out) for NaN,
+ * infinities and anything out of range, where a plain cast is undefined behaviour. */
+int ag_double_to_ll(double v, long long *out);
 /* ms epoch -> "2026-11-22T03:34:31.608Z" (buf >= 25 bytes). */
 void ag_iso8601(uint64_t ms, char buf[32]);
 
+/* SipHash-c-d of data under a 128-bit key (64-bit output; the key's bytes are read as two little-endian words).
+ * The map below uses SipHash-1-3; SipHash-2-4 is the reference variant. */
+uint64_t ag_siphash(const uint8_t key[16], const void *data, size_t len, int crounds, int drounds);
+
 /*
- * ag_map_t: string -> pointer, open addressing. Keys are copied and owned by the map; values are borrowed.
+ * ag_map_t: string -> pointer, open addressing with linear probing, hashed with SipHash-1-3 under a per-process
+ * random key (so clients cannot choose keys that collide). Keys are copied and owned by the map; values are borrowed.
  * Iteration order is unspecified. Not thread-safe.
  */
 typedef struct st_ag_map_entry_t {

@@ -6,10 +6,13 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <yaml.h>
+#include "addr.h"
 #include "common.h"
 
 typedef enum { T_STR, T_INT, T_LONG, T_BOOL, T_DOUBLE, T_LIST } ctype_t;
@@ -35,6 +38,9 @@ static const ckey_t schema[] = {
     K("general.trustedProxies", T_LIST, general.trustedProxies),
     K("general.logLevel", T_STR, general.logLevel),
     K("general.shutdownTimeout", T_INT, general.shutdownTimeout),
+    K("general.maxRoomsPerConnection", T_INT, general.maxRoomsPerConnection),
+    K("general.maxRooms", T_INT, general.maxRooms),
+    K("general.maxRoomNameLength", T_INT, general.maxRoomNameLength),
     K("servers.web.enabled", T_BOOL, servers.web.enabled),
     K("servers.web.port", T_INT, servers.web.port),
     K("servers.web.bindIP", T_STR, servers.web.bindIP),
@@ -52,6 +58,10 @@ static const ckey_t schema[] = {
     K("servers.web.cookieExpires", T_INT, servers.web.cookieExpires),
     K("servers.web.maxRequestBody", T_LONG, servers.web.maxRequestBody),
     K("servers.web.flatFileCacheDuration", T_INT, servers.web.flatFileCacheDuration),
+    K("servers.web.maxConnections", T_INT, servers.web.maxConnections),
+    K("servers.web.maxConnectionsPerIp", T_INT, servers.web.maxConnectionsPerIp),
+    K("servers.web.handshakeRate", T_DOUBLE, servers.web.handshakeRate),
+    K("servers.web.handshakeBurst", T_INT, servers.web.handshakeBurst),
     K("servers.websocket.enabled", T_BOOL, servers.websocket.enabled),
     K("servers.websocket.clientUrl", T_STR, servers.websocket.clientUrl),
     K("servers.websocket.clientJsPath", T_STR, servers.websocket.clientJsPath),
@@ -72,10 +82,13 @@ static const ckey_t schema[] = {
     K("servers.websocket.server.queueMaxBytes", T_LONG, servers.websocket.server.queueMaxBytes),
     K("servers.websocket.server.queueMaxFrames", T_INT, servers.websocket.server.queueMaxFrames),
     K("servers.websocket.server.echo", T_BOOL, servers.websocket.server.echo),
+    K("servers.websocket.server.messageRate", T_DOUBLE, servers.websocket.server.messageRate),
+    K("servers.websocket.server.messageBurst", T_INT, servers.websocket.server.messageBurst),
     K("servers.websocket.server.sse.replayEvents", T_INT, servers.websocket.server.sse.replayEvents),
     K("servers.websocket.server.sse.replayBytes", T_LONG, servers.websocket.server.sse.replayBytes),
     K("servers.websocket.server.sse.recycleBytes", T_LONG, servers.websocket.server.sse.recycleBytes),
     K("servers.websocket.server.sse.keepaliveMs", T_INT, servers.websocket.server.sse.keepaliveMs),
+    K("servers.websocket.server.sse.replayTotalBytes", T_LONG, servers.websocket.server.sse.replayTotalBytes),
     K("servers.websocket.client.apiPath", T_STR, servers.websocket.client.apiPath),
     K("servers.websocket.client.cookieKey", T_STR, servers.websocket.client.cookieKey),
     K("servers.websocket.client.transports", T_LIST, servers.websocket.client.transports),
@@ -149,6 +162,9 @@ ag_config_t *ag_config_create_default(void)
     c->general.trustedProxies = list_of((const char *[]){"127.0.0.1", "::1", NULL});
     c->general.logLevel = strdup("info");
     c->general.shutdownTimeout = 5000;
+    c->general.maxRoomsPerConnection = 100;
+    c->general.maxRooms = 10000;
+    c->general.maxRoomNameLength = 256;
 
     c->servers.web.enabled = 1;
     c->servers.web.port = 8080;
@@ -165,6 +181,10 @@ ag_config_t *ag_config_create_default(void)
     c->servers.web.cookieExpires = 3600000;
     c->servers.web.maxRequestBody = 10485760;
     c->servers.web.flatFileCacheDuration = 60;
+    c->servers.web.maxConnections = 0;
+    c->servers.web.maxConnectionsPerIp = 1000;
+    c->servers.web.handshakeRate = 20;
+    c->servers.web.handshakeBurst = 200;
 
     c->servers.websocket.enabled = 1;
     c->servers.websocket.clientUrl = strdup("window.location.origin");
@@ -182,14 +202,17 @@ ag_config_t *ag_config_create_default(void)
     c->servers.websocket.server.methods = list_of((const char *[]){"GET", "POST", NULL});
     c->servers.websocket.server.maxAge = 86400;
     c->servers.websocket.server.primusPingInterval = 30000;
-    c->servers.websocket.server.maxLength = 10485760;
+    c->servers.websocket.server.maxLength = 1048576;
     c->servers.websocket.server.queueMaxBytes = 4194304;
     c->servers.websocket.server.queueMaxFrames = 4096;
     c->servers.websocket.server.echo = 0;
+    c->servers.websocket.server.messageRate = 100;
+    c->servers.websocket.server.messageBurst = 200;
     c->servers.websocket.server.sse.replayEvents = 512;
     c->servers.websocket.server.sse.replayBytes = 1048576;
     c->servers.websocket.server.sse.recycleBytes = 8388608;
     c->servers.websocket.server.sse.keepaliveMs = 15000;
+    c->servers.websocket.server.sse.replayTotalBytes = 67108864;
     c->servers.websocket.client.apiPath = strdup("/api");
     c->servers.websocket.client.cookieKey = strdup("sessionID");
     c->servers.websocket.client.transports = list_of((const char *[]){"polling", "websocket", "sse", NULL});
@@ -238,17 +261,34 @@ void ag_config_destroy(ag_config_t *c)
 
 /* --- YAML --- */
 
+/* A configuration is a few kilobytes and a few levels deep. These bounds keep a mistaken or hostile file (a device, a
+ * generated blob, thousands of nested brackets, on which libyaml's scanner spends time quadratic in the depth) from
+ * costing more than a moment. */
+#define MAX_FILE_BYTES (1024 * 1024)
+#define MAX_DEPTH 32
+/* Keys visited by the walk: a section repeated through aliases is walked again each time it appears. */
+#define MAX_VISITS 100000
+
 typedef struct {
     yaml_document_t *doc;
     const char *name;
     char *err;
     size_t errlen;
+    size_t visits;
+    unsigned char set[NKEYS]; /* a value key already set: a second one is an error, not a silent override */
 } loader_t;
 
-static int fail(loader_t *l, yaml_node_t *n, const char *fmt, const char *a, const char *b)
+__attribute__((format(printf, 3, 4))) static int fail(loader_t *l, yaml_node_t *n, const char *fmt, ...)
 {
     char msg[512];
-    snprintf(msg, sizeof(msg), fmt, a, b);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    /* The error is one line on a terminal: a quoted value's line breaks and escape sequences are shown as '?'. */
+    for (char *p = msg; *p != '\0'; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = '?';
     snprintf(l->err, l->errlen, "%s:%zu: %s", l->name, n != NULL ? n->start_mark.line + 1 : 0, msg);
     return -1;
 }
@@ -256,6 +296,12 @@ static int fail(loader_t *l, yaml_node_t *n, const char *fmt, const char *a, con
 static const char *scalar(yaml_node_t *n)
 {
     return (const char *)n->data.scalar.value;
+}
+
+/* A scalar's text is used as a C string: one with a NUL byte inside would silently load as its first part. */
+static int has_nul(yaml_node_t *n)
+{
+    return strlen(scalar(n)) != n->data.scalar.length;
 }
 
 static int is_null_scalar(yaml_node_t *n)
@@ -266,53 +312,73 @@ static int is_null_scalar(yaml_node_t *n)
     return s[0] == '\0' || strcmp(s, "~") == 0 || strcmp(s, "null") == 0;
 }
 
+/* A list key takes a sequence of strings, one string, null (the empty list), or a mapping whose keys are the items
+ * (actionhero's startingChatRooms: {defaultRoom: {}}). Every item must be a scalar node: read as a scalar, any other
+ * node's pair or item array is taken for text and read past its end. */
+static int set_list(loader_t *l, ag_config_t *c, const ckey_t *k, yaml_node_t *n)
+{
+    size_t count;
+    if (n->type == YAML_SCALAR_NODE)
+        count = is_null_scalar(n) ? 0 : 1;
+    else if (n->type == YAML_SEQUENCE_NODE)
+        count = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+    else
+        count = (size_t)(n->data.mapping.pairs.top - n->data.mapping.pairs.start);
+    char **list = calloc(count + 1, sizeof(*list));
+    if (list == NULL)
+        return fail(l, n, "%s: out of memory", k->path);
+    for (size_t i = 0; i < count; i++) {
+        yaml_node_t *item = n->type == YAML_SCALAR_NODE     ? n
+                            : n->type == YAML_SEQUENCE_NODE ? yaml_document_get_node(l->doc, n->data.sequence.items.start[i])
+                                                            : yaml_document_get_node(l->doc, n->data.mapping.pairs.start[i].key);
+        int ret = 0;
+        if (item == NULL || item->type != YAML_SCALAR_NODE)
+            ret = fail(l, item != NULL ? item : n, "%s: expected a list of strings (or a mapping with string keys)", k->path);
+        else if (has_nul(item))
+            ret = fail(l, item, "%s: a NUL byte in \"%s\"", k->path, scalar(item));
+        else if ((list[i] = strdup(scalar(item))) == NULL)
+            ret = fail(l, item, "%s: out of memory", k->path);
+        if (ret != 0) {
+            list_free(list);
+            return ret;
+        }
+    }
+    list_free(*FIELD(c, k, char **));
+    *FIELD(c, k, char **) = list;
+    return 0;
+}
+
+/* The whole text as a number (strtod accepts 1e6, as the JavaScript configs this mirrors do). */
+static int parse_double(const char *s, double *d)
+{
+    char *end;
+    errno = 0;
+    *d = strtod(s, &end);
+    return *s == '\0' || *end != '\0' || errno != 0 ? -1 : 0;
+}
+
 static int set_value(loader_t *l, ag_config_t *c, const ckey_t *k, yaml_node_t *n)
 {
-    if (k->type == T_LIST) {
-        size_t cap = 0;
-        char **list = NULL;
-        if (n->type == YAML_SCALAR_NODE) {
-            if (!is_null_scalar(n)) {
-                list = calloc(2, sizeof(*list));
-                list[0] = strdup(scalar(n));
-            } else {
-                list = calloc(1, sizeof(*list));
-            }
-        } else if (n->type == YAML_SEQUENCE_NODE) {
-            cap = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
-            list = calloc(cap + 1, sizeof(*list));
-            size_t i = 0;
-            for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top; it++) {
-                yaml_node_t *item = yaml_document_get_node(l->doc, *it);
-                if (item->type != YAML_SCALAR_NODE) {
-                    list_free(list);
-                    return fail(l, item, "%s: expected a list of strings%s", k->path, "");
-                }
-                list[i++] = strdup(scalar(item));
-            }
-        } else { /* a mapping: its keys (actionhero's startingChatRooms: {defaultRoom: {}}) */
-            cap = (size_t)(n->data.mapping.pairs.top - n->data.mapping.pairs.start);
-            list = calloc(cap + 1, sizeof(*list));
-            size_t i = 0;
-            for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++)
-                list[i++] = strdup(scalar(yaml_document_get_node(l->doc, p->key)));
-        }
-        list_free(*FIELD(c, k, char **));
-        *FIELD(c, k, char **) = list;
-        return 0;
-    }
+    if (k->type == T_LIST)
+        return set_list(l, c, k, n);
     if (n->type != YAML_SCALAR_NODE)
         return fail(l, n, "%s: expected a %s, not a list or mapping", k->path,
                     k->type == T_STR    ? "string"
                     : k->type == T_BOOL ? "boolean"
                                         : "number");
     const char *s = scalar(n);
-    char *end;
+    if (has_nul(n))
+        return fail(l, n, "%s: a NUL byte in \"%s\"", k->path, s);
+    double d;
     switch (k->type) {
-    case T_STR:
+    case T_STR: {
+        char *v = strdup(is_null_scalar(n) ? "" : s);
+        if (v == NULL)
+            return fail(l, n, "%s: out of memory", k->path);
         free(*FIELD(c, k, char *));
-        *FIELD(c, k, char *) = strdup(is_null_scalar(n) ? "" : s);
+        *FIELD(c, k, char *) = v;
         return 0;
+    }
     case T_BOOL:
         if (strcmp(s, "true") == 0 || strcmp(s, "yes") == 0 || strcmp(s, "on") == 0)
             *FIELD(c, k, int) = 1;
@@ -323,24 +389,23 @@ static int set_value(loader_t *l, ag_config_t *c, const ckey_t *k, yaml_node_t *
         return 0;
     case T_INT:
     case T_LONG: {
-        errno = 0;
-        double d = strtod(s, &end); /* accepts 1e6 like the JavaScript configs it mirrors */
-        if (*s == '\0' || *end != '\0' || errno != 0 || d != (double)(long)d || d < 0 || (k->type == T_INT && d > INT_MAX))
-            return fail(l, n, "%s: expected a non-negative whole number, got \"%s\"", k->path, s);
+        /* The range is checked on the double: converting one the integer cannot hold (1e300, nan) is undefined.
+         * -(double)INT_MIN and -(double)LONG_MIN are 2^31 and 2^63 exactly; every whole number below them fits. */
+        double limit = k->type == T_INT ? -(double)INT_MIN : -(double)LONG_MIN;
+        if (parse_double(s, &d) != 0 || !(d >= 0 && d < limit) || d != floor(d))
+            return fail(l, n, "%s: expected a whole number from 0 to %ld, got \"%s\"", k->path,
+                        k->type == T_INT ? (long)INT_MAX : LONG_MAX, s);
         if (k->type == T_INT)
             *FIELD(c, k, int) = (int)d;
         else
             *FIELD(c, k, long) = (long)d;
         return 0;
     }
-    case T_DOUBLE: {
-        errno = 0;
-        double d = strtod(s, &end);
-        if (*s == '\0' || *end != '\0' || errno != 0)
+    case T_DOUBLE:
+        if (parse_double(s, &d) != 0 || !isfinite(d))
             return fail(l, n, "%s: expected a number, got \"%s\"", k->path, s);
         *FIELD(c, k, double) = d;
         return 0;
-    }
     default:
         return -1;
     }
@@ -349,35 +414,183 @@ static int set_value(loader_t *l, ag_config_t *c, const ckey_t *k, yaml_node_t *
 static int walk(loader_t *l, ag_config_t *c, yaml_node_t *map, const char *prefix)
 {
     if (map->type != YAML_MAPPING_NODE)
-        return fail(l, map, "%s: expected a mapping%s", prefix[0] ? prefix : "top level", "");
+        return fail(l, map, "%s: expected a mapping", prefix[0] ? prefix : "top level");
     for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
         yaml_node_t *kn = yaml_document_get_node(l->doc, p->key), *vn = yaml_document_get_node(l->doc, p->value);
+        if (kn == NULL || vn == NULL)
+            return fail(l, map, "%s: invalid mapping", prefix[0] ? prefix : "top level");
         if (kn->type != YAML_SCALAR_NODE)
-            return fail(l, kn, "keys must be strings%s%s", "", "");
+            return fail(l, kn, "keys must be strings");
+        if (has_nul(kn))
+            return fail(l, kn, "a NUL byte in a key");
         char path[256];
-        snprintf(path, sizeof(path), "%s%s%s", prefix, prefix[0] ? "." : "", scalar(kn));
+        int plen = snprintf(path, sizeof(path), "%s%s%s", prefix, prefix[0] ? "." : "", scalar(kn));
+        if (plen < 0 || (size_t)plen >= sizeof(path))
+            return fail(l, kn, "unknown key \"%.64s...\"", path);
+        if (++l->visits > MAX_VISITS)
+            return fail(l, kn, "more than %d keys (counting each use of an alias)", MAX_VISITS);
         const ckey_t *k = NULL;
         int is_section = 0;
-        size_t plen = strlen(path);
         for (size_t i = 0; i < NKEYS; i++) {
             if (strcmp(schema[i].path, path) == 0)
                 k = &schema[i];
-            else if (strncmp(schema[i].path, path, plen) == 0 && schema[i].path[plen] == '.')
+            else if (strncmp(schema[i].path, path, (size_t)plen) == 0 && schema[i].path[plen] == '.')
                 is_section = 1;
         }
         if (k != NULL) {
+            if (l->set[k - schema])
+                return fail(l, kn, "duplicate key \"%s\"", path);
+            l->set[k - schema] = 1;
             if (set_value(l, c, k, vn) != 0)
                 return -1;
         } else if (is_section) {
+            /* A section may appear more than once: its keys merge. The recursion is as deep as the schema's sections,
+             * whatever aliases do. */
             if (is_null_scalar(vn))
                 continue;
             if (walk(l, c, vn, path) != 0)
                 return -1;
         } else {
-            return fail(l, kn, "unknown key \"%s\"%s", path, "");
+            return fail(l, kn, "unknown key \"%s\"", path);
         }
     }
     return 0;
+}
+
+/* The bounds must agree with each other: one inbound message must fit an outbound queue (a say or a reply is about as
+ * large as the message that caused it; a connection queues frames of at most half its bound, see ag_conn_max_frame),
+ * and a starting room must be creatable. */
+static int check_bounds(const ag_config_t *c, const char *name, char *errbuf, size_t errlen)
+{
+    const long queue = c->servers.websocket.server.queueMaxBytes;
+    if (queue < 4096) {
+        snprintf(errbuf, errlen, "%s:1: servers.websocket.server.queueMaxBytes must be at least 4096", name);
+        return -1;
+    }
+    const char *in_keys[] = {"maxLength", "maxHttpBufferSize"};
+    const long in_values[] = {c->servers.websocket.server.maxLength, c->servers.websocket.server.maxHttpBufferSize};
+    for (int i = 0; i < 2; i++) {
+        if (in_values[i] > queue / 2) {
+            snprintf(errbuf, errlen,
+                     "%s:1: servers.websocket.server.%s (%ld) must be at most half of queueMaxBytes (%ld): one inbound message "
+                     "must fit an outbound queue",
+                     name, in_keys[i], in_values[i], queue);
+            return -1;
+        }
+    }
+    const int namemax = c->general.maxRoomNameLength;
+    if (c->general.maxRoomsPerConnection < 1) {
+        snprintf(errbuf, errlen, "%s:1: general.maxRoomsPerConnection must be at least 1", name);
+        return -1;
+    }
+    if (namemax < 1 || namemax > AG_CONFIG_ROOM_NAME_MAX) {
+        snprintf(errbuf, errlen, "%s:1: general.maxRoomNameLength must be between 1 and %d", name, AG_CONFIG_ROOM_NAME_MAX);
+        return -1;
+    }
+    size_t nstart = ag_config_list_len(c->general.startingChatRooms);
+    if (c->general.maxRooms < 1 || (size_t)c->general.maxRooms < nstart) {
+        snprintf(errbuf, errlen, "%s:1: general.maxRooms (%d) must be at least 1 and hold the %zu startingChatRooms", name,
+                 c->general.maxRooms, nstart);
+        return -1;
+    }
+    for (size_t i = 0; i < nstart; i++) {
+        size_t len = strlen(c->general.startingChatRooms[i]);
+        if (len == 0 || len > (size_t)namemax) {
+            snprintf(errbuf, errlen,
+                     "%s:1: general.startingChatRooms: \"%.40s\" must have 1 to general.maxRoomNameLength (%d) bytes", name,
+                     c->general.startingChatRooms[i], namemax);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* An origin as a browser sends it: "null", or scheme://host[:port] with nothing after it (a trailing slash or a path
+ * would never match). */
+static int is_origin(const char *o)
+{
+    if (strcmp(o, "*") == 0 || strcmp(o, "null") == 0)
+        return 1;
+    const char *sep = strstr(o, "://");
+    if (sep == NULL || sep == o || sep[3] == '\0')
+        return 0;
+    for (const char *p = o; p < sep; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '+' || *p == '-' ||
+              *p == '.'))
+            return 0;
+    return strpbrk(sep + 3, "/?#@ \t") == NULL;
+}
+
+/* Entries of the address and origin lists; returns a message in buf, or NULL. */
+static const char *check_lists(const ag_config_t *c, char *buf, size_t len)
+{
+    for (char *const *p = c->servers.websocket.server.origins; p != NULL && *p != NULL; p++) {
+        if (!is_origin(*p)) {
+            snprintf(buf, len,
+                     "servers.websocket.server.origins: \"%.200s\" is not an origin (\"*\", \"null\" or scheme://host[:port])", *p);
+            return buf;
+        }
+    }
+    for (char *const *p = c->general.trustedProxies; p != NULL && *p != NULL; p++) {
+        if (ag_addr_match(*p, NULL) != 1) {
+            snprintf(buf, len, "general.trustedProxies: \"%.200s\" is not an IP address or CIDR range", *p);
+            return buf;
+        }
+    }
+    return NULL;
+}
+
+static void syntax_error(yaml_parser_t *parser, const char *name, char *errbuf, size_t errlen)
+{
+    if (parser->error == YAML_MEMORY_ERROR)
+        snprintf(errbuf, errlen, "%s:0: out of memory", name);
+    else
+        snprintf(errbuf, errlen, "%s:%zu: %s", name, parser->problem_mark.line + 1,
+                 parser->problem != NULL ? parser->problem : "invalid YAML");
+}
+
+/* Refuses a document nested deeper than MAX_DEPTH. The event parser stops as soon as the bound is crossed; loading
+ * the document would first scan the whole nest. */
+static int check_depth(const char *yaml, size_t len, const char *name, char *errbuf, size_t errlen)
+{
+    yaml_parser_t parser;
+    if (!yaml_parser_initialize(&parser)) {
+        snprintf(errbuf, errlen, "%s:0: out of memory", name);
+        return -1;
+    }
+    yaml_parser_set_input_string(&parser, (const unsigned char *)yaml, len);
+    int depth = 0, ret = 0, done = 0;
+    while (!done) {
+        yaml_event_t ev;
+        if (!yaml_parser_parse(&parser, &ev)) {
+            syntax_error(&parser, name, errbuf, errlen);
+            ret = -1;
+            break;
+        }
+        switch (ev.type) {
+        case YAML_SEQUENCE_START_EVENT:
+        case YAML_MAPPING_START_EVENT:
+            if (++depth > MAX_DEPTH) {
+                snprintf(errbuf, errlen, "%s:%zu: nested deeper than %d levels", name, ev.start_mark.line + 1, MAX_DEPTH);
+                ret = -1;
+                done = 1;
+            }
+            break;
+        case YAML_SEQUENCE_END_EVENT:
+        case YAML_MAPPING_END_EVENT:
+            depth--;
+            break;
+        case YAML_DOCUMENT_END_EVENT: /* only the first document is loaded */
+        case YAML_STREAM_END_EVENT:
+            done = 1;
+            break;
+        default:
+            break;
+        }
+        yaml_event_delete(&ev);
+    }
+    yaml_parser_delete(&parser);
+    return ret;
 }
 
 static ag_config_t *load_parser(yaml_parser_t *parser, const char *name, char *errbuf, size_t errlen)
@@ -389,18 +602,18 @@ static ag_config_t *load_parser(yaml_parser_t *parser, const char *name, char *e
     }
     yaml_document_t doc;
     if (!yaml_parser_load(parser, &doc)) {
-        snprintf(errbuf, errlen, "%s:%zu: %s", name, parser->problem_mark.line + 1,
-                 parser->problem != NULL ? parser->problem : "invalid YAML");
+        syntax_error(parser, name, errbuf, errlen);
         ag_config_destroy(c);
         return NULL;
     }
-    loader_t l = {&doc, name, errbuf, errlen};
+    loader_t l = {&doc, name, errbuf, errlen, 0, {0}};
     yaml_node_t *root = yaml_document_get_root_node(&doc);
     int ret = 0;
     if (root != NULL && !is_null_scalar(root))
         ret = walk(&l, c, root, "");
     if (ret == 0) {
         const char *problem = NULL;
+        char listbuf[320];
         if (c->general.simultaneousActions < 1)
             problem = "general.simultaneousActions must be at least 1";
         else if (c->servers.websocket.server.pathname[0] != '/')
@@ -413,9 +626,22 @@ static ag_config_t *load_parser(yaml_parser_t *parser, const char *name, char *e
             problem = "servers.websocket.server.pingInterval and pingTimeout must be at least 1 ms";
         else if (c->servers.web.secure && (c->servers.web.certFile[0] == '\0' || c->servers.web.keyFile[0] == '\0'))
             problem = "servers.web.secure needs servers.web.certFile and servers.web.keyFile";
+        else if (!(c->servers.web.handshakeRate >= 0) || !(c->servers.websocket.server.messageRate >= 0))
+            problem = "servers.web.handshakeRate and servers.websocket.server.messageRate must not be negative";
+        else if ((c->servers.web.handshakeRate > 0 && c->servers.web.handshakeBurst < 1) ||
+                 (c->servers.websocket.server.messageRate > 0 && c->servers.websocket.server.messageBurst < 1))
+            problem =
+                "servers.web.handshakeBurst and servers.websocket.server.messageBurst must be at least 1 when their rate is set";
+        else if (c->servers.websocket.server.credentials && ag_config_list_has(c->servers.websocket.server.origins, "*"))
+            /* any page on the web could then act with the visitor's cookies and read the answers */
+            problem = "servers.websocket.server.credentials: true needs a list of origins, not \"*\"";
+        else
+            problem = check_lists(c, listbuf, sizeof(listbuf));
         if (problem != NULL) {
             snprintf(errbuf, errlen, "%s:1: %s", name, problem);
             ret = -1;
+        } else {
+            ret = check_bounds(c, name, errbuf, errlen);
         }
     }
     yaml_document_delete(&doc);
@@ -427,14 +653,28 @@ static ag_config_t *load_parser(yaml_parser_t *parser, const char *name, char *e
     return c;
 }
 
-ag_config_t *ag_config_load_string(const char *yaml, const char *name, char *errbuf, size_t errlen)
+ag_config_t *ag_config_load_buffer(const char *yaml, size_t len, const char *name, char *errbuf, size_t errlen)
 {
+    if (len > MAX_FILE_BYTES) {
+        snprintf(errbuf, errlen, "%s:0: larger than %d bytes", name, MAX_FILE_BYTES);
+        return NULL;
+    }
+    if (check_depth(yaml, len, name, errbuf, errlen) != 0)
+        return NULL;
     yaml_parser_t parser;
-    yaml_parser_initialize(&parser);
-    yaml_parser_set_input_string(&parser, (const unsigned char *)yaml, strlen(yaml));
+    if (!yaml_parser_initialize(&parser)) {
+        snprintf(errbuf, errlen, "%s:0: out of memory", name);
+        return NULL;
+    }
+    yaml_parser_set_input_string(&parser, (const unsigned char *)yaml, len);
     ag_config_t *c = load_parser(&parser, name, errbuf, errlen);
     yaml_parser_delete(&parser);
     return c;
+}
+
+ag_config_t *ag_config_load_string(const char *yaml, const char *name, char *errbuf, size_t errlen)
+{
+    return ag_config_load_buffer(yaml, strlen(yaml), name, errbuf, errlen);
 }
 
 ag_config_t *ag_config_load(const char *path, char *errbuf, size_t errlen)
@@ -444,11 +684,25 @@ ag_config_t *ag_config_load(const char *path, char *errbuf, size_t errlen)
         snprintf(errbuf, errlen, "%s:0: cannot open: %s", path, strerror(errno));
         return NULL;
     }
-    yaml_parser_t parser;
-    yaml_parser_initialize(&parser);
-    yaml_parser_set_input_file(&parser, fp);
-    ag_config_t *c = load_parser(&parser, path, errbuf, errlen);
-    yaml_parser_delete(&parser);
+    /* One byte over the bound tells a file at the bound from a larger one, or from a device that never ends. */
+    char *buf = malloc(MAX_FILE_BYTES + 1);
+    size_t len = 0;
+    int err = buf == NULL ? ENOMEM : 0;
+    while (err == 0 && len <= MAX_FILE_BYTES) {
+        size_t n = fread(buf + len, 1, MAX_FILE_BYTES + 1 - len, fp);
+        if (n == 0) {
+            if (ferror(fp))
+                err = errno != 0 ? errno : EIO;
+            break;
+        }
+        len += n;
+    }
     fclose(fp);
+    ag_config_t *c = NULL;
+    if (err != 0)
+        snprintf(errbuf, errlen, "%s:0: cannot read: %s", path, strerror(err));
+    else
+        c = ag_config_load_buffer(buf, len, path, errbuf, errlen);
+    free(buf);
     return c;
 }

@@ -9,6 +9,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The largest general.maxRoomNameLength accepted: room names (and the channels named after them) fit stack buffers. */
+#define AG_CONFIG_ROOM_NAME_MAX 1024
+
 typedef struct st_ag_config_t {
     struct {
         char *welcomeMessage;     /* "Welcome to the actiongate api" */
@@ -21,6 +24,11 @@ typedef struct st_ag_config_t {
         char **trustedProxies;    /* addresses whose X-Forwarded-For / X-Real-IP / X-Forwarded-Port are believed */
         char *logLevel;           /* "info" */
         int shutdownTimeout;      /* ms to finish pending actions and flush closes, 5000 */
+
+        /* bounds on rooms (server/rooms.c) */
+        int maxRoomsPerConnection; /* rooms one connection may be in (or joining) at once, 100 */
+        int maxRooms;              /* rooms the store holds (per node on the memory store, per cluster on Redis), 10000 */
+        int maxRoomNameLength;     /* bytes, 256 (at most AG_CONFIG_ROOM_NAME_MAX) */
     } general;
     struct {
         struct {
@@ -40,6 +48,10 @@ typedef struct st_ag_config_t {
             int cookieExpires;         /* 3600000 ms */
             long maxRequestBody;       /* bytes, 10485760 */
             int flatFileCacheDuration; /* s, 60 */
+            int maxConnections;        /* TCP connections per node; 0 = what the descriptor limit allows (README "Limits") */
+            int maxConnectionsPerIp;   /* TCP connections per peer address (IPv6: per /64), 1000; 0 = no cap */
+            double handshakeRate;      /* new realtime connections per address and second, 20; 0 = no limit */
+            int handshakeBurst;        /* 200 */
         } web;
         struct {
             int enabled;                  /* 1 */
@@ -59,15 +71,19 @@ typedef struct st_ag_config_t {
                 char **methods;         /* GET, POST */
                 int maxAge;             /* s, 86400 */
                 int primusPingInterval; /* plain /primus heartbeat, 30000 */
-                long maxLength;         /* plain /primus frame limit, 10485760 */
+                long maxLength;         /* plain /primus frame limit, 1048576 */
                 long queueMaxBytes;     /* per-connection outbound bound, 4194304 */
                 int queueMaxFrames;     /* 4096 */
                 int echo;               /* 0: raw engine.io echo, no session layer (conformance suites) */
+                double messageRate;     /* inbound messages per connection and second, 100; 0 = no limit */
+                int messageBurst;       /* 200; this many refusals in a row end the connection */
                 struct {
                     int replayEvents;  /* 512 */
                     long replayBytes;  /* 1048576 */
                     long recycleBytes; /* 8388608 */
                     int keepaliveMs;   /* 15000 */
+                    /* node-wide bound on every session's replay ring together, 67108864 */
+                    long replayTotalBytes;
                 } sse;
             } server;
             struct {
@@ -105,6 +121,8 @@ ag_config_t *ag_config_create_default(void);
 ag_config_t *ag_config_load(const char *path, char *errbuf, size_t errlen);
 /* Parses YAML text (for tests); name is used in error lines. */
 ag_config_t *ag_config_load_string(const char *yaml, const char *name, char *errbuf, size_t errlen);
+/* The same for len bytes that need not be NUL-terminated (the buffer is borrowed for the call). */
+ag_config_t *ag_config_load_buffer(const char *yaml, size_t len, const char *name, char *errbuf, size_t errlen);
 void ag_config_destroy(ag_config_t *cfg);
 /* Number of entries in a NULL-terminated list. */
 size_t ag_config_list_len(char *const *list);

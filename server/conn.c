@@ -2,6 +2,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include "limit.h"
 #include "node.h"
 
 const ag_disconnect_t AG_DISCONNECT_PEER_CLOSED = {1000, "transport close", 1};
@@ -15,6 +16,7 @@ const ag_disconnect_t AG_DISCONNECT_SERVER = {1000, "closed by the server", 0};
 const ag_disconnect_t AG_DISCONNECT_SERVER_ERROR = {1011, "server error", 1};
 const ag_disconnect_t AG_DISCONNECT_SHUTDOWN = {1001, "going away", 1};
 const ag_disconnect_t AG_DISCONNECT_SHUTDOWN_FINAL = {1001, "going away", 0};
+const ag_disconnect_t AG_DISCONNECT_RATE = {1008, "message rate exceeded", 0};
 
 void ag_conn_set_handler(ag_server_t *s, const ag_conn_handler_t *handler, void *data)
 {
@@ -38,6 +40,7 @@ ag_conn_t *ag_conn_create(ag_server_t *server, const ag_transport_t *transport, 
     c->connected_at = ag_now_ms();
     c->transport_name = info->transport_name != NULL ? info->transport_name : "websocket";
     c->server = server;
+    c->_rate_exempt = ag_limits_exempt(server, c->remote_ip);
     c->_refcnt = 1;
     c->_transport = transport;
     c->_transport_self = self;
@@ -76,10 +79,7 @@ void ag_conn_release(ag_conn_t *c)
     if (--c->_refcnt != 0)
         return;
     queue_clear(c);
-    free(c->_queue);
-    for (size_t i = 0; i < c->num_rooms; i++)
-        free(c->rooms[i]);
-    free(c->rooms);
+    free(c->_queue); /* no rooms left: the consumer left them when the connection finished (on_close) */
     free(c->fingerprint);
     free(c);
 }
@@ -100,17 +100,46 @@ static void conn_finish(ag_conn_t *c)
     ag_debug("conn", c->id, "closed: %s", c->_why->reason);
 }
 
+/* Sustained abuse of the rate: the connection goes, with a code its client can tell apart. */
+static void close_for_rate(ag_conn_t *c)
+{
+    c->server->stats.rate_disconnects++;
+    ag_log_limited(AG_LOG_WARN, "conn", c->id, "%s: %u messages over the message rate refused; disconnecting", c->remote_ip,
+                   c->_in_rate.refused);
+    ag_conn_close(c, &AG_DISCONNECT_RATE);
+}
+
 void ag_conn_on_frame(ag_conn_t *c, const char *data, size_t len, int binary)
 {
     if (ag_conn_is_closed(c))
         return;
     const ag_conn_handler_t *h = c->server->conn_handler;
     c->server->stats.frames_in++;
-    if (h == NULL || h->on_frame == NULL)
+    if (h == NULL)
         return;
     ag_conn_addref(c);
-    h->on_frame(c, data, len, binary, c->server->conn_handler_data);
+    ag_bucket_result_t r = ag_limits_message(c->server, &c->_in_rate, c->_rate_exempt);
+    if (r == AG_BUCKET_OK) {
+        if (h->on_frame != NULL)
+            h->on_frame(c, data, len, binary, c->server->conn_handler_data);
+    } else {
+        /* the consumer answers it, shaped as it answers a request that fails */
+        if (h->on_refused != NULL)
+            h->on_refused(c, data, len, binary, AG_ERR_MESSAGE_RATE, c->server->conn_handler_data);
+        if (r == AG_BUCKET_ABUSE)
+            close_for_rate(c);
+    }
     ag_conn_release(c);
+}
+
+int ag_conn_inbound_control(ag_conn_t *c)
+{
+    if (ag_conn_is_closed(c))
+        return 0;
+    ag_bucket_result_t r = ag_limits_message(c->server, &c->_in_rate, c->_rate_exempt);
+    if (r == AG_BUCKET_ABUSE)
+        close_for_rate(c);
+    return r == AG_BUCKET_OK;
 }
 
 void ag_conn_on_transport_gone(ag_conn_t *c, const ag_disconnect_t *why)
@@ -187,7 +216,7 @@ int ag_conn_bound_exceeded(ag_server_t *s, const char *id, size_t bytes, size_t 
         frames <= (size_t)cfg->servers.websocket.server.queueMaxFrames)
         return 0;
     s->stats.slow_consumers++;
-    ag_log(AG_LOG_WARN, "conn", id, "slow consumer: %zu frames, %zu bytes waiting; disconnecting", frames, bytes);
+    ag_log_limited(AG_LOG_WARN, "conn", id, "slow consumer: %zu frames, %zu bytes waiting; disconnecting", frames, bytes);
     return 1;
 }
 
@@ -201,10 +230,21 @@ int ag_conn_note_backlog(ag_conn_t *c, size_t bytes, size_t frames)
     return AG_EBUSY;
 }
 
+size_t ag_conn_max_frame(const ag_server_t *s)
+{
+    return (size_t)s->config->servers.websocket.server.queueMaxBytes / 2;
+}
+
 int ag_conn_send(ag_conn_t *c, ag_frame_t *f)
 {
     if (ag_conn_is_closed(c))
         return AG_ECLOSED;
+    if (f->len > ag_conn_max_frame(c->server)) {
+        /* the consumer is not slow: no queue could take this frame (a producer that did not check its size) */
+        ag_log(AG_LOG_WARN, "conn", c->id, "frame of %zu bytes over the limit of %zu: not sent", f->len,
+               ag_conn_max_frame(c->server));
+        return AG_ETOOBIG;
+    }
     if (ag_conn_bound_exceeded(c->server, c->id, c->_q_bytes + f->len, c->_q_len + 1)) {
         ag_conn_close(c, &AG_DISCONNECT_SLOW);
         return AG_EBUSY;

@@ -24,11 +24,15 @@
 #include <stdint.h>
 #include <jansson.h>
 #include "actiongate.h"
+#include "bucket.h"
 #include "common.h"
 #include "frame.h"
 
 typedef struct st_ag_server_t ag_server_t;
 typedef struct st_ag_conn_t ag_conn_t;
+
+/* The error a message over servers.websocket.server.messageRate gets (as an action's error, or a verb's "Error: …"). */
+#define AG_ERR_MESSAGE_RATE "you are sending messages too fast"
 
 typedef struct st_ag_transport_t {
     const char *name;
@@ -48,6 +52,9 @@ typedef struct st_ag_conn_handler_t {
     void (*on_open)(ag_conn_t *c, void *data);
     /* One inbound message (text or binary), borrowed for the call. */
     void (*on_frame)(ag_conn_t *c, const char *msg, size_t len, int binary, void *data);
+    /* One inbound message the connection refused (error: AG_ERR_MESSAGE_RATE), borrowed for the call: the consumer
+     * answers it as it answers a request that fails with that error, instead of handling it. */
+    void (*on_refused)(ag_conn_t *c, const char *msg, size_t len, int binary, const char *error, void *data);
     /* The connection ended for why (the first reason it got: see ag_conn_close, ag_conn_on_transport_gone); runs
      * once. The queue is dropped afterwards. */
     void (*on_close)(ag_conn_t *c, const ag_disconnect_t *why, void *data);
@@ -76,9 +83,10 @@ struct st_ag_conn_t {
     const char *transport_name; /* static string */
     ag_server_t *server;
 
-    /* session layer state, owned by server/session.c */
-    char **rooms; /* local truth for delivery, in join order */
+    /* session layer state, owned by server/session.c and server/rooms.c */
+    struct st_ag_room_member_t *rooms_first, *rooms_last; /* the rooms this connection is in, in join order */
     size_t num_rooms;
+    uint32_t joining; /* roomAdd requests in flight: they count against general.maxRoomsPerConnection */
     uint32_t total_actions;
     uint32_t pending_actions;
     void *user_data; /* for the embedding application's hooks */
@@ -93,6 +101,8 @@ struct st_ag_conn_t {
     size_t _q_cap, _q_head, _q_len;
     size_t _q_bytes;
     int _in_dispatch;
+    ag_bucket_t _in_rate; /* inbound messages (servers.websocket.server.messageRate) */
+    int _rate_exempt;     /* the peer is a trusted proxy (README "Limits") */
 };
 
 /* Creates the connection, registers it with the node and tells the consumer (on_open). The transport's reference is
@@ -112,8 +122,13 @@ static inline int ag_conn_is_closed(const ag_conn_t *c)
 ag_conn_t *ag_conn_find(ag_server_t *server, const char *id);
 
 /* --- called by transports --- */
-/* One inbound message (text or binary). Borrowed for the call. */
+/* One inbound message (text or binary). Borrowed for the call. Counts against the message rate: over it, the consumer
+ * answers it with the AG_ERR_MESSAGE_RATE error instead of handling it (on_refused), and after messageBurst such
+ * refusals without the rate recovering the connection is closed with AG_DISCONNECT_RATE. */
 void ag_conn_on_frame(ag_conn_t *c, const char *data, size_t len, int binary);
+/* A message the transport handles itself (a heartbeat, a protocol control frame) counts against the same rate.
+ * Returns 1 when the transport may handle it, 0 when it is to be dropped (the connection may be closing). */
+int ag_conn_inbound_control(ag_conn_t *c);
 /* The transport is gone, for why (peer closed, an error, or after close()). The connection keeps the reason it was
  * closed with if it was; otherwise why becomes its reason. Drops the transport's reference. */
 void ag_conn_on_transport_gone(ag_conn_t *c, const ag_disconnect_t *why);
@@ -143,8 +158,13 @@ int ag_conn_note_backlog(ag_conn_t *c, size_t bytes, size_t frames);
 int ag_conn_bound_exceeded(ag_server_t *s, const char *id, size_t bytes, size_t frames);
 
 /* --- called by the consumer and the push API --- */
-/* Queues the frame (adds a reference). Over the bound (the slow-consumer rule above) the connection is closed as a
- * slow consumer and AG_EBUSY returned; on a closed connection AG_ECLOSED. */
+/* The largest frame a connection queues: half of queueMaxBytes, so that one message never turns a consumer with a
+ * little backlog into a slow one. Producers refuse larger messages at their source with an error to whoever sent
+ * them (a say, an action's reply, a push); the configuration keeps every inbound limit at or under it. */
+size_t ag_conn_max_frame(const ag_server_t *s);
+/* Queues the frame (adds a reference). A frame over ag_conn_max_frame() is not queued: AG_ETOOBIG, and the connection
+ * stays. Over the bound (the slow-consumer rule above) the connection is closed as a slow consumer and AG_EBUSY
+ * returned; on a closed connection AG_ECLOSED. */
 int ag_conn_send(ag_conn_t *c, ag_frame_t *f);
 /* Encodes obj once and sends it; obj is borrowed. */
 int ag_conn_send_json(ag_conn_t *c, const json_t *obj);

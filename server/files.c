@@ -1,12 +1,16 @@
 /*
- * The "file" verb. Paths are relative to the public directory; the real path (after symlinks) must stay inside it.
+ * The "file" verb, and the open that static files share with it. Paths are relative to the public directory; the real
+ * path (after symlinks) must stay inside it, and only a regular file is ever opened.
  */
 #include "files.h"
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 const char *ag__mime_type(const char *path)
 {
@@ -42,22 +46,84 @@ const char *ag__mime_type(const char *path)
     return "application/octet-stream";
 }
 
-char *ag__public_path(const char *public_dir, const char *rel)
+int ag__public_open(const char *public_dir, const char *rel, struct stat *st, char **real_out, int *is_dir)
 {
-    if (rel == NULL || rel[0] == '\0' || rel[0] == '/' || strlen(rel) > 2048)
-        return NULL;
+    if (real_out != NULL)
+        *real_out = NULL;
+    if (is_dir != NULL)
+        *is_dir = 0;
+    if (rel == NULL || rel[0] == '/' || strlen(rel) > 2048)
+        return -1;
     size_t dlen = strlen(public_dir);
     char *joined = malloc(dlen + strlen(rel) + 2);
     if (joined == NULL)
-        return NULL;
+        return -1;
     sprintf(joined, "%s/%s", public_dir, rel);
+    /* Symlinks that stay inside are allowed: realpath resolves them, then the walk below opens the resolved path one
+     * component at a time without following any link, so a link swapped in after the check is refused, not followed. */
     char *real = realpath(joined, NULL);
     free(joined);
-    struct stat st;
-    if (real == NULL || strncmp(real, public_dir, dlen) != 0 || real[dlen] != '/' || stat(real, &st) != 0 || !S_ISREG(st.st_mode)) {
+    if (real == NULL || strncmp(real, public_dir, dlen) != 0 || (real[dlen] != '/' && real[dlen] != '\0')) {
         free(real);
-        return NULL;
+        return -1;
     }
+    int dfd = open(public_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), fd = -1;
+    char *walk = strdup(real + dlen), *name = walk;
+    while (dfd != -1 && name != NULL) {
+        while (*name == '/')
+            name++;
+        if (*name == '\0') { /* the public directory itself */
+            if (is_dir != NULL)
+                *is_dir = 1;
+            break;
+        }
+        char *slash = strchr(name, '/');
+        if (slash != NULL) {
+            *slash = '\0';
+            int next = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            close(dfd);
+            dfd = next;
+            name = slash + 1;
+            continue;
+        }
+        /* Checked before it is opened: opening a device or a FIFO can have effects or block. O_NONBLOCK covers a FIFO
+         * that replaces the file in between; fstat then refuses it. */
+        struct stat lst;
+        if (fstatat(dfd, name, &lst, AT_SYMLINK_NOFOLLOW) == 0) {
+            if (S_ISDIR(lst.st_mode)) {
+                if (is_dir != NULL)
+                    *is_dir = 1;
+            } else if (S_ISREG(lst.st_mode)) {
+                fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+                if (fd != -1 &&
+                    (fstat(fd, st) != 0 || !S_ISREG(st->st_mode) || st->st_dev != lst.st_dev || st->st_ino != lst.st_ino)) {
+                    close(fd);
+                    fd = -1;
+                }
+            }
+        }
+        break;
+    }
+    if (dfd != -1)
+        close(dfd);
+    free(walk);
+    if (fd != -1 && real_out != NULL)
+        *real_out = real;
+    else
+        free(real);
+    return fd;
+}
+
+char *ag__public_path(const char *public_dir, const char *rel)
+{
+    struct stat st;
+    char *real;
+    if (rel == NULL || rel[0] == '\0')
+        return NULL;
+    int fd = ag__public_open(public_dir, rel, &st, &real, NULL);
+    if (fd == -1)
+        return NULL;
+    close(fd);
     return real;
 }
 
@@ -69,18 +135,22 @@ static json_t *not_found(void)
 
 json_t *ag__file_payload(const char *public_dir, const char *rel, size_t maxbytes)
 {
-    char *path = ag__public_path(public_dir, rel);
-    if (path == NULL)
-        return not_found();
-    FILE *fp = fopen(path, "rb");
     struct stat st;
+    char *path = NULL;
+    int fd = rel != NULL && rel[0] != '\0' ? ag__public_open(public_dir, rel, &st, &path, NULL) : -1;
+    if (fd == -1)
+        return not_found();
     char *buf = NULL;
     json_t *content = NULL;
-    if (fp != NULL && fstat(fileno(fp), &st) == 0 && (size_t)st.st_size <= maxbytes &&
-        (buf = malloc((size_t)st.st_size + 1)) != NULL && fread(buf, 1, (size_t)st.st_size, fp) == (size_t)st.st_size)
-        content = json_stringn(buf, (size_t)st.st_size); /* NULL for bytes that are not UTF-8 */
-    if (fp != NULL)
-        fclose(fp);
+    size_t size = (size_t)st.st_size, got = 0;
+    if (size <= maxbytes && (buf = malloc(size + 1)) != NULL) {
+        ssize_t n = 1;
+        while (got < size && (n = pread(fd, buf + got, size - got, (off_t)got)) > 0)
+            got += (size_t)n;
+        if (got == size)
+            content = json_stringn(buf, size); /* NULL for bytes that are not UTF-8 */
+    }
+    close(fd);
     free(buf);
     if (content == NULL) {
         free(path);
@@ -88,7 +158,7 @@ json_t *ag__file_payload(const char *public_dir, const char *rel, size_t maxbyte
     }
     char iso[32];
     ag_iso8601((uint64_t)st.st_mtim.tv_sec * 1000 + (uint64_t)st.st_mtim.tv_nsec / 1000000, iso);
-    json_t *r = json_pack("{s:o,s:s,s:I,s:s}", "content", content, "mime", ag__mime_type(path), "length", (json_int_t)st.st_size,
+    json_t *r = json_pack("{s:o,s:s,s:I,s:s}", "content", content, "mime", ag__mime_type(path), "length", (json_int_t)size,
                           "lastModified", iso);
     free(path);
     return r;

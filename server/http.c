@@ -1,10 +1,29 @@
 #include "http.h"
 
+#include <errno.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
+
+static int on_req_guard(h2o_handler_t *self, h2o_req_t *req)
+{
+    return ag_http_guard(req);
+}
+
+h2o_pathconf_t *ag_server_register_path(ag_server_t *s, const char *path)
+{
+    h2o_hostconf_t *host = s->h2o_config.hosts[0];
+    for (size_t i = 0; i < host->paths.size; i++)
+        if (host->paths.entries[i].path.len == strlen(path) && memcmp(host->paths.entries[i].path.base, path, strlen(path)) == 0)
+            return &host->paths.entries[i];
+    h2o_pathconf_t *pc = h2o_config_register_path(host, path, 0);
+    /* every path's first handler: requests with an ambiguous body length stop here, whoever registered the path */
+    h2o_create_handler(pc, sizeof(h2o_handler_t))->on_req = on_req_guard;
+    return pc;
+}
 
 ag_server_t *ag_http_server(h2o_req_t *req)
 {
@@ -98,42 +117,79 @@ const char *ag_http_cookie(h2o_req_t *req, const char *name)
     return NULL;
 }
 
-static int is_trusted(ag_server_t *s, const char *ip)
+static int is_space(char c)
 {
-    return ag_config_list_has(s->config->general.trustedProxies, ip);
+    return c == ' ' || c == '\t';
 }
 
-/* "::ffff:1.2.3.4" -> "1.2.3.4", "[::1]:80" -> "::1" (port into *port) */
-static void normalize_ip(const char *in, size_t len, char out[64], int *port)
+static int is_trusted(ag_server_t *s, const ag_addr_t *addr)
 {
-    while (len > 0 && (*in == ' ' || *in == '\t'))
-        in++, len--;
-    while (len > 0 && (in[len - 1] == ' ' || in[len - 1] == '\t'))
-        len--;
-    char buf[64];
-    if (len >= sizeof(buf))
-        len = sizeof(buf) - 1;
-    memcpy(buf, in, len);
-    buf[len] = '\0';
-    char *p = buf;
-    if (*p == '[') {
-        char *close = strchr(p, ']');
-        if (close != NULL) {
-            *close = '\0';
-            if (close[1] == ':' && port != NULL)
-                *port = atoi(close + 2);
+    for (char *const *p = s->config->general.trustedProxies; p != NULL && *p != NULL; p++)
+        if (ag_addr_match(*p, addr) == 1)
+            return 1;
+    return 0;
+}
+
+static int is_header(const h2o_header_t *h, const char *name)
+{
+    return h2o_memis(h->name->base, h->name->len, name, strlen(name));
+}
+
+typedef struct {
+    char ip[64];
+    int port; /* 0: none given */
+} hop_t;
+
+/* Walks the X-Forwarded-For list from its right end. Returns 1 with *client set when some entry was believed. */
+static int walk_forwarded_for(ag_server_t *s, h2o_req_t *req, hop_t *client)
+{
+    int found = 0;
+    for (size_t i = req->headers.size; i-- > 0;) {
+        const h2o_header_t *h = &req->headers.entries[i];
+        if (!is_header(h, "x-forwarded-for"))
+            continue;
+        const char *v = h->value.base;
+        size_t end = h->value.len;
+        for (;;) {
+            size_t start = end;
+            while (start > 0 && v[start - 1] != ',')
+                start--;
+            const char *e = v + start;
+            size_t elen = end - start;
+            while (elen > 0 && is_space(*e))
+                e++, elen--;
+            if (elen != 0) {
+                ag_addr_t addr;
+                hop_t hop;
+                if (ag_addr_parse(e, elen, &addr, hop.ip, &hop.port) != 0)
+                    return found; /* garbage: what is left of it cannot be told apart from what the client wrote */
+                *client = hop;
+                found = 1;
+                if (!is_trusted(s, &addr))
+                    return 1;
+            }
+            if (start == 0)
+                break;
+            end = start - 1;
         }
-        p++;
-    } else if (strchr(p, ':') != NULL && strchr(p, ':') == strrchr(p, ':')) {
-        /* IPv4 with a port */
-        char *colon = strchr(p, ':');
-        *colon = '\0';
-        if (port != NULL)
-            *port = atoi(colon + 1);
     }
-    if (strncmp(p, "::ffff:", 7) == 0 && strchr(p + 7, '.') != NULL)
-        p += 7;
-    snprintf(out, 64, "%s", p);
+    return found;
+}
+
+/* The value of the only header of that name, or NULL when there is none or several. */
+static const char *single_header(h2o_req_t *req, const char *name, size_t *len)
+{
+    const char *found = NULL;
+    for (size_t i = 0; i < req->headers.size; i++) {
+        const h2o_header_t *h = &req->headers.entries[i];
+        if (!is_header(h, name))
+            continue;
+        if (found != NULL)
+            return NULL;
+        found = h->value.base;
+        *len = h->value.len;
+    }
+    return found;
 }
 
 void ag_http_peer_info(h2o_req_t *req, char ip[64], int *port)
@@ -142,32 +198,140 @@ void ag_http_peer_info(h2o_req_t *req, char ip[64], int *port)
     socklen_t sslen = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
     char host[NI_MAXHOST];
     size_t hl = sslen != 0 ? h2o_socket_getnumerichost((struct sockaddr *)&ss, sslen, host) : SIZE_MAX;
-    if (hl == SIZE_MAX) {
-        strcpy(ip, "");
-        *port = 0;
-    } else {
-        normalize_ip(host, hl, ip, NULL);
-        *port = h2o_socket_getport((struct sockaddr *)&ss);
-    }
-    ag_server_t *s = ag_http_server(req);
-    if (!is_trusted(s, ip))
+    ag_addr_t peer;
+    ip[0] = '\0';
+    *port = 0;
+    if (hl == SIZE_MAX || ag_addr_parse(host, hl, &peer, ip, NULL) != 0)
         return;
+    *port = h2o_socket_getport((struct sockaddr *)&ss);
+    ag_server_t *s = ag_http_server(req);
+    if (!is_trusted(s, &peer))
+        return;
+    hop_t client;
     size_t len;
     const char *v;
-    if ((v = ag_http_header(req, "x-forwarded-for", &len)) != NULL) {
-        const char *comma = memchr(v, ',', len);
-        normalize_ip(v, comma != NULL ? (size_t)(comma - v) : len, ip, port);
+    int forwarded = walk_forwarded_for(s, req, &client);
+    if (!forwarded && (v = single_header(req, "x-real-ip", &len)) != NULL)
+        forwarded = ag_addr_parse(v, len, NULL, client.ip, &client.port) == 0;
+    if (!forwarded)
+        return;
+    memcpy(ip, client.ip, sizeof(client.ip));
+    if (client.port != 0) {
+        *port = client.port;
+    } else if ((v = single_header(req, "x-forwarded-port", &len)) != NULL && len >= 1 && len <= 5) {
+        int p = 0;
+        for (size_t i = 0; i < len && p >= 0; i++)
+            p = v[i] >= '0' && v[i] <= '9' ? p * 10 + (v[i] - '0') : -1;
+        if (p >= 1 && p <= 65535)
+            *port = p;
     }
-    if ((v = ag_http_header(req, "x-real-ip", &len)) != NULL)
-        normalize_ip(v, len, ip, port);
-    if ((v = ag_http_header(req, "x-forwarded-port", &len)) != NULL) {
-        char pb[16];
-        size_t n = len < sizeof(pb) - 1 ? len : sizeof(pb) - 1;
-        memcpy(pb, v, n);
-        pb[n] = '\0';
-        if (atoi(pb) > 0)
-            *port = atoi(pb);
+}
+
+/* --- origins --- */
+
+static int origin_listed(const ag_config_t *cfg, const char *origin, size_t len)
+{
+    for (char *const *p = cfg->servers.websocket.server.origins; p != NULL && *p != NULL; p++)
+        if (strlen(*p) == len && strncasecmp(*p, origin, len) == 0)
+            return 1;
+    return 0;
+}
+
+static const char *request_origin(h2o_req_t *req, size_t *len, int *several)
+{
+    const char *found = NULL;
+    *several = 0;
+    for (ssize_t i = -1; (i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("origin"), i)) != -1;) {
+        if (found != NULL)
+            *several = 1;
+        found = req->headers.entries[i].value.base;
+        *len = req->headers.entries[i].value.len;
     }
+    return found;
+}
+
+ag_http_origin_t ag_http_origin_check(h2o_req_t *req)
+{
+    const ag_config_t *cfg = ag_http_server(req)->config;
+    size_t len = 0;
+    int several;
+    const char *origin = request_origin(req, &len, &several);
+    if (origin == NULL)
+        return AG_HTTP_ORIGIN_NONE;
+    if (several)
+        return AG_HTTP_ORIGIN_REFUSED;
+    if (ag_config_list_has(cfg->servers.websocket.server.origins, "*") || origin_listed(cfg, origin, len))
+        return AG_HTTP_ORIGIN_ALLOWED;
+    return AG_HTTP_ORIGIN_REFUSED;
+}
+
+static void add_res_header(h2o_req_t *req, const char *name, const char *value, size_t vlen)
+{
+    h2o_add_header_by_str(&req->pool, &req->res.headers, name, strlen(name), 0, NULL, value, vlen);
+}
+
+void ag_http_cors_origin(h2o_req_t *req)
+{
+    const ag_config_t *cfg = ag_http_server(req)->config;
+    if (ag_config_list_has(cfg->servers.websocket.server.origins, "*")) {
+        add_res_header(req, "access-control-allow-origin", H2O_STRLIT("*"));
+        return;
+    }
+    size_t len = 0;
+    int several;
+    const char *origin = request_origin(req, &len, &several);
+    if (origin != NULL && !several && origin_listed(cfg, origin, len)) {
+        add_res_header(req, "access-control-allow-origin", origin, len);
+        if (cfg->servers.websocket.server.credentials)
+            add_res_header(req, "access-control-allow-credentials", H2O_STRLIT("true"));
+    }
+    add_res_header(req, "vary", H2O_STRLIT("Origin"));
+}
+
+/* --- request framing --- */
+
+static int line_is(const char *line, size_t len, const char *name)
+{
+    size_t n = strlen(name);
+    return len > n && line[n] == ':' && strncasecmp(line, name, n) == 0;
+}
+
+int ag_http_guard(h2o_req_t *req)
+{
+    /* only HTTP/1 frames bodies by these headers; no entity means h2o saw neither of them */
+    if (req->version >= 0x200 || req->entity.base == NULL)
+        return -1;
+    h2o_socket_t *sock = req->conn->callbacks->get_socket(req->conn);
+    if (sock == NULL || sock->input == NULL)
+        return -1;
+    const char *head = sock->input->bytes;
+    if (req->entity.base < head || req->entity.base > head + sock->input->size)
+        return -1;
+    size_t headlen = (size_t)(req->entity.base - head);
+    int content_length = 0, transfer_encoding = 0;
+    for (size_t at = 0; at < headlen;) {
+        const char *nl = memchr(head + at, '\n', headlen - at);
+        size_t len = (nl != NULL ? (size_t)(nl - head) : headlen) - at;
+        const char *line = head + at;
+        if (len != 0 && line[len - 1] == '\r')
+            len--;
+        if (len == 0)
+            break; /* the end of the head */
+        /* the first line is the request line; a line starting with a space continues the previous header */
+        if (at != 0 && !is_space(line[0])) {
+            content_length += line_is(line, len, "content-length");
+            transfer_encoding += line_is(line, len, "transfer-encoding");
+        }
+        if (nl == NULL)
+            break;
+        at = (size_t)(nl - head) + 1;
+    }
+    if (content_length + transfer_encoding <= 1)
+        return -1;
+    req->http1_is_persistent = 0;
+    ag_http_respond(req, 400, "Bad Request", "text/plain; charset=utf-8",
+                    H2O_STRLIT("Bad Request: the body length is ambiguous (Content-Length and Transfer-Encoding)\n"));
+    return 0;
 }
 
 void ag_http_respond(h2o_req_t *req, int status, const char *reason, const char *content_type, const char *body, size_t len)

@@ -3,15 +3,6 @@
 #include <string.h>
 #include <sys/socket.h>
 
-h2o_pathconf_t *ag_server_register_path(ag_server_t *s, const char *path)
-{
-    h2o_hostconf_t *host = s->h2o_config.hosts[0];
-    for (size_t i = 0; i < host->paths.size; i++)
-        if (host->paths.entries[i].path.len == strlen(path) && memcmp(host->paths.entries[i].path.base, path, strlen(path)) == 0)
-            return &host->paths.entries[i];
-    return h2o_config_register_path(host, path, 0);
-}
-
 int ag_server_port(ag_server_t *s)
 {
     struct sockaddr_storage ss;

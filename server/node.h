@@ -27,10 +27,17 @@ struct st_ag_ws_node_t;      /* transports/ws.c */
 struct st_ag_primus_node_t;  /* transports/primus_ws.c */
 struct st_ag__eio_node_t;    /* transports/eio.c */
 struct st_ag_sio_node_t;     /* transports/socketio.c */
+struct st_ag_limits_t;       /* server/limit.c */
 
 typedef struct st_ag_stats_t {
     uint64_t connections_opened, connections_closed;
     uint64_t frames_in, frames_out, invalid_json, slow_consumers;
+    /* limits (README "Limits") */
+    uint64_t tcp_refused;        /* accepted only to be turned away: node or address at its connection cap, descriptors out */
+    uint64_t handshakes_refused; /* over servers.web.handshakeRate */
+    uint64_t messages_refused;   /* over servers.websocket.server.messageRate */
+    uint64_t rate_disconnects;   /* connections ended for sustained abuse of the message rate */
+    size_t sse_replay_bytes;     /* bytes held by every SSE replay ring together (bounded by sse.replayTotalBytes) */
 } ag_stats_t;
 
 struct st_ag_server_t {
@@ -43,7 +50,11 @@ struct st_ag_server_t {
     h2o_evloop_t *loop;
     h2o_accept_ctx_t accept_ctx;
     SSL_CTX *ssl_ctx;
-    h2o_socket_t *listener; /* NULL until ag_server_listen */
+    h2o_socket_t *listener;            /* NULL until ag_server_listen */
+    struct st_ag_limits_t *limits;     /* per-address state and the TCP connection count (server/limit.c) */
+    int accept_paused;                 /* listener not read: at the connection cap, or out of descriptors */
+    h2o_timeout_entry_t accept_resume; /* reads it again */
+    int reserve_fd;                    /* held so that a connection can be answered and closed at EMFILE */
     char public_dir[4096];
     ag_store_t *store;
 
@@ -70,9 +81,6 @@ struct st_ag_server_t {
     uint64_t stop_deadline;
 };
 
-/* Registers a handler on the (single) host for paths starting with path; call while the node is being built (before
- * its HTTP context exists). Handlers registered first win; static files come last. */
-h2o_pathconf_t *ag_server_register_path(ag_server_t *s, const char *path);
 /* The port actually bound (when configured as 0), or -1 before ag_server_listen. */
 int ag_server_port(ag_server_t *s);
 /* Disposes a timer list a module owns, unless entries are still linked to it: objects that h2o keeps alive until the

@@ -29,6 +29,8 @@ int ag_push_conn(ag_server_t *s, const char *conn_id, json_t *obj)
 {
     if (!json_is_object(obj))
         return AG_EINVAL;
+    if (json_dumpb(obj, NULL, 0, AG_JSON_FLAGS) > ag_conn_max_frame(s))
+        return AG_ETOOBIG; /* before it travels to another node */
     int ret = ag__push_local(s, conn_id, obj);
     /* not here: the node that holds it, if there is a cluster (AG_ENOENT without one) */
     return ret == AG_ENOENT ? ag_cluster_forward_push(s, conn_id, obj) : ret;

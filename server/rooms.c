@@ -8,14 +8,30 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct {
-    ag_conn_t **members; /* borrowed: a closing connection removes itself (ag__rooms_conn_closed) */
+typedef struct st_lroom_t lroom_t;
+
+struct st_ag_room_member_t {
+    ag_conn_t *conn; /* borrowed: a closing connection leaves every room first (ag__rooms_conn_closed) */
+    lroom_t *room;
+    size_t slot;                   /* index in room->members */
+    ag_room_member_t *prev, *next; /* the connection's rooms, in join order */
+};
+
+/* A room with members on this node. Exists while it has at least one. */
+struct st_lroom_t {
+    ag_room_member_t **members;
     size_t n, cap;
-} lroom_t;
+    char name[];
+};
 
 struct st_ag_rooms_t {
-    ag_map_t local; /* room -> lroom_t* */
+    ag_map_t local;       /* room -> lroom_t* */
+    ag_map_t memberships; /* "<conn id> <room>" -> ag_room_member_t* */
 };
+
+/* Room names here are at most AG_CONFIG_ROOM_NAME_MAX bytes (the configuration refuses a larger bound). */
+#define CHANNEL_MAX (sizeof("room:") + AG_CONFIG_ROOM_NAME_MAX)
+#define MEMBER_KEY_MAX (sizeof(((ag_conn_t *)0)->id) + 1 + AG_CONFIG_ROOM_NAME_MAX + 1)
 
 static const ag_hooks_t no_hooks;
 
@@ -32,19 +48,68 @@ void ag_set_hooks(ag_server_t *s, const ag_hooks_t *hooks)
         *s->hooks = *hooks;
 }
 
-static void channel_of(const char *room, char *buf, size_t len)
+int ag__room_name_check(const ag_server_t *s, const char *room)
 {
-    snprintf(buf, len, "room:%s", room);
+    size_t max = (size_t)s->config->general.maxRoomNameLength;
+    if (room == NULL || room[0] == '\0' || strnlen(room, max + 1) > max)
+        return AG_EINVAL;
+    return AG_OK;
+}
+
+/* The store channel of a room whose name passed ag__room_name_check. */
+static void channel_of(const char *room, char buf[CHANNEL_MAX])
+{
+    snprintf(buf, CHANNEL_MAX, "room:%s", room);
+}
+
+/* Writes an error with the configured bound: "<what> (at most N)". */
+static const char *bound_error(char *buf, size_t len, const char *what, long bound)
+{
+    snprintf(buf, len, "%s (at most %ld)", what, bound);
+    return buf;
 }
 
 /* --- the local index --- */
 
-long ag__conn_room_index(const ag_conn_t *c, const char *room)
+/* The membership map's key; 0 when room cannot be a room here (too long), so c is not in it. */
+static int member_key(const ag_conn_t *c, const char *room, char key[MEMBER_KEY_MAX])
 {
-    for (size_t i = 0; i < c->num_rooms; i++)
-        if (strcmp(c->rooms[i], room) == 0)
-            return (long)i;
-    return -1;
+    size_t len = strnlen(room, AG_CONFIG_ROOM_NAME_MAX + 1);
+    if (len > AG_CONFIG_ROOM_NAME_MAX)
+        return 0;
+    size_t idlen = strlen(c->id);
+    memcpy(key, c->id, idlen);
+    key[idlen] = ' ';
+    memcpy(key + idlen + 1, room, len + 1);
+    return 1;
+}
+
+static ag_room_member_t *member_find(const ag_conn_t *c, const char *room)
+{
+    char key[MEMBER_KEY_MAX];
+    if (room == NULL || !member_key(c, room, key))
+        return NULL;
+    return ag_map_get(&c->server->rooms->memberships, key);
+}
+
+int ag__conn_in_room(const ag_conn_t *c, const char *room)
+{
+    return member_find(c, room) != NULL;
+}
+
+const ag_room_member_t *ag__room_next(const ag_room_member_t *m)
+{
+    return m->next;
+}
+
+const char *ag__room_name(const ag_room_member_t *m)
+{
+    return m->room->name;
+}
+
+const char *ag__conn_first_room(const ag_conn_t *c)
+{
+    return c->rooms_first != NULL ? c->rooms_first->room->name : NULL;
 }
 
 size_t ag__room_local_members(ag_server_t *s, const char *room)
@@ -53,76 +118,101 @@ size_t ag__room_local_members(ag_server_t *s, const char *room)
     return lr != NULL ? lr->n : 0;
 }
 
+static void lroom_free(ag_server_t *s, lroom_t *lr)
+{
+    char ch[CHANNEL_MAX];
+    channel_of(lr->name, ch);
+    s->store->ops->unsubscribe(s->store, ch);
+    ag_map_del(&s->rooms->local, lr->name);
+    free(lr->members);
+    free(lr);
+}
+
+/* The local side of a join whose store side succeeded. */
 static int local_add(ag_conn_t *c, const char *room)
 {
     ag_server_t *s = c->server;
-    /* conn->rooms grows in powers of two; its size is implied by num_rooms. */
-    if ((c->num_rooms & (c->num_rooms - 1)) == 0) {
-        size_t ncap = c->num_rooms == 0 ? 1 : c->num_rooms * 2;
-        char **n = realloc(c->rooms, ncap * sizeof(*n));
-        if (n == NULL)
-            return AG_ENOMEM;
-        c->rooms = n;
-    }
+    char key[MEMBER_KEY_MAX];
+    if (!member_key(c, room, key))
+        return AG_EINVAL;
     lroom_t *lr = ag_map_get(&s->rooms->local, room);
     if (lr == NULL) {
-        if ((lr = calloc(1, sizeof(*lr))) == NULL || ag_map_set(&s->rooms->local, room, lr) != AG_OK) {
+        size_t len = strlen(room);
+        if ((lr = calloc(1, sizeof(*lr) + len + 1)) == NULL)
+            return AG_ENOMEM;
+        memcpy(lr->name, room, len + 1);
+        if (ag_map_set(&s->rooms->local, room, lr) != AG_OK) {
             free(lr);
             return AG_ENOMEM;
         }
-        char ch[512];
-        channel_of(room, ch, sizeof(ch));
+        char ch[CHANNEL_MAX];
+        channel_of(room, ch);
         s->store->ops->subscribe(s->store, ch);
     }
+    ag_room_member_t *m = NULL;
     if (lr->n == lr->cap) {
         size_t ncap = lr->cap == 0 ? 4 : lr->cap * 2;
-        ag_conn_t **n = realloc(lr->members, ncap * sizeof(*n));
-        if (n == NULL)
-            return AG_ENOMEM;
-        lr->members = n;
-        lr->cap = ncap;
+        ag_room_member_t **n = realloc(lr->members, ncap * sizeof(*n));
+        if (n != NULL) {
+            lr->members = n;
+            lr->cap = ncap;
+        }
     }
-    char *copy = strdup(room);
-    if (copy == NULL)
+    if (lr->n == lr->cap || (m = calloc(1, sizeof(*m))) == NULL || ag_map_set(&s->rooms->memberships, key, m) != AG_OK) {
+        free(m);
+        if (lr->n == 0)
+            lroom_free(s, lr);
         return AG_ENOMEM;
-    lr->members[lr->n++] = c;
-    c->rooms[c->num_rooms++] = copy;
+    }
+    m->conn = c;
+    m->room = lr;
+    m->slot = lr->n;
+    lr->members[lr->n++] = m;
+    m->prev = c->rooms_last;
+    if (c->rooms_last != NULL)
+        c->rooms_last->next = m;
+    else
+        c->rooms_first = m;
+    c->rooms_last = m;
+    c->num_rooms++;
     return AG_OK;
 }
 
-static void local_remove(ag_conn_t *c, const char *room)
+/* Forgets the membership locally (the caller updates the store). m is freed; its name is gone with the last member. */
+static void local_remove(ag_room_member_t *m)
 {
+    ag_conn_t *c = m->conn;
     ag_server_t *s = c->server;
-    long i = ag__conn_room_index(c, room);
-    if (i < 0)
-        return;
-    free(c->rooms[i]);
-    memmove(&c->rooms[i], &c->rooms[i + 1], (c->num_rooms - (size_t)i - 1) * sizeof(*c->rooms));
+    if (m->prev != NULL)
+        m->prev->next = m->next;
+    else
+        c->rooms_first = m->next;
+    if (m->next != NULL)
+        m->next->prev = m->prev;
+    else
+        c->rooms_last = m->prev;
     c->num_rooms--;
-    lroom_t *lr = ag_map_get(&s->rooms->local, room);
-    if (lr == NULL)
-        return;
-    for (size_t j = 0; j < lr->n; j++) {
-        if (lr->members[j] == c) {
-            lr->members[j] = lr->members[--lr->n];
-            break;
-        }
-    }
-    if (lr->n == 0) {
-        char ch[512];
-        channel_of(room, ch, sizeof(ch));
-        s->store->ops->unsubscribe(s->store, ch);
-        ag_map_del(&s->rooms->local, room);
-        free(lr->members);
-        free(lr);
-    }
+    lroom_t *lr = m->room;
+    ag_room_member_t *last = lr->members[--lr->n];
+    lr->members[m->slot] = last;
+    last->slot = m->slot;
+    char key[MEMBER_KEY_MAX];
+    if (member_key(c, lr->name, key))
+        ag_map_del(&s->rooms->memberships, key);
+    free(m);
+    if (lr->n == 0)
+        lroom_free(s, lr);
 }
 
 /* --- publishing --- */
 
 static int publish(ag_server_t *s, const char *room, char type, const json_t *frame)
 {
+    if (ag__room_name_check(s, room) != AG_OK)
+        return AG_EINVAL; /* no such room can exist here */
     size_t len = json_dumpb(frame, NULL, 0, AG_JSON_FLAGS);
+    if (len > ag_conn_max_frame(s))
+        return AG_ETOOBIG; /* no member could queue it: refused here, once, rather than dropped by every member */
     char *buf = malloc(len + 1);
     if (len == 0 || buf == NULL) {
         free(buf);
@@ -130,8 +220,8 @@ static int publish(ag_server_t *s, const char *room, char type, const json_t *fr
     }
     buf[0] = type;
     json_dumpb(frame, buf + 1, len, AG_JSON_FLAGS);
-    char ch[512];
-    channel_of(room, ch, sizeof(ch));
+    char ch[CHANNEL_MAX];
+    channel_of(room, ch);
     s->store->ops->publish(s->store, ch, buf, len + 1, NULL, NULL);
     free(buf);
     return AG_OK;
@@ -168,13 +258,19 @@ static void deliver(ag_server_t *s, const char *room, char type, const char *fra
     lroom_t *lr = ag_map_get(&s->rooms->local, room);
     if (lr == NULL || lr->n == 0)
         return;
+    if (len > ag_conn_max_frame(s)) {
+        /* published by a node with a larger bound: every member would refuse it */
+        ag_log(AG_LOG_WARN, "rooms", NULL, "a frame of %zu bytes for %.100s is over the limit of %zu: not delivered", len, room,
+               ag_conn_max_frame(s));
+        return;
+    }
     /* A snapshot with references: a hook or a slow-consumer close may change the membership while we deliver. */
     size_t n = lr->n;
     ag_conn_t **snap = malloc(n * sizeof(*snap));
     if (snap == NULL)
         return;
     for (size_t i = 0; i < n; i++)
-        snap[i] = ag_conn_addref(lr->members[i]);
+        snap[i] = ag_conn_addref(lr->members[i]->conn);
     const ag_hooks_t *h = hooks_of(s);
     if (type == 'c' && h->on_say_recipient != NULL) {
         json_t *payload = json_loadb(frame, len, 0, NULL);
@@ -202,8 +298,9 @@ static void deliver(ag_server_t *s, const char *room, char type, const char *fra
 static void on_room_deleted(ag_server_t *s, const char *room)
 {
     lroom_t *lr;
-    while ((lr = ag_map_get(&s->rooms->local, room)) != NULL && lr->n != 0)
-        local_remove(lr->members[lr->n - 1], room);
+    /* the room's entry goes with its last member */
+    while ((lr = ag_map_get(&s->rooms->local, room)) != NULL)
+        local_remove(lr->members[lr->n - 1]);
 }
 
 static void on_message(void *data, const char *channel, const char *payload, size_t len)
@@ -233,12 +330,16 @@ static void log_err(void *data, const char *err, json_t *res)
 
 int ag_room_create(ag_server_t *s, const char *room)
 {
+    if (ag__room_name_check(s, room) != AG_OK)
+        return AG_EINVAL;
     s->store->ops->room_add(s->store, room, log_err, "room_add");
     return AG_OK;
 }
 
 int ag_room_delete(ag_server_t *s, const char *room)
 {
+    if (ag__room_name_check(s, room) != AG_OK)
+        return AG_EINVAL;
     ag_room_broadcast(s, room, AG_MSG_ROOM_DELETED);
     json_t *d = json_pack("{s:s}", "room", room);
     publish(s, room, 'd', d);
@@ -271,6 +372,7 @@ static op_t *op_new(ag_conn_t *c, const char *room, void (*cb)(ag_conn_t *, cons
 
 static void op_finish(op_t *op, const char *err)
 {
+    op->c->joining--;
     if (op->cb != NULL)
         op->cb(op->c, err, op->data);
     ag_conn_release(op->c);
@@ -290,7 +392,7 @@ static void join_subscribed(void *data, const char *err, json_t *res)
 {
     op_t *op = data;
     ag_conn_t *c = ag_conn_addref(op->c);
-    char room[512];
+    char room[AG_CONFIG_ROOM_NAME_MAX + 1];
     snprintf(room, sizeof(room), "%s", op->room);
     op_finish(op, NULL);
     if (!ag_conn_is_closed(c))
@@ -302,7 +404,7 @@ static void join_added(void *data, const char *err, json_t *res)
 {
     op_t *op = data;
     ag_conn_t *c = op->c;
-    if (err == NULL && (ag_conn_is_closed(c) || ag__conn_room_index(c, op->room) >= 0)) {
+    if (err == NULL && (ag_conn_is_closed(c) || ag__conn_in_room(c, op->room))) {
         /* closed or joined twice meanwhile: the store entry is this connection's either way */
         if (ag_conn_is_closed(c))
             c->server->store->ops->member_del(c->server->store, op->room, c->id, NULL, NULL);
@@ -316,7 +418,7 @@ static void join_added(void *data, const char *err, json_t *res)
         c->server->store->ops->subscribed(c->server->store, join_subscribed, op);
         return;
     }
-    char room[512];
+    char room[AG_CONFIG_ROOM_NAME_MAX + 1];
     snprintf(room, sizeof(room), "%s", op->room);
     op_finish(op, err);
     if (err == NULL)
@@ -342,36 +444,38 @@ static void join_exists(void *data, const char *err, json_t *res)
 
 void ag_room_join(ag_conn_t *c, const char *room, void (*cb)(ag_conn_t *c, const char *err, void *data), void *data)
 {
-    char err[600];
-    if (room == NULL || room[0] == '\0') {
+    const ag_config_t *cfg = c->server->config;
+    char err[AG_CONFIG_ROOM_NAME_MAX + 100];
+    const char *e = NULL;
+    if (room == NULL || room[0] == '\0')
+        e = AG_ERR_ROOM_REQUIRED;
+    else if (ag__room_name_check(c->server, room) != AG_OK)
+        e = bound_error(err, sizeof(err), AG_ERR_ROOM_NAME_TOO_LONG, cfg->general.maxRoomNameLength);
+    else if (ag__conn_in_room(c, room))
+        e = (snprintf(err, sizeof(err), "connection already in this room (%s)", room), err);
+    else if (c->num_rooms + c->joining >= (size_t)cfg->general.maxRoomsPerConnection)
+        e = bound_error(err, sizeof(err), AG_ERR_CONN_TOO_MANY_ROOMS, cfg->general.maxRoomsPerConnection);
+    op_t *op = e == NULL ? op_new(c, room, cb, data) : NULL;
+    if (e == NULL && op == NULL)
+        e = "out of memory";
+    if (e != NULL) {
         if (cb != NULL)
-            cb(c, AG_ERR_ROOM_REQUIRED, data);
+            cb(c, e, data);
         return;
     }
-    if (ag__conn_room_index(c, room) >= 0 || strlen(room) > 400) {
-        snprintf(err, sizeof(err), strlen(room) > 400 ? "room name too long" : "connection already in this room (%s)", room);
-        if (cb != NULL)
-            cb(c, err, data);
-        return;
-    }
-    op_t *op = op_new(c, room, cb, data);
-    if (op == NULL) {
-        if (cb != NULL)
-            cb(c, "out of memory", data);
-        return;
-    }
+    c->joining++; /* until op_finish: joins in flight count against the bound */
     c->server->store->ops->room_exists(c->server->store, room, join_exists, op);
 }
 
 void ag_room_leave(ag_conn_t *c, const char *room, void (*cb)(ag_conn_t *c, const char *err, void *data), void *data)
 {
-    char err[600];
     if (room == NULL || room[0] == '\0') {
         if (cb != NULL)
             cb(c, AG_ERR_ROOM_REQUIRED, data);
         return;
     }
-    if (ag__conn_room_index(c, room) < 0) {
+    if (!ag__conn_in_room(c, room)) {
+        char err[600];
         snprintf(err, sizeof(err), "connection not in this room (%.500s)", room);
         if (cb != NULL)
             cb(c, err, data);
@@ -384,26 +488,34 @@ void ag_room_leave(ag_conn_t *c, const char *room, void (*cb)(ag_conn_t *c, cons
             cb(c, reject != NULL ? reject : "leaving this room is not allowed", data);
         return;
     }
-    char copy[512];
+    char copy[AG_CONFIG_ROOM_NAME_MAX + 1];
     snprintf(copy, sizeof(copy), "%s", room);
-    local_remove(c, copy);
-    c->server->store->ops->member_del(c->server->store, copy, c->id, NULL, NULL);
+    ag_room_member_t *m = member_find(c, copy); /* again: the hook may have moved the connection */
+    if (m != NULL) {
+        local_remove(m);
+        c->server->store->ops->member_del(c->server->store, copy, c->id, NULL, NULL);
+    }
     if (cb != NULL)
         cb(c, NULL, data);
-    announce(c, copy, "left");
+    if (m != NULL)
+        announce(c, copy, "left");
 }
 
+/* Linear in the connection's rooms: each step unlinks one membership in O(1). */
 void ag__rooms_conn_closed(ag_conn_t *c)
 {
     const ag_hooks_t *h = hooks_of(c->server);
-    while (c->num_rooms != 0) {
-        char room[512];
-        snprintf(room, sizeof(room), "%s", c->rooms[c->num_rooms - 1]);
+    while (c->rooms_last != NULL) {
+        char room[AG_CONFIG_ROOM_NAME_MAX + 1];
+        snprintf(room, sizeof(room), "%s", c->rooms_last->room->name);
         if (h->on_leave != NULL) {
             const char *ignored = NULL;
             h->on_leave(c, room, &ignored, h->data);
         }
-        local_remove(c, room);
+        ag_room_member_t *m = member_find(c, room);
+        if (m == NULL)
+            continue;
+        local_remove(m);
         c->server->store->ops->member_del(c->server->store, room, c->id, NULL, NULL);
         announce(c, room, "left");
     }
@@ -445,7 +557,7 @@ static void view_members(void *data, const char *err, json_t *res)
 
 void ag__room_view(ag_conn_t *c, const char *room, ag__room_cb cb, void *ud)
 {
-    if (room == NULL || ag__conn_room_index(c, room) < 0) {
+    if (room == NULL || !ag__conn_in_room(c, room)) {
         char err[600];
         snprintf(err, sizeof(err), "connection not in this room (%.500s)", room != NULL ? room : "undefined");
         cb(c, err, NULL, ud);
@@ -470,19 +582,26 @@ void ag__room_say(ag_conn_t *c, const char *room, const char *message, ag__room_
         cb(c, AG_ERR_ROOM_AND_MESSAGE, NULL, ud);
         return;
     }
-    if (ag__conn_room_index(c, room) < 0) {
+    if (!ag__conn_in_room(c, room)) {
         char err[600];
         snprintf(err, sizeof(err), "connection not in this room (%.500s)", room);
         cb(c, err, NULL, ud);
         return;
     }
-    json_t *payload = chat_payload(room, c->id, message);
-    const ag_hooks_t *h = hooks_of(c->server);
-    if (payload != NULL && h->on_say != NULL)
-        payload = h->on_say(c, room, payload, h->data);
-    int ret = payload != NULL ? publish(c->server, room, 'c', payload) : AG_OK;
-    json_decref(payload);
-    cb(c, ret == AG_OK ? NULL : "out of memory", NULL, ud);
+    /* the whole chat frame (message, room, ids) must fit; the message alone is checked first to build nothing */
+    size_t max = ag_conn_max_frame(c->server);
+    int ret = AG_ETOOBIG;
+    if (strlen(message) <= max) {
+        json_t *payload = chat_payload(room, c->id, message);
+        const ag_hooks_t *h = hooks_of(c->server);
+        if (payload != NULL && h->on_say != NULL)
+            payload = h->on_say(c, room, payload, h->data);
+        ret = payload != NULL ? publish(c->server, room, 'c', payload) : AG_OK;
+        json_decref(payload);
+    }
+    char err[80];
+    snprintf(err, sizeof(err), "%s (at most %zu bytes)", AG_ERR_MESSAGE_TOO_BIG, max);
+    cb(c, ret == AG_OK ? NULL : ret == AG_ETOOBIG ? err : "out of memory", NULL, ud);
 }
 
 /* --- node lifecycle --- */
@@ -494,6 +613,8 @@ int ag__rooms_init(ag_server_t *s, char *errbuf, size_t errlen)
         return AG_ENOMEM;
     }
     ag_map_init(&s->rooms->local);
+    ag_map_init(&s->rooms->memberships);
+    s->store->max_rooms = (size_t)s->config->general.maxRooms;
     s->store->on_message = on_message;
     s->store->on_message_data = s;
     for (char **r = s->config->general.startingChatRooms; r != NULL && *r != NULL; r++)
@@ -509,10 +630,13 @@ void ag__rooms_dispose(ag_server_t *s)
     void *v;
     for (size_t it = 0; ag_map_next(&s->rooms->local, &it, &k, &v);) {
         lroom_t *lr = v;
+        for (size_t i = 0; i < lr->n; i++)
+            free(lr->members[i]);
         free(lr->members);
         free(lr);
     }
     ag_map_dispose(&s->rooms->local);
+    ag_map_dispose(&s->rooms->memberships);
     free(s->rooms);
     s->rooms = NULL;
     free(s->hooks);

@@ -1,9 +1,16 @@
 /*
  * Rooms and chat on one node (server/rooms.c); push to a room. Push to one connection is server/push.c.
  *
- * The store holds the rooms and their members (for every node); conn->rooms is the local truth for delivery. A local
- * index room -> local member connections makes fan-out O(local members), and the node holds one store subscription
- * per room that has local members (subscribed with the first, dropped with the last).
+ * The store holds the rooms and their members (for every node); the local memberships are the local truth for
+ * delivery. Each is one ag_room_member_t, linked three ways so that no operation scans: in its room's local index
+ * (room -> local members, an array with swap-remove: fan-out is O(local members)), in its connection's list (join
+ * order: leaving every room on close is linear in the connection's rooms), and in a node-wide keyed map
+ * "<conn id> <room>" (is c in this room: O(1)). The node holds one store subscription per room that has local members
+ * (subscribed with the first, dropped with the last).
+ *
+ * Bounds (general.*): a room name has at most maxRoomNameLength bytes, a connection is in (or joining) at most
+ * maxRoomsPerConnection rooms, and the store holds at most maxRooms rooms (per node on the memory store, per cluster on
+ * Redis).
  *
  * Everything that reaches members goes through the room's store channel ("room:<name>"), published once, so every node
  * delivers to its own members. A channel payload is one type byte and a complete session frame: 'c' chat (runs the
@@ -22,19 +29,37 @@
 #define AG_ERR_ROOM_REQUIRED "a room is required"
 #define AG_ERR_ROOM_AND_MESSAGE "both room and message are required"
 #define AG_MSG_ROOM_DELETED "this room has been deleted"
+/* The texts of the bounds; each is followed by " (at most N)" with the configured bound. */
+#define AG_ERR_ROOM_NAME_TOO_LONG "room name too long"
+#define AG_ERR_CONN_TOO_MANY_ROOMS "connection in too many rooms"
+#define AG_ERR_TOO_MANY_ROOMS "too many rooms"
+/* A say whose chat frame no connection could queue (see ag_conn_max_frame); followed by " (at most N bytes)". */
+#define AG_ERR_MESSAGE_TOO_BIG "message too big"
+
+/* One connection in one room, on this node (see above). */
+typedef struct st_ag_room_member_t ag_room_member_t;
 
 typedef void (*ag__room_cb)(ag_conn_t *c, const char *err, json_t *data, void *ud);
 
 int ag__rooms_init(ag_server_t *s, char *errbuf, size_t errlen);
 void ag__rooms_dispose(ag_server_t *s);
 
-/* Verb backends. err (NULL on success) is the protocol text without the "Error: " prefix; data is borrowed. */
+/* Verb backends. err (NULL on success) is the protocol text without the "Error: " prefix; data is borrowed. A say whose
+ * chat frame would be over ag_conn_max_frame() is refused with AG_ERR_MESSAGE_TOO_BIG and reaches nobody. */
 void ag__room_view(ag_conn_t *c, const char *room, ag__room_cb cb, void *ud);
 void ag__room_say(ag_conn_t *c, const char *room, const char *message, ag__room_cb cb, void *ud);
 /* The connection closes: leaves every room (store and local index), announcing when configured. */
 void ag__rooms_conn_closed(ag_conn_t *c);
-/* Index of room in c->rooms, or -1. */
-long ag__conn_room_index(const ag_conn_t *c, const char *room);
+/* Whether c is in room (O(1)). */
+int ag__conn_in_room(const ag_conn_t *c, const char *room);
+/* The rooms of c in join order: for (const ag_room_member_t *m = c->rooms_first; m != NULL; m = ag__room_next(m)). */
+const ag_room_member_t *ag__room_next(const ag_room_member_t *m);
+/* The room's name, borrowed while the membership lasts. */
+const char *ag__room_name(const ag_room_member_t *m);
+/* The first room c joined among those it is still in, or NULL. */
+const char *ag__conn_first_room(const ag_conn_t *c);
+/* 0 when room is a usable name here (non-empty, at most general.maxRoomNameLength bytes), else AG_EINVAL. */
+int ag__room_name_check(const ag_server_t *s, const char *room);
 /* Local members of room on this node (for tests and stats). */
 size_t ag__room_local_members(ag_server_t *s, const char *room);
 

@@ -2,15 +2,19 @@
  * The server object: builds a node with its modules in order, listens, runs, stops, destroys; and the public node API
  * (include/actiongate.h). This is the only file that knows every module: the others see the node through node.h.
  */
+#define _GNU_SOURCE /* accept4 */
 #include "server.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -20,13 +24,31 @@
 #include "cluster.h"
 #include "conn.h"
 #include "eio.h"
+#include "http.h"
+#include "limit.h"
 #include "primus.h"
 #include "push.h"
 #include "rooms.h"
 #include "session.h"
 #include "socketio.h"
+#include "static.h"
 #include "webapi.h"
 #include "ws.h"
+
+/* Connections taken per readiness of the listener: bounds the time one loop iteration spends accepting. */
+#define ACCEPT_BATCH 64
+/* Descriptors kept out of the automatic connection cap: files being served, the store's sockets, the signalfd, the
+ * reserve descriptor, forwarded requests' upstream sockets. */
+#define FD_RESERVE 64
+
+#define TURN_AWAY_503_BODY "too many connections"
+#define TURN_AWAY_429_BODY "too many connections from this address"
+#define TURN_AWAY(status, body)                                                                                                    \
+    "HTTP/1.1 " status "\r\nContent-Type: text/plain\r\nContent-Length: " body "\r\nRetry-After: 1\r\nConnection: close\r\n\r\n"
+static const char turn_away_503[] = TURN_AWAY("503 Service Unavailable", "20") TURN_AWAY_503_BODY;
+static const char turn_away_429[] = TURN_AWAY("429 Too Many Requests", "38") TURN_AWAY_429_BODY;
+
+static void on_accept_resume(h2o_timeout_entry_t *entry);
 
 /* --- building the node --- */
 
@@ -63,17 +85,31 @@ static void resolve_public_dir(ag_server_t *s)
 
 static void register_static(ag_server_t *s)
 {
-    static const char *index_files[] = {"index.html", NULL};
     const ag_config_t *cfg = s->config;
     char path[256];
     snprintf(path, sizeof(path), "/%s", cfg->servers.web.urlPathForFiles);
     h2o_expires_args_t expires = {H2O_EXPIRES_MODE_MAX_AGE, {.max_age = (uint64_t)cfg->servers.web.flatFileCacheDuration}};
     h2o_pathconf_t *pc = ag_server_register_path(s, path);
-    h2o_file_register(pc, s->public_dir, index_files, NULL, 0);
+    ag_static_register_dir(pc, s->public_dir);
     h2o_expires_register(pc, &expires);
     pc = ag_server_register_path(s, "/");
-    h2o_file_register(pc, s->public_dir, index_files, NULL, 0);
+    ag_static_register_dir(pc, s->public_dir);
     h2o_expires_register(pc, &expires);
+}
+
+/* servers.web.maxConnections, or (0, or more than the descriptors allow) the descriptor limit minus a reserve. */
+static size_t connection_cap(const ag_config_t *cfg)
+{
+    struct rlimit rl;
+    size_t fds = 1u << 20;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < fds)
+        fds = (size_t)rl.rlim_cur;
+    size_t room = fds > 2 * FD_RESERVE ? fds - FD_RESERVE : fds / 2;
+    size_t want = (size_t)cfg->servers.web.maxConnections;
+    if (want > room)
+        ag_log(AG_LOG_WARN, "server", NULL, "servers.web.maxConnections %zu: the descriptor limit (%zu) allows %zu; using that",
+               want, fds, room);
+    return want == 0 || want > room ? room : want;
 }
 
 static int create_store(ag_server_t *s, char *errbuf, size_t errlen)
@@ -156,6 +192,8 @@ ag_server_t *ag_server_create(ag_config_t *cfg, char *errbuf, size_t errlen)
     }
     s->config = cfg;
     s->started_ms = ag_now_ms();
+    s->reserve_fd = -1;
+    s->accept_resume.cb = on_accept_resume;
     ag_map_init(&s->conns);
     if (cfg->general.id[0] != '\0') {
         snprintf(s->node_id, sizeof(s->node_id), "%s", cfg->general.id);
@@ -191,24 +229,136 @@ ag_server_t *ag_server_create(ag_config_t *cfg, char *errbuf, size_t errlen)
     register_static(s);
     h2o_context_init(&s->ctx, s->loop, &s->h2o_config);
     s->ctx_ready = 1;
+    if ((s->limits = ag_limits_create(s, connection_cap(cfg))) == NULL) {
+        snprintf(errbuf, errlen, "out of memory");
+        goto fail;
+    }
     return s;
 fail:
     ag_server_destroy(s);
     return NULL;
 }
 
-/* --- listening --- */
+/* --- listening and accepting: the node's connection cap, the per-address cap, running out of descriptors --- */
+
+static void on_accept(h2o_socket_t *listener, const char *err);
+
+/* Stops reading the listener (pending connections wait in the kernel's backlog) until a connection closes or 100 ms
+ * passed. A listener left readable at EMFILE would wake the loop at once, forever. */
+static void accept_pause(ag_server_t *s)
+{
+    if (!s->accept_paused) {
+        s->accept_paused = 1;
+        h2o_socket_read_stop(s->listener);
+    }
+    if (h2o_timeout_is_linked(&s->accept_resume))
+        h2o_timeout_unlink(&s->accept_resume);
+    h2o_timeout_link(s->loop, &s->ctx.hundred_ms_timeout, &s->accept_resume);
+}
+
+static void on_accept_resume(h2o_timeout_entry_t *entry)
+{
+    ag_server_t *s = H2O_STRUCT_FROM_MEMBER(ag_server_t, accept_resume, entry);
+    if (!s->accept_paused || s->listener == NULL || s->stopping)
+        return;
+    s->accept_paused = 0;
+    h2o_socket_read_start(s->listener, on_accept);
+}
+
+static void on_tcp_close(void *data)
+{
+    ag_peer_t *p = data;
+    ag_server_t *s = p->owner->server;
+    ag_limits_tcp_closed(p);
+    if (s->accept_paused && !s->stopping) {
+        /* room again: look at the backlog on the next iteration */
+        if (h2o_timeout_is_linked(&s->accept_resume))
+            h2o_timeout_unlink(&s->accept_resume);
+        h2o_timeout_link(s->loop, &s->ctx.zero_timeout, &s->accept_resume);
+    }
+}
+
+/* Answers a connection the node will not serve and closes it (HTTP/1 clients read the status; over TLS there is only
+ * the close). What the client already sent is read away first, so the close is a FIN, not a reset that could
+ * overtake the answer. Costs one descriptor for the duration of the call. */
+static void turn_away(ag_server_t *s, int fd, int per_address)
+{
+    s->stats.tcp_refused++;
+    if (!s->config->servers.web.secure) {
+        const char *r = per_address ? turn_away_429 : turn_away_503;
+        size_t n = per_address ? sizeof(turn_away_429) - 1 : sizeof(turn_away_503) - 1;
+        char sink[4096];
+        for (int i = 0; i < 4 && recv(fd, sink, sizeof(sink), MSG_DONTWAIT) > 0; i++)
+            ;
+        if (send(fd, r, n, MSG_NOSIGNAL | MSG_DONTWAIT) > 0)
+            shutdown(fd, SHUT_WR);
+    }
+    close(fd);
+}
+
+/* EMFILE/ENFILE: the backlog's connections get their 503 through the descriptor held in reserve, up to budget. */
+static void turn_away_with_reserve(ag_server_t *s, int lfd, int budget)
+{
+    while (budget-- > 0 && s->reserve_fd >= 0) {
+        close(s->reserve_fd);
+        int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd != -1)
+            turn_away(s, fd, 0);
+        s->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (fd == -1)
+            break;
+    }
+}
 
 static void on_accept(h2o_socket_t *listener, const char *err)
 {
     ag_server_t *s = listener->data;
     if (err != NULL)
         return;
-    for (int i = 0; i < 64; i++) {
-        h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
-        if (sock == NULL)
-            break;
+    int lfd = h2o_socket_get_fd(listener), at_cap = 0;
+    for (int i = 0; i < ACCEPT_BATCH; i++) {
+        struct sockaddr_storage ss;
+        socklen_t sslen = sizeof(ss);
+        int fd = accept4(lfd, (struct sockaddr *)&ss, &sslen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd == -1) {
+            int e = errno;
+            if (e == EAGAIN || e == EWOULDBLOCK)
+                break;
+            if (e == EINTR || e == ECONNABORTED || e == EPROTO)
+                continue; /* that one connection is gone; the next may be fine */
+            ag_log_limited(AG_LOG_ERROR, "server", NULL, "accept: %s; new connections wait until descriptors are free",
+                           strerror(e));
+            if (e == EMFILE || e == ENFILE)
+                turn_away_with_reserve(s, lfd, ACCEPT_BATCH - i);
+            accept_pause(s);
+            return;
+        }
+        if (s->limits->tcp_conns >= s->limits->max_tcp) {
+            turn_away(s, fd, 0);
+            at_cap = 1;
+            continue;
+        }
+        ag_peer_t *peer = ag_limits_tcp_open(s->limits, (struct sockaddr *)&ss);
+        if (peer == NULL) {
+            char ip[64];
+            ag_limits_sockaddr_text((struct sockaddr *)&ss, ip);
+            ag_log_limited(AG_LOG_WARN, "server", NULL, "%s: at servers.web.maxConnectionsPerIp (%d); turned away", ip,
+                           s->config->servers.web.maxConnectionsPerIp);
+            turn_away(s, fd, 1);
+            continue;
+        }
+        int on = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+        h2o_socket_t *sock = h2o_evloop_socket_create(s->loop, fd, H2O_SOCKET_FLAG_IS_ACCEPTED_CONNECTION);
+        h2o_socket_setpeername(sock, (struct sockaddr *)&ss, sslen);
+        sock->on_close.cb = on_tcp_close;
+        sock->on_close.data = peer;
         h2o_accept(&s->accept_ctx, sock);
+    }
+    if (at_cap) {
+        ag_log_limited(AG_LOG_WARN, "server", NULL, "at servers.web.maxConnections (%zu): turning new connections away",
+                       s->limits->max_tcp);
+        accept_pause(s);
     }
 }
 
@@ -244,6 +394,7 @@ int ag_server_listen(ag_server_t *s, char *errbuf, size_t errlen)
     }
     s->listener = h2o_evloop_socket_create(s->loop, fd, H2O_SOCKET_FLAG_DONT_READ);
     s->listener->data = s;
+    s->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     ag_cluster_listening(s);
     return 0;
 }
@@ -268,8 +419,11 @@ void ag_server_stop(ag_server_t *s)
         return;
     s->stopping = 1;
     s->stop_deadline = h2o_now(s->loop) + (uint64_t)s->config->general.shutdownTimeout;
+    if (h2o_timeout_is_linked(&s->accept_resume))
+        h2o_timeout_unlink(&s->accept_resume);
     if (s->listener != NULL) {
-        h2o_socket_read_stop(s->listener);
+        if (!s->accept_paused)
+            h2o_socket_read_stop(s->listener);
         h2o_socket_close(s->listener);
         s->listener = NULL;
     }
@@ -351,10 +505,17 @@ void ag_server_destroy(ag_server_t *s)
         h2o_socket_close(s->listener);
         s->listener = NULL;
     }
+    if (s->reserve_fd >= 0)
+        close(s->reserve_fd);
+    if (h2o_timeout_is_linked(&s->accept_resume))
+        h2o_timeout_unlink(&s->accept_resume);
     modules_dispose(s);
     if (s->store != NULL)
         s->store->ops->destroy(s->store);
     ag_map_dispose(&s->conns);
+    /* sockets still open (idle keep-alive connections) point at their entries: then the table stays with the loop */
+    if (s->limits != NULL && s->limits->tcp_conns == 0)
+        ag_limits_destroy(s->limits);
     dispose_h2o(s);
     if (s->ssl_ctx != NULL)
         SSL_CTX_free(s->ssl_ctx);

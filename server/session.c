@@ -165,10 +165,46 @@ json_t *ag__verb_reply(const char *err, json_t *data, const json_t *message_id)
 
 /* --- replies --- */
 
+/* What a reply that no queue could take becomes: the same kind of error, small. A verb's error keeps its text and
+ * loses its data (the request, which may be what was too big); anything else says the response was too big. */
+static json_t *too_big_reply(ag_conn_t *c, const json_t *reply)
+{
+    char text[80];
+    snprintf(text, sizeof(text), "%s (at most %zu bytes)", AG_ERR_RESPONSE_TOO_BIG, ag_conn_max_frame(c->server));
+    const json_t *message_id = json_object_get(reply, "messageId");
+    const char *status = json_string_value(json_object_get(reply, "status"));
+    if (status == NULL) {
+        json_t *e = json_pack("{s:s}", "error", text);
+        return e != NULL ? ag__reply(e, message_id != NULL ? message_id : json_null()) : NULL;
+    }
+    if (strncmp(status, "Error", 5) == 0) {
+        json_t *e = json_deep_copy(reply);
+        json_object_del(e, "data");
+        return e;
+    }
+    return ag__verb_reply(text, NULL, message_id != NULL ? message_id : json_null());
+}
+
+/* Sends a reply (taking obj). Replies are encoded here, once, so that one over the per-message bound can be swapped
+ * for an error before it reaches the queue. */
 static void send_owned(ag_conn_t *c, json_t *obj)
 {
-    if (obj != NULL && !ag_conn_is_closed(c))
-        ag_conn_send_json(c, obj);
+    if (obj == NULL || ag_conn_is_closed(c)) {
+        json_decref(obj);
+        return;
+    }
+    ag_frame_t *f = ag_frame_from_json(obj);
+    if (f != NULL && f->len > ag_conn_max_frame(c->server)) {
+        ag_log(AG_LOG_INFO, "session", c->id, "a reply of %zu bytes is over the limit of %zu: answered with an error", f->len,
+               ag_conn_max_frame(c->server));
+        ag_frame_release(f);
+        json_t *small = too_big_reply(c, obj);
+        f = small != NULL ? ag_frame_from_json(small) : NULL;
+        json_decref(small);
+    }
+    if (f != NULL)
+        ag_conn_send(c, f); /* AG_ETOOBIG for a messageId that alone is too big: logged there */
+    ag_frame_release(f);
     json_decref(obj);
 }
 
@@ -260,8 +296,8 @@ static json_t *utf8_or(const char *s, const char *fallback)
 static json_t *details_view(ag_conn_t *c)
 {
     json_t *rooms = json_array();
-    for (size_t i = 0; i < c->num_rooms; i++)
-        json_array_append_new(rooms, json_string(c->rooms[i]));
+    for (const ag_room_member_t *m = c->rooms_first; m != NULL; m = ag__room_next(m))
+        json_array_append_new(rooms, json_string(ag__room_name(m)));
     return json_pack("{s:s,s:o,s:o,s:i,s:{},s:I,s:o,s:I,s:I}", "id", c->id, "fingerprint", utf8_or(c->fingerprint, c->id),
                      "remoteIP", utf8_or(c->remote_ip, ""), "remotePort", c->remote_port, "params", "connectedAt",
                      (json_int_t)c->connected_at, "rooms", rooms, "totalActions", (json_int_t)c->total_actions, "pendingActions",
@@ -339,7 +375,7 @@ static void on_frame(ag_conn_t *c, const char *data, size_t len, int binary, voi
     json_t *msg = json_loadb(data, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
     if (msg == NULL) {
         c->server->stats.invalid_json++;
-        ag_log(AG_LOG_INFO, "session", c->id, "invalid JSON ignored: %s", jerr.text);
+        ag_log_limited(AG_LOG_INFO, "session", c->id, "invalid JSON ignored: %s", jerr.text);
         return;
     }
     if (!json_is_object(msg)) {
@@ -387,7 +423,36 @@ static void on_close(ag_conn_t *c, const ag_disconnect_t *why, void *unused)
         h->on_disconnect(c, why, h->data);
 }
 
-static const ag_conn_handler_t handler = {on_open, on_frame, on_close};
+/* A message the connection refused (over the message rate), answered as this layer answers a request that fails: an
+ * action's (or file's) error, else a verb error whose data is the request minus event, messageId and room. Text that
+ * is not JSON gets none, as invalid JSON gets none. */
+static void on_refused(ag_conn_t *c, const char *data, size_t len, int binary, const char *error, void *unused)
+{
+    json_t *msg = binary ? json_null() : json_loadb(data, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+    if (msg == NULL)
+        return;
+    json_t *mid = ag__message_id(json_is_object(msg) ? msg : NULL), *reply;
+    const char *event = json_string_value(json_object_get(msg, "event"));
+    if (event != NULL && (strcmp(event, "action") == 0 || strcmp(event, "file") == 0)) {
+        reply = ag__reply(json_pack("{s:s}", "error", error), mid);
+    } else if (json_is_object(msg)) {
+        json_t *rest = json_copy(msg);
+        json_object_del(rest, "event");
+        json_object_del(rest, "messageId");
+        json_object_del(rest, "room");
+        reply = ag__verb_reply(error, rest, mid);
+        json_decref(rest);
+    } else {
+        reply = ag__verb_reply(error, msg, mid);
+    }
+    if (reply != NULL)
+        ag_conn_send_json(c, reply);
+    json_decref(reply);
+    json_decref(mid);
+    json_decref(msg);
+}
+
+static const ag_conn_handler_t handler = {.on_open = on_open, .on_frame = on_frame, .on_refused = on_refused, .on_close = on_close};
 
 void ag_session_init(ag_server_t *s)
 {

@@ -11,6 +11,10 @@
  * when one opens, verbs and actions for each message, leaving rooms and the disconnect hook when it ends. */
 void ag_session_init(ag_server_t *s);
 
+/* A reply over the per-message bound (ag_conn_max_frame) is replaced by this error, followed by " (at most N bytes)":
+ * {"error":…} for an action or a file, the verb error for a verb. */
+#define AG_ERR_RESPONSE_TOO_BIG "response too big"
+
 /* Message codec helpers (server/session.c), exposed for the unit tests. */
 /* JavaScript truthiness of a JSON value (NULL = undefined). */
 int ag__js_truthy(const json_t *v);

@@ -93,11 +93,13 @@ static void add_header(h2o_req_t *req, const char *name, const char *value)
     h2o_add_header_by_str(&req->pool, &req->res.headers, name, strlen(name), 0, NULL, value, strlen(value));
 }
 
+/* CORS as for the socket endpoints: the same origins list, so a page allowed to open the socket may call /api too. */
 static void cors_headers(h2o_req_t *req)
 {
-    add_header(req, "access-control-allow-origin", "*");
+    ag_http_cors_origin(req);
     add_header(req, "access-control-allow-methods", "HEAD, GET, POST, PUT, PATCH, DELETE, OPTIONS, TRACE");
     add_header(req, "access-control-allow-headers", "Content-Type");
+    add_header(req, "x-content-type-options", "nosniff");
 }
 
 static const char *reason_of(int status)
@@ -158,6 +160,13 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     if (path.len < plen || (path.len > plen && path.base[plen] != '/'))
         return -1; /* e.g. /apix: not ours */
     cors_headers(req);
+    /* A foreign page cannot read the answer, but a simple cross-site POST would still run the action with the
+     * browser's cookies: refused before anything runs. */
+    if (ag_http_origin_check(req) == AG_HTTP_ORIGIN_REFUSED) {
+        static const char body[] = "{\"error\":\"origin not allowed\"}";
+        ag_http_respond(req, 403, "Forbidden", "application/json; charset=utf-8", body, sizeof(body) - 1);
+        return 0;
+    }
     if (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("OPTIONS"))) {
         ag_http_respond(req, 200, "OK", "text/plain; charset=utf-8", "", 0);
         return 0;
@@ -183,13 +192,17 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         w->fingerprint = strdup(cookie);
     } else {
         unsigned char rnd[20];
-        char hex[41], date[32], header[160];
+        char hex[41], date[32], header[200];
         ag_random_bytes(rnd, sizeof(rnd));
         for (size_t i = 0; i < sizeof(rnd); i++)
             snprintf(hex + 2 * i, 3, "%02x", rnd[i]);
         w->fingerprint = strdup(hex);
         ag__http_date(ag_now_ms() + (uint64_t)cfg->servers.web.cookieExpires, date);
-        snprintf(header, sizeof(header), "%.40s=%s;path=/;expires=%s;", cfg->servers.web.cookieKey, hex, date);
+        /* Not HttpOnly: actionhero's client and ours read this cookie in the page and pass it as ?sessionID= on the
+         * socket URL, which is how a socket learns its fingerprint. The fingerprint is an identifier a client may
+         * choose (any ?sessionID= is taken), not a credential. */
+        snprintf(header, sizeof(header), "%.40s=%s;path=/;expires=%s;SameSite=Lax;%s", cfg->servers.web.cookieKey, hex, date,
+                 cfg->servers.web.secure ? "Secure;" : "");
         add_header(req, "set-cookie", h2o_strdup(&req->pool, header, SIZE_MAX).base);
     }
     if (w->fingerprint == NULL) {

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "http.h"
+#include "limit.h"
 #include <h2o/websocket.h>
 
 ag__eio_node_t *ag__eio_node(ag_server_t *server)
@@ -296,9 +297,34 @@ static void do_upgrade(ag__eio_session_t *s)
     flush(s);
 }
 
-void ag__eio_on_packet(ag__eio_session_t *s, ag__eio_transport_t *t, const ag_eio_packet_t *pkt)
+/* The connection's bucket when there is one; socket.io and echo sessions have their own. */
+int ag__eio_inbound_control(ag__eio_session_t *s)
 {
     if (s->closed)
+        return 0;
+    if (s->conn != NULL)
+        return ag_conn_inbound_control(s->conn);
+    ag_bucket_result_t r = ag_limits_message(s->server, &s->in_rate, s->rate_exempt);
+    if (r == AG_BUCKET_ABUSE) {
+        s->server->stats.rate_disconnects++;
+        ag_log_limited(AG_LOG_WARN, "eio", s->sid, "%u packets over the message rate refused; closing", s->in_rate.refused);
+        ag__eio_session_close(s, &AG_DISCONNECT_RATE, 1);
+    }
+    return r == AG_BUCKET_OK;
+}
+
+/* Every packet a client sends counts against the message rate: a message for the session layer in ag_conn_on_frame
+ * (whose refusal is an error reply; socket.io EVENTs reach it too), anything else here. 1: handle the packet. */
+static int inbound_allowed(ag__eio_session_t *s, const ag_eio_packet_t *pkt)
+{
+    if (pkt->type == AG_EIO_MESSAGE && (s->conn != NULL || (s->sio != NULL && pkt->len > 0 && pkt->data[0] == '2')))
+        return 1;
+    return ag__eio_inbound_control(s);
+}
+
+void ag__eio_on_packet(ag__eio_session_t *s, ag__eio_transport_t *t, const ag_eio_packet_t *pkt)
+{
+    if (s->closed || !inbound_allowed(s, pkt))
         return;
     if (t == s->probe) {
         if (pkt->type == AG_EIO_PING && pkt->len == 5 && memcmp(pkt->data, "probe", 5) == 0) {
@@ -409,6 +435,10 @@ ag__eio_session_t *ag__eio_session_create(ag_server_t *server, h2o_req_t *req, a
     s->finish.cb = on_finish;
     const char *b64 = ag_http_query_param(req, "b64");
     s->b64 = b64 != NULL && strcmp(b64, "1") == 0;
+    char ip[64];
+    int port;
+    ag_http_peer_info(req, ip, &port);
+    s->rate_exempt = ag_limits_exempt(server, ip);
     if (ag_map_set(&n->sessions, s->sid, s) != AG_OK) {
         free(s);
         return NULL;
@@ -469,30 +499,7 @@ static void add_header(h2o_req_t *req, const char *name, const char *value, size
 
 void ag__eio_add_common_headers(h2o_req_t *req)
 {
-    const ag_config_t *cfg = ag_http_server(req)->config;
-    char *const *origins = cfg->servers.websocket.server.origins;
-    size_t olen = 0;
-    const char *origin = ag_http_header(req, "origin", &olen);
-    int any = ag_config_list_has(origins, "*"), listed = 0;
-    if (origin != NULL && !any) {
-        char *o = h2o_mem_alloc_pool(&req->pool, olen + 1);
-        memcpy(o, origin, olen);
-        o[olen] = '\0';
-        listed = ag_config_list_has(origins, o);
-    }
-    if (cfg->servers.websocket.server.credentials) {
-        if (origin != NULL && (any || listed)) {
-            add_header(req, "access-control-allow-origin", origin, olen);
-            add_header(req, "access-control-allow-credentials", H2O_STRLIT("true"));
-        }
-        add_header(req, "vary", H2O_STRLIT("Origin"));
-    } else if (any) {
-        add_header(req, "access-control-allow-origin", H2O_STRLIT("*"));
-    } else {
-        if (listed)
-            add_header(req, "access-control-allow-origin", origin, olen);
-        add_header(req, "vary", H2O_STRLIT("Origin"));
-    }
+    ag_http_cors_origin(req);
 }
 
 void ag__eio_respond_error(h2o_req_t *req, int code)
@@ -534,20 +541,6 @@ static void respond_preflight(h2o_req_t *req)
     ag_http_respond(req, 204, "No Content", NULL, "", 0);
 }
 
-/* A handshake from a browser origin that is not listed is refused (engine.io's allowRequest, code 4). */
-static int origin_allowed(const ag_config_t *cfg, h2o_req_t *req)
-{
-    char *const *origins = cfg->servers.websocket.server.origins;
-    size_t olen;
-    const char *origin = ag_http_header(req, "origin", &olen);
-    if (origin == NULL || ag_config_list_has(origins, "*"))
-        return 1;
-    for (char *const *p = origins; p != NULL && *p != NULL; p++)
-        if (strlen(*p) == olen && memcmp(*p, origin, olen) == 0)
-            return 1;
-    return 0;
-}
-
 static int kind_of(const char *transport, ag__eio_kind_t *kind)
 {
     if (strcmp(transport, "polling") == 0)
@@ -574,6 +567,12 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     if (eio == NULL || !path_matches(cfg, req))
         return -1;
     ag__eio_node_t *n = ag__eio_node(server);
+    /* Every request, not only the handshake: a sid travels in URLs and logs, and a page that learnt one must not
+     * drive the session from a foreign origin (engine.io's allowRequest, code 4). */
+    if (ag_http_origin_check(req) == AG_HTTP_ORIGIN_REFUSED) {
+        ag__eio_respond_error(req, AG_EIO_ERR_FORBIDDEN);
+        return 0;
+    }
     if (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("OPTIONS"))) {
         respond_preflight(req);
         return 0;
@@ -643,14 +642,15 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         ag__eio_respond_error(req, AG_EIO_ERR_UNSUPPORTED_PROTOCOL_VERSION);
         return 0;
     }
-    if (!origin_allowed(cfg, req)) {
-        ag__eio_respond_error(req, AG_EIO_ERR_FORBIDDEN);
-        return 0;
-    }
     if (server->stopping) {
         /* documented in the README: a node that is stopping takes no new sessions */
         ag__eio_add_common_headers(req);
         ag_http_respond(req, 503, "Service Unavailable", "text/plain", H2O_STRLIT("shutting down"));
+        return 0;
+    }
+    if (!ag_limits_handshake(req)) {
+        ag__eio_add_common_headers(req);
+        ag_limits_respond_refused(req);
         return 0;
     }
     ag__eio_session_t *s = ag__eio_session_create(server, req, kind);

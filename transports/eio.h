@@ -80,6 +80,9 @@ struct st_ag__eio_session_t {
     size_t outbox_len, outbox_cap, outbox_bytes;
     h2o_timeout_entry_t ping_timer, pong_deadline, upgrade_deadline, noop_tick, finish;
     const ag_disconnect_t *why; /* why the session closed (the first reason), NULL while open */
+    /* the message rate of what no connection counts (socket.io and echo sessions; README "Limits") */
+    ag_bucket_t in_rate;
+    int rate_exempt;
 };
 
 /* The node's engine.io state (s->eio). */
@@ -94,6 +97,9 @@ void ag__eio_session_addref(ag__eio_session_t *s);
 void ag__eio_session_release(ag__eio_session_t *s);
 /* A packet read by transport t (current or probe). */
 void ag__eio_on_packet(ag__eio_session_t *s, ag__eio_transport_t *t, const ag_eio_packet_t *pkt);
+/* A message the transport handles itself (a WebSocket PING) counts against the message rate: 1 = go on, 0 = over it
+ * (the session may be closing). Packets count in ag__eio_on_packet. */
+int ag__eio_inbound_control(ag__eio_session_t *s);
 /* Decodes a polling/SSE POST body and dispatches it to t; returns 0, or -1 on a parse error (the session closed). */
 int ag__eio_on_payload(ag__eio_session_t *s, ag__eio_transport_t *t, const char *body, size_t len);
 /* What the current transport holds unsent (bytes, frames) counts, with the session's outbox, against the

@@ -3,6 +3,11 @@
  * is POST exactly as for polling (ag__eio_post). Every event has an id; the last events stay in a bounded ring, so a
  * reconnect with Last-Event-ID (header, or ?lastEventId=) within pingTimeout gets what it missed. A dropped stream
  * does not end the session; a newer stream replaces an older one; a stream is ended cleanly after recycleBytes.
+ *
+ * Replay memory is bounded per session (replayEvents, replayBytes) and per node (replayTotalBytes): over the node's
+ * budget, the rings written to longest ago lose their oldest events first. A reconnect whose Last-Event-ID is older
+ * than what its ring still holds cannot be served without a gap: it is answered as for a session that is gone
+ * ("Session ID unknown", the session ends) and the client starts a new one; nothing is lost silently.
  */
 #include "eio.h"
 
@@ -29,15 +34,31 @@ typedef struct st_sse_t {
     h2o_timeout_entry_t keepalive;
     /* the stream's URL carries the sid: an EventSource reconnect comes back to this session, so it may be recycled */
     int recyclable;
+    h2o_linklist_t lru; /* in `rings` while the ring holds events */
 } sse_t;
+
+/* Every non-empty ring of the node, the one written to longest ago first (one node per process). */
+static h2o_linklist_t rings = {&rings, &rings};
 
 static void ring_drop_oldest(sse_t *x)
 {
     sse_event_t *e = x->ring[x->ring_head];
     x->ring_bytes -= e->len;
+    x->super.session->server->stats.sse_replay_bytes -= e->len;
     free(e);
     x->ring_head = (x->ring_head + 1) % x->ring_cap;
-    x->ring_len--;
+    if (--x->ring_len == 0 && h2o_linklist_is_linked(&x->lru))
+        h2o_linklist_unlink(&x->lru);
+}
+
+/* An emptied ring gives its slots back too. */
+static void ring_free_if_empty(sse_t *x)
+{
+    if (x->ring_len != 0)
+        return;
+    free(x->ring);
+    x->ring = NULL;
+    x->ring_cap = x->ring_head = 0;
 }
 
 /* The ring grows by doubling up to replayEvents, so an idle session keeps a handful of slots, not hundreds. */
@@ -60,13 +81,13 @@ static int ring_grow(sse_t *x, size_t max)
 
 static void ring_push(sse_t *x, uint64_t id, const char *data, size_t len)
 {
-    const ag_config_t *cfg = x->super.session->server->config;
+    ag_server_t *server = x->super.session->server;
+    const ag_config_t *cfg = server->config;
     size_t max = (size_t)(cfg->servers.websocket.server.sse.replayEvents > 0 ? cfg->servers.websocket.server.sse.replayEvents : 1);
-    if (x->ring_len == x->ring_cap && x->ring_cap < max && ring_grow(x, max) != AG_OK)
-        return;
-    while (x->ring_len != 0 &&
-           (x->ring_len == x->ring_cap || x->ring_bytes + len > (size_t)cfg->servers.websocket.server.sse.replayBytes))
+    while (x->ring_len != 0 && (x->ring_len == max || x->ring_bytes + len > (size_t)cfg->servers.websocket.server.sse.replayBytes))
         ring_drop_oldest(x);
+    if (x->ring_len == x->ring_cap && ring_grow(x, max) != AG_OK)
+        return;
     sse_event_t *e = malloc(sizeof(*e) + len);
     if (e == NULL)
         return;
@@ -76,6 +97,17 @@ static void ring_push(sse_t *x, uint64_t id, const char *data, size_t len)
     x->ring[(x->ring_head + x->ring_len) % x->ring_cap] = e;
     x->ring_len++;
     x->ring_bytes += len;
+    server->stats.sse_replay_bytes += len;
+    if (h2o_linklist_is_linked(&x->lru))
+        h2o_linklist_unlink(&x->lru);
+    h2o_linklist_insert(&rings, &x->lru);
+    /* the node's budget: the rings written to longest ago shrink first (this one last) */
+    size_t budget = (size_t)cfg->servers.websocket.server.sse.replayTotalBytes;
+    while (server->stats.sse_replay_bytes > budget && !h2o_linklist_is_empty(&rings)) {
+        sse_t *old = H2O_STRUCT_FROM_MEMBER(sse_t, lru, rings.next);
+        ring_drop_oldest(old);
+        ring_free_if_empty(old);
+    }
 }
 
 static void arm_keepalive(sse_t *x)
@@ -180,7 +212,7 @@ void ag__eio_sse_destroy(ag__eio_transport_t *t)
         h2o_timeout_unlink(&x->keepalive);
     while (x->ring_len != 0)
         ring_drop_oldest(x);
-    free(x->ring);
+    ring_free_if_empty(x);
     free(x);
 }
 
@@ -265,6 +297,15 @@ static int last_event_id(h2o_req_t *req, uint64_t *out)
     return 1;
 }
 
+/* Whether every event after `last` is still in the ring. */
+static int replay_possible(const sse_t *x, uint64_t last)
+{
+    if (last >= x->seq)
+        return 1;
+    uint64_t first = x->ring_len != 0 ? x->ring[x->ring_head]->id : x->seq + 1;
+    return first <= last + 1;
+}
+
 void ag__eio_sse_get(ag_server_t *server, ag__eio_session_t *s, h2o_req_t *req)
 {
     int handshake = s->transport == NULL && s->polling == NULL && s->sse == NULL;
@@ -285,9 +326,17 @@ void ag__eio_sse_get(ag_server_t *server, ag__eio_session_t *s, h2o_req_t *req)
     }
     if (s->transport != NULL && s->transport == s->sse) {
         sse_t *x = (sse_t *)s->sse;
-        attach(x, req);
         uint64_t last;
-        if (last_event_id(req, &last)) {
+        int resume = last_event_id(req, &last);
+        if (resume && !replay_possible(x, last)) {
+            ag_log_limited(AG_LOG_INFO, "eio", s->sid, "Last-Event-ID %llu is older than the replay ring; ending the session",
+                           (unsigned long long)last);
+            ag__eio_respond_error(req, AG_EIO_ERR_UNKNOWN_SID);
+            ag__eio_session_close(s, &AG_DISCONNECT_TRANSPORT_ERROR, 0); /* what it missed is gone */
+            return;
+        }
+        attach(x, req);
+        if (resume) {
             for (size_t i = 0; i < x->ring_len && x->stream != NULL; i++) {
                 sse_event_t *e = x->ring[(x->ring_head + i) % x->ring_cap];
                 if (e->id > last)

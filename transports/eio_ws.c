@@ -99,7 +99,15 @@ static void on_closed(ag_ws_t *ws, const ag_disconnect_t *why)
     free(w);
 }
 
-static const ag_ws_callbacks_t callbacks = {on_message, NULL, on_closed};
+/* A WebSocket PING (wslay answers it) counts against the message rate like any packet. */
+static void on_ping(ag_ws_t *ws)
+{
+    eio_ws_t *w = ws->data;
+    if (!w->closed)
+        ag__eio_inbound_control(w->super.session);
+}
+
+static const ag_ws_callbacks_t callbacks = {on_message, on_ping, on_closed};
 
 void ag__eio_ws_accept(ag_server_t *server, ag__eio_session_t *s, h2o_req_t *req, const char *key)
 {

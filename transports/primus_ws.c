@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "http.h"
+#include "limit.h"
 #include "ws.h"
 
 typedef struct st_primus_t {
@@ -49,7 +50,7 @@ static void transport_close(ag_conn_t *conn, void *self, const ag_disconnect_t *
     if (!why->reconnect)
         ag_ws_send(p->ws, PRIMUS_SERVER_CLOSE, sizeof(PRIMUS_SERVER_CLOSE) - 1, 0);
     /* Primus ends with a close frame without a status code; the limits keep their codes so clients can tell. */
-    uint16_t code = why == &AG_DISCONNECT_TOO_BIG || why == &AG_DISCONNECT_SLOW ? why->code : 0;
+    uint16_t code = why == &AG_DISCONNECT_TOO_BIG || why == &AG_DISCONNECT_SLOW || why == &AG_DISCONNECT_RATE ? why->code : 0;
     ag_ws_close(p->ws, code, why->reason);
 }
 
@@ -65,6 +66,9 @@ static void on_message(ag_ws_t *ws, const uint8_t *data, size_t len, int binary)
 {
     primus_t *p = ws->data;
     if (!binary && starts_with(data, len, "\"primus::") && data[len - 1] == '"') {
+        /* control strings count against the message rate too (data messages: in ag_conn_on_frame) */
+        if (!ag_conn_inbound_control(p->conn))
+            return;
         if (starts_with(data, len, "\"primus::pong::")) {
             p->alive = 1;
             return;
@@ -83,7 +87,8 @@ static void on_message(ag_ws_t *ws, const uint8_t *data, size_t len, int binary)
 static void on_ping(ag_ws_t *ws)
 {
     primus_t *p = ws->data;
-    p->alive = 1;
+    if (ag_conn_inbound_control(p->conn))
+        p->alive = 1;
 }
 
 static void on_closed(ag_ws_t *ws, const ag_disconnect_t *why)
@@ -109,7 +114,7 @@ static void on_tick(h2o_timeout_entry_t *entry)
         if (ag_ws_is_closing(p->ws))
             continue;
         if (!p->alive) {
-            ag_log(AG_LOG_INFO, "primus", p->conn->id, "no pong since the last heartbeat; closing");
+            ag_log_limited(AG_LOG_INFO, "primus", p->conn->id, "no pong since the last heartbeat; closing");
             ag_conn_close(p->conn, &AG_DISCONNECT_HEARTBEAT);
             continue;
         }
@@ -154,8 +159,19 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         respond_426(req);
         return 0;
     }
+    /* A browser sends the page's Origin with every WebSocket handshake, and its cookies too: a socket opened from a
+     * page that is not listed would act with the victim's session (cross-site WebSocket hijacking). */
+    if (ag_http_origin_check(req) == AG_HTTP_ORIGIN_REFUSED) {
+        req->http1_is_persistent = 0;
+        ag_http_respond(req, 403, "Forbidden", "text/plain", H2O_STRLIT("Forbidden"));
+        return 0;
+    }
     if (s->stopping) {
         ag_http_respond(req, 503, "Service Unavailable", "text/plain", H2O_STRLIT("shutting down"));
+        return 0;
+    }
+    if (!ag_limits_handshake(req)) {
+        ag_limits_respond_refused(req);
         return 0;
     }
     primus_t *p = calloc(1, sizeof(*p));

@@ -9,6 +9,7 @@
 #include <string.h>
 #include "clientjs.h"
 #include "http.h"
+#include "rooms.h"
 
 /* --- the layer --- */
 
@@ -142,12 +143,9 @@ static void set_room(ag_sio_t *sio, const char *room)
  * else the first room the connection joined. */
 static const char *current_room(ag_sio_t *sio)
 {
-    ag_conn_t *c = sio->conn;
-    if (sio->room != NULL)
-        for (size_t i = 0; i < c->num_rooms; i++)
-            if (strcmp(c->rooms[i], sio->room) == 0)
-                return sio->room;
-    return c->num_rooms != 0 ? c->rooms[0] : NULL;
+    if (sio->room != NULL && ag__conn_in_room(sio->conn, sio->room))
+        return sio->room;
+    return ag__conn_first_room(sio->conn);
 }
 
 /* The event a pushed frame is emitted as; socket.io clients drop a packet that uses a reserved name. */
@@ -256,7 +254,7 @@ static const ag_transport_t sio_transport = {"socket.io", tr_on_pending, tr_clos
 static void on_connect_timeout(h2o_timeout_entry_t *entry)
 {
     ag_sio_t *sio = H2O_STRUCT_FROM_MEMBER(ag_sio_t, connect_timer, entry);
-    ag_log(AG_LOG_INFO, "socket.io", NULL, "no CONNECT within %d ms; closing", SIO_CONNECT_TIMEOUT_MS);
+    ag_log_limited(AG_LOG_INFO, "socket.io", NULL, "no CONNECT within %d ms; closing", SIO_CONNECT_TIMEOUT_MS);
     lower_close(sio);
 }
 
@@ -283,7 +281,7 @@ ag_sio_t *ag_sio_create(ag_server_t *s, const ag_sio_lower_t *lower, void *lower
 
 static void fail(ag_sio_t *sio, const char *what)
 {
-    ag_log(AG_LOG_INFO, "socket.io", sio->conn != NULL ? sio->conn->id : NULL, "%s; closing", what);
+    ag_log_limited(AG_LOG_INFO, "socket.io", sio->conn != NULL ? sio->conn->id : NULL, "%s; closing", what);
     if (sio->why == NULL)
         sio->why = &AG_DISCONNECT_PROTOCOL_ERROR;
     lower_close(sio);

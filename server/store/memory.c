@@ -1,8 +1,8 @@
 /*
  * The memory store: rooms, membership, cache and pub/sub inside one process (the embedded default).
  *
- * Every operation answers before it returns. publish delivers synchronously to this node's on_message when the channel
- * is subscribed; there are no other nodes.
+ * Every operation answers before it returns. publish delivers synchronously to this node's on_message (on_node_event for
+ * reserved channels) when the channel is subscribed; there are no other nodes, hence no node registry.
  */
 #include "store.h"
 
@@ -55,6 +55,10 @@ static void room_add(ag_store_t *s, const char *room, ag_store_cb cb, void *data
 {
     if (ag_map_get(&M(s)->rooms, room) != NULL) {
         reply(cb, data, "room exists", NULL);
+        return;
+    }
+    if (s->max_rooms != 0 && M(s)->rooms.size >= s->max_rooms) {
+        reply(cb, data, AG_STORE_ERR_TOO_MANY_ROOMS, NULL);
         return;
     }
     json_t *members = json_object();
@@ -192,8 +196,13 @@ static void cache_size(ag_store_t *s, ag_store_cb cb, void *data)
 
 static void publish(ag_store_t *s, const char *channel, const char *payload, size_t len, ag_store_cb cb, void *data)
 {
-    if (ag_map_get(&M(s)->subs, channel) != NULL && s->on_message != NULL)
-        s->on_message(s->on_message_data, channel, payload, len);
+    if (ag_map_get(&M(s)->subs, channel) != NULL) {
+        /* reserved channels belong to the node layer, as on the Redis store */
+        if (channel[0] == '_' && s->on_node_event != NULL)
+            s->on_node_event(s->on_node_event_data, channel, payload, len);
+        else if (channel[0] != '_' && s->on_message != NULL)
+            s->on_message(s->on_message_data, channel, payload, len);
+    }
     reply(cb, data, NULL, json_true());
 }
 
@@ -205,6 +214,21 @@ static void subscribe(ag_store_t *s, const char *channel)
 static void unsubscribe(ag_store_t *s, const char *channel)
 {
     ag_map_del(&M(s)->subs, channel);
+}
+
+/* One process is no cluster: there is no registry, every session is this node's. */
+static int node_register(ag_store_t *s, const ag_store_node_t *self)
+{
+    return AG_ENOENT;
+}
+
+static void node_lookup(ag_store_t *s, const char *tag, ag_store_cb cb, void *data)
+{
+    reply(cb, data, AG_STORE_NOT_CLUSTERED, NULL);
+}
+
+static void node_leave(ag_store_t *s)
+{
 }
 
 static const ag_store_ops_t ops = {
@@ -224,6 +248,9 @@ static const ag_store_ops_t ops = {
     .publish = publish,
     .subscribe = subscribe,
     .unsubscribe = unsubscribe,
+    .node_register = node_register,
+    .node_lookup = node_lookup,
+    .node_leave = node_leave,
 };
 
 ag_store_t *ag_store_memory_create(void)

@@ -6,11 +6,12 @@
  *   P members:<room>         HASH  conn id -> member details JSON ({id, joinedAt, node})
  *   P nodemembers:<node>     SET   "<conn id> <room>": what to remove when <node> dies
  *   P cache:<key>            HASH  value (JSON text), createdAt, expireTimestamp, readAt; PEXPIREAT when it expires
+ *   P cachekeys              ZSET  cache key -> expireTimestamp (+inf: never): what cache_size counts (never KEYS)
  *   P nodes                  SET   node ids that registered
  *   P node:<id>              STRING "<sid tag> <host:port>", PX redis.nodeTtl: the node's heartbeat
- *   P route:<sid tag>        STRING "host:port", PX redis.nodeTtl: written by server/cluster.c
+ *   P route:<sid tag>        HASH  address ("host:port"), token; PEXPIRE redis.nodeTtl: the registry (node_register)
  * Channels: P<channel> for the session layer's channels; P_ctl for the stores themselves (room deletions);
- * P_cluster for server/cluster.c.
+ * P_<name> (reserved, e.g. P_cluster) for the node layer (on_node_event).
  *
  * The heartbeat, the dead-node reaper and the resync live in redis_nodes.c. What this node added (its members, the
  * rooms it created or asked for) is mirrored locally so that it can be written again after Redis lost it.
@@ -25,6 +26,12 @@
 #include "redis_store.h"
 
 /* --- scripts --- */
+
+/* 1 added, 0 exists, -1 the set holds ARGV[2] rooms already (0: no bound) */
+static const char LUA_ROOM_ADD[] = "if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then return 0 end "
+                                   "local max = tonumber(ARGV[2]) "
+                                   "if max > 0 and redis.call('SCARD', KEYS[1]) >= max then return -1 end "
+                                   "redis.call('SADD', KEYS[1], ARGV[1]) return 1";
 
 static const char LUA_MEMBER_ADD[] = "if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then return 0 end "
                                      "redis.call('HSET', KEYS[2], ARGV[2], ARGV[3]) "
@@ -48,16 +55,23 @@ static const char LUA_ROOM_DEL[] = LUA_NODE_OF "if redis.call('SREM', KEYS[1], A
 static const char LUA_MEMBERS[] = "if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then return false end "
                                   "return redis.call('HGETALL', KEYS[2])";
 
+/* The cache index (P cachekeys, ZSET key -> expiry ms, +inf for never) is what cache_size counts, so no command ever
+ * walks the keyspace. Expired entries leave it on every save and size (each one once: the cost is amortised). */
 static const char LUA_CACHE_SAVE[] = "redis.call('DEL', KEYS[1]) "
                                      "redis.call('HSET', KEYS[1], 'value', ARGV[1], 'createdAt', ARGV[2], "
-                                     "'expireTimestamp', ARGV[3]) "
-                                     "if ARGV[3] ~= '' then redis.call('PEXPIREAT', KEYS[1], ARGV[3]) end return 1";
+                                     "'expireTimestamp', ARGV[3]) local score = '+inf' "
+                                     "if ARGV[3] ~= '' then redis.call('PEXPIREAT', KEYS[1], ARGV[3]) score = ARGV[3] end "
+                                     "redis.call('ZADD', KEYS[2], score, ARGV[4]) "
+                                     "redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[2]) return 1";
 
+/* a key gone by other means (eviction, a hand-made DEL) leaves the index when it is missed */
 static const char LUA_CACHE_LOAD[] = "local v = redis.call('HMGET', KEYS[1], 'value', 'createdAt', 'expireTimestamp') "
-                                     "if not v[1] then return false end "
+                                     "if not v[1] then redis.call('ZREM', KEYS[2], ARGV[2]) return false end "
                                      "redis.call('HSET', KEYS[1], 'readAt', ARGV[1]) return v";
 
-static const char LUA_CACHE_SIZE[] = "return #redis.call('KEYS', ARGV[1])";
+static const char LUA_CACHE_DEL[] = "redis.call('ZREM', KEYS[2], ARGV[1]) return redis.call('DEL', KEYS[1])";
+
+static const char LUA_CACHE_SIZE[] = "redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1]) return redis.call('ZCARD', KEYS[1])";
 
 /* --- helpers --- */
 
@@ -145,10 +159,15 @@ static void on_room_add(void *_r, const char *err, redisReply *reply)
 {
     req_t *r = _r;
     note_error(r->s, err);
-    if (err == NULL)
+    int added = err == NULL && reply != NULL && reply->type == REDIS_REPLY_INTEGER ? (int)reply->integer : -2;
+    if (added == 0 || added == 1) /* this node asked for it: written again if Redis loses it */
         ag_map_set(&r->s->local_rooms, r->a, (void *)1);
-    if (err == NULL && ag__redis_reply_int(reply) == 0)
+    if (added == 0)
         err = "room exists";
+    else if (added == -1)
+        err = AG_STORE_ERR_TOO_MANY_ROOMS;
+    else if (added != 1 && err == NULL)
+        err = "unexpected reply from redis";
     answer(r->cb, r->data, err, json_true());
     req_free(r);
 }
@@ -165,7 +184,11 @@ static void room_add(ag_store_t *store, const char *room, ag_store_cb cb, void *
         answer(cb, data, "out of memory", NULL);
         return;
     }
-    ag_redis_commandv(s->cmd, on_room_add, r, "SADD", k, room, NULL);
+    /* the bound is checked and the room added in one script: nodes creating rooms at once cannot overshoot it */
+    char max[24];
+    snprintf(max, sizeof(max), "%zu", store->max_rooms);
+    const char *keys[] = {k}, *args[] = {room, max};
+    ag__redis_eval(s, on_room_add, r, LUA_ROOM_ADD, 1, keys, 2, args);
     free(k);
 }
 
@@ -384,9 +407,9 @@ static void cache_save(ag_store_t *store, const char *key, const json_t *value, 
 {
     ag__redis_store_t *s = (void *)store;
     req_t *r = req_new(s, cb, data);
-    char *k = ag__redis_pkey(s, "cache:", key);
+    char *k = ag__redis_pkey(s, "cache:", key), *idx = ag__redis_pkey(s, "cachekeys", NULL);
     char *text = json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY);
-    if (r == NULL || k == NULL || text == NULL) {
+    if (r == NULL || k == NULL || idx == NULL || text == NULL) {
         free(r);
         answer(cb, data, "out of memory", NULL);
     } else {
@@ -394,11 +417,12 @@ static void cache_save(ag_store_t *store, const char *key, const json_t *value, 
         snprintf(now, sizeof(now), "%llu", (unsigned long long)ag_now_ms());
         if (expire_ms != 0)
             snprintf(exp, sizeof(exp), "%llu", (unsigned long long)expire_ms);
-        const char *keys[] = {k}, *args[] = {text, now, exp};
-        ag__redis_eval(s, on_bool, r, LUA_CACHE_SAVE, 1, keys, 3, args);
+        const char *keys[] = {k, idx}, *args[] = {text, now, exp, key};
+        ag__redis_eval(s, on_bool, r, LUA_CACHE_SAVE, 2, keys, 4, args);
     }
     free(text);
     free(k);
+    free(idx);
 }
 
 static json_t *reply_number(const redisReply *r)
@@ -435,23 +459,35 @@ static void cache_load(ag_store_t *store, const char *key, ag_store_cb cb, void 
 {
     ag__redis_store_t *s = (void *)store;
     req_t *r = req_new(s, cb, data);
-    char *k = ag__redis_pkey(s, "cache:", key);
+    char *k = ag__redis_pkey(s, "cache:", key), *idx = ag__redis_pkey(s, "cachekeys", NULL);
     char now[24];
     snprintf(now, sizeof(now), "%llu", (unsigned long long)ag_now_ms());
-    if (r == NULL || k == NULL || (r->a = strdup(key)) == NULL || (r->b = strdup(now)) == NULL) {
+    if (r == NULL || k == NULL || idx == NULL || (r->a = strdup(key)) == NULL || (r->b = strdup(now)) == NULL) {
         if (r != NULL)
             req_free(r);
         answer(cb, data, "out of memory", NULL);
     } else {
-        const char *keys[] = {k}, *args[] = {now};
-        ag__redis_eval(s, on_cache_load, r, LUA_CACHE_LOAD, 1, keys, 1, args);
+        const char *keys[] = {k, idx}, *args[] = {now, key};
+        ag__redis_eval(s, on_cache_load, r, LUA_CACHE_LOAD, 2, keys, 2, args);
     }
     free(k);
+    free(idx);
 }
 
 static void cache_del(ag_store_t *store, const char *key, ag_store_cb cb, void *data)
 {
-    key_command((void *)store, cb, data, on_bool, "cache:", key, "DEL", NULL);
+    ag__redis_store_t *s = (void *)store;
+    req_t *r = req_new(s, cb, data);
+    char *k = ag__redis_pkey(s, "cache:", key), *idx = ag__redis_pkey(s, "cachekeys", NULL);
+    if (r == NULL || k == NULL || idx == NULL) {
+        free(r);
+        answer(cb, data, "out of memory", NULL);
+    } else {
+        const char *keys[] = {k, idx}, *args[] = {key};
+        ag__redis_eval(s, on_bool, r, LUA_CACHE_DEL, 2, keys, 1, args);
+    }
+    free(k);
+    free(idx);
 }
 
 static void on_int(void *_r, const char *err, redisReply *reply)
@@ -466,21 +502,17 @@ static void cache_size(ag_store_t *store, ag_store_cb cb, void *data)
 {
     ag__redis_store_t *s = (void *)store;
     req_t *r = req_new(s, cb, data);
-    /* the prefix is literal text in a glob pattern */
-    char pattern[512];
-    size_t n = 0;
-    for (const char *p = s->prefix; *p != '\0' && n + 8 < sizeof(pattern); p++) {
-        if (strchr("*?[]\\", *p) != NULL)
-            pattern[n++] = '\\';
-        pattern[n++] = *p;
-    }
-    snprintf(pattern + n, sizeof(pattern) - n, "cache:*");
-    if (r == NULL) {
+    char *idx = ag__redis_pkey(s, "cachekeys", NULL);
+    if (r == NULL || idx == NULL) {
+        free(r);
         answer(cb, data, "out of memory", NULL);
-        return;
+    } else {
+        char now[24];
+        snprintf(now, sizeof(now), "%llu", (unsigned long long)ag_now_ms());
+        const char *keys[] = {idx}, *args[] = {now};
+        ag__redis_eval(s, on_int, r, LUA_CACHE_SIZE, 1, keys, 1, args);
     }
-    const char *args[] = {pattern};
-    ag__redis_eval(s, on_int, r, LUA_CACHE_SIZE, 0, NULL, 1, args);
+    free(idx);
 }
 
 /* --- pub/sub --- */
@@ -576,12 +608,18 @@ static void on_ctl(ag__redis_store_t *s, const char *payload, size_t len)
     json_decref(msg);
 }
 
+void ag__redis_node_event(ag__redis_store_t *s, const char *name, const char *payload, size_t len)
+{
+    if (s->super.on_node_event != NULL)
+        s->super.on_node_event(s->super.on_node_event_data, name, payload, len);
+}
+
 static void dispatch(ag__redis_store_t *s, const char *name, const char *payload, size_t len)
 {
     if (strcmp(name, "_ctl") == 0)
         on_ctl(s, payload, len);
-    else if (name[0] == '_' && s->hook != NULL)
-        s->hook(s->hook_data, name, payload, len);
+    else if (name[0] == '_')
+        ag__redis_node_event(s, name, payload, len);
     else if (s->super.on_message != NULL)
         s->super.on_message(s->super.on_message_data, name, payload, len);
 }
@@ -609,8 +647,7 @@ static void on_cmd_state(void *data, int up)
             ag_log(AG_LOG_WARN, "redis", NULL, "store available again");
         s->down_logged = 0;
         ag__redis_store_beat(s);
-        if (s->hook != NULL)
-            s->hook(s->hook_data, "_up", "", 0);
+        ag__redis_node_event(s, "_up", "", 0);
     } else if (!s->down_logged) {
         s->down_logged = 1;
         ag_log(AG_LOG_WARN, "redis", NULL, "connection to redis lost: serving local connections, reconnecting");
@@ -654,7 +691,10 @@ static const ag_store_ops_t ops = {.name = "redis",
                                    .publish = publish,
                                    .subscribe = subscribe,
                                    .unsubscribe = unsubscribe,
-                                   .subscribed = subscribed};
+                                   .subscribed = subscribed,
+                                   .node_register = ag__redis_node_register,
+                                   .node_lookup = ag__redis_node_lookup,
+                                   .node_leave = ag__redis_node_leave};
 
 ag_store_t *ag_store_redis_create(h2o_evloop_t *loop, const ag_store_redis_options_t *o, char *errbuf, size_t errlen)
 {
@@ -701,53 +741,9 @@ ag_store_t *ag_store_redis_create(h2o_evloop_t *loop, const ag_store_redis_optio
     return &s->super;
 }
 
-/* --- for server/cluster.c --- */
-
-static ag__redis_store_t *as_redis(ag_store_t *store)
-{
-    return store != NULL && store->ops == &ops ? (ag__redis_store_t *)store : NULL;
-}
+/* --- for the unit tests --- */
 
 ag_redis_t *ag__store_redis_cmd(ag_store_t *store)
 {
-    ag__redis_store_t *s = as_redis(store);
-    return s != NULL ? s->cmd : NULL;
-}
-
-const char *ag__store_redis_prefix(ag_store_t *store)
-{
-    ag__redis_store_t *s = as_redis(store);
-    return s != NULL ? s->prefix : NULL;
-}
-
-void ag__store_redis_set_address(ag_store_t *store, const char *address)
-{
-    ag__redis_store_t *s = as_redis(store);
-    if (s == NULL)
-        return;
-    snprintf(s->address, sizeof(s->address), "%s", address);
-    ag__redis_store_beat(s);
-}
-
-void ag__store_redis_set_hook(ag_store_t *store, ag__store_redis_hook_cb cb, void *data)
-{
-    ag__redis_store_t *s = as_redis(store);
-    if (s == NULL)
-        return;
-    s->hook = cb;
-    s->hook_data = data;
-}
-
-void ag__store_redis_reap_now(ag_store_t *store)
-{
-    ag__redis_store_t *s = as_redis(store);
-    if (s != NULL)
-        ag__redis_store_beat(s);
-}
-
-void ag__store_redis_leave(ag_store_t *store, const char *extra_key)
-{
-    ag__redis_store_t *s = as_redis(store);
-    if (s != NULL)
-        ag__redis_store_leave(s, extra_key);
+    return store != NULL && store->ops == &ops ? ((ag__redis_store_t *)store)->cmd : NULL;
 }

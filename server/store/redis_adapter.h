@@ -78,25 +78,9 @@ void ag_redis_when_subscribed(ag_redis_t *r, void (*cb)(void *data), void *data)
 /* Whether Redis confirmed the subscription (for tests). */
 int ag_redis_is_subscribed(const ag_redis_t *r, const char *channel);
 
-/*
- * For server/cluster.c, implemented by the Redis store (server/store/redis.c). Each returns NULL / does nothing when
- * the store is not the Redis store.
- */
+/* For the unit tests, implemented by the Redis store (server/store/redis.c): its command connection (borrowed for the
+ * store's life), NULL when the store is not the Redis store. */
 struct st_ag_store_t;
-/* The store's command connection and key prefix (borrowed for the store's life). */
 ag_redis_t *ag__store_redis_cmd(struct st_ag_store_t *store);
-const char *ag__store_redis_prefix(struct st_ag_store_t *store);
-/* "host:port" written into this node's heartbeat key (and written at once). */
-void ag__store_redis_set_address(struct st_ag_store_t *store, const char *address);
-/* Messages on reserved channels ("_" + name, other than the store's own "_ctl") go to cb instead of the session layer;
- * so does channel "_dead" with a dead node's id as payload, when this node's reaper found one, and "_up" (empty payload)
- * each time the command connection is ready. */
-typedef void (*ag__store_redis_hook_cb)(void *data, const char *channel, const char *payload, size_t len);
-void ag__store_redis_set_hook(struct st_ag_store_t *store, ag__store_redis_hook_cb cb, void *data);
-/* A clean exit: removes this node's members, heartbeat and extra_key (may be NULL) at once, over a short blocking
- * connection (the loop is no longer running). */
-void ag__store_redis_leave(struct st_ag_store_t *store, const char *extra_key);
-/* Runs the heartbeat and the reaper now (tests). */
-void ag__store_redis_reap_now(struct st_ag_store_t *store);
 
 #endif

@@ -1,6 +1,7 @@
 /*
- * The Redis store's node registry: the heartbeat key every node refreshes, the reaper that removes a dead node's
- * members, the resync that writes this node's rooms and members again after Redis lost them, and the clean leave.
+ * The Redis store's node registry: the heartbeat key every node refreshes, the route other nodes forward to (store.h
+ * node_register / node_lookup), the reaper that removes a dead node's members, the resync that writes this node's rooms
+ * and members again after Redis lost them, and the clean leave.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,9 +10,13 @@
 #include <hiredis/hiredis.h>
 #include "redis_store.h"
 
+/* the route is written only once the node has an address; it expires with the heartbeat */
 static const char LUA_BEAT[] = "local existed = redis.call('EXISTS', KEYS[1]) "
                                "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) "
-                               "redis.call('SADD', KEYS[2], ARGV[3]) return existed";
+                               "redis.call('SADD', KEYS[2], ARGV[3]) "
+                               "if ARGV[4] ~= '' then redis.call('DEL', KEYS[3]) "
+                               "redis.call('HSET', KEYS[3], 'address', ARGV[4], 'token', ARGV[5]) "
+                               "redis.call('PEXPIRE', KEYS[3], ARGV[2]) end return existed";
 
 static const char LUA_REAP[] = "local dead = {} for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do "
                                "if redis.call('EXISTS', ARGV[1] .. 'node:' .. id) == 0 then "
@@ -25,8 +30,8 @@ static const char LUA_REAP[] = "local dead = {} for _, id in ipairs(redis.call('
 static const char LUA_LEAVE[] = "for _, e in ipairs(redis.call('SMEMBERS', KEYS[3])) do "
                                 "local sp = string.find(e, ' ', 1, true) if sp then "
                                 "redis.call('HDEL', ARGV[1] .. 'members:' .. string.sub(e, sp + 1), string.sub(e, 1, sp - 1)) "
-                                "end end redis.call('DEL', KEYS[3], KEYS[1]) redis.call('SREM', KEYS[2], ARGV[2]) "
-                                "if ARGV[3] ~= '' then redis.call('DEL', ARGV[3]) end return 1";
+                                "end end redis.call('DEL', KEYS[3], KEYS[1], KEYS[4]) redis.call('SREM', KEYS[2], ARGV[2]) "
+                                "return 1";
 
 static const char LUA_RESYNC[] = "redis.call('SADD', KEYS[1], ARGV[1]) redis.call('HSET', KEYS[2], ARGV[2], ARGV[3]) "
                                  "redis.call('SADD', KEYS[3], ARGV[2] .. ' ' .. ARGV[1]) return 1";
@@ -72,8 +77,7 @@ static void on_reaped(void *data, const char *err, redisReply *reply)
         if (reply->element[i]->type != REDIS_REPLY_STRING)
             continue;
         ag_log(AG_LOG_WARN, "redis", NULL, "node %s missed its heartbeat: its members left their rooms", reply->element[i]->str);
-        if (s->hook != NULL)
-            s->hook(s->hook_data, "_dead", reply->element[i]->str, reply->element[i]->len);
+        ag__redis_node_event(s, "_dead", reply->element[i]->str, reply->element[i]->len);
     }
 }
 
@@ -97,18 +101,94 @@ void ag__redis_store_beat(ag__redis_store_t *s)
 {
     if (!ag_redis_is_up(s->cmd))
         return;
-    char *k1 = ag__redis_pkey(s, "node:", s->node_id), *k2 = ag__redis_pkey(s, "nodes", NULL);
-    char ttl[24];
+    char *k1 = ag__redis_pkey(s, "node:", s->node_id), *k2 = ag__redis_pkey(s, "nodes", NULL),
+         *k3 = ag__redis_pkey(s, "route:", s->tag);
+    char ttl[24], info[sizeof(s->tag) + sizeof(s->address) + 1];
     snprintf(ttl, sizeof(ttl), "%llu", (unsigned long long)s->node_ttl_ms);
-    if (k1 != NULL && k2 != NULL) {
-        const char *keys[] = {k1, k2}, *args[] = {s->address, ttl, s->node_id};
-        ag__redis_eval(s, on_beat, s, LUA_BEAT, 2, keys, 3, args);
+    snprintf(info, sizeof(info), "%s%s%s", s->tag, s->tag[0] != '\0' && s->address[0] != '\0' ? " " : "", s->address);
+    /* no route before both the tag and the address are known */
+    const char *address = s->tag[0] != '\0' ? s->address : "";
+    if (k1 != NULL && k2 != NULL && k3 != NULL) {
+        const char *keys[] = {k1, k2, k3}, *args[] = {info, ttl, s->node_id, address, s->token};
+        ag__redis_eval(s, on_beat, s, LUA_BEAT, 3, keys, 5, args);
     }
     free(k1);
     free(k2);
+    free(k3);
 }
 
-void ag__redis_store_leave(ag__redis_store_t *s, const char *extra_key)
+/* --- the store operations of the registry --- */
+
+int ag__redis_node_register(ag_store_t *store, const ag_store_node_t *self)
+{
+    ag__redis_store_t *s = (void *)store;
+    if (self->tag == NULL || self->address == NULL || self->token == NULL || strlen(self->tag) >= sizeof(s->tag) ||
+        strlen(self->address) >= sizeof(s->address) || strlen(self->token) >= sizeof(s->token))
+        return AG_EINVAL;
+    snprintf(s->tag, sizeof(s->tag), "%s", self->tag);
+    snprintf(s->address, sizeof(s->address), "%s", self->address);
+    snprintf(s->token, sizeof(s->token), "%s", self->token);
+    if (s->address[0] != '\0')
+        ag__redis_store_beat(s);
+    return 0;
+}
+
+typedef struct st_lookup_t {
+    ag_store_cb cb;
+    void *data;
+} lookup_t;
+
+static int is_string(const redisReply *r)
+{
+    return r != NULL && r->type == REDIS_REPLY_STRING && r->len > 0;
+}
+
+static void on_lookup(void *data, const char *err, redisReply *reply)
+{
+    lookup_t *lk = data;
+    json_t *result = NULL;
+    if (err == NULL && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 && is_string(reply->element[0]) &&
+        is_string(reply->element[1]))
+        result = json_pack("{s:s%,s:s%}", "address", reply->element[0]->str, reply->element[0]->len, "token",
+                           reply->element[1]->str, reply->element[1]->len);
+    if (err == NULL && result == NULL)
+        result = json_null();
+    if (lk->cb != NULL)
+        lk->cb(lk->data, err, err != NULL ? NULL : result);
+    json_decref(result);
+    free(lk);
+}
+
+void ag__redis_node_lookup(ag_store_t *store, const char *tag, ag_store_cb cb, void *data)
+{
+    ag__redis_store_t *s = (void *)store;
+    lookup_t *lk = malloc(sizeof(*lk));
+    char *key = ag__redis_pkey(s, "route:", tag);
+    if (lk == NULL || key == NULL) {
+        free(lk);
+        free(key);
+        if (cb != NULL)
+            cb(data, "out of memory", NULL);
+        return;
+    }
+    lk->cb = cb;
+    lk->data = data;
+    ag_redis_commandv(s->cmd, on_lookup, lk, "HMGET", key, "address", "token", NULL);
+    free(key);
+}
+
+void ag__redis_node_leave(ag_store_t *store)
+{
+    ag__redis_store_t *s = (void *)store;
+    ag__redis_store_leave(s);
+    /* gone for good: a later heartbeat must not publish the node again */
+    if (h2o_timeout_is_linked(&s->beat_entry))
+        h2o_timeout_unlink(&s->beat_entry);
+    s->tag[0] = '\0';
+    s->address[0] = '\0';
+}
+
+void ag__redis_store_leave(ag__redis_store_t *s)
 {
     if (!ag_redis_is_up(s->cmd))
         return;
@@ -123,14 +203,15 @@ void ag__redis_store_leave(ag__redis_store_t *s, const char *extra_key)
     if (u->db != 0 && (r = redisCommand(rc, "SELECT %d", u->db)) != NULL)
         freeReplyObject(r);
     char *k1 = ag__redis_pkey(s, "node:", s->node_id), *k2 = ag__redis_pkey(s, "nodes", NULL),
-         *k3 = ag__redis_pkey(s, "nodemembers:", s->node_id);
-    if (k1 != NULL && k2 != NULL && k3 != NULL &&
-        (r = redisCommand(rc, "EVAL %s 3 %s %s %s %s %s %s", LUA_LEAVE, k1, k2, k3, s->prefix, s->node_id,
-                          extra_key != NULL ? extra_key : "")) != NULL)
+         *k3 = ag__redis_pkey(s, "nodemembers:", s->node_id), *k4 = ag__redis_pkey(s, "route:", s->tag);
+    /* without a tag k4 is "<prefix>route:", which no node writes */
+    if (k1 != NULL && k2 != NULL && k3 != NULL && k4 != NULL &&
+        (r = redisCommand(rc, "EVAL %s 4 %s %s %s %s %s %s", LUA_LEAVE, k1, k2, k3, k4, s->prefix, s->node_id)) != NULL)
         freeReplyObject(r);
     free(k1);
     free(k2);
     free(k3);
+    free(k4);
 out:
     if (rc != NULL)
         redisFree(rc);

@@ -1,6 +1,7 @@
 /*
  * Internals shared by the Redis store's files: server/store/redis.c (the store operations) and
- * server/store/redis_nodes.c (heartbeat, dead-node reaper, resync, clean leave). Not for other modules.
+ * server/store/redis_nodes.c (the node registry: heartbeat, routes, dead-node reaper, resync, clean leave). Not for
+ * other modules.
  */
 #ifndef AG_REDIS_STORE_H
 #define AG_REDIS_STORE_H
@@ -17,7 +18,10 @@ struct st_ag__redis_store_t {
     ag_redis_t *cmd, *sub;
     char *prefix;
     char node_id[64];
+    /* the registration (node_register): sid tag, "host:port", token; the heartbeat publishes it once address is set */
+    char tag[32];
     char address[300];
+    char token[64];
     uint64_t node_ttl_ms;
     h2o_timeout_t beat;
     h2o_timeout_entry_t beat_entry;
@@ -25,8 +29,6 @@ struct st_ag__redis_store_t {
     ag_map_t local_rooms;   /* room -> (void*)1 */
     ag_map_t subs;          /* channel (unprefixed) -> (void*)1 */
     int down_logged;
-    ag__store_redis_hook_cb hook;
-    void *hook_data;
 };
 
 /* prefix + a + b (b may be NULL), heap-allocated (NULL on ENOMEM). */
@@ -39,7 +41,13 @@ int ag__redis_reply_int(const redisReply *r);
 
 /* redis_nodes.c: writes the heartbeat (and the local rooms and members again when it had expired), then reaps. */
 void ag__redis_store_beat(ag__redis_store_t *s);
-/* redis_nodes.c: removes this node's members, heartbeat and extra_key over a short blocking connection. */
-void ag__redis_store_leave(ag__redis_store_t *s, const char *extra_key);
+/* redis_nodes.c: removes this node's members, heartbeat and route over a short blocking connection. */
+void ag__redis_store_leave(ag__redis_store_t *s);
+/* redis_nodes.c: the registry's store operations (store.h). */
+int ag__redis_node_register(ag_store_t *store, const ag_store_node_t *self);
+void ag__redis_node_lookup(ag_store_t *store, const char *tag, ag_store_cb cb, void *data);
+void ag__redis_node_leave(ag_store_t *store);
+/* The node layer's event hook (store.h on_node_event), when set. */
+void ag__redis_node_event(ag__redis_store_t *s, const char *name, const char *payload, size_t len);
 
 #endif

@@ -18,6 +18,7 @@
 #include <jansson.h>
 
 typedef struct st_ag_store_t ag_store_t;
+typedef struct st_ag_store_node_t ag_store_node_t;
 typedef void (*ag_store_cb)(void *data, const char *err, json_t *result);
 /* A message published on a channel this node subscribed to. payload borrowed for the call. */
 typedef void (*ag_store_message_cb)(void *data, const char *channel, const char *payload, size_t len);
@@ -26,7 +27,7 @@ typedef struct st_ag_store_ops_t {
     const char *name; /* "memory", "redis" */
     void (*destroy)(ag_store_t *store);
 
-    /* rooms: result true | err "room exists" */
+    /* rooms: result true | err "room exists" | err AG_STORE_ERR_TOO_MANY_ROOMS when the store holds max_rooms rooms */
     void (*room_add)(ag_store_t *store, const char *room, ag_store_cb cb, void *data);
     /* result true | err "room does not exist"; members are removed too */
     void (*room_del)(ag_store_t *store, const char *room, ag_store_cb cb, void *data);
@@ -58,12 +59,46 @@ typedef struct st_ag_store_ops_t {
     /* Optional (NULL: subscriptions take effect at once). cb(data, NULL, true) once every subscribe() made so far is
      * in effect, so that what is published from then on reaches this node (a join is answered after that). */
     void (*subscribed)(ag_store_t *store, ag_store_cb cb, void *data);
+
+    /*
+     * The cluster's node registry, for server/cluster.c: which node owns a session (tag -> address). A store that
+     * is not clustered (memory) has no registry: node_register returns AG_ENOENT, node_lookup answers
+     * AG_STORE_NOT_CLUSTERED, node_leave does nothing.
+     */
+    /* Publishes this node (strings copied) and keeps it published with the store's heartbeat (node TTL) until
+     * node_leave or the process dies. Call again when the address is known or changes; with address "" nothing is
+     * published yet. 0, or AG_ENOENT (not clustered). */
+    int (*node_register)(ag_store_t *store, const ag_store_node_t *self);
+    /* result {"address": "host:port", "token": "..."} of the live node registered as tag, or null when no live node is;
+     * err when the registry cannot be read (e.g. "redis unavailable"). Only what nodes registered is ever returned. */
+    void (*node_lookup)(ag_store_t *store, const char *tag, ag_store_cb cb, void *data);
+    /* A clean exit: this node's registration and its room members are removed at once (blocking briefly, as the loop no
+     * longer runs). */
+    void (*node_leave)(ag_store_t *store);
 } ag_store_ops_t;
+
+#define AG_STORE_NOT_CLUSTERED "not clustered"
+
+/* This node as the registry publishes it. */
+struct st_ag_store_node_t {
+    const char *tag;     /* the prefix of the sids it owns */
+    const char *address; /* "host:port" other nodes forward to; "" while unknown */
+    const char *token;   /* secret the forwarding nodes present to it (the owner checks it); read only from the registry */
+};
+
+/* room_add's answer when the store is full (the session layer adds the bound). */
+#define AG_STORE_ERR_TOO_MANY_ROOMS "too many rooms"
 
 struct st_ag_store_t {
     const ag_store_ops_t *ops;
+    size_t max_rooms; /* room_add refuses a new room when the store holds this many (0: no bound); set by its user */
+    /* Messages on the session layer's channels (rooms.c). */
     ag_store_message_cb on_message;
     void *on_message_data;
+    /* The node layer's events (server/cluster.c): messages on reserved channels ("_" + name), "_up" (empty payload)
+     * each time the store is connected again, "_dead" (payload: the node id) when this node found a node dead. */
+    ag_store_message_cb on_node_event;
+    void *on_node_event_data;
 };
 
 ag_store_t *ag_store_memory_create(void);

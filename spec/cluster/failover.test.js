@@ -19,7 +19,7 @@ test('SIGKILL a node mid-session', async (t) => {
   await x.opened;
   await x.next((f) => f.welcome !== undefined);
   const sid = x.socket.id;
-  const ownerAddr = cl.redis.cli('GET', `actiongate:route:${sid.slice(0, 8)}`);
+  const ownerAddr = cl.redis.cli('HGET', `actiongate:route:${sid.slice(0, 8)}`, 'address');
   const owner = cl.nodes.find((s) => `127.0.0.1:${s.port}` === ownerAddr);
   assert.ok(owner, `owner of ${sid} at ${ownerAddr}`);
   const survivors = cl.nodes.filter((s) => s !== owner);

@@ -23,8 +23,14 @@ test('nodes register, leave cleanly on SIGTERM and are reaped after SIGKILL', as
     assert.deepStrictEqual(members(redis, 'actiongate:nodes'), ['node-a', 'node-b', 'node-c']);
     const routes = keys(redis, 'actiongate:route:*');
     assert.strictEqual(routes.length, 3);
-    const addrs = routes.map((k) => redis.cli('GET', k)).sort();
+    const addrs = routes.map((k) => redis.cli('HGET', k, 'address')).sort();
     assert.deepStrictEqual(addrs, [a, b, c].map((s) => `127.0.0.1:${s.port}`).sort());
+    // each route carries its node's own token (22 URL-safe characters), and expires with the heartbeat
+    const tokens = routes.map((k) => redis.cli('HGET', k, 'token'));
+    for (const tok of tokens) assert.match(tok, /^[A-Za-z0-9_-]{22}$/);
+    assert.strictEqual(new Set(tokens).size, 3);
+    const routeTtl = Number(redis.cli('PTTL', routes[0]));
+    assert.ok(routeTtl > 0 && routeTtl <= 1000, `route pttl ${routeTtl}`);
     // the heartbeat key expires by itself (PX nodeTtl)
     const pttl = Number(redis.cli('PTTL', 'actiongate:node:node-a'));
     assert.ok(pttl > 0 && pttl <= 1000, `pttl ${pttl}`);

@@ -80,7 +80,9 @@ test('announcements are off by default', async (t) => {
 });
 
 test('a slow consumer in a flooded room is disconnected, the others keep working', async (t) => {
-  const srv = await startServer({ config: { servers: { websocket: { server: { queueMaxBytes: 262144 } } } } });
+  const srv = await startServer({
+    config: { servers: { websocket: { server: { queueMaxBytes: 262144, maxLength: 131072, maxHttpBufferSize: 131072 } } } },
+  });
   t.after(() => srv.stop());
   const slow = await client(srv);
   const talker = await client(srv);

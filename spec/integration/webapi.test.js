@@ -5,7 +5,7 @@ const assert = require('node:assert');
 const { startServer } = require('../lib/harness');
 const { connect } = require('../lib/wsclient');
 
-const COOKIE = /^sessionID=([0-9a-f]{40});path=\/;expires=(\w{3}, \d\d \w{3} \d{4} \d\d:\d\d:\d\d GMT);$/;
+const COOKIE = /^sessionID=([0-9a-f]{40});path=\/;expires=(\w{3}, \d\d \w{3} \d{4} \d\d:\d\d:\d\d GMT);SameSite=Lax;$/;
 
 test('web api', async (t) => {
   const srv = await startServer();

@@ -189,6 +189,52 @@ static void test_unwritable_public_dir_falls_back(void **state)
     rm_rf(root);
 }
 
+static int dir_is_empty(const char *dir)
+{
+    char cmd[4200];
+    snprintf(cmd, sizeof(cmd), "test -z \"$(ls -A '%s')\"", dir);
+    return system(cmd) == 0;
+}
+
+/* Where the files go is never decided by a link someone planted: not the fallback name this process would have used in
+ * a shared /tmp (it is fresh, from mkdtemp), not a "javascript" link in the public directory. */
+static void test_planted_links_are_not_followed(void **state)
+{
+    char pub[] = "/tmp/ag-clientjs-XXXXXX", root[] = "/tmp/ag-clientjs-run-XXXXXX", trap[] = "/tmp/ag-clientjs-trap-XXXXXX";
+    char err[256] = "", fallback[4096], path[4200];
+    assert_non_null(mkdtemp(pub));
+    assert_non_null(mkdtemp(root));
+    assert_non_null(mkdtemp(trap));
+    snprintf(path, sizeof(path), "%s/javascript", pub);
+    assert_int_equal(symlink(trap, path), 0);
+    snprintf(path, sizeof(path), "%s/actiongate-client-%d", root, (int)getpid());
+    assert_int_equal(symlink(trap, path), 0);
+    ag_config_t *cfg = ag_config_create_default();
+    assert_int_equal(ag_clientjs_render(cfg, template_dir(), pub, root, fallback, sizeof(fallback), err, sizeof(err)), 0);
+    assert_true(dir_is_empty(trap));
+    assert_int_equal(strncmp(fallback, root, strlen(root)), 0);
+    assert_string_not_equal(fallback, path);
+    struct stat st;
+    assert_int_equal(lstat(fallback, &st), 0);
+    assert_true(S_ISDIR(st.st_mode));
+    assert_int_equal(st.st_mode & 077, 0); /* nobody else may add to it */
+    snprintf(path, sizeof(path), "%s/ActionheroWebsocketClient.min.js", fallback);
+    assert_int_equal(access(path, R_OK), 0);
+    ag_config_destroy(cfg);
+
+    /* ".." in clientJsPath does not climb out of the public directory either */
+    cfg = ag_config_load_string("servers: {websocket: {clientJsPath: \"../escape/\"}}\n", "t.yaml", err, sizeof(err));
+    assert_non_null(cfg);
+    assert_int_equal(ag_clientjs_render(cfg, template_dir(), pub, root, fallback, sizeof(fallback), err, sizeof(err)), 0);
+    snprintf(path, sizeof(path), "%s/../escape", pub);
+    assert_int_not_equal(access(path, F_OK), 0);
+    assert_int_equal(strncmp(fallback, root, strlen(root)), 0);
+    ag_config_destroy(cfg);
+    rm_rf(pub);
+    rm_rf(root);
+    rm_rf(trap);
+}
+
 static void test_missing_templates_fail(void **state)
 {
     char pub[] = "/tmp/ag-clientjs-XXXXXX", err[256] = "", fallback[4096];
@@ -210,6 +256,7 @@ int main(void)
         cmocka_unit_test(test_custom_name_and_none),
         cmocka_unit_test(test_unwritable_public_dir_falls_back),
         cmocka_unit_test(test_missing_templates_fail),
+        cmocka_unit_test(test_planted_links_are_not_followed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -102,12 +102,79 @@ static void test_map_reuses_tombstones(void **state)
     ag_map_dispose(&m);
 }
 
+/* Reference vectors: key 00 01 .. 0f; SipHash-2-4 from the SipHash paper, SipHash-1-3 computed with OpenSSL's
+ * SIPHASH MAC (c-rounds 1, d-rounds 3). */
+static void test_siphash_vectors(void **state)
+{
+    uint8_t key[16];
+    unsigned char msg[15];
+    for (int i = 0; i < 16; i++)
+        key[i] = (uint8_t)i;
+    for (int i = 0; i < 15; i++)
+        msg[i] = (unsigned char)i;
+    assert_true(ag_siphash(key, "", 0, 2, 4) == 0x726fdb47dd0e0e31ull);
+    assert_true(ag_siphash(key, msg, 15, 2, 4) == 0xa129ca6149be45e5ull);
+    assert_true(ag_siphash(key, "abcdefgh", 8, 2, 4) == 0xc329dda391d44470ull);
+    assert_true(ag_siphash(key, "", 0, 1, 3) == 0xabac0158050fc4dcull);
+    assert_true(ag_siphash(key, "a", 1, 1, 3) == 0x1c2697ab786a6237ull);
+    assert_true(ag_siphash(key, "abcdefg", 7, 1, 3) == 0x639b490caba831bbull);
+    assert_true(ag_siphash(key, "abcdefgh", 8, 1, 3) == 0x12d8c08c2ee9e620ull);
+    assert_true(ag_siphash(key, "defaultRoom", 11, 1, 3) == 0xd85f9d330e40cda6ull);
+    const char *fox = "The quick brown fox jumps over the lazy dog";
+    assert_true(ag_siphash(key, fox, strlen(fox), 1, 3) == 0x9bd930430f05b1ceull);
+}
+
+static uint32_t fnv1a(const char *s)
+{
+    uint32_t h = 2166136261u;
+    for (; *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= 16777619u;
+    }
+    return h;
+}
+
+/* Keys chosen to collide under an unkeyed hash (here FNV-1a, low 12 bits equal, enough for every table size this map
+ * reaches) must not pile up in one probe run: the map's hash is keyed, so the attacker cannot predict its bits. */
+static void test_map_colliding_keys_stay_spread(void **state)
+{
+    enum { N = 1500 };
+    ag_map_t m;
+    ag_map_init(&m);
+    static char keys[N][24];
+    uint32_t target = fnv1a("room-0") & 0xfff;
+    size_t found = 0;
+    for (unsigned long i = 0; found < N && i < 100000000ul; i++) {
+        snprintf(keys[found], sizeof(keys[found]), "room-%lu", i);
+        if ((fnv1a(keys[found]) & 0xfff) == target)
+            found++;
+    }
+    assert_int_equal(found, N);
+    for (size_t i = 0; i < N; i++)
+        assert_int_equal(ag_map_set(&m, keys[i], keys[i]), AG_OK);
+    size_t mask = m.capacity - 1, worst = 0;
+    for (size_t i = 0; i < m.capacity; i++) {
+        const ag_map_entry_t *e = &m.entries[i];
+        if (e->key == NULL || e->key == (char *)1)
+            continue;
+        size_t displacement = (i - (e->hash & mask)) & mask;
+        if (displacement > worst)
+            worst = displacement;
+    }
+    /* with random hashes at this load the longest run is a few dozen slots at most; colliding ones would give ~N */
+    assert_true(worst < 100);
+    for (size_t i = 0; i < N; i++)
+        assert_ptr_equal(ag_map_get(&m, keys[i]), keys[i]);
+    ag_map_dispose(&m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_uuid4_shape),     cmocka_unit_test(test_format_double_like_javascript),
         cmocka_unit_test(test_iso8601),         cmocka_unit_test(test_random_double_range),
         cmocka_unit_test(test_map_set_get_del), cmocka_unit_test(test_map_reuses_tombstones),
+        cmocka_unit_test(test_siphash_vectors), cmocka_unit_test(test_map_colliding_keys_stay_spread),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

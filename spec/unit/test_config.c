@@ -59,13 +59,13 @@ static void test_list_forms(void **state)
 {
     char err[256];
     /* a scalar is a one-item list; a mapping gives its keys (actionhero's startingChatRooms: {defaultRoom: {}}) */
-    ag_config_t *c = ag_config_load_string("general:\n  startingChatRooms: solo\n  trustedProxies: {a: {}, b: {}}\n", "l.yaml", err,
-                                           sizeof(err));
+    ag_config_t *c = ag_config_load_string("general:\n  startingChatRooms: solo\n  trustedProxies: {10.0.0.1: {}, \"::1\": {}}\n",
+                                           "l.yaml", err, sizeof(err));
     assert_non_null(c);
     assert_int_equal(ag_config_list_len(c->general.startingChatRooms), 1);
     assert_string_equal(c->general.startingChatRooms[0], "solo");
     assert_int_equal(ag_config_list_len(c->general.trustedProxies), 2);
-    assert_true(ag_config_list_has(c->general.trustedProxies, "b"));
+    assert_true(ag_config_list_has(c->general.trustedProxies, "::1"));
     ag_config_destroy(c);
 }
 
@@ -96,6 +96,88 @@ static void test_errors(void **state)
     assert_true(strncmp(err, "/nonexistent/actiongate.yaml:0: ", 32) == 0);
 }
 
+static void test_room_bounds(void **state)
+{
+    ag_config_t *d = ag_config_create_default();
+    assert_int_equal(d->general.maxRoomsPerConnection, 100);
+    assert_int_equal(d->general.maxRooms, 10000);
+    assert_int_equal(d->general.maxRoomNameLength, 256);
+    ag_config_destroy(d);
+    expect_error("general:\n  maxRoomsPerConnection: 0\n", "bad.yaml:1: ", "maxRoomsPerConnection must be at least 1");
+    expect_error("general:\n  maxRoomNameLength: 0\n", "bad.yaml:1: ", "maxRoomNameLength must be between 1 and 1024");
+    expect_error("general:\n  maxRoomNameLength: 1025\n", "bad.yaml:1: ", "maxRoomNameLength must be between 1 and 1024");
+    expect_error("general:\n  maxRooms: 1\n", "bad.yaml:1: ", "maxRooms (1) must be at least 1 and hold the 2 startingChatRooms");
+    expect_error("general:\n  maxRoomNameLength: 5\n", "bad.yaml:1: ", "\"defaultRoom\" must have 1 to");
+    char err[256] = "";
+    ag_config_t *c = ag_config_load_string("general:\n  maxRoomNameLength: 11\n  maxRooms: 2\n  maxRoomsPerConnection: 1\n",
+                                           "ok.yaml", err, sizeof(err));
+    if (c == NULL)
+        fail_msg("%s", err);
+    assert_int_equal(c->general.maxRoomNameLength, 11);
+    ag_config_destroy(c);
+}
+
+/* One inbound message must fit an outbound queue: the limits on what comes in are at most half the queue bound. */
+static void test_message_bounds(void **state)
+{
+    ag_config_t *d = ag_config_create_default();
+    assert_int_equal(d->servers.websocket.server.maxLength, 1048576);
+    assert_int_equal(d->servers.websocket.server.maxHttpBufferSize, 1000000);
+    assert_int_equal(d->servers.websocket.server.queueMaxBytes, 4194304);
+    ag_config_destroy(d);
+    const char *ws = "servers:\n  websocket:\n    server:\n";
+    char yaml[256];
+    snprintf(yaml, sizeof(yaml), "%s      maxLength: 10485760\n", ws);
+    expect_error(yaml, "bad.yaml:1: ", "maxLength (10485760) must be at most half of queueMaxBytes (4194304)");
+    snprintf(yaml, sizeof(yaml), "%s      maxHttpBufferSize: 2097153\n", ws);
+    expect_error(yaml, "bad.yaml:1: ", "maxHttpBufferSize (2097153) must be at most half of queueMaxBytes");
+    snprintf(yaml, sizeof(yaml), "%s      queueMaxBytes: 1048576\n", ws); /* the default inbound limits no longer fit */
+    expect_error(yaml, "bad.yaml:1: ", "maxLength (1048576) must be at most half of queueMaxBytes (1048576)");
+    snprintf(yaml, sizeof(yaml), "%s      queueMaxBytes: 4095\n      maxLength: 1000\n      maxHttpBufferSize: 1000\n", ws);
+    expect_error(yaml, "bad.yaml:1: ", "queueMaxBytes must be at least 4096");
+    char err[256] = "";
+    snprintf(yaml, sizeof(yaml), "%s      queueMaxBytes: 262144\n      maxLength: 131072\n      maxHttpBufferSize: 100000\n", ws);
+    ag_config_t *c = ag_config_load_string(yaml, "ok.yaml", err, sizeof(err));
+    if (c == NULL)
+        fail_msg("%s", err);
+    ag_config_destroy(c);
+}
+
+/* Origins and trusted proxies: combinations and entries that could never do what they seem to say. */
+static void test_policy_errors(void **state)
+{
+    expect_error("servers:\n  websocket:\n    server:\n      credentials: true\n", "bad.yaml:1: ", "needs a list of origins");
+    expect_error("servers:\n  websocket:\n    server:\n      origins: [\"https://a.example\", \"*\"]\n      credentials: true\n",
+                 "bad.yaml:1: ", "needs a list of origins");
+    for (const char *o = "https://a.example/\0a.example\0https://\0https://a.example/path\0://a.example\0htt p://a\0"; *o != '\0';
+         o += strlen(o) + 1) {
+        char yaml[256];
+        snprintf(yaml, sizeof(yaml), "servers:\n  websocket:\n    server:\n      origins: [\"%s\"]\n", o);
+        expect_error(yaml, "bad.yaml:1: ", "is not an origin");
+    }
+    for (const char *p = "localhost\0"
+                         "10.0.0.0/33\0"
+                         "10.0.0.1:80\0"
+                         "[::1]\0"
+                         "::1/129\0"
+                         "10.0.0.0/\0"
+                         "10.0.0.0/x\0";
+         *p != '\0'; p += strlen(p) + 1) {
+        char yaml[256];
+        snprintf(yaml, sizeof(yaml), "general:\n  trustedProxies: [\"%s\"]\n", p);
+        expect_error(yaml, "bad.yaml:1: ", "trustedProxies");
+    }
+    char err[256] = "";
+    ag_config_t *c =
+        ag_config_load_string("general:\n  trustedProxies: [\"10.0.0.0/8\", \"fd00::/8\", \"127.0.0.1\"]\n"
+                              "servers:\n  websocket:\n    server:\n      origins: [\"https://a.example:8443\", \"null\"]\n"
+                              "      credentials: true\n",
+                              "ok.yaml", err, sizeof(err));
+    if (c == NULL)
+        fail_msg("%s", err);
+    ag_config_destroy(c);
+}
+
 static void test_shipped_file(void **state)
 {
     char err[256] = "", path[1024];
@@ -111,6 +193,12 @@ static void test_shipped_file(void **state)
     assert_int_equal(c->servers.websocket.server.queueMaxFrames, d->servers.websocket.server.queueMaxFrames);
     assert_int_equal(c->servers.websocket.server.sse.keepaliveMs, d->servers.websocket.server.sse.keepaliveMs);
     assert_string_equal(c->redis.prefix, d->redis.prefix);
+    assert_int_equal(c->general.maxRoomsPerConnection, d->general.maxRoomsPerConnection);
+    assert_int_equal(c->general.maxRooms, d->general.maxRooms);
+    assert_int_equal(c->general.maxRoomNameLength, d->general.maxRoomNameLength);
+    assert_int_equal(c->servers.websocket.server.maxLength, d->servers.websocket.server.maxLength);
+    assert_int_equal(c->servers.websocket.server.maxHttpBufferSize, d->servers.websocket.server.maxHttpBufferSize);
+    assert_int_equal(c->servers.websocket.server.queueMaxBytes, d->servers.websocket.server.queueMaxBytes);
     ag_config_destroy(c);
     ag_config_destroy(d);
 }
@@ -118,8 +206,9 @@ static void test_shipped_file(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_defaults), cmocka_unit_test(test_values),       cmocka_unit_test(test_list_forms),
-        cmocka_unit_test(test_errors),   cmocka_unit_test(test_shipped_file),
+        cmocka_unit_test(test_defaults),       cmocka_unit_test(test_values),        cmocka_unit_test(test_list_forms),
+        cmocka_unit_test(test_errors),         cmocka_unit_test(test_shipped_file),  cmocka_unit_test(test_room_bounds),
+        cmocka_unit_test(test_message_bounds), cmocka_unit_test(test_policy_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

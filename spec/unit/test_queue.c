@@ -6,7 +6,8 @@ static ag_server_t *srv;
 
 static int setup(void **state)
 {
-    srv = fixture_server("servers:\n  websocket:\n    server:\n      queueMaxFrames: 64\n      queueMaxBytes: 4096\n");
+    srv = fixture_server("servers:\n  websocket:\n    server:\n      queueMaxFrames: 64\n      queueMaxBytes: 4096\n"
+                         "      maxLength: 2048\n      maxHttpBufferSize: 2048\n");
     return 0;
 }
 
@@ -83,6 +84,27 @@ static void test_byte_bound_and_shared_frames(void **state)
     ag_frame_release(fr);
     fixture_drop(f);
     fixture_drop(g);
+}
+
+/* A frame no queue could hold is refused by itself: the consumer is not slow and stays. */
+static void test_oversized_frame_is_refused_not_slow(void **state)
+{
+    fake_t *f = fixture_conn(srv, NULL);
+    fixture_drain(f);
+    assert_int_equal(ag_conn_max_frame(srv), 2048);
+    char big[2049];
+    memset(big, 'b', sizeof(big));
+    ag_frame_t *over = ag_frame_create(big, sizeof(big), 0), *fits = ag_frame_create(big, 2048, 0);
+    uint64_t slow = srv->stats.slow_consumers;
+    assert_int_equal(ag_conn_send(f->conn, over), AG_ETOOBIG);
+    assert_false(f->closed);
+    assert_int_equal(ag_conn_queued(f->conn), 0);
+    assert_int_equal(srv->stats.slow_consumers, slow);
+    assert_int_equal(ag_conn_send(f->conn, fits), 0);
+    assert_int_equal(ag_conn_queued(f->conn), 1);
+    ag_frame_release(over);
+    ag_frame_release(fits);
+    fixture_drop(f);
 }
 
 static void test_idle_holds_no_queue(void **state)
@@ -165,7 +187,7 @@ static void heard_close(ag_conn_t *c, const ag_disconnect_t *why, void *data)
 
 static void test_consumer_vtable(void **state)
 {
-    static const ag_conn_handler_t handler = {heard_open, heard_frame, heard_close};
+    static const ag_conn_handler_t handler = {.on_open = heard_open, .on_frame = heard_frame, .on_close = heard_close};
     heard_t heard = {0};
     ag_server_t *s = fixture_server(NULL);
     ag_conn_set_handler(s, &handler, &heard);
@@ -190,6 +212,7 @@ int main(void)
         cmocka_unit_test(test_frame_bound),
         cmocka_unit_test(test_byte_bound_and_shared_frames),
         cmocka_unit_test(test_idle_holds_no_queue),
+        cmocka_unit_test(test_oversized_frame_is_refused_not_slow),
         cmocka_unit_test(test_transport_backlog_counts),
         cmocka_unit_test(test_bound_without_connection),
         cmocka_unit_test(test_consumer_vtable),

@@ -231,6 +231,72 @@ static void test_cache(void **state)
     s->ops->destroy(s);
 }
 
+/* cache_size must not run KEYS (nor a whole SCAN in one go): either walks the entire keyspace while Redis serves
+ * nobody else; with 2 M keys one call took 1.1 s. Redis counts the commands scripts run in its commandstats. */
+static long command_calls(redisContext *c, const char *name)
+{
+    redisReply *r = redisCommand(c, "INFO commandstats");
+    assert_non_null(r);
+    char needle[64];
+    snprintf(needle, sizeof(needle), "cmdstat_%s:calls=", name);
+    const char *p = strstr(r->str, needle);
+    long n = p != NULL ? strtol(p + strlen(needle), NULL, 10) : 0;
+    freeReplyObject(r);
+    return n;
+}
+
+static void test_cache_size_without_keys(void **state)
+{
+    ag_store_t *s = new_store("ck", 5000, "ck:");
+    struct timeval tv = {1, 0};
+    redisContext *c = redisConnectWithTimeout("127.0.0.1", redis.port, tv);
+    assert_true(c != NULL && c->err == 0);
+    /* other data in the same Redis, some of it under the cache's own prefix */
+    for (int i = 0; i < 500; i++)
+        redisAppendCommand(c, "SET other:%d x", i);
+    for (int i = 0; i < 20; i++)
+        redisAppendCommand(c, "SET ck:cachex%d x", i);
+    for (int i = 0; i < 520; i++) {
+        redisReply *r;
+        assert_int_equal(redisGetReply(c, (void **)&r), REDIS_OK);
+        freeReplyObject(r);
+    }
+    freeReplyObject(redisCommand(c, "CONFIG RESETSTAT"));
+
+    answer_t a = {0};
+    json_t *v = json_string("v");
+    const char *keys[] = {"a", "b", "c*", "d"};
+    for (size_t i = 0; i < 4; i++) {
+        s->ops->cache_save(s, keys[i], v, i == 3 ? ag_now_ms() + 100 : 0, on_answer, &a);
+        assert_string_equal(wait_answer(&a)->err, "");
+        answer_reset(&a);
+    }
+    s->ops->cache_size(s, on_answer, &a);
+    assert_int_equal(json_integer_value(wait_answer(&a)->result), 4);
+    answer_reset(&a);
+    /* an expired entry and a deleted one are not counted */
+    test_run_for(loop, 200);
+    s->ops->cache_del(s, "c*", on_answer, &a);
+    assert_true(json_is_true(wait_answer(&a)->result));
+    answer_reset(&a);
+    s->ops->cache_size(s, on_answer, &a);
+    assert_int_equal(json_integer_value(wait_answer(&a)->result), 2);
+    answer_reset(&a);
+    /* saved again: counted once */
+    s->ops->cache_save(s, "a", v, ag_now_ms() + 60000, on_answer, &a);
+    wait_answer(&a);
+    answer_reset(&a);
+    s->ops->cache_size(s, on_answer, &a);
+    assert_int_equal(json_integer_value(wait_answer(&a)->result), 2);
+    answer_reset(&a);
+
+    assert_int_equal(command_calls(c, "keys"), 0);
+    assert_int_equal(command_calls(c, "scan"), 0);
+    redisFree(c);
+    json_decref(v);
+    s->ops->destroy(s);
+}
+
 /* --- pub/sub across two stores (two nodes) --- */
 
 typedef struct {
@@ -365,6 +431,39 @@ static void test_dead_node(void **state)
     json_decref(d1);
     json_decref(d2);
     live->ops->destroy(live);
+}
+
+/* --- the node registry across nodes: a route is read from another node, and expires with its node's heartbeat --- */
+
+static void test_node_registry_expiry(void **state)
+{
+    ag_store_t *reader = new_store("reader", 600, "nr:"), *owner = new_store("owner", 600, "nr:");
+    ag_store_node_t self = {.tag = "Own3rTag", .address = "127.0.0.1:5555", .token = "secret-token-of-owner"};
+    assert_int_equal(owner->ops->node_register(owner, &self), 0);
+    answer_t a = {0};
+    int seen = 0;
+    for (int i = 0; i < 30 && !seen; i++) {
+        reader->ops->node_lookup(reader, "Own3rTag", on_answer, &a);
+        seen = json_is_object(wait_answer(&a)->result);
+        if (seen) {
+            assert_string_equal(json_string_value(json_object_get(a.result, "address")), "127.0.0.1:5555");
+            assert_string_equal(json_string_value(json_object_get(a.result, "token")), "secret-token-of-owner");
+        }
+        answer_reset(&a);
+        test_run_for(loop, 20);
+    }
+    assert_true(seen);
+    /* the owner dies without leaving: its route lives on its heartbeat only */
+    owner->ops->destroy(owner);
+    int gone = 0;
+    for (int i = 0; i < 40 && !gone; i++) {
+        test_run_for(loop, 100);
+        reader->ops->node_lookup(reader, "Own3rTag", on_answer, &a);
+        gone = wait_answer(&a)->err[0] == '\0' && json_is_null(a.result);
+        answer_reset(&a);
+    }
+    assert_true(gone);
+    reader->ops->destroy(reader);
 }
 
 /* --- Redis restarts empty: the store reconnects, resubscribes and writes its rooms and members again --- */
@@ -504,9 +603,17 @@ static void test_auth_select(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_url),         cmocka_unit_test(test_rooms),           cmocka_unit_test(test_cache),
-        cmocka_unit_test(test_pubsub),      cmocka_unit_test(test_subscribed),      cmocka_unit_test(test_dead_node),
-        cmocka_unit_test(test_auth_select), cmocka_unit_test(test_command_timeout), cmocka_unit_test(test_redis_restart),
+        cmocka_unit_test(test_url),
+        cmocka_unit_test(test_rooms),
+        cmocka_unit_test(test_cache),
+        cmocka_unit_test(test_pubsub),
+        cmocka_unit_test(test_subscribed),
+        cmocka_unit_test(test_dead_node),
+        cmocka_unit_test(test_auth_select),
+        cmocka_unit_test(test_command_timeout),
+        cmocka_unit_test(test_redis_restart),
+        cmocka_unit_test(test_node_registry_expiry),
+        cmocka_unit_test(test_cache_size_without_keys),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -31,9 +31,9 @@ static void test_membership_and_index(void **state)
     fake_t *a = joined("r1"), *b = joined("r1");
     assert_int_equal(ag__room_local_members(srv, "r1"), 2);
     assert_int_equal(a->conn->num_rooms, 1);
-    assert_string_equal(a->conn->rooms[0], "r1");
-    assert_int_equal(ag__conn_room_index(a->conn, "r1"), 0);
-    assert_int_equal(ag__conn_room_index(a->conn, "r2"), -1);
+    assert_string_equal(ag__conn_first_room(a->conn), "r1");
+    assert_true(ag__conn_in_room(a->conn, "r1"));
+    assert_false(ag__conn_in_room(a->conn, "r2"));
     assert_json_text(fixture_ask(a, "{\"event\":\"roomLeave\",\"room\":\"r1\",\"messageId\":2}"),
                      "{\"status\":\"OK\",\"context\":\"response\",\"data\":true,\"messageId\":2}");
     assert_int_equal(ag__room_local_members(srv, "r1"), 1);
@@ -238,7 +238,7 @@ static void test_join_api(void **state)
     assert_int_equal(a->conn->num_rooms, 2);
     ag_room_leave(a->conn, "r1", NULL, NULL);
     assert_int_equal(a->conn->num_rooms, 1);
-    assert_string_equal(a->conn->rooms[0], "r2");
+    assert_string_equal(ag__conn_first_room(a->conn), "r2");
     fixture_drop(a);
 }
 

@@ -2,6 +2,7 @@
  * packets it answers with, byte for byte, and when it asks its session to close. */
 #include "session_fixture.h"
 #include "socketio.h"
+#include "rooms.h"
 
 static ag_server_t *srv;
 
@@ -129,7 +130,7 @@ static void test_events_and_acks(void **state)
     assert_null(next(sio));
     ag_conn_t *c = ag_conn_find(srv, id);
     assert_int_equal(c->num_rooms, 1);
-    assert_string_equal(c->rooms[0], "r2");
+    assert_string_equal(ag__conn_first_room(c), "r2");
     /* roomView without a room: the current one */
     send_packet(sio, "27[\"roomView\"]");
     char *view = next(sio);

@@ -112,6 +112,33 @@ static void test_rooms(void **state)
     json_decref(a.result);
 }
 
+static void test_room_bound(void **state)
+{
+    answer_t a = {0};
+    CALL(&a, st->ops->room_list(st, on_answer, &a));
+    size_t before = json_array_size(a.result); /* a shared Redis may hold other rooms: the bound counts them all */
+    st->max_rooms = before + 2;
+    CALL(&a, st->ops->room_add(st, name("b1"), on_answer, &a));
+    assert_false(a.has_err);
+    CALL(&a, st->ops->room_add(st, name("b2"), on_answer, &a));
+    assert_false(a.has_err);
+    CALL(&a, st->ops->room_add(st, name("b3"), on_answer, &a));
+    assert_string_equal(a.err, AG_STORE_ERR_TOO_MANY_ROOMS);
+    CALL(&a, st->ops->room_exists(st, name("b3"), on_answer, &a));
+    assert_true(json_is_false(a.result));
+    CALL(&a, st->ops->room_add(st, name("b1"), on_answer, &a));
+    assert_string_equal(a.err, "room exists"); /* an existing room is not a new one */
+    CALL(&a, st->ops->room_del(st, name("b2"), on_answer, &a));
+    CALL(&a, st->ops->room_add(st, name("b3"), on_answer, &a));
+    assert_false(a.has_err);
+    st->max_rooms = 0;
+    CALL(&a, st->ops->room_add(st, name("b4"), on_answer, &a));
+    assert_false(a.has_err);
+    for (const char *const *r = (const char *const[]){"b1", "b3", "b4", NULL}; *r != NULL; r++)
+        CALL(&a, st->ops->room_del(st, name(*r), on_answer, &a));
+    json_decref(a.result);
+}
+
 static void test_members(void **state)
 {
     answer_t a = {0};
@@ -241,14 +268,92 @@ static void test_pubsub(void **state)
     st->on_message = NULL;
 }
 
+/* Reserved channels ("_" + name) belong to the node layer: on_node_event hears them, the session layer does not. */
+static void test_node_events(void **state)
+{
+    inbox_t sess = {0}, node = {0};
+    st->on_message = on_message;
+    st->on_message_data = &sess;
+    st->on_node_event = on_message;
+    st->on_node_event_data = &node;
+    char ch[128];
+    snprintf(ch, sizeof(ch), "_%s", name("nodes"));
+    st->ops->subscribe(st, ch);
+    /* a subscription may take a round trip: publish until it is heard */
+    for (int i = 0; i < 50 && node.count == 0; i++) {
+        st->ops->publish(st, ch, "probe", 5, NULL, NULL);
+        wait_messages(&node, 1);
+    }
+    assert_true(node.count > 0);
+    assert_string_equal(node.channel, ch);
+    assert_string_equal(node.payload, "probe");
+    assert_int_equal(sess.count, 0);
+    st->ops->unsubscribe(st, ch);
+    st->on_message = NULL;
+    st->on_node_event = NULL;
+}
+
+/* The node registry: a store without one (memory) says so; a store with one answers what nodes registered, only that. */
+static void test_node_registry(void **state)
+{
+    answer_t a = {0};
+    char tag[32];
+    snprintf(tag, sizeof(tag), "%.8s", name("") + 1); /* unique per run: the prefix's random hex */
+    ag_store_node_t self = {.tag = tag, .address = "", .token = "tok0123456789abcdefghij"};
+    int ret = st->ops->node_register(st, &self);
+    if (ret == AG_ENOENT) {
+        CALL(&a, st->ops->node_lookup(st, tag, on_answer, &a));
+        assert_string_equal(a.err, AG_STORE_NOT_CLUSTERED);
+        assert_null(a.result);
+        st->ops->node_leave(st);
+        json_decref(a.result);
+        return;
+    }
+    assert_int_equal(ret, 0);
+    /* no address yet: nothing to forward to */
+    CALL(&a, st->ops->node_lookup(st, tag, on_answer, &a));
+    assert_false(a.has_err);
+    assert_true(json_is_null(a.result));
+    self.address = "127.0.0.1:4242";
+    assert_int_equal(st->ops->node_register(st, &self), 0);
+    json_t *got = NULL;
+    for (int i = 0; i < 50 && (got == NULL || json_is_null(got)); i++) {
+        CALL(&a, st->ops->node_lookup(st, tag, on_answer, &a));
+        got = a.result;
+    }
+    assert_string_equal(json_string_value(json_object_get(got, "address")), "127.0.0.1:4242");
+    assert_string_equal(json_string_value(json_object_get(got, "token")), "tok0123456789abcdefghij");
+    /* tags nobody registered, whatever they look like */
+    const char *others[] = {"ZZZZZZZZ", "", "*", "a b?[x]", "../../etc"};
+    for (size_t i = 0; i < sizeof(others) / sizeof(others[0]); i++) {
+        CALL(&a, st->ops->node_lookup(st, others[i], on_answer, &a));
+        assert_false(a.has_err);
+        assert_true(json_is_null(a.result));
+    }
+    char long_tag[100];
+    memset(long_tag, 'x', sizeof(long_tag) - 1);
+    long_tag[sizeof(long_tag) - 1] = '\0';
+    ag_store_node_t bad = {.tag = long_tag, .address = "127.0.0.1:1", .token = "t"};
+    assert_int_equal(st->ops->node_register(st, &bad), AG_EINVAL);
+    /* a clean leave removes the registration at once */
+    st->ops->node_leave(st);
+    CALL(&a, st->ops->node_lookup(st, tag, on_answer, &a));
+    assert_false(a.has_err);
+    assert_true(json_is_null(a.result));
+    json_decref(a.result);
+}
+
 static int run_suite(const store_backend_t *b)
 {
     backend = b;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_rooms, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_room_bound, setup, teardown),
         cmocka_unit_test_setup_teardown(test_members, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cache, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pubsub, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_node_events, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_node_registry, setup, teardown),
     };
     return _cmocka_run_group_tests(b->name, tests, sizeof(tests) / sizeof(tests[0]), NULL, NULL);
 }

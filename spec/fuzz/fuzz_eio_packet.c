@@ -1,0 +1,151 @@
+/*
+ * The engine.io codec (transports/eio_packet.c) on arbitrary bytes, taken as a polling payload. Besides what the
+ * sanitizers see, it checks the codec's own promises: re-encoding the decoded packets and decoding again gives the
+ * same packets; base64 round-trips; an SSE event parsed the way EventSource parses it gives its payload back.
+ */
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <jansson.h>
+#include "eio_packet.h"
+
+#define MAX_PACKETS 256
+
+typedef struct {
+    int type, binary;
+    char *data;
+    size_t len;
+} copy_t;
+
+static size_t decode_all(const char *payload, size_t len, copy_t *out)
+{
+    char *scratch = malloc(len + 1);
+    if (scratch == NULL)
+        abort();
+    size_t n = 0, pos = 0, piece_len;
+    const char *piece;
+    while (n < MAX_PACKETS && ag_eio_payload_next(payload, len, &pos, &piece, &piece_len)) {
+        ag_eio_packet_t p;
+        if (ag_eio_packet_decode(piece, piece_len, scratch, &p) != 0)
+            continue;
+        if (p.type < AG_EIO_OPEN || p.type > AG_EIO_NOOP || p.len > piece_len)
+            abort();
+        out[n].type = p.type;
+        out[n].binary = p.binary;
+        out[n].len = p.len;
+        out[n].data = malloc(p.len + 1);
+        if (out[n].data == NULL)
+            abort();
+        memcpy(out[n].data, p.data, p.len);
+        n++;
+    }
+    free(scratch);
+    return n;
+}
+
+static void free_all(copy_t *c, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(c[i].data);
+}
+
+static void check_payload_roundtrip(const char *data, size_t size)
+{
+    static copy_t first[MAX_PACKETS], second[MAX_PACKETS];
+    size_t n = decode_all(data, size, first);
+    ag_eio_buf_t b = {0};
+    for (size_t i = 0; i < n; i++)
+        if (ag_eio_payload_append(&b, first[i].type, first[i].data, first[i].len, first[i].binary) != 0)
+            abort();
+    size_t m = decode_all(b.base, b.len, second);
+    if (m != n)
+        abort();
+    for (size_t i = 0; i < n; i++)
+        if (first[i].type != second[i].type || first[i].binary != second[i].binary || first[i].len != second[i].len ||
+            memcmp(first[i].data, second[i].data, first[i].len) != 0)
+            abort();
+    free_all(first, n);
+    free_all(second, m);
+    ag_eio_buf_dispose(&b);
+}
+
+static void check_base64(const uint8_t *data, size_t size)
+{
+    char *enc = malloc((size + 2) / 3 * 4 + 1);
+    uint8_t *dec = malloc(size + 3);
+    if (enc == NULL || dec == NULL)
+        abort();
+    size_t elen = ag_eio_base64_encode(data, size, enc);
+    if (elen != (size + 2) / 3 * 4)
+        abort();
+    long dlen = ag_eio_base64_decode(enc, elen, dec);
+    if (dlen != (long)size || memcmp(dec, data, size) != 0)
+        abort();
+    /* arbitrary text: decodes within the documented bound or fails */
+    uint8_t *any = malloc(size * 3 / 4 + 3);
+    if (any == NULL)
+        abort();
+    long alen = ag_eio_base64_decode((const char *)data, size, any);
+    if (alen > (long)(size * 3 / 4 + 3))
+        abort();
+    free(any);
+    free(enc);
+    free(dec);
+}
+
+/* EventSource: lines end at LF (CR never appears in the data lines: such payloads travel as a JSON string), "data: x"
+ * adds x and a LF to the buffer, a blank line dispatches with the last LF removed. */
+static void check_sse(const char *data, size_t size)
+{
+    ag_eio_buf_t b = {0};
+    if (ag_eio_sse_event_append(&b, 42, data, size) != 0)
+        abort();
+    static const char id[] = "id: 42\n";
+    if (b.len < sizeof(id) - 1 || memcmp(b.base, id, sizeof(id) - 1) != 0 || b.len < 2 || b.base[b.len - 1] != '\n' ||
+        b.base[b.len - 2] != '\n')
+        abort();
+    const char *p = b.base + sizeof(id) - 1, *end = b.base + b.len - 1; /* end: the blank line's LF */
+    int json_event = 0;
+    ag_eio_buf_t got = {0};
+    while (p < end) {
+        const char *lf = memchr(p, '\n', (size_t)(end - p));
+        if (lf == NULL)
+            abort();
+        size_t n = (size_t)(lf - p);
+        if (n == 0 || memchr(p, '\r', n) != NULL)
+            abort(); /* no blank line inside an event, no CR in any line */
+        if (n == 8 && memcmp(p, "event: j", 8) == 0) {
+            json_event = 1;
+        } else if (n >= 6 && memcmp(p, "data: ", 6) == 0) {
+            if (ag_eio_buf_append(&got, p + 6, n - 6) != 0 || ag_eio_buf_append(&got, "\n", 1) != 0)
+                abort();
+        } else {
+            abort();
+        }
+        p = lf + 1;
+    }
+    if (got.len == 0)
+        abort();
+    got.len--; /* the last LF */
+    if (json_event) {
+        json_error_t err;
+        json_t *s = json_loadb(got.base, got.len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
+        /* the JSON form keeps bytes as they are: text that is not UTF-8 is not JSON, nothing to compare */
+        if (s != NULL && (!json_is_string(s) || json_string_length(s) != size || memcmp(json_string_value(s), data, size) != 0))
+            abort();
+        json_decref(s);
+    } else if (got.len != size || memcmp(got.base, data, size) != 0) {
+        abort();
+    }
+    ag_eio_buf_dispose(&got);
+    ag_eio_buf_dispose(&b);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    check_payload_roundtrip((const char *)data, size);
+    check_base64(data, size);
+    check_sse((const char *)data, size);
+    return 0;
+}
