@@ -76,7 +76,7 @@ test('a heartbeat timeout over /primus', async (t) => {
 });
 
 test('slow consumers end as slow consumers on every transport', async (t) => {
-  const srv = await debugServer({ queueMaxBytes: 262144 });
+  const srv = await debugServer({ queueMaxBytes: 262144, maxLength: 131072, maxHttpBufferSize: 131072 });
   t.after(() => srv.stop());
   const talker = await primus(srv);
   await talker.request({ event: 'roomAdd', room: 'defaultRoom' });
