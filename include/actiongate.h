@@ -127,7 +127,9 @@ int ag_room_delete(ag_server_t *s, const char *room);
 int ag_room_broadcast(ag_server_t *s, const char *room, const char *message);
 /* Sends obj (borrowed) to every member of room on every node; context defaults to "api". */
 int ag_push_room(ag_server_t *s, const char *room, json_t *obj);
-/* Sends obj (borrowed) to one local connection by id; context defaults to "api". 0 or AG_ENOENT. */
+/* Sends obj (borrowed) to one connection by id, on whichever node holds it (through the cluster when it is not
+ * local); context defaults to "api". 0, AG_ENOENT (not local and no cluster), AG_EINVAL (not an object), AG_ETOOBIG
+ * (over the per-message bound). */
 int ag_push_conn(ag_server_t *s, const char *conn_id, json_t *obj);
 /* Adds / removes a local connection to / from a room, with the hooks and announcements of roomAdd / roomLeave. The
  * result is reported through cb (may be NULL): err NULL on success, else the protocol's text. */
