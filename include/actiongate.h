@@ -32,6 +32,29 @@ typedef struct st_ag_server_t ag_server_t;
 typedef struct st_ag_conn_t ag_conn_t;
 typedef struct st_ag_action_req_t ag_action_req_t;
 
+/* --- disconnects --- */
+
+/* Why a connection ended: data, not control flow. Every disconnect is one of the constants below (compare pointers, or
+ * read the fields); the first reason a connection gets is the one it keeps. */
+typedef struct st_ag_disconnect_t {
+    uint16_t code;      /* WebSocket close code; /primus sends it for the two limits (slow consumer, too big) */
+    const char *reason; /* short text for logs and close frames */
+    int reconnect;      /* 0: the client must not come back (Primus gets "primus::server::close", engine.io its close
+                           packet, socket.io a DISCONNECT) */
+} ag_disconnect_t;
+extern const ag_disconnect_t AG_DISCONNECT_PEER_CLOSED;     /* the client closed its transport or left */
+extern const ag_disconnect_t AG_DISCONNECT_TRANSPORT_ERROR; /* the transport failed: a dropped poll, a socket error */
+extern const ag_disconnect_t AG_DISCONNECT_PROTOCOL_ERROR;  /* the client broke the protocol (a packet that does not decode) */
+extern const ag_disconnect_t AG_DISCONNECT_HEARTBEAT;       /* the client stopped answering pings */
+extern const ag_disconnect_t AG_DISCONNECT_SLOW;            /* what waited for the client passed its bound (slow consumer) */
+extern const ag_disconnect_t AG_DISCONNECT_TOO_BIG;         /* an inbound message over the limit */
+extern const ag_disconnect_t AG_DISCONNECT_RATE;            /* kept sending over the message rate: no reconnect */
+extern const ag_disconnect_t AG_DISCONNECT_QUIT;            /* the client asked (quit/exit verb): no reconnect */
+extern const ag_disconnect_t AG_DISCONNECT_SERVER;          /* closed by the application: no reconnect */
+extern const ag_disconnect_t AG_DISCONNECT_SERVER_ERROR;    /* the server could not go on with it (out of memory) */
+extern const ag_disconnect_t AG_DISCONNECT_SHUTDOWN;        /* the node stops; come back later (destroyClientsOnShutdown false) */
+extern const ag_disconnect_t AG_DISCONNECT_SHUTDOWN_FINAL;  /* the node stops; do not come back (destroyClientsOnShutdown true) */
+
 /* --- node --- */
 
 /* Loads the YAML file (NULL = built-in defaults), creates the node with the built-in actions and binds the listener.
@@ -104,7 +127,9 @@ int ag_room_delete(ag_server_t *s, const char *room);
 int ag_room_broadcast(ag_server_t *s, const char *room, const char *message);
 /* Sends obj (borrowed) to every member of room on every node; context defaults to "api". */
 int ag_push_room(ag_server_t *s, const char *room, json_t *obj);
-/* Sends obj (borrowed) to one local connection by id; context defaults to "api". 0 or AG_ENOENT. */
+/* Sends obj (borrowed) to one connection by id, on whichever node holds it (through the cluster when it is not
+ * local); context defaults to "api". 0, AG_ENOENT (not local and no cluster), AG_EINVAL (not an object), AG_ETOOBIG
+ * (over the per-message bound). */
 int ag_push_conn(ag_server_t *s, const char *conn_id, json_t *obj);
 /* Adds / removes a local connection to / from a room, with the hooks and announcements of roomAdd / roomLeave. The
  * result is reported through cb (may be NULL): err NULL on success, else the protocol's text. */
@@ -124,7 +149,8 @@ typedef struct st_ag_hooks_t {
     json_t *(*on_say)(ag_conn_t *sender, const char *room, json_t *payload, void *data);
     json_t *(*on_say_recipient)(ag_conn_t *recipient, const char *room, json_t *payload, void *data);
     void (*on_connect)(ag_conn_t *c, void *data);
-    void (*on_disconnect)(ag_conn_t *c, void *data);
+    /* why is one of the AG_DISCONNECT_* constants (borrowed for the call). */
+    void (*on_disconnect)(ag_conn_t *c, const ag_disconnect_t *why, void *data);
     void *data;
 } ag_hooks_t;
 

@@ -10,7 +10,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include "session.h"
 #include "upstream.h"
 
 static const uint64_t ladder[] = {1, 10, 100, 1000};
@@ -457,6 +456,27 @@ void ag__action_start(ag_server_t *s, json_t *params, json_t *message_id, ag_con
 }
 
 /* --- the documentation verb --- */
+
+json_t *ag__verb_reply(const char *err, json_t *data, const json_t *message_id)
+{
+    json_t *r = json_object();
+    if (err != NULL) {
+        size_t n = strlen(err) + 8;
+        char *text = malloc(n);
+        if (text != NULL)
+            snprintf(text, n, "Error: %s", err);
+        json_object_set_new(r, "status", json_string(text != NULL ? text : "Error"));
+        json_object_set_new(r, "error", json_string(text != NULL ? text : "Error"));
+        free(text);
+    } else {
+        json_object_set_new(r, "status", json_string("OK"));
+    }
+    json_object_set_new(r, "context", json_string("response"));
+    if (data != NULL)
+        json_object_set(r, "data", data);
+    json_object_set(r, "messageId", (json_t *)message_id);
+    return r;
+}
 
 static void docs_done(ag_action_req_t *r, json_t *result, int status, const char *error)
 {

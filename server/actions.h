@@ -11,7 +11,8 @@
 #define AG_ACTIONS_H
 
 #include "actiongate.h"
-#include "server.h"
+#include "conn.h"
+#include "node.h"
 
 #define AG_ERR_UNKNOWN_ACTION "unknown action or invalid apiVersion"
 #define AG_ERR_SHUTTING_DOWN "the server is shutting down"
@@ -77,5 +78,8 @@ void ag__params_scrub(const ag__action_t *a, json_t *params);
 int ag__params_validate(const ag__action_t *a, json_t *params, char *err, size_t errlen);
 /* Registers the built-in actions (server/builtin_actions.c). */
 int ag__builtin_actions_register(ag_server_t *s);
+
+/* A verb reply: {status:"OK"|"Error: <err>", error?, context, data?, messageId}. data borrowed. New reference. */
+json_t *ag__verb_reply(const char *err, json_t *data, const json_t *message_id);
 
 #endif

@@ -116,3 +116,53 @@ int ag_addr_match(const char *spec, const ag_addr_t *addr)
     }
     return 1;
 }
+
+int ag_url_parse(const char *url, ag_url_t *out)
+{
+    static const char scheme[] = "http://";
+    if (url == NULL || strncmp(url, scheme, sizeof(scheme) - 1) != 0)
+        return AG_EINVAL;
+    const char *p = url + sizeof(scheme) - 1, *host, *host_end;
+    if (*p == '[') {
+        host = p + 1;
+        if ((host_end = strchr(host, ']')) == NULL)
+            return AG_EINVAL;
+        p = host_end + 1;
+    } else {
+        host = p;
+        while (*p != '\0' && *p != ':' && *p != '/')
+            p++;
+        host_end = p;
+    }
+    size_t hlen = (size_t)(host_end - host);
+    if (hlen == 0 || hlen >= sizeof(out->host))
+        return AG_EINVAL;
+    for (const char *c = host; c < host_end; c++)
+        if (!(('a' <= *c && *c <= 'z') || ('A' <= *c && *c <= 'Z') || ('0' <= *c && *c <= '9') || *c == '.' || *c == '-' ||
+              *c == ':' || *c == '_'))
+            return AG_EINVAL;
+    memcpy(out->host, host, hlen);
+    out->host[hlen] = '\0';
+    out->port = 80;
+    if (*p == ':') {
+        char *end;
+        long port = strtol(p + 1, &end, 10);
+        if (end == p + 1 || port < 1 || port > 65535)
+            return AG_EINVAL;
+        out->port = (uint16_t)port;
+        p = end;
+    }
+    if (*p != '\0' && *p != '/')
+        return AG_EINVAL;
+    size_t plen = strlen(p);
+    while (plen > 0 && p[plen - 1] == '/')
+        plen--;
+    if (plen >= sizeof(out->path))
+        return AG_EINVAL;
+    for (size_t i = 0; i < plen; i++)
+        if ((unsigned char)p[i] <= ' ' || p[i] == '?' || p[i] == '#' || (unsigned char)p[i] >= 0x7f)
+            return AG_EINVAL;
+    memcpy(out->path, p, plen);
+    out->path[plen] = '\0';
+    return 0;
+}

@@ -5,6 +5,7 @@
 #define AG_ADDR_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* An IPv4 or IPv6 address in binary; an IPv4-mapped IPv6 address is folded to IPv4. */
 typedef struct st_ag_addr_t {
@@ -20,5 +21,14 @@ int ag_addr_parse(const char *s, size_t len, ag_addr_t *out, char *text, int *po
 /* spec is "addr" or "addr/prefix" (no port, no brackets). With addr NULL: 1 when spec is well formed. Else 1 when addr
  * falls in it, 0 when not. AG_EINVAL when spec is malformed. */
 int ag_addr_match(const char *spec, const ag_addr_t *addr);
+
+/* A base URL split up: http://host[:port][/path]. host is NUL-terminated (brackets of an IPv6 literal removed), path
+ * has no trailing slash ("" for none). 0, or AG_EINVAL (anything else, https included). */
+typedef struct st_ag_url_t {
+    char host[256];
+    uint16_t port;
+    char path[512];
+} ag_url_t;
+int ag_url_parse(const char *url, ag_url_t *out);
 
 #endif

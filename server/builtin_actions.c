@@ -13,8 +13,6 @@
 
 /* --- status --- */
 
-static uint64_t booted_at;
-
 static void run_status(ag_action_req_t *r, void *data)
 {
     ag_server_t *s = ag_action_server(r);
@@ -26,7 +24,7 @@ static void run_status(ag_action_req_t *r, void *data)
     json_object_set_new(res, "name", json_string(s->config->general.serverName));
     json_object_set_new(res, "description", json_string("actiongate: an actionhero-compatible realtime gateway"));
     json_object_set_new(res, "version", json_string(s->config->general.apiVersion));
-    json_object_set_new(res, "uptime", json_integer((json_int_t)(ag_now_ms() - booted_at)));
+    json_object_set_new(res, "uptime", json_integer((json_int_t)(ag_now_ms() - s->started_ms)));
     json_object_set_new(res, "consumedMemoryMB", json_real((double)((ru.ru_maxrss * 100) / 1024) / 100.0));
     json_object_set_new(res, "connections", json_integer((json_int_t)s->num_conns));
     /* README "Limits": what the node turned away, and the memory its bounds watch */
@@ -234,7 +232,6 @@ static void run_echo(ag_action_req_t *r, void *data)
 
 int ag__builtin_actions_register(ag_server_t *s)
 {
-    booted_at = ag_now_ms();
     static const ag_input_t cache_inputs[] = {
         {"key", 1, NULL, three_letters, to_string},
         {"value", 1, NULL, three_letters, to_string},

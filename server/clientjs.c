@@ -9,13 +9,14 @@
 #include <unistd.h>
 #include <jansson.h>
 #include "eio_packet.h"
+#include "http.h"
 #include "static.h"
 
-/* One node per process: the fallback directory this process rendered into, removed at exit. */
-static struct {
+/* The fallback directory this node rendered into (s->clientjs), removed when the node is destroyed. */
+struct st_ag_clientjs_t {
     char dir[4096];
-    char files[2][4096];
-} rendered;
+    char files[2][8192];
+};
 
 static const char *const suffixes[2] = {".js", ".min.js"};
 static const char *const templates[2] = {"ActionheroWebsocketClient.js.tmpl", "ActionheroWebsocketClient.min.js.tmpl"};
@@ -265,7 +266,6 @@ static int render_into(const char *base, const char *rel, const char *name, char
             close(dfd);
             return AG_EIO;
         }
-        snprintf(rendered.files[k], sizeof(rendered.files[k]), "%s/%s%s", base, rel, file);
     }
     close(dfd);
     return 0;
@@ -335,9 +335,23 @@ int ag_clientjs_init(ag_server_t *s, char *errbuf, size_t errlen)
     const char *tdir = getenv("AG_CLIENT_TEMPLATES");
     if (tdir == NULL || tdir[0] == '\0')
         tdir = AG_CLIENTJS_TEMPLATE_DIR;
-    int ret = ag_clientjs_render(cfg, tdir, s->public_dir, fallback_root(), rendered.dir, sizeof(rendered.dir), errbuf, errlen);
-    if (ret != 0 || rendered.dir[0] == '\0')
+    struct st_ag_clientjs_t *rendered = calloc(1, sizeof(*rendered));
+    if (rendered == NULL) {
+        snprintf(errbuf, errlen, "out of memory");
+        return AG_ENOMEM;
+    }
+    s->clientjs = rendered;
+    int ret = ag_clientjs_render(cfg, tdir, s->public_dir, fallback_root(), rendered->dir, sizeof(rendered->dir), errbuf, errlen);
+    if (ret != 0 || rendered->dir[0] == '\0')
         return ret;
+    for (int k = 0; k < 2; k++) {
+        int n = snprintf(rendered->files[k], sizeof(rendered->files[k]), "%s/%s%s", rendered->dir,
+                         cfg->servers.websocket.clientJsName, suffixes[k]);
+        if (n < 0 || (size_t)n >= sizeof(rendered->files[k])) {
+            snprintf(errbuf, errlen, "servers.websocket.clientJsName: too long");
+            return AG_ECONFIG;
+        }
+    }
     /* Served at the URLs they would have had in the public directory; registered before the static handler, so
      * these paths win. */
     h2o_expires_args_t expires = {H2O_EXPIRES_MODE_MAX_AGE, {.max_age = (uint64_t)cfg->servers.web.flatFileCacheDuration}};
@@ -346,7 +360,7 @@ int ag_clientjs_init(ag_server_t *s, char *errbuf, size_t errlen)
         snprintf(url, sizeof(url), "/%s/%s%s%s", cfg->servers.web.urlPathForFiles, cfg->servers.websocket.clientJsPath,
                  cfg->servers.websocket.clientJsName, suffixes[k]);
         h2o_pathconf_t *pc = ag_server_register_path(s, url);
-        ag_static_register_file(pc, rendered.files[k], "application/javascript");
+        ag_static_register_file(pc, rendered->files[k], "application/javascript");
         h2o_expires_register(pc, &expires);
     }
     return 0;
@@ -354,10 +368,14 @@ int ag_clientjs_init(ag_server_t *s, char *errbuf, size_t errlen)
 
 void ag_clientjs_dispose(ag_server_t *s)
 {
-    if (rendered.dir[0] == '\0')
+    struct st_ag_clientjs_t *rendered = s->clientjs;
+    if (rendered == NULL)
         return;
-    for (int k = 0; k < 2; k++)
-        unlink(rendered.files[k]);
-    rmdir(rendered.dir);
-    rendered.dir[0] = '\0';
+    s->clientjs = NULL;
+    if (rendered->dir[0] != '\0') {
+        for (int k = 0; k < 2; k++)
+            unlink(rendered->files[k]);
+        rmdir(rendered->dir);
+    }
+    free(rendered);
 }

@@ -13,7 +13,7 @@
 #ifndef AG_CLIENTJS_H
 #define AG_CLIENTJS_H
 
-#include "server.h"
+#include "node.h"
 
 /* Where the templates are read from unless the environment variable AG_CLIENT_TEMPLATES names another directory. */
 #define AG_CLIENTJS_TEMPLATE_DIR AG_SOURCE_DIR "/client"

@@ -1,5 +1,4 @@
 #include "cluster.h"
-#include "rooms.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +38,7 @@ struct st_ag_cluster_t {
     h2o_timeout_t io_timeout, ws_timeout;
     int client_ready;
     h2o_linklist_t lookups;
+    ag_cluster_push_receiver_fn push_receiver;
     ag_cluster_stats_t stats;
 };
 
@@ -343,14 +343,17 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
 
 /* --- push --- */
 
-int ag_cluster_push_conn(ag_server_t *s, const char *conn_id, const json_t *obj)
+void ag_cluster_set_push_receiver(ag_server_t *s, ag_cluster_push_receiver_fn fn)
 {
-    if (!json_is_object(obj))
-        return AG_EINVAL;
-    int ret = ag__push_local(s, conn_id, obj);
+    if (s->cluster != NULL)
+        s->cluster->push_receiver = fn;
+}
+
+int ag_cluster_forward_push(ag_server_t *s, const char *conn_id, const json_t *obj)
+{
     ag_cluster_t *c = s->cluster;
-    if (ret != AG_ENOENT || c == NULL || !c->clustered)
-        return ret;
+    if (c == NULL || !c->clustered)
+        return AG_ENOENT;
     json_t *msg = json_pack("{s:s,s:s,s:O}", "type", "push", "to", conn_id, "msg", obj);
     char *text = msg != NULL ? json_dumps(msg, JSON_COMPACT) : NULL;
     json_decref(msg);
@@ -371,7 +374,8 @@ static void on_node_event(void *data, const char *channel, const char *payload, 
     const char *type = json_string_value(json_object_get(msg, "type"));
     const char *to = json_string_value(json_object_get(msg, "to"));
     json_t *obj = json_object_get(msg, "msg");
-    if (type != NULL && strcmp(type, "push") == 0 && to != NULL && json_is_object(obj) && ag__push_local(c->server, to, obj) == 0)
+    if (type != NULL && strcmp(type, "push") == 0 && to != NULL && json_is_object(obj) && c->push_receiver != NULL &&
+        c->push_receiver(c->server, to, obj) == 0)
         c->stats.pushes_in++;
     json_decref(msg);
 }
@@ -497,16 +501,13 @@ void ag_cluster_dispose(ag_server_t *s)
         free(v);
     ag_map_dispose(&c->routes);
     ag_map_dispose(&c->unreachable);
-    /* the proxy timeouts may still hold live tunnels, which end with the process: keep them while they do */
-    if (!c->clustered) {
-        free(c);
-    } else if (h2o_linklist_is_empty(&c->io_timeout._entries) && h2o_linklist_is_empty(&c->ws_timeout._entries)) {
-        h2o_timeout_dispose(s->loop, &c->io_timeout);
-        h2o_timeout_dispose(s->loop, &c->ws_timeout);
-        free(c);
-    } else {
-        static ag_cluster_t *lingering;
-        lingering = c;
-        (void)lingering;
+    /* live tunnels and forwarded requests, which end with the process, link their timers to the proxy timeouts: then
+     * the cluster's state stays with the loop (see ag_server_timeout_dispose) */
+    int open = 0;
+    if (c->clustered) {
+        open |= ag_server_timeout_dispose(s, &c->io_timeout) != 0;
+        open |= ag_server_timeout_dispose(s, &c->ws_timeout) != 0;
     }
+    if (!open)
+        free(c);
 }

@@ -1,8 +1,8 @@
 /*
  * The cluster: which node owns an engine.io session, forwarding of requests to that node (no sticky sessions), and
- * push to a connection wherever it lives. It talks to the store only through its interface (server/store/store.h:
- * node_register, node_lookup, node_leave, publish, on_node_event); on a store without a node registry (memory) it is
- * inert and every call below means "this node".
+ * carrying a push to the node that holds its connection. It talks to the store only through its interface
+ * (server/store/store.h: node_register, node_lookup, node_leave, publish, on_node_event); on a store without a node
+ * registry (memory) it is inert and every call below means "this node".
  *
  * Session ownership. Every node has a random 8-character tag and a random token per boot, registered with its address
  * ("host:port") in the store's registry, which keeps it alive with the node heartbeat (redis.nodeTtl). An engine.io
@@ -17,14 +17,14 @@
  * is unknown: the client gets engine.io's "Session ID unknown" and reconnects.
  *
  * The forwarding hook runs as an h2o handler on the engine.io paths, registered before the transports
- * (ag_cluster_register in server/modules.c), so the engine.io handler needs exactly one call: ag_cluster_sid_stamp
+ * (ag_cluster_register, called by server/server.c), so the engine.io handler needs exactly one call: ag_cluster_sid_stamp
  * when it creates a sid.
  */
 #ifndef AG_CLUSTER_H
 #define AG_CLUSTER_H
 
 #include <jansson.h>
-#include "server.h"
+#include "node.h"
 
 typedef struct st_ag_cluster_t ag_cluster_t;
 
@@ -33,7 +33,7 @@ typedef struct st_ag_cluster_t ag_cluster_t;
  * forward by its own token and never forwards it again. Without that token the header is removed and means nothing. */
 #define AG_CLUSTER_FORWARDED_HEADER "x-actiongate-forwarded"
 
-/* Node lifecycle (server/modules.c). init: after the store exists; register: adds the routing handler on the engine.io
+/* Node lifecycle (server/server.c). init: after the store exists; register: adds the routing handler on the engine.io
  * path (before the transports); listening: the listener is bound, the node's address can be published. */
 int ag_cluster_init(ag_server_t *s, char *errbuf, size_t errlen);
 void ag_cluster_register(ag_server_t *s);
@@ -49,10 +49,15 @@ int ag_cluster_owner_of_sid(const char *sid, char tag[AG_CLUSTER_TAG_LEN + 1]);
 /* Whether sid belongs to this node (always true without a cluster). */
 int ag_cluster_is_local_sid(ag_server_t *s, const char *sid);
 
-/* Sends obj (borrowed; "context" defaults to "api") to connection conn_id on whichever node holds it: at once when it
- * is local, else through Redis (every node delivers if it holds the connection). 0, AG_ENOENT (no cluster and not
- * local), AG_EINVAL (not an object). */
-int ag_cluster_push_conn(ag_server_t *s, const char *conn_id, const json_t *obj);
+/* Cross-node push (server/push.c uses it for connections that are not local): publishes obj (borrowed) for connection
+ * conn_id on the cluster channel, and the node that holds it hands it to its push receiver. 0, AG_ENOENT without a
+ * cluster, AG_ENOMEM. */
+int ag_cluster_forward_push(ag_server_t *s, const char *conn_id, const json_t *obj);
+/* Delivers a push that arrived for a connection of this node: 0 when delivered, else an AG_E* code. */
+typedef int (*ag_cluster_push_receiver_fn)(ag_server_t *s, const char *conn_id, const json_t *obj);
+/* Who delivers pushes arriving from other nodes (server/push.c registers itself); the cluster knows no module above
+ * it by name. */
+void ag_cluster_set_push_receiver(ag_server_t *s, ag_cluster_push_receiver_fn fn);
 
 /* Counters for tests and logs. */
 typedef struct st_ag_cluster_stats_t {

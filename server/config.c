@@ -14,7 +14,6 @@
 #include <yaml.h>
 #include "addr.h"
 #include "common.h"
-#include "upstream.h"
 
 typedef enum { T_STR, T_INT, T_LONG, T_BOOL, T_DOUBLE, T_LIST } ctype_t;
 
@@ -615,9 +614,9 @@ static int check_depth(const char *yaml, size_t len, const char *name, char *err
 
 static const char *check_upstream(const ag_config_t *c, char *buf, size_t len)
 {
-    ag_upstream_url_t u;
+    ag_url_t u;
     for (char **url = c->upstream.urls; *url != NULL; url++) {
-        if (ag_upstream_url_parse(*url, &u) != 0) {
+        if (ag_url_parse(*url, &u) != 0) {
             snprintf(buf, len, "upstream.urls: not http://host[:port][/path]: %.80s", *url);
             return buf;
         }

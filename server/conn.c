@@ -3,17 +3,26 @@
 #include <stdlib.h>
 #include <string.h>
 #include "limit.h"
-#include "server.h"
-#include "session.h"
+#include "node.h"
 
-const ag_disconnect_t AG_DISCONNECT_QUIT = {1000, "quit", 0};
-const ag_disconnect_t AG_DISCONNECT_SERVER = {1000, "closed by the server", 0};
-const ag_disconnect_t AG_DISCONNECT_SHUTDOWN = {1001, "going away", 1};
-const ag_disconnect_t AG_DISCONNECT_SHUTDOWN_FINAL = {1001, "going away", 0};
+const ag_disconnect_t AG_DISCONNECT_PEER_CLOSED = {1000, "transport close", 1};
+const ag_disconnect_t AG_DISCONNECT_TRANSPORT_ERROR = {1006, "transport error", 1};
+const ag_disconnect_t AG_DISCONNECT_PROTOCOL_ERROR = {1002, "protocol error", 1};
+const ag_disconnect_t AG_DISCONNECT_HEARTBEAT = {1000, "heartbeat timeout", 1};
 const ag_disconnect_t AG_DISCONNECT_SLOW = {1008, "slow consumer", 1};
 const ag_disconnect_t AG_DISCONNECT_TOO_BIG = {1009, "message too big", 1};
-const ag_disconnect_t AG_DISCONNECT_HEARTBEAT = {1000, "heartbeat timeout", 1};
+const ag_disconnect_t AG_DISCONNECT_QUIT = {1000, "quit", 0};
+const ag_disconnect_t AG_DISCONNECT_SERVER = {1000, "closed by the server", 0};
+const ag_disconnect_t AG_DISCONNECT_SERVER_ERROR = {1011, "server error", 1};
+const ag_disconnect_t AG_DISCONNECT_SHUTDOWN = {1001, "going away", 1};
+const ag_disconnect_t AG_DISCONNECT_SHUTDOWN_FINAL = {1001, "going away", 0};
 const ag_disconnect_t AG_DISCONNECT_RATE = {1008, "message rate exceeded", 0};
+
+void ag_conn_set_handler(ag_server_t *s, const ag_conn_handler_t *handler, void *data)
+{
+    s->conn_handler = handler;
+    s->conn_handler_data = data;
+}
 
 ag_conn_t *ag_conn_create(ag_server_t *server, const ag_transport_t *transport, void *self, const ag_conn_info_t *info)
 {
@@ -43,7 +52,12 @@ ag_conn_t *ag_conn_create(ag_server_t *server, const ag_transport_t *transport, 
     server->num_conns++;
     server->stats.connections_opened++;
     ag_debug("conn", c->id, "open via %s from %s:%d", c->transport_name, c->remote_ip, c->remote_port);
-    ag_session_on_open(c);
+    const ag_conn_handler_t *h = server->conn_handler;
+    if (h != NULL && h->on_open != NULL) {
+        ag_conn_addref(c);
+        h->on_open(c, server->conn_handler_data);
+        ag_conn_release(c);
+    }
     return c;
 }
 
@@ -65,12 +79,12 @@ void ag_conn_release(ag_conn_t *c)
     if (--c->_refcnt != 0)
         return;
     queue_clear(c);
-    free(c->_queue); /* no rooms left: the connection left them when it finished (ag_session_on_close) */
+    free(c->_queue); /* no rooms left: the consumer left them when the connection finished (on_close) */
     free(c->fingerprint);
     free(c);
 }
 
-/* Marks the connection closed and unregisters it; the session layer leaves rooms. Runs once. */
+/* Marks the connection closed, unregisters it and tells the consumer. Runs once. */
 static void conn_finish(ag_conn_t *c)
 {
     if (c->_state == AG_CONN_CLOSED)
@@ -79,38 +93,11 @@ static void conn_finish(ag_conn_t *c)
     ag_map_del(&c->server->conns, c->id);
     c->server->num_conns--;
     c->server->stats.connections_closed++;
-    ag_session_on_close(c);
+    const ag_conn_handler_t *h = c->server->conn_handler;
+    if (h != NULL && h->on_close != NULL)
+        h->on_close(c, c->_why, c->server->conn_handler_data);
     queue_clear(c);
-    ag_debug("conn", c->id, "closed");
-}
-
-/* The answer to a message over the rate, shaped as the session layer would answer it failing: an action's (or file's)
- * error, else a verb error whose data is the request minus event, messageId and room. Text that is not JSON gets none,
- * as invalid JSON gets none. */
-static void refuse(ag_conn_t *c, const char *data, size_t len, int binary)
-{
-    json_t *msg = binary ? json_null() : json_loadb(data, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
-    if (msg == NULL)
-        return;
-    json_t *mid = ag__message_id(json_is_object(msg) ? msg : NULL), *reply;
-    const char *event = json_string_value(json_object_get(msg, "event"));
-    if (event != NULL && (strcmp(event, "action") == 0 || strcmp(event, "file") == 0)) {
-        reply = ag__reply(json_pack("{s:s}", "error", AG_ERR_MESSAGE_RATE), mid);
-    } else if (json_is_object(msg)) {
-        json_t *rest = json_copy(msg);
-        json_object_del(rest, "event");
-        json_object_del(rest, "messageId");
-        json_object_del(rest, "room");
-        reply = ag__verb_reply(AG_ERR_MESSAGE_RATE, rest, mid);
-        json_decref(rest);
-    } else {
-        reply = ag__verb_reply(AG_ERR_MESSAGE_RATE, msg, mid);
-    }
-    if (reply != NULL)
-        ag_conn_send_json(c, reply);
-    json_decref(reply);
-    json_decref(mid);
-    json_decref(msg);
+    ag_debug("conn", c->id, "closed: %s", c->_why->reason);
 }
 
 /* Sustained abuse of the rate: the connection goes, with a code its client can tell apart. */
@@ -126,13 +113,19 @@ void ag_conn_on_frame(ag_conn_t *c, const char *data, size_t len, int binary)
 {
     if (ag_conn_is_closed(c))
         return;
+    const ag_conn_handler_t *h = c->server->conn_handler;
     c->server->stats.frames_in++;
+    if (h == NULL)
+        return;
     ag_conn_addref(c);
     ag_bucket_result_t r = ag_limits_message(c->server, &c->_in_rate, c->_rate_exempt);
     if (r == AG_BUCKET_OK) {
-        ag_session_on_frame(c, data, len, binary);
+        if (h->on_frame != NULL)
+            h->on_frame(c, data, len, binary, c->server->conn_handler_data);
     } else {
-        refuse(c, data, len, binary);
+        /* the consumer answers it, shaped as it answers a request that fails */
+        if (h->on_refused != NULL)
+            h->on_refused(c, data, len, binary, AG_ERR_MESSAGE_RATE, c->server->conn_handler_data);
         if (r == AG_BUCKET_ABUSE)
             close_for_rate(c);
     }
@@ -149,8 +142,10 @@ int ag_conn_inbound_control(ag_conn_t *c)
     return r == AG_BUCKET_OK;
 }
 
-void ag_conn_on_transport_gone(ag_conn_t *c)
+void ag_conn_on_transport_gone(ag_conn_t *c, const ag_disconnect_t *why)
 {
+    if (c->_why == NULL)
+        c->_why = why != NULL ? why : &AG_DISCONNECT_TRANSPORT_ERROR;
     c->_transport = NULL;
     c->_transport_self = NULL;
     conn_finish(c);
@@ -214,6 +209,27 @@ void ag_conn_kick(ag_conn_t *c)
         c->_transport->on_pending(c, c->_transport_self);
 }
 
+int ag_conn_bound_exceeded(ag_server_t *s, const char *id, size_t bytes, size_t frames)
+{
+    const ag_config_t *cfg = s->config;
+    if (bytes <= (size_t)cfg->servers.websocket.server.queueMaxBytes &&
+        frames <= (size_t)cfg->servers.websocket.server.queueMaxFrames)
+        return 0;
+    s->stats.slow_consumers++;
+    ag_log_limited(AG_LOG_WARN, "conn", id, "slow consumer: %zu frames, %zu bytes waiting; disconnecting", frames, bytes);
+    return 1;
+}
+
+int ag_conn_note_backlog(ag_conn_t *c, size_t bytes, size_t frames)
+{
+    if (ag_conn_is_closed(c))
+        return AG_ECLOSED;
+    if (!ag_conn_bound_exceeded(c->server, c->id, c->_q_bytes + bytes, c->_q_len + frames))
+        return AG_OK;
+    ag_conn_close(c, &AG_DISCONNECT_SLOW);
+    return AG_EBUSY;
+}
+
 size_t ag_conn_max_frame(const ag_server_t *s)
 {
     return (size_t)s->config->servers.websocket.server.queueMaxBytes / 2;
@@ -229,12 +245,7 @@ int ag_conn_send(ag_conn_t *c, ag_frame_t *f)
                ag_conn_max_frame(c->server));
         return AG_ETOOBIG;
     }
-    const ag_config_t *cfg = c->server->config;
-    if (c->_q_len >= (size_t)cfg->servers.websocket.server.queueMaxFrames ||
-        c->_q_bytes + f->len > (size_t)cfg->servers.websocket.server.queueMaxBytes) {
-        c->server->stats.slow_consumers++;
-        ag_log_limited(AG_LOG_WARN, "conn", c->id, "slow consumer: %zu frames, %zu bytes queued; disconnecting", c->_q_len,
-                       c->_q_bytes);
+    if (ag_conn_bound_exceeded(c->server, c->id, c->_q_bytes + f->len, c->_q_len + 1)) {
         ag_conn_close(c, &AG_DISCONNECT_SLOW);
         return AG_EBUSY;
     }
@@ -264,6 +275,7 @@ void ag_conn_close(ag_conn_t *c, const ag_disconnect_t *why)
     if (c->_state != AG_CONN_OPEN)
         return;
     c->_state = AG_CONN_CLOSING;
+    c->_why = why;
     ag_debug("conn", c->id, "closing: %s", why->reason);
     if (c->_transport != NULL) {
         /* Keep what is queued: the transport flushes it before its close frame where it can. */

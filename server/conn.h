@@ -4,12 +4,14 @@
  * The connection owns the outbound queue; a transport owns the bytes. A transport is anything that implements
  * ag_transport_t: the plain WebSocket at /primus (transports/primus_ws.c), or an engine.io session
  * (transports/eio.c), which itself switches between polling, websocket and sse underneath without the connection
- * noticing. The session layer (server/session.c) sees only this type, and its `type` is always "websocket".
+ * noticing. What the connection carries is consumed by whoever registered an ag_conn_handler_t on the node: the
+ * session layer (server/session.c). The connection knows neither by name: both talk to it through the calls below,
+ * and it talks back to them through their vtables.
  *
  * Flow:
- *   transport --ag_conn_on_frame()--> connection --> session layer (verbs, actions, rooms)
- *   session layer --ag_conn_send()--> outbound queue --transport->on_pending()--> transport pulls with ag_conn_shift()
- *   transport dies --ag_conn_on_transport_gone()--> connection leaves its rooms, fails pending work, is released.
+ *   transport --ag_conn_on_frame()--> connection --handler->on_frame()--> consumer (verbs, actions, rooms)
+ *   consumer --ag_conn_send()--> outbound queue --transport->on_pending()--> transport pulls with ag_conn_shift()
+ *   transport dies --ag_conn_on_transport_gone()--> connection --handler->on_close()--> consumer leaves rooms, ...
  *
  * Lifetime: refcounted. The transport holds one reference until it calls ag_conn_on_transport_gone(); every piece of
  * async work (a pending action, a store callback) holds its own reference with ag_conn_addref()/ag_conn_release(), and
@@ -21,27 +23,13 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <jansson.h>
+#include "actiongate.h"
 #include "bucket.h"
 #include "common.h"
 #include "frame.h"
 
 typedef struct st_ag_server_t ag_server_t;
 typedef struct st_ag_conn_t ag_conn_t;
-
-/* Why a connection ends: data, not control flow (code, human reason, whether the client should reconnect). */
-typedef struct st_ag_disconnect_t {
-    uint16_t code;      /* WebSocket close code when the transport has one */
-    const char *reason; /* short text for logs and close frames */
-    int reconnect;      /* 0: the client must not reconnect (Primus sends "primus::server::close" first) */
-} ag_disconnect_t;
-extern const ag_disconnect_t AG_DISCONNECT_QUIT;           /* quit/exit verb: no reconnect */
-extern const ag_disconnect_t AG_DISCONNECT_SERVER;         /* destroyed by the application: no reconnect */
-extern const ag_disconnect_t AG_DISCONNECT_SHUTDOWN;       /* going away, come back later (destroyClientsOnShutdown false) */
-extern const ag_disconnect_t AG_DISCONNECT_SHUTDOWN_FINAL; /* going away, do not reconnect (destroyClientsOnShutdown true) */
-extern const ag_disconnect_t AG_DISCONNECT_SLOW;           /* outbound queue over its bound */
-extern const ag_disconnect_t AG_DISCONNECT_TOO_BIG;        /* inbound message over the limit (1009) */
-extern const ag_disconnect_t AG_DISCONNECT_HEARTBEAT;      /* peer stopped answering pings */
-extern const ag_disconnect_t AG_DISCONNECT_RATE;           /* kept sending over the message rate (1008, no reconnect) */
 
 /* The error a message over servers.websocket.server.messageRate gets (as an action's error, or a verb's "Error: …"). */
 #define AG_ERR_MESSAGE_RATE "you are sending messages too fast"
@@ -56,6 +44,25 @@ typedef struct st_ag_transport_t {
      * down and calls ag_conn_on_transport_gone() — possibly later, never before returning from close(). */
     void (*close)(ag_conn_t *conn, void *self, const ag_disconnect_t *why);
 } ag_transport_t;
+
+/* The consumer of what connections carry (the session layer). Every call runs on the loop; the connection holds a
+ * reference for its duration. */
+typedef struct st_ag_conn_handler_t {
+    /* The connection was created and registered (the consumer queues its welcome here). */
+    void (*on_open)(ag_conn_t *c, void *data);
+    /* One inbound message (text or binary), borrowed for the call. */
+    void (*on_frame)(ag_conn_t *c, const char *msg, size_t len, int binary, void *data);
+    /* One inbound message the connection refused (error: AG_ERR_MESSAGE_RATE), borrowed for the call: the consumer
+     * answers it as it answers a request that fails with that error, instead of handling it. */
+    void (*on_refused)(ag_conn_t *c, const char *msg, size_t len, int binary, const char *error, void *data);
+    /* The connection ended for why (the first reason it got: see ag_conn_close, ag_conn_on_transport_gone); runs
+     * once. The queue is dropped afterwards. */
+    void (*on_close)(ag_conn_t *c, const ag_disconnect_t *why, void *data);
+} ag_conn_handler_t;
+
+/* Makes handler (borrowed for the node's life) the consumer of every connection of s; data is passed back to it.
+ * Without a consumer, inbound messages are dropped. */
+void ag_conn_set_handler(ag_server_t *s, const ag_conn_handler_t *handler, void *data);
 
 /* What the transport knows about the peer when the connection opens. All strings are copied. */
 typedef struct st_ag_conn_info_t {
@@ -87,6 +94,7 @@ struct st_ag_conn_t {
     /* private */
     uint32_t _refcnt;
     ag_conn_state_t _state;
+    const ag_disconnect_t *_why; /* the first reason it ended for, NULL while open */
     const ag_transport_t *_transport;
     void *_transport_self;
     ag_frame_t **_queue; /* ring buffer of frames */
@@ -97,8 +105,8 @@ struct st_ag_conn_t {
     int _rate_exempt;     /* the peer is a trusted proxy (README "Limits") */
 };
 
-/* Creates the connection, registers it with the server and queues the welcome frame (unless the server runs in raw
- * echo mode, where the transport never creates connections). The transport's reference is the initial one. */
+/* Creates the connection, registers it with the node and tells the consumer (on_open). The transport's reference is
+ * the initial one. NULL when out of memory. */
 ag_conn_t *ag_conn_create(ag_server_t *server, const ag_transport_t *transport, void *self, const ag_conn_info_t *info);
 static inline ag_conn_t *ag_conn_addref(ag_conn_t *c)
 {
@@ -114,15 +122,16 @@ static inline int ag_conn_is_closed(const ag_conn_t *c)
 ag_conn_t *ag_conn_find(ag_server_t *server, const char *id);
 
 /* --- called by transports --- */
-/* One inbound message (text or binary). Borrowed for the call. Counts against the message rate: over it, the message
- * is answered with the AG_ERR_MESSAGE_RATE error instead of being handled, and after messageBurst such refusals without
- * the rate recovering the connection is closed with AG_DISCONNECT_RATE. */
+/* One inbound message (text or binary). Borrowed for the call. Counts against the message rate: over it, the consumer
+ * answers it with the AG_ERR_MESSAGE_RATE error instead of handling it (on_refused), and after messageBurst such
+ * refusals without the rate recovering the connection is closed with AG_DISCONNECT_RATE. */
 void ag_conn_on_frame(ag_conn_t *c, const char *data, size_t len, int binary);
 /* A message the transport handles itself (a heartbeat, a protocol control frame) counts against the same rate.
  * Returns 1 when the transport may handle it, 0 when it is to be dropped (the connection may be closing). */
 int ag_conn_inbound_control(ag_conn_t *c);
-/* The transport is gone (peer closed, error, or after close()). Drops the transport's reference. */
-void ag_conn_on_transport_gone(ag_conn_t *c);
+/* The transport is gone, for why (peer closed, an error, or after close()). The connection keeps the reason it was
+ * closed with if it was; otherwise why becomes its reason. Drops the transport's reference. */
+void ag_conn_on_transport_gone(ag_conn_t *c, const ag_disconnect_t *why);
 /* The same connection moved to another carrier (engine.io upgrade); name is a static string. */
 void ag_conn_set_transport_name(ag_conn_t *c, const char *name);
 /* Takes the oldest queued frame; the caller owns the returned reference. NULL when empty. */
@@ -136,18 +145,30 @@ void ag_conn_unshift(ag_conn_t *c, ag_frame_t *f);
 /* Ask for on_pending again (e.g. a new GET arrived and the queue is not empty). */
 void ag_conn_kick(ag_conn_t *c);
 
-/* --- called by the session layer and the push API --- */
+/*
+ * The slow-consumer rule, the one place it lives: what waits for one consumer (the frames in its queue plus what its
+ * transport holds unsent) may not pass servers.websocket.server.queueMaxBytes or queueMaxFrames. A consumer over the
+ * bound is counted (stats.slow_consumers), logged and closed with AG_DISCONNECT_SLOW, whichever transport carries it.
+ */
+/* A transport reports what it holds unsent (handed to its socket or response, not yet taken by the client); with the
+ * queue it counts against the bound. 0, AG_EBUSY when that closed the connection as a slow consumer, or AG_ECLOSED. */
+int ag_conn_note_backlog(ag_conn_t *c, size_t bytes, size_t frames);
+/* The rule itself, for a consumer that has no connection (an engine.io echo session): 1 when bytes / frames pass the
+ * bound, counted and logged under id (the caller then closes it with AG_DISCONNECT_SLOW), else 0. */
+int ag_conn_bound_exceeded(ag_server_t *s, const char *id, size_t bytes, size_t frames);
+
+/* --- called by the consumer and the push API --- */
 /* The largest frame a connection queues: half of queueMaxBytes, so that one message never turns a consumer with a
  * little backlog into a slow one. Producers refuse larger messages at their source with an error to whoever sent
  * them (a say, an action's reply, a push); the configuration keeps every inbound limit at or under it. */
 size_t ag_conn_max_frame(const ag_server_t *s);
 /* Queues the frame (adds a reference). A frame over ag_conn_max_frame() is not queued: AG_ETOOBIG, and the connection
- * stays. Over the queue bound the connection is closed as a slow consumer and AG_EBUSY returned; on a closed
- * connection AG_ECLOSED. */
+ * stays. Over the bound (the slow-consumer rule above) the connection is closed as a slow consumer and AG_EBUSY
+ * returned; on a closed connection AG_ECLOSED. */
 int ag_conn_send(ag_conn_t *c, ag_frame_t *f);
 /* Encodes obj once and sends it; obj is borrowed. */
 int ag_conn_send_json(ag_conn_t *c, const json_t *obj);
-/* Ends the connection on purpose. Idempotent. */
+/* Ends the connection on purpose, for why (one of the AG_DISCONNECT_* constants). Idempotent: the first reason stays. */
 void ag_conn_close(ag_conn_t *c, const ag_disconnect_t *why);
 
 #endif

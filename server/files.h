@@ -6,7 +6,7 @@
 
 #include <jansson.h>
 #include <sys/stat.h>
-#include "server.h"
+#include "node.h"
 
 #define AG_ERR_FILE_NOT_FOUND "that file is not found"
 

@@ -8,6 +8,23 @@
 #include <strings.h>
 #include <sys/socket.h>
 
+static int on_req_guard(h2o_handler_t *self, h2o_req_t *req)
+{
+    return ag_http_guard(req);
+}
+
+h2o_pathconf_t *ag_server_register_path(ag_server_t *s, const char *path)
+{
+    h2o_hostconf_t *host = s->h2o_config.hosts[0];
+    for (size_t i = 0; i < host->paths.size; i++)
+        if (host->paths.entries[i].path.len == strlen(path) && memcmp(host->paths.entries[i].path.base, path, strlen(path)) == 0)
+            return &host->paths.entries[i];
+    h2o_pathconf_t *pc = h2o_config_register_path(host, path, 0);
+    /* every path's first handler: requests with an ambiguous body length stop here, whoever registered the path */
+    h2o_create_handler(pc, sizeof(h2o_handler_t))->on_req = on_req_guard;
+    return pc;
+}
+
 ag_server_t *ag_http_server(h2o_req_t *req)
 {
     return H2O_STRUCT_FROM_MEMBER(ag_server_t, ctx, req->conn->ctx);

@@ -5,7 +5,12 @@
 #define AG_HTTP_H
 
 #include "addr.h"
-#include "server.h"
+#include "node.h"
+
+/* Registers a handler on the node's (single) host for paths starting with path; call while the node is being built
+ * (before its HTTP context exists). Handlers registered first win; static files come last. Every path gets
+ * ag_http_guard as its first handler, whoever registered it. */
+h2o_pathconf_t *ag_server_register_path(ag_server_t *s, const char *path);
 
 /* The server a request belongs to. */
 ag_server_t *ag_http_server(h2o_req_t *req);

@@ -19,7 +19,7 @@
 
 #include <sys/socket.h>
 #include "bucket.h"
-#include "server.h"
+#include "node.h"
 
 #define AG_PEER_KEY_LEN 64
 

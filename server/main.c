@@ -125,8 +125,9 @@ int main(int argc, char **argv)
     ag_log_threshold = (ag_log_level_t)lvl;
 
     ag_server_t *s = ag_server_create(cfg, err, sizeof(err));
-    if (s == NULL) {
+    if (s == NULL || ag_server_listen(s, err, sizeof(err)) != 0) {
         fprintf(stderr, "actiongate: %s\n", err);
+        ag_server_destroy(s);
         return 1;
     }
     int ret = ag_server_run(s);

@@ -3,7 +3,7 @@
  * connections. See rooms.h for the shape of the channel payloads.
  */
 #include "rooms.h"
-#include "cluster.h"
+#include "push.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -241,40 +241,12 @@ int ag_room_broadcast(ag_server_t *s, const char *room, const char *message)
     return ret;
 }
 
-static json_t *with_context(const json_t *obj)
-{
-    json_t *o = json_copy((json_t *)obj); /* jansson's copy does not change its argument */
-    if (o != NULL && json_object_get(o, "context") == NULL)
-        json_object_set_new(o, "context", json_string("api"));
-    return o;
-}
-
 int ag_push_room(ag_server_t *s, const char *room, json_t *obj)
 {
     if (!json_is_object(obj))
         return AG_EINVAL;
-    json_t *o = with_context(obj);
+    json_t *o = ag__push_payload(obj);
     int ret = o != NULL ? publish(s, room, 'p', o) : AG_ENOMEM;
-    json_decref(o);
-    return ret;
-}
-
-int ag_push_conn(ag_server_t *s, const char *conn_id, json_t *obj)
-{
-    if (json_is_object(obj) && json_dumpb(obj, NULL, 0, AG_JSON_FLAGS) > ag_conn_max_frame(s))
-        return AG_ETOOBIG;                        /* before it travels to another node */
-    return ag_cluster_push_conn(s, conn_id, obj); /* local first, else the node that holds it */
-}
-
-int ag__push_local(ag_server_t *s, const char *conn_id, const json_t *obj)
-{
-    ag_conn_t *c = ag_conn_find(s, conn_id);
-    if (c == NULL)
-        return AG_ENOENT;
-    if (!json_is_object(obj))
-        return AG_EINVAL;
-    json_t *o = with_context(obj);
-    int ret = o != NULL ? ag_conn_send_json(c, o) : AG_ENOMEM;
     json_decref(o);
     return ret;
 }

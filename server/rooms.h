@@ -1,5 +1,5 @@
 /*
- * Rooms and chat on one node (server/rooms.c).
+ * Rooms and chat on one node (server/rooms.c); push to a room. Push to one connection is server/push.c.
  *
  * The store holds the rooms and their members (for every node); the local memberships are the local truth for
  * delivery. Each is one ag_room_member_t, linked three ways so that no operation scans: in its room's local index
@@ -21,7 +21,8 @@
 #define AG_ROOMS_H
 
 #include "actiongate.h"
-#include "server.h"
+#include "conn.h"
+#include "node.h"
 
 #define AG_ERR_ROOM_MISSING "room does not exist"
 #define AG_ERR_ROOM_EXISTS "room exists"
@@ -49,8 +50,6 @@ void ag__room_view(ag_conn_t *c, const char *room, ag__room_cb cb, void *ud);
 void ag__room_say(ag_conn_t *c, const char *room, const char *message, ag__room_cb cb, void *ud);
 /* The connection closes: leaves every room (store and local index), announcing when configured. */
 void ag__rooms_conn_closed(ag_conn_t *c);
-/* Sends obj (borrowed; "context" defaults to "api") to a connection of this node: 0, AG_ENOENT, AG_EINVAL. */
-int ag__push_local(ag_server_t *s, const char *conn_id, const json_t *obj);
 /* Whether c is in room (O(1)). */
 int ag__conn_in_room(const ag_conn_t *c, const char *room);
 /* The rooms of c in join order: for (const ag_room_member_t *m = c->rooms_first; m != NULL; m = ag__room_next(m)). */

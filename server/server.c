@@ -1,3 +1,7 @@
+/*
+ * The server object: builds a node with its modules in order, listens, runs, stops, destroys; and the public node API
+ * (include/actiongate.h). This is the only file that knows every module: the others see the node through node.h.
+ */
 #define _GNU_SOURCE /* accept4 */
 #include "server.h"
 
@@ -14,10 +18,23 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
-#include <openssl/err.h>
-#include "modules.h"
+#include "actiongate.h"
+#include "actions.h"
+#include "clientjs.h"
 #include "cluster.h"
+#include "conn.h"
+#include "eio.h"
+#include "http.h"
 #include "limit.h"
+#include "primus.h"
+#include "push.h"
+#include "rooms.h"
+#include "session.h"
+#include "socketio.h"
+#include "upstream.h"
+#include "static.h"
+#include "webapi.h"
+#include "ws.h"
 
 /* Connections taken per readiness of the listener: bounds the time one loop iteration spends accepting. */
 #define ACCEPT_BATCH 64
@@ -32,58 +49,53 @@
 static const char turn_away_503[] = TURN_AWAY("503 Service Unavailable", "20") TURN_AWAY_503_BODY;
 static const char turn_away_429[] = TURN_AWAY("429 Too Many Requests", "38") TURN_AWAY_429_BODY;
 
-#include "http.h"
-#include "static.h"
+static void on_accept_resume(h2o_timeout_entry_t *entry);
 
-static int on_req_guard(h2o_handler_t *self, h2o_req_t *req)
-{
-    return ag_http_guard(req);
-}
+/* --- building the node --- */
 
-h2o_pathconf_t *ag_server_register_path(ag_server_t *s, const char *path)
+static int setup_tls(ag_server_t *s, char *errbuf, size_t errlen)
 {
-    h2o_hostconf_t *host = s->h2o_config.hosts[0];
-    for (size_t i = 0; i < host->paths.size; i++)
-        if (host->paths.entries[i].path.len == strlen(path) && memcmp(host->paths.entries[i].path.base, path, strlen(path)) == 0)
-            return &host->paths.entries[i];
-    h2o_pathconf_t *pc = h2o_config_register_path(host, path, 0);
-    /* every path's first handler: requests with an ambiguous body length stop here, whoever registered the path */
-    h2o_create_handler(pc, sizeof(h2o_handler_t))->on_req = on_req_guard;
-    return pc;
-}
-
-static int create_listener(ag_server_t *s, char *errbuf, size_t errlen)
-{
-    const char *bind_ip = s->config->servers.web.bindIP;
-    struct sockaddr_storage ss;
-    socklen_t sslen;
-    memset(&ss, 0, sizeof(ss));
-    struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
-    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
-    if (inet_pton(AF_INET, bind_ip, &sin->sin_addr) == 1) {
-        sin->sin_family = AF_INET;
-        sin->sin_port = htons((uint16_t)s->config->servers.web.port);
-        sslen = sizeof(*sin);
-    } else if (inet_pton(AF_INET6, bind_ip, &sin6->sin6_addr) == 1) {
-        sin6->sin6_family = AF_INET6;
-        sin6->sin6_port = htons((uint16_t)s->config->servers.web.port);
-        sslen = sizeof(*sin6);
-    } else {
-        snprintf(errbuf, errlen, "servers.web.bindIP: not an IP address: %s", bind_ip);
+    const ag_config_t *cfg = s->config;
+    s->ssl_ctx = SSL_CTX_new(TLS_server_method());
+    SSL_CTX_set_min_proto_version(s->ssl_ctx, TLS1_2_VERSION);
+    /* Idle TLS connections keep no read/write buffers. */
+    SSL_CTX_set_mode(s->ssl_ctx, SSL_MODE_RELEASE_BUFFERS);
+    if (SSL_CTX_use_certificate_chain_file(s->ssl_ctx, cfg->servers.web.certFile) != 1) {
+        snprintf(errbuf, errlen, "servers.web.certFile: cannot load %s", cfg->servers.web.certFile);
         return AG_ECONFIG;
     }
-    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
-    if (fd == -1 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
-        bind(fd, (struct sockaddr *)&ss, sslen) != 0 || listen(fd, SOMAXCONN) != 0) {
-        snprintf(errbuf, errlen, "cannot listen on %s:%d: %s", bind_ip, s->config->servers.web.port, strerror(errno));
-        if (fd != -1)
-            close(fd);
-        return AG_EIO;
+    if (SSL_CTX_use_PrivateKey_file(s->ssl_ctx, cfg->servers.web.keyFile, SSL_FILETYPE_PEM) != 1) {
+        snprintf(errbuf, errlen, "servers.web.keyFile: cannot load %s", cfg->servers.web.keyFile);
+        return AG_ECONFIG;
     }
-    s->listener = h2o_evloop_socket_create(s->loop, fd, H2O_SOCKET_FLAG_DONT_READ);
-    s->listener->data = s;
-    s->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (cfg->servers.web.http2)
+        h2o_ssl_register_alpn_protocols(s->ssl_ctx, h2o_http2_alpn_protocols);
+    s->accept_ctx.ssl_ctx = s->ssl_ctx;
     return 0;
+}
+
+static void resolve_public_dir(ag_server_t *s)
+{
+    const char *dir = s->config->servers.web.publicDir;
+    if (dir[0] == '\0')
+        dir = AG_SOURCE_DIR "/client/public";
+    char *real = realpath(dir, NULL);
+    snprintf(s->public_dir, sizeof(s->public_dir), "%s", real != NULL ? real : dir);
+    free(real);
+}
+
+static void register_static(ag_server_t *s)
+{
+    const ag_config_t *cfg = s->config;
+    char path[256];
+    snprintf(path, sizeof(path), "/%s", cfg->servers.web.urlPathForFiles);
+    h2o_expires_args_t expires = {H2O_EXPIRES_MODE_MAX_AGE, {.max_age = (uint64_t)cfg->servers.web.flatFileCacheDuration}};
+    h2o_pathconf_t *pc = ag_server_register_path(s, path);
+    ag_static_register_dir(pc, s->public_dir);
+    h2o_expires_register(pc, &expires);
+    pc = ag_server_register_path(s, "/");
+    ag_static_register_dir(pc, s->public_dir);
+    h2o_expires_register(pc, &expires);
 }
 
 /* servers.web.maxConnections, or (0, or more than the descriptors allow) the descriptor limit minus a reserve. */
@@ -101,16 +113,138 @@ static size_t connection_cap(const ag_config_t *cfg)
     return want == 0 || want > room ? room : want;
 }
 
-int ag_server_port(ag_server_t *s)
+static int create_store(ag_server_t *s, char *errbuf, size_t errlen)
 {
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof(ss);
-    if (s->listener == NULL || getsockname(h2o_socket_get_fd(s->listener), (struct sockaddr *)&ss, &len) != 0)
-        return -1;
-    return h2o_socket_getport((struct sockaddr *)&ss);
+    const ag_config_t *cfg = s->config;
+    if (cfg->redis.url[0] != '\0') {
+        ag_store_redis_options_t ro = {.url = cfg->redis.url,
+                                       .prefix = cfg->redis.prefix,
+                                       .node_id = s->node_id,
+                                       .connect_timeout_ms = (uint64_t)cfg->redis.connectTimeout,
+                                       .command_timeout_ms = (uint64_t)cfg->redis.commandTimeout,
+                                       .node_ttl_ms = (uint64_t)cfg->redis.nodeTtl * 1000};
+        return (s->store = ag_store_redis_create(s->loop, &ro, errbuf, errlen)) != NULL ? 0 : AG_ECONFIG;
+    }
+    if ((s->store = ag_store_memory_create()) == NULL) {
+        snprintf(errbuf, errlen, "out of memory");
+        return AG_ENOMEM;
+    }
+    return 0;
 }
 
-/* --- accepting: the node's connection cap, the per-address cap, running out of descriptors --- */
+/* The modules, in the order their HTTP paths are registered (the first registered prefix wins; static files last). */
+static int modules_init(ag_server_t *s, char *errbuf, size_t errlen)
+{
+    int ret;
+    if ((ret = ag__actions_init(s)) != 0) {
+        snprintf(errbuf, errlen, "actions: %s", ag_strerror(ret));
+        return ret;
+    }
+    if ((ret = ag__rooms_init(s, errbuf, errlen)) != 0)
+        return ret;
+    ag_session_init(s);
+    if ((ret = ag_upstream_init(s, errbuf, errlen)) != 0)
+        return ret;
+    if (s->config->servers.web.enabled && (ret = ag__webapi_register(s, errbuf, errlen)) != 0)
+        return ret;
+    if ((ret = ag_cluster_init(s, errbuf, errlen)) != 0)
+        return ret;
+    ag__push_init(s);
+    /* before the transports: it takes engine.io requests whose session lives on another node */
+    ag_cluster_register(s);
+    if ((ret = ag_ws_init(s)) != 0 ||
+        (s->config->servers.websocket.enabled && ((ret = ag_primus_register(s)) != 0 || (ret = ag_eio_register(s)) != 0))) {
+        snprintf(errbuf, errlen, "out of memory");
+        return ret;
+    }
+    if ((ret = ag_socketio_register(s, errbuf, errlen)) != 0)
+        return ret;
+    if ((ret = ag_clientjs_init(s, errbuf, errlen)) != 0)
+        return ret;
+    return 0;
+}
+
+/* Graceful stop, first phase: stop taking work, answer what is pending. */
+static void modules_stop(ag_server_t *s)
+{
+    ag__actions_stop(s);
+    ag_eio_stop(s);
+    ag_cluster_stop(s);
+}
+
+/* Last: free module state (the connections are gone). */
+static void modules_dispose(ag_server_t *s)
+{
+    ag_eio_dispose(s);
+    ag_primus_dispose(s);
+    ag_ws_dispose(s);
+    ag_clientjs_dispose(s);
+    ag_socketio_dispose(s);
+    ag_cluster_dispose(s);
+    ag__actions_dispose(s);
+    /* after the session layer, whose pending requests cancel their own upstream calls */
+    ag_upstream_dispose(s);
+    ag__rooms_dispose(s);
+}
+
+ag_server_t *ag_server_create(ag_config_t *cfg, char *errbuf, size_t errlen)
+{
+    ag_server_t *s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        ag_config_destroy(cfg);
+        snprintf(errbuf, errlen, "out of memory");
+        return NULL;
+    }
+    s->config = cfg;
+    s->started_ms = ag_now_ms();
+    s->reserve_fd = -1;
+    s->accept_resume.cb = on_accept_resume;
+    ag_map_init(&s->conns);
+    if (cfg->general.id[0] != '\0') {
+        snprintf(s->node_id, sizeof(s->node_id), "%s", cfg->general.id);
+    } else {
+        unsigned char b[6];
+        ag_random_bytes(b, sizeof(b));
+        snprintf(s->node_id, sizeof(s->node_id), "n%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2], b[3], b[4], b[5]);
+    }
+    resolve_public_dir(s);
+
+    h2o_config_init(&s->h2o_config);
+    s->h2o_config.server_name = h2o_iovec_init(H2O_STRLIT("actiongate"));
+    /* Polling POST bodies and /api bodies: h2o buffers whole bodies before the handler runs (2.2.5). */
+    long maxbody = cfg->servers.web.maxRequestBody;
+    if (cfg->servers.websocket.server.maxHttpBufferSize > maxbody)
+        maxbody = cfg->servers.websocket.server.maxHttpBufferSize;
+    s->h2o_config.max_request_entity_size = (size_t)maxbody + 1024;
+    s->h2o_config.http1.upgrade_to_http2 = cfg->servers.web.http2;
+    h2o_config_register_host(&s->h2o_config, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+
+    /* Modules may create timers on the loop while registering; the context comes after every path is registered,
+     * because h2o runs each handler's per-context init only in h2o_context_init. */
+    s->loop = h2o_evloop_create();
+    s->accept_ctx.ctx = &s->ctx;
+    s->accept_ctx.hosts = s->h2o_config.hosts;
+
+    if (cfg->servers.web.secure && setup_tls(s, errbuf, errlen) != 0)
+        goto fail;
+    if (create_store(s, errbuf, errlen) != 0)
+        goto fail;
+    if (modules_init(s, errbuf, errlen) != 0)
+        goto fail;
+    register_static(s);
+    h2o_context_init(&s->ctx, s->loop, &s->h2o_config);
+    s->ctx_ready = 1;
+    if ((s->limits = ag_limits_create(s, connection_cap(cfg))) == NULL) {
+        snprintf(errbuf, errlen, "out of memory");
+        goto fail;
+    }
+    return s;
+fail:
+    ag_server_destroy(s);
+    return NULL;
+}
+
+/* --- listening and accepting: the node's connection cap, the per-address cap, running out of descriptors --- */
 
 static void on_accept(h2o_socket_t *listener, const char *err);
 
@@ -233,124 +367,46 @@ static void on_accept(h2o_socket_t *listener, const char *err)
     }
 }
 
-static int setup_tls(ag_server_t *s, char *errbuf, size_t errlen)
+int ag_server_listen(ag_server_t *s, char *errbuf, size_t errlen)
 {
-    const ag_config_t *cfg = s->config;
-    s->ssl_ctx = SSL_CTX_new(TLS_server_method());
-    SSL_CTX_set_min_proto_version(s->ssl_ctx, TLS1_2_VERSION);
-    /* Idle TLS connections keep no read/write buffers. */
-    SSL_CTX_set_mode(s->ssl_ctx, SSL_MODE_RELEASE_BUFFERS);
-    if (SSL_CTX_use_certificate_chain_file(s->ssl_ctx, cfg->servers.web.certFile) != 1) {
-        snprintf(errbuf, errlen, "servers.web.certFile: cannot load %s", cfg->servers.web.certFile);
+    if (s->listener != NULL)
+        return 0;
+    const char *bind_ip = s->config->servers.web.bindIP;
+    struct sockaddr_storage ss;
+    socklen_t sslen;
+    memset(&ss, 0, sizeof(ss));
+    struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+    if (inet_pton(AF_INET, bind_ip, &sin->sin_addr) == 1) {
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons((uint16_t)s->config->servers.web.port);
+        sslen = sizeof(*sin);
+    } else if (inet_pton(AF_INET6, bind_ip, &sin6->sin6_addr) == 1) {
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_port = htons((uint16_t)s->config->servers.web.port);
+        sslen = sizeof(*sin6);
+    } else {
+        snprintf(errbuf, errlen, "servers.web.bindIP: not an IP address: %s", bind_ip);
         return AG_ECONFIG;
     }
-    if (SSL_CTX_use_PrivateKey_file(s->ssl_ctx, cfg->servers.web.keyFile, SSL_FILETYPE_PEM) != 1) {
-        snprintf(errbuf, errlen, "servers.web.keyFile: cannot load %s", cfg->servers.web.keyFile);
-        return AG_ECONFIG;
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+    if (fd == -1 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+        bind(fd, (struct sockaddr *)&ss, sslen) != 0 || listen(fd, SOMAXCONN) != 0) {
+        snprintf(errbuf, errlen, "cannot listen on %s:%d: %s", bind_ip, s->config->servers.web.port, strerror(errno));
+        if (fd != -1)
+            close(fd);
+        return AG_EIO;
     }
-    if (cfg->servers.web.http2)
-        h2o_ssl_register_alpn_protocols(s->ssl_ctx, h2o_http2_alpn_protocols);
-    s->accept_ctx.ssl_ctx = s->ssl_ctx;
+    s->listener = h2o_evloop_socket_create(s->loop, fd, H2O_SOCKET_FLAG_DONT_READ);
+    s->listener->data = s;
+    s->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    ag_cluster_listening(s);
     return 0;
 }
 
-static void resolve_public_dir(ag_server_t *s)
-{
-    const char *dir = s->config->servers.web.publicDir;
-    if (dir[0] == '\0')
-        dir = AG_SOURCE_DIR "/client/public";
-    char *real = realpath(dir, NULL);
-    snprintf(s->public_dir, sizeof(s->public_dir), "%s", real != NULL ? real : dir);
-    free(real);
-}
+/* --- running and stopping --- */
 
-static void register_static(ag_server_t *s)
-{
-    const ag_config_t *cfg = s->config;
-    char path[256];
-    snprintf(path, sizeof(path), "/%s", cfg->servers.web.urlPathForFiles);
-    h2o_expires_args_t expires = {H2O_EXPIRES_MODE_MAX_AGE, {.max_age = (uint64_t)cfg->servers.web.flatFileCacheDuration}};
-    h2o_pathconf_t *pc = ag_server_register_path(s, path);
-    ag_static_register_dir(pc, s->public_dir);
-    h2o_expires_register(pc, &expires);
-    pc = ag_server_register_path(s, "/");
-    ag_static_register_dir(pc, s->public_dir);
-    h2o_expires_register(pc, &expires);
-}
-
-ag_server_t *ag_server_create(ag_config_t *cfg, char *errbuf, size_t errlen)
-{
-    ag_server_t *s = calloc(1, sizeof(*s));
-    if (s == NULL) {
-        ag_config_destroy(cfg);
-        snprintf(errbuf, errlen, "out of memory");
-        return NULL;
-    }
-    s->config = cfg;
-    s->reserve_fd = -1;
-    s->accept_resume.cb = on_accept_resume;
-    ag_map_init(&s->conns);
-    if (cfg->general.id[0] != '\0') {
-        snprintf(s->node_id, sizeof(s->node_id), "%s", cfg->general.id);
-    } else {
-        unsigned char b[6];
-        ag_random_bytes(b, sizeof(b));
-        snprintf(s->node_id, sizeof(s->node_id), "n%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2], b[3], b[4], b[5]);
-    }
-    resolve_public_dir(s);
-
-    h2o_config_init(&s->h2o_config);
-    s->h2o_config.server_name = h2o_iovec_init(H2O_STRLIT("actiongate"));
-    /* Polling POST bodies and /api bodies: h2o buffers whole bodies before the handler runs (2.2.5). */
-    long maxbody = cfg->servers.web.maxRequestBody;
-    if (cfg->servers.websocket.server.maxHttpBufferSize > maxbody)
-        maxbody = cfg->servers.websocket.server.maxHttpBufferSize;
-    s->h2o_config.max_request_entity_size = (size_t)maxbody + 1024;
-    s->h2o_config.http1.upgrade_to_http2 = cfg->servers.web.http2;
-    h2o_config_register_host(&s->h2o_config, h2o_iovec_init(H2O_STRLIT("default")), 65535);
-
-    /* Modules may create timers on the loop while registering; the context comes after every path is registered,
-     * because h2o runs each handler's per-context init only in h2o_context_init. */
-    s->loop = h2o_evloop_create();
-    s->accept_ctx.ctx = &s->ctx;
-    s->accept_ctx.hosts = s->h2o_config.hosts;
-
-    if (cfg->servers.web.secure && setup_tls(s, errbuf, errlen) != 0)
-        goto fail;
-    if (cfg->redis.url[0] != '\0') {
-        ag_store_redis_options_t ro = {.url = cfg->redis.url,
-                                       .prefix = cfg->redis.prefix,
-                                       .node_id = s->node_id,
-                                       .connect_timeout_ms = (uint64_t)cfg->redis.connectTimeout,
-                                       .command_timeout_ms = (uint64_t)cfg->redis.commandTimeout,
-                                       .node_ttl_ms = (uint64_t)cfg->redis.nodeTtl * 1000};
-        if ((s->store = ag_store_redis_create(s->loop, &ro, errbuf, errlen)) == NULL)
-            goto fail;
-    }
-    if (s->store == NULL && (s->store = ag_store_memory_create()) == NULL) {
-        snprintf(errbuf, errlen, "out of memory");
-        goto fail;
-    }
-    if (ag_modules_init(s, errbuf, errlen) != 0)
-        goto fail;
-    register_static(s);
-    h2o_context_init(&s->ctx, s->loop, &s->h2o_config);
-    s->ctx_ready = 1;
-    if ((s->limits = ag_limits_create(s, connection_cap(cfg))) == NULL) {
-        snprintf(errbuf, errlen, "out of memory");
-        goto fail;
-    }
-    if (create_listener(s, errbuf, errlen) != 0)
-        goto fail;
-    ag_cluster_listening(s);
-    return s;
-fail:
-    ag_server_destroy(s);
-    return NULL;
-}
-
-/* --- signals: signalfd on the loop, so the handler runs as a normal loop callback --- */
-
+/* Signals come through a signalfd on the loop, so the handler runs as a normal loop callback. */
 static void on_signal(h2o_socket_t *sock, const char *err)
 {
     ag_server_t *s = sock->data;
@@ -376,7 +432,7 @@ void ag_server_stop(ag_server_t *s)
         h2o_socket_close(s->listener);
         s->listener = NULL;
     }
-    ag_modules_stop(s);
+    modules_stop(s);
     const ag_disconnect_t *why =
         s->config->servers.websocket.destroyClientsOnShutdown ? &AG_DISCONNECT_SHUTDOWN_FINAL : &AG_DISCONNECT_SHUTDOWN;
     const char *id;
@@ -399,7 +455,8 @@ int ag_server_run(ag_server_t *s)
     sigsock->data = s;
     h2o_socket_read_start(sigsock, on_signal);
 
-    h2o_socket_read_start(s->listener, on_accept);
+    if (s->listener != NULL)
+        h2o_socket_read_start(s->listener, on_accept);
     ag_log(AG_LOG_INFO, "server", NULL, "actiongate %s node %s listening on %s://%s:%d (store: %s, public: %s)", AG_VERSION,
            s->node_id, s->config->servers.web.secure ? "https" : "http", s->config->servers.web.bindIP, ag_server_port(s),
            s->store->ops->name, s->public_dir);
@@ -418,30 +475,88 @@ int ag_server_run(ag_server_t *s)
     return s->exit_code;
 }
 
+/* h2o's side of the node: freed when nothing h2o runs is left (no timer linked: a node that never served, or whose
+ * connections all finished), else left to process exit with whatever still links into it. h2o 2.2.5 cannot close its
+ * live connections (an idle HTTP/1 keep-alive, a WebSocket still closing) and asserts on disposing a context or loop
+ * whose timers are in use; spec/lsan.supp names what stays. */
+static void dispose_h2o(ag_server_t *s)
+{
+    if (s->ctx_ready) {
+        h2o_timeout_t *lists[] = {&s->ctx.zero_timeout,
+                                  &s->ctx.one_sec_timeout,
+                                  &s->ctx.hundred_ms_timeout,
+                                  &s->ctx.handshake_timeout,
+                                  &s->ctx.http1.req_timeout,
+                                  &s->ctx.http2.idle_timeout,
+                                  &s->ctx.http2.graceful_shutdown_timeout,
+                                  &s->ctx.proxy.io_timeout};
+        for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++)
+            if (!h2o_linklist_is_empty(&lists[i]->_entries))
+                return;
+        h2o_context_dispose(&s->ctx);
+        free(s->ctx.queue); /* 2.2.5's evloop flavour closes the queue it created but does not free it */
+        s->ctx_ready = 0;
+    }
+    h2o_config_dispose(&s->h2o_config);
+    if (s->loop != NULL && h2o_linklist_is_empty(&s->loop->_timeouts))
+        h2o_evloop_destroy(s->loop);
+}
+
 void ag_server_destroy(ag_server_t *s)
 {
     if (s == NULL)
         return;
-    ag_modules_dispose(s);
-    if (s->store != NULL)
-        s->store->ops->destroy(s->store);
-    if (s->listener != NULL)
+    if (s->listener != NULL) {
         h2o_socket_close(s->listener);
+        s->listener = NULL;
+    }
     if (s->reserve_fd >= 0)
         close(s->reserve_fd);
-    /* Sockets still open (idle keep-alive connections) point at their entries: those stay, with the loop, until
-     * process exit. */
-    static ag_limits_t *kept_limits;
+    if (h2o_timeout_is_linked(&s->accept_resume))
+        h2o_timeout_unlink(&s->accept_resume);
+    modules_dispose(s);
+    if (s->store != NULL)
+        s->store->ops->destroy(s->store);
+    ag_map_dispose(&s->conns);
+    /* sockets still open (idle keep-alive connections) point at their entries: then the table stays with the loop */
     if (s->limits != NULL && s->limits->tcp_conns == 0)
         ag_limits_destroy(s->limits);
-    else
-        kept_limits = s->limits;
-    (void)kept_limits;
-    ag_map_dispose(&s->conns);
-    /* The loop and context are left to process exit: h2o 2.2.5 asserts on disposing contexts with linked timeouts
-     * (graceful-shutdown timers of live HTTP/2 connections), and nothing outlives the process anyway. */
+    dispose_h2o(s);
     if (s->ssl_ctx != NULL)
         SSL_CTX_free(s->ssl_ctx);
     ag_config_destroy(s->config);
     free(s);
+}
+
+/* --- the public node API (include/actiongate.h) --- */
+
+ag_server_t *ag_create(const char *config_path, char *errbuf, size_t errlen)
+{
+    ag_config_t *cfg = config_path != NULL ? ag_config_load(config_path, errbuf, errlen) : ag_config_create_default();
+    if (cfg == NULL) {
+        if (config_path == NULL)
+            snprintf(errbuf, errlen, "out of memory");
+        return NULL;
+    }
+    ag_server_t *s = ag_server_create(cfg, errbuf, errlen);
+    if (s != NULL && ag_server_listen(s, errbuf, errlen) != 0) {
+        ag_server_destroy(s);
+        return NULL;
+    }
+    return s;
+}
+
+int ag_run(ag_server_t *s)
+{
+    return ag_server_run(s);
+}
+
+void ag_stop(ag_server_t *s)
+{
+    ag_server_stop(s);
+}
+
+void ag_destroy(ag_server_t *s)
+{
+    ag_server_destroy(s);
 }

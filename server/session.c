@@ -9,10 +9,8 @@
 #include <string.h>
 #include "actions.h"
 #include "files.h"
-#include "modules.h"
 #include "rooms.h"
-#include "server.h"
-#include "webapi.h"
+#include "node.h"
 
 /* --- codec helpers --- */
 
@@ -142,27 +140,6 @@ json_t *ag__reply(json_t *payload, const json_t *message_id)
     json_object_set_new(payload, "context", json_string("response"));
     json_object_set(payload, "messageId", (json_t *)message_id);
     return payload;
-}
-
-json_t *ag__verb_reply(const char *err, json_t *data, const json_t *message_id)
-{
-    json_t *r = json_object();
-    if (err != NULL) {
-        size_t n = strlen(err) + 8;
-        char *text = malloc(n);
-        if (text != NULL)
-            snprintf(text, n, "Error: %s", err);
-        json_object_set_new(r, "status", json_string(text != NULL ? text : "Error"));
-        json_object_set_new(r, "error", json_string(text != NULL ? text : "Error"));
-        free(text);
-    } else {
-        json_object_set_new(r, "status", json_string("OK"));
-    }
-    json_object_set_new(r, "context", json_string("response"));
-    if (data != NULL)
-        json_object_set(r, "data", data);
-    json_object_set(r, "messageId", (json_t *)message_id);
-    return r;
 }
 
 /* --- replies --- */
@@ -363,7 +340,7 @@ static void do_file(ag_conn_t *c, const json_t *msg, const json_t *message_id)
     send_owned(c, ag__reply(payload, message_id));
 }
 
-void ag_session_on_frame(ag_conn_t *c, const char *data, size_t len, int binary)
+static void on_frame(ag_conn_t *c, const char *data, size_t len, int binary, void *unused)
 {
     if (binary) {
         json_t *id = ag__message_id(NULL);
@@ -405,7 +382,7 @@ void ag_session_on_frame(ag_conn_t *c, const char *data, size_t len, int binary)
     json_decref(msg);
 }
 
-void ag_session_on_open(ag_conn_t *c)
+static void on_open(ag_conn_t *c, void *unused)
 {
     json_t *w = json_pack("{s:s,s:s}", "welcome", c->server->config->general.welcomeMessage, "context", "api");
     ag_conn_send_json(c, w);
@@ -415,65 +392,46 @@ void ag_session_on_open(ag_conn_t *c)
         h->on_connect(c, h->data);
 }
 
-void ag_session_on_close(ag_conn_t *c)
+static void on_close(ag_conn_t *c, const ag_disconnect_t *why, void *unused)
 {
     ag__rooms_conn_closed(c);
     const ag_hooks_t *h = c->server->hooks;
     if (h != NULL && h->on_disconnect != NULL)
-        h->on_disconnect(c, h->data);
+        h->on_disconnect(c, why, h->data);
 }
 
-/* --- node lifecycle --- */
-
-int ag_session_init(ag_server_t *s, char *errbuf, size_t errlen)
+/* A message the connection refused (over the message rate), answered as this layer answers a request that fails: an
+ * action's (or file's) error, else a verb error whose data is the request minus event, messageId and room. Text that
+ * is not JSON gets none, as invalid JSON gets none. */
+static void on_refused(ag_conn_t *c, const char *data, size_t len, int binary, const char *error, void *unused)
 {
-    int ret;
-    if ((ret = ag__actions_init(s)) != 0) {
-        snprintf(errbuf, errlen, "actions: %s", ag_strerror(ret));
-        return ret;
+    json_t *msg = binary ? json_null() : json_loadb(data, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+    if (msg == NULL)
+        return;
+    json_t *mid = ag__message_id(json_is_object(msg) ? msg : NULL), *reply;
+    const char *event = json_string_value(json_object_get(msg, "event"));
+    if (event != NULL && (strcmp(event, "action") == 0 || strcmp(event, "file") == 0)) {
+        reply = ag__reply(json_pack("{s:s}", "error", error), mid);
+    } else if (json_is_object(msg)) {
+        json_t *rest = json_copy(msg);
+        json_object_del(rest, "event");
+        json_object_del(rest, "messageId");
+        json_object_del(rest, "room");
+        reply = ag__verb_reply(error, rest, mid);
+        json_decref(rest);
+    } else {
+        reply = ag__verb_reply(error, msg, mid);
     }
-    if ((ret = ag__rooms_init(s, errbuf, errlen)) != 0)
-        return ret;
-    if (s->config->servers.web.enabled && (ret = ag__webapi_register(s, errbuf, errlen)) != 0)
-        return ret;
-    return 0;
+    if (reply != NULL)
+        ag_conn_send_json(c, reply);
+    json_decref(reply);
+    json_decref(mid);
+    json_decref(msg);
 }
 
-void ag_session_stop(ag_server_t *s)
-{
-    ag__actions_stop(s);
-}
+static const ag_conn_handler_t handler = {.on_open = on_open, .on_frame = on_frame, .on_refused = on_refused, .on_close = on_close};
 
-void ag_session_dispose(ag_server_t *s)
+void ag_session_init(ag_server_t *s)
 {
-    ag__actions_dispose(s);
-    ag__rooms_dispose(s);
-}
-
-/* --- the public node API (include/actiongate.h) --- */
-
-ag_server_t *ag_create(const char *config_path, char *errbuf, size_t errlen)
-{
-    ag_config_t *cfg = config_path != NULL ? ag_config_load(config_path, errbuf, errlen) : ag_config_create_default();
-    if (cfg == NULL) {
-        if (config_path == NULL)
-            snprintf(errbuf, errlen, "out of memory");
-        return NULL;
-    }
-    return ag_server_create(cfg, errbuf, errlen);
-}
-
-int ag_run(ag_server_t *s)
-{
-    return ag_server_run(s);
-}
-
-void ag_stop(ag_server_t *s)
-{
-    ag_server_stop(s);
-}
-
-void ag_destroy(ag_server_t *s)
-{
-    ag_server_destroy(s);
+    ag_conn_set_handler(s, &handler, NULL);
 }

@@ -1,23 +1,19 @@
 /*
  * The session layer: actionhero 29's verbs, actions, rooms and chat over an ag_conn_t (PROTOCOL.md §2).
- * Transports never call this directly; server/conn.c does.
+ * Nothing calls it by name but the wiring: it registers itself as the consumer of every connection (ag_conn_handler_t).
  */
 #ifndef AG_SESSION_H
 #define AG_SESSION_H
 
 #include "conn.h"
 
+/* Makes the session layer the consumer of the node's connections (ag_conn_handler_t): the welcome and the connect hook
+ * when one opens, verbs and actions for each message, leaving rooms and the disconnect hook when it ends. */
+void ag_session_init(ag_server_t *s);
+
 /* A reply over the per-message bound (ag_conn_max_frame) is replaced by this error, followed by " (at most N bytes)":
  * {"error":…} for an action or a file, the verb error for a verb. */
 #define AG_ERR_RESPONSE_TOO_BIG "response too big"
-
-/* The connection opened: sends the welcome frame and runs the create hook. */
-void ag_session_on_open(ag_conn_t *c);
-/* One inbound message: JSON text, or binary (answered with the verb error). Borrowed for the call. */
-void ag_session_on_frame(ag_conn_t *c, const char *data, size_t len, int binary);
-/* The connection is going away: leave rooms (store + local index), run the destroy hook. Pending actions keep their own
- * references and find the connection closed when they finish. */
-void ag_session_on_close(ag_conn_t *c);
 
 /* Message codec helpers (server/session.c), exposed for the unit tests. */
 /* JavaScript truthiness of a JSON value (NULL = undefined). */
@@ -32,16 +28,5 @@ json_t *ag__verb_words(const json_t *rest);
 char *ag__join_words(const json_t *words, size_t from);
 /* Appends context "response" and messageId to payload (stolen) and returns it. */
 json_t *ag__reply(json_t *payload, const json_t *message_id);
-/* A verb reply: {status:"OK"|"Error: <err>", error?, context, data?, messageId}. data borrowed. New reference. */
-json_t *ag__verb_reply(const char *err, json_t *data, const json_t *message_id);
 
-#endif
-
-#ifndef AG_SESSION_LIFECYCLE
-#define AG_SESSION_LIFECYCLE
-/* Node lifecycle of the session layer (registries, built-in actions, starting rooms, /api). */
-int ag_session_init(ag_server_t *s, char *errbuf, size_t errlen);
-/* Shutdown begins: new actions fail and pending ones are answered with "the server is shutting down". */
-void ag_session_stop(ag_server_t *s);
-void ag_session_dispose(ag_server_t *s);
 #endif

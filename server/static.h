@@ -13,7 +13,7 @@
 #ifndef AG_STATIC_H
 #define AG_STATIC_H
 
-#include "server.h"
+#include "node.h"
 
 /* Serves the files under dir (canonical, as realpath gives it; copied) at pc's path. */
 void ag_static_register_dir(h2o_pathconf_t *pc, const char *dir);

@@ -25,7 +25,7 @@ typedef enum { ST_UNKNOWN = 0, ST_UP, ST_DOWN, ST_TIMEOUT, ST_BAD_REPLY } base_s
 
 typedef struct st_base_t {
     char *url; /* as configured, for logs */
-    ag_upstream_url_t parsed;
+    ag_url_t parsed;
     char hostport[300]; /* the Host header */
     h2o_socketpool_t pool;
     base_state_t state;
@@ -63,56 +63,6 @@ struct st_ag_upstream_call_t {
 };
 
 /* --- URLs and names --- */
-
-int ag_upstream_url_parse(const char *url, ag_upstream_url_t *out)
-{
-    static const char scheme[] = "http://";
-    if (url == NULL || strncmp(url, scheme, sizeof(scheme) - 1) != 0)
-        return AG_EINVAL;
-    const char *p = url + sizeof(scheme) - 1, *host, *host_end;
-    if (*p == '[') {
-        host = p + 1;
-        if ((host_end = strchr(host, ']')) == NULL)
-            return AG_EINVAL;
-        p = host_end + 1;
-    } else {
-        host = p;
-        while (*p != '\0' && *p != ':' && *p != '/')
-            p++;
-        host_end = p;
-    }
-    size_t hlen = (size_t)(host_end - host);
-    if (hlen == 0 || hlen >= sizeof(out->host))
-        return AG_EINVAL;
-    for (const char *c = host; c < host_end; c++)
-        if (!(('a' <= *c && *c <= 'z') || ('A' <= *c && *c <= 'Z') || ('0' <= *c && *c <= '9') || *c == '.' || *c == '-' ||
-              *c == ':' || *c == '_'))
-            return AG_EINVAL;
-    memcpy(out->host, host, hlen);
-    out->host[hlen] = '\0';
-    out->port = 80;
-    if (*p == ':') {
-        char *end;
-        long port = strtol(p + 1, &end, 10);
-        if (end == p + 1 || port < 1 || port > 65535)
-            return AG_EINVAL;
-        out->port = (uint16_t)port;
-        p = end;
-    }
-    if (*p != '\0' && *p != '/')
-        return AG_EINVAL;
-    size_t plen = strlen(p);
-    while (plen > 0 && p[plen - 1] == '/')
-        plen--;
-    if (plen >= sizeof(out->path))
-        return AG_EINVAL;
-    for (size_t i = 0; i < plen; i++)
-        if ((unsigned char)p[i] <= ' ' || p[i] == '?' || p[i] == '#' || (unsigned char)p[i] >= 0x7f)
-            return AG_EINVAL;
-    memcpy(out->path, p, plen);
-    out->path[plen] = '\0';
-    return 0;
-}
 
 int ag_upstream_valid_name(const char *name)
 {
@@ -555,7 +505,7 @@ int ag_upstream_init(ag_server_t *s, char *errbuf, size_t errlen)
     h2o_linklist_init_anchor(&up->calls);
     for (size_t i = 0; i < n; i++) {
         base_t *b = &up->bases[i];
-        if (ag_upstream_url_parse(cfg->upstream.urls[i], &b->parsed) != 0) {
+        if (ag_url_parse(cfg->upstream.urls[i], &b->parsed) != 0) {
             snprintf(errbuf, errlen, "upstream.urls: not http://host[:port][/path]: %s", cfg->upstream.urls[i]);
             for (size_t j = 0; j < i; j++) {
                 h2o_socketpool_dispose(&up->bases[j].pool);

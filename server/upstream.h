@@ -14,7 +14,8 @@
 #define AG_UPSTREAM_H
 
 #include <jansson.h>
-#include "server.h"
+#include "addr.h"
+#include "node.h"
 
 /* What a client sees when the upstream itself failed (its own errors come back as the app wrote them). */
 #define AG_UPSTREAM_ERR_UNAVAILABLE "the upstream server is unavailable"
@@ -36,15 +37,6 @@ typedef struct st_ag_upstream_who_t {
  * (reply, borrowed for the callback) with HTTP status. Otherwise err is one of AG_UPSTREAM_ERR_* and status the HTTP
  * status a web client should get for it (502, 504); reply is NULL. */
 typedef void (*ag_upstream_cb)(void *data, const char *err, int status, json_t *reply);
-
-/* A base URL split up: http://host[:port][/path]. host is NUL-terminated (brackets of an IPv6 literal removed), path
- * has no trailing slash ("" for none). 0, or AG_EINVAL (anything else, https included). */
-typedef struct st_ag_upstream_url_t {
-    char host[256];
-    uint16_t port;
-    char path[512];
-} ag_upstream_url_t;
-int ag_upstream_url_parse(const char *url, ag_upstream_url_t *out);
 
 /* Node lifecycle (server/modules.c). init does nothing without upstream.urls. Calls in flight at shutdown run to their
  * end (each is bounded by upstream.timeout); dispose cancels what is left, so their owners must have dropped their

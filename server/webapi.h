@@ -5,7 +5,7 @@
 #ifndef AG_WEBAPI_H
 #define AG_WEBAPI_H
 
-#include "server.h"
+#include "node.h"
 
 /* Registers the handler on "/" + servers.web.urlPathForActions. */
 int ag__webapi_register(ag_server_t *s, char *errbuf, size_t errlen);

@@ -13,24 +13,9 @@
 #include "limit.h"
 #include <h2o/websocket.h>
 
-static ag__eio_node_t *the_node; /* one node per process; also keeps sessions reachable at exit */
-
 ag__eio_node_t *ag__eio_node(ag_server_t *server)
 {
     return server->eio;
-}
-
-static void timers_init(ag__eio_node_t *n)
-{
-    if (n->timers_ready)
-        return;
-    const ag_config_t *cfg = n->server->config;
-    h2o_timeout_init(n->server->loop, &n->ping_interval, (uint64_t)cfg->servers.websocket.server.pingInterval);
-    h2o_timeout_init(n->server->loop, &n->ping_timeout, (uint64_t)cfg->servers.websocket.server.pingTimeout);
-    h2o_timeout_init(n->server->loop, &n->upgrade_timeout, (uint64_t)cfg->servers.websocket.server.upgradeTimeout);
-    h2o_timeout_init(n->server->loop, &n->keepalive, (uint64_t)cfg->servers.websocket.server.sse.keepaliveMs);
-    h2o_timeout_init(n->server->loop, &n->hundred_ms, 100);
-    n->timers_ready = 1;
 }
 
 /* --- outbox and flushing --- */
@@ -44,16 +29,24 @@ static void outbox_clear(ag__eio_session_t *s)
     s->outbox_bytes = 0;
 }
 
+int ag__eio_note_backlog(ag__eio_session_t *s, size_t bytes, size_t frames)
+{
+    bytes += s->outbox_bytes;
+    frames += s->outbox_len;
+    ag_conn_t *c = s->conn != NULL ? s->conn : s->sio != NULL ? ag_sio_conn(s->sio) : NULL;
+    if (c != NULL)
+        return ag_conn_note_backlog(c, bytes, frames) == AG_EBUSY;
+    /* echo mode, or a socket.io session not connected to "/": the same rule, and the session is the consumer */
+    if (!ag_conn_bound_exceeded(s->server, s->sid, bytes, frames))
+        return 0;
+    ag__eio_session_close(s, &AG_DISCONNECT_SLOW, 0);
+    return 1;
+}
+
 static int outbox_push(ag__eio_session_t *s, uint8_t type, const char *text, ag_frame_t *frame)
 {
-    const ag_config_t *cfg = s->server->config;
-    if (s->outbox_len >= (size_t)cfg->servers.websocket.server.queueMaxFrames ||
-        (frame != NULL && s->outbox_bytes + frame->len > (size_t)cfg->servers.websocket.server.queueMaxBytes)) {
-        s->server->stats.slow_consumers++;
-        ag_log_limited(AG_LOG_WARN, "eio", s->sid, "slow consumer: %zu packets waiting; closing", s->outbox_len);
-        ag__eio_session_close(s, "transport error", 0);
+    if (ag__eio_note_backlog(s, frame != NULL ? frame->len : 0, 1))
         return AG_EBUSY;
-    }
     if (s->outbox_len == s->outbox_cap) {
         size_t ncap = s->outbox_cap == 0 ? 4 : s->outbox_cap * 2;
         ag__eio_out_t *n = realloc(s->outbox, ncap * sizeof(*n));
@@ -106,7 +99,7 @@ static void flush(ag__eio_session_t *s)
     flush_now(s);
     /* A socket.io session that asked to close does so once its last packets (a DISCONNECT) are out. */
     if (s->sio != NULL && !s->closed && ag_sio_closing(s->sio) && s->outbox_len == 0 && ag_sio_queued(s->sio) == 0)
-        ag__eio_session_close(s, "socket.io close", 1);
+        ag__eio_session_close(s, &AG_DISCONNECT_SERVER, 1);
 }
 
 void ag__eio_on_writable(ag__eio_session_t *s)
@@ -124,11 +117,10 @@ static void conn_on_pending(ag_conn_t *conn, void *self)
 static void conn_close(ag_conn_t *conn, void *self, const ag_disconnect_t *why)
 {
     ag__eio_session_t *s = self;
-    s->why = why;
     /* The close packet means "closed on purpose, do not come back" (actiongate's client takes it so, like Primus's
      * "primus::server::close"); a close the client should recover from (shutdown without destroyClientsOnShutdown,
      * slow consumer) only ends the transport: a held GET gets a noop, then "Session ID unknown", and it reconnects. */
-    ag__eio_session_close(s, why->reason, !why->reconnect);
+    ag__eio_session_close(s, why, !why->reconnect);
 }
 
 static const ag_transport_t conn_transport = {"websocket", conn_on_pending, conn_close};
@@ -180,12 +172,12 @@ static void on_finish(h2o_timeout_entry_t *entry)
     if (s->conn != NULL) {
         ag_conn_t *c = s->conn;
         s->conn = NULL;
-        ag_conn_on_transport_gone(c);
+        ag_conn_on_transport_gone(c, s->why);
     }
     if (s->sio != NULL) {
         ag_sio_t *sio = s->sio;
         s->sio = NULL;
-        ag_sio_on_gone(sio);
+        ag_sio_on_gone(sio, s->why);
     }
     ag__eio_session_release(s); /* the table's reference */
 }
@@ -203,12 +195,13 @@ static void close_probe(ag__eio_session_t *s)
     }
 }
 
-void ag__eio_session_close(ag__eio_session_t *s, const char *reason, int send_close)
+void ag__eio_session_close(ag__eio_session_t *s, const ag_disconnect_t *why, int send_close)
 {
     if (s->closed)
         return;
-    ag_debug("eio", s->sid, "closing: %s", reason);
+    ag_debug("eio", s->sid, "closing: %s", why->reason);
     s->closed = 1;
+    s->why = why;
     ag__eio_session_addref(s);
     unlink_timers(s);
     if (send_close && s->transport != NULL && outbox_push(s, AG_EIO_CLOSE, NULL, NULL) == AG_OK)
@@ -227,14 +220,14 @@ void ag__eio_session_close(ag__eio_session_t *s, const char *reason, int send_cl
     ag__eio_session_release(s);
 }
 
-void ag__eio_transport_gone(ag__eio_session_t *s, ag__eio_transport_t *t, const char *reason)
+void ag__eio_transport_gone(ag__eio_session_t *s, ag__eio_transport_t *t, const ag_disconnect_t *why)
 {
     if (t == s->probe) {
         s->probe = NULL;
         close_probe(s);
     } else if (t == s->transport) {
         s->transport = NULL;
-        ag__eio_session_close(s, reason, 0);
+        ag__eio_session_close(s, why, 0);
     }
 }
 
@@ -254,8 +247,7 @@ static void on_pong_deadline(h2o_timeout_entry_t *entry)
 {
     ag__eio_session_t *s = H2O_STRUCT_FROM_MEMBER(ag__eio_session_t, pong_deadline, entry);
     ag_debug("eio", s->sid, "ping timeout");
-    s->why = &AG_DISCONNECT_HEARTBEAT;
-    ag__eio_session_close(s, "ping timeout", 1);
+    ag__eio_session_close(s, &AG_DISCONNECT_HEARTBEAT, 1);
 }
 
 static void schedule_ping(ag__eio_session_t *s)
@@ -316,8 +308,7 @@ int ag__eio_inbound_control(ag__eio_session_t *s)
     if (r == AG_BUCKET_ABUSE) {
         s->server->stats.rate_disconnects++;
         ag_log_limited(AG_LOG_WARN, "eio", s->sid, "%u packets over the message rate refused; closing", s->in_rate.refused);
-        s->why = &AG_DISCONNECT_RATE;
-        ag__eio_session_close(s, AG_DISCONNECT_RATE.reason, 1);
+        ag__eio_session_close(s, &AG_DISCONNECT_RATE, 1);
     }
     return r == AG_BUCKET_OK;
 }
@@ -354,11 +345,11 @@ void ag__eio_on_packet(ag__eio_session_t *s, ag__eio_transport_t *t, const ag_ei
         return;
     switch (pkt->type) {
     case AG_EIO_CLOSE:
-        ag__eio_session_close(s, "transport close", 0);
+        ag__eio_session_close(s, &AG_DISCONNECT_PEER_CLOSED, 0);
         break;
     case AG_EIO_PING:
         ag_debug("eio", s->sid, "invalid heartbeat direction");
-        ag__eio_session_close(s, "invalid heartbeat direction", 0);
+        ag__eio_session_close(s, &AG_DISCONNECT_PROTOCOL_ERROR, 0);
         break;
     case AG_EIO_PONG:
         if (h2o_timeout_is_linked(&s->pong_deadline))
@@ -396,7 +387,7 @@ int ag__eio_on_payload(ag__eio_session_t *s, ag__eio_transport_t *t, const char 
     while (!s->closed && ag_eio_payload_next(body, len, &pos, &piece, &plen)) {
         ag_eio_packet_t pkt;
         if (ag_eio_packet_decode(piece, plen, scratch, &pkt) != AG_OK) {
-            ag__eio_session_close(s, "parse error", 0);
+            ag__eio_session_close(s, &AG_DISCONNECT_PROTOCOL_ERROR, 0);
             ret = -1;
             break;
         }
@@ -427,7 +418,6 @@ size_t ag__eio_open_json(ag__eio_session_t *s, ag__eio_kind_t kind, int sse_offe
 ag__eio_session_t *ag__eio_session_create(ag_server_t *server, h2o_req_t *req, ag__eio_kind_t kind)
 {
     ag__eio_node_t *n = ag__eio_node(server);
-    timers_init(n);
     ag__eio_session_t *s = calloc(1, sizeof(*s));
     if (s == NULL)
         return NULL;
@@ -577,7 +567,6 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     if (eio == NULL || !path_matches(cfg, req))
         return -1;
     ag__eio_node_t *n = ag__eio_node(server);
-    timers_init(n);
     /* Every request, not only the handshake: a sid travels in URLs and logs, and a page that learnt one must not
      * drive the session from a foreign origin (engine.io's allowRequest, code 4). */
     if (ag_http_origin_check(req) == AG_HTTP_ORIGIN_REFUSED) {
@@ -682,20 +671,27 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     return 0;
 }
 
-void ag_eio_register(ag_server_t *s)
+int ag_eio_register(ag_server_t *s)
 {
     ag__eio_node_t *n = calloc(1, sizeof(*n));
     if (n == NULL)
-        return;
+        return AG_ENOMEM;
+    const ag_config_t *cfg = s->config;
     n->server = s;
     ag_map_init(&n->sessions);
+    ag_map_init(&n->watched);
+    h2o_timeout_init(s->loop, &n->ping_interval, (uint64_t)cfg->servers.websocket.server.pingInterval);
+    h2o_timeout_init(s->loop, &n->ping_timeout, (uint64_t)cfg->servers.websocket.server.pingTimeout);
+    h2o_timeout_init(s->loop, &n->upgrade_timeout, (uint64_t)cfg->servers.websocket.server.upgradeTimeout);
+    h2o_timeout_init(s->loop, &n->keepalive, (uint64_t)cfg->servers.websocket.server.sse.keepaliveMs);
+    h2o_timeout_init(s->loop, &n->hundred_ms, 100);
     s->eio = n;
-    the_node = n;
     h2o_pathconf_t *pc = ag_server_register_path(s, s->config->servers.websocket.server.pathname);
     h2o_handler_t *h = h2o_create_handler(pc, sizeof(*h));
     h->on_req = on_req;
     if (s->config->servers.socketio.enabled)
         h2o_create_handler(ag_server_register_path(s, s->config->servers.socketio.path), sizeof(*h))->on_req = on_req;
+    return 0;
 }
 
 void ag_eio_stop(ag_server_t *s)
@@ -709,14 +705,27 @@ void ag_eio_stop(ag_server_t *s)
     for (size_t it = 0; ag_map_next(&n->sessions, &it, &sid, &v);) {
         ag__eio_session_t *sess = v;
         if (sess->conn == NULL && sess->sio == NULL)
-            ag__eio_session_close(sess, "server shutting down", 1);
+            ag__eio_session_close(sess, &AG_DISCONNECT_SHUTDOWN_FINAL, 1);
     }
 }
 
 void ag_eio_dispose(ag_server_t *s)
 {
-    /* Sessions still alive here belong to requests h2o never finished; they stay reachable through the_node until
-     * the process exits rather than being freed under a live request. */
-    (void)s;
-    (void)the_node;
+    ag__eio_node_t *n = ag__eio_node(s);
+    if (n == NULL)
+        return;
+    s->eio = NULL;
+    /* Sessions still open here (the shutdown deadline passed) are held by requests and sockets h2o never finished: the
+     * node stays with the loop rather than being freed under them (see ag_server_timeout_dispose). */
+    if (n->sessions.size != 0 || n->watched.size != 0)
+        return;
+    h2o_timeout_t *lists[] = {&n->ping_interval, &n->ping_timeout, &n->upgrade_timeout, &n->keepalive, &n->hundred_ms};
+    int open = 0;
+    for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++)
+        open |= ag_server_timeout_dispose(s, lists[i]) != 0;
+    if (open)
+        return;
+    ag_map_dispose(&n->sessions);
+    ag_map_dispose(&n->watched);
+    free(n);
 }

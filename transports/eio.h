@@ -18,11 +18,13 @@
 #ifndef AG_EIO_H
 #define AG_EIO_H
 
-#include "server.h"
+#include "conn.h"
+#include "node.h"
 #include "eio_packet.h"
 
-/* Registers the engine.io handler on the pathname (after /primus, which passes on requests with an EIO query). */
-void ag_eio_register(ag_server_t *s);
+/* Registers the engine.io handler on the pathname (after /primus, which passes on requests with an EIO query) and on
+ * the socket.io path; the node's engine.io state goes to s->eio. 0 or AG_ENOMEM. */
+int ag_eio_register(ag_server_t *s);
 /* Server stopping: every session gets its close packet where possible. */
 void ag_eio_stop(ag_server_t *s);
 void ag_eio_dispose(ag_server_t *s);
@@ -77,18 +79,18 @@ struct st_ag__eio_session_t {
     ag__eio_out_t *outbox;
     size_t outbox_len, outbox_cap, outbox_bytes;
     h2o_timeout_entry_t ping_timer, pong_deadline, upgrade_deadline, noop_tick, finish;
-    const ag_disconnect_t *why;
+    const ag_disconnect_t *why; /* why the session closed (the first reason), NULL while open */
     /* the message rate of what no connection counts (socket.io and echo sessions; README "Limits") */
     ag_bucket_t in_rate;
     int rate_exempt;
 };
 
-/* Node-wide state (s->eio). */
+/* The node's engine.io state (s->eio). */
 typedef struct st_ag__eio_node_t {
     ag_server_t *server;
     ag_map_t sessions; /* sid -> session */
+    ag_map_t watched;  /* "%p" of an HTTP/1 socket -> the held GET reading it (eio_polling.c) */
     h2o_timeout_t ping_interval, ping_timeout, upgrade_timeout, keepalive, hundred_ms;
-    int timers_ready;
 } ag__eio_node_t;
 
 void ag__eio_session_addref(ag__eio_session_t *s);
@@ -100,12 +102,16 @@ void ag__eio_on_packet(ag__eio_session_t *s, ag__eio_transport_t *t, const ag_ei
 int ag__eio_inbound_control(ag__eio_session_t *s);
 /* Decodes a polling/SSE POST body and dispatches it to t; returns 0, or -1 on a parse error (the session closed). */
 int ag__eio_on_payload(ag__eio_session_t *s, ag__eio_transport_t *t, const char *body, size_t len);
+/* What the current transport holds unsent (bytes, frames) counts, with the session's outbox, against the
+ * slow-consumer bound (server/conn.h). Returns 1 when that closed the session's consumer as a slow consumer. */
+int ag__eio_note_backlog(ag__eio_session_t *s, size_t bytes, size_t frames);
 /* Transport t can take packets now. */
 void ag__eio_on_writable(ag__eio_session_t *s);
-/* Transport t is gone (socket closed); an error on the current transport closes the session. */
-void ag__eio_transport_gone(ag__eio_session_t *s, ag__eio_transport_t *t, const char *reason);
-/* Closes the session; send_close: write the close packet first where the transport can take it. */
-void ag__eio_session_close(ag__eio_session_t *s, const char *reason, int send_close);
+/* Transport t is gone (socket closed) for why; losing the current transport closes the session for that reason. */
+void ag__eio_transport_gone(ag__eio_session_t *s, ag__eio_transport_t *t, const ag_disconnect_t *why);
+/* Closes the session for why (the first reason stays, and is what the connection above learns); send_close: write the
+ * close packet first where the transport can take it. */
+void ag__eio_session_close(ag__eio_session_t *s, const ag_disconnect_t *why, int send_close);
 /* The open packet JSON (without the "0") for this session; upgrades depends on the handshake transport. */
 size_t ag__eio_open_json(ag__eio_session_t *s, ag__eio_kind_t kind, int sse_offered, char *out, size_t cap);
 /* Creates a session (handshake) with its connection (unless echo). NULL on failure. */
@@ -125,6 +131,7 @@ void ag__eio_respond_error(h2o_req_t *req, int code);
  * send (client gone). */
 typedef struct st_ag__eio_held_t ag__eio_held_t;
 struct st_ag__eio_held_t {
+    ag__eio_node_t *node;
     h2o_req_t *req;
     h2o_generator_t gen;
     void *owner;

@@ -25,8 +25,7 @@ typedef struct st_polling_t {
 
 /* h2o 2.2.5 stops reading an HTTP/1 socket while its response is held, so a client that goes away is noticed only
  * when a write fails. While a GET is held its socket is read here instead: EOF or an error means the client dropped
- * the GET. h2o owns sock->data, so a map from the socket's address finds the held GET. */
-static ag_map_t watched;
+ * the GET. h2o owns sock->data, so a map of the node's from the socket's address finds the held GET. */
 
 static void sock_key(h2o_socket_t *sock, char key[32])
 {
@@ -42,14 +41,21 @@ static void unwatch(ag__eio_held_t *h, int stop_reading)
     if (stop_reading)
         h2o_socket_read_stop(h->watched);
     h->watched = NULL;
-    ag_map_del(&watched, key);
+    ag_map_del(&h->node->watched, key);
+}
+
+/* The node a watched socket belongs to: h2o's HTTP/1 connection is the socket's data, and starts with its h2o_conn_t. */
+static ag__eio_node_t *node_of(h2o_socket_t *sock)
+{
+    h2o_conn_t *conn = sock->data;
+    return ag__eio_node(H2O_STRUCT_FROM_MEMBER(ag_server_t, ctx, conn->ctx));
 }
 
 static void on_watched_read(h2o_socket_t *sock, const char *err)
 {
     char key[32];
     sock_key(sock, key);
-    ag__eio_held_t *h = ag_map_get(&watched, key);
+    ag__eio_held_t *h = ag_map_get(&node_of(sock)->watched, key);
     h2o_socket_read_stop(sock);
     if (h == NULL)
         return;
@@ -68,7 +74,7 @@ static void watch(ag__eio_held_t *h)
         return;
     char key[32];
     sock_key(sock, key);
-    if (ag_map_set(&watched, key, h) != AG_OK)
+    if (ag_map_set(&h->node->watched, key, h) != AG_OK)
         return;
     h->watched = sock;
     h2o_socket_read_start(sock, on_watched_read);
@@ -128,6 +134,7 @@ ag__eio_held_t *ag__eio_held_create(h2o_req_t *req, void *owner, void (*on_proce
 {
     ag__eio_held_t *h = h2o_mem_alloc_shared(&req->pool, sizeof(*h), held_pool_dispose);
     memset(h, 0, sizeof(*h));
+    h->node = ag__eio_node(ag_http_server(req));
     h->req = req;
     h->owner = owner;
     h->on_proceed = on_proceed;
@@ -296,7 +303,7 @@ void ag__eio_polling_handshake(ag__eio_session_t *s, h2o_req_t *req, int sse_off
 {
     static h2o_generator_t gen = {NULL, NULL};
     if ((s->polling = ag__eio_polling_create(s)) == NULL) {
-        ag__eio_session_close(s, "out of memory", 0);
+        ag__eio_session_close(s, &AG_DISCONNECT_SERVER_ERROR, 0);
         ag__eio_respond_error(req, AG_EIO_ERR_BAD_REQUEST);
         return;
     }
@@ -316,7 +323,7 @@ static void get_dropped(ag__eio_held_t *h)
     if (p->get == h) {
         p->get = NULL;
         ag__eio_session_addref(s);
-        ag__eio_transport_gone(s, &p->super, "transport error");
+        ag__eio_transport_gone(s, &p->super, &AG_DISCONNECT_TRANSPORT_ERROR);
         ag__eio_session_release(s);
     }
     ag__eio_held_respond(h, "1", 1);
@@ -330,7 +337,7 @@ static void get_dispose(ag__eio_held_t *h, int premature)
         p->get = NULL;
         /* the client dropped its GET: engine.io closes the session ("poll connection closed prematurely") */
         if (premature)
-            ag__eio_transport_gone(s, &p->super, "transport error");
+            ag__eio_transport_gone(s, &p->super, &AG_DISCONNECT_TRANSPORT_ERROR);
     }
     ag__eio_session_release(s);
 }
@@ -341,7 +348,7 @@ void ag__eio_polling_get(ag__eio_session_t *s, h2o_req_t *req)
     if (p->get != NULL) {
         /* an overlapping GET: this one gets 400, the held one the close packet, and the session ends */
         ag__eio_respond_error(req, AG_EIO_ERR_BAD_REQUEST);
-        ag__eio_session_close(s, "transport error", 1);
+        ag__eio_session_close(s, &AG_DISCONNECT_TRANSPORT_ERROR, 1);
         return;
     }
     ag__eio_session_addref(s);
@@ -365,7 +372,7 @@ void ag__eio_post(ag__eio_session_t *s, ag__eio_transport_t *t, h2o_req_t *req)
                               H2O_STRLIT("application/octet-stream"))) {
         /* v4 polling bodies are text; engine.io closes the session on binary content */
         ag__eio_respond_error(req, AG_EIO_ERR_BAD_REQUEST);
-        ag__eio_session_close(s, "transport error", 0);
+        ag__eio_session_close(s, &AG_DISCONNECT_TRANSPORT_ERROR, 0);
         return;
     }
     if (ag__eio_on_payload(s, t, req->entity.base != NULL ? req->entity.base : "", len) != 0) {

@@ -125,12 +125,9 @@ static void write_stream(sse_t *x, const char *data, size_t len)
     if (h == NULL)
         return;
     const ag_config_t *cfg = x->super.session->server->config;
-    if (h->acc.len + len > (size_t)cfg->servers.websocket.server.queueMaxBytes) {
-        x->super.session->server->stats.slow_consumers++;
-        ag_log_limited(AG_LOG_WARN, "eio", x->super.session->sid, "slow SSE consumer: %zu bytes unsent; closing", h->acc.len);
-        ag__eio_session_close(x->super.session, "transport error", 0);
+    /* what the response has not written yet is the consumer's backlog */
+    if (ag__eio_note_backlog(x->super.session, h->acc.len + len, 0))
         return;
-    }
     ag__eio_held_write(h, data, len);
     arm_keepalive(x);
     if (x->recyclable && h->written + h->acc.len >= (size_t)cfg->servers.websocket.server.sse.recycleBytes) {
@@ -236,7 +233,7 @@ static void stream_dispose(ag__eio_held_t *h, int premature)
             h2o_timeout_unlink(&x->keepalive);
         /* a dropped probe ends the probe; a dropped current stream waits for the reconnect (the ping timeout runs) */
         if (&x->super == s->probe)
-            ag__eio_transport_gone(s, &x->super, "transport close");
+            ag__eio_transport_gone(s, &x->super, &AG_DISCONNECT_PEER_CLOSED);
     }
     ag__eio_session_release(s);
 }
@@ -314,7 +311,7 @@ void ag__eio_sse_get(ag_server_t *server, ag__eio_session_t *s, h2o_req_t *req)
     int handshake = s->transport == NULL && s->polling == NULL && s->sse == NULL;
     if (handshake) {
         if ((s->sse = ag__eio_sse_create(s)) == NULL) {
-            ag__eio_session_close(s, "out of memory", 0);
+            ag__eio_session_close(s, &AG_DISCONNECT_SERVER_ERROR, 0);
             ag__eio_respond_error(req, AG_EIO_ERR_BAD_REQUEST);
             return;
         }
@@ -335,7 +332,7 @@ void ag__eio_sse_get(ag_server_t *server, ag__eio_session_t *s, h2o_req_t *req)
             ag_log_limited(AG_LOG_INFO, "eio", s->sid, "Last-Event-ID %llu is older than the replay ring; ending the session",
                            (unsigned long long)last);
             ag__eio_respond_error(req, AG_EIO_ERR_UNKNOWN_SID);
-            ag__eio_session_close(s, "replay lost", 0);
+            ag__eio_session_close(s, &AG_DISCONNECT_TRANSPORT_ERROR, 0); /* what it missed is gone */
             return;
         }
         attach(x, req);

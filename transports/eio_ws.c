@@ -44,14 +44,8 @@ static void ws_send(ag__eio_transport_t *t, const ag__eio_out_t *pkts, size_t n)
         return;
     for (size_t i = 0; i < n; i++)
         send_one(w, &pkts[i]);
-    const ag_config_t *cfg = t->session->server->config;
-    /* what the socket has not taken yet belongs to this consumer and counts against its bound */
-    if (ag_ws_queued_bytes(w->ws) > (size_t)cfg->servers.websocket.server.queueMaxBytes ||
-        ag_ws_queued_count(w->ws) > (size_t)cfg->servers.websocket.server.queueMaxFrames) {
-        t->session->server->stats.slow_consumers++;
-        ag_log_limited(AG_LOG_WARN, "eio", t->session->sid, "slow consumer: %zu bytes unsent; closing", ag_ws_queued_bytes(w->ws));
-        ag__eio_session_close(t->session, "transport error", 0);
-    }
+    /* what the socket has not taken yet is the consumer's backlog */
+    ag__eio_note_backlog(t->session, ag_ws_queued_bytes(w->ws), ag_ws_queued_count(w->ws));
 }
 
 static void ws_close(ag__eio_transport_t *t)
@@ -84,7 +78,7 @@ static void on_message(ag_ws_t *ws, const uint8_t *data, size_t len, int binary)
     ag__eio_session_addref(s);
     if (ag_eio_packet_decode((const char *)data, len, scratch, &pkt) != AG_OK) {
         if (&w->super == s->transport)
-            ag__eio_session_close(s, "parse error", 0);
+            ag__eio_session_close(s, &AG_DISCONNECT_PROTOCOL_ERROR, 0);
         else
             ws_close(&w->super);
     } else {
@@ -94,13 +88,13 @@ static void on_message(ag_ws_t *ws, const uint8_t *data, size_t len, int binary)
     free(scratch);
 }
 
-static void on_closed(ag_ws_t *ws)
+static void on_closed(ag_ws_t *ws, const ag_disconnect_t *why)
 {
     eio_ws_t *w = ws->data;
     ag__eio_session_t *s = w->super.session;
     w->ws = NULL;
     w->closed = 1;
-    ag__eio_transport_gone(s, &w->super, "transport close");
+    ag__eio_transport_gone(s, &w->super, why);
     ag__eio_session_release(s);
     free(w);
 }

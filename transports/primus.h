@@ -5,8 +5,12 @@
 #ifndef AG_PRIMUS_H
 #define AG_PRIMUS_H
 
-#include "server.h"
+#include "conn.h"
+#include "node.h"
 
-void ag_primus_register(ag_server_t *s);
+/* Registers the endpoint on the pathname; the node's Primus state goes to s->primus. 0 or AG_ENOMEM. */
+int ag_primus_register(ag_server_t *s);
+/* After the last loop run. */
+void ag_primus_dispose(ag_server_t *s);
 
 #endif

@@ -21,35 +21,26 @@ typedef struct st_primus_t {
     int alive;
 } primus_t;
 
-typedef struct st_primus_node_t {
+/* The node's Primus sockets and their one heartbeat timer (s->primus). */
+typedef struct st_ag_primus_node_t {
     ag_server_t *server;
     h2o_linklist_t all;
     h2o_timeout_t heartbeat;
     h2o_timeout_entry_t tick;
-    int started;
 } primus_node_t;
-
-static primus_node_t node; /* one node per process */
 
 #define PRIMUS_SERVER_CLOSE "\"primus::server::close\""
 
 static void on_pending(ag_conn_t *conn, void *self)
 {
     primus_t *p = self;
-    const ag_config_t *cfg = conn->server->config;
     ag_frame_t *f;
     while ((f = ag_conn_shift(conn)) != NULL) {
         ag_ws_send(p->ws, f->data, f->len, f->binary);
         ag_frame_release(f);
     }
-    /* wslay holds what the socket has not taken yet; that backlog is the consumer's, so it counts against the bound. */
-    if (ag_ws_queued_bytes(p->ws) > (size_t)cfg->servers.websocket.server.queueMaxBytes ||
-        ag_ws_queued_count(p->ws) > (size_t)cfg->servers.websocket.server.queueMaxFrames) {
-        conn->server->stats.slow_consumers++;
-        ag_log_limited(AG_LOG_WARN, "primus", conn->id, "slow consumer: %zu bytes unsent; disconnecting",
-                       ag_ws_queued_bytes(p->ws));
-        ag_conn_close(conn, &AG_DISCONNECT_SLOW);
-    }
+    /* what the socket has not taken yet is the consumer's backlog */
+    ag_conn_note_backlog(conn, ag_ws_queued_bytes(p->ws), ag_ws_queued_count(p->ws));
 }
 
 static void transport_close(ag_conn_t *conn, void *self, const ag_disconnect_t *why)
@@ -100,13 +91,13 @@ static void on_ping(ag_ws_t *ws)
         p->alive = 1;
 }
 
-static void on_closed(ag_ws_t *ws)
+static void on_closed(ag_ws_t *ws, const ag_disconnect_t *why)
 {
     primus_t *p = ws->data;
     if (h2o_linklist_is_linked(&p->link))
         h2o_linklist_unlink(&p->link);
     if (p->conn != NULL)
-        ag_conn_on_transport_gone(p->conn);
+        ag_conn_on_transport_gone(p->conn, why);
     free(p);
 }
 
@@ -114,9 +105,10 @@ static const ag_ws_callbacks_t ws_callbacks = {on_message, on_ping, on_closed};
 
 static void on_tick(h2o_timeout_entry_t *entry)
 {
+    primus_node_t *node = H2O_STRUCT_FROM_MEMBER(primus_node_t, tick, entry);
     char ping[64];
     int n = snprintf(ping, sizeof(ping), "\"primus::ping::%llu\"", (unsigned long long)ag_now_ms());
-    for (h2o_linklist_t *l = node.all.next, *next; l != &node.all; l = next) {
+    for (h2o_linklist_t *l = node->all.next, *next; l != &node->all; l = next) {
         next = l->next;
         primus_t *p = H2O_STRUCT_FROM_MEMBER(primus_t, link, l);
         if (ag_ws_is_closing(p->ws))
@@ -129,17 +121,7 @@ static void on_tick(h2o_timeout_entry_t *entry)
         p->alive = 0;
         ag_ws_send(p->ws, ping, (size_t)n, 0);
     }
-    h2o_timeout_link(node.server->loop, &node.heartbeat, &node.tick);
-}
-
-static void start_heartbeat(ag_server_t *s)
-{
-    if (node.started)
-        return;
-    node.started = 1;
-    h2o_timeout_init(s->loop, &node.heartbeat, (uint64_t)s->config->servers.websocket.server.primusPingInterval);
-    node.tick.cb = on_tick;
-    h2o_timeout_link(s->loop, &node.heartbeat, &node.tick);
+    h2o_timeout_link(node->server->loop, &node->heartbeat, &node->tick);
 }
 
 static void respond_426(h2o_req_t *req)
@@ -205,8 +187,11 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         free(p);
         return -1;
     }
-    start_heartbeat(s);
-    h2o_linklist_insert(&node.all, &p->link);
+    primus_node_t *node = s->primus;
+    /* the heartbeat starts with the first socket */
+    if (!h2o_timeout_is_linked(&node->tick))
+        h2o_timeout_link(s->loop, &node->heartbeat, &node->tick);
+    h2o_linklist_insert(&node->all, &p->link);
     ag_conn_info_t info = {fp, ip, port, "websocket"};
     p->conn = ag_conn_create(s, &primus_transport, p, &info);
     if (p->conn == NULL) {
@@ -216,11 +201,31 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     return 0;
 }
 
-void ag_primus_register(ag_server_t *s)
+int ag_primus_register(ag_server_t *s)
 {
-    node.server = s;
-    h2o_linklist_init_anchor(&node.all);
+    primus_node_t *node = calloc(1, sizeof(*node));
+    if (node == NULL)
+        return AG_ENOMEM;
+    node->server = s;
+    h2o_linklist_init_anchor(&node->all);
+    h2o_timeout_init(s->loop, &node->heartbeat, (uint64_t)s->config->servers.websocket.server.primusPingInterval);
+    node->tick.cb = on_tick;
+    s->primus = node;
     h2o_pathconf_t *pc = ag_server_register_path(s, s->config->servers.websocket.server.pathname);
     h2o_handler_t *h = h2o_create_handler(pc, sizeof(*h));
     h->on_req = on_req;
+    return 0;
+}
+
+void ag_primus_dispose(ag_server_t *s)
+{
+    primus_node_t *node = s->primus;
+    if (node == NULL)
+        return;
+    s->primus = NULL;
+    if (h2o_timeout_is_linked(&node->tick))
+        h2o_timeout_unlink(&node->tick);
+    /* sockets still open are linked here: then the node stays with the loop */
+    if (h2o_linklist_is_empty(&node->all) && ag_server_timeout_dispose(s, &node->heartbeat) == 0)
+        free(node);
 }

@@ -39,19 +39,19 @@ struct st_ag_sio_t {
     ag_frame_t **out; /* packets that go before the connection's queue (CONNECT replies), or were drained at close */
     size_t out_head, out_len, out_cap;
     h2o_timeout_entry_t connect_timer;
-    int creating; /* inside ag_conn_create: the welcome is queued before the CONNECT reply exists */
-    int closing;  /* the engine.io session was asked to close */
+    int creating;               /* inside ag_conn_create: the welcome is queued before the CONNECT reply exists */
+    int closing;                /* the engine.io session was asked to close */
+    const ag_disconnect_t *why; /* the layer's own reason for closing (a client that broke the protocol), or NULL */
 };
 
-typedef struct st_sio_node_t {
+/* The node's socket.io state (s->sio). */
+typedef struct st_ag_sio_node_t {
     h2o_timeout_t connect_timeout; /* socket.io's connectTimeout: a session that never CONNECTs is closed */
     int started;
     struct st_script_t *scripts[4]; /* what the module serves, for dispose */
     ag_frame_t *last_in, *last_out; /* the last pushed frame translated, and what it became (see translate) */
     size_t num_scripts;
 } sio_node_t;
-
-static sio_node_t node; /* one node per process */
 
 #define SIO_CONNECT_TIMEOUT_MS 45000
 
@@ -168,8 +168,9 @@ static ag_frame_t *translate(ag_sio_t *sio, ag_frame_t *f)
         return NULL; /* no binary events on this endpoint */
     /* A broadcast is one frame in every recipient's queue, pulled by one recipient after the other: what it becomes
      * does not depend on the recipient (only replies do), so the last one is kept. */
-    if (f == node.last_in)
-        return ag_frame_addref(node.last_out);
+    sio_node_t *node = sio->server->sio;
+    if (f == node->last_in)
+        return ag_frame_addref(node->last_out);
     json_t *obj = json_loadb(f->data, f->len, JSON_DECODE_ANY, NULL);
     ag_frame_t *out = NULL;
     if (!json_is_object(obj)) {
@@ -198,10 +199,10 @@ static ag_frame_t *translate(ag_sio_t *sio, ag_frame_t *f)
                               f->len);
     if (out != NULL && (ctx == NULL || strcmp(ctx, "response") != 0)) {
         /* the references keep the pointer from being reused by another frame while it is the key */
-        ag_frame_release(node.last_in);
-        ag_frame_release(node.last_out);
-        node.last_in = ag_frame_addref(f);
-        node.last_out = ag_frame_addref(out);
+        ag_frame_release(node->last_in);
+        ag_frame_release(node->last_out);
+        node->last_in = ag_frame_addref(f);
+        node->last_out = ag_frame_addref(out);
     }
 done:
     json_decref(obj);
@@ -273,14 +274,16 @@ ag_sio_t *ag_sio_create(ag_server_t *s, const ag_sio_lower_t *lower, void *lower
     sio->remote_port = info->remote_port;
     sio->transport_name = info->transport_name != NULL ? info->transport_name : "polling";
     sio->connect_timer.cb = on_connect_timeout;
-    if (node.started)
-        h2o_timeout_link(s->loop, &node.connect_timeout, &sio->connect_timer);
+    if (s->sio->started)
+        h2o_timeout_link(s->loop, &s->sio->connect_timeout, &sio->connect_timer);
     return sio;
 }
 
-static void fail(ag_sio_t *sio, const char *why)
+static void fail(ag_sio_t *sio, const char *what)
 {
-    ag_log_limited(AG_LOG_INFO, "socket.io", sio->conn != NULL ? sio->conn->id : NULL, "%s; closing", why);
+    ag_log_limited(AG_LOG_INFO, "socket.io", sio->conn != NULL ? sio->conn->id : NULL, "%s; closing", what);
+    if (sio->why == NULL)
+        sio->why = &AG_DISCONNECT_PROTOCOL_ERROR;
     lower_close(sio);
 }
 
@@ -308,18 +311,20 @@ static void on_connect(ag_sio_t *sio, const ag_sio_packet_t *p)
     lower_kick(sio);
 }
 
-/* The client left "/" but keeps its engine.io session (it may CONNECT again). */
-static void detach(ag_sio_t *sio)
+/* The connection ends for why: the client left "/" (it keeps its engine.io session and may CONNECT again), or the
+ * session is gone. */
+static void detach(ag_sio_t *sio, const ag_disconnect_t *why)
 {
     ag_conn_t *c = sio->conn;
     sio->conn = NULL;
     pending_clear(sio);
     set_room(sio, NULL);
     /* an engine.io session in no namespace is closed unless it CONNECTs again in time */
-    if (node.started && !sio->closing && !h2o_timeout_is_linked(&sio->connect_timer))
-        h2o_timeout_link(sio->server->loop, &node.connect_timeout, &sio->connect_timer);
+    sio_node_t *node = sio->server->sio;
+    if (node->started && !sio->closing && !h2o_timeout_is_linked(&sio->connect_timer))
+        h2o_timeout_link(sio->server->loop, &node->connect_timeout, &sio->connect_timer);
     if (c != NULL)
-        ag_conn_on_transport_gone(c);
+        ag_conn_on_transport_gone(c, why);
 }
 
 static int is_name(const char *name, const char *what)
@@ -437,7 +442,7 @@ void ag_sio_on_message(ag_sio_t *sio, const char *data, size_t len, int binary)
         break;
     case AG_SIO_DISCONNECT:
         if (main_nsp && sio->conn != NULL)
-            detach(sio);
+            detach(sio, &AG_DISCONNECT_PEER_CLOSED);
         else
             fail(sio, "DISCONNECT from a namespace that is not connected");
         break;
@@ -491,17 +496,22 @@ size_t ag_sio_queued(ag_sio_t *sio)
     return sio->out_len + (sio->conn != NULL ? ag_conn_queued(sio->conn) : 0);
 }
 
+ag_conn_t *ag_sio_conn(ag_sio_t *sio)
+{
+    return sio->conn;
+}
+
 int ag_sio_closing(const ag_sio_t *sio)
 {
     return sio->closing;
 }
 
-void ag_sio_on_gone(ag_sio_t *sio)
+void ag_sio_on_gone(ag_sio_t *sio, const ag_disconnect_t *why)
 {
     if (h2o_timeout_is_linked(&sio->connect_timer))
         h2o_timeout_unlink(&sio->connect_timer);
     sio->closing = 1;
-    detach(sio);
+    detach(sio, sio->why != NULL ? sio->why : why);
     ag_frame_t *f;
     while ((f = out_pop(sio)) != NULL)
         ag_frame_release(f);
@@ -613,7 +623,8 @@ static int on_script_req(h2o_handler_t *self, h2o_req_t *req)
 static int add_script(ag_server_t *s, const char *prefix, const char *url, ag_frame_t *body, char *errbuf, size_t errlen)
 {
     char *path = body != NULL ? strdup(url) : NULL;
-    if (path == NULL || node.num_scripts == sizeof(node.scripts) / sizeof(node.scripts[0])) {
+    sio_node_t *node = s->sio;
+    if (path == NULL || node->num_scripts == sizeof(node->scripts) / sizeof(node->scripts[0])) {
         free(path);
         ag_frame_release(body);
         snprintf(errbuf, errlen, "out of memory");
@@ -627,7 +638,7 @@ static int add_script(ag_server_t *s, const char *prefix, const char *url, ag_fr
     for (size_t i = 0; i < body->len; i++)
         h = (h ^ (uint8_t)body->data[i]) * 1099511628211ULL;
     snprintf(sc->etag, sizeof(sc->etag), "\"%016llx\"", (unsigned long long)h);
-    node.scripts[node.num_scripts++] = sc;
+    node->scripts[node->num_scripts++] = sc;
     return 0;
 }
 
@@ -684,6 +695,10 @@ int ag_socketio_register(ag_server_t *s, char *errbuf, size_t errlen)
     size_t len;
     char *text;
     int ret;
+    if ((s->sio = calloc(1, sizeof(*s->sio))) == NULL) {
+        snprintf(errbuf, errlen, "out of memory");
+        return AG_ENOMEM;
+    }
     if ((text = read_client_file("legacy/faye.js", &len, errbuf, errlen)) == NULL)
         return AG_EIO;
     ret = add_script(s, "/faye/client.js", "/faye/client.js", ag_frame_create(text, len, 0), errbuf, errlen);
@@ -700,21 +715,28 @@ int ag_socketio_register(ag_server_t *s, char *errbuf, size_t errlen)
     free(text);
     if (ret != 0)
         return ret;
-    h2o_timeout_init(s->loop, &node.connect_timeout, SIO_CONNECT_TIMEOUT_MS);
-    node.started = 1;
+    h2o_timeout_init(s->loop, &s->sio->connect_timeout, SIO_CONNECT_TIMEOUT_MS);
+    s->sio->started = 1;
     return 0;
 }
 
 void ag_socketio_dispose(ag_server_t *s)
 {
-    for (size_t i = 0; i < node.num_scripts; i++) {
-        ag_frame_release(node.scripts[i]->body);
-        free(node.scripts[i]->path);
-        node.scripts[i]->body = NULL;
-        node.scripts[i]->path = NULL;
+    sio_node_t *node = s->sio;
+    if (node == NULL)
+        return;
+    s->sio = NULL;
+    /* the script handlers belong to h2o's configuration, which outlives this: they are emptied, not freed */
+    for (size_t i = 0; i < node->num_scripts; i++) {
+        ag_frame_release(node->scripts[i]->body);
+        free(node->scripts[i]->path);
+        node->scripts[i]->body = NULL;
+        node->scripts[i]->path = NULL;
     }
-    node.num_scripts = 0;
-    ag_frame_release(node.last_in);
-    ag_frame_release(node.last_out);
-    node.last_in = node.last_out = NULL;
+    ag_frame_release(node->last_in);
+    ag_frame_release(node->last_out);
+    node->last_in = node->last_out = NULL;
+    /* sessions still waiting for their CONNECT link their timers here: then the node stays with the loop */
+    if (!node->started || ag_server_timeout_dispose(s, &node->connect_timeout) == 0)
+        free(node);
 }

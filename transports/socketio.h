@@ -18,7 +18,8 @@
 #ifndef AG_SOCKETIO_H
 #define AG_SOCKETIO_H
 
-#include "server.h"
+#include "conn.h"
+#include "node.h"
 #include "socketio_packet.h"
 
 /* --- the layer over one engine.io session --- */
@@ -51,10 +52,13 @@ ag_frame_t *ag_sio_shift(ag_sio_t *sio);
 void ag_sio_unshift(ag_sio_t *sio, ag_frame_t *f);
 /* At least as many packets as ag_sio_shift() would return now (frames the client never sees are counted too). */
 size_t ag_sio_queued(ag_sio_t *sio);
+/* The logical connection of the client connected to "/", or NULL (borrowed). */
+ag_conn_t *ag_sio_conn(ag_sio_t *sio);
 /* Whether the layer asked its engine.io session to close (see ag_sio_lower_t.close). */
 int ag_sio_closing(const ag_sio_t *sio);
-/* The engine.io session is gone: the logical connection (if any) learns its transport is gone; sio is freed. */
-void ag_sio_on_gone(ag_sio_t *sio);
+/* The engine.io session is gone for why: the logical connection (if any) learns its transport is gone, for the layer's
+ * own reason if it closed the session itself (a client that broke the protocol), else for why; sio is freed. */
+void ag_sio_on_gone(ag_sio_t *sio, const ag_disconnect_t *why);
 
 /* --- module --- */
 /* Serves, from memory: /faye/client.js (a script that defines nothing, for the faye era's pages), the rendered

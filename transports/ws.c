@@ -8,9 +8,11 @@
 #define CLOSE_DEADLINE_MS 2000
 #define IDLE_CHECK_MS 1000
 
-/* Node-wide timer lists (h2o keeps one list per duration; entries are per socket, no OS timer each). */
-static h2o_timeout_t close_timeout, idle_timeout;
-static h2o_evloop_t *timeouts_loop;
+/* The node's timer lists (h2o keeps one list per duration; entries are per socket, no OS timer each), s->ws. */
+struct st_ag_ws_node_t {
+    h2o_timeout_t close_timeout, idle_timeout;
+    h2o_timeout_entry_t trim_entry; /* one per node: a burst of hibernations trims the heap once */
+};
 
 static void schedule_flush(ag_ws_t *ws);
 static void schedule_idle_check(ag_ws_t *ws);
@@ -21,13 +23,21 @@ static void unlink_entry(h2o_timeout_entry_t *e)
         h2o_timeout_unlink(e);
 }
 
+/* What ended the socket, as far as it can tell. */
+static const ag_disconnect_t *closed_why(ag_ws_t *ws)
+{
+    if (ws->conn->ws_ctx != NULL && wslay_event_get_status_code_sent(ws->conn->ws_ctx) == WSLAY_CODE_MESSAGE_TOO_BIG)
+        return &AG_DISCONNECT_TOO_BIG;
+    return ws->_write_failed ? &AG_DISCONNECT_TRANSPORT_ERROR : &AG_DISCONNECT_PEER_CLOSED;
+}
+
 static void destroy(ag_ws_t *ws)
 {
     unlink_entry(&ws->_flush);
     unlink_entry(&ws->_close_deadline);
     unlink_entry(&ws->_idle);
     h2o_websocket_conn_t *conn = ws->conn;
-    ws->cb->on_closed(ws);
+    ws->cb->on_closed(ws, closed_why(ws));
     h2o_websocket_close(conn); /* a hibernating socket has no wslay context: wslay_event_context_free(NULL) is a no-op */
     free(ws->_acc.base);
     free(ws->_wr.base);
@@ -205,6 +215,7 @@ static void on_written(h2o_socket_t *sock, const char *err)
     ws->_wr = h2o_iovec_init(NULL, 0);
     ws->_wr_ours = 0;
     if (err != NULL) {
+        ws->_write_failed = 1;
         wake(ws);
         on_h2o_msg(conn, NULL);
         return;
@@ -250,19 +261,17 @@ static void flush_now(ag_ws_t *ws)
 }
 
 /* Freed contexts sit between live allocations, so the heap cannot shrink by itself: a second after sockets went to
- * sleep, hand the free pages back (one node-wide timer entry, so a burst of hibernations trims once). */
-static h2o_timeout_entry_t trim_entry;
-
+ * sleep, hand the free pages back. */
 static void on_trim(h2o_timeout_entry_t *entry)
 {
     malloc_trim(0);
 }
 
-static void trim_heap_soon(h2o_evloop_t *loop)
+static void trim_heap_soon(ag_server_t *s)
 {
-    trim_entry.cb = on_trim;
-    if (!h2o_timeout_is_linked(&trim_entry))
-        h2o_timeout_link(loop, &idle_timeout, &trim_entry);
+    struct st_ag_ws_node_t *n = s->ws;
+    if (!h2o_timeout_is_linked(&n->trim_entry))
+        h2o_timeout_link(s->loop, &n->idle_timeout, &n->trim_entry);
 }
 
 static void on_idle_check(h2o_timeout_entry_t *entry)
@@ -270,26 +279,15 @@ static void on_idle_check(h2o_timeout_entry_t *entry)
     ag_ws_t *ws = H2O_STRUCT_FROM_MEMBER(ag_ws_t, _idle, entry);
     if (can_hibernate(ws)) {
         hibernate(ws);
-        trim_heap_soon(ws->server->loop);
+        trim_heap_soon(ws->server);
     } else if (ws->conn->ws_ctx != NULL && !ws->_closing)
         schedule_idle_check(ws);
 }
 
-static void init_timeouts(h2o_evloop_t *loop)
-{
-    if (timeouts_loop == loop)
-        return;
-    h2o_timeout_init(loop, &close_timeout, CLOSE_DEADLINE_MS);
-    h2o_timeout_init(loop, &idle_timeout, IDLE_CHECK_MS);
-    timeouts_loop = loop;
-}
-
 static void schedule_idle_check(ag_ws_t *ws)
 {
-    if (!h2o_timeout_is_linked(&ws->_idle)) {
-        init_timeouts(ws->server->loop);
-        h2o_timeout_link(ws->server->loop, &idle_timeout, &ws->_idle);
-    }
+    if (!h2o_timeout_is_linked(&ws->_idle))
+        h2o_timeout_link(ws->server->loop, &ws->server->ws->idle_timeout, &ws->_idle);
 }
 
 static void on_h2o_msg(h2o_websocket_conn_t *conn, const struct wslay_event_on_msg_recv_arg *arg)
@@ -377,8 +375,7 @@ void ag_ws_close(ag_ws_t *ws, uint16_t code, const char *reason)
     ws->_close_code = code;
     snprintf(ws->_close_reason, sizeof(ws->_close_reason), "%s", reason != NULL ? reason : "");
     schedule_flush(ws);
-    init_timeouts(ws->server->loop);
-    h2o_timeout_link(ws->server->loop, &close_timeout, &ws->_close_deadline);
+    h2o_timeout_link(ws->server->loop, &ws->server->ws->close_timeout, &ws->_close_deadline);
 }
 
 size_t ag_ws_queued_bytes(ag_ws_t *ws)
@@ -395,4 +392,31 @@ size_t ag_ws_queued_count(ag_ws_t *ws)
 int ag_ws_is_closing(ag_ws_t *ws)
 {
     return ws->_closing;
+}
+
+int ag_ws_init(ag_server_t *s)
+{
+    struct st_ag_ws_node_t *n = calloc(1, sizeof(*n));
+    if (n == NULL)
+        return AG_ENOMEM;
+    h2o_timeout_init(s->loop, &n->close_timeout, CLOSE_DEADLINE_MS);
+    h2o_timeout_init(s->loop, &n->idle_timeout, IDLE_CHECK_MS);
+    n->trim_entry.cb = on_trim;
+    s->ws = n;
+    return 0;
+}
+
+void ag_ws_dispose(ag_server_t *s)
+{
+    struct st_ag_ws_node_t *n = s->ws;
+    if (n == NULL)
+        return;
+    s->ws = NULL;
+    if (h2o_timeout_is_linked(&n->trim_entry))
+        h2o_timeout_unlink(&n->trim_entry);
+    /* sockets still open link their timers here: then the lists stay with the loop */
+    int open = ag_server_timeout_dispose(s, &n->close_timeout) != 0;
+    open |= ag_server_timeout_dispose(s, &n->idle_timeout) != 0;
+    if (!open)
+        free(n);
 }

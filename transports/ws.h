@@ -19,7 +19,8 @@
 #ifndef AG_WS_H
 #define AG_WS_H
 
-#include "server.h"
+#include "actiongate.h"
+#include "node.h"
 #include <h2o/websocket.h>
 
 typedef struct st_ag_ws_t ag_ws_t;
@@ -29,8 +30,9 @@ typedef struct st_ag_ws_callbacks_t {
     void (*on_message)(ag_ws_t *ws, const uint8_t *data, size_t len, int binary);
     /* A WebSocket PING control frame arrived (wslay answers it). May be NULL. */
     void (*on_ping)(ag_ws_t *ws);
-    /* The socket is gone (peer closed, error, close handshake done, or the close deadline passed). */
-    void (*on_closed)(ag_ws_t *ws);
+    /* The socket is gone (peer closed, error, close handshake done, or the close deadline passed). why says which, as
+     * far as the socket can tell: too big (wslay refused a message over the limit), a write error, else peer closed. */
+    void (*on_closed)(ag_ws_t *ws, const ag_disconnect_t *why);
 } ag_ws_callbacks_t;
 
 struct st_ag_ws_t {
@@ -58,9 +60,14 @@ struct st_ag_ws_t {
     uint8_t _hdr_len, _hdr_need, _fin_opcode, _in_msg;
     uint64_t _payload_left;
     int _closing;
+    int _write_failed;
     int _close_code; /* -1: no close waiting for the data queue to drain */
     char _close_reason[64];
 };
+
+/* The node's WebSocket timers (s->ws): before the first upgrade, and after the last loop run. 0 or AG_ENOMEM. */
+int ag_ws_init(ag_server_t *s);
+void ag_ws_dispose(ag_server_t *s);
 
 /* Answers the upgrade (101) and returns the socket; max_message is the incoming limit in bytes. Extra response headers
  * may be set in req->res.headers before the call. */

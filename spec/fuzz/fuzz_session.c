@@ -1,8 +1,7 @@
 /*
- * The session layer on a real node (memory store, the built-in actions, listening on a free loopback port it never
- * accepts on). Each input is one connection: every LF-separated line is one inbound message, through the same
- * ag_conn_on_frame() the transports call (a line starting with byte 0xff is sent as binary, without that byte). Every
- * frame the node queues must be JSON.
+ * The session layer on a real node (memory store, the built-in actions; built by ag_server_create, it never listens). Each input is
+ * one connection: every LF-separated line is one inbound message, through the same ag_conn_on_frame() the transports call (a line
+ * starting with byte 0xff is sent as binary, without that byte). Every frame the node queues must be JSON.
  *
  * State that would outlive the input is reset after it, so each run starts from the same node: the connection goes
  * away, the actions module is rebuilt (sleepTest timers would otherwise keep requests for up to an hour) and rooms
@@ -34,8 +33,7 @@ static const ag_transport_t fake_transport = {"fuzz", fake_pending, fake_close};
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-    static const char yaml[] = "general:\n  logLevel: none\n  startingChatRooms: [defaultRoom, otherRoom]\n"
-                               "servers:\n  web:\n    port: 0\n    bindIP: 127.0.0.1\n";
+    static const char yaml[] = "general:\n  logLevel: none\n  startingChatRooms: [defaultRoom, otherRoom]\n";
     char err[512];
     ag_log_threshold = AG_LOG_NONE;
     ag_config_t *cfg = ag_config_load_string(yaml, "fuzz.yaml", err, sizeof(err));
@@ -87,7 +85,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     h2o_evloop_run(node->loop, 0);
     drain(c);
-    ag_conn_on_transport_gone(c);
+    ag_conn_on_transport_gone(c, &AG_DISCONNECT_PEER_CLOSED);
 
     ag__actions_dispose(node);
     if (ag__actions_init(node) != 0)

@@ -1,6 +1,7 @@
 /*
- * Test fixture for the session-layer unit tests: a real node (listening on a free loopback port, never accepting) and
- * connections carried by a fake transport that keeps every frame queued so the test can read them in order.
+ * Test fixture for the session-layer unit tests: a real node built by ag_server_create (every module, no socket: it
+ * never listens) and connections carried by a fake transport that keeps every frame queued so the test can read them
+ * in order.
  */
 #ifndef AG_SESSION_FIXTURE_H
 #define AG_SESSION_FIXTURE_H
@@ -34,13 +35,12 @@ static void fake_close(ag_conn_t *c, void *self, const ag_disconnect_t *why)
 
 static const ag_transport_t fake_transport = {"fake", fake_pending, fake_close};
 
+/* A node from yaml (NULL: the built-in defaults). */
 static inline ag_server_t *fixture_server(const char *yaml)
 {
     char err[512];
     ag_log_threshold = AG_LOG_NONE;
-    char text[4096];
-    snprintf(text, sizeof(text), "servers:\n  web:\n    port: 0\n    bindIP: \"127.0.0.1\"\n%s", yaml != NULL ? yaml : "");
-    ag_config_t *cfg = ag_config_load_string(text, "fixture.yaml", err, sizeof(err));
+    ag_config_t *cfg = yaml != NULL ? ag_config_load_string(yaml, "fixture.yaml", err, sizeof(err)) : ag_config_create_default();
     if (cfg == NULL)
         fail_msg("%s", err);
     ag_server_t *s = ag_server_create(cfg, err, sizeof(err));
@@ -49,12 +49,9 @@ static inline ag_server_t *fixture_server(const char *yaml)
     return s;
 }
 
-/* The node stays allocated and reachable until exit: ag_server_destroy() leaves h2o's loop and context to process
- * exit (see server.c), which LeakSanitizer would report once the server struct pointing at them is freed. */
-static ag_server_t *fixture_kept_server;
 static inline void fixture_server_done(ag_server_t *s)
 {
-    fixture_kept_server = s;
+    ag_server_destroy(s);
 }
 
 static inline fake_t *fixture_conn(ag_server_t *s, const char *fingerprint)
@@ -66,10 +63,10 @@ static inline fake_t *fixture_conn(ag_server_t *s, const char *fingerprint)
     return f;
 }
 
-/* The transport goes away (as after a close); frees the fake. */
+/* The transport goes away (the peer closed it, or after a close); frees the fake. */
 static inline void fixture_drop(fake_t *f)
 {
-    ag_conn_on_transport_gone(f->conn);
+    ag_conn_on_transport_gone(f->conn, &AG_DISCONNECT_PEER_CLOSED);
     free(f);
 }
 

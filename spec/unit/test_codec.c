@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include "actions.h"
 #include "files.h"
 #include "frame.h"
 #include "session.h"

@@ -100,13 +100,15 @@ static json_t *per_recipient(ag_conn_t *recipient, const char *room, json_t *pay
 }
 
 static int connects, disconnects;
+static const ag_disconnect_t *last_why;
 static void on_connect(ag_conn_t *c, void *data)
 {
     connects++;
 }
-static void on_disconnect(ag_conn_t *c, void *data)
+static void on_disconnect(ag_conn_t *c, const ag_disconnect_t *why, void *data)
 {
     disconnects++;
+    last_why = why;
 }
 
 static void test_hooks(void **state)
@@ -153,6 +155,42 @@ static void test_hooks(void **state)
     fixture_drop(b);
     assert_int_equal(disconnects, before); /* hooks removed */
     assert_true(connects >= 1);
+}
+
+/* The disconnect hook learns why each connection ended: the first reason it got, whatever came after. */
+static void test_disconnect_hook_sees_why(void **state)
+{
+    ag_hooks_t h = {.on_disconnect = on_disconnect};
+    ag_set_hooks(srv, &h);
+
+    fake_t *a = fixture_conn(srv, NULL);
+    fixture_drop(a); /* the client went away */
+    assert_ptr_equal(last_why, &AG_DISCONNECT_PEER_CLOSED);
+
+    fake_t *b = fixture_conn(srv, NULL);
+    fixture_send(b, "{\"event\":\"quit\"}");
+    assert_true(b->closed);
+    fixture_drop(b); /* the transport ends after the close it was asked for */
+    assert_ptr_equal(last_why, &AG_DISCONNECT_QUIT);
+    assert_int_equal(last_why->reconnect, 0);
+
+    fake_t *c = fixture_conn(srv, NULL);
+    ag_frame_t *fr = ag_frame_create("x", 1, 0);
+    int sent = 0;
+    while (ag_conn_send(c->conn, fr) == 0 && sent < 100000)
+        sent++;
+    ag_frame_release(fr);
+    assert_ptr_equal(c->why, &AG_DISCONNECT_SLOW);
+    ag_conn_on_transport_gone(c->conn, &AG_DISCONNECT_TRANSPORT_ERROR);
+    free(c);
+    assert_ptr_equal(last_why, &AG_DISCONNECT_SLOW);
+    assert_string_equal(last_why->reason, "slow consumer");
+
+    fake_t *d = fixture_conn(srv, NULL);
+    ag_conn_on_transport_gone(d->conn, &AG_DISCONNECT_HEARTBEAT);
+    free(d);
+    assert_ptr_equal(last_why, &AG_DISCONNECT_HEARTBEAT);
+    ag_set_hooks(srv, NULL);
 }
 
 static void test_delete_room(void **state)
@@ -281,6 +319,7 @@ int main(void)
         cmocka_unit_test(test_membership_and_index),
         cmocka_unit_test(test_broadcast_frame_is_shared),
         cmocka_unit_test(test_hooks),
+        cmocka_unit_test(test_disconnect_hook_sees_why),
         cmocka_unit_test(test_delete_room),
         cmocka_unit_test(test_push_room_and_broadcast),
         cmocka_unit_test(test_join_api),

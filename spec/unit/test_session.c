@@ -1,5 +1,6 @@
 /* The session layer over a fake transport: welcome, verbs, actions, pending limit, bad input, shutdown, push. */
 #include "session_fixture.h"
+#include "actions.h"
 
 static ag_server_t *srv;
 
@@ -208,7 +209,7 @@ static void test_shutdown(void **state)
     fixture_send(f, "{\"event\":\"action\",\"params\":{\"action\":\"sleepTest\",\"sleepDuration\":60000},\"messageId\":1}");
     assert_null(fixture_next_text(f));
     srv->stopping = 1;
-    ag_session_stop(srv);
+    ag__actions_stop(srv);
     assert_json_text(fixture_next_text(f), "{\"error\":\"the server is shutting down\",\"context\":\"response\",\"messageId\":1}");
     assert_json_text(fixture_ask(f, "{\"event\":\"action\",\"params\":{\"action\":\"randomNumber\"},\"messageId\":2}"),
                      "{\"error\":\"the server is shutting down\",\"context\":\"response\",\"messageId\":2}");

@@ -96,7 +96,7 @@ static void test_connect_then_welcome(void **state)
     assert_string_equal(c->transport_name, "polling");
     ag_sio_set_transport_name(sio, "websocket");
     assert_string_equal(c->transport_name, "websocket");
-    ag_sio_on_gone(sio);
+    ag_sio_on_gone(sio, &AG_DISCONNECT_PEER_CLOSED);
     assert_null(ag_conn_find(srv, id));
     assert_int_equal(l.closes, 0);
 }
@@ -138,7 +138,7 @@ static void test_events_and_acks(void **state)
     assert_non_null(strstr(view, "\"room\":\"r2\""));
     assert_memory_equal(view, "37[{\"status\":\"OK\"", 16);
     free(view);
-    ag_sio_on_gone(sio);
+    ag_sio_on_gone(sio, &AG_DISCONNECT_PEER_CLOSED);
 }
 
 static void test_pushes_are_named_by_context(void **state)
@@ -156,7 +156,7 @@ static void test_pushes_are_named_by_context(void **state)
     assert_json_text(next(sio), "2[\"message\",{\"msg\":\"c\",\"context\":\"disconnect\"}]");
     push(id, json_pack("{s:s,s:s,s:i}", "msg", "d", "context", "response", "messageId", 999));
     assert_json_text(next(sio), "2[\"response\",{\"msg\":\"d\",\"context\":\"response\",\"messageId\":999}]");
-    ag_sio_on_gone(sio);
+    ag_sio_on_gone(sio, &AG_DISCONNECT_PEER_CLOSED);
 }
 
 static void test_quit_sends_disconnect_then_closes(void **state)
@@ -175,7 +175,7 @@ static void test_quit_sends_disconnect_then_closes(void **state)
     /* nothing more is taken while closing */
     send_packet(sio, "2[\"detailsView\"]");
     assert_null(next(sio));
-    ag_sio_on_gone(sio);
+    ag_sio_on_gone(sio, &AG_DISCONNECT_PEER_CLOSED);
     assert_null(ag_conn_find(srv, id));
 }
 
@@ -195,7 +195,7 @@ static void test_disconnect_then_connect_again(void **state)
     /* the new connection starts in no room */
     assert_int_equal(ag_conn_find(srv, second)->num_rooms, 0);
     assert_int_equal(l.closes, 0);
-    ag_sio_on_gone(sio);
+    ag_sio_on_gone(sio, &AG_DISCONNECT_PEER_CLOSED);
 }
 
 static void test_bad_packets_close(void **state)
@@ -215,14 +215,14 @@ static void test_bad_packets_close(void **state)
         if (l.closes != 1)
             fail_msg("case %zu: %d closes", i, l.closes);
         assert_true(ag_sio_closing(sio));
-        ag_sio_on_gone(sio);
+        ag_sio_on_gone(sio, &AG_DISCONNECT_PEER_CLOSED);
     }
     /* binary data is not served either */
     lower_t l = {0, 0};
     ag_sio_t *sio = open_sio(&l, NULL);
     ag_sio_on_message(sio, "\x01\x02", 2, 1);
     assert_int_equal(l.closes, 1);
-    ag_sio_on_gone(sio);
+    ag_sio_on_gone(sio, &AG_DISCONNECT_PEER_CLOSED);
 }
 
 static void test_other_namespace(void **state)
@@ -234,7 +234,7 @@ static void test_other_namespace(void **state)
     assert_int_equal(l.closes, 0);
     char id[37];
     connect_main(sio, id);
-    ag_sio_on_gone(sio);
+    ag_sio_on_gone(sio, &AG_DISCONNECT_PEER_CLOSED);
 }
 
 static void test_broadcast_reaches_every_member(void **state)
@@ -264,8 +264,8 @@ static void test_broadcast_reaches_every_member(void **state)
     free(a3);
     free(b1);
     free(b2);
-    ag_sio_on_gone(a);
-    ag_sio_on_gone(b);
+    ag_sio_on_gone(a, &AG_DISCONNECT_PEER_CLOSED);
+    ag_sio_on_gone(b, &AG_DISCONNECT_PEER_CLOSED);
 }
 
 static void test_slow_consumer_is_bounded(void **state)
@@ -294,7 +294,7 @@ static void test_slow_consumer_is_bounded(void **state)
     }
     assert_int_equal(n, 16);
     assert_json_text(last, "2[\"api\",{\"n\":15,\"context\":\"api\"}]");
-    ag_sio_on_gone(sio);
+    ag_sio_on_gone(sio, &AG_DISCONNECT_PEER_CLOSED);
 }
 
 int main(void)

@@ -12,16 +12,16 @@
 
 static void test_url_parse(void **state)
 {
-    ag_upstream_url_t u;
-    assert_int_equal(ag_upstream_url_parse("http://127.0.0.1:8080/api", &u), 0);
+    ag_url_t u;
+    assert_int_equal(ag_url_parse("http://127.0.0.1:8080/api", &u), 0);
     assert_string_equal(u.host, "127.0.0.1");
     assert_int_equal(u.port, 8080);
     assert_string_equal(u.path, "/api");
-    assert_int_equal(ag_upstream_url_parse("http://app.internal/", &u), 0);
+    assert_int_equal(ag_url_parse("http://app.internal/", &u), 0);
     assert_string_equal(u.host, "app.internal");
     assert_int_equal(u.port, 80);
     assert_string_equal(u.path, "");
-    assert_int_equal(ag_upstream_url_parse("http://[::1]:9000/v1/api//", &u), 0);
+    assert_int_equal(ag_url_parse("http://[::1]:9000/v1/api//", &u), 0);
     assert_string_equal(u.host, "::1");
     assert_int_equal(u.port, 9000);
     assert_string_equal(u.path, "/v1/api");
@@ -40,7 +40,7 @@ static void test_url_parse(void **state)
                          "ftp://h",
                          NULL};
     for (size_t i = 0; bad[i] != NULL; i++) {
-        if (ag_upstream_url_parse(bad[i], &u) != AG_EINVAL)
+        if (ag_url_parse(bad[i], &u) != AG_EINVAL)
             fail_msg("accepted %s", bad[i]);
     }
 }

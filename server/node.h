@@ -1,0 +1,94 @@
+/*
+ * ag_server_t as every module sees it: one node's configuration, loop, HTTP context, store, connection table and
+ * counters, plus one slot per module for the state that module owns. A module's init allocates its slot and its
+ * dispose frees it; server/server.c (the wiring, the only file that knows every module) calls them in order.
+ *
+ * Single-threaded: everything runs on the h2o evloop of this process (a machine's cores are used as several processes
+ * forming a cluster over Redis). The functions here are named after the type they work on.
+ */
+#ifndef AG_NODE_H
+#define AG_NODE_H
+
+#define H2O_USE_EPOLL 1
+#include <h2o.h>
+#include "common.h"
+#include "config.h"
+#include "store/store.h"
+
+typedef struct st_ag_server_t ag_server_t;
+
+struct st_ag_conn_handler_t; /* server/conn.h */
+struct st_ag_hooks_t;        /* include/actiongate.h */
+struct st_ag_actions_t;      /* server/actions.c */
+struct st_ag_rooms_t;        /* server/rooms.c */
+struct st_ag_cluster_t;      /* server/cluster.c */
+struct st_ag_clientjs_t;     /* server/clientjs.c */
+struct st_ag_ws_node_t;      /* transports/ws.c */
+struct st_ag_primus_node_t;  /* transports/primus_ws.c */
+struct st_ag__eio_node_t;    /* transports/eio.c */
+struct st_ag_sio_node_t;     /* transports/socketio.c */
+struct st_ag_limits_t;       /* server/limit.c */
+struct st_ag_upstream_t;     /* server/upstream.c */
+
+typedef struct st_ag_stats_t {
+    uint64_t connections_opened, connections_closed;
+    uint64_t frames_in, frames_out, invalid_json, slow_consumers;
+    /* limits (README "Limits") */
+    uint64_t tcp_refused;        /* accepted only to be turned away: node or address at its connection cap, descriptors out */
+    uint64_t handshakes_refused; /* over servers.web.handshakeRate */
+    uint64_t messages_refused;   /* over servers.websocket.server.messageRate */
+    uint64_t rate_disconnects;   /* connections ended for sustained abuse of the message rate */
+    size_t sse_replay_bytes;     /* bytes held by every SSE replay ring together (bounded by sse.replayTotalBytes) */
+} ag_stats_t;
+
+struct st_ag_server_t {
+    ag_config_t *config;
+    char node_id[64];
+    uint64_t started_ms; /* ms epoch when the node was created (the status action's uptime) */
+    h2o_globalconf_t h2o_config;
+    h2o_context_t ctx; /* initialised after the modules registered their paths (ctx_ready) */
+    int ctx_ready;
+    h2o_evloop_t *loop;
+    h2o_accept_ctx_t accept_ctx;
+    SSL_CTX *ssl_ctx;
+    h2o_socket_t *listener;            /* NULL until ag_server_listen */
+    struct st_ag_limits_t *limits;     /* per-address state and the TCP connection count (server/limit.c) */
+    int accept_paused;                 /* listener not read: at the connection cap, or out of descriptors */
+    h2o_timeout_entry_t accept_resume; /* reads it again */
+    int reserve_fd;                    /* held so that a connection can be answered and closed at EMFILE */
+    char public_dir[4096];
+    ag_store_t *store;
+
+    /* the connection table (server/conn.c) and the consumer of every connection's frames */
+    ag_map_t conns; /* id -> ag_conn_t* (open local connections) */
+    size_t num_conns;
+    const struct st_ag_conn_handler_t *conn_handler;
+    void *conn_handler_data;
+
+    /* module state, each slot owned by its module */
+    struct st_ag_hooks_t *hooks; /* the application's hooks (ag_set_hooks, server/rooms.c) */
+    struct st_ag_actions_t *actions;
+    struct st_ag_rooms_t *rooms;
+    struct st_ag_cluster_t *cluster;
+    struct st_ag_clientjs_t *clientjs;
+    struct st_ag_ws_node_t *ws;
+    struct st_ag_primus_node_t *primus;
+    struct st_ag__eio_node_t *eio;
+    struct st_ag_sio_node_t *sio;
+    struct st_ag_upstream_t *upstream; /* NULL without upstream.urls */
+
+    ag_stats_t stats;
+    int stopping; /* SIGTERM/SIGINT seen: no new connections, pending actions fail with "the server is shutting down" */
+    int exit_code;
+    uint64_t stop_deadline;
+};
+
+/* The port actually bound (when configured as 0), or -1 before ag_server_listen. */
+int ag_server_port(ag_server_t *s);
+/* Disposes a timer list a module owns, unless entries are still linked to it: objects that h2o keeps alive until the
+ * process exits (a WebSocket still closing, a spliced tunnel) may hold one. Returns 0 when disposed, -1 when the list
+ * stays: the module then leaves the memory holding it, and what it reaches, with the loop, which ag_server_destroy
+ * leaves to process exit (h2o 2.2.5 cannot close its live sockets; spec/lsan.supp names the node's creation). */
+int ag_server_timeout_dispose(ag_server_t *s, h2o_timeout_t *t);
+
+#endif

@@ -1,0 +1,88 @@
+'use strict';
+// tools/layering on small trees: a clean one passes; a cycle, an upward arrow and a module in no layer fail; an arrow
+// listed as pending is reported and fails only with --strict. And the repository's own tree passes.
+const test = require('node:test');
+const assert = require('node:assert');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const { spawnSync } = require('node:child_process');
+
+const ROOT = path.resolve(__dirname, '..', '..');
+const TOOL = path.join(ROOT, 'tools', 'layering');
+
+// files: {relative path: [quoted includes]}
+function tree(files) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ag-layering-'));
+  for (const [rel, incs] of Object.entries(files)) {
+    fs.mkdirSync(path.join(dir, path.dirname(rel)), { recursive: true });
+    fs.writeFileSync(path.join(dir, rel), incs.map((i) => `#include "${i}"\n`).join('') + '#include <stdio.h>\n');
+  }
+  return dir;
+}
+
+function run(dir, ...args) {
+  const r = spawnSync(process.execPath, [TOOL, '--root', dir, ...args], { encoding: 'utf8' });
+  fs.rmSync(dir, { recursive: true, force: true });
+  return { code: r.status, out: r.stdout + r.stderr };
+}
+
+test('arrows that point down pass', () => {
+  const r = run(tree({
+    'server/session.h': ['conn.h'], 'server/session.c': ['session.h', 'rooms.h'],
+    'server/rooms.h': ['conn.h'], 'server/rooms.c': ['rooms.h', 'store/store.h'],
+    'server/conn.h': ['common.h'], 'server/conn.c': ['conn.h'],
+    'server/common.h': [], 'server/store/store.h': [], 'server/store/memory.c': ['store.h', '../common.h'],
+  }));
+  assert.strictEqual(r.code, 0, r.out);
+  assert.match(r.out, /layering: ok \(5 modules, 0 pending arrows\)/);
+  assert.match(r.out, /session -> conn, rooms/);
+});
+
+test('a cycle fails, naming the includes that make it', () => {
+  const r = run(tree({
+    'server/conn.h': [], 'server/conn.c': ['conn.h', 'session.h'],
+    'server/session.h': ['conn.h'], 'server/session.c': ['session.h'],
+  }));
+  assert.strictEqual(r.code, 1, r.out);
+  assert.match(r.out, /FAIL cycle between conn, session:/);
+  assert.match(r.out, /server\/conn\.c -> server\/session\.h/);
+  assert.match(r.out, /FAIL upward arrow conn \(connection\) -> session \(session\)/);
+});
+
+test('an upward arrow alone fails', () => {
+  const r = run(tree({ 'server/cluster.h': [], 'server/cluster.c': ['cluster.h', 'rooms.h'], 'server/rooms.h': [] }));
+  assert.strictEqual(r.code, 1, r.out);
+  assert.match(r.out, /FAIL upward arrow cluster \(cluster\) -> rooms \(rooms\/actions\): server\/cluster\.c -> server\/rooms\.h/);
+  assert.doesNotMatch(r.out, /cycle/);
+});
+
+test('a module in no layer fails', () => {
+  const r = run(tree({ 'server/gadget.h': [], 'server/gadget.c': ['gadget.h'] }));
+  assert.strictEqual(r.code, 1, r.out);
+  assert.match(r.out, /FAIL module gadget is in no layer/);
+});
+
+test('a .c without a header of its own belongs to the module of the first header it includes', () => {
+  const r = run(tree({
+    'transports/eio.h': [], 'transports/eio.c': ['eio.h'], 'transports/eio_polling.c': ['eio.h', 'conn.h'],
+    'server/conn.h': [],
+  }));
+  assert.strictEqual(r.code, 0, r.out);
+  assert.match(r.out, /eio -> conn/);
+});
+
+test('a pending arrow is listed, and fails only with --strict', () => {
+  const files = { 'transports/eio.h': [], 'transports/eio.c': ['eio.h', 'socketio.h'], 'transports/socketio.h': [] };
+  const loose = run(tree(files));
+  assert.strictEqual(loose.code, 0, loose.out);
+  assert.match(loose.out, /PENDING upward arrow eio \(transports\) -> socketio \(socket\.io\)/);
+  const strict = run(tree(files), '--strict');
+  assert.strictEqual(strict.code, 1, strict.out);
+  assert.match(strict.out, /FAIL upward arrow eio \(transports\) -> socketio/);
+});
+
+test('the repository passes', () => {
+  const r = spawnSync(process.execPath, [TOOL], { encoding: 'utf8' });
+  assert.strictEqual(r.status, 0, r.stdout + r.stderr);
+});
