@@ -146,9 +146,10 @@ function bulk(c, reqs, timeoutMs = 60000) {
 
 // Leaving every room on close is linear in the connection's rooms (it was quadratic in them, with a string comparison
 // per pair: with these long names that froze the loop for many seconds).
-test('a connection in 40,000 rooms closes and the server goes on answering', async (t) => {
-  const N = 40000;
-  const prefix = 'x'.repeat(200);
+test('a connection in 20,000 rooms closes and the server goes on answering', async (t) => {
+  // (the configuration file that creates them stays under the loader's 1 MiB bound)
+  const N = 20000;
+  const prefix = 'x'.repeat(20);
   const names = Array.from({ length: N }, (_, i) => `${prefix}${i}`);
   const srv = await startServer({
     config: { general: { startingChatRooms: names, maxRoomsPerConnection: N, maxRooms: N } },
