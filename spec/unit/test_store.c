@@ -206,10 +206,11 @@ static void test_cache(void **state)
     assert_true(json_is_null(a.result));
     CALL(&a, st->ops->cache_del(st, name("forever"), on_answer, &a));
     /* expiry */
-    CALL(&a, st->ops->cache_save(st, name("short"), v, ag_now_ms() + 30, on_answer, &a));
+    /* long enough that a loaded machine still reads it before it expires */
+    CALL(&a, st->ops->cache_save(st, name("short"), v, ag_now_ms() + 1000, on_answer, &a));
     CALL(&a, st->ops->cache_load(st, name("short"), on_answer, &a));
     assert_false(json_is_null(a.result));
-    struct timespec ts = {0, 80 * 1000000};
+    struct timespec ts = {1, 200 * 1000000};
     nanosleep(&ts, NULL);
     CALL(&a, st->ops->cache_load(st, name("short"), on_answer, &a));
     assert_true(json_is_null(a.result));
