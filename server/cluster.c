@@ -1,4 +1,5 @@
 #include "cluster.h"
+#include "ahrpc.h"
 #include "rooms.h"
 
 #include <stdio.h>
@@ -365,6 +366,8 @@ int ag_cluster_push_conn(ag_server_t *s, const char *conn_id, const json_t *obj)
 static void on_node_event(void *data, const char *channel, const char *payload, size_t len)
 {
     ag_cluster_t *c = data;
+    if (strcmp(channel, "_rpc") == 0)
+        return ag_ahrpc_on_do(c->server, payload, len); /* redis.compat actionhero: the app's cluster RPC */
     if (strcmp(channel, "_cluster") != 0)
         return;
     json_t *msg = json_loadb(payload, len, 0, NULL);

@@ -324,8 +324,15 @@ ag_server_t *ag_server_create(ag_config_t *cfg, char *errbuf, size_t errlen)
                                        .connect_timeout_ms = (uint64_t)cfg->redis.connectTimeout,
                                        .command_timeout_ms = (uint64_t)cfg->redis.commandTimeout,
                                        .node_ttl_ms = (uint64_t)cfg->redis.nodeTtl * 1000};
+        if (strcmp(cfg->redis.compat, "actionhero") == 0) {
+            ro.actionhero_channel = cfg->general.channel;
+            ro.actionhero_token = cfg->general.serverToken;
+        }
         if ((s->store = ag_store_redis_create(s->loop, &ro, errbuf, errlen)) == NULL)
             goto fail;
+    } else if (cfg->redis.compat[0] != '\0') {
+        snprintf(errbuf, errlen, "redis.compat: %s shares the app's Redis: set redis.url (or env REDIS_URL)", cfg->redis.compat);
+        goto fail;
     }
     if (s->store == NULL && (s->store = ag_store_memory_create()) == NULL) {
         snprintf(errbuf, errlen, "out of memory");

@@ -19,6 +19,10 @@ void ag_session_on_frame(ag_conn_t *c, const char *data, size_t len, int binary)
  * references and find the connection closed when they finish. */
 void ag_session_on_close(ag_conn_t *c);
 
+/* What detailsView answers about c (id, fingerprint, remoteIP, remotePort, params, connectedAt, rooms, totalActions,
+ * pendingActions). New reference. */
+json_t *ag__conn_details(ag_conn_t *c);
+
 /* Message codec helpers (server/session.c), exposed for the unit tests. */
 /* JavaScript truthiness of a JSON value (NULL = undefined). */
 int ag__js_truthy(const json_t *v);
