@@ -39,6 +39,7 @@ struct st_ag_cluster_t {
     int client_ready;
     h2o_linklist_t lookups;
     ag_cluster_push_receiver_fn push_receiver;
+    ag_cluster_rpc_receiver_fn rpc_receiver;
     ag_cluster_stats_t stats;
 };
 
@@ -349,6 +350,12 @@ void ag_cluster_set_push_receiver(ag_server_t *s, ag_cluster_push_receiver_fn fn
         s->cluster->push_receiver = fn;
 }
 
+void ag_cluster_set_rpc_receiver(ag_server_t *s, ag_cluster_rpc_receiver_fn fn)
+{
+    if (s->cluster != NULL)
+        s->cluster->rpc_receiver = fn;
+}
+
 int ag_cluster_forward_push(ag_server_t *s, const char *conn_id, const json_t *obj)
 {
     ag_cluster_t *c = s->cluster;
@@ -368,6 +375,11 @@ int ag_cluster_forward_push(ag_server_t *s, const char *conn_id, const json_t *o
 static void on_node_event(void *data, const char *channel, const char *payload, size_t len)
 {
     ag_cluster_t *c = data;
+    if (strcmp(channel, "_rpc") == 0) { /* redis.compat actionhero: the app's cluster RPC */
+        if (c->rpc_receiver != NULL)
+            c->rpc_receiver(c->server, payload, len);
+        return;
+    }
     if (strcmp(channel, "_cluster") != 0)
         return;
     json_t *msg = json_loadb(payload, len, 0, NULL);

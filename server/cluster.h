@@ -58,6 +58,10 @@ typedef int (*ag_cluster_push_receiver_fn)(ag_server_t *s, const char *conn_id, 
 /* Who delivers pushes arriving from other nodes (server/push.c registers itself); the cluster knows no module above
  * it by name. */
 void ag_cluster_set_push_receiver(ag_server_t *s, ag_cluster_push_receiver_fn fn);
+/* An actionhero cluster RPC ("do" envelope, redis.compat actionhero) that arrived on the store; payload borrowed. */
+typedef void (*ag_cluster_rpc_receiver_fn)(ag_server_t *s, const char *payload, size_t len);
+/* Who answers those (server/ahrpc.c registers itself). */
+void ag_cluster_set_rpc_receiver(ag_server_t *s, ag_cluster_rpc_receiver_fn fn);
 
 /* Counters for tests and logs. */
 typedef struct st_ag_cluster_stats_t {

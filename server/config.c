@@ -32,6 +32,8 @@ static const ckey_t schema[] = {
     K("general.serverName", T_STR, general.serverName),
     K("general.apiVersion", T_STR, general.apiVersion),
     K("general.id", T_STR, general.id),
+    K("general.serverToken", T_STR, general.serverToken),
+    K("general.channel", T_STR, general.channel),
     K("general.simultaneousActions", T_INT, general.simultaneousActions),
     K("general.startingChatRooms", T_LIST, general.startingChatRooms),
     K("general.announceRoomJoins", T_BOOL, general.announceRoomJoins),
@@ -107,6 +109,7 @@ static const ckey_t schema[] = {
     K("redis.commandTimeout", T_INT, redis.commandTimeout),
     K("redis.prefix", T_STR, redis.prefix),
     K("redis.nodeTtl", T_INT, redis.nodeTtl),
+    K("redis.compat", T_STR, redis.compat),
     K("upstream.urls", T_LIST, upstream.urls),
     K("upstream.actions", T_LIST, upstream.actions),
     K("upstream.keepLocalActions", T_BOOL, upstream.keepLocalActions),
@@ -165,6 +168,8 @@ ag_config_t *ag_config_create_default(void)
     c->general.serverName = strdup("actiongate");
     c->general.apiVersion = strdup(AG_VERSION);
     c->general.id = strdup("");
+    c->general.serverToken = strdup("change-me");
+    c->general.channel = strdup("actionhero");
     c->general.simultaneousActions = 5;
     c->general.startingChatRooms = list_of((const char *[]){"defaultRoom", "otherRoom", NULL});
     c->general.announceRoomJoins = 0;
@@ -241,6 +246,7 @@ ag_config_t *ag_config_create_default(void)
     c->redis.commandTimeout = 5000;
     c->redis.prefix = strdup("actiongate:");
     c->redis.nodeTtl = 5;
+    c->redis.compat = strdup("");
 
     c->upstream.urls = list_of((const char *[]){NULL});
     c->upstream.actions = list_of((const char *[]){"*", NULL});
@@ -673,6 +679,10 @@ static ag_config_t *load_parser(yaml_parser_t *parser, const char *name, char *e
         else if (c->servers.websocket.server.credentials && ag_config_list_has(c->servers.websocket.server.origins, "*"))
             /* any page on the web could then act with the visitor's cookies and read the answers */
             problem = "servers.websocket.server.credentials: true needs a list of origins, not \"*\"";
+        else if (c->redis.compat[0] != '\0' && strcmp(c->redis.compat, "actionhero") != 0)
+            problem = "redis.compat must be \"\" or \"actionhero\"";
+        else if (c->redis.compat[0] != '\0' && (c->general.serverToken[0] == '\0' || c->general.channel[0] == '\0'))
+            problem = "redis.compat: actionhero needs general.serverToken and general.channel";
         else
             problem = check_lists(c, listbuf, sizeof(listbuf));
         if (problem == NULL)

@@ -18,6 +18,8 @@ typedef struct st_ag_config_t {
         char *serverName;         /* "actiongate" */
         char *apiVersion;         /* AG_VERSION */
         char *id;                 /* node id; "" = generated at boot */
+        char *serverToken;        /* redis.compat actionhero: the app's general.serverToken, "change-me" */
+        char *channel;            /* redis.compat actionhero: the app's pub/sub channel, "actionhero" */
         int simultaneousActions;  /* 5 */
         char **startingChatRooms; /* defaultRoom, otherRoom */
         int announceRoomJoins;    /* 0: "I have entered the room: <id>" / "I have left the room: <id>" from "0" */
@@ -111,6 +113,7 @@ typedef struct st_ag_config_t {
         int commandTimeout; /* ms, 5000 */
         char *prefix;       /* "actiongate:" */
         int nodeTtl;        /* s, 5: a node missing this long is dead */
+        char *compat;       /* "" = actiongate's own keys; "actionhero" = rooms, members and chat on an actionhero app's */
     } redis;
     struct {
         char **urls;               /* base URLs of an actionhero web API ("http://host:port/api"); none = no upstream */

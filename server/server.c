@@ -20,6 +20,7 @@
 #include <unistd.h>
 #include "actiongate.h"
 #include "actions.h"
+#include "ahrpc.h"
 #include "clientjs.h"
 #include "cluster.h"
 #include "conn.h"
@@ -123,7 +124,15 @@ static int create_store(ag_server_t *s, char *errbuf, size_t errlen)
                                        .connect_timeout_ms = (uint64_t)cfg->redis.connectTimeout,
                                        .command_timeout_ms = (uint64_t)cfg->redis.commandTimeout,
                                        .node_ttl_ms = (uint64_t)cfg->redis.nodeTtl * 1000};
+        if (strcmp(cfg->redis.compat, "actionhero") == 0) {
+            ro.actionhero_channel = cfg->general.channel;
+            ro.actionhero_token = cfg->general.serverToken;
+        }
         return (s->store = ag_store_redis_create(s->loop, &ro, errbuf, errlen)) != NULL ? 0 : AG_ECONFIG;
+    }
+    if (cfg->redis.compat[0] != '\0') {
+        snprintf(errbuf, errlen, "redis.compat: %s shares the app's Redis: set redis.url (or env REDIS_URL)", cfg->redis.compat);
+        return AG_ECONFIG;
     }
     if ((s->store = ag_store_memory_create()) == NULL) {
         snprintf(errbuf, errlen, "out of memory");
@@ -150,6 +159,7 @@ static int modules_init(ag_server_t *s, char *errbuf, size_t errlen)
     if ((ret = ag_cluster_init(s, errbuf, errlen)) != 0)
         return ret;
     ag__push_init(s);
+    ag_ahrpc_init(s);
     /* before the transports: it takes engine.io requests whose session lives on another node */
     ag_cluster_register(s);
     if ((ret = ag_ws_init(s)) != 0 ||

@@ -273,7 +273,7 @@ static json_t *utf8_or(const char *s, const char *fallback)
     return j != NULL ? j : json_string(fallback);
 }
 
-static json_t *details_view(ag_conn_t *c)
+json_t *ag__conn_details(ag_conn_t *c)
 {
     json_t *rooms = json_array();
     for (const ag_room_member_t *m = c->rooms_first; m != NULL; m = ag__room_next(m))
@@ -292,7 +292,7 @@ static void do_verb(ag_conn_t *c, const char *verb, json_t *rest, const json_t *
     json_object_del(rest, "room");
 
     if (strcmp(verb, "detailsView") == 0) {
-        json_t *d = details_view(c);
+        json_t *d = ag__conn_details(c);
         verb_error(c, NULL, d, message_id);
         json_decref(d);
     } else if (strcmp(verb, "documentation") == 0) {

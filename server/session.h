@@ -29,4 +29,8 @@ char *ag__join_words(const json_t *words, size_t from);
 /* Appends context "response" and messageId to payload (stolen) and returns it. */
 json_t *ag__reply(json_t *payload, const json_t *message_id);
 
+/* What detailsView answers about c (id, fingerprint, remoteIP, remotePort, params, connectedAt, rooms, totalActions,
+ * pendingActions). New reference. */
+json_t *ag__conn_details(ag_conn_t *c);
+
 #endif

@@ -2,8 +2,9 @@
  * The Redis store: rooms, membership, cache and pub/sub shared by every node of a cluster.
  *
  * Keys (P = redis.prefix, "actiongate:" by default):
- *   P rooms                  SET   room names
- *   P members:<room>         HASH  conn id -> member details JSON ({id, joinedAt, node})
+ *   P rooms                  SET   room names (compat mode: actionhero:chatRoom:rooms)
+ *   P members:<room>         HASH  conn id -> member details JSON ({id, joinedAt, node}) (compat mode:
+ *                                  actionhero:chatRoom:members:<room>, details {id, joinedAt, host})
  *   P nodemembers:<node>     SET   "<conn id> <room>": what to remove when <node> dies
  *   P cache:<key>            HASH  value (JSON text), createdAt, expireTimestamp, readAt; PEXPIREAT when it expires
  *   P cachekeys              ZSET  cache key -> expireTimestamp (+inf: never): what cache_size counts (never KEYS)
@@ -12,6 +13,12 @@
  *   P route:<sid tag>        HASH  address ("host:port"), token; PEXPIRE redis.nodeTtl: the registry (node_register)
  * Channels: P<channel> for the session layer's channels; P_ctl for the stores themselves (room deletions);
  * P_<name> (reserved, e.g. P_cluster) for the node layer (on_node_event).
+ *
+ * Compat mode (options actionhero_channel): the rooms and members are actionhero's, so its nodes and ours see one set of
+ * rooms and count each other's members; chat ('c' frames on "room:<name>") travels as actionhero's chat envelope on its
+ * channel, which every node subscribes, and is delivered to the rooms this node subscribed; the app's cluster RPC
+ * (`do`) goes to the node layer as "_rpc" (server/ahrpc.c answers it). What actionhero has no notion of (pushes to a
+ * room, room deletions among our nodes, the registry, the cache) stays on our prefix.
  *
  * The heartbeat, the dead-node reaper and the resync live in redis_nodes.c. What this node added (its members, the
  * rooms it created or asked for) is mirrored locally so that it can be written again after Redis lost it.
@@ -37,10 +44,10 @@ static const char LUA_MEMBER_ADD[] = "if redis.call('SISMEMBER', KEYS[1], ARGV[1
                                      "redis.call('HSET', KEYS[2], ARGV[2], ARGV[3]) "
                                      "redis.call('SADD', KEYS[3], ARGV[2] .. ' ' .. ARGV[1]) return 1";
 
-/* the node a member is indexed under: details.node, else the node that removes it */
+/* the node a member is indexed under: details.node (details.host in compat mode), else the node that removes it */
 #define LUA_NODE_OF                                                                                                                \
-    "local function node_of(d, dflt) local ok, t = pcall(cjson.decode, d) "                                                        \
-    "if ok and type(t) == 'table' and type(t.node) == 'string' then return t.node end return dflt end "
+    "local function node_of(d, dflt) local ok, t = pcall(cjson.decode, d) if ok and type(t) == 'table' then "                      \
+    "if type(t.node) == 'string' then return t.node end if type(t.host) == 'string' then return t.host end end return dflt end "
 
 static const char LUA_MEMBER_DEL[] = LUA_NODE_OF "local d = redis.call('HGET', KEYS[1], ARGV[1]) if not d then return 0 end "
                                                  "redis.call('HDEL', KEYS[1], ARGV[1]) "
@@ -82,6 +89,20 @@ char *ag__redis_pkey(ag__redis_store_t *s, const char *a, const char *b)
     char *k = malloc(n);
     if (k != NULL)
         snprintf(k, n, "%s%s%s", s->prefix, a, b != NULL ? b : "");
+    return k;
+}
+
+char *ag__redis_rooms_key(ag__redis_store_t *s)
+{
+    return strdup(s->rooms_key);
+}
+
+char *ag__redis_members_key(ag__redis_store_t *s, const char *room)
+{
+    size_t n = strlen(s->members_prefix) + strlen(room) + 1;
+    char *k = malloc(n);
+    if (k != NULL)
+        snprintf(k, n, "%s%s", s->members_prefix, room);
     return k;
 }
 
@@ -176,7 +197,7 @@ static void room_add(ag_store_t *store, const char *room, ag_store_cb cb, void *
 {
     ag__redis_store_t *s = (void *)store;
     req_t *r = req_new(s, cb, data);
-    char *k = ag__redis_pkey(s, "rooms", NULL);
+    char *k = ag__redis_rooms_key(s);
     if (r == NULL || k == NULL || (r->a = strdup(room)) == NULL) {
         free(k);
         if (r != NULL)
@@ -235,7 +256,7 @@ static void room_del(ag_store_t *store, const char *room, ag_store_cb cb, void *
 {
     ag__redis_store_t *s = (void *)store;
     req_t *r = req_new(s, cb, data);
-    char *k1 = ag__redis_pkey(s, "rooms", NULL), *k2 = ag__redis_pkey(s, "members:", room);
+    char *k1 = ag__redis_rooms_key(s), *k2 = ag__redis_members_key(s, room);
     if (r == NULL || k1 == NULL || k2 == NULL || (r->a = strdup(room)) == NULL) {
         if (r != NULL)
             req_free(r);
@@ -248,12 +269,12 @@ static void room_del(ag_store_t *store, const char *room, ag_store_cb cb, void *
     free(k2);
 }
 
-/* One command on one prefixed key, with an optional argument after it: the shape of the simple operations. */
-static void key_command(ag__redis_store_t *s, ag_store_cb cb, void *data, ag_redis_reply_cb on_reply, const char *kind,
-                        const char *name, const char *cmd, const char *arg)
+/* One command on the rooms key, with an optional argument after it: the shape of the simple operations. */
+static void rooms_command(ag__redis_store_t *s, ag_store_cb cb, void *data, ag_redis_reply_cb on_reply, const char *cmd,
+                          const char *arg)
 {
     req_t *r = req_new(s, cb, data);
-    char *k = ag__redis_pkey(s, kind, name);
+    char *k = ag__redis_rooms_key(s);
     if (r == NULL || k == NULL) {
         free(r);
         answer(cb, data, "out of memory", NULL);
@@ -273,7 +294,7 @@ static void on_bool(void *_r, const char *err, redisReply *reply)
 
 static void room_exists(ag_store_t *store, const char *room, ag_store_cb cb, void *data)
 {
-    key_command((void *)store, cb, data, on_bool, "rooms", NULL, "SISMEMBER", room);
+    rooms_command((void *)store, cb, data, on_bool, "SISMEMBER", room);
 }
 
 static void on_room_list(void *_r, const char *err, redisReply *reply)
@@ -291,7 +312,7 @@ static void on_room_list(void *_r, const char *err, redisReply *reply)
 
 static void room_list(ag_store_t *store, ag_store_cb cb, void *data)
 {
-    key_command((void *)store, cb, data, on_room_list, "rooms", NULL, "SMEMBERS", NULL);
+    rooms_command((void *)store, cb, data, on_room_list, "SMEMBERS", NULL);
 }
 
 /* --- membership --- */
@@ -321,10 +342,19 @@ static void member_add(ag_store_t *store, const char *room, const char *conn_id,
 {
     ag__redis_store_t *s = (void *)store;
     req_t *r = req_new(s, cb, data);
-    char *text = json_dumps(details, JSON_COMPACT | JSON_ENCODE_ANY);
     const char *node = node_of(s, details);
-    char *k1 = ag__redis_pkey(s, "rooms", NULL), *k2 = ag__redis_pkey(s, "members:", room),
-         *k3 = ag__redis_pkey(s, "nodemembers:", node);
+    json_t *written = NULL;
+    if (s->ah_channel != NULL && json_object_get(details, "node") != NULL) {
+        /* actionhero's own member details say "host" for the node: its sanitizers and ours read the same fields */
+        written = json_deep_copy(details);
+        if (written != NULL) {
+            json_object_set(written, "host", json_object_get(written, "node"));
+            json_object_del(written, "node");
+        }
+    }
+    char *text = json_dumps(written != NULL ? written : details, JSON_COMPACT | JSON_ENCODE_ANY);
+    json_decref(written);
+    char *k1 = ag__redis_rooms_key(s), *k2 = ag__redis_members_key(s, room), *k3 = ag__redis_pkey(s, "nodemembers:", node);
     size_t elen = strlen(conn_id) + strlen(room) + 2;
     if (r == NULL || text == NULL || k1 == NULL || k2 == NULL || k3 == NULL || (r->a = malloc(elen)) == NULL) {
         if (r != NULL)
@@ -348,7 +378,7 @@ static void member_del(ag_store_t *store, const char *room, const char *conn_id,
 {
     ag__redis_store_t *s = (void *)store;
     req_t *r = req_new(s, cb, data);
-    char *k = ag__redis_pkey(s, "members:", room);
+    char *k = ag__redis_members_key(s, room);
     size_t elen = strlen(conn_id) + strlen(room) + 2;
     char *entry = malloc(elen);
     if (r == NULL || k == NULL || entry == NULL) {
@@ -389,7 +419,7 @@ static void members(ag_store_t *store, const char *room, ag_store_cb cb, void *d
 {
     ag__redis_store_t *s = (void *)store;
     req_t *r = req_new(s, cb, data);
-    char *k1 = ag__redis_pkey(s, "rooms", NULL), *k2 = ag__redis_pkey(s, "members:", room);
+    char *k1 = ag__redis_rooms_key(s), *k2 = ag__redis_members_key(s, room);
     if (r == NULL || k1 == NULL || k2 == NULL) {
         free(r);
         answer(cb, data, "out of memory", NULL);
@@ -519,6 +549,81 @@ static void cache_size(ag_store_t *store, ag_store_cb cb, void *data)
 
 static void dispatch(ag__redis_store_t *s, const char *name, const char *payload, size_t len);
 
+/* JSON flags of what goes to actionhero: compact, keys in the order actionhero writes them. */
+#define AH_JSON_FLAGS (JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17))
+
+/* Compat mode: what a publish on one of our channels becomes on actionhero's channel, or NULL when it stays ours. A chat
+ * frame {message, room, from, context, sentAt} becomes the envelope actionhero's broadcast() publishes (its nodes turn
+ * it back into the same frame); {messageId, response} on "_rpc" becomes a doResponse. Keys a say hook added to the chat
+ * frame do not travel, as actionhero's own onSayReceive additions do not. */
+static char *ah_envelope(ag__redis_store_t *s, const char *channel, const char *payload, size_t len)
+{
+    int chat = strncmp(channel, "room:", 5) == 0 && len > 1 && payload[0] == 'c';
+    if (!chat && strcmp(channel, "_rpc") != 0)
+        return NULL;
+    json_t *in = chat ? json_loadb(payload + 1, len - 1, 0, NULL) : json_loadb(payload, len, 0, NULL), *env = NULL;
+    if (chat) {
+        json_t *room = json_object_get(in, "room"), *from = json_object_get(in, "from");
+        if (json_is_string(room) && from != NULL)
+            env = json_pack("{s:s,s:s,s:s,s:O*,s:O*,s:{s:O,s:O}}", "messageType", "chat", "serverToken", s->ah_token, "serverId",
+                            s->node_id, "message", json_object_get(in, "message"), "sentAt", json_object_get(in, "sentAt"),
+                            "connection", "id", from, "room", room);
+    } else if (json_object_get(in, "messageId") != NULL) {
+        json_t *response = json_object_get(in, "response");
+        env = json_pack("{s:s,s:s,s:s,s:O,s:O}", "messageType", "doResponse", "serverId", s->node_id, "serverToken", s->ah_token,
+                        "messageId", json_object_get(in, "messageId"), "response", response != NULL ? response : json_null());
+    }
+    char *text = env != NULL ? json_dumps(env, AH_JSON_FLAGS) : NULL;
+    json_decref(env);
+    json_decref(in);
+    return text;
+}
+
+/* Compat mode: a chat envelope from actionhero's channel (any node's, ours included) to the members of its room here,
+ * as the frame actionhero's generateMessagePayload makes. */
+static void ah_chat_in(ag__redis_store_t *s, const json_t *msg)
+{
+    const json_t *conn = json_object_get(msg, "connection");
+    const char *room = json_string_value(json_object_get(conn, "room"));
+    json_t *message = json_object_get(msg, "message");
+    if (room == NULL || message == NULL || s->super.on_message == NULL)
+        return;
+    size_t chlen = sizeof("room:") + strlen(room);
+    char *ch = malloc(chlen);
+    if (ch == NULL)
+        return;
+    snprintf(ch, chlen, "room:%s", room);
+    if (ag_map_get(&s->subs, ch) != NULL) {
+        json_t *frame = json_pack("{s:O,s:s,s:O*,s:s,s:O*}", "message", message, "room", room, "from", json_object_get(conn, "id"),
+                                  "context", "user", "sentAt", json_object_get(msg, "sentAt"));
+        size_t n = frame != NULL ? json_dumpb(frame, NULL, 0, AH_JSON_FLAGS) : 0;
+        char *buf = n > 0 ? malloc(n + 1) : NULL;
+        if (buf != NULL) {
+            buf[0] = 'c';
+            json_dumpb(frame, buf + 1, n, AH_JSON_FLAGS);
+            s->super.on_message(s->super.on_message_data, ch, buf, n + 1);
+        }
+        free(buf);
+        json_decref(frame);
+    }
+    free(ch);
+}
+
+/* Compat mode: a message on actionhero's channel. Only those carrying the app's serverToken count, as on its nodes. */
+static void on_ah_message(ag__redis_store_t *s, const char *payload, size_t len)
+{
+    json_t *msg = json_loadb(payload, len, 0, NULL);
+    const char *type = json_string_value(json_object_get(msg, "messageType"));
+    const char *token = json_string_value(json_object_get(msg, "serverToken"));
+    if (type != NULL && token != NULL && strcmp(token, s->ah_token) == 0) {
+        if (strcmp(type, "chat") == 0)
+            ah_chat_in(s, msg);
+        else if (strcmp(type, "do") == 0)
+            ag__redis_node_event(s, "_rpc", payload, len);
+    }
+    json_decref(msg);
+}
+
 static void on_published(void *_r, const char *err, redisReply *reply)
 {
     req_t *r = _r;
@@ -539,15 +644,17 @@ static void publish(ag_store_t *store, const char *channel, const char *payload,
         return;
     }
     req_t *r = req_new(s, cb, data);
-    char *ch = ag__redis_pkey(s, channel, NULL);
+    char *ah = s->ah_channel != NULL ? ah_envelope(s, channel, payload, len) : NULL;
+    char *ch = ah != NULL ? strdup(s->ah_channel) : ag__redis_pkey(s, channel, NULL);
     if (r == NULL || ch == NULL) {
         free(r);
         answer(cb, data, "out of memory", NULL);
     } else {
-        const char *argv[] = {"PUBLISH", ch, payload};
-        size_t lens[] = {7, strlen(ch), len};
+        const char *argv[] = {"PUBLISH", ch, ah != NULL ? ah : payload};
+        size_t lens[] = {7, strlen(ch), ah != NULL ? strlen(ah) : len};
         ag_redis_command(s->cmd, on_published, r, 3, argv, lens);
     }
+    free(ah);
     free(ch);
 }
 
@@ -628,7 +735,9 @@ static void on_message(void *data, const char *channel, size_t chlen, const char
 {
     ag__redis_store_t *s = data;
     size_t plen = strlen(s->prefix);
-    if (chlen > plen && memcmp(channel, s->prefix, plen) == 0)
+    if (s->ah_channel != NULL && chlen == strlen(s->ah_channel) && memcmp(channel, s->ah_channel, chlen) == 0)
+        on_ah_message(s, payload, len);
+    else if (chlen > plen && memcmp(channel, s->prefix, plen) == 0)
         dispatch(s, channel + plen, payload, len);
 }
 
@@ -672,6 +781,10 @@ static void destroy(ag_store_t *store)
     ag_map_dispose(&s->local_rooms);
     ag_map_dispose(&s->subs);
     free(s->prefix);
+    free(s->rooms_key);
+    free(s->members_prefix);
+    free(s->ah_channel);
+    free(s->ah_token);
     free(s);
 }
 
@@ -711,6 +824,24 @@ ag_store_t *ag_store_redis_create(h2o_evloop_t *loop, const ag_store_redis_optio
     }
     s->super.ops = &ops;
     s->loop = loop;
+    int ah = o->actionhero_channel != NULL && o->actionhero_channel[0] != '\0';
+    /* actionhero's key names are fixed in its chatRoom initializer */
+    s->rooms_key = ah ? strdup("actionhero:chatRoom:rooms") : ag__redis_pkey(s, "rooms", NULL);
+    s->members_prefix = ah ? strdup("actionhero:chatRoom:members:") : ag__redis_pkey(s, "members:", NULL);
+    if (ah) {
+        s->ah_channel = strdup(o->actionhero_channel);
+        s->ah_token = strdup(o->actionhero_token != NULL ? o->actionhero_token : "");
+    }
+    if (s->rooms_key == NULL || s->members_prefix == NULL || (ah && (s->ah_channel == NULL || s->ah_token == NULL))) {
+        free(s->rooms_key);
+        free(s->members_prefix);
+        free(s->ah_channel);
+        free(s->ah_token);
+        free(s->prefix);
+        free(s);
+        snprintf(errbuf, errlen, "out of memory");
+        return NULL;
+    }
     snprintf(s->node_id, sizeof(s->node_id), "%s", o->node_id);
     s->node_ttl_ms = o->node_ttl_ms != 0 ? o->node_ttl_ms : 5000;
     ag_map_init(&s->local_members);
@@ -727,7 +858,8 @@ ag_store_t *ag_store_redis_create(h2o_evloop_t *loop, const ag_store_redis_optio
     ro.on_message = on_message;
     s->sub = ag_redis_create(&ro);
     char *ctl = ag__redis_pkey(s, "_ctl", NULL);
-    if (s->cmd == NULL || s->sub == NULL || ctl == NULL || ag_redis_subscribe(s->sub, ctl) != 0) {
+    if (s->cmd == NULL || s->sub == NULL || ctl == NULL || ag_redis_subscribe(s->sub, ctl) != 0 ||
+        (s->ah_channel != NULL && ag_redis_subscribe(s->sub, s->ah_channel) != 0)) {
         free(ctl);
         destroy(&s->super);
         snprintf(errbuf, errlen, "out of memory");

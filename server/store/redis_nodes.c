@@ -23,13 +23,13 @@ static const char LUA_REAP[] = "local dead = {} for _, id in ipairs(redis.call('
                                "local idx = ARGV[1] .. 'nodemembers:' .. id "
                                "for _, e in ipairs(redis.call('SMEMBERS', idx)) do "
                                "local sp = string.find(e, ' ', 1, true) if sp then "
-                               "redis.call('HDEL', ARGV[1] .. 'members:' .. string.sub(e, sp + 1), string.sub(e, 1, sp - 1)) "
+                               "redis.call('HDEL', ARGV[2] .. string.sub(e, sp + 1), string.sub(e, 1, sp - 1)) "
                                "end end redis.call('DEL', idx) redis.call('SREM', KEYS[1], id) dead[#dead + 1] = id end end "
                                "return dead";
 
 static const char LUA_LEAVE[] = "for _, e in ipairs(redis.call('SMEMBERS', KEYS[3])) do "
                                 "local sp = string.find(e, ' ', 1, true) if sp then "
-                                "redis.call('HDEL', ARGV[1] .. 'members:' .. string.sub(e, sp + 1), string.sub(e, 1, sp - 1)) "
+                                "redis.call('HDEL', ARGV[1] .. string.sub(e, sp + 1), string.sub(e, 1, sp - 1)) "
                                 "end end redis.call('DEL', KEYS[3], KEYS[1], KEYS[4]) redis.call('SREM', KEYS[2], ARGV[2]) "
                                 "return 1";
 
@@ -42,7 +42,7 @@ static void resync(ag__redis_store_t *s)
 {
     const char *k;
     void *v;
-    char *rooms = ag__redis_pkey(s, "rooms", NULL), *idx = ag__redis_pkey(s, "nodemembers:", s->node_id);
+    char *rooms = ag__redis_rooms_key(s), *idx = ag__redis_pkey(s, "nodemembers:", s->node_id);
     if (rooms == NULL || idx == NULL)
         goto out;
     for (size_t it = 0; ag_map_next(&s->local_rooms, &it, &k, &v);)
@@ -54,7 +54,7 @@ static void resync(ag__redis_store_t *s)
             continue;
         memcpy(conn, k, (size_t)(sp - k));
         conn[sp - k] = '\0';
-        char *mk = ag__redis_pkey(s, "members:", sp + 1);
+        char *mk = ag__redis_members_key(s, sp + 1);
         if (mk == NULL)
             continue;
         const char *keys[] = {rooms, mk, idx}, *args[] = {sp + 1, conn, v};
@@ -91,8 +91,8 @@ static void on_beat(void *data, const char *err, redisReply *reply)
         resync(s);
     char *nodes = ag__redis_pkey(s, "nodes", NULL);
     if (nodes != NULL) {
-        const char *keys[] = {nodes}, *args[] = {s->prefix};
-        ag__redis_eval(s, on_reaped, s, LUA_REAP, 1, keys, 1, args);
+        const char *keys[] = {nodes}, *args[] = {s->prefix, s->members_prefix};
+        ag__redis_eval(s, on_reaped, s, LUA_REAP, 1, keys, 2, args);
     }
     free(nodes);
 }
@@ -206,7 +206,7 @@ void ag__redis_store_leave(ag__redis_store_t *s)
          *k3 = ag__redis_pkey(s, "nodemembers:", s->node_id), *k4 = ag__redis_pkey(s, "route:", s->tag);
     /* without a tag k4 is "<prefix>route:", which no node writes */
     if (k1 != NULL && k2 != NULL && k3 != NULL && k4 != NULL &&
-        (r = redisCommand(rc, "EVAL %s 4 %s %s %s %s %s %s", LUA_LEAVE, k1, k2, k3, k4, s->prefix, s->node_id)) != NULL)
+        (r = redisCommand(rc, "EVAL %s 4 %s %s %s %s %s %s", LUA_LEAVE, k1, k2, k3, k4, s->members_prefix, s->node_id)) != NULL)
         freeReplyObject(r);
     free(k1);
     free(k2);

@@ -17,6 +17,10 @@ struct st_ag__redis_store_t {
     h2o_evloop_t *loop;
     ag_redis_t *cmd, *sub;
     char *prefix;
+    char *rooms_key;      /* the SET of room names: prefix "rooms", or actionhero's */
+    char *members_prefix; /* + room = the HASH of its members: prefix "members:", or actionhero's */
+    char *ah_channel;     /* NULL, or actionhero's pub/sub channel (compat mode) */
+    char *ah_token;
     char node_id[64];
     /* the registration (node_register): sid tag, "host:port", token; the heartbeat publishes it once address is set */
     char tag[32];
@@ -33,6 +37,9 @@ struct st_ag__redis_store_t {
 
 /* prefix + a + b (b may be NULL), heap-allocated (NULL on ENOMEM). */
 char *ag__redis_pkey(ag__redis_store_t *s, const char *a, const char *b);
+/* The rooms SET and a room's members HASH (actionhero's in compat mode), heap-allocated (NULL on ENOMEM). */
+char *ag__redis_rooms_key(ag__redis_store_t *s);
+char *ag__redis_members_key(ag__redis_store_t *s, const char *room);
 /* EVAL script with nkeys keys and nargs args (all NUL-terminated) on the command connection. */
 void ag__redis_eval(ag__redis_store_t *s, ag_redis_reply_cb cb, void *data, const char *script, int nkeys, const char **keys,
                     int nargs, const char **args);

@@ -112,6 +112,14 @@ typedef struct st_ag_store_redis_options_t {
     uint64_t connect_timeout_ms; /* 2000 */
     uint64_t command_timeout_ms; /* 5000 */
     uint64_t node_ttl_ms;        /* 5000: heartbeat key lifetime; the heartbeat runs every third of it */
+    /* Non-NULL: share rooms, members and chat with an actionhero cluster on the same Redis (README "In front of an
+     * actionhero app"). Rooms and members live under actionhero's keys, a chat frame published on "room:<name>" goes
+     * out as actionhero's chat envelope on this channel (and the app's come in as chat frames), and the app's cluster
+     * RPC reaches the node layer: every `do` carrying actionhero_token arrives as on_node_event "_rpc" (the message's
+     * JSON), and publishing {"messageId", "response"} on "_rpc" sends the matching doResponse. The node registry, the
+     * cache and the other channels stay under prefix. */
+    const char *actionhero_channel;
+    const char *actionhero_token; /* the app's general.serverToken: messages without it are ignored */
 } ag_store_redis_options_t;
 struct st_h2o_evloop_t;
 /* NULL on a bad URL (errbuf gets one line) or ENOMEM. */

@@ -193,6 +193,9 @@ static void test_shipped_file(void **state)
     assert_int_equal(c->servers.websocket.server.queueMaxFrames, d->servers.websocket.server.queueMaxFrames);
     assert_int_equal(c->servers.websocket.server.sse.keepaliveMs, d->servers.websocket.server.sse.keepaliveMs);
     assert_string_equal(c->redis.prefix, d->redis.prefix);
+    assert_string_equal(c->redis.compat, d->redis.compat);
+    assert_string_equal(c->general.serverToken, d->general.serverToken);
+    assert_string_equal(c->general.channel, d->general.channel);
     assert_int_equal(c->general.maxRoomsPerConnection, d->general.maxRoomsPerConnection);
     assert_int_equal(c->general.maxRooms, d->general.maxRooms);
     assert_int_equal(c->general.maxRoomNameLength, d->general.maxRoomNameLength);
@@ -203,12 +206,34 @@ static void test_shipped_file(void **state)
     ag_config_destroy(d);
 }
 
+/* redis.compat and the actionhero keys it reads */
+static void test_actionhero_compat(void **state)
+{
+    char err[256] = "";
+    ag_config_t *d = ag_config_create_default();
+    assert_string_equal(d->redis.compat, "");
+    assert_string_equal(d->general.serverToken, "change-me");
+    assert_string_equal(d->general.channel, "actionhero");
+    ag_config_destroy(d);
+    ag_config_t *c = ag_config_load_string("general:\n  serverToken: tok\n  channel: ch\nredis:\n  compat: actionhero\n", "ok.yaml",
+                                           err, sizeof(err));
+    if (c == NULL)
+        fail_msg("%s", err);
+    assert_string_equal(c->redis.compat, "actionhero");
+    assert_string_equal(c->general.serverToken, "tok");
+    assert_string_equal(c->general.channel, "ch");
+    ag_config_destroy(c);
+    expect_error("redis:\n  compat: faye\n", "bad.yaml:1: ", "redis.compat must be");
+    expect_error("general:\n  serverToken: \"\"\nredis:\n  compat: actionhero\n", "bad.yaml:1: ", "needs general.serverToken");
+    expect_error("general:\n  channel: \"\"\nredis:\n  compat: actionhero\n", "bad.yaml:1: ", "needs general.serverToken");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),       cmocka_unit_test(test_values),        cmocka_unit_test(test_list_forms),
         cmocka_unit_test(test_errors),         cmocka_unit_test(test_shipped_file),  cmocka_unit_test(test_room_bounds),
-        cmocka_unit_test(test_message_bounds), cmocka_unit_test(test_policy_errors),
+        cmocka_unit_test(test_message_bounds), cmocka_unit_test(test_policy_errors), cmocka_unit_test(test_actionhero_compat),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -19,7 +19,8 @@ exports.DEFAULT = {
       pid: [path.join(runDir, 'pids')],
       log: [],
     },
-    startingChatRooms: { defaultRoom: {}, otherRoom: {} },
+    // ahStartRoom exists only because the app created it at boot (actiongate's own defaults have the other two)
+    startingChatRooms: { defaultRoom: {}, otherRoom: {}, ahStartRoom: {} },
   }),
   logger: () => {
     const winston = require('winston');
