@@ -125,7 +125,7 @@ static int create_store(ag_server_t *s, char *errbuf, size_t errlen)
                                        .node_ttl_ms = (uint64_t)cfg->redis.nodeTtl * 1000};
         return (s->store = ag_store_redis_create(s->loop, &ro, errbuf, errlen)) != NULL ? 0 : AG_ECONFIG;
     }
-    if ((s->store = ag_store_memory_create()) == NULL) {
+    if ((s->store = ag_store_memory_create(s->loop)) == NULL) {
         snprintf(errbuf, errlen, "out of memory");
         return AG_ENOMEM;
     }

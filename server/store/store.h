@@ -101,7 +101,10 @@ struct st_ag_store_t {
     void *on_node_event_data;
 };
 
-ag_store_t *ag_store_memory_create(void);
+struct st_h2o_evloop_t;
+/* Published messages reach on_message on loop's next pass (the order the Redis store gives); with loop NULL (unit tests
+ * without a loop) they are delivered before publish returns. */
+ag_store_t *ag_store_memory_create(struct st_h2o_evloop_t *loop);
 
 /* The Redis store (cluster mode): see server/store/redis.c for the key layout. It connects in the background and keeps
  * reconnecting; operations fail with "redis unavailable" while Redis is away. */
@@ -113,7 +116,6 @@ typedef struct st_ag_store_redis_options_t {
     uint64_t command_timeout_ms; /* 5000 */
     uint64_t node_ttl_ms;        /* 5000: heartbeat key lifetime; the heartbeat runs every third of it */
 } ag_store_redis_options_t;
-struct st_h2o_evloop_t;
 /* NULL on a bad URL (errbuf gets one line) or ENOMEM. */
 ag_store_t *ag_store_redis_create(struct st_h2o_evloop_t *loop, const ag_store_redis_options_t *opts, char *errbuf, size_t errlen);
 
