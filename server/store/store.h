@@ -2,7 +2,7 @@
  * ag_store_t: rooms, membership, cache and pub/sub behind one interface.
  *
  * Two implementations: memory (server/store/memory.c, the embedded default) and redis (server/store/redis.c, the
- * cluster). Both pass the same suite (spec/unit/test_store.c). Every operation is asynchronous: the callback runs
+ * cluster). Both pass the same suite (spec/unit/server/store/test_store.c). Every operation is asynchronous: the callback runs
  * exactly once, possibly *before the call returns* (the memory store answers at once), so callers must not hold
  * state that a synchronous answer would invalidate.
  *
