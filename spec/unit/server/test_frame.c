@@ -81,6 +81,19 @@ static void test_json_around_the_stack_buffer(void **state)
     }
 }
 
+static void test_frames_shared(void **state)
+{
+    json_t *o = json_pack("{s:s}", "message", "hi");
+    ag_frame_t *f = ag_frame_from_json(o);
+    assert_string_equal(f->data, "{\"message\":\"hi\"}");
+    assert_int_equal(f->len, strlen(f->data));
+    ag_frame_addref(f);
+    assert_int_equal(f->refcnt, 2);
+    ag_frame_release(f);
+    ag_frame_release(f);
+    json_decref(o);
+}
+
 static void test_json_that_cannot_encode(void **state)
 {
     assert_null(ag_frame_from_json(NULL));
@@ -91,7 +104,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_create_copies_and_terminates), cmocka_unit_test(test_refcount_shares_one_frame),
         cmocka_unit_test(test_json_is_compact_and_ordered),  cmocka_unit_test(test_json_around_the_stack_buffer),
-        cmocka_unit_test(test_json_that_cannot_encode),
+        cmocka_unit_test(test_json_that_cannot_encode),      cmocka_unit_test(test_frames_shared),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
