@@ -149,6 +149,7 @@ static void send_text(ag_conn_t *c, size_t len, char fill)
     memset(s, fill, len);
     ag_frame_t *f = ag_frame_create(s, len, 0);
     assert_int_equal(ag_conn_send(c, f), 0);
+    ag_frame_release(f); /* the queue holds its own reference */
     free(s);
 }
 
