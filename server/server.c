@@ -134,7 +134,7 @@ static int create_store(ag_server_t *s, char *errbuf, size_t errlen)
         snprintf(errbuf, errlen, "redis.compat: %s shares the app's Redis: set redis.url (or env REDIS_URL)", cfg->redis.compat);
         return AG_ECONFIG;
     }
-    if ((s->store = ag_store_memory_create()) == NULL) {
+    if ((s->store = ag_store_memory_create(s->loop)) == NULL) {
         snprintf(errbuf, errlen, "out of memory");
         return AG_ENOMEM;
     }

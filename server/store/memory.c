@@ -1,13 +1,18 @@
 /*
  * The memory store: rooms, membership, cache and pub/sub inside one process (the embedded default).
  *
- * Every operation answers before it returns. publish delivers synchronously to this node's on_message (on_node_event for
- * reserved channels) when the channel is subscribed; there are no other nodes, hence no node registry.
+ * Every operation answers before it returns, except delivery: publish answers at once but hands the message to this
+ * node's on_message (on_node_event for reserved channels) on the loop's next pass, as the Redis store can only do. A
+ * caller that publishes and then replies (the say verb) thus sends its reply before the published line on both stores.
+ * A message is queued only when the channel is subscribed at publish time, and dropped when it is no longer subscribed
+ * at delivery. The queue holds what one loop pass published, so it is bounded by what the node accepts in one pass.
+ * There are no other nodes, hence no node registry.
  */
 #include "store.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <h2o.h>
 #include "common.h"
 
 typedef struct {
@@ -15,8 +20,19 @@ typedef struct {
     uint64_t expire_ms, created_at, read_at;
 } centry_t;
 
+typedef struct st_pending_t {
+    struct st_pending_t *next;
+    size_t len;
+    char *channel; /* points into data, after the payload */
+    char data[];
+} pending_t;
+
 typedef struct {
     ag_store_t super;
+    h2o_evloop_t *loop; /* NULL: deliver synchronously */
+    h2o_timeout_t zero;
+    h2o_timeout_entry_t deliver;
+    pending_t *head, **tail;
     ag_map_t rooms; /* name -> json object conn_id -> details */
     ag_map_t cache; /* key -> centry_t* */
     ag_map_t subs;  /* channel -> (void *)1 */
@@ -37,8 +53,24 @@ static void centry_free(centry_t *e)
     free(e);
 }
 
+static void pending_free(pending_t *p)
+{
+    while (p != NULL) {
+        pending_t *next = p->next;
+        free(p);
+        p = next;
+    }
+}
+
 static void destroy(ag_store_t *s)
 {
+    memstore_t *m = M(s);
+    if (m->loop != NULL) {
+        if (h2o_timeout_is_linked(&m->deliver))
+            h2o_timeout_unlink(&m->deliver);
+        h2o_timeout_dispose(m->loop, &m->zero);
+    }
+    pending_free(m->head);
     const char *k;
     void *v;
     for (size_t it = 0; ag_map_next(&M(s)->rooms, &it, &k, &v);)
@@ -194,15 +226,57 @@ static void cache_size(ag_store_t *s, ag_store_cb cb, void *data)
     reply(cb, data, NULL, json_integer((json_int_t)M(s)->cache.size));
 }
 
+static void deliver_one(ag_store_t *s, const char *channel, const char *payload, size_t len)
+{
+    /* reserved channels belong to the node layer, as on the Redis store */
+    if (channel[0] == '_' && s->on_node_event != NULL)
+        s->on_node_event(s->on_node_event_data, channel, payload, len);
+    else if (channel[0] != '_' && s->on_message != NULL)
+        s->on_message(s->on_message_data, channel, payload, len);
+}
+
+static void on_deliver(h2o_timeout_entry_t *entry)
+{
+    memstore_t *m = H2O_STRUCT_FROM_MEMBER(memstore_t, deliver, entry);
+    /* only this batch: what its receivers publish waits for the next pass, so a chain of publishes cannot hold the loop */
+    pending_t *batch = m->head;
+    m->head = NULL;
+    m->tail = &m->head;
+    for (pending_t *p = batch; p != NULL; p = p->next)
+        if (ag_map_get(&m->subs, p->channel) != NULL)
+            deliver_one(&m->super, p->channel, p->data, p->len);
+    pending_free(batch);
+    if (m->head != NULL && !h2o_timeout_is_linked(&m->deliver))
+        h2o_timeout_link(m->loop, &m->zero, &m->deliver);
+}
+
 static void publish(ag_store_t *s, const char *channel, const char *payload, size_t len, ag_store_cb cb, void *data)
 {
-    if (ag_map_get(&M(s)->subs, channel) != NULL) {
-        /* reserved channels belong to the node layer, as on the Redis store */
-        if (channel[0] == '_' && s->on_node_event != NULL)
-            s->on_node_event(s->on_node_event_data, channel, payload, len);
-        else if (channel[0] != '_' && s->on_message != NULL)
-            s->on_message(s->on_message_data, channel, payload, len);
+    memstore_t *m = M(s);
+    if (ag_map_get(&m->subs, channel) == NULL) {
+        reply(cb, data, NULL, json_true());
+        return;
     }
+    if (m->loop == NULL) {
+        deliver_one(s, channel, payload, len);
+        reply(cb, data, NULL, json_true());
+        return;
+    }
+    size_t clen = strlen(channel);
+    pending_t *p = malloc(offsetof(pending_t, data) + len + clen + 1);
+    if (p == NULL) {
+        reply(cb, data, "out of memory", NULL);
+        return;
+    }
+    p->next = NULL;
+    p->len = len;
+    memcpy(p->data, payload, len);
+    p->channel = p->data + len;
+    memcpy(p->channel, channel, clen + 1);
+    *m->tail = p;
+    m->tail = &p->next;
+    if (!h2o_timeout_is_linked(&m->deliver))
+        h2o_timeout_link(m->loop, &m->zero, &m->deliver);
     reply(cb, data, NULL, json_true());
 }
 
@@ -253,12 +327,18 @@ static const ag_store_ops_t ops = {
     .node_leave = node_leave,
 };
 
-ag_store_t *ag_store_memory_create(void)
+ag_store_t *ag_store_memory_create(h2o_evloop_t *loop)
 {
     memstore_t *m = calloc(1, sizeof(*m));
     if (m == NULL)
         return NULL;
     m->super.ops = &ops;
+    m->loop = loop;
+    m->tail = &m->head;
+    if (loop != NULL) {
+        h2o_timeout_init(loop, &m->zero, 0);
+        m->deliver.cb = on_deliver;
+    }
     ag_map_init(&m->rooms);
     ag_map_init(&m->cache);
     ag_map_init(&m->subs);

@@ -2,7 +2,7 @@
  * ag_store_t: rooms, membership, cache and pub/sub behind one interface.
  *
  * Two implementations: memory (server/store/memory.c, the embedded default) and redis (server/store/redis.c, the
- * cluster). Both pass the same suite (spec/unit/test_store.c). Every operation is asynchronous: the callback runs
+ * cluster). Both pass the same suite (spec/unit/server/store/test_store.c). Every operation is asynchronous: the callback runs
  * exactly once, possibly *before the call returns* (the memory store answers at once), so callers must not hold
  * state that a synchronous answer would invalidate.
  *
@@ -101,7 +101,10 @@ struct st_ag_store_t {
     void *on_node_event_data;
 };
 
-ag_store_t *ag_store_memory_create(void);
+struct st_h2o_evloop_t;
+/* Published messages reach on_message on loop's next pass (the order the Redis store gives); with loop NULL (unit tests
+ * without a loop) they are delivered before publish returns. */
+ag_store_t *ag_store_memory_create(struct st_h2o_evloop_t *loop);
 
 /* The Redis store (cluster mode): see server/store/redis.c for the key layout. It connects in the background and keeps
  * reconnecting; operations fail with "redis unavailable" while Redis is away. */
@@ -121,7 +124,6 @@ typedef struct st_ag_store_redis_options_t {
     const char *actionhero_channel;
     const char *actionhero_token; /* the app's general.serverToken: messages without it are ignored */
 } ag_store_redis_options_t;
-struct st_h2o_evloop_t;
 /* NULL on a bad URL (errbuf gets one line) or ENOMEM. */
 ag_store_t *ag_store_redis_create(struct st_h2o_evloop_t *loop, const ag_store_redis_options_t *opts, char *errbuf, size_t errlen);
 

@@ -86,7 +86,7 @@ test('bad input', async (t) => {
   });
 
   await t.test('invalid UTF-8 in a text frame: the WebSocket layer closes that socket with 1007', async () => {
-    // (the session layer treats such bytes as invalid JSON where a transport passes them up: spec/unit/test_session.c)
+    // (the session layer treats such bytes as invalid JSON where a transport passes them up: spec/unit/server/test_session.c)
     const d = await connect(`${srv.wsUrl}/primus`);
     await d.welcome();
     d.ws.send(Buffer.from([0x7b, 0x22, 0x65, 0xff, 0xfe, 0x22, 0x3a, 0x31, 0x7d]), { binary: false });

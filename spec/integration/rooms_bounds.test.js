@@ -27,8 +27,19 @@ function postJson(url, body) {
 }
 
 // Sends every request at once and waits for every reply (replies are matched by messageId).
-function all(c, reqs, timeoutMs = 20000) {
-  return Promise.all(reqs.map((r) => c.request(r, timeoutMs)));
+// The replies to reqs, in order, with at most general.simultaneousActions (5) in flight: on Redis an action is pending
+// until the store answers, and a sixth one would be refused ("you have too many pending requests"), as in actionhero.
+async function all(c, reqs, timeoutMs = 20000) {
+  const out = new Array(reqs.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < reqs.length) {
+      const i = next++;
+      out[i] = await c.request(reqs[i], timeoutMs);
+    }
+  };
+  await Promise.all(Array.from({ length: 5 }, worker));
+  return out;
 }
 
 test('room names are at most maxRoomNameLength bytes', async (t) => {

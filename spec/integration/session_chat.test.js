@@ -2,7 +2,7 @@
 // Chat between connections, join/leave announcements, and a slow consumer in a flooded room.
 const test = require('node:test');
 const assert = require('node:assert');
-const { startServer } = require('../lib/harness');
+const { startServer, Redis } = require('../lib/harness');
 const { connect } = require('../lib/wsclient');
 
 async function client(srv) {
@@ -44,6 +44,39 @@ test('three clients chatting', async (t) => {
   assert.strictEqual((await cs[0].request({ event: 'roomView', room: 'defaultRoom' })).data.membersCount, 1);
   for (const c of cs) await c.close();
 });
+
+// actionhero answers a say before the chat line reaches its sender; so do both stores (the memory store delivers what is
+// published on the loop's next pass, as Redis does), whatever AG_STORE says.
+for (const store of ['memory', 'redis']) {
+  test(`a say is answered before its chat line reaches the sender (${store} store)`, async (t) => {
+    let redis = null;
+    if (store === 'redis') {
+      redis = await new Redis().start();
+      t.after(() => redis.stop());
+    }
+    const srv = await startServer({ config: { redis: { url: redis ? redis.url : '' } } });
+    t.after(() => srv.stop());
+    const a = await client(srv);
+    const b = await client(srv);
+    for (const c of [a, b]) assert.strictEqual((await c.request({ event: 'roomAdd', room: 'defaultRoom' })).status, 'OK');
+    const seen = [];
+    a.ws.on('message', (data) => {
+      const f = JSON.parse(data.toString());
+      if (f.context === 'response') seen.push(`response ${f.messageId}`);
+      else if (f.context === 'user') seen.push(`chat ${f.message}`);
+    });
+    for (let i = 0; i < 3; i++) {
+      seen.length = 0;
+      a.sendRaw(JSON.stringify({ event: 'say', room: 'defaultRoom', message: `line ${i}`, messageId: 100 + i }));
+      await a.next((f) => f.context === 'user' && f.message === `line ${i}`);
+      await a.next((f) => f.context === 'response' && f.messageId === 100 + i);
+      assert.deepStrictEqual(seen, [`response ${100 + i}`, `chat line ${i}`]);
+      const m = await b.next((f) => f.context === 'user' && f.message === `line ${i}`);
+      assert.strictEqual(m.from, a.id);
+    }
+    for (const c of [a, b]) await c.close();
+  });
+}
 
 test('join and leave announcements (announceRoomJoins)', async (t) => {
   const srv = await startServer({ config: { general: { announceRoomJoins: true } } });

@@ -2,6 +2,11 @@
 // Test harness: starts the real actiongate binary (AG_BIN, default build/actiongate) on a free port with a generated
 // YAML config, waits until it listens, and stops it again. Every server's stderr is kept; a sanitizer report in it
 // fails the test that stopped the server.
+//
+// AG_STORE picks the store a server runs on when its test does not choose one: "memory" (the default) or "redis",
+// which gives every such server a private redis-server of its own (started before it, stopped after it), so the same
+// suite runs, and asserts the same frames in the same order, on both stores (spec/run runs the integration suites once
+// per store).
 const { spawn, execFileSync } = require('node:child_process');
 const fs = require('node:fs');
 const net = require('node:net');
@@ -45,6 +50,9 @@ function deepMerge(a, b) {
   return out;
 }
 
+const STORE = process.env.AG_STORE || 'memory';
+if (STORE !== 'memory' && STORE !== 'redis') throw new Error(`AG_STORE=${STORE}: "memory" or "redis"`);
+
 const SANITIZER = /(ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:|SUMMARY: UndefinedBehaviorSanitizer)/;
 
 class Server {
@@ -65,6 +73,11 @@ class Server {
       },
       this.opts.config
     );
+    const own = this.opts.config && this.opts.config.redis && this.opts.config.redis.url !== undefined;
+    if (STORE === 'redis' && !own && !(this.opts.env && 'REDIS_URL' in this.opts.env)) {
+      this.redis = await new Redis().start();
+      config.redis = { ...(config.redis || {}), url: this.redis.url };
+    }
     this.configPath = path.join(this.dir, 'actiongate.yaml');
     fs.writeFileSync(this.configPath, toYaml(config));
     const env = { ...process.env, ...(this.opts.env || {}) };
@@ -76,7 +89,10 @@ class Server {
     this.proc = spawn(BIN, ['--config', this.configPath, ...(this.opts.args || [])], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     this.proc.stdout.on('data', (d) => (this.stderr += d));
     this.proc.stderr.on('data', (d) => (this.stderr += d));
-    this.exitPromise = new Promise((resolve) => this.proc.on('exit', (code, signal) => resolve((this.exited = { code, signal }))));
+    // a server's private Redis ends with it, whoever ends the server (a test may expect it to exit on its own)
+    this.exitPromise = new Promise((resolve) =>
+      this.proc.on('exit', (code, signal) => this.stopRedis().then(() => resolve((this.exited = { code, signal }))))
+    );
     await this.waitListening();
     this.url = `http://127.0.0.1:${port}`;
     this.wsUrl = `ws://127.0.0.1:${port}`;
@@ -114,6 +130,7 @@ class Server {
       throw new Error(`actiongate did not exit within ${timeoutMs} ms of ${signal}\n${this.stderr}`);
     }
     fs.rmSync(this.dir, { recursive: true, force: true });
+    await this.stopRedis();
     this.checkSanitizer();
     if (signal !== 'SIGKILL' && res.code !== 0) throw new Error(`actiongate exited with ${JSON.stringify(res)}\n${this.stderr}`);
     return res;
@@ -122,6 +139,12 @@ class Server {
   kill() {
     if (this.proc && !this.exited) this.proc.kill('SIGKILL');
     return this.exitPromise;
+  }
+
+  async stopRedis() {
+    const r = this.redis;
+    this.redis = null;
+    if (r) await r.stop();
   }
 
   checkSanitizer() {
@@ -163,4 +186,4 @@ class Redis {
   }
 }
 
-module.exports = { startServer, Server, Redis, freePort, toYaml, ROOT, BIN };
+module.exports = { startServer, Server, Redis, freePort, toYaml, ROOT, BIN, STORE };

@@ -1,5 +1,5 @@
 /*
- * How another store joins the shared store suite (spec/unit/test_store.c).
+ * How another store joins the shared store suite (spec/unit/server/store/test_store.c).
  *
  * Define ag__store_redis_test_backend() in any file linked into test_store (e.g. the Redis store's module, or a
  * spec/unit helper): return a backend whose create() makes a store connected to url and whose pump() runs that store's

@@ -11,15 +11,22 @@
 #include <string.h>
 #include <time.h>
 #include <cmocka.h>
+#include <h2o.h>
 #include "common.h"
 #include "store_suite.h"
 
+/* The memory store as a node runs it: on a loop, which delivers what is published. */
 static ag_store_t *memory_create(void *ctx)
 {
-    return ag_store_memory_create();
+    return ag_store_memory_create(ctx);
 }
 
-static const store_backend_t memory_backend = {"memory", memory_create, NULL, NULL};
+static void memory_pump(void *ctx)
+{
+    h2o_evloop_run(ctx, 10);
+}
+
+static store_backend_t memory_backend = {"memory", memory_create, memory_pump, NULL};
 static const store_backend_t *backend;
 
 /* One answer, kept until the next call. */
@@ -269,6 +276,39 @@ static void test_pubsub(void **state)
     st->on_message = NULL;
 }
 
+/* A published message reaches the subscribed node after publish returned, on every store: a caller that publishes and
+ * then replies (the say verb) sends its reply first, as actionhero does. */
+static void test_publish_delivers_later(void **state)
+{
+    inbox_t in = {0};
+    st->on_message = on_message;
+    st->on_message_data = &in;
+    char ch[128];
+    snprintf(ch, sizeof(ch), "%s", name("later"));
+    st->ops->subscribe(st, ch);
+    for (int i = 0; i < 50 && in.count == 0; i++) {
+        st->ops->publish(st, ch, "probe", 5, NULL, NULL);
+        wait_messages(&in, 1);
+    }
+    assert_true(in.count > 0);
+    for (int i = 0; i < 20; i++) /* the probes still in flight */
+        backend->pump(backend->ctx);
+    int before = in.count;
+    st->ops->publish(st, ch, "one", 3, NULL, NULL);
+    st->ops->publish(st, ch, "two", 3, NULL, NULL);
+    assert_int_equal(in.count, before);
+    wait_messages(&in, before + 2);
+    assert_int_equal(in.count, before + 2);
+    assert_string_equal(in.payload, "two");
+    /* left before delivery: not delivered */
+    st->ops->publish(st, ch, "gone", 4, NULL, NULL);
+    st->ops->unsubscribe(st, ch);
+    wait_messages(&in, before + 3);
+    if (strcmp(backend->name, "memory") == 0)
+        assert_int_equal(in.count, before + 2);
+    st->on_message = NULL;
+}
+
 /* Reserved channels ("_" + name) belong to the node layer: on_node_event hears them, the session layer does not. */
 static void test_node_events(void **state)
 {
@@ -353,6 +393,7 @@ static int run_suite(const store_backend_t *b)
         cmocka_unit_test_setup_teardown(test_members, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cache, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pubsub, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_publish_delivers_later, setup, teardown),
         cmocka_unit_test_setup_teardown(test_node_events, setup, teardown),
         cmocka_unit_test_setup_teardown(test_node_registry, setup, teardown),
     };
@@ -361,6 +402,7 @@ static int run_suite(const store_backend_t *b)
 
 int main(void)
 {
+    memory_backend.ctx = h2o_evloop_create();
     int failed = run_suite(&memory_backend);
     const char *url = getenv("AG_TEST_REDIS_URL");
     if (url != NULL && url[0] != '\0' && ag__store_redis_test_backend != NULL) {
@@ -369,5 +411,6 @@ int main(void)
             fail_msg("AG_TEST_REDIS_URL=%s: the Redis store did not start", url);
         failed += run_suite(redis);
     }
+    h2o_evloop_destroy(memory_backend.ctx);
     return failed;
 }

@@ -1,18 +1,14 @@
-/* The message codec: JavaScript-compatible rendering, messageId, verb words, reply shapes; web helpers; file paths. */
+/* The session layer's message codec (server/session.c): JavaScript-compatible rendering, messageId, verb words, reply
+ * shapes (with the verb reply of server/actions.c). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 #include <cmocka.h>
 #include "actions.h"
-#include "files.h"
-#include "frame.h"
 #include "session.h"
-#include "webapi.h"
 
 static char *dump(const json_t *j)
 {
@@ -127,94 +123,11 @@ static void test_reply_shapes(void **state)
     json_decref(id);
 }
 
-static void test_frames_shared(void **state)
-{
-    json_t *o = json_pack("{s:s}", "message", "hi");
-    ag_frame_t *f = ag_frame_from_json(o);
-    assert_string_equal(f->data, "{\"message\":\"hi\"}");
-    assert_int_equal(f->len, strlen(f->data));
-    ag_frame_addref(f);
-    assert_int_equal(f->refcnt, 2);
-    ag_frame_release(f);
-    ag_frame_release(f);
-    json_decref(o);
-}
-
-static void test_form_and_date(void **state)
-{
-    json_t *o = json_object();
-    const char *q = "a=1&b=x+y%21&a=2&empty=&flag&%E2%82%AC=%E2%82%AC&bad=%ff";
-    ag__parse_form(o, q, strlen(q));
-    assert_dump(o, "{\"a\":\"2\",\"b\":\"x y!\",\"empty\":\"\",\"flag\":\"\",\"\xe2\x82\xac\":\"\xe2\x82\xac\"}");
-    json_decref(o);
-    char buf[32];
-    ag__http_date(1795321088941ULL, buf);
-    assert_string_equal(buf, "Sun, 22 Nov 2026 04:18:08 GMT");
-    ag__http_date(0, buf);
-    assert_string_equal(buf, "Thu, 01 Jan 1970 00:00:00 GMT");
-}
-
-static void test_mime_and_paths(void **state)
-{
-    assert_string_equal(ag__mime_type("a/b.html"), "text/html");
-    assert_string_equal(ag__mime_type("x.CSS"), "text/css");
-    assert_string_equal(ag__mime_type("x.js"), "application/javascript");
-    assert_string_equal(ag__mime_type("dir.d/noext"), "application/octet-stream");
-    char tmpl[] = "/tmp/ag-files-XXXXXX";
-    char *dir = mkdtemp(tmpl);
-    assert_non_null(dir);
-    char *real = realpath(dir, NULL);
-    char pub[512], path[600], outside[600], link[600];
-    snprintf(pub, sizeof(pub), "%s/public", real);
-    assert_int_equal(mkdir(pub, 0700), 0);
-    snprintf(path, sizeof(path), "%s/ok.txt", pub);
-    FILE *fp = fopen(path, "w");
-    fputs("hello", fp);
-    fclose(fp);
-    snprintf(outside, sizeof(outside), "%s/secret.txt", real);
-    fp = fopen(outside, "w");
-    fputs("secret", fp);
-    fclose(fp);
-    snprintf(link, sizeof(link), "%s/link.txt", pub);
-    assert_int_equal(symlink(outside, link), 0);
-
-    char *p = ag__public_path(pub, "ok.txt");
-    assert_non_null(p);
-    assert_string_equal(p, path);
-    free(p);
-    assert_null(ag__public_path(pub, "../secret.txt"));
-    assert_null(ag__public_path(pub, "link.txt")); /* a symlink out of the directory */
-    assert_null(ag__public_path(pub, path));       /* absolute */
-    assert_null(ag__public_path(pub, ""));
-    assert_null(ag__public_path(pub, NULL));
-    assert_null(ag__public_path(pub, "."));
-
-    json_t *r = ag__file_payload(pub, "ok.txt", 1024);
-    assert_string_equal(json_string_value(json_object_get(r, "content")), "hello");
-    assert_string_equal(json_string_value(json_object_get(r, "mime")), "text/plain");
-    assert_int_equal(json_integer_value(json_object_get(r, "length")), 5);
-    assert_int_equal(json_string_length(json_object_get(r, "lastModified")), 24);
-    json_decref(r);
-    r = ag__file_payload(pub, "ok.txt", 2); /* over the size limit */
-    assert_dump(r, "{\"error\":\"that file is not found\",\"content\":null,\"mime\":\"text/html\",\"length\":22}");
-    json_decref(r);
-    r = ag__file_payload(pub, "link.txt", 1024);
-    assert_string_equal(json_string_value(json_object_get(r, "error")), "that file is not found");
-    json_decref(r);
-    unlink(link);
-    unlink(path);
-    unlink(outside);
-    rmdir(pub);
-    rmdir(real);
-    free(real);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_truthy),        cmocka_unit_test(test_js_string),      cmocka_unit_test(test_message_id),
-        cmocka_unit_test(test_verb_words),    cmocka_unit_test(test_reply_shapes),   cmocka_unit_test(test_frames_shared),
-        cmocka_unit_test(test_form_and_date), cmocka_unit_test(test_mime_and_paths),
+        cmocka_unit_test(test_truthy),     cmocka_unit_test(test_js_string),    cmocka_unit_test(test_message_id),
+        cmocka_unit_test(test_verb_words), cmocka_unit_test(test_reply_shapes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -198,6 +198,7 @@ static void test_delete_room(void **state)
     assert_int_equal(ag_room_create(srv, "tmp"), 0);
     fake_t *a = joined("tmp"), *b = joined("tmp");
     assert_int_equal(ag_room_delete(srv, "tmp"), 0);
+    fixture_settle(srv);
     for (fake_t **f = (fake_t *[]){a, b, NULL}; *f != NULL; f++) {
         json_t *m = fixture_next(*f);
         assert_string_equal(json_string_value(json_object_get(m, "message")), "this room has been deleted");
@@ -219,9 +220,11 @@ static void test_push_room_and_broadcast(void **state)
     fake_t *a = joined("r2");
     json_t *o = json_pack("{s:s}", "news", "flash");
     assert_int_equal(ag_push_room(srv, "r2", o), 0);
+    fixture_settle(srv);
     json_decref(o);
     assert_json_text(fixture_next_text(a), "{\"news\":\"flash\",\"context\":\"api\"}");
     ag_room_broadcast(srv, "r2", "from the server");
+    fixture_settle(srv);
     json_t *m = fixture_next(a);
     assert_string_equal(json_string_value(json_object_get(m, "from")), "0");
     assert_string_equal(json_string_value(json_object_get(m, "context")), "user");
@@ -276,6 +279,7 @@ static void test_index_order_and_members(void **state)
     fixture_drain(b);
     fixture_drain(c);
     ag_room_broadcast(srv, "r1", "to r1");
+    fixture_settle(srv);
     assert_int_equal(user_frames(a, "to r1"), 1);
     assert_int_equal(user_frames(b, "to r1"), 0);
     assert_int_equal(user_frames(c, "to r1"), 1);

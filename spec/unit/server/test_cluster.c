@@ -37,7 +37,7 @@ static void test_memory_store_is_no_cluster(void **state)
 {
     ag_server_t s;
     memset(&s, 0, sizeof(s));
-    s.store = ag_store_memory_create();
+    s.store = ag_store_memory_create(NULL);
     assert_non_null(s.store);
     char err[128] = "";
     assert_int_equal(ag_cluster_init(&s, err, sizeof(err)), 0);
