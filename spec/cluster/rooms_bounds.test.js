@@ -41,9 +41,9 @@ test('room bounds over Redis', async (t) => {
   await t.test('joins in flight count against maxRoomsPerConnection', async () => {
     // four joins sent at once: each waits for Redis, so all four are in flight together
     const replies = await Promise.all(['defaultRoom', 'otherRoom', 'ra', 'rb'].map((room) => b.request({ event: 'roomAdd', room })));
-    // the first three are in flight when the fourth arrives: it is refused at once
-    assert.deepStrictEqual(replies.map((r) => r.error),
-      [undefined, undefined, undefined, 'Error: connection in too many rooms (at most 3)']);
+    // three fit; the one that finds three joins counted (done or in flight) is refused at once, whichever it is
+    const errors = replies.map((r) => r.error).filter((e) => e !== undefined);
+    assert.deepStrictEqual(errors, ['Error: connection in too many rooms (at most 3)']);
     assert.strictEqual((await b.request({ event: 'detailsView' })).data.rooms.length, 3);
     // the members are in Redis, and the other node's connection still joins freely
     assert.strictEqual((await a.request({ event: 'roomAdd', room: 'rb' })).data, true);

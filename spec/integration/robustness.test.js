@@ -112,7 +112,7 @@ test('bad input', async (t) => {
   await bystander.close();
 });
 
-test('10,000 rooms joined by one connection', async (t) => {
+test('10,000 rooms joined by one connection', { skip: process.env.AG_STORE === 'redis' && 'the local room index is what this measures: the memory-store pass runs it' }, async (t) => {
   const N = 10000;
   const rooms = Array.from({ length: N }, (_, i) => `room${i}`);
   const srv = await startServer({ config: { general: { startingChatRooms: rooms, maxRooms: N, maxRoomsPerConnection: N } } });

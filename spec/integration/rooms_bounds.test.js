@@ -157,7 +157,7 @@ function bulk(c, reqs, timeoutMs = 60000) {
 
 // Leaving every room on close is linear in the connection's rooms (it was quadratic in them, with a string comparison
 // per pair: with these long names that froze the loop for many seconds).
-test('a connection in 20,000 rooms closes and the server goes on answering', async (t) => {
+test('a connection in 20,000 rooms closes and the server goes on answering', { skip: process.env.AG_STORE === 'redis' && 'the local room index is what this measures: the memory-store pass runs it' }, async (t) => {
   // (the configuration file that creates them stays under the loader's 1 MiB bound)
   const N = 20000;
   const prefix = 'x'.repeat(20);
