@@ -123,6 +123,8 @@ static const ckey_t schema[] = {
     K("hooks.say", T_STR, hooks.say),
     K("hooks.timeout", T_INT, hooks.timeout),
     K("hooks.allowOnFailure", T_BOOL, hooks.allowOnFailure),
+    K("serverApi.key", T_STR, serverApi.key),
+    K("serverApi.prefix", T_STR, serverApi.prefix),
 };
 #undef K
 #define NKEYS (sizeof(schema) / sizeof(schema[0]))
@@ -264,6 +266,8 @@ ag_config_t *ag_config_create_default(void)
     c->hooks.roomLeave = strdup("");
     c->hooks.say = strdup("");
     c->hooks.timeout = 3000;
+    c->serverApi.key = strdup("");
+    c->serverApi.prefix = strdup("/server");
     /* One check for every allocation above. */
     for (size_t i = 0; i < NKEYS; i++) {
         void *p = schema[i].type == T_STR    ? (void *)*FIELD(c, &schema[i], char *)
@@ -640,6 +644,11 @@ static const char *check_upstream(const ag_config_t *c, char *buf, size_t len)
         return "upstream.maxInFlight must be at least 1";
     if (c->upstream.maxRequestBytes < 1 || c->upstream.maxResponseBytes < 1)
         return "upstream.maxRequestBytes and maxResponseBytes must be at least 1";
+    size_t plen = strlen(c->serverApi.prefix);
+    if (plen < 2 || plen > 100 || c->serverApi.prefix[0] != '/' || c->serverApi.prefix[plen - 1] == '/')
+        return "serverApi.prefix must be a path like /server (no trailing slash)";
+    if (c->serverApi.key[0] != '\0' && strlen(c->serverApi.key) < 16)
+        return "serverApi.key must be at least 16 characters";
     if (c->hooks.timeout < 1)
         return "hooks.timeout must be at least 1 ms";
     const char *named[] = {c->hooks.connect, c->hooks.disconnect, c->hooks.roomAdd, c->hooks.roomLeave, c->hooks.say};

@@ -129,6 +129,10 @@ typedef struct st_ag_config_t {
         int timeout;        /* ms a hook may take, 3000 */
         int allowOnFailure; /* 0: an unreachable or late backend refuses; 1: it allows */
     } hooks;
+    struct {
+        char *key;    /* the server API's key (server/serverapi.h); "" = no server API */
+        char *prefix; /* its path prefix, "/server" */
+    } serverApi;
     char *path; /* the file it came from, or NULL for built-in defaults */
 } ag_config_t;
 

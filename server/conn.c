@@ -13,6 +13,7 @@ const ag_disconnect_t AG_DISCONNECT_SLOW = {1008, "slow consumer", 1};
 const ag_disconnect_t AG_DISCONNECT_TOO_BIG = {1009, "message too big", 1};
 const ag_disconnect_t AG_DISCONNECT_QUIT = {1000, "quit", 0};
 const ag_disconnect_t AG_DISCONNECT_SERVER = {1000, "closed by the server", 0};
+const ag_disconnect_t AG_DISCONNECT_KICKED = {1012, "kicked", 1};
 const ag_disconnect_t AG_DISCONNECT_REFUSED = {4401, "refused by the backend", 0};
 const ag_disconnect_t AG_DISCONNECT_SERVER_ERROR = {1011, "server error", 1};
 const ag_disconnect_t AG_DISCONNECT_SHUTDOWN = {1001, "going away", 1};

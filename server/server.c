@@ -33,6 +33,7 @@
 #include "socketio.h"
 #include "upstream.h"
 #include "backend.h"
+#include "serverapi.h"
 #include "static.h"
 #include "webapi.h"
 #include "ws.h"
@@ -149,6 +150,8 @@ static int modules_init(ag_server_t *s, char *errbuf, size_t errlen)
     if ((ret = ag_backend_init(s, errbuf, errlen)) != 0)
         return ret;
     if (s->config->servers.web.enabled && (ret = ag__webapi_register(s, errbuf, errlen)) != 0)
+        return ret;
+    if ((ret = ag_serverapi_register(s, errbuf, errlen)) != 0)
         return ret;
     if ((ret = ag_cluster_init(s, errbuf, errlen)) != 0)
         return ret;
