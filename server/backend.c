@@ -9,6 +9,7 @@
 #include <string.h>
 #include "actions.h"
 #include "conn.h"
+#include "http.h"
 #include "upstream.h"
 
 struct st_ag_backend_t {
@@ -158,29 +159,12 @@ void ag_backend_cancel(ag_backend_call_t *c)
 
 /* --- what the hooks are told --- */
 
-static int hexval(char c)
+/* A query string part, URL-decoded ('+' as a space); NULL when it is not UTF-8 afterwards (then left out). */
+static json_t *decoded(h2o_req_t *req, const char *p, size_t n)
 {
-    return '0' <= c && c <= '9' ? c - '0' : 'a' <= (c | 0x20) && (c | 0x20) <= 'f' ? (c | 0x20) - 'a' + 10 : -1;
-}
-
-/* Percent-decoding with '+' as a space; a value that is not UTF-8 afterwards is left out. */
-static json_t *decoded(const char *p, size_t n)
-{
-    char *out = malloc(n + 1);
-    if (out == NULL)
-        return NULL;
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (p[i] == '%' && i + 2 < n && hexval(p[i + 1]) >= 0 && hexval(p[i + 2]) >= 0) {
-            out[o++] = (char)(hexval(p[i + 1]) * 16 + hexval(p[i + 2]));
-            i += 2;
-        } else {
-            out[o++] = p[i] == '+' ? ' ' : p[i];
-        }
-    }
-    json_t *j = json_stringn(out, o);
-    free(out);
-    return j;
+    size_t len;
+    char *out = ag_http_urldecode(&req->pool, p, n, 1, &len);
+    return out != NULL ? json_stringn(out, len) : NULL;
 }
 
 json_t *ag_backend_handshake_of(ag_server_t *s, h2o_req_t *req)
@@ -195,8 +179,8 @@ json_t *ag_backend_handshake_of(ag_server_t *s, h2o_req_t *req)
             if (amp == NULL)
                 amp = end;
             const char *eq = memchr(p, '=', (size_t)(amp - p));
-            json_t *k = decoded(p, (size_t)((eq != NULL ? eq : amp) - p));
-            json_t *v = eq != NULL ? decoded(eq + 1, (size_t)(amp - eq - 1)) : json_string("");
+            json_t *k = decoded(req, p, (size_t)((eq != NULL ? eq : amp) - p));
+            json_t *v = eq != NULL ? decoded(req, eq + 1, (size_t)(amp - eq - 1)) : json_string("");
             if (k != NULL && v != NULL && json_string_length(k) != 0)
                 json_object_set(query, json_string_value(k), v);
             json_decref(k);
