@@ -42,7 +42,7 @@ async function setup(t, hookCfg = {}, backendUrl) {
   const srv = await startServer({
     config: {
       upstream: { urls: [backendUrl || backend.url], actions: ['whoami'] },
-      hooks: { connect: 'connect', disconnect: 'disconnect', roomAdd: 'roomAdd', roomLeave: 'roomLeave', say: 'say', timeout: 400, ...hookCfg },
+      hooks: { connect: 'connect', disconnect: 'disconnect', roomAdd: 'roomAdd', roomLeave: 'roomLeave', say: 'say', timeout: 1500, ...hookCfg },
     },
   });
   t.after(() => srv.stop());
@@ -239,7 +239,7 @@ test('hooks over engine.io: the handshake waits for the connect hook', async (t)
     await backend.call((x) => x.action === 'connect' && x.params.query.hang === '1' && backend.calls.filter((y) => y.params.query && y.params.query.hang).length >= 2);
     ac.abort();
     assert.strictEqual(await p, 'aborted');
-    await new Promise((r) => setTimeout(r, 600)); // past hooks.timeout: the cancelled call must not answer a gone request
+    await new Promise((r) => setTimeout(r, 1700)); // past hooks.timeout: the cancelled call must not answer a gone request
     const res = await fetch(`${srv.url}/primus/?EIO=4&transport=polling&user=after`);
     assert.strictEqual(res.status, 200);
   });
