@@ -51,6 +51,8 @@ extern const ag_disconnect_t AG_DISCONNECT_TOO_BIG;         /* an inbound messag
 extern const ag_disconnect_t AG_DISCONNECT_RATE;            /* kept sending over the message rate: no reconnect */
 extern const ag_disconnect_t AG_DISCONNECT_QUIT;            /* the client asked (quit/exit verb): no reconnect */
 extern const ag_disconnect_t AG_DISCONNECT_SERVER;          /* closed by the application: no reconnect */
+extern const ag_disconnect_t AG_DISCONNECT_KICKED;          /* closed by the server API, may come back */
+extern const ag_disconnect_t AG_DISCONNECT_REFUSED;         /* the connect hook refused it: no reconnect */
 extern const ag_disconnect_t AG_DISCONNECT_SERVER_ERROR;    /* the server could not go on with it (out of memory) */
 extern const ag_disconnect_t AG_DISCONNECT_SHUTDOWN;        /* the node stops; come back later (destroyClientsOnShutdown false) */
 extern const ag_disconnect_t AG_DISCONNECT_SHUTDOWN_FINAL;  /* the node stops; do not come back (destroyClientsOnShutdown true) */

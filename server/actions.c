@@ -370,7 +370,16 @@ static void upstream_call(ag_action_req_t *r, const char *name, const json_t *pa
 {
     h2o_linklist_insert(&r->server->actions->pending, &r->link);
     ag_upstream_who_t w = who_of(r, who);
+    /* what the connect hook said about the connection goes with each of its calls, in place of whatever the client
+     * put under that name */
+    json_t *with_data = NULL;
+    if (r->conn != NULL && r->conn->hook_data != NULL && json_is_object(params) &&
+        (with_data = json_copy((json_t *)params)) != NULL) {
+        json_object_set(with_data, "connectionData", r->conn->hook_data);
+        params = with_data;
+    }
     int ret = ag_upstream_call(r->server, name, params, &w, cb, r, &r->upstream_call);
+    json_decref(with_data);
     if (ret == AG_EINVAL)
         complete(r, NULL, 404, AG_ERR_UNKNOWN_ACTION);
     else if (ret == AG_EBUSY)

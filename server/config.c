@@ -119,6 +119,15 @@ static const ckey_t schema[] = {
     K("upstream.maxRequestBytes", T_LONG, upstream.maxRequestBytes),
     K("upstream.maxResponseBytes", T_LONG, upstream.maxResponseBytes),
     K("upstream.documentationAction", T_STR, upstream.documentationAction),
+    K("hooks.connect", T_STR, hooks.connect),
+    K("hooks.disconnect", T_STR, hooks.disconnect),
+    K("hooks.roomAdd", T_STR, hooks.roomAdd),
+    K("hooks.roomLeave", T_STR, hooks.roomLeave),
+    K("hooks.say", T_STR, hooks.say),
+    K("hooks.timeout", T_INT, hooks.timeout),
+    K("hooks.allowOnFailure", T_BOOL, hooks.allowOnFailure),
+    K("serverApi.key", T_STR, serverApi.key),
+    K("serverApi.prefix", T_STR, serverApi.prefix),
 };
 #undef K
 #define NKEYS (sizeof(schema) / sizeof(schema[0]))
@@ -257,6 +266,14 @@ ag_config_t *ag_config_create_default(void)
     c->upstream.maxRequestBytes = 1048576;
     c->upstream.maxResponseBytes = 1048576;
     c->upstream.documentationAction = strdup("swagger");
+    c->hooks.connect = strdup("");
+    c->hooks.disconnect = strdup("");
+    c->hooks.roomAdd = strdup("");
+    c->hooks.roomLeave = strdup("");
+    c->hooks.say = strdup("");
+    c->hooks.timeout = 3000;
+    c->serverApi.key = strdup("");
+    c->serverApi.prefix = strdup("/server");
     /* One check for every allocation above. */
     for (size_t i = 0; i < NKEYS; i++) {
         void *p = schema[i].type == T_STR    ? (void *)*FIELD(c, &schema[i], char *)
@@ -633,6 +650,25 @@ static const char *check_upstream(const ag_config_t *c, char *buf, size_t len)
         return "upstream.maxInFlight must be at least 1";
     if (c->upstream.maxRequestBytes < 1 || c->upstream.maxResponseBytes < 1)
         return "upstream.maxRequestBytes and maxResponseBytes must be at least 1";
+    size_t plen = strlen(c->serverApi.prefix);
+    if (plen < 2 || plen > 100 || c->serverApi.prefix[0] != '/' || c->serverApi.prefix[plen - 1] == '/')
+        return "serverApi.prefix must be a path like /server (no trailing slash)";
+    if (c->serverApi.key[0] != '\0' && strlen(c->serverApi.key) < 16)
+        return "serverApi.key must be at least 16 characters";
+    if (c->hooks.timeout < 1)
+        return "hooks.timeout must be at least 1 ms";
+    const char *named[] = {c->hooks.connect, c->hooks.disconnect, c->hooks.roomAdd, c->hooks.roomLeave, c->hooks.say};
+    for (size_t i = 0; i < sizeof(named) / sizeof(named[0]); i++) {
+        if (named[i][0] == '\0')
+            continue;
+        if (c->upstream.urls[0] == NULL)
+            return "hooks: a hook is answered by the upstream, but upstream.urls is empty";
+        if (strspn(named[i], "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-:.~") != strlen(named[i]) ||
+            strlen(named[i]) > 200) {
+            snprintf(buf, len, "hooks: not an action name: %.80s", named[i]);
+            return buf;
+        }
+    }
     return NULL;
 }
 

@@ -126,6 +126,16 @@ typedef struct st_ag_config_t {
         long maxResponseBytes;     /* 1048576 */
         char *documentationAction; /* the app's action the documentation verb lists actions from: "swagger"; "" = none */
     } upstream;
+    struct {
+        /* the upstream actions that answer each hook (server/backend.h); "" = no such hook */
+        char *connect, *disconnect, *roomAdd, *roomLeave, *say;
+        int timeout;        /* ms a hook may take, 3000 */
+        int allowOnFailure; /* 0: an unreachable or late backend refuses; 1: it allows */
+    } hooks;
+    struct {
+        char *key;    /* the server API's key (server/serverapi.h); "" = no server API */
+        char *prefix; /* its path prefix, "/server" */
+    } serverApi;
     char *path; /* the file it came from, or NULL for built-in defaults */
 } ag_config_t;
 

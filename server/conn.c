@@ -13,6 +13,8 @@ const ag_disconnect_t AG_DISCONNECT_SLOW = {1008, "slow consumer", 1};
 const ag_disconnect_t AG_DISCONNECT_TOO_BIG = {1009, "message too big", 1};
 const ag_disconnect_t AG_DISCONNECT_QUIT = {1000, "quit", 0};
 const ag_disconnect_t AG_DISCONNECT_SERVER = {1000, "closed by the server", 0};
+const ag_disconnect_t AG_DISCONNECT_KICKED = {1012, "kicked", 1};
+const ag_disconnect_t AG_DISCONNECT_REFUSED = {4401, "refused by the backend", 0};
 const ag_disconnect_t AG_DISCONNECT_SERVER_ERROR = {1011, "server error", 1};
 const ag_disconnect_t AG_DISCONNECT_SHUTDOWN = {1001, "going away", 1};
 const ag_disconnect_t AG_DISCONNECT_SHUTDOWN_FINAL = {1001, "going away", 0};
@@ -41,10 +43,15 @@ ag_conn_t *ag_conn_create(ag_server_t *server, const ag_transport_t *transport, 
     c->transport_name = info->transport_name != NULL ? info->transport_name : "websocket";
     c->server = server;
     c->_rate_exempt = ag_limits_exempt(server, c->remote_ip);
+    c->accepted = info->accepted;
+    c->hook_data = json_is_object(info->hook_data) ? json_incref(info->hook_data) : NULL;
+    c->handshake = info->handshake != NULL ? json_incref(info->handshake) : NULL;
     c->_refcnt = 1;
     c->_transport = transport;
     c->_transport_self = self;
     if (ag_map_set(&server->conns, c->id, c) != AG_OK) {
+        json_decref(c->hook_data);
+        json_decref(c->handshake);
         free(c->fingerprint);
         free(c);
         return NULL;
@@ -80,6 +87,8 @@ void ag_conn_release(ag_conn_t *c)
         return;
     queue_clear(c);
     free(c->_queue); /* no rooms left: the consumer left them when the connection finished (on_close) */
+    json_decref(c->hook_data);
+    json_decref(c->handshake);
     free(c->fingerprint);
     free(c);
 }

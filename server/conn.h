@@ -70,6 +70,11 @@ typedef struct st_ag_conn_info_t {
     const char *remote_ip;   /* already resolved through trusted proxies (see ag_http_peer_info) */
     int remote_port;
     const char *transport_name; /* "websocket", "polling", "sse": shown by detailsView */
+    /* the connect hook (server/backend.h): accepted 1 when it already answered (the engine.io handshake, a socket.io
+     * CONNECT waited for it) with hook_data; else handshake is what the session layer tells it. Both borrowed. */
+    int accepted;
+    json_t *hook_data;
+    json_t *handshake;
 } ag_conn_info_t;
 
 typedef enum { AG_CONN_OPEN = 0, AG_CONN_CLOSING, AG_CONN_CLOSED } ag_conn_state_t;
@@ -89,7 +94,11 @@ struct st_ag_conn_t {
     uint32_t joining; /* roomAdd requests in flight: they count against general.maxRoomsPerConnection */
     uint32_t total_actions;
     uint32_t pending_actions;
-    void *user_data; /* for the embedding application's hooks */
+    void *user_data;   /* for the embedding application's hooks */
+    json_t *hook_data; /* what the connect hook answered as "data" (an object), or NULL; shown by detailsView */
+    json_t *handshake; /* for the connect hook, until it answered (server/session.c) */
+    int accepted;      /* the connect hook allowed it (or there is none): its welcome went, the disconnect hook is due */
+    struct st_ag_backend_call_t *hook_call; /* the connect hook in flight, for the session layer */
 
     /* private */
     uint32_t _refcnt;

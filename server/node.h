@@ -29,6 +29,7 @@ struct st_ag__eio_node_t;    /* transports/eio.c */
 struct st_ag_sio_node_t;     /* transports/socketio.c */
 struct st_ag_limits_t;       /* server/limit.c */
 struct st_ag_upstream_t;     /* server/upstream.c */
+struct st_ag_backend_t;      /* server/backend.c */
 
 typedef struct st_ag_stats_t {
     uint64_t connections_opened, connections_closed;
@@ -76,6 +77,7 @@ struct st_ag_server_t {
     struct st_ag__eio_node_t *eio;
     struct st_ag_sio_node_t *sio;
     struct st_ag_upstream_t *upstream; /* NULL without upstream.urls */
+    struct st_ag_backend_t *backend;   /* NULL without hooks (server/backend.c) */
 
     ag_stats_t stats;
     int stopping; /* SIGTERM/SIGINT seen: no new connections, pending actions fail with "the server is shutting down" */

@@ -33,6 +33,8 @@
 #include "session.h"
 #include "socketio.h"
 #include "upstream.h"
+#include "backend.h"
+#include "serverapi.h"
 #include "static.h"
 #include "webapi.h"
 #include "ws.h"
@@ -154,7 +156,11 @@ static int modules_init(ag_server_t *s, char *errbuf, size_t errlen)
     ag_session_init(s);
     if ((ret = ag_upstream_init(s, errbuf, errlen)) != 0)
         return ret;
+    if ((ret = ag_backend_init(s, errbuf, errlen)) != 0)
+        return ret;
     if (s->config->servers.web.enabled && (ret = ag__webapi_register(s, errbuf, errlen)) != 0)
+        return ret;
+    if ((ret = ag_serverapi_register(s, errbuf, errlen)) != 0)
         return ret;
     if ((ret = ag_cluster_init(s, errbuf, errlen)) != 0)
         return ret;
@@ -178,6 +184,7 @@ static int modules_init(ag_server_t *s, char *errbuf, size_t errlen)
 static void modules_stop(ag_server_t *s)
 {
     ag__actions_stop(s);
+    ag_backend_stop(s);
     ag_eio_stop(s);
     ag_cluster_stop(s);
 }
@@ -185,6 +192,7 @@ static void modules_stop(ag_server_t *s)
 /* Last: free module state (the connections are gone). */
 static void modules_dispose(ag_server_t *s)
 {
+    ag_backend_dispose(s); /* its callbacks reach into the transports' state */
     ag_eio_dispose(s);
     ag_primus_dispose(s);
     ag_ws_dispose(s);

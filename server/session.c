@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "actions.h"
+#include "backend.h"
 #include "files.h"
 #include "rooms.h"
 #include "node.h"
@@ -284,6 +285,88 @@ json_t *ag__conn_details(ag_conn_t *c)
                      (json_int_t)c->pending_actions);
 }
 
+static json_t *details_view_with_data(ag_conn_t *c)
+{
+    json_t *d = ag__conn_details(c);
+    if (d != NULL && c->hook_data != NULL)
+        json_object_set(d, "data", c->hook_data);
+    return d;
+}
+
+/* --- verbs the backend is asked about first (server/backend.h) --- */
+
+typedef struct {
+    ag_conn_t *conn; /* a reference */
+    verb_ctx_t *v;
+    int verb; /* AG_HOOK_ROOM_ADD, AG_HOOK_ROOM_LEAVE, AG_HOOK_SAY */
+    char *room, *message;
+} hooked_verb_t;
+
+static void hooked_verb_free(hooked_verb_t *h)
+{
+    ag_conn_release(h->conn);
+    free(h->room);
+    free(h->message);
+    free(h);
+}
+
+static void run_verb(ag_conn_t *c, int verb, const char *room, const char *message, verb_ctx_t *v)
+{
+    if (verb == AG_HOOK_ROOM_ADD)
+        ag_room_join(c, room, on_join_or_leave, v);
+    else if (verb == AG_HOOK_ROOM_LEAVE)
+        ag_room_leave(c, room, on_join_or_leave, v);
+    else
+        ag__room_say(c, room, message, on_view_or_say, v);
+}
+
+static void on_verb_hook(void *data, const char *refusal, json_t *reply)
+{
+    hooked_verb_t *h = data;
+    ag_conn_t *c = h->conn;
+    if (ag_conn_is_closed(c)) {
+        verb_ctx_free(h->v);
+    } else if (refusal != NULL) {
+        verb_error(c, refusal, h->v->rest, h->v->message_id);
+        verb_ctx_free(h->v);
+    } else {
+        /* say: the backend may put other words in the sender's mouth */
+        json_t *m = h->verb == AG_HOOK_SAY ? json_object_get(reply, "message") : NULL;
+        const char *message = json_is_string(m) ? json_string_value(m) : h->message;
+        run_verb(c, h->verb, h->room, message, h->v);
+    }
+    hooked_verb_free(h);
+}
+
+/* Runs a room verb, asking the backend first when its hook is configured. Takes v. */
+static void room_verb(ag_conn_t *c, int verb, const char *room, const char *message, verb_ctx_t *v)
+{
+    if (!ag_backend_has(c->server, (ag_hook_t)verb) || room == NULL) {
+        run_verb(c, verb, room, message, v);
+        return;
+    }
+    hooked_verb_t *h = calloc(1, sizeof(*h));
+    json_t *params = ag_backend_conn_params(c);
+    if (h == NULL || params == NULL || (h->room = strdup(room)) == NULL ||
+        (message != NULL && (h->message = strdup(message)) == NULL)) {
+        if (h != NULL) {
+            free(h->room);
+            free(h);
+        }
+        json_decref(params);
+        verb_error(c, "server error", v->rest, v->message_id);
+        verb_ctx_free(v);
+        return;
+    }
+    h->conn = ag_conn_addref(c);
+    h->v = v;
+    h->verb = verb;
+    json_object_set_new(params, "room", json_string(room));
+    if (message != NULL)
+        json_object_set_new(params, "message", json_string(message));
+    ag_backend_ask(c->server, (ag_hook_t)verb, params, c->fingerprint, c->remote_ip, on_verb_hook, h, NULL);
+}
+
 static void do_verb(ag_conn_t *c, const char *verb, json_t *rest, const json_t *message_id)
 {
     /* actionhero: room first, then the values of the other keys; an error's data is the request without room */
@@ -292,19 +375,15 @@ static void do_verb(ag_conn_t *c, const char *verb, json_t *rest, const json_t *
     json_object_del(rest, "room");
 
     if (strcmp(verb, "detailsView") == 0) {
-        json_t *d = ag__conn_details(c);
+        json_t *d = details_view_with_data(c);
         verb_error(c, NULL, d, message_id);
         json_decref(d);
     } else if (strcmp(verb, "documentation") == 0) {
         ag__documentation_verb(c, message_id);
     } else if (strcmp(verb, "roomAdd") == 0 || strcmp(verb, "roomLeave") == 0) {
         verb_ctx_t *v = verb_ctx(message_id, rest);
-        if (v != NULL) {
-            if (verb[4] == 'A')
-                ag_room_join(c, room, on_join_or_leave, v);
-            else
-                ag_room_leave(c, room, on_join_or_leave, v);
-        }
+        if (v != NULL)
+            room_verb(c, verb[4] == 'A' ? AG_HOOK_ROOM_ADD : AG_HOOK_ROOM_LEAVE, room, NULL, v);
     } else if (strcmp(verb, "roomView") == 0) {
         verb_ctx_t *v = verb_ctx(message_id, rest);
         if (v != NULL)
@@ -313,7 +392,7 @@ static void do_verb(ag_conn_t *c, const char *verb, json_t *rest, const json_t *
         char *message = ag__join_words(words, 1);
         verb_ctx_t *v = verb_ctx(message_id, rest);
         if (v != NULL && message != NULL)
-            ag__room_say(c, room, message, on_view_or_say, v);
+            room_verb(c, AG_HOOK_SAY, room, message, v);
         else if (v != NULL)
             verb_ctx_free(v);
         free(message);
@@ -342,6 +421,11 @@ static void do_file(ag_conn_t *c, const json_t *msg, const json_t *message_id)
 
 static void on_frame(ag_conn_t *c, const char *data, size_t len, int binary, void *unused)
 {
+    if (!c->accepted) {
+        /* the connect hook has not answered: the client was not welcomed, so it has nothing to say yet */
+        ag_debug("session", c->id, "a message before the connect hook answered: dropped");
+        return;
+    }
     if (binary) {
         json_t *id = ag__message_id(NULL);
         verb_error(c, "verb not found or not allowed (undefined)", json_null(), id);
@@ -382,8 +466,9 @@ static void on_frame(ag_conn_t *c, const char *data, size_t len, int binary, voi
     json_decref(msg);
 }
 
-static void on_open(ag_conn_t *c, void *unused)
+static void welcome(ag_conn_t *c)
 {
+    c->accepted = 1;
     json_t *w = json_pack("{s:s,s:s}", "welcome", c->server->config->general.welcomeMessage, "context", "api");
     ag_conn_send_json(c, w);
     json_decref(w);
@@ -392,8 +477,57 @@ static void on_open(ag_conn_t *c, void *unused)
         h->on_connect(c, h->data);
 }
 
+static void on_connect_hook(void *data, const char *refusal, json_t *reply)
+{
+    ag_conn_t *c = data;
+    c->hook_call = NULL;
+    json_decref(c->handshake);
+    c->handshake = NULL;
+    if (ag_conn_is_closed(c)) {
+    } else if (refusal != NULL) {
+        json_t *e = json_pack("{s:s,s:s}", "error", refusal, "context", "api");
+        ag_conn_send_json(c, e);
+        json_decref(e);
+        ag_conn_close(c, &AG_DISCONNECT_REFUSED);
+    } else {
+        json_t *d = json_object_get(reply, "data");
+        if (json_is_object(d))
+            c->hook_data = json_incref(d);
+        welcome(c);
+    }
+    ag_conn_release(c);
+}
+
+/* The welcome waits for the connect hook, unless the transport already asked it (an engine.io handshake, a socket.io
+ * CONNECT). */
+static void on_open(ag_conn_t *c, void *unused)
+{
+    if (c->accepted || !ag_backend_has(c->server, AG_HOOK_CONNECT)) {
+        welcome(c);
+        return;
+    }
+    json_t *params = ag_backend_conn_params(c);
+    if (params != NULL && c->handshake != NULL)
+        json_object_update(params, c->handshake);
+    ag_conn_addref(c);
+    ag_backend_ask(c->server, AG_HOOK_CONNECT, params, c->fingerprint, c->remote_ip, on_connect_hook, c, &c->hook_call);
+}
+
 static void on_close(ag_conn_t *c, const ag_disconnect_t *why, void *unused)
 {
+    if (c->hook_call != NULL) {
+        ag_backend_cancel(c->hook_call);
+        c->hook_call = NULL;
+        ag_conn_release(c); /* the hook's: the caller of on_close holds its own */
+    }
+    if (c->accepted && ag_backend_has(c->server, AG_HOOK_DISCONNECT)) {
+        json_t *params = ag_backend_conn_params(c);
+        if (params != NULL) {
+            json_object_set_new(params, "reason", json_string(why->reason));
+            json_object_set_new(params, "code", json_integer(why->code));
+        }
+        ag_backend_ask(c->server, AG_HOOK_DISCONNECT, params, c->fingerprint, c->remote_ip, NULL, NULL, NULL);
+    }
     ag__rooms_conn_closed(c);
     const ag_hooks_t *h = c->server->hooks;
     if (h != NULL && h->on_disconnect != NULL)

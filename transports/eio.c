@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "backend.h"
 #include "http.h"
 #include "limit.h"
 #include <h2o/websocket.h>
@@ -472,7 +473,7 @@ static int is_socketio_path(const ag_config_t *cfg, h2o_req_t *req)
 }
 
 /* Creates the connection for a fresh session (not in echo mode); info from the handshake request. */
-static void attach_conn(ag__eio_session_t *s, h2o_req_t *req, ag__eio_kind_t kind)
+static void attach_conn(ag__eio_session_t *s, h2o_req_t *req, ag__eio_kind_t kind, json_t *hook_data)
 {
     static const char *const names[] = {"polling", "websocket", "sse"};
     if (s->server->config->servers.websocket.server.echo)
@@ -481,9 +482,12 @@ static void attach_conn(ag__eio_session_t *s, h2o_req_t *req, ag__eio_kind_t kin
     int port;
     ag_http_peer_info(req, ip, &port);
     const char *fp = ag_http_query_param(req, s->server->config->servers.web.cookieKey);
-    ag_conn_info_t info = {fp, ip, port, names[kind]};
+    /* hook_data non-NULL: the connect hook answered before the handshake went on */
+    ag_conn_info_t info = {fp, ip, port, names[kind], hook_data != NULL, hook_data, NULL};
     if (is_socketio_path(s->server->config, req)) {
+        info.handshake = ag_backend_handshake_of(s->server, req);
         s->sio = ag_sio_create(s->server, &sio_lower, s, &info);
+        json_decref(info.handshake);
         return;
     }
     s->conn = ag_conn_create(s->server, &conn_transport, s, &info);
@@ -557,6 +561,96 @@ static int kind_of(const char *transport, ag__eio_kind_t *kind)
 static int path_matches(const ag_config_t *cfg, h2o_req_t *req)
 {
     return path_is(cfg->servers.websocket.server.pathname, req) || is_socketio_path(cfg, req);
+}
+
+/* The handshake proper: a session, its first transport and the connection. Takes hook_data. */
+static void handshake(ag_server_t *server, h2o_req_t *req, ag__eio_kind_t kind, const char *key, json_t *hook_data)
+{
+    ag__eio_session_t *s = ag__eio_session_create(server, req, kind);
+    if (s == NULL) {
+        json_decref(hook_data);
+        ag__eio_respond_error(req, AG_EIO_ERR_BAD_REQUEST);
+        return;
+    }
+    const char *sse_q = ag_http_query_param(req, "sse");
+    int sse_offered = sse_q != NULL && strcmp(sse_q, "1") == 0;
+    if (kind == AG__EIO_POLLING)
+        ag__eio_polling_handshake(s, req, sse_offered);
+    else if (kind == AG__EIO_WEBSOCKET)
+        ag__eio_ws_accept(server, s, req, key);
+    else
+        ag__eio_sse_get(server, s, req);
+    if (!s->closed)
+        attach_conn(s, req, kind, hook_data);
+    json_decref(hook_data);
+}
+
+/* A handshake waiting for the connect hook. It lives in the request's pool: when the client goes first, the pool's
+ * destructor cancels the call. */
+typedef struct {
+    ag_server_t *server;
+    h2o_req_t *req;
+    ag__eio_kind_t kind;
+    const char *key; /* a header of req */
+    ag_backend_call_t *call;
+} pending_handshake_t;
+
+static void on_pending_handshake_gone(void *p)
+{
+    pending_handshake_t *ph = p;
+    if (ph->call != NULL)
+        ag_backend_cancel(ph->call);
+    ph->call = NULL;
+}
+
+static void on_connect_answer(void *data, const char *refusal, json_t *reply)
+{
+    pending_handshake_t *ph = data;
+    ph->call = NULL;
+    h2o_req_t *req = ph->req;
+    if (refusal != NULL) {
+        /* engine.io's handshake error: {code, message}; a WebSocket upgrade gets the bare text */
+        json_t *body = json_pack("{s:i,s:s}", "code", AG_EIO_ERR_FORBIDDEN, "message", refusal);
+        char *text = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
+        const char *out = text != NULL ? text : "{\"code\":4,\"message\":\"refused\"}";
+        if (req->upgrade.base != NULL) {
+            req->http1_is_persistent = 0;
+            ag_http_respond(req, 403, "Forbidden", "text/plain", refusal, strlen(refusal));
+        } else {
+            ag__eio_add_common_headers(req);
+            ag_http_respond(req, 403, "Forbidden", "application/json", out, strlen(out));
+        }
+        free(text);
+        json_decref(body);
+        return;
+    }
+    if (ph->server->stopping) {
+        ag__eio_add_common_headers(req);
+        ag_http_respond(req, 503, "Service Unavailable", "text/plain", H2O_STRLIT("shutting down"));
+        return;
+    }
+    json_t *d = json_object_get(reply, "data");
+    handshake(ph->server, req, ph->kind, ph->key, json_is_object(d) ? json_incref(d) : json_object());
+}
+
+static void ask_connect(ag_server_t *server, h2o_req_t *req, ag__eio_kind_t kind, const char *key)
+{
+    static const char *const names[] = {"polling", "websocket", "sse"};
+    /* one reference, the pool's: dropped when the request goes */
+    pending_handshake_t *ph = h2o_mem_alloc_shared(&req->pool, sizeof(*ph), on_pending_handshake_gone);
+    *ph = (pending_handshake_t){server, req, kind, key, NULL};
+    char ip[64];
+    int port;
+    ag_http_peer_info(req, ip, &port);
+    const char *fp = ag_http_query_param(req, server->config->servers.web.cookieKey);
+    json_t *params = ag_backend_handshake_of(server, req);
+    if (params != NULL) {
+        json_object_set_new(params, "remoteIP", json_string(ip));
+        json_object_set_new(params, "transport", json_string(names[kind]));
+        if (fp != NULL && fp[0] != '\0')
+            json_object_set_new(params, "fingerprint", json_string(fp));
+    }
+    ag_backend_ask(server, AG_HOOK_CONNECT, params, fp, ip, on_connect_answer, ph, &ph->call);
 }
 
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
@@ -653,21 +747,12 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         ag_limits_respond_refused(req);
         return 0;
     }
-    ag__eio_session_t *s = ag__eio_session_create(server, req, kind);
-    if (s == NULL) {
-        ag__eio_respond_error(req, AG_EIO_ERR_BAD_REQUEST);
+    /* socket.io asks the hook at its CONNECT, where the auth payload is; echo mode has no connections */
+    if (ag_backend_has(server, AG_HOOK_CONNECT) && !cfg->servers.websocket.server.echo && !is_socketio_path(cfg, req)) {
+        ask_connect(server, req, kind, key);
         return 0;
     }
-    const char *sse_q = ag_http_query_param(req, "sse");
-    int sse_offered = sse_q != NULL && strcmp(sse_q, "1") == 0;
-    if (kind == AG__EIO_POLLING)
-        ag__eio_polling_handshake(s, req, sse_offered);
-    else if (kind == AG__EIO_WEBSOCKET)
-        ag__eio_ws_accept(server, s, req, key);
-    else
-        ag__eio_sse_get(server, s, req);
-    if (!s->closed)
-        attach_conn(s, req, kind);
+    handshake(server, req, kind, key, json_object());
     return 0;
 }
 

@@ -10,6 +10,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include "backend.h"
 #include "http.h"
 #include "limit.h"
 #include "ws.h"
@@ -182,8 +183,10 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     int port;
     ag_http_peer_info(req, ip, &port);
     const char *fp = ag_http_query_param(req, cfg->servers.web.cookieKey);
+    json_t *handshake = ag_backend_handshake_of(s, req); /* before the upgrade, while req is the handler's */
     p->ws = ag_ws_upgrade(req, key, (size_t)cfg->servers.websocket.server.maxLength, &ws_callbacks, p);
     if (p->ws == NULL) {
+        json_decref(handshake);
         free(p);
         return -1;
     }
@@ -192,8 +195,9 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     if (!h2o_timeout_is_linked(&node->tick))
         h2o_timeout_link(s->loop, &node->heartbeat, &node->tick);
     h2o_linklist_insert(&node->all, &p->link);
-    ag_conn_info_t info = {fp, ip, port, "websocket"};
+    ag_conn_info_t info = {fp, ip, port, "websocket", 0, NULL, handshake};
     p->conn = ag_conn_create(s, &primus_transport, p, &info);
+    json_decref(handshake);
     if (p->conn == NULL) {
         ag_ws_close(p->ws, 1011, "out of memory");
         return 0;

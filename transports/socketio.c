@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "backend.h"
 #include "clientjs.h"
 #include "http.h"
 #include "rooms.h"
@@ -39,9 +40,12 @@ struct st_ag_sio_t {
     ag_frame_t **out; /* packets that go before the connection's queue (CONNECT replies), or were drained at close */
     size_t out_head, out_len, out_cap;
     h2o_timeout_entry_t connect_timer;
-    int creating;               /* inside ag_conn_create: the welcome is queued before the CONNECT reply exists */
-    int closing;                /* the engine.io session was asked to close */
-    const ag_disconnect_t *why; /* the layer's own reason for closing (a client that broke the protocol), or NULL */
+    int creating;                 /* inside ag_conn_create: the welcome is queued before the CONNECT reply exists */
+    int closing;                  /* the engine.io session was asked to close */
+    const ag_disconnect_t *why;   /* the layer's own reason for closing (a client that broke the protocol), or NULL */
+    ag_backend_call_t *hook_call; /* the connect hook, asked at CONNECT */
+    json_t *handshake;            /* what the engine.io handshake tells the connect hook, or NULL */
+    char *hook_fp;                /* the fingerprint the CONNECT named, while the hook works */
 };
 
 /* The node's socket.io state (s->sio). */
@@ -273,6 +277,7 @@ ag_sio_t *ag_sio_create(ag_server_t *s, const ag_sio_lower_t *lower, void *lower
     snprintf(sio->remote_ip, sizeof(sio->remote_ip), "%s", info->remote_ip != NULL ? info->remote_ip : "");
     sio->remote_port = info->remote_port;
     sio->transport_name = info->transport_name != NULL ? info->transport_name : "polling";
+    sio->handshake = info->handshake != NULL ? json_incref(info->handshake) : NULL;
     sio->connect_timer.cb = on_connect_timeout;
     if (s->sio->started)
         h2o_timeout_link(s->loop, &s->sio->connect_timeout, &sio->connect_timer);
@@ -287,14 +292,9 @@ static void fail(ag_sio_t *sio, const char *what)
     lower_close(sio);
 }
 
-static void on_connect(ag_sio_t *sio, const ag_sio_packet_t *p)
+static void attach(ag_sio_t *sio, const char *fp, json_t *hook_data)
 {
-    const char *fp = sio->fingerprint;
-    const char *cookie_key = sio->server->config->servers.web.cookieKey;
-    /* A page that cannot put the fingerprint in the URL may pass it in the CONNECT auth payload. */
-    if (fp == NULL && json_is_string(json_object_get(p->data, cookie_key)))
-        fp = json_string_value(json_object_get(p->data, cookie_key));
-    ag_conn_info_t info = {fp, sio->remote_ip, sio->remote_port, sio->transport_name};
+    ag_conn_info_t info = {fp, sio->remote_ip, sio->remote_port, sio->transport_name, hook_data != NULL, hook_data, NULL};
     sio->creating = 1;
     sio->conn = ag_conn_create(sio->server, &sio_transport, sio, &info);
     sio->creating = 0;
@@ -309,6 +309,53 @@ static void on_connect(ag_sio_t *sio, const ag_sio_packet_t *p)
     if (h2o_timeout_is_linked(&sio->connect_timer))
         h2o_timeout_unlink(&sio->connect_timer);
     lower_kick(sio);
+}
+
+static void on_connect_answer(void *data, const char *refusal, json_t *reply)
+{
+    ag_sio_t *sio = data;
+    sio->hook_call = NULL;
+    char *fp = sio->hook_fp;
+    sio->hook_fp = NULL;
+    if (refusal != NULL) {
+        /* socket.io's refusal from a middleware: CONNECT_ERROR with the text; the session stays until connectTimeout */
+        json_t *body = json_pack("{s:s}", "message", refusal);
+        char *text = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
+        if (text != NULL)
+            out_push(sio, ag_sio_encode(AG_SIO_CONNECT_ERROR, NULL, -1, NULL, text, strlen(text), NULL), 0);
+        free(text);
+        json_decref(body);
+        lower_kick(sio);
+    } else {
+        json_t *d = json_object_get(reply, "data");
+        json_t *hook_data = json_is_object(d) ? json_incref(d) : json_object();
+        attach(sio, fp, hook_data);
+        json_decref(hook_data);
+    }
+    free(fp);
+}
+
+static void on_connect(ag_sio_t *sio, const ag_sio_packet_t *p)
+{
+    const char *fp = sio->fingerprint;
+    const char *cookie_key = sio->server->config->servers.web.cookieKey;
+    /* A page that cannot put the fingerprint in the URL may pass it in the CONNECT auth payload. */
+    if (fp == NULL && json_is_string(json_object_get(p->data, cookie_key)))
+        fp = json_string_value(json_object_get(p->data, cookie_key));
+    if (!ag_backend_has(sio->server, AG_HOOK_CONNECT)) {
+        attach(sio, fp, NULL);
+        return;
+    }
+    json_t *params = sio->handshake != NULL ? json_deep_copy(sio->handshake) : json_object();
+    if (params != NULL) {
+        json_object_set_new(params, "remoteIP", json_string(sio->remote_ip));
+        json_object_set_new(params, "transport", json_string(sio->transport_name));
+        if (fp != NULL)
+            json_object_set_new(params, "fingerprint", json_string(fp));
+        json_object_set(params, "auth", json_is_object(p->data) ? p->data : json_null());
+    }
+    sio->hook_fp = fp != NULL ? strdup(fp) : NULL;
+    ag_backend_ask(sio->server, AG_HOOK_CONNECT, params, fp, sio->remote_ip, on_connect_answer, sio, &sio->hook_call);
 }
 
 /* The connection ends for why: the client left "/" (it keeps its engine.io session and may CONNECT again), or the
@@ -434,7 +481,7 @@ void ag_sio_on_message(ag_sio_t *sio, const char *data, size_t len, int binary)
             snprintf(nsp, sizeof(nsp), "%.*s", (int)(p.nsp_len < 255 ? p.nsp_len : 255), p.nsp);
             out_push(sio, ag_sio_encode(AG_SIO_CONNECT_ERROR, nsp, -1, NULL, "{\"message\":\"Invalid namespace\"}", 31, NULL), 0);
             lower_kick(sio);
-        } else if (sio->conn != NULL) {
+        } else if (sio->conn != NULL || sio->hook_call != NULL) {
             fail(sio, "CONNECT while connected");
         } else {
             on_connect(sio, &p);
@@ -511,6 +558,11 @@ void ag_sio_on_gone(ag_sio_t *sio, const ag_disconnect_t *why)
     if (h2o_timeout_is_linked(&sio->connect_timer))
         h2o_timeout_unlink(&sio->connect_timer);
     sio->closing = 1;
+    if (sio->hook_call != NULL)
+        ag_backend_cancel(sio->hook_call);
+    sio->hook_call = NULL;
+    free(sio->hook_fp);
+    json_decref(sio->handshake);
     detach(sio, sio->why != NULL ? sio->why : why);
     ag_frame_t *f;
     while ((f = out_pop(sio)) != NULL)

@@ -69,7 +69,7 @@ static void delete_room(void *data, const char *err, json_t *rooms)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     fake_t fake = {0};
-    ag_conn_info_t info = {"fuzz-fingerprint", "127.0.0.1", 4242, "websocket"};
+    ag_conn_info_t info = {"fuzz-fingerprint", "127.0.0.1", 4242, "websocket", 0, NULL, NULL};
     ag_conn_t *c = ag_conn_create(node, &fake_transport, &fake, &info);
     if (c == NULL)
         abort();

@@ -1,0 +1,275 @@
+/*
+ * The server API (server/serverapi.h). Room calls go through the store, so any node of a cluster answers them for the
+ * whole cluster; a push to a connection goes to whichever node holds it (server/push.c). Answers that wait for the
+ * store keep their request through a sentinel in the request's pool: when the client goes first, the store's answer
+ * finds no request and is dropped.
+ */
+#include "serverapi.h"
+
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
+#include <stdlib.h>
+#include <string.h>
+#include "conn.h"
+#include "http.h"
+#include "rooms.h"
+
+#define JSON_TYPE "application/json; charset=utf-8"
+
+typedef struct {
+    h2o_req_t *req; /* NULL once the request is gone */
+    int store_done; /* the store answered */
+    char *room;
+    json_t *body;
+    char op;
+} pending_t;
+
+typedef struct {
+    pending_t *p;
+} sentinel_t;
+
+static void respond_json(h2o_req_t *req, int status, json_t *obj)
+{
+    static const char *const reasons[] = {"OK", "Bad Request", "Unauthorized", "Not Found", "Error"};
+    const char *reason = status == 200   ? reasons[0]
+                         : status == 400 ? reasons[1]
+                         : status == 401 ? reasons[2]
+                         : status == 404 ? reasons[3]
+                                         : reasons[4];
+    char *text = obj != NULL ? json_dumps(obj, JSON_COMPACT) : NULL;
+    const char *out = text != NULL ? text : "{\"error\":\"out of memory\"}";
+    ag_http_respond(req, text != NULL ? status : 500, reason, JSON_TYPE, out, strlen(out));
+    free(text);
+    json_decref(obj);
+}
+
+static void respond_error(h2o_req_t *req, int status, const char *text)
+{
+    respond_json(req, status, json_pack("{s:s}", "error", text));
+}
+
+/* Both sides hashed first, so the comparison takes the same time whatever the lengths. */
+static int key_ok(const ag_server_t *s, h2o_req_t *req)
+{
+    const char *key = s->config->serverApi.key;
+    size_t len = 0;
+    const char *given = ag_http_header(req, "x-api-key", &len);
+    if (given == NULL) {
+        const char *auth = ag_http_header(req, "authorization", &len);
+        if (auth == NULL || len < 7 || strncasecmp(auth, "Bearer ", 7) != 0)
+            return 0;
+        given = auth + 7;
+        len -= 7;
+    }
+    unsigned char a[SHA256_DIGEST_LENGTH], b[SHA256_DIGEST_LENGTH];
+    SHA256((const unsigned char *)given, len, a);
+    SHA256((const unsigned char *)key, strlen(key), b);
+    return CRYPTO_memcmp(a, b, sizeof(a)) == 0;
+}
+
+static void pending_free(pending_t *p)
+{
+    free(p->room);
+    json_decref(p->body);
+    free(p);
+}
+
+static void sentinel_dispose(void *v)
+{
+    sentinel_t *sn = v;
+    sn->p->req = NULL;
+    if (sn->p->store_done)
+        pending_free(sn->p);
+}
+
+/* The store's answer to room_exists or members. */
+static void on_store(void *data, const char *err, json_t *result)
+{
+    pending_t *p = data;
+    p->store_done = 1;
+    h2o_req_t *req = p->req;
+    if (req == NULL) {
+        pending_free(p);
+        return;
+    }
+    ag_server_t *s = ag_http_server(req);
+    if (p->op == 'm') {
+        if (err != NULL || !json_is_object(result)) {
+            respond_error(req, 404, "room not found");
+            return;
+        }
+        json_t *ids = json_array();
+        const char *k;
+        json_t *v;
+        json_object_foreach(result, k, v) json_array_append_new(ids, json_string(k));
+        respond_json(req, 200,
+                     json_pack("{s:s,s:o,s:I}", "room", p->room, "members", ids, "count", (json_int_t)json_object_size(result)));
+        return;
+    }
+    if (err != NULL || !json_is_true(result)) {
+        respond_error(req, 404, "room not found");
+        return;
+    }
+    /* publish */
+    json_t *message = json_object_get(p->body, "message");
+    json_t *payload = json_object_get(p->body, "data");
+    int ret =
+        json_is_string(message) ? ag_room_broadcast(s, p->room, json_string_value(message)) : ag_push_room(s, p->room, payload);
+    if (ret != 0)
+        respond_error(req, 400, ag_strerror(ret));
+    else
+        respond_json(req, 200, json_pack("{s:b}", "ok", 1));
+}
+
+static void wait_store(h2o_req_t *req, char op, const char *room, json_t *body)
+{
+    ag_server_t *s = ag_http_server(req);
+    pending_t *p = calloc(1, sizeof(*p));
+    if (p == NULL || (p->room = strdup(room)) == NULL) {
+        free(p);
+        respond_error(req, 500, "out of memory");
+        return;
+    }
+    p->req = req;
+    p->op = op;
+    p->body = json_incref(body);
+    sentinel_t *sn = h2o_mem_alloc_shared(&req->pool, sizeof(*sn), sentinel_dispose);
+    sn->p = p;
+    if (op == 'm')
+        s->store->ops->members(s->store, room, on_store, p);
+    else
+        s->store->ops->room_exists(s->store, room, on_store, p);
+}
+
+static void on_rooms(void *data, const char *err, json_t *result)
+{
+    pending_t *p = data;
+    p->store_done = 1;
+    if (p->req == NULL) {
+        pending_free(p);
+        return;
+    }
+    if (err != NULL)
+        respond_error(p->req, 500, err);
+    else
+        respond_json(p->req, 200, json_pack("{s:O}", "rooms", json_is_array(result) ? result : json_array()));
+}
+
+/* A field that must be a non-empty string, or NULL after answering 400. */
+static const char *need_str(h2o_req_t *req, json_t *body, const char *name)
+{
+    const char *v = json_string_value(json_object_get(body, name));
+    if (v == NULL || v[0] == '\0') {
+        char text[96];
+        snprintf(text, sizeof(text), "\"%s\" must be a non-empty string", name);
+        respond_error(req, 400, text);
+        return NULL;
+    }
+    return v;
+}
+
+static void do_call(h2o_req_t *req, const char *call, size_t call_len, json_t *body)
+{
+    ag_server_t *s = ag_http_server(req);
+    const char *room, *id;
+    if (h2o_memis(call, call_len, H2O_STRLIT("publish"))) {
+        if ((room = need_str(req, body, "room")) == NULL)
+            return;
+        json_t *m = json_object_get(body, "message"), *d = json_object_get(body, "data");
+        if ((m != NULL) == (d != NULL) || (m != NULL && !json_is_string(m)) || (d != NULL && !json_is_object(d))) {
+            respond_error(req, 400, "give either \"message\" (a string, said from \"0\") or \"data\" (an object)");
+            return;
+        }
+        wait_store(req, 'p', room, body);
+    } else if (h2o_memis(call, call_len, H2O_STRLIT("push"))) {
+        if ((id = need_str(req, body, "connectionId")) == NULL)
+            return;
+        json_t *d = json_object_get(body, "data");
+        if (!json_is_object(d)) {
+            respond_error(req, 400, "\"data\" must be an object");
+            return;
+        }
+        int ret = ag_push_conn(s, id, d);
+        if (ret == AG_ENOENT)
+            respond_error(req, 404, "connection not found");
+        else if (ret != 0)
+            respond_error(req, 400, ag_strerror(ret));
+        else
+            respond_json(req, 200, json_pack("{s:b}", "ok", 1));
+    } else if (h2o_memis(call, call_len, H2O_STRLIT("disconnect"))) {
+        if ((id = need_str(req, body, "connectionId")) == NULL)
+            return;
+        json_t *rc = json_object_get(body, "reconnect");
+        if (rc != NULL && !json_is_boolean(rc)) {
+            respond_error(req, 400, "\"reconnect\" must be a boolean");
+            return;
+        }
+        ag_conn_t *c = ag_conn_find(s, id);
+        if (c == NULL) {
+            respond_error(req, 404, "connection not found");
+            return;
+        }
+        ag_conn_close(c, json_is_true(rc) ? &AG_DISCONNECT_KICKED : &AG_DISCONNECT_SERVER);
+        respond_json(req, 200, json_pack("{s:b}", "ok", 1));
+    } else if (h2o_memis(call, call_len, H2O_STRLIT("members"))) {
+        if ((room = need_str(req, body, "room")) != NULL)
+            wait_store(req, 'm', room, body);
+    } else if (h2o_memis(call, call_len, H2O_STRLIT("rooms"))) {
+        pending_t *p = calloc(1, sizeof(*p));
+        if (p == NULL) {
+            respond_error(req, 500, "out of memory");
+            return;
+        }
+        p->req = req;
+        sentinel_t *sn = h2o_mem_alloc_shared(&req->pool, sizeof(*sn), sentinel_dispose);
+        sn->p = p;
+        s->store->ops->room_list(s->store, on_rooms, p);
+    } else {
+        respond_error(req, 404, "no such call (publish, push, disconnect, members, rooms)");
+    }
+}
+
+static int on_req(h2o_handler_t *self, h2o_req_t *req)
+{
+    ag_server_t *s = ag_http_server(req);
+    const char *prefix = s->config->serverApi.prefix;
+    size_t plen = strlen(prefix);
+    h2o_iovec_t path = req->path_normalized;
+    if (path.len < plen + 2 || path.base[plen] != '/')
+        return -1;
+    if (!key_ok(s, req)) {
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL, H2O_STRLIT("Bearer"));
+        respond_error(req, 401, "a valid API key is required");
+        return 0;
+    }
+    if (!h2o_memis(req->method.base, req->method.len, H2O_STRLIT("POST"))) {
+        respond_error(req, 400, "use POST with a JSON object");
+        return 0;
+    }
+    json_error_t jerr;
+    json_t *body = req->entity.base != NULL ? json_loadb(req->entity.base, req->entity.len, 0, &jerr) : json_object();
+    if (!json_is_object(body)) {
+        char text[200];
+        snprintf(text, sizeof(text), "the body must be a JSON object%s%s", body == NULL ? ": " : "", body == NULL ? jerr.text : "");
+        respond_error(req, 400, text);
+        json_decref(body);
+        return 0;
+    }
+    do_call(req, path.base + plen + 1, path.len - plen - 1, body);
+    json_decref(body);
+    return 0;
+}
+
+int ag_serverapi_register(ag_server_t *s, char *errbuf, size_t errlen)
+{
+    if (s->config->serverApi.key[0] == '\0')
+        return 0;
+    h2o_pathconf_t *pc = ag_server_register_path(s, s->config->serverApi.prefix);
+    h2o_handler_t *h = pc != NULL ? h2o_create_handler(pc, sizeof(*h)) : NULL;
+    if (h == NULL) {
+        snprintf(errbuf, errlen, "out of memory");
+        return AG_ENOMEM;
+    }
+    h->on_req = on_req;
+    return 0;
+}
