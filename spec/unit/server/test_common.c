@@ -152,17 +152,20 @@ static void test_map_colliding_keys_stay_spread(void **state)
     assert_int_equal(found, N);
     for (size_t i = 0; i < N; i++)
         assert_int_equal(ag_map_set(&m, keys[i], keys[i]), AG_OK);
-    size_t mask = m.capacity - 1, worst = 0;
+    size_t mask = m.capacity - 1, worst = 0, total = 0;
     for (size_t i = 0; i < m.capacity; i++) {
         const ag_map_entry_t *e = &m.entries[i];
         if (e->key == NULL || e->key == (char *)1)
             continue;
         size_t displacement = (i - (e->hash & mask)) & mask;
+        total += displacement;
         if (displacement > worst)
             worst = displacement;
     }
-    /* with random hashes at this load the longest run is a few dozen slots at most; colliding ones would give ~N */
-    assert_true(worst < 100);
+    /* Random hashes at this load displace a key by a few slots on average and the longest run stays far under N
+     * (it varies from run to run, so only the mean is bounded tightly); keys that collide would average ~N/2. */
+    assert_true(total / N < 20);
+    assert_true(worst < N / 4);
     for (size_t i = 0; i < N; i++)
         assert_ptr_equal(ag_map_get(&m, keys[i]), keys[i]);
     ag_map_dispose(&m);
