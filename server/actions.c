@@ -10,6 +10,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include "ops.h"
 #include "upstream.h"
 
 static const uint64_t ladder[] = {1, 10, 100, 1000};
@@ -316,6 +317,11 @@ static void answer(ag_action_req_t *r, json_t *result, int status, const char *e
     if (r->answered)
         return;
     r->answered = 1;
+    /* an upstream action's name is the client's word until the app answered for it (ag_ops_action_done bounds them) */
+    const char *name = r->action != NULL ? r->action->def.name
+                       : r->upstream     ? json_string_value(json_object_get(r->params, "action"))
+                                         : NULL;
+    ag_ops_action_done(r->server, name, r->upstream, status, r->started_ms);
     json_t *empty = NULL;
     if (result == NULL)
         result = empty = json_object();
@@ -370,7 +376,10 @@ static void upstream_call(ag_action_req_t *r, const char *name, const json_t *pa
 {
     h2o_linklist_insert(&r->server->actions->pending, &r->link);
     ag_upstream_who_t w = who_of(r, who);
+    r->upstream = 1;
     int ret = ag_upstream_call(r->server, name, params, &w, cb, r, &r->upstream_call);
+    if (ret != 0)
+        r->upstream = 0; /* refused here: the app never saw the name */
     if (ret == AG_EINVAL)
         complete(r, NULL, 404, AG_ERR_UNKNOWN_ACTION);
     else if (ret == AG_EBUSY)
