@@ -78,8 +78,9 @@ static int setup_tls(ag_server_t *s, char *errbuf, size_t errlen)
 static void resolve_public_dir(ag_server_t *s)
 {
     const char *dir = s->config->servers.web.publicDir;
+    /* the demo: next to the sources in a build tree, where the package installs it otherwise */
     if (dir[0] == '\0')
-        dir = AG_SOURCE_DIR "/client/public";
+        dir = access(AG_SOURCE_DIR "/client/public", R_OK) == 0 ? AG_SOURCE_DIR "/client/public" : AG_DATA_DIR "/public";
     char *real = realpath(dir, NULL);
     snprintf(s->public_dir, sizeof(s->public_dir), "%s", real != NULL ? real : dir);
     free(real);
