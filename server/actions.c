@@ -10,7 +10,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include "ops.h"
 #include "upstream.h"
 
 static const uint64_t ladder[] = {1, 10, 100, 1000};
@@ -321,7 +320,8 @@ static void answer(ag_action_req_t *r, json_t *result, int status, const char *e
     const char *name = r->action != NULL ? r->action->def.name
                        : r->upstream     ? json_string_value(json_object_get(r->params, "action"))
                                          : NULL;
-    ag_ops_action_done(r->server, name, r->upstream, status, r->started_ms);
+    if (r->server->on_action_done != NULL)
+        r->server->on_action_done(r->server, name, r->upstream, status, r->started_ms);
     json_t *empty = NULL;
     if (result == NULL)
         result = empty = json_object();

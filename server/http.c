@@ -1,5 +1,4 @@
 #include "http.h"
-#include "ops.h"
 
 #include <errno.h>
 #include <netdb.h>
@@ -23,7 +22,6 @@ h2o_pathconf_t *ag_server_register_path(ag_server_t *s, const char *path)
     h2o_pathconf_t *pc = h2o_config_register_path(host, path, 0);
     /* every path's first handler: requests with an ambiguous body length stop here, whoever registered the path */
     h2o_create_handler(pc, sizeof(h2o_handler_t))->on_req = on_req_guard;
-    ag_ops_access_register(s, pc);
     return pc;
 }
 

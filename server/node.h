@@ -87,6 +87,9 @@ struct st_ag_server_t {
     struct st_ag_ops_t *ops;
 
     ag_stats_t stats;
+    /* Called when an action request is answered (server/ops.c registers it for its metrics): name is the registered
+     * action's, or the upstream one's (borrowed for the call), or NULL; status is the answer's HTTP status. */
+    void (*on_action_done)(ag_server_t *s, const char *name, int upstream, int status, uint64_t started_ms);
     int stopping; /* SIGTERM/SIGINT seen: no new connections, pending actions fail with "the server is shutting down" */
     int exit_code;
     uint64_t stop_deadline;

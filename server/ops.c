@@ -120,7 +120,7 @@ static action_stats_t *action_slot(ag_ops_t *o, const char *label)
     return a;
 }
 
-void ag_ops_action_done(ag_server_t *s, const char *name, int upstream, int status, uint64_t started_ms)
+static void on_action_done(ag_server_t *s, const char *name, int upstream, int status, uint64_t started_ms)
 {
     ag_ops_t *o = s->ops;
     if (o == NULL)
@@ -433,11 +433,13 @@ static void on_access(h2o_logger_t *self, h2o_req_t *req)
     fflush(out);
 }
 
-void ag_ops_access_register(ag_server_t *s, h2o_pathconf_t *pc)
+void ag_ops_access_register(ag_server_t *s)
 {
     if (s->config->general.accessLog[0] == '\0')
         return;
-    h2o_create_logger(pc, sizeof(h2o_logger_t))->log_access = on_access;
+    h2o_hostconf_t *host = s->h2o_config.hosts[0];
+    for (size_t i = 0; i < host->paths.size; i++)
+        h2o_create_logger(&host->paths.entries[i], sizeof(h2o_logger_t))->log_access = on_access;
 }
 
 static int access_open(ag_server_t *s)
@@ -558,6 +560,7 @@ int ag_ops_init(ag_server_t *s, char *errbuf, size_t errlen)
         return AG_ENOMEM;
     }
     ag_map_init(&s->ops->actions);
+    s->on_action_done = on_action_done;
     if (ag_log_configure(cfg->general.logFile, strcmp(cfg->general.logFormat, "json") == 0, s->node_id) != 0) {
         snprintf(errbuf, errlen, "general.logFile: cannot open %s for appending", cfg->general.logFile);
         return AG_ECONFIG;
@@ -586,4 +589,5 @@ void ag_ops_dispose(ag_server_t *s)
         fclose(o->access);
     free(o);
     s->ops = NULL;
+    s->on_action_done = NULL;
 }

@@ -14,12 +14,9 @@
 int ag_ops_init(ag_server_t *s, char *errbuf, size_t errlen);
 void ag_ops_dispose(ag_server_t *s);
 
-/* Adds the access logger to a path configuration (server/http.c calls it for every path it registers). */
-void ag_ops_access_register(ag_server_t *s, h2o_pathconf_t *pc);
-
-/* An action request was answered: name is the registered action's (borrowed), or NULL; upstream says whether the app
- * behind the node served it; status is the HTTP status of the answer; started_ms when it came in. */
-void ag_ops_action_done(ag_server_t *s, const char *name, int upstream, int status, uint64_t started_ms);
+/* Adds the access logger (general.accessLog) to every path registered so far: call after the last one, before the
+ * HTTP context is initialised. */
+void ag_ops_access_register(ag_server_t *s);
 
 /* SIGHUP: the log files are opened again. */
 void ag_ops_reopen(ag_server_t *s);

@@ -238,6 +238,7 @@ ag_server_t *ag_server_create(ag_config_t *cfg, char *errbuf, size_t errlen)
     if (modules_init(s, errbuf, errlen) != 0)
         goto fail;
     register_static(s);
+    ag_ops_access_register(s);
     h2o_context_init(&s->ctx, s->loop, &s->h2o_config);
     s->ctx_ready = 1;
     if ((s->limits = ag_limits_create(s, connection_cap(cfg))) == NULL) {
