@@ -78,9 +78,18 @@ static int setup_tls(ag_server_t *s, char *errbuf, size_t errlen)
 static void resolve_public_dir(ag_server_t *s)
 {
     const char *dir = s->config->servers.web.publicDir;
-    /* the demo: next to the sources in a build tree, where the package installs it otherwise */
-    if (dir[0] == '\0')
-        dir = access(AG_SOURCE_DIR "/client/public", R_OK) == 0 ? AG_SOURCE_DIR "/client/public" : AG_DATA_DIR "/public";
+    /* the demo: next to the sources in a build tree, else where an installation puts it relative to the binary
+     * (<prefix>/bin/actiongate, <prefix>/share/actiongate/public), whatever the prefix */
+    char installed[4096];
+    if (dir[0] == '\0') {
+        dir = AG_SOURCE_DIR "/client/public";
+        ssize_t n = readlink("/proc/self/exe", installed, sizeof(installed) - 64);
+        char *slash = n > 0 ? memrchr(installed, '/', (size_t)n) : NULL;
+        if (access(dir, R_OK) != 0 && slash != NULL) {
+            strcpy(slash, "/../share/actiongate/public");
+            dir = installed;
+        }
+    }
     char *real = realpath(dir, NULL);
     snprintf(s->public_dir, sizeof(s->public_dir), "%s", real != NULL ? real : dir);
     free(real);
