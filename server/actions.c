@@ -316,6 +316,12 @@ static void answer(ag_action_req_t *r, json_t *result, int status, const char *e
     if (r->answered)
         return;
     r->answered = 1;
+    /* an upstream action's name is the client's word until the app answered for it (ag_ops_action_done bounds them) */
+    const char *name = r->action != NULL ? r->action->def.name
+                       : r->upstream     ? json_string_value(json_object_get(r->params, "action"))
+                                         : NULL;
+    if (r->server->on_action_done != NULL)
+        r->server->on_action_done(r->server, name, r->upstream, status, r->started_ms);
     json_t *empty = NULL;
     if (result == NULL)
         result = empty = json_object();
@@ -378,8 +384,11 @@ static void upstream_call(ag_action_req_t *r, const char *name, const json_t *pa
         json_object_set(with_data, "connectionData", r->conn->hook_data);
         params = with_data;
     }
+    r->upstream = 1;
     int ret = ag_upstream_call(r->server, name, params, &w, cb, r, &r->upstream_call);
     json_decref(with_data);
+    if (ret != 0)
+        r->upstream = 0; /* refused here: the app never saw the name */
     if (ret == AG_EINVAL)
         complete(r, NULL, 404, AG_ERR_UNKNOWN_ACTION);
     else if (ret == AG_EBUSY)

@@ -45,6 +45,7 @@ struct st_ag_action_req_t {
     void (*timer_cb)(ag_action_req_t *r);
     size_t heap_index; /* SIZE_MAX when no timer */
     int answered;
+    int upstream; /* sent to the app behind the node */
 };
 
 /* The registry and the pending requests of a node (server->actions). */

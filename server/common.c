@@ -115,20 +115,126 @@ static void log_escape(char *out, size_t size, const char *in)
     out[o] = '\0';
 }
 
+/* Where lines go: stderr, or general.logFile (opened again on SIGHUP, so that a rotated file is let go). */
+static FILE *log_fp;
+static char *log_path;
+static int log_json;
+static char log_node[64];
+
+/* JSON string body for text that comes from clients too: quotes, backslashes and control characters escaped; bytes
+ * that are not UTF-8, and the characters log_safe_utf8 refuses, become U+FFFD, so a line is one valid JSON object. */
+static void json_escape(char *out, size_t size, const char *in)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *p = (const unsigned char *)in;
+    size_t o = 0;
+    while (*p != '\0') {
+        char esc[8];
+        size_t n, take = 1;
+        if (*p >= 0x80) {
+            if ((take = log_safe_utf8(p)) != 0) {
+                if (o + take >= size)
+                    break;
+                memcpy(out + o, p, take);
+                o += take;
+                p += take;
+                continue;
+            }
+            memcpy(esc, "\\ufffd", 6);
+            n = 6;
+            take = 1;
+        } else if (*p == '"' || *p == '\\') {
+            esc[0] = '\\', esc[1] = (char)*p;
+            n = 2;
+        } else if (*p < 0x20 || *p == 0x7f) {
+            memcpy(esc, "\\u00", 4);
+            esc[4] = hex[*p >> 4];
+            esc[5] = hex[*p & 15];
+            n = 6;
+        } else {
+            esc[0] = (char)*p;
+            n = 1;
+        }
+        if (o + n >= size)
+            break;
+        memcpy(out + o, esc, n);
+        o += n;
+        p += take;
+    }
+    out[o] = '\0';
+}
+
+void ag_log_escape(char *out, size_t size, const char *in, int json)
+{
+    if (json)
+        json_escape(out, size, in);
+    else
+        log_escape(out, size, in);
+}
+
+FILE *ag_log_stream(void)
+{
+    return log_fp != NULL ? log_fp : stderr;
+}
+
+int ag_log_configure(const char *path, int json, const char *node_id)
+{
+    log_json = json;
+    snprintf(log_node, sizeof(log_node), "%s", node_id != NULL ? node_id : "");
+    free(log_path);
+    log_path = path != NULL && path[0] != '\0' ? strdup(path) : NULL;
+    if (path != NULL && path[0] != '\0' && log_path == NULL)
+        return AG_ENOMEM;
+    return ag_log_reopen();
+}
+
+int ag_log_reopen(void)
+{
+    if (log_path == NULL) {
+        if (log_fp != NULL)
+            fclose(log_fp);
+        log_fp = NULL;
+        return 0;
+    }
+    FILE *fp = fopen(log_path, "ae");
+    if (fp == NULL)
+        return AG_EIO; /* the old file stays in use */
+    setvbuf(fp, NULL, _IOLBF, 0);
+    if (log_fp != NULL)
+        fclose(log_fp);
+    log_fp = fp;
+    return 0;
+}
+
 void ag_log(ag_log_level_t level, const char *subsys, const char *conn_id, const char *fmt, ...)
 {
     static const char *names[] = {"debug", "info", "warn", "error"};
     if (level < ag_log_threshold || level >= AG_LOG_NONE)
         return;
-    char ts[32], msg[1024], safe[4 * sizeof(msg)], id[4 * 64];
+    char ts[32], msg[1024], safe[6 * sizeof(msg)], id[6 * 64];
     ag_iso8601(ag_now_ms(), ts);
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    FILE *out = log_fp != NULL ? log_fp : stderr;
+    if (log_json) {
+        char node[6 * sizeof(log_node)];
+        json_escape(safe, sizeof(safe), msg);
+        json_escape(node, sizeof(node), log_node);
+        fprintf(out, "{\"ts\":\"%s\",\"level\":\"%s\",\"subsystem\":\"%s\",\"node\":\"%s\",\"conn\":", ts, names[level], subsys,
+                node);
+        if (conn_id != NULL) {
+            json_escape(id, sizeof(id), conn_id);
+            fprintf(out, "\"%s\",\"msg\":\"%s\"}\n", id, safe);
+        } else {
+            fprintf(out, "null,\"msg\":\"%s\"}\n", safe);
+        }
+        return;
+    }
     log_escape(safe, sizeof(safe), msg);
     log_escape(id, sizeof(id), conn_id != NULL ? conn_id : "-");
-    fprintf(stderr, "%s %-5s [%s] %s %s\n", ts, names[level], subsys, id, safe);
+    fprintf(out, "%s %-5s [%s] %s %s\n", ts, names[level], subsys, id, safe);
 }
 
 void ag_log_site(ag_log_site_t *site, ag_log_level_t level, const char *subsys, const char *conn_id, const char *fmt, ...)

@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdarg.h>
 
 /* Sync calls return 0 or one of these; ag_strerror() names them. */
@@ -28,7 +29,19 @@ typedef enum { AG_LOG_DEBUG = 0, AG_LOG_INFO, AG_LOG_WARN, AG_LOG_ERROR, AG_LOG_
 extern ag_log_level_t ag_log_threshold;
 /* Parses "debug", "info", "warn", "error", "none"; returns -1 when unknown. */
 int ag_log_level_parse(const char *s);
-/* One line to stderr: time, level, subsystem tag, connection id (or "-"), message. */
+/* Where and how lines are written (general.logFile, general.logFormat): path NULL or "" = stderr; json = one JSON
+ * object per line {ts, level, subsystem, node, conn, msg}. Strings are copied. 0, AG_EIO (path cannot be opened for
+ * appending), AG_ENOMEM. */
+int ag_log_configure(const char *path, int json, const char *node_id);
+/* The stream log lines go to (borrowed until the next ag_log_configure or ag_log_reopen). */
+FILE *ag_log_stream(void);
+/* Escapes in (NUL-terminated) into out (size bytes, always terminated, truncated at a whole escape) as ag_log does:
+ * for a text line, or (json) for the inside of a JSON string. out needs 6 bytes per input byte to hold it all. */
+void ag_log_escape(char *out, size_t size, const char *in, int json);
+/* Opens the log file again (SIGHUP, after rotation); on failure the old one stays in use and AG_EIO is returned. */
+int ag_log_reopen(void);
+/* One line to stderr or the log file: time, level, subsystem tag, connection id (or "-"), message; control characters
+ * and what a terminal could misread are escaped, so one call is one line. */
 void ag_log(ag_log_level_t level, const char *subsys, const char *conn_id, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 #define AG_LOG_ENABLED(lvl) ((lvl) >= ag_log_threshold)

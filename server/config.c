@@ -39,6 +39,9 @@ static const ckey_t schema[] = {
     K("general.announceRoomJoins", T_BOOL, general.announceRoomJoins),
     K("general.trustedProxies", T_LIST, general.trustedProxies),
     K("general.logLevel", T_STR, general.logLevel),
+    K("general.logFormat", T_STR, general.logFormat),
+    K("general.logFile", T_STR, general.logFile),
+    K("general.accessLog", T_STR, general.accessLog),
     K("general.shutdownTimeout", T_INT, general.shutdownTimeout),
     K("general.maxRoomsPerConnection", T_INT, general.maxRoomsPerConnection),
     K("general.maxRooms", T_INT, general.maxRooms),
@@ -128,6 +131,12 @@ static const ckey_t schema[] = {
     K("hooks.allowOnFailure", T_BOOL, hooks.allowOnFailure),
     K("serverApi.key", T_STR, serverApi.key),
     K("serverApi.prefix", T_STR, serverApi.prefix),
+    K("ops.metricsPath", T_STR, ops.metricsPath),
+    K("ops.metricsKey", T_STR, ops.metricsKey),
+    K("ops.healthPath", T_STR, ops.healthPath),
+    K("ops.readyPath", T_STR, ops.readyPath),
+    K("ops.drainDelay", T_INT, ops.drainDelay),
+    K("ops.drainWindow", T_INT, ops.drainWindow),
 };
 #undef K
 #define NKEYS (sizeof(schema) / sizeof(schema[0]))
@@ -184,6 +193,9 @@ ag_config_t *ag_config_create_default(void)
     c->general.announceRoomJoins = 0;
     c->general.trustedProxies = list_of((const char *[]){"127.0.0.1", "::1", NULL});
     c->general.logLevel = strdup("info");
+    c->general.logFormat = strdup("text");
+    c->general.logFile = strdup("");
+    c->general.accessLog = strdup("");
     c->general.shutdownTimeout = 5000;
     c->general.maxRoomsPerConnection = 100;
     c->general.maxRooms = 10000;
@@ -274,6 +286,13 @@ ag_config_t *ag_config_create_default(void)
     c->hooks.timeout = 3000;
     c->serverApi.key = strdup("");
     c->serverApi.prefix = strdup("/server");
+
+    c->ops.metricsPath = strdup("/metrics");
+    c->ops.metricsKey = strdup("");
+    c->ops.healthPath = strdup("/healthz");
+    c->ops.readyPath = strdup("/readyz");
+    c->ops.drainDelay = 0;
+    c->ops.drainWindow = 0;
     /* One check for every allocation above. */
     for (size_t i = 0; i < NKEYS; i++) {
         void *p = schema[i].type == T_STR    ? (void *)*FIELD(c, &schema[i], char *)
@@ -519,6 +538,23 @@ static int check_bounds(const ag_config_t *c, const char *name, char *errbuf, si
                      name, in_keys[i], in_values[i], queue);
             return -1;
         }
+    }
+    if (strcmp(c->general.logFormat, "text") != 0 && strcmp(c->general.logFormat, "json") != 0) {
+        snprintf(errbuf, errlen, "%s:1: general.logFormat must be \"text\" or \"json\"", name);
+        return -1;
+    }
+    const char *paths[] = {c->ops.metricsPath, c->ops.healthPath, c->ops.readyPath};
+    for (int i = 0; i < 3; i++) {
+        if (paths[i][0] != '\0' && (paths[i][0] != '/' || paths[i][1] == '\0' || strpbrk(paths[i], "?# \t") != NULL)) {
+            snprintf(errbuf, errlen, "%s:1: ops paths must be \"\" or an absolute path other than \"/\": \"%.100s\"", name,
+                     paths[i]);
+            return -1;
+        }
+    }
+    /* the drain must fit in a stop that someone waits for; a day is far beyond any deploy */
+    if (c->ops.drainDelay < 0 || c->ops.drainWindow < 0 || c->ops.drainDelay > 86400000 || c->ops.drainWindow > 86400000) {
+        snprintf(errbuf, errlen, "%s:1: ops.drainDelay and ops.drainWindow must be between 0 and 86400000 ms", name);
+        return -1;
     }
     const int namemax = c->general.maxRoomNameLength;
     if (c->general.maxRoomsPerConnection < 1) {

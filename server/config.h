@@ -25,6 +25,9 @@ typedef struct st_ag_config_t {
         int announceRoomJoins;    /* 0: "I have entered the room: <id>" / "I have left the room: <id>" from "0" */
         char **trustedProxies;    /* addresses whose X-Forwarded-For / X-Real-IP / X-Forwarded-Port are believed */
         char *logLevel;           /* "info" */
+        char *logFormat;          /* "text" or "json" (one JSON object per line) */
+        char *logFile;            /* "" = stderr; a file is appended to and opened again on SIGHUP */
+        char *accessLog;          /* "" = none; "-" = the log's own stream; else a file (SIGHUP opens it again) */
         int shutdownTimeout;      /* ms to finish pending actions and flush closes, 5000 */
 
         /* bounds on rooms (server/rooms.c) */
@@ -136,6 +139,14 @@ typedef struct st_ag_config_t {
         char *key;    /* the server API's key (server/serverapi.h); "" = no server API */
         char *prefix; /* its path prefix, "/server" */
     } serverApi;
+    struct {
+        char *metricsPath; /* "/metrics"; "" = no metrics endpoint */
+        char *metricsKey;  /* "" = open; else /metrics wants "Authorization: Bearer <key>" */
+        char *healthPath;  /* "/healthz"; "" = none */
+        char *readyPath;   /* "/readyz"; "" = none */
+        int drainDelay;    /* ms between readyPath turning 503 and the first connection told to go, 0 */
+        int drainWindow;   /* ms the connections of a drain are told to reconnect over (uniformly), 0 = all at once */
+    } ops;
     char *path; /* the file it came from, or NULL for built-in defaults */
 } ag_config_t;
 

@@ -20,6 +20,37 @@ const ag_disconnect_t AG_DISCONNECT_SHUTDOWN = {1001, "going away", 1};
 const ag_disconnect_t AG_DISCONNECT_SHUTDOWN_FINAL = {1001, "going away", 0};
 const ag_disconnect_t AG_DISCONNECT_RATE = {1008, "message rate exceeded", 0};
 
+static const struct {
+    const ag_disconnect_t *why;
+    const char *name;
+} kinds[AG_DISCONNECT_KINDS - 1] = {
+    {&AG_DISCONNECT_PEER_CLOSED, "peer_closed"},
+    {&AG_DISCONNECT_TRANSPORT_ERROR, "transport_error"},
+    {&AG_DISCONNECT_PROTOCOL_ERROR, "protocol_error"},
+    {&AG_DISCONNECT_HEARTBEAT, "heartbeat_timeout"},
+    {&AG_DISCONNECT_SLOW, "slow_consumer"},
+    {&AG_DISCONNECT_TOO_BIG, "message_too_big"},
+    {&AG_DISCONNECT_QUIT, "quit"},
+    {&AG_DISCONNECT_SERVER, "closed_by_server"},
+    {&AG_DISCONNECT_SERVER_ERROR, "server_error"},
+    {&AG_DISCONNECT_SHUTDOWN, "shutdown"},
+    {&AG_DISCONNECT_SHUTDOWN_FINAL, "shutdown_final"},
+    {&AG_DISCONNECT_RATE, "message_rate"},
+};
+
+size_t ag_disconnect_kind(const ag_disconnect_t *why)
+{
+    for (size_t i = 0; i < AG_DISCONNECT_KINDS - 1; i++)
+        if (kinds[i].why == why)
+            return i;
+    return AG_DISCONNECT_KINDS - 1;
+}
+
+const char *ag_disconnect_kind_name(size_t kind)
+{
+    return kind < AG_DISCONNECT_KINDS - 1 ? kinds[kind].name : "other";
+}
+
 void ag_conn_set_handler(ag_server_t *s, const ag_conn_handler_t *handler, void *data)
 {
     s->conn_handler = handler;
@@ -102,6 +133,7 @@ static void conn_finish(ag_conn_t *c)
     ag_map_del(&c->server->conns, c->id);
     c->server->num_conns--;
     c->server->stats.connections_closed++;
+    c->server->stats.disconnects[ag_disconnect_kind(c->_why)]++;
     const ag_conn_handler_t *h = c->server->conn_handler;
     if (h != NULL && h->on_close != NULL)
         h->on_close(c, c->_why, c->server->conn_handler_data);
@@ -124,6 +156,7 @@ void ag_conn_on_frame(ag_conn_t *c, const char *data, size_t len, int binary)
         return;
     const ag_conn_handler_t *h = c->server->conn_handler;
     c->server->stats.frames_in++;
+    c->server->stats.bytes_in += len;
     if (h == NULL)
         return;
     ag_conn_addref(c);
@@ -163,6 +196,8 @@ void ag_conn_on_transport_gone(ag_conn_t *c, const ag_disconnect_t *why)
 
 void ag_conn_set_transport_name(ag_conn_t *c, const char *name)
 {
+    if (c->transport_name != NULL && strcmp(c->transport_name, name) != 0)
+        c->server->stats.upgrades++;
     c->transport_name = name;
 }
 
@@ -264,6 +299,7 @@ int ag_conn_send(ag_conn_t *c, ag_frame_t *f)
     c->_q_len++;
     c->_q_bytes += f->len;
     c->server->stats.frames_out++;
+    c->server->stats.bytes_out += f->len;
     if (c->_q_len == 1 && c->_transport != NULL)
         c->_transport->on_pending(c, c->_transport_self);
     return AG_OK;

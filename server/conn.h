@@ -43,7 +43,12 @@ typedef struct st_ag_transport_t {
     /* Close on purpose. The transport writes what it needs (close frame, engine.io close packet), then tears itself
      * down and calls ag_conn_on_transport_gone() — possibly later, never before returning from close(). */
     void (*close)(ag_conn_t *conn, void *self, const ag_disconnect_t *why);
+    const char *protocol; /* "primus", "engine.io", "socket.io": the metrics' protocol label */
 } ag_transport_t;
+
+/* The index of why among the reasons counted apart (stats.disconnects), and that index's name for metrics. */
+size_t ag_disconnect_kind(const ag_disconnect_t *why);
+const char *ag_disconnect_kind_name(size_t kind);
 
 /* The consumer of what connections carry (the session layer). Every call runs on the loop; the connection holds a
  * reference for its duration. */

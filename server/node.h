@@ -30,6 +30,10 @@ struct st_ag_sio_node_t;     /* transports/socketio.c */
 struct st_ag_limits_t;       /* server/limit.c */
 struct st_ag_upstream_t;     /* server/upstream.c */
 struct st_ag_backend_t;      /* server/backend.c */
+struct st_ag_ops_t;          /* server/ops.c */
+
+/* Disconnect reasons counted apart: the AG_DISCONNECT_* constants, and one for any other (server/conn.c). */
+#define AG_DISCONNECT_KINDS 13
 
 typedef struct st_ag_stats_t {
     uint64_t connections_opened, connections_closed;
@@ -40,6 +44,10 @@ typedef struct st_ag_stats_t {
     uint64_t messages_refused;   /* over servers.websocket.server.messageRate */
     uint64_t rate_disconnects;   /* connections ended for sustained abuse of the message rate */
     size_t sse_replay_bytes;     /* bytes held by every SSE replay ring together (bounded by sse.replayTotalBytes) */
+    /* README "Operations" */
+    uint64_t bytes_in, bytes_out;              /* payload bytes of messages received and queued */
+    uint64_t upgrades;                         /* connections that moved to another carrier (engine.io upgrade) */
+    uint64_t disconnects[AG_DISCONNECT_KINDS]; /* by ag_disconnect_kind() */
 } ag_stats_t;
 
 struct st_ag_server_t {
@@ -78,8 +86,12 @@ struct st_ag_server_t {
     struct st_ag_sio_node_t *sio;
     struct st_ag_upstream_t *upstream; /* NULL without upstream.urls */
     struct st_ag_backend_t *backend;   /* NULL without hooks (server/backend.c) */
+    struct st_ag_ops_t *ops;
 
     ag_stats_t stats;
+    /* Called when an action request is answered (server/ops.c registers it for its metrics): name is the registered
+     * action's, or the upstream one's (borrowed for the call), or NULL; status is the answer's HTTP status. */
+    void (*on_action_done)(ag_server_t *s, const char *name, int upstream, int status, uint64_t started_ms);
     int stopping; /* SIGTERM/SIGINT seen: no new connections, pending actions fail with "the server is shutting down" */
     int exit_code;
     uint64_t stop_deadline;

@@ -27,6 +27,7 @@
 #include "eio.h"
 #include "http.h"
 #include "limit.h"
+#include "ops.h"
 #include "primus.h"
 #include "push.h"
 #include "rooms.h"
@@ -80,8 +81,18 @@ static int setup_tls(ag_server_t *s, char *errbuf, size_t errlen)
 static void resolve_public_dir(ag_server_t *s)
 {
     const char *dir = s->config->servers.web.publicDir;
-    if (dir[0] == '\0')
+    /* the demo: next to the sources in a build tree, else where an installation puts it relative to the binary
+     * (<prefix>/bin/actiongate, <prefix>/share/actiongate/public), whatever the prefix */
+    char installed[4096];
+    if (dir[0] == '\0') {
         dir = AG_SOURCE_DIR "/client/public";
+        ssize_t n = readlink("/proc/self/exe", installed, sizeof(installed) - 64);
+        char *slash = n > 0 ? memrchr(installed, '/', (size_t)n) : NULL;
+        if (access(dir, R_OK) != 0 && slash != NULL) {
+            strcpy(slash, "/../share/actiongate/public");
+            dir = installed;
+        }
+    }
     char *real = realpath(dir, NULL);
     snprintf(s->public_dir, sizeof(s->public_dir), "%s", real != NULL ? real : dir);
     free(real);
@@ -147,6 +158,9 @@ static int create_store(ag_server_t *s, char *errbuf, size_t errlen)
 static int modules_init(ag_server_t *s, char *errbuf, size_t errlen)
 {
     int ret;
+    /* first: logging is configured before anything logs, and the probes' paths win over every other */
+    if ((ret = ag_ops_init(s, errbuf, errlen)) != 0)
+        return ret;
     if ((ret = ag__actions_init(s)) != 0) {
         snprintf(errbuf, errlen, "actions: %s", ag_strerror(ret));
         return ret;
@@ -203,6 +217,7 @@ static void modules_dispose(ag_server_t *s)
     /* after the session layer, whose pending requests cancel their own upstream calls */
     ag_upstream_dispose(s);
     ag__rooms_dispose(s);
+    ag_ops_dispose(s);
 }
 
 ag_server_t *ag_server_create(ag_config_t *cfg, char *errbuf, size_t errlen)
@@ -250,6 +265,7 @@ ag_server_t *ag_server_create(ag_config_t *cfg, char *errbuf, size_t errlen)
     if (modules_init(s, errbuf, errlen) != 0)
         goto fail;
     register_static(s);
+    ag_ops_access_register(s);
     h2o_context_init(&s->ctx, s->loop, &s->h2o_config);
     s->ctx_ready = 1;
     if ((s->limits = ag_limits_create(s, connection_cap(cfg))) == NULL) {
@@ -430,18 +446,18 @@ static void on_signal(h2o_socket_t *sock, const char *err)
     ag_server_t *s = sock->data;
     struct signalfd_siginfo si;
     while (read(h2o_socket_get_fd(sock), &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+        if (si.ssi_signo == SIGHUP) {
+            ag_ops_reopen(s);
+            continue;
+        }
         ag_log(AG_LOG_INFO, "server", NULL, "signal %u: shutting down", si.ssi_signo);
         ag_server_stop(s);
     }
     h2o_buffer_consume(&sock->input, sock->input->size);
 }
 
-void ag_server_stop(ag_server_t *s)
+static void stop_listening(ag_server_t *s)
 {
-    if (s->stopping)
-        return;
-    s->stopping = 1;
-    s->stop_deadline = h2o_now(s->loop) + (uint64_t)s->config->general.shutdownTimeout;
     if (h2o_timeout_is_linked(&s->accept_resume))
         h2o_timeout_unlink(&s->accept_resume);
     if (s->listener != NULL) {
@@ -450,14 +466,36 @@ void ag_server_stop(ag_server_t *s)
         h2o_socket_close(s->listener);
         s->listener = NULL;
     }
-    modules_stop(s);
-    const ag_disconnect_t *why =
-        s->config->servers.websocket.destroyClientsOnShutdown ? &AG_DISCONNECT_SHUTDOWN_FINAL : &AG_DISCONNECT_SHUTDOWN;
-    const char *id;
-    void *v;
-    for (size_t it = 0; ag_map_next(&s->conns, &it, &id, &v);)
-        ag_conn_close(v, why);
-    h2o_context_request_shutdown(&s->ctx);
+}
+
+/* Without a drain delay or window, connections are told at once and pending actions fail at once (the old stop). */
+static int drain_at_once(const ag_config_t *cfg)
+{
+    return cfg->ops.drainDelay == 0 && cfg->ops.drainWindow == 0;
+}
+
+void ag_server_stop(ag_server_t *s)
+{
+    if (s->stopping)
+        return;
+    s->stopping = 1;
+    const ag_config_t *cfg = s->config;
+    s->stop_deadline =
+        h2o_now(s->loop) + (uint64_t)cfg->ops.drainDelay + (uint64_t)cfg->ops.drainWindow + (uint64_t)cfg->general.shutdownTimeout;
+    /* during ops.drainDelay the node still listens: load balancers read /readyz's 503 and stop sending first */
+    if (cfg->ops.drainDelay == 0)
+        stop_listening(s);
+    /* /readyz answers 503 from here on; the connections are told to go by the drain (ag_server_run), spread over
+     * ops.drainWindow; what they asked before the stop finishes meanwhile, and new actions are refused */
+    ag_ops_drain_start(s);
+    if (drain_at_once(cfg)) {
+        modules_stop(s);
+        ag_ops_drain_step(s);
+        h2o_context_request_shutdown(&s->ctx);
+    } else {
+        ag_log(AG_LOG_INFO, "server", NULL, "draining: %zu connections told to reconnect over %d ms after %d ms", s->num_conns,
+               cfg->ops.drainWindow, cfg->ops.drainDelay);
+    }
 }
 
 int ag_server_run(ag_server_t *s)
@@ -466,6 +504,7 @@ int ag_server_run(ag_server_t *s)
     sigemptyset(&mask);
     sigaddset(&mask, SIGINT);
     sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGHUP);
     sigprocmask(SIG_BLOCK, &mask, NULL);
     signal(SIGPIPE, SIG_IGN);
     int sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
@@ -478,8 +517,19 @@ int ag_server_run(ag_server_t *s)
     ag_log(AG_LOG_INFO, "server", NULL, "actiongate %s node %s listening on %s://%s:%d (store: %s, public: %s)", AG_VERSION,
            s->node_id, s->config->servers.web.secure ? "https" : "http", s->config->servers.web.bindIP, ag_server_port(s),
            s->store->ops->name, s->public_dir);
+    ag_ops_notify("READY=1");
     while (!s->stopping)
         h2o_evloop_run(s->loop, INT32_MAX);
+    if (!drain_at_once(s->config)) {
+        while (ag_ops_drain_step(s) && h2o_now(s->loop) < s->stop_deadline) {
+            if (s->listener != NULL && !ag_ops_drain_waiting(s))
+                stop_listening(s);
+            h2o_evloop_run(s->loop, 10);
+        }
+        stop_listening(s);
+        modules_stop(s);
+        h2o_context_request_shutdown(&s->ctx);
+    }
     /* Drain: closing connections flush their close frames; give them until the deadline. HTTP answers given at stop
      * (a 503 for a pending /api action, a held poll's last packet) are not connections: linger a little for them. */
     uint64_t linger_until = h2o_now(s->loop) + 200;

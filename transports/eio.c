@@ -124,7 +124,7 @@ static void conn_close(ag_conn_t *conn, void *self, const ag_disconnect_t *why)
     ag__eio_session_close(s, why, !why->reconnect);
 }
 
-static const ag_transport_t conn_transport = {"websocket", conn_on_pending, conn_close};
+static const ag_transport_t conn_transport = {"websocket", conn_on_pending, conn_close, "engine.io"};
 
 /* --- the engine.io side of a socket.io session (transports/socketio.c) --- */
 

@@ -75,6 +75,8 @@ typedef struct st_ag_store_ops_t {
     /* A clean exit: this node's registration and its room members are removed at once (blocking briefly, as the loop no
      * longer runs). */
     void (*node_leave)(ag_store_t *store);
+    /* Optional (NULL: always): 1 while the store can be used (Redis connected), for /readyz and metrics. */
+    int (*is_up)(ag_store_t *store);
 } ag_store_ops_t;
 
 #define AG_STORE_NOT_CLUSTERED "not clustered"

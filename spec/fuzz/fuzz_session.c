@@ -29,7 +29,7 @@ static void fake_close(ag_conn_t *c, void *self, const ag_disconnect_t *why)
     ((fake_t *)self)->closed = 1;
 }
 
-static const ag_transport_t fake_transport = {"fuzz", fake_pending, fake_close};
+static const ag_transport_t fake_transport = {"fuzz", fake_pending, fake_close, "fuzz"};
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {

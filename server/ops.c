@@ -1,0 +1,593 @@
+/*
+ * Operations (see ops.h): metrics, probes, access log, drain, systemd notification.
+ *
+ * Label values come from a bounded set only: transports and protocols are the node's own names, disconnect reasons
+ * its constants, and action names those registered here plus at most OPS_MAX_ACTIONS names the app behind the node
+ * answered; anything else a client may name is counted under "(other)", so no stranger can grow the scrape.
+ */
+#define _GNU_SOURCE
+#include "ops.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <dirent.h>
+#include <time.h>
+#include <unistd.h>
+#include "cluster.h"
+#include "conn.h"
+#include "http.h"
+#include "limit.h"
+#include "upstream.h"
+
+#define OPS_MAX_ACTIONS 256
+/* Upper bounds (seconds) of the action latency histogram's buckets; +Inf follows. */
+static const double buckets[] = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+#define NBUCKETS (sizeof(buckets) / sizeof(buckets[0]))
+
+typedef struct {
+    uint64_t ok, failed;
+    uint64_t le[NBUCKETS]; /* cumulative at render time, counted per bucket here */
+    uint64_t count;
+    double sum;
+} action_stats_t;
+
+typedef struct st_ag_ops_t {
+    ag_map_t actions; /* label -> action_stats_t* */
+    FILE *access;     /* general.accessLog's file, NULL for none or "-" */
+    int access_on;
+    uint64_t drain_from; /* loop ms the first connection may be told to go */
+    size_t drain_total, drain_told;
+    int drain_counted; /* drain_total is taken when the delay is over: connections made during it are told too */
+    int draining;
+} ag_ops_t;
+
+/* --- a growable text buffer for the scrape --- */
+
+typedef struct {
+    char *p;
+    size_t len, cap;
+    int oom;
+} buf_t;
+
+__attribute__((format(printf, 2, 3))) static void put(buf_t *b, const char *fmt, ...)
+{
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = b->oom ? 0 : vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+        va_end(ap);
+        if (b->oom || n < 0)
+            return;
+        if ((size_t)n < b->cap - b->len) {
+            b->len += (size_t)n;
+            return;
+        }
+        size_t cap = (b->cap + (size_t)n + 1) * 2;
+        char *p = realloc(b->p, cap);
+        if (p == NULL) {
+            b->oom = 1;
+            return;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+}
+
+/* A label value in the exposition format: backslash, double quote and line feed escaped. */
+static void put_label(buf_t *b, const char *v)
+{
+    for (; *v != '\0'; v++) {
+        if (*v == '\\' || *v == '"')
+            put(b, "\\%c", *v);
+        else if (*v == '\n')
+            put(b, "\\n");
+        else
+            put(b, "%c", *v);
+    }
+}
+
+static void head(buf_t *b, const char *name, const char *type, const char *help)
+{
+    put(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void one(buf_t *b, const char *name, const char *type, const char *help, double v)
+{
+    head(b, name, type, help);
+    put(b, "%s %.17g\n", name, v);
+}
+
+/* --- actions --- */
+
+static action_stats_t *action_slot(ag_ops_t *o, const char *label)
+{
+    action_stats_t *a = ag_map_get(&o->actions, label);
+    if (a != NULL)
+        return a;
+    if (o->actions.size >= OPS_MAX_ACTIONS && strcmp(label, "(other)") != 0)
+        return action_slot(o, "(other)");
+    if ((a = calloc(1, sizeof(*a))) == NULL)
+        return NULL;
+    if (ag_map_set(&o->actions, label, a) != 0) {
+        free(a);
+        return NULL;
+    }
+    return a;
+}
+
+static void on_action_done(ag_server_t *s, const char *name, int upstream, int status, uint64_t started_ms)
+{
+    ag_ops_t *o = s->ops;
+    if (o == NULL)
+        return;
+    /* a name the app did not know (404) is a stranger's word: counted, never a label of its own */
+    const char *label = name != NULL && (status != 404 || !upstream) ? name : "(other)";
+    action_stats_t *a = action_slot(o, label);
+    if (a == NULL)
+        return;
+    if (status >= 200 && status < 300)
+        a->ok++;
+    else
+        a->failed++;
+    uint64_t now = ag_now_ms();
+    double secs = now > started_ms ? (double)(now - started_ms) / 1000.0 : 0;
+    for (size_t i = 0; i < NBUCKETS; i++) {
+        if (secs <= buckets[i]) {
+            a->le[i]++;
+            break;
+        }
+    }
+    a->count++;
+    a->sum += secs;
+}
+
+/* --- the scrape --- */
+
+static const char *protocol_of(const ag_conn_t *c)
+{
+    const char *p = c->_transport != NULL ? c->_transport->protocol : NULL;
+    return p != NULL ? p : "unknown";
+}
+
+static void render_connections(ag_server_t *s, buf_t *b)
+{
+    /* a handful of (protocol, transport) pairs: counted by a scan, as the table is bounded by the connection cap */
+    struct {
+        const char *protocol, *transport;
+        size_t n;
+    } seen[16];
+    size_t nseen = 0, queued_frames = 0, queued_bytes = 0, memberships = 0;
+    const char *id;
+    void *v;
+    for (size_t it = 0; ag_map_next(&s->conns, &it, &id, &v);) {
+        const ag_conn_t *c = v;
+        const char *p = protocol_of(c), *t = c->transport_name != NULL ? c->transport_name : "unknown";
+        size_t i = 0;
+        while (i < nseen && (strcmp(seen[i].protocol, p) != 0 || strcmp(seen[i].transport, t) != 0))
+            i++;
+        if (i == nseen && nseen < sizeof(seen) / sizeof(seen[0]))
+            seen[nseen++] = (typeof(seen[0])){p, t, 0};
+        if (i < nseen)
+            seen[i].n++;
+        queued_frames += c->_q_len;
+        queued_bytes += c->_q_bytes;
+        memberships += c->num_rooms;
+    }
+    head(b, "actiongate_connections", "gauge", "Open realtime connections by protocol and transport.");
+    for (size_t i = 0; i < nseen; i++)
+        put(b, "actiongate_connections{protocol=\"%s\",transport=\"%s\"} %zu\n", seen[i].protocol, seen[i].transport, seen[i].n);
+    one(b, "actiongate_tcp_connections", "gauge", "Accepted TCP connections not closed yet.",
+        (double)(s->limits != NULL ? s->limits->tcp_conns : 0));
+    one(b, "actiongate_tcp_connections_max", "gauge", "The node's connection cap in effect.",
+        (double)(s->limits != NULL ? s->limits->max_tcp : 0));
+    one(b, "actiongate_queued_frames", "gauge", "Frames waiting in every connection's outbound queue.", (double)queued_frames);
+    one(b, "actiongate_queued_bytes", "gauge", "Bytes waiting in every connection's outbound queue.", (double)queued_bytes);
+    one(b, "actiongate_room_memberships", "gauge", "Room memberships of this node's connections.", (double)memberships);
+}
+
+static void render_actions(ag_ops_t *o, buf_t *b)
+{
+    const char *name;
+    void *v;
+    head(b, "actiongate_actions_total", "counter", "Action requests answered, by action and outcome.");
+    for (size_t it = 0; ag_map_next(&o->actions, &it, &name, &v);) {
+        const action_stats_t *a = v;
+        const char *outcome[] = {"ok", "error"};
+        const uint64_t n[] = {a->ok, a->failed};
+        for (int k = 0; k < 2; k++) {
+            put(b, "actiongate_actions_total{action=\"");
+            put_label(b, name);
+            put(b, "\",outcome=\"%s\"} %llu\n", outcome[k], (unsigned long long)n[k]);
+        }
+    }
+    head(b, "actiongate_action_duration_seconds", "histogram", "Time from an action request to its answer.");
+    for (size_t it = 0; ag_map_next(&o->actions, &it, &name, &v);) {
+        const action_stats_t *a = v;
+        uint64_t cum = 0;
+        for (size_t i = 0; i <= NBUCKETS; i++) {
+            put(b, "actiongate_action_duration_seconds_bucket{action=\"");
+            put_label(b, name);
+            if (i < NBUCKETS) {
+                cum += a->le[i];
+                put(b, "\",le=\"%g\"} %llu\n", buckets[i], (unsigned long long)cum);
+            } else {
+                put(b, "\",le=\"+Inf\"} %llu\n", (unsigned long long)a->count);
+            }
+        }
+        put(b, "actiongate_action_duration_seconds_sum{action=\"");
+        put_label(b, name);
+        put(b, "\"} %.6f\nactiongate_action_duration_seconds_count{action=\"", a->sum);
+        put_label(b, name);
+        put(b, "\"} %llu\n", (unsigned long long)a->count);
+    }
+}
+
+static size_t open_fds(void)
+{
+    size_t n = 0;
+    DIR *d = opendir("/proc/self/fd");
+    if (d == NULL)
+        return 0;
+    while (readdir(d) != NULL)
+        n++;
+    closedir(d);
+    return n > 3 ? n - 3 : 0; /* ".", ".." and the directory's own descriptor */
+}
+
+static size_t rss_bytes(void)
+{
+    long pages = 0, rss = 0;
+    FILE *f = fopen("/proc/self/statm", "re");
+    if (f == NULL)
+        return 0;
+    if (fscanf(f, "%ld %ld", &pages, &rss) != 2)
+        rss = 0;
+    fclose(f);
+    return (size_t)rss * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+static int store_up(ag_server_t *s)
+{
+    return s->store->ops->is_up == NULL || s->store->ops->is_up(s->store);
+}
+
+/* Why the node is not ready, or NULL. */
+static const char *not_ready(ag_server_t *s)
+{
+    if (s->stopping)
+        return "stopping";
+    if (!store_up(s))
+        return "redis unavailable";
+    if (s->limits != NULL && s->limits->tcp_conns >= s->limits->max_tcp)
+        return "at the connection cap";
+    return NULL;
+}
+
+static void render(ag_server_t *s, buf_t *b)
+{
+    const ag_stats_t *st = &s->stats;
+    head(b, "actiongate_info", "gauge", "The node: its id and version (always 1).");
+    put(b, "actiongate_info{node=\"");
+    put_label(b, s->node_id);
+    put(b, "\",version=\"%s\",store=\"%s\"} 1\n", AG_VERSION, s->store->ops->name);
+    one(b, "actiongate_ready", "gauge", "1 when /readyz answers 200.", not_ready(s) == NULL);
+    one(b, "actiongate_draining", "gauge", "1 while a stopping node tells its connections to go.", s->stopping);
+    render_connections(s, b);
+    one(b, "actiongate_connections_opened_total", "counter", "Realtime connections opened.", (double)st->connections_opened);
+    head(b, "actiongate_disconnects_total", "counter", "Realtime connections closed, by reason.");
+    for (size_t i = 0; i < AG_DISCONNECT_KINDS; i++) {
+        put(b, "actiongate_disconnects_total{reason=\"");
+        put_label(b, ag_disconnect_kind_name(i));
+        put(b, "\"} %llu\n", (unsigned long long)st->disconnects[i]);
+    }
+    one(b, "actiongate_upgrades_total", "counter", "Connections that moved to another transport (engine.io upgrade).",
+        (double)st->upgrades);
+    one(b, "actiongate_messages_received_total", "counter", "Messages received from clients.", (double)st->frames_in);
+    one(b, "actiongate_messages_sent_total", "counter", "Messages queued to clients.", (double)st->frames_out);
+    one(b, "actiongate_received_bytes_total", "counter", "Payload bytes of messages received.", (double)st->bytes_in);
+    one(b, "actiongate_sent_bytes_total", "counter", "Payload bytes of messages queued to clients.", (double)st->bytes_out);
+    one(b, "actiongate_invalid_json_total", "counter", "Messages that were not valid JSON.", (double)st->invalid_json);
+    one(b, "actiongate_slow_consumer_disconnects_total", "counter", "Connections closed because their queue passed its bound.",
+        (double)st->slow_consumers);
+    one(b, "actiongate_tcp_refused_total", "counter", "TCP connections turned away at a connection cap.", (double)st->tcp_refused);
+    one(b, "actiongate_handshakes_refused_total", "counter", "Handshakes refused over servers.web.handshakeRate.",
+        (double)st->handshakes_refused);
+    one(b, "actiongate_messages_refused_total", "counter", "Messages refused over the message rate.", (double)st->messages_refused);
+    one(b, "actiongate_rate_disconnects_total", "counter", "Connections closed for sustained abuse of the message rate.",
+        (double)st->rate_disconnects);
+    one(b, "actiongate_sse_replay_bytes", "gauge", "Bytes held by the SSE replay rings.", (double)st->sse_replay_bytes);
+    render_actions(s->ops, b);
+    const ag_upstream_stats_t *up = ag_upstream_stats(s);
+    one(b, "actiongate_upstream_calls_total", "counter", "Calls to the app behind the node.", (double)up->calls);
+    one(b, "actiongate_upstream_failovers_total", "counter", "Upstream calls retried on another URL.", (double)up->failovers);
+    one(b, "actiongate_upstream_refused_total", "counter", "Upstream calls refused at upstream.maxInFlight.",
+        (double)up->refused_busy);
+    one(b, "actiongate_upstream_failed_total", "counter", "Upstream calls that failed.", (double)up->failed);
+    one(b, "actiongate_upstream_in_flight", "gauge", "Upstream calls in flight.", (double)up->in_flight);
+    const ag_cluster_stats_t *cl = ag_cluster_stats(s);
+    head(b, "actiongate_cluster_forwarded_total", "counter", "Requests forwarded to the node that owns their session.");
+    put(b, "actiongate_cluster_forwarded_total{kind=\"http\"} %llu\n", (unsigned long long)cl->forwarded_http);
+    put(b, "actiongate_cluster_forwarded_total{kind=\"websocket\"} %llu\n", (unsigned long long)cl->forwarded_ws);
+    head(b, "actiongate_cluster_pushes_total", "counter", "Server pushes exchanged with other nodes.");
+    put(b, "actiongate_cluster_pushes_total{direction=\"in\"} %llu\n", (unsigned long long)cl->pushes_in);
+    put(b, "actiongate_cluster_pushes_total{direction=\"out\"} %llu\n", (unsigned long long)cl->pushes_out);
+    one(b, "actiongate_store_up", "gauge", "1 when the store (Redis in cluster mode) is reachable.", store_up(s));
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    double cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+    one(b, "process_cpu_seconds_total", "counter", "User and system CPU time spent.", cpu);
+    one(b, "process_resident_memory_bytes", "gauge", "Resident set size.", (double)rss_bytes());
+    one(b, "process_open_fds", "gauge", "Open file descriptors.", (double)open_fds());
+    one(b, "process_start_time_seconds", "gauge", "Start time since the Unix epoch.", (double)s->started_ms / 1000.0);
+}
+
+/* ops.metricsKey as a bearer token, compared in constant time. */
+static int key_ok(ag_server_t *s, h2o_req_t *req)
+{
+    const char *key = s->config->ops.metricsKey;
+    if (key[0] == '\0')
+        return 1;
+    size_t len, klen = strlen(key);
+    const char *h = ag_http_header(req, "authorization", &len);
+    if (h == NULL || len != 7 + klen || strncasecmp(h, "Bearer ", 7) != 0)
+        return 0;
+    unsigned char diff = 0;
+    for (size_t i = 0; i < klen; i++)
+        diff |= (unsigned char)(h[7 + i] ^ key[i]);
+    return diff == 0;
+}
+
+static int is_get(h2o_req_t *req)
+{
+    return h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")) ||
+           h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"));
+}
+
+static int on_metrics(h2o_handler_t *self, h2o_req_t *req)
+{
+    ag_server_t *s = ag_http_server(req);
+    if (!is_get(req)) {
+        ag_http_respond(req, 405, "Method Not Allowed", "text/plain", H2O_STRLIT("GET only\n"));
+        return 0;
+    }
+    if (!key_ok(s, req)) {
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL, H2O_STRLIT("Bearer"));
+        ag_http_respond(req, 401, "Unauthorized", "text/plain", H2O_STRLIT("a metrics key is required\n"));
+        return 0;
+    }
+    buf_t b = {NULL, 0, 0, 0};
+    render(s, &b);
+    if (b.oom)
+        ag_http_respond(req, 503, "Service Unavailable", "text/plain", H2O_STRLIT("out of memory\n"));
+    else
+        ag_http_respond(req, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", b.p, b.len);
+    free(b.p);
+    return 0;
+}
+
+static int on_health(h2o_handler_t *self, h2o_req_t *req)
+{
+    ag_http_respond(req, 200, "OK", "text/plain", H2O_STRLIT("ok\n"));
+    return 0;
+}
+
+static int on_ready(h2o_handler_t *self, h2o_req_t *req)
+{
+    const char *why = not_ready(ag_http_server(req));
+    if (why == NULL) {
+        ag_http_respond(req, 200, "OK", "text/plain", H2O_STRLIT("ready\n"));
+    } else {
+        char body[64];
+        int n = snprintf(body, sizeof(body), "not ready: %s\n", why);
+        ag_http_respond(req, 503, "Service Unavailable", "text/plain", body, (size_t)n);
+    }
+    return 0;
+}
+
+static void add_path(ag_server_t *s, const char *path, int (*cb)(h2o_handler_t *, h2o_req_t *))
+{
+    if (path[0] == '\0')
+        return;
+    h2o_handler_t *h = h2o_create_handler(ag_server_register_path(s, path), sizeof(*h));
+    h->on_req = cb;
+}
+
+/* --- access log --- */
+
+static void on_access(h2o_logger_t *self, h2o_req_t *req)
+{
+    ag_server_t *s = ag_http_server(req);
+    FILE *out = s->ops->access != NULL ? s->ops->access : ag_log_stream();
+    char path[1024], method[32], ua[512], ip[64], ts[32];
+    int port;
+    size_t len;
+    char raw[sizeof(path)];
+    snprintf(raw, sizeof(raw), "%.*s", (int)(req->path.len < sizeof(raw) - 1 ? req->path.len : sizeof(raw) - 1), req->path.base);
+    int json = strcmp(s->config->general.logFormat, "json") == 0;
+    ag_log_escape(path, sizeof(path), raw, json);
+    snprintf(raw, sizeof(raw), "%.*s", (int)(req->method.len < 31 ? req->method.len : 31), req->method.base);
+    ag_log_escape(method, sizeof(method), raw, json);
+    const char *h = ag_http_header(req, "user-agent", &len);
+    snprintf(raw, sizeof(raw), "%.*s", h != NULL ? (int)(len < 200 ? len : 200) : 0, h != NULL ? h : "");
+    ag_log_escape(ua, sizeof(ua), raw, json);
+    ag_http_peer_info(req, ip, &port);
+    ag_iso8601(ag_now_ms(), ts);
+    uint64_t ms = 0;
+    struct timeval now;
+    gettimeofday(&now, NULL);
+    if (req->processed_at.at.tv_sec != 0)
+        ms = (uint64_t)((now.tv_sec - req->processed_at.at.tv_sec) * 1000 + (now.tv_usec - req->processed_at.at.tv_usec) / 1000);
+    if (json)
+        fprintf(out,
+                "{\"ts\":\"%s\",\"type\":\"access\",\"node\":\"%s\",\"remote\":\"%s\",\"method\":\"%s\",\"path\":\"%s\","
+                "\"status\":%d,\"bytes\":%zu,\"ms\":%llu,\"ua\":\"%s\"}\n",
+                ts, s->node_id, ip, method, path, req->res.status, req->bytes_sent, (unsigned long long)ms, ua);
+    else
+        fprintf(out, "%s access %s \"%s %s HTTP/%d.%d\" %d %zu %llums \"%s\"\n", ts, ip, method, path, req->version >> 8,
+                req->version & 0xff, req->res.status, req->bytes_sent, (unsigned long long)ms, ua);
+    fflush(out);
+}
+
+void ag_ops_access_register(ag_server_t *s)
+{
+    if (s->config->general.accessLog[0] == '\0')
+        return;
+    h2o_hostconf_t *host = s->h2o_config.hosts[0];
+    for (size_t i = 0; i < host->paths.size; i++)
+        h2o_create_logger(&host->paths.entries[i], sizeof(h2o_logger_t))->log_access = on_access;
+}
+
+static int access_open(ag_server_t *s)
+{
+    const char *path = s->config->general.accessLog;
+    if (path[0] == '\0' || strcmp(path, "-") == 0)
+        return 0;
+    FILE *f = fopen(path, "ae");
+    if (f == NULL)
+        return AG_EIO;
+    if (s->ops->access != NULL)
+        fclose(s->ops->access);
+    s->ops->access = f;
+    return 0;
+}
+
+void ag_ops_reopen(ag_server_t *s)
+{
+    if (ag_log_reopen() != 0)
+        ag_log(AG_LOG_ERROR, "ops", NULL, "SIGHUP: cannot open %s again; still writing to the old file",
+               s->config->general.logFile);
+    if (access_open(s) != 0)
+        ag_log(AG_LOG_ERROR, "ops", NULL, "SIGHUP: cannot open %s again; still writing to the old file",
+               s->config->general.accessLog);
+    ag_log(AG_LOG_INFO, "ops", NULL, "SIGHUP: log files opened again");
+}
+
+/* --- systemd --- */
+
+void ag_ops_notify(const char *state)
+{
+    const char *path = getenv("NOTIFY_SOCKET");
+    if (path == NULL || (path[0] != '/' && path[0] != '@'))
+        return;
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    size_t len = strlen(path);
+    if (len >= sizeof(sun.sun_path))
+        return;
+    memcpy(sun.sun_path, path, len);
+    if (path[0] == '@')
+        sun.sun_path[0] = '\0'; /* an abstract socket */
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd == -1)
+        return;
+    if (sendto(fd, state, strlen(state), MSG_NOSIGNAL, (struct sockaddr *)&sun,
+               (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len)) < 0)
+        ag_log(AG_LOG_WARN, "ops", NULL, "cannot notify systemd (%s)", path);
+    close(fd);
+}
+
+/* --- drain --- */
+
+void ag_ops_drain_start(ag_server_t *s)
+{
+    ag_ops_t *o = s->ops;
+    ag_ops_notify("STOPPING=1");
+    o->draining = 1;
+    o->drain_from = h2o_now(s->loop) + (uint64_t)s->config->ops.drainDelay;
+    o->drain_counted = 0;
+    o->drain_told = 0;
+    if (s->num_conns != 0)
+        ag_log(AG_LOG_INFO, "ops", NULL, "draining %zu connections over %d ms after %d ms", s->num_conns,
+               s->config->ops.drainWindow, s->config->ops.drainDelay);
+}
+
+int ag_ops_drain_waiting(ag_server_t *s)
+{
+    return s->ops->draining && h2o_now(s->loop) < s->ops->drain_from;
+}
+
+int ag_ops_drain_step(ag_server_t *s)
+{
+    ag_ops_t *o = s->ops;
+    if (!o->draining)
+        return 0;
+    uint64_t now = h2o_now(s->loop), window = (uint64_t)s->config->ops.drainWindow;
+    if (now < o->drain_from)
+        return 1;
+    if (!o->drain_counted) {
+        o->drain_counted = 1;
+        o->drain_total = s->num_conns;
+    }
+    /* uniformly over the window: by time t, t/window of the connections were told */
+    size_t due = o->drain_total;
+    if (window != 0 && now - o->drain_from < window)
+        due = (size_t)((double)o->drain_total * (double)(now - o->drain_from) / (double)window);
+    const ag_disconnect_t *why =
+        s->config->servers.websocket.destroyClientsOnShutdown ? &AG_DISCONNECT_SHUTDOWN_FINAL : &AG_DISCONNECT_SHUTDOWN;
+    const char *id;
+    void *v;
+    for (size_t it = 0; o->drain_told < due && ag_map_next(&s->conns, &it, &id, &v);) {
+        ag_conn_t *c = v;
+        if (ag_conn_is_closed(c))
+            continue;
+        o->drain_told++;
+        ag_conn_close(c, why); /* may delete this entry, which the iteration allows */
+    }
+    if (o->drain_told < due)
+        o->drain_told = due; /* connections that went by themselves count as told */
+    if (o->drain_told >= o->drain_total) {
+        o->draining = 0;
+        /* latecomers (an engine.io session still handshaking) go now */
+        for (size_t it = 0; ag_map_next(&s->conns, &it, &id, &v);)
+            if (!ag_conn_is_closed(v))
+                ag_conn_close(v, why);
+        return 0;
+    }
+    return 1;
+}
+
+/* --- lifecycle --- */
+
+int ag_ops_init(ag_server_t *s, char *errbuf, size_t errlen)
+{
+    const ag_config_t *cfg = s->config;
+    if ((s->ops = calloc(1, sizeof(*s->ops))) == NULL) {
+        snprintf(errbuf, errlen, "out of memory");
+        return AG_ENOMEM;
+    }
+    ag_map_init(&s->ops->actions);
+    s->on_action_done = on_action_done;
+    if (ag_log_configure(cfg->general.logFile, strcmp(cfg->general.logFormat, "json") == 0, s->node_id) != 0) {
+        snprintf(errbuf, errlen, "general.logFile: cannot open %s for appending", cfg->general.logFile);
+        return AG_ECONFIG;
+    }
+    if (access_open(s) != 0) {
+        snprintf(errbuf, errlen, "general.accessLog: cannot open %s for appending", cfg->general.accessLog);
+        return AG_ECONFIG;
+    }
+    add_path(s, cfg->ops.healthPath, on_health);
+    add_path(s, cfg->ops.readyPath, on_ready);
+    add_path(s, cfg->ops.metricsPath, on_metrics);
+    return 0;
+}
+
+void ag_ops_dispose(ag_server_t *s)
+{
+    ag_ops_t *o = s->ops;
+    if (o == NULL)
+        return;
+    const char *name;
+    void *v;
+    for (size_t it = 0; ag_map_next(&o->actions, &it, &name, &v);)
+        free(v);
+    ag_map_dispose(&o->actions);
+    if (o->access != NULL)
+        fclose(o->access);
+    free(o);
+    s->ops = NULL;
+    s->on_action_done = NULL;
+}
