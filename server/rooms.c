@@ -354,6 +354,7 @@ typedef struct {
     ag_conn_t *c;
     void (*cb)(ag_conn_t *c, const char *err, void *data);
     void *data;
+    int in_flight; /* counted in c->joining: until the membership is local (then num_rooms counts it) or the join ends */
     char room[];
 } op_t;
 
@@ -366,13 +367,15 @@ static op_t *op_new(ag_conn_t *c, const char *room, void (*cb)(ag_conn_t *, cons
     op->c = ag_conn_addref(c);
     op->cb = cb;
     op->data = data;
+    op->in_flight = 0;
     memcpy(op->room, room, len + 1);
     return op;
 }
 
 static void op_finish(op_t *op, const char *err)
 {
-    op->c->joining--;
+    if (op->in_flight)
+        op->c->joining--;
     if (op->cb != NULL)
         op->cb(op->c, err, op->data);
     ag_conn_release(op->c);
@@ -413,6 +416,11 @@ static void join_added(void *data, const char *err, json_t *res)
     }
     if (err == NULL && local_add(c, op->room) != AG_OK)
         err = "out of memory";
+    if (err == NULL) {
+        /* the membership is local now and num_rooms counts it: waiting for the subscription must not count it twice */
+        c->joining--;
+        op->in_flight = 0;
+    }
     if (err == NULL && c->server->store->ops->subscribed != NULL) {
         /* answered once this node hears the room (Redis): a say right after the reply must reach the new member */
         c->server->store->ops->subscribed(c->server->store, join_subscribed, op);
@@ -463,7 +471,8 @@ void ag_room_join(ag_conn_t *c, const char *room, void (*cb)(ag_conn_t *c, const
             cb(c, e, data);
         return;
     }
-    c->joining++; /* until op_finish: joins in flight count against the bound */
+    c->joining++; /* until the membership is local: joins in flight count against the bound */
+    op->in_flight = 1;
     c->server->store->ops->room_exists(c->server->store, room, join_exists, op);
 }
 
