@@ -339,6 +339,14 @@ typedef struct {
     unsigned char set[NKEYS]; /* a value key already set: a second one is an error, not a silent override */
 } loader_t;
 
+/* An error is one line on a terminal: a quoted value's line breaks and escape sequences are shown as '?'. */
+static void one_line(char *msg)
+{
+    for (char *p = msg; *p != '\0'; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = '?';
+}
+
 __attribute__((format(printf, 3, 4))) static int fail(loader_t *l, yaml_node_t *n, const char *fmt, ...)
 {
     char msg[512];
@@ -346,10 +354,7 @@ __attribute__((format(printf, 3, 4))) static int fail(loader_t *l, yaml_node_t *
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    /* The error is one line on a terminal: a quoted value's line breaks and escape sequences are shown as '?'. */
-    for (char *p = msg; *p != '\0'; p++)
-        if ((unsigned char)*p < 0x20 || *p == 0x7f)
-            *p = '?';
+    one_line(msg);
     snprintf(l->err, l->errlen, "%s:%zu: %s", l->name, n != NULL ? n->start_mark.line + 1 : 0, msg);
     return -1;
 }
@@ -596,7 +601,10 @@ static int is_origin(const char *o)
         if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '+' || *p == '-' ||
               *p == '.'))
             return 0;
-    return strpbrk(sep + 3, "/?#@ \t") == NULL;
+    for (const char *p = sep + 3; *p != '\0'; p++) /* an origin header never carries a path, user or control byte */
+        if ((unsigned char)*p <= 0x20 || *p == 0x7f || strchr("/?#@\\", *p) != NULL)
+            return 0;
+    return 1;
 }
 
 /* Entries of the address and origin lists; returns a message in buf, or NULL. */
@@ -768,6 +776,7 @@ static ag_config_t *load_parser(yaml_parser_t *parser, const char *name, char *e
     }
     yaml_document_delete(&doc);
     if (ret != 0) {
+        one_line(errbuf); /* the checks after the walk quote values too */
         ag_config_destroy(c);
         return NULL;
     }

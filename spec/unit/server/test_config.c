@@ -79,6 +79,9 @@ static void expect_error(const char *yaml, const char *prefix, const char *menti
         fail_msg("error '%s' does not start with '%s'", err, prefix);
     if (mention != NULL && strstr(err, mention) == NULL)
         fail_msg("error '%s' does not mention '%s'", err, mention);
+    for (const char *p = err; *p != '\0'; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            fail_msg("error '%s' is not one printable line", err);
 }
 
 static void test_errors(void **state)
@@ -149,7 +152,7 @@ static void test_policy_errors(void **state)
     expect_error("servers:\n  websocket:\n    server:\n      credentials: true\n", "bad.yaml:1: ", "needs a list of origins");
     expect_error("servers:\n  websocket:\n    server:\n      origins: [\"https://a.example\", \"*\"]\n      credentials: true\n",
                  "bad.yaml:1: ", "needs a list of origins");
-    for (const char *o = "https://a.example/\0a.example\0https://\0https://a.example/path\0://a.example\0htt p://a\0"; *o != '\0';
+    for (const char *o = "https://a.example/\0a.example\0https://\0https://a\\n.example\0https://a.example/path\0://a.example\0htt p://a\0"; *o != '\0';
          o += strlen(o) + 1) {
         char yaml[256];
         snprintf(yaml, sizeof(yaml), "servers:\n  websocket:\n    server:\n      origins: [\"%s\"]\n", o);
@@ -161,7 +164,8 @@ static void test_policy_errors(void **state)
                          "[::1]\0"
                          "::1/129\0"
                          "10.0.0.0/\0"
-                         "10.0.0.0/x\0";
+                         "10.0.0.0/x\0"
+                         "a\\nb\\e[31m\0";
          *p != '\0'; p += strlen(p) + 1) {
         char yaml[256];
         snprintf(yaml, sizeof(yaml), "general:\n  trustedProxies: [\"%s\"]\n", p);
