@@ -234,6 +234,7 @@ static void on_view_or_say(ag_conn_t *c, const char *err, json_t *data, void *ud
 
 static void ws_action_done(ag_action_req_t *r, json_t *result, int status, const char *error)
 {
+    (void)status;
     ag_conn_t *c = r->conn;
     if (c->pending_actions > 0)
         c->pending_actions--;
@@ -342,6 +343,7 @@ static void do_file(ag_conn_t *c, const json_t *msg, const json_t *message_id)
 
 static void on_frame(ag_conn_t *c, const char *data, size_t len, int binary, void *unused)
 {
+    (void)unused;
     if (binary) {
         json_t *id = ag__message_id(NULL);
         verb_error(c, "verb not found or not allowed (undefined)", json_null(), id);
@@ -384,6 +386,7 @@ static void on_frame(ag_conn_t *c, const char *data, size_t len, int binary, voi
 
 static void on_open(ag_conn_t *c, void *unused)
 {
+    (void)unused;
     json_t *w = json_pack("{s:s,s:s}", "welcome", c->server->config->general.welcomeMessage, "context", "api");
     ag_conn_send_json(c, w);
     json_decref(w);
@@ -394,6 +397,7 @@ static void on_open(ag_conn_t *c, void *unused)
 
 static void on_close(ag_conn_t *c, const ag_disconnect_t *why, void *unused)
 {
+    (void)unused;
     ag__rooms_conn_closed(c);
     const ag_hooks_t *h = c->server->hooks;
     if (h != NULL && h->on_disconnect != NULL)
@@ -405,6 +409,7 @@ static void on_close(ag_conn_t *c, const ag_disconnect_t *why, void *unused)
  * is not JSON gets none, as invalid JSON gets none. */
 static void on_refused(ag_conn_t *c, const char *data, size_t len, int binary, const char *error, void *unused)
 {
+    (void)unused;
     json_t *msg = binary ? json_null() : json_loadb(data, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
     if (msg == NULL)
         return;

@@ -378,7 +378,7 @@ size_t ag__eio_open_json(ag__eio_session_t *s, ag__eio_kind_t kind, int sse_offe
     return n < 0 ? 0 : (size_t)n;
 }
 
-ag__eio_session_t *ag__eio_session_create(ag_server_t *server, h2o_req_t *req, ag__eio_kind_t kind)
+static ag__eio_session_t *session_create(ag_server_t *server, h2o_req_t *req)
 {
     ag__eio_node_t *n = ag__eio_node(server);
     ag__eio_session_t *s = calloc(1, sizeof(*s));
@@ -573,7 +573,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         }
         /* sse */
         if (is_get) {
-            ag__eio_sse_get(server, s, req);
+            ag__eio_sse_get(s, req);
         } else if (is_post) {
             ag__eio_transport_t *t = s->transport != NULL && s->transport->ops->kind == AG__EIO_SSE ? s->transport
                                      : s->probe != NULL && s->probe->ops->kind == AG__EIO_SSE       ? s->probe
@@ -611,7 +611,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         ag_limits_respond_refused(req);
         return 0;
     }
-    ag__eio_session_t *s = ag__eio_session_create(server, req, kind);
+    ag__eio_session_t *s = session_create(server, req);
     if (s == NULL) {
         ag__eio_respond_error(req, AG_EIO_ERR_BAD_REQUEST);
         return 0;
@@ -623,7 +623,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     else if (kind == AG__EIO_WEBSOCKET)
         ag__eio_ws_accept(server, s, req, key);
     else
-        ag__eio_sse_get(server, s, req);
+        ag__eio_sse_get(s, req);
     if (!s->closed)
         attach(s, h->attach, req, kind);
     return 0;

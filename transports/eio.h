@@ -158,8 +158,6 @@ void ag__eio_transport_gone(ag__eio_session_t *s, ag__eio_transport_t *t, const 
 void ag__eio_session_close(ag__eio_session_t *s, const ag_disconnect_t *why, int send_close);
 /* The open packet JSON (without the "0") for this session; upgrades depends on the handshake transport. */
 size_t ag__eio_open_json(ag__eio_session_t *s, ag__eio_kind_t kind, int sse_offered, char *out, size_t cap);
-/* Creates a session (handshake) with its connection (unless echo). NULL on failure. */
-ag__eio_session_t *ag__eio_session_create(ag_server_t *server, h2o_req_t *req, ag__eio_kind_t kind);
 /* t becomes the upgrade candidate; it is closed after upgradeTimeout unless the client sends "5" on it. */
 void ag__eio_probe_start(ag__eio_session_t *s, ag__eio_transport_t *t);
 /* Starts the session's heartbeat once its first transport is in place. */
@@ -183,14 +181,12 @@ struct st_ag__eio_held_t {
     void (*on_dispose)(ag__eio_held_t *h, int premature);
     void (*on_dropped)(ag__eio_held_t *h); /* the watched socket saw EOF or an error */
     ag_eio_buf_t acc, out;
-    int streaming, sending, final, done;
+    int sending, final, done;
     size_t written;
     h2o_socket_t *watched; /* HTTP/1 socket watched for the client going away (polling GET) */
 };
 ag__eio_held_t *ag__eio_held_create(h2o_req_t *req, void *owner, void (*on_proceed)(ag__eio_held_t *),
                                     void (*on_dispose)(ag__eio_held_t *, int));
-/* One complete answer (polling): status, content type, body copied; gzip when worth it and accepted. */
-void ag__eio_held_respond(ag__eio_held_t *h, const char *body, size_t len);
 /* Streaming (SSE): sends the headers now; then ag__eio_held_write appends and writes when the socket takes it. */
 void ag__eio_held_start_stream(ag__eio_held_t *h);
 int ag__eio_held_write(ag__eio_held_t *h, const char *data, size_t len);
@@ -198,14 +194,12 @@ int ag__eio_held_write(ag__eio_held_t *h, const char *data, size_t len);
 void ag__eio_held_finish(ag__eio_held_t *h);
 
 /* Transport constructors and request entry points. */
-ag__eio_transport_t *ag__eio_polling_create(ag__eio_session_t *s);
 void ag__eio_polling_destroy(ag__eio_transport_t *t);
 void ag__eio_polling_handshake(ag__eio_session_t *s, h2o_req_t *req, int sse_offered);
 void ag__eio_polling_get(ag__eio_session_t *s, h2o_req_t *req);
 void ag__eio_post(ag__eio_session_t *s, ag__eio_transport_t *t, h2o_req_t *req);
 void ag__eio_ws_accept(ag_server_t *server, ag__eio_session_t *s, h2o_req_t *req, const char *key);
-ag__eio_transport_t *ag__eio_sse_create(ag__eio_session_t *s);
 void ag__eio_sse_destroy(ag__eio_transport_t *t);
-void ag__eio_sse_get(ag_server_t *server, ag__eio_session_t *s, h2o_req_t *req);
+void ag__eio_sse_get(ag__eio_session_t *s, h2o_req_t *req);
 
 #endif

@@ -230,6 +230,7 @@ static void lower_close(ag_sio_t *sio)
 
 static void tr_on_pending(ag_conn_t *conn, void *self)
 {
+    (void)conn;
     lower_kick(self);
 }
 
@@ -487,19 +488,9 @@ ag_frame_t *ag_sio_shift(ag_sio_t *sio)
     return NULL;
 }
 
-void ag_sio_unshift(ag_sio_t *sio, ag_frame_t *f)
-{
-    out_push(sio, f, 1);
-}
-
 size_t ag_sio_queued(ag_sio_t *sio)
 {
     return sio->out_len + (sio->conn != NULL ? ag_conn_queued(sio->conn) : 0);
-}
-
-ag_conn_t *ag_sio_conn(ag_sio_t *sio)
-{
-    return sio->conn;
 }
 
 int ag_sio_closing(const ag_sio_t *sio)

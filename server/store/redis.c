@@ -521,6 +521,7 @@ static void dispatch(ag__redis_store_t *s, const char *name, const char *payload
 
 static void on_published(void *_r, const char *err, redisReply *reply)
 {
+    (void)reply;
     req_t *r = _r;
     note_error(r->s, err);
     answer(r->cb, r->data, err, json_true());
