@@ -378,7 +378,7 @@ size_t ag__eio_open_json(ag__eio_session_t *s, ag__eio_kind_t kind, int sse_offe
     return n < 0 ? 0 : (size_t)n;
 }
 
-static ag__eio_session_t *session_create(ag_server_t *server, h2o_req_t *req)
+ag__eio_session_t *ag__eio_session_new(ag_server_t *server, int rate_exempt)
 {
     ag__eio_node_t *n = ag__eio_node(server);
     ag__eio_session_t *s = calloc(1, sizeof(*s));
@@ -396,16 +396,24 @@ static ag__eio_session_t *session_create(ag_server_t *server, h2o_req_t *req)
     s->upgrade_deadline.cb = on_upgrade_deadline;
     s->noop_tick.cb = on_noop_tick;
     s->finish.cb = on_finish;
-    const char *b64 = ag_http_query_param(req, "b64");
-    s->b64 = b64 != NULL && strcmp(b64, "1") == 0;
-    char ip[64];
-    int port;
-    ag_http_peer_info(req, ip, &port);
-    s->rate_exempt = ag_limits_exempt(server, ip);
+    s->rate_exempt = rate_exempt;
     if (ag_map_set(&n->sessions, s->sid, s) != AG_OK) {
         free(s);
         return NULL;
     }
+    return s;
+}
+
+static ag__eio_session_t *session_create(ag_server_t *server, h2o_req_t *req)
+{
+    char ip[64];
+    int port;
+    ag_http_peer_info(req, ip, &port);
+    ag__eio_session_t *s = ag__eio_session_new(server, ag_limits_exempt(server, ip));
+    if (s == NULL)
+        return NULL;
+    const char *b64 = ag_http_query_param(req, "b64");
+    s->b64 = b64 != NULL && strcmp(b64, "1") == 0;
     return s;
 }
 

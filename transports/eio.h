@@ -158,6 +158,9 @@ void ag__eio_transport_gone(ag__eio_session_t *s, ag__eio_transport_t *t, const 
 void ag__eio_session_close(ag__eio_session_t *s, const ag_disconnect_t *why, int send_close);
 /* The open packet JSON (without the "0") for this session; upgrades depends on the handshake transport. */
 size_t ag__eio_open_json(ag__eio_session_t *s, ag__eio_kind_t kind, int sse_offered, char *out, size_t cap);
+/* A session in the sid table with no transport and no upper yet: the handshake (and the unit tests) put them in
+ * place. NULL when out of memory. */
+ag__eio_session_t *ag__eio_session_new(ag_server_t *server, int rate_exempt);
 /* t becomes the upgrade candidate; it is closed after upgradeTimeout unless the client sends "5" on it. */
 void ag__eio_probe_start(ag__eio_session_t *s, ag__eio_transport_t *t);
 /* Starts the session's heartbeat once its first transport is in place. */
