@@ -90,7 +90,7 @@ nomem:
     return AG_ENOMEM;
 }
 
-const ag__action_t *ag__action_find(ag_server_t *s, const char *name)
+static const ag__action_t *action_find(ag_server_t *s, const char *name)
 {
     return name != NULL ? ag_map_get(&s->actions->by_name, name) : NULL;
 }
@@ -441,7 +441,7 @@ void ag__action_start_as(ag_server_t *s, json_t *params, json_t *message_id, ag_
         return;
     }
     const char *name = json_string_value(json_object_get(params, "action"));
-    r->action = ag__action_find(s, name);
+    r->action = action_find(s, name);
     if (ag_upstream_routes(s, name, r->action != NULL)) {
         r->action = NULL;
         /* the app scrubs and validates its own params; a JSONP callback would make its answer not JSON */
@@ -498,6 +498,7 @@ json_t *ag__verb_reply(const char *err, json_t *data, const json_t *message_id)
 
 static void docs_done(ag_action_req_t *r, json_t *result, int status, const char *error)
 {
+    (void)status;
     ag_conn_t *c = r->conn;
     if (c->pending_actions > 0)
         c->pending_actions--;
@@ -518,7 +519,7 @@ static json_t *merged_documentation(ag_server_t *s, const json_t *upstream_docs)
     json_t *v;
     json_object_foreach((json_t *)upstream_docs, name, v)
     {
-        if (ag_upstream_routes(s, name, ag__action_find(s, name) != NULL))
+        if (ag_upstream_routes(s, name, action_find(s, name) != NULL))
             json_object_set(out, name, v);
     }
     json_t *local = ag__actions_documentation(s);

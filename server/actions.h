@@ -52,7 +52,6 @@ struct st_ag_action_req_t {
 int ag__actions_init(ag_server_t *s);
 void ag__actions_stop(ag_server_t *s);
 void ag__actions_dispose(ag_server_t *s);
-const ag__action_t *ag__action_find(ag_server_t *s, const char *name);
 /* The catalogue: {name: {"1": {name, version, description, inputs: {key: {required, default?}}}}}. New reference. */
 json_t *ag__actions_documentation(ag_server_t *s);
 

@@ -15,6 +15,7 @@
 
 static void run_status(ag_action_req_t *r, void *data)
 {
+    (void)data;
     ag_server_t *s = ag_action_server(r);
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
@@ -44,6 +45,7 @@ static void run_status(ag_action_req_t *r, void *data)
 
 static void run_random(ag_action_req_t *r, void *data)
 {
+    (void)data;
     char num[32], text[64];
     double n = ag_random_double();
     ag_format_double(n, num);
@@ -138,6 +140,7 @@ static void ct_saved(void *data, const char *err, json_t *res)
 
 static void run_cachetest(ag_action_req_t *r, void *data)
 {
+    (void)data;
     cachetest_t *ct = calloc(1, sizeof(*ct));
     if (ct == NULL) {
         ag_action_fail(r, 500, "out of memory");
@@ -170,6 +173,7 @@ static json_t *to_int(const json_t *v)
 
 static int non_negative_int(const json_t *v, const char **msg)
 {
+    (void)msg;
     return !json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 3600 * 1000;
 }
 
@@ -185,6 +189,7 @@ static void sleep_done(ag_action_req_t *r)
 
 static void run_sleeptest(ag_action_req_t *r, void *data)
 {
+    (void)data;
     long long duration = ag_action_param_int(r, "sleepDuration", 1000);
     ag_action_after(r, (uint64_t)duration, sleep_done);
 }
@@ -193,6 +198,7 @@ static void run_sleeptest(ag_action_req_t *r, void *data)
 
 static void room_created(void *data, const char *err, json_t *res)
 {
+    (void)res;
     ag_action_req_t *r = data;
     if (err != NULL && strcmp(err, AG_STORE_ERR_TOO_MANY_ROOMS) == 0) {
         char msg[80];
@@ -206,6 +212,7 @@ static void room_created(void *data, const char *err, json_t *res)
 /* Anyone may create rooms, as in actionhero; the bounds on names and on the number of rooms keep that cheap. */
 static void run_create_room(ag_action_req_t *r, void *data)
 {
+    (void)data;
     ag_server_t *s = ag_action_server(r);
     const char *name = ag_action_param_str(r, "name", "");
     if (ag__room_name_check(s, name) != AG_OK) {
@@ -221,11 +228,13 @@ static void run_create_room(ag_action_req_t *r, void *data)
 
 static void run_documentation(ag_action_req_t *r, void *data)
 {
+    (void)data;
     ag_action_succeed(r, json_pack("{s:o}", "documentation", ag__actions_documentation(ag_action_server(r))));
 }
 
 static void run_echo(ag_action_req_t *r, void *data)
 {
+    (void)data;
     json_t *payload = json_object_get(ag_action_params(r), "payload");
     ag_action_succeed(r, json_pack("{s:O}", "payload", payload != NULL ? payload : json_null()));
 }

@@ -320,6 +320,7 @@ static int connect_failed(h2o_req_t *req)
  * unreachable until its route expires, so the session's next request is answered here, as unknown. */
 static void on_setup_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t **slot)
 {
+    (void)self;
     ag_cluster_t *c = ag_http_server(req)->cluster;
     char tag[AG_CLUSTER_TAG_LEN + 1];
     if (c != NULL && req->res.status == 502 && req->overrides != NULL && req->overrides->client_ctx == &c->client_ctx &&

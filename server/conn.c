@@ -247,12 +247,6 @@ void ag_conn_unshift(ag_conn_t *c, ag_frame_t *f)
     c->_q_bytes += f->len;
 }
 
-void ag_conn_kick(ag_conn_t *c)
-{
-    if (!ag_conn_is_closed(c) && c->_transport != NULL && c->_q_len != 0)
-        c->_transport->on_pending(c, c->_transport_self);
-}
-
 int ag_conn_bound_exceeded(ag_server_t *s, const char *id, size_t bytes, size_t frames)
 {
     const ag_config_t *cfg = s->config;

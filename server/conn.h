@@ -36,7 +36,7 @@ typedef struct st_ag_conn_t ag_conn_t;
 
 typedef struct st_ag_transport_t {
     const char *name;
-    /* The queue went from empty to non-empty (or the transport asked with ag_conn_kick). If the transport can write
+    /* The queue went from empty to non-empty. If the transport can write
      * now, it drains with ag_conn_shift(); otherwise it does so when it becomes writable. May be called from inside
      * ag_conn_send(); must not release the connection synchronously. */
     void (*on_pending)(ag_conn_t *conn, void *self);
@@ -156,8 +156,6 @@ static inline size_t ag_conn_queued(const ag_conn_t *c)
 }
 /* Puts a frame back at the head (the transport could not write it after all). Takes the caller's reference. */
 void ag_conn_unshift(ag_conn_t *c, ag_frame_t *f);
-/* Ask for on_pending again (e.g. a new GET arrived and the queue is not empty). */
-void ag_conn_kick(ag_conn_t *c);
 
 /*
  * The slow-consumer rule, the one place it lives: what waits for one consumer (the frames in its queue plus what its

@@ -8,9 +8,16 @@
 #include <strings.h>
 #include <sys/socket.h>
 
+/* Refuses a request whose body length is ambiguous (Transfer-Encoding with Content-Length, or two of them) before any
+ * handler or upstream sees it: 0 when it answered, -1 to let the next handler run. h2o 2.2.5 drops these headers from
+ * req->headers (it picks one and frames the body by it), so the request head is read again from the connection's
+ * input buffer, where it stays until the response is done. */
+static int guard(h2o_req_t *req);
+
 static int on_req_guard(h2o_handler_t *self, h2o_req_t *req)
 {
-    return ag_http_guard(req);
+    (void)self;
+    return guard(req);
 }
 
 h2o_pathconf_t *ag_server_register_path(ag_server_t *s, const char *path)
@@ -296,7 +303,7 @@ static int line_is(const char *line, size_t len, const char *name)
     return len > n && line[n] == ':' && strncasecmp(line, name, n) == 0;
 }
 
-int ag_http_guard(h2o_req_t *req)
+static int guard(h2o_req_t *req)
 {
     /* only HTTP/1 frames bodies by these headers; no entity means h2o saw neither of them */
     if (req->version >= 0x200 || req->entity.base == NULL)

@@ -9,7 +9,7 @@
 
 /* Registers a handler on the node's (single) host for paths starting with path; call while the node is being built
  * (before its HTTP context exists). Handlers registered first win; static files come last. Every path gets
- * ag_http_guard as its first handler, whoever registered it. */
+ * a guard against ambiguous request framing as its first handler, whoever registered it. */
 h2o_pathconf_t *ag_server_register_path(ag_server_t *s, const char *path);
 
 /* The server a request belongs to. */
@@ -34,14 +34,6 @@ ag_http_origin_t ag_http_origin_check(h2o_req_t *req);
  * refuses "*" with credentials), else the request's Origin when listed (plus "Access-Control-Allow-Credentials: true"
  * with credentials) and "Vary: Origin" either way. */
 void ag_http_cors_origin(h2o_req_t *req);
-
-/* The first handler on every path (server.c registers it): an HTTP/1 request whose body length is ambiguous (two
- * Content-Length headers, two Transfer-Encoding headers, or both) is answered 400 and its connection closed, so no
- * handler or upstream sees it and nothing after it on the connection is read as a request. Returns 0 when it
- * answered, -1 to let the next handler run. h2o 2.2.5 drops these headers from req->headers (it picks one and frames
- * the body by it), so the request head is read again from the connection's input buffer, where it stays until the
- * response is done. */
-int ag_http_guard(h2o_req_t *req);
 
 /* Value of query parameter name (URL-decoded, pool-allocated), or NULL. */
 const char *ag_http_query_param(h2o_req_t *req, const char *name);

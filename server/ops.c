@@ -350,6 +350,7 @@ static int is_get(h2o_req_t *req)
 
 static int on_metrics(h2o_handler_t *self, h2o_req_t *req)
 {
+    (void)self;
     ag_server_t *s = ag_http_server(req);
     if (!is_get(req)) {
         ag_http_respond(req, 405, "Method Not Allowed", "text/plain", H2O_STRLIT("GET only\n"));
@@ -372,12 +373,14 @@ static int on_metrics(h2o_handler_t *self, h2o_req_t *req)
 
 static int on_health(h2o_handler_t *self, h2o_req_t *req)
 {
+    (void)self;
     ag_http_respond(req, 200, "OK", "text/plain", H2O_STRLIT("ok\n"));
     return 0;
 }
 
 static int on_ready(h2o_handler_t *self, h2o_req_t *req)
 {
+    (void)self;
     const char *why = not_ready(ag_http_server(req));
     if (why == NULL) {
         ag_http_respond(req, 200, "OK", "text/plain", H2O_STRLIT("ready\n"));
@@ -401,6 +404,7 @@ static void add_path(ag_server_t *s, const char *path, int (*cb)(h2o_handler_t *
 
 static void on_access(h2o_logger_t *self, h2o_req_t *req)
 {
+    (void)self;
     ag_server_t *s = ag_http_server(req);
     FILE *out = s->ops->access != NULL ? s->ops->access : ag_log_stream();
     char path[1024], method[32], ua[512], ip[64], ts[32];

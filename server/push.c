@@ -12,7 +12,7 @@ json_t *ag__push_payload(const json_t *obj)
     return o;
 }
 
-int ag__push_local(ag_server_t *s, const char *conn_id, const json_t *obj)
+static int push_local(ag_server_t *s, const char *conn_id, const json_t *obj)
 {
     ag_conn_t *c = ag_conn_find(s, conn_id);
     if (c == NULL)
@@ -31,12 +31,12 @@ int ag_push_conn(ag_server_t *s, const char *conn_id, json_t *obj)
         return AG_EINVAL;
     if (json_dumpb(obj, NULL, 0, AG_JSON_FLAGS) > ag_conn_max_frame(s))
         return AG_ETOOBIG; /* before it travels to another node */
-    int ret = ag__push_local(s, conn_id, obj);
+    int ret = push_local(s, conn_id, obj);
     /* not here: the node that holds it, if there is a cluster (AG_ENOENT without one) */
     return ret == AG_ENOENT ? ag_cluster_forward_push(s, conn_id, obj) : ret;
 }
 
 void ag__push_init(ag_server_t *s)
 {
-    ag_cluster_set_push_receiver(s, ag__push_local);
+    ag_cluster_set_push_receiver(s, push_local);
 }

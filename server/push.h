@@ -12,9 +12,6 @@
 
 /* Registers this module as the cluster's receiver of pushes for this node's connections (after ag_cluster_init). */
 void ag__push_init(ag_server_t *s);
-/* Sends obj (borrowed) to a connection of this node: 0, AG_ENOENT (no such open connection here), AG_EINVAL (not an
- * object), AG_ENOMEM, or what ag_conn_send returns. */
-int ag__push_local(ag_server_t *s, const char *conn_id, const json_t *obj);
 /* A copy of obj with "context" set to "api" when it has none (new reference), or NULL when out of memory. */
 json_t *ag__push_payload(const json_t *obj);
 

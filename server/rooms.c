@@ -324,6 +324,7 @@ static void on_message(void *data, const char *channel, const char *payload, siz
 
 static void log_err(void *data, const char *err, json_t *res)
 {
+    (void)res;
     if (err != NULL)
         ag_log(AG_LOG_WARN, "rooms", NULL, "%s: %s", (const char *)data, err);
 }
@@ -393,6 +394,8 @@ static void announce(ag_conn_t *c, const char *room, const char *what)
 
 static void join_subscribed(void *data, const char *err, json_t *res)
 {
+    (void)err;
+    (void)res;
     op_t *op = data;
     ag_conn_t *c = ag_conn_addref(op->c);
     char room[AG_CONFIG_ROOM_NAME_MAX + 1];
@@ -405,6 +408,7 @@ static void join_subscribed(void *data, const char *err, json_t *res)
 
 static void join_added(void *data, const char *err, json_t *res)
 {
+    (void)res;
     op_t *op = data;
     ag_conn_t *c = op->c;
     if (err == NULL && (ag_conn_is_closed(c) || ag__conn_in_room(c, op->room))) {

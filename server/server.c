@@ -443,6 +443,7 @@ int ag_server_listen(ag_server_t *s, char *errbuf, size_t errlen)
 /* Signals come through a signalfd on the loop, so the handler runs as a normal loop callback. */
 static void on_signal(h2o_socket_t *sock, const char *err)
 {
+    (void)err;
     ag_server_t *s = sock->data;
     struct signalfd_siginfo si;
     while (read(h2o_socket_get_fd(sock), &si, sizeof(si)) == (ssize_t)sizeof(si)) {

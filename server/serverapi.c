@@ -231,6 +231,7 @@ static void do_call(h2o_req_t *req, const char *call, size_t call_len, json_t *b
 
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
+    (void)self;
     ag_server_t *s = ag_http_server(req);
     const char *prefix = s->config->serverApi.prefix;
     size_t plen = strlen(prefix);

@@ -235,6 +235,7 @@ static void on_view_or_say(ag_conn_t *c, const char *err, json_t *data, void *ud
 
 static void ws_action_done(ag_action_req_t *r, json_t *result, int status, const char *error)
 {
+    (void)status;
     ag_conn_t *c = r->conn;
     if (c->pending_actions > 0)
         c->pending_actions--;
@@ -421,6 +422,7 @@ static void do_file(ag_conn_t *c, const json_t *msg, const json_t *message_id)
 
 static void on_frame(ag_conn_t *c, const char *data, size_t len, int binary, void *unused)
 {
+    (void)unused;
     if (!c->accepted) {
         /* the connect hook has not answered: the client was not welcomed, so it has nothing to say yet */
         ag_debug("session", c->id, "a message before the connect hook answered: dropped");
@@ -502,6 +504,7 @@ static void on_connect_hook(void *data, const char *refusal, json_t *reply)
  * CONNECT). */
 static void on_open(ag_conn_t *c, void *unused)
 {
+    (void)unused;
     if (c->accepted || !ag_backend_has(c->server, AG_HOOK_CONNECT)) {
         welcome(c);
         return;
@@ -515,6 +518,7 @@ static void on_open(ag_conn_t *c, void *unused)
 
 static void on_close(ag_conn_t *c, const ag_disconnect_t *why, void *unused)
 {
+    (void)unused;
     if (c->hook_call != NULL) {
         ag_backend_cancel(c->hook_call);
         c->hook_call = NULL;
@@ -539,6 +543,7 @@ static void on_close(ag_conn_t *c, const ag_disconnect_t *why, void *unused)
  * is not JSON gets none, as invalid JSON gets none. */
 static void on_refused(ag_conn_t *c, const char *data, size_t len, int binary, const char *error, void *unused)
 {
+    (void)unused;
     json_t *msg = binary ? json_null() : json_loadb(data, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
     if (msg == NULL)
         return;

@@ -62,6 +62,8 @@ static void body_proceed(h2o_generator_t *gen, h2o_req_t *req)
 
 static void body_stop(h2o_generator_t *gen, h2o_req_t *req)
 {
+    (void)gen;
+    (void)req;
 }
 
 /* h2o keeps the value's pointer: name is a literal, value is copied into the request's pool */

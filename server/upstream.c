@@ -266,6 +266,9 @@ static int on_body(h2o_http1client_t *client, const char *errstr)
 static h2o_http1client_body_cb on_head(h2o_http1client_t *client, const char *errstr, int minor_version, int status,
                                        h2o_iovec_t msg, h2o_header_t *headers, size_t num_headers, int rlen)
 {
+    (void)minor_version;
+    (void)rlen;
+    (void)msg;
     ag_upstream_call_t *c = client->data;
     if (errstr != NULL && errstr != h2o_http1client_error_is_eos) {
         fail(c, strcmp(errstr, "I/O timeout") == 0 ? ST_TIMEOUT : ST_BAD_REPLY, errstr);

@@ -160,6 +160,7 @@ static void web_done(ag_action_req_t *r, json_t *result, int status, const char 
 
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
+    (void)self;
     ag_server_t *s = ag_http_server(req);
     const ag_config_t *cfg = s->config;
     size_t plen = strlen(cfg->servers.web.urlPathForActions) + 1;

@@ -4,7 +4,6 @@
  */
 #include "eio.h"
 #include "cluster.h"
-#include "socketio.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,10 +33,11 @@ int ag__eio_note_backlog(ag__eio_session_t *s, size_t bytes, size_t frames)
 {
     bytes += s->outbox_bytes;
     frames += s->outbox_len;
-    ag_conn_t *c = s->conn != NULL ? s->conn : s->sio != NULL ? ag_sio_conn(s->sio) : NULL;
-    if (c != NULL)
-        return ag_conn_note_backlog(c, bytes, frames) == AG_EBUSY;
-    /* echo mode, or a socket.io session not connected to "/": the same rule, and the session is the consumer */
+    int r = s->upper != NULL ? s->upper->note_backlog(s->upper_self, bytes, frames) : AG__EIO_UPPER_DEFAULT;
+    if (r != AG__EIO_UPPER_DEFAULT)
+        return r == AG_EBUSY;
+    /* no consumer above counts it (echo, a socket.io session not connected to "/"): the same rule, and the session is
+     * the consumer */
     if (!ag_conn_bound_exceeded(s->server, s->sid, bytes, frames))
         return 0;
     ag__eio_session_close(s, &AG_DISCONNECT_SLOW, 0);
@@ -67,7 +67,8 @@ static void flush_now(ag__eio_session_t *s)
     ag__eio_transport_t *t = s->transport;
     if (t == NULL || !t->ops->writable(t))
         return;
-    size_t n = s->outbox_len + (s->conn != NULL ? ag_conn_queued(s->conn) : s->sio != NULL ? ag_sio_queued(s->sio) : 0);
+    const ag__eio_upper_t *u = s->upper;
+    size_t n = s->outbox_len + (u != NULL ? u->queued(s->upper_self) : 0);
     if (n == 0)
         return;
     ag__eio_out_t *pkts = malloc(n * sizeof(*pkts));
@@ -79,10 +80,10 @@ static void flush_now(ag__eio_session_t *s)
     s->outbox_len = 0;
     s->outbox_bytes = 0;
     ag_frame_t *f;
-    while (k < n && (f = s->conn != NULL ? ag_conn_shift(s->conn) : s->sio != NULL ? ag_sio_shift(s->sio) : NULL) != NULL)
+    while (k < n && (f = u->shift(s->upper_self)) != NULL)
         pkts[k++] = (ag__eio_out_t){AG_EIO_MESSAGE, f, NULL};
     if (k == 0) {
-        /* the socket.io layer had nothing for the client after all (a reply it keeps to itself) */
+        /* the upper had nothing for the client after all (a reply the socket.io layer keeps to itself) */
         free(pkts);
         return;
     }
@@ -98,8 +99,10 @@ static void flush_now(ag__eio_session_t *s)
 static void flush(ag__eio_session_t *s)
 {
     flush_now(s);
-    /* A socket.io session that asked to close does so once its last packets (a DISCONNECT) are out. */
-    if (s->sio != NULL && !s->closed && ag_sio_closing(s->sio) && s->outbox_len == 0 && ag_sio_queued(s->sio) == 0)
+    /* An upper that asked to close (socket.io) has it done once its last packets (a DISCONNECT) are out. */
+    const ag__eio_upper_t *u = s->upper;
+    if (u != NULL && u->closing != NULL && !s->closed && u->closing(s->upper_self) && s->outbox_len == 0 &&
+        u->queued(s->upper_self) == 0)
         ag__eio_session_close(s, &AG_DISCONNECT_SERVER, 1);
 }
 
@@ -108,33 +111,11 @@ void ag__eio_on_writable(ag__eio_session_t *s)
     flush(s);
 }
 
-/* --- the ag_transport_t the connection sees --- */
-
-static void conn_on_pending(ag_conn_t *conn, void *self)
+void ag__eio_send_message(ag__eio_session_t *s, ag_frame_t *f)
 {
-    flush(self);
+    if (outbox_push(s, AG_EIO_MESSAGE, NULL, f) == AG_OK)
+        flush(s);
 }
-
-static void conn_close(ag_conn_t *conn, void *self, const ag_disconnect_t *why)
-{
-    ag__eio_session_t *s = self;
-    /* The close packet means "closed on purpose, do not come back" (actiongate's client takes it so, like Primus's
-     * "primus::server::close"); a close the client should recover from (shutdown without destroyClientsOnShutdown,
-     * slow consumer) only ends the transport: a held GET gets a noop, then "Session ID unknown", and it reconnects. */
-    ag__eio_session_close(s, why, !why->reconnect);
-}
-
-static const ag_transport_t conn_transport = {"websocket", conn_on_pending, conn_close, "engine.io"};
-
-/* --- the engine.io side of a socket.io session (transports/socketio.c) --- */
-
-static void sio_flush(void *self)
-{
-    flush(self);
-}
-
-/* on_pending, and close: the session closes once what the layer has is out (see flush) */
-static const ag_sio_lower_t sio_lower = {sio_flush, sio_flush};
 
 /* --- lifetime --- */
 
@@ -170,15 +151,10 @@ void ag__eio_session_release(ag__eio_session_t *s)
 static void on_finish(h2o_timeout_entry_t *entry)
 {
     ag__eio_session_t *s = H2O_STRUCT_FROM_MEMBER(ag__eio_session_t, finish, entry);
-    if (s->conn != NULL) {
-        ag_conn_t *c = s->conn;
-        s->conn = NULL;
-        ag_conn_on_transport_gone(c, s->why);
-    }
-    if (s->sio != NULL) {
-        ag_sio_t *sio = s->sio;
-        s->sio = NULL;
-        ag_sio_on_gone(sio, s->why);
+    const ag__eio_upper_t *u = s->upper;
+    if (u != NULL) {
+        s->upper = NULL;
+        u->on_gone(s->upper_self, s->why);
     }
     ag__eio_session_release(s); /* the table's reference */
 }
@@ -290,42 +266,39 @@ static void do_upgrade(ag__eio_session_t *s)
     s->upgraded = 1;
     if (old != NULL)
         old->ops->close(old);
-    if (s->conn != NULL)
-        ag_conn_set_transport_name(s->conn, t->ops->name);
-    if (s->sio != NULL)
-        ag_sio_set_transport_name(s->sio, t->ops->name);
+    if (s->upper != NULL && s->upper->set_transport_name != NULL)
+        s->upper->set_transport_name(s->upper_self, t->ops->name);
     ag_debug("eio", s->sid, "upgraded to %s", t->ops->name);
     flush(s);
 }
 
-/* The connection's bucket when there is one; socket.io and echo sessions have their own. */
-int ag__eio_inbound_control(ag__eio_session_t *s)
+/* Every packet a client sends counts against the message rate: where the upper counts it (a connection's bucket;
+ * a message for the session layer is counted in ag_conn_on_frame, whose refusal is an error reply), else in the
+ * session's own bucket (socket.io control packets, echo). 1: handle the packet. */
+static int inbound_allowed(ag__eio_session_t *s, const ag_eio_packet_t *pkt)
 {
     if (s->closed)
         return 0;
-    if (s->conn != NULL)
-        return ag_conn_inbound_control(s->conn);
-    ag_bucket_result_t r = ag_limits_message(s->server, &s->in_rate, s->rate_exempt);
-    if (r == AG_BUCKET_ABUSE) {
+    int r = s->upper != NULL ? s->upper->inbound(s->upper_self, pkt) : AG__EIO_UPPER_DEFAULT;
+    if (r != AG__EIO_UPPER_DEFAULT)
+        return r;
+    ag_bucket_result_t r2 = ag_limits_message(s->server, &s->in_rate, s->rate_exempt);
+    if (r2 == AG_BUCKET_ABUSE) {
         s->server->stats.rate_disconnects++;
         ag_log_limited(AG_LOG_WARN, "eio", s->sid, "%u packets over the message rate refused; closing", s->in_rate.refused);
         ag__eio_session_close(s, &AG_DISCONNECT_RATE, 1);
     }
-    return r == AG_BUCKET_OK;
+    return r2 == AG_BUCKET_OK;
 }
 
-/* Every packet a client sends counts against the message rate: a message for the session layer in ag_conn_on_frame
- * (whose refusal is an error reply; socket.io EVENTs reach it too), anything else here. 1: handle the packet. */
-static int inbound_allowed(ag__eio_session_t *s, const ag_eio_packet_t *pkt)
+int ag__eio_inbound_control(ag__eio_session_t *s)
 {
-    if (pkt->type == AG_EIO_MESSAGE && (s->conn != NULL || (s->sio != NULL && pkt->len > 0 && pkt->data[0] == '2')))
-        return 1;
-    return ag__eio_inbound_control(s);
+    return inbound_allowed(s, NULL);
 }
 
 void ag__eio_on_packet(ag__eio_session_t *s, ag__eio_transport_t *t, const ag_eio_packet_t *pkt)
 {
-    if (s->closed || !inbound_allowed(s, pkt))
+    if (!inbound_allowed(s, pkt))
         return;
     if (t == s->probe) {
         if (pkt->type == AG_EIO_PING && pkt->len == 5 && memcmp(pkt->data, "probe", 5) == 0) {
@@ -358,18 +331,8 @@ void ag__eio_on_packet(ag__eio_session_t *s, ag__eio_transport_t *t, const ag_ei
         schedule_ping(s);
         break;
     case AG_EIO_MESSAGE:
-        if (s->conn != NULL) {
-            ag_conn_on_frame(s->conn, pkt->data, pkt->len, pkt->binary);
-        } else if (s->sio != NULL) {
-            ag_sio_on_message(s->sio, pkt->data, pkt->len, pkt->binary);
-        } else if (s->server->config->servers.websocket.server.echo) {
-            ag_frame_t *f = ag_frame_create(pkt->data, pkt->len, pkt->binary);
-            if (f != NULL) {
-                if (outbox_push(s, AG_EIO_MESSAGE, NULL, f) == AG_OK)
-                    flush(s);
-                ag_frame_release(f);
-            }
-        }
+        if (s->upper != NULL)
+            s->upper->on_message(s->upper_self, pkt->data, pkt->len, pkt->binary);
         break;
     default:
         break; /* open, upgrade and noop from a client mean nothing on the current transport */
@@ -416,7 +379,7 @@ size_t ag__eio_open_json(ag__eio_session_t *s, ag__eio_kind_t kind, int sse_offe
     return n < 0 ? 0 : (size_t)n;
 }
 
-ag__eio_session_t *ag__eio_session_create(ag_server_t *server, h2o_req_t *req, ag__eio_kind_t kind)
+ag__eio_session_t *ag__eio_session_new(ag_server_t *server, int rate_exempt)
 {
     ag__eio_node_t *n = ag__eio_node(server);
     ag__eio_session_t *s = calloc(1, sizeof(*s));
@@ -434,16 +397,24 @@ ag__eio_session_t *ag__eio_session_create(ag_server_t *server, h2o_req_t *req, a
     s->upgrade_deadline.cb = on_upgrade_deadline;
     s->noop_tick.cb = on_noop_tick;
     s->finish.cb = on_finish;
-    const char *b64 = ag_http_query_param(req, "b64");
-    s->b64 = b64 != NULL && strcmp(b64, "1") == 0;
-    char ip[64];
-    int port;
-    ag_http_peer_info(req, ip, &port);
-    s->rate_exempt = ag_limits_exempt(server, ip);
+    s->rate_exempt = rate_exempt;
     if (ag_map_set(&n->sessions, s->sid, s) != AG_OK) {
         free(s);
         return NULL;
     }
+    return s;
+}
+
+static ag__eio_session_t *session_create(ag_server_t *server, h2o_req_t *req)
+{
+    char ip[64];
+    int port;
+    ag_http_peer_info(req, ip, &port);
+    ag__eio_session_t *s = ag__eio_session_new(server, ag_limits_exempt(server, ip));
+    if (s == NULL)
+        return NULL;
+    const char *b64 = ag_http_query_param(req, "b64");
+    s->b64 = b64 != NULL && strcmp(b64, "1") == 0;
     return s;
 }
 
@@ -466,32 +437,34 @@ static int path_is(const char *pathname, h2o_req_t *req)
     return p.len >= plen && memcmp(p.base, pathname, plen) == 0 && (p.len == plen || (p.len == plen + 1 && p.base[plen] == '/'));
 }
 
-/* socket.io sessions: engine.io sessions at servers.socketio.path with the socket.io layer on top */
-static int is_socketio_path(const ag_config_t *cfg, h2o_req_t *req)
-{
-    return cfg->servers.socketio.enabled && path_is(cfg->servers.socketio.path, req);
-}
+/* The handler of one path ag_eio_serve serves. */
+typedef struct st_eio_handler_t {
+    h2o_handler_t super;
+    const char *path; /* the configuration's */
+    ag__eio_attach_cb attach;
+    int hook_at_handshake; /* the connect hook is asked before the handshake (else the upper asks it) */
+} eio_handler_t;
 
-/* Creates the connection for a fresh session (not in echo mode); info from the handshake request. */
-static void attach_conn(ag__eio_session_t *s, h2o_req_t *req, ag__eio_kind_t kind, json_t *hook_data)
+/* Puts the upper on a fresh session (not in echo mode); info from the handshake request. hook_data non-NULL: the
+ * connect hook answered before the handshake went on. */
+static void attach(ag__eio_session_t *s, const eio_handler_t *h, h2o_req_t *req, ag__eio_kind_t kind, json_t *hook_data)
 {
     static const char *const names[] = {"polling", "websocket", "sse"};
-    if (s->server->config->servers.websocket.server.echo)
-        return;
     char ip[64];
     int port;
     ag_http_peer_info(req, ip, &port);
     const char *fp = ag_http_query_param(req, s->server->config->servers.web.cookieKey);
-    /* hook_data non-NULL: the connect hook answered before the handshake went on */
     ag_conn_info_t info = {fp, ip, port, names[kind], hook_data != NULL, hook_data, NULL};
-    if (is_socketio_path(s->server->config, req)) {
+    /* an upper that asks the connect hook itself (socket.io, at its CONNECT) gets what the hook will be shown */
+    if (!h->hook_at_handshake)
         info.handshake = ag_backend_handshake_of(s->server, req);
-        s->sio = ag_sio_create(s->server, &sio_lower, s, &info);
-        json_decref(info.handshake);
+    h->attach(s, &info);
+    json_decref(info.handshake);
+    if (s->upper == NULL) {
+        ag__eio_session_close(s, &AG_DISCONNECT_SERVER_ERROR, 0);
         return;
     }
-    s->conn = ag_conn_create(s->server, &conn_transport, s, &info);
-    flush(s); /* the welcome was queued before s->conn was set */
+    flush(s); /* what the upper queued before it was attached (the welcome) */
 }
 
 /* --- HTTP --- */
@@ -558,15 +531,11 @@ static int kind_of(const char *transport, ag__eio_kind_t *kind)
     return 0;
 }
 
-static int path_matches(const ag_config_t *cfg, h2o_req_t *req)
-{
-    return path_is(cfg->servers.websocket.server.pathname, req) || is_socketio_path(cfg, req);
-}
-
 /* The handshake proper: a session, its first transport and the connection. Takes hook_data. */
-static void handshake(ag_server_t *server, h2o_req_t *req, ag__eio_kind_t kind, const char *key, json_t *hook_data)
+static void handshake(ag_server_t *server, const eio_handler_t *h, h2o_req_t *req, ag__eio_kind_t kind, const char *key,
+                      json_t *hook_data)
 {
-    ag__eio_session_t *s = ag__eio_session_create(server, req, kind);
+    ag__eio_session_t *s = session_create(server, req);
     if (s == NULL) {
         json_decref(hook_data);
         ag__eio_respond_error(req, AG_EIO_ERR_BAD_REQUEST);
@@ -579,9 +548,9 @@ static void handshake(ag_server_t *server, h2o_req_t *req, ag__eio_kind_t kind, 
     else if (kind == AG__EIO_WEBSOCKET)
         ag__eio_ws_accept(server, s, req, key);
     else
-        ag__eio_sse_get(server, s, req);
+        ag__eio_sse_get(s, req);
     if (!s->closed)
-        attach_conn(s, req, kind, hook_data);
+        attach(s, h, req, kind, hook_data);
     json_decref(hook_data);
 }
 
@@ -589,6 +558,7 @@ static void handshake(ag_server_t *server, h2o_req_t *req, ag__eio_kind_t kind, 
  * destructor cancels the call. */
 typedef struct {
     ag_server_t *server;
+    const eio_handler_t *handler;
     h2o_req_t *req;
     ag__eio_kind_t kind;
     const char *key; /* a header of req */
@@ -630,15 +600,15 @@ static void on_connect_answer(void *data, const char *refusal, json_t *reply)
         return;
     }
     json_t *d = json_object_get(reply, "data");
-    handshake(ph->server, req, ph->kind, ph->key, json_is_object(d) ? json_incref(d) : json_object());
+    handshake(ph->server, ph->handler, req, ph->kind, ph->key, json_is_object(d) ? json_incref(d) : json_object());
 }
 
-static void ask_connect(ag_server_t *server, h2o_req_t *req, ag__eio_kind_t kind, const char *key)
+static void ask_connect(ag_server_t *server, const eio_handler_t *h, h2o_req_t *req, ag__eio_kind_t kind, const char *key)
 {
     static const char *const names[] = {"polling", "websocket", "sse"};
     /* one reference, the pool's: dropped when the request goes */
     pending_handshake_t *ph = h2o_mem_alloc_shared(&req->pool, sizeof(*ph), on_pending_handshake_gone);
-    *ph = (pending_handshake_t){server, req, kind, key, NULL};
+    *ph = (pending_handshake_t){server, h, req, kind, key, NULL};
     char ip[64];
     int port;
     ag_http_peer_info(req, ip, &port);
@@ -655,10 +625,11 @@ static void ask_connect(ag_server_t *server, h2o_req_t *req, ag__eio_kind_t kind
 
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
+    eio_handler_t *h = (eio_handler_t *)self;
     ag_server_t *server = ag_http_server(req);
     const ag_config_t *cfg = server->config;
     const char *eio = ag_http_query_param(req, "EIO");
-    if (eio == NULL || !path_matches(cfg, req))
+    if (eio == NULL || !path_is(h->path, req))
         return -1;
     ag__eio_node_t *n = ag__eio_node(server);
     /* Every request, not only the handshake: a sid travels in URLs and logs, and a page that learnt one must not
@@ -709,7 +680,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         }
         /* sse */
         if (is_get) {
-            ag__eio_sse_get(server, s, req);
+            ag__eio_sse_get(s, req);
         } else if (is_post) {
             ag__eio_transport_t *t = s->transport != NULL && s->transport->ops->kind == AG__EIO_SSE ? s->transport
                                      : s->probe != NULL && s->probe->ops->kind == AG__EIO_SSE       ? s->probe
@@ -747,12 +718,11 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         ag_limits_respond_refused(req);
         return 0;
     }
-    /* socket.io asks the hook at its CONNECT, where the auth payload is; echo mode has no connections */
-    if (ag_backend_has(server, AG_HOOK_CONNECT) && !cfg->servers.websocket.server.echo && !is_socketio_path(cfg, req)) {
-        ask_connect(server, req, kind, key);
+    if (h->hook_at_handshake && ag_backend_has(server, AG_HOOK_CONNECT)) {
+        ask_connect(server, h, req, kind, key);
         return 0;
     }
-    handshake(server, req, kind, key, json_object());
+    handshake(server, h, req, kind, key, json_object());
     return 0;
 }
 
@@ -771,11 +741,20 @@ int ag_eio_register(ag_server_t *s)
     h2o_timeout_init(s->loop, &n->keepalive, (uint64_t)cfg->servers.websocket.server.sse.keepaliveMs);
     h2o_timeout_init(s->loop, &n->hundred_ms, 100);
     s->eio = n;
-    h2o_pathconf_t *pc = ag_server_register_path(s, s->config->servers.websocket.server.pathname);
-    h2o_handler_t *h = h2o_create_handler(pc, sizeof(*h));
-    h->on_req = on_req;
-    if (s->config->servers.socketio.enabled)
-        h2o_create_handler(ag_server_register_path(s, s->config->servers.socketio.path), sizeof(*h))->on_req = on_req;
+    return ag_eio_serve(s, cfg->servers.websocket.server.pathname, ag__eio_attach_conn, 1);
+}
+
+int ag_eio_serve(ag_server_t *s, const char *path, ag__eio_attach_cb attach, int hook_at_handshake)
+{
+    h2o_pathconf_t *pc = ag_server_register_path(s, path);
+    if (pc == NULL)
+        return AG_ENOMEM;
+    eio_handler_t *h = (eio_handler_t *)h2o_create_handler(pc, sizeof(*h));
+    h->super.on_req = on_req;
+    h->path = path;
+    /* echo mode is the endpoint's, whatever the path would carry */
+    h->attach = s->config->servers.websocket.server.echo ? ag__eio_attach_echo : attach;
+    h->hook_at_handshake = hook_at_handshake && !s->config->servers.websocket.server.echo; /* echo has no connections */
     return 0;
 }
 
@@ -786,11 +765,11 @@ void ag_eio_stop(ag_server_t *s)
         return;
     const char *sid;
     void *v;
-    /* sessions with a connection are closed by the server through ag_conn_close(); echo sessions have none */
+    /* uppers with a connection hear of it through ag_conn_close(); the others (echo) through on_stop */
     for (size_t it = 0; ag_map_next(&n->sessions, &it, &sid, &v);) {
         ag__eio_session_t *sess = v;
-        if (sess->conn == NULL && sess->sio == NULL)
-            ag__eio_session_close(sess, &AG_DISCONNECT_SHUTDOWN_FINAL, 1);
+        if (sess->upper != NULL && sess->upper->on_stop != NULL)
+            sess->upper->on_stop(sess->upper_self, sess);
     }
 }
 

@@ -8,8 +8,10 @@
  * its current transport is writable. Transports know HTTP and framing, nothing about actions or rooms; they push what
  * they read up with ag__eio_on_packet() and report ag__eio_on_writable() / ag__eio_transport_gone().
  *
- * In echo mode (servers.websocket.server.echo) no ag_conn_t exists: every message is sent back unchanged through the
- * session's own outbox (bounded like a connection's queue).
+ * What sits on top of a session is an upper (ag__eio_upper_t below): the logical connection (eio_upper.c), the
+ * socket.io layer (socketio.c), or, in echo mode (servers.websocket.server.echo), echo (eio_upper.c: every message
+ * is sent back unchanged through the session's own outbox, bounded like a connection's queue). The session never
+ * names them: whoever serves a path (ag_eio_serve) says which upper its sessions get.
  *
  * Everything runs on the server's loop thread. Lifetime: a session is refcounted; the sid table, every held request
  * (polling GET, SSE stream) and every engine.io WebSocket hold a reference, so a request that outlives its session's
@@ -22,9 +24,48 @@
 #include "node.h"
 #include "eio_packet.h"
 
-/* Registers the engine.io handler on the pathname (after /primus, which passes on requests with an EIO query) and on
- * the socket.io path; the node's engine.io state goes to s->eio. 0 or AG_ENOMEM. */
+typedef struct st_ag__eio_session_t ag__eio_session_t;
+
+/* What sits on top of an engine.io session. Every function gets the upper's self (ag__eio_session_t.upper_self).
+ * Where a function may answer AG__EIO_UPPER_DEFAULT (or is NULL), the session applies its own rule. */
+#define AG__EIO_UPPER_DEFAULT (-1)
+typedef struct st_ag__eio_upper_t {
+    /* A message packet from the client (data borrowed for the call). */
+    void (*on_message)(void *self, const char *data, size_t len, int binary);
+    /* Frames for the client: at least as many as shift() would return now, and the next one (a reference for the
+     * caller) or NULL. */
+    size_t (*queued)(void *self);
+    ag_frame_t *(*shift)(void *self);
+    /* The session and its transport hold bytes, frames unsent: AG_OK, AG_EBUSY when that made the upper's consumer
+     * a slow consumer (it is closing), AG__EIO_UPPER_DEFAULT when no consumer of the upper's counts them (the session
+     * applies the slow-consumer rule to itself). */
+    int (*note_backlog)(void *self, size_t bytes, size_t frames);
+    /* A packet (pkt; NULL for a WebSocket PING) counts against the message rate: 1 go on, 0 refused (the upper may
+     * be closing), AG__EIO_UPPER_DEFAULT when the session's own bucket counts it. */
+    int (*inbound)(void *self, const ag_eio_packet_t *pkt);
+    /* The session now runs over another transport ("polling", "websocket", "sse"; static). May be NULL. */
+    void (*set_transport_name)(void *self, const char *name);
+    /* 1 when the upper asked the session to close once what it has is out. May be NULL. */
+    int (*closing)(void *self);
+    /* The server is stopping. May be NULL (the upper hears of it some other way). */
+    void (*on_stop)(void *self, ag__eio_session_t *s);
+    /* The session is gone for why (from the loop, never from inside another call of this table); self is not used
+     * again. */
+    void (*on_gone)(void *self, const ag_disconnect_t *why);
+} ag__eio_upper_t;
+
+/* Puts an upper on a fresh session, described by info (borrowed); sets s->upper and s->upper_self, or leaves them
+ * NULL on failure (the session then closes). */
+typedef void (*ag__eio_attach_cb)(ag__eio_session_t *s, const ag_conn_info_t *info);
+
+/* Creates the node's engine.io state (s->eio) and serves the pathname (after /primus, which passes on requests with
+ * an EIO query). 0 or AG_ENOMEM. */
 int ag_eio_register(ag_server_t *s);
+/* Serves engine.io at the exact path (and path + "/"): its sessions get their upper from attach (in echo mode, echo).
+ * hook_at_handshake: the connect hook (server/backend.h) is asked before the handshake, and its answer's data reaches
+ * attach in info; 0: the upper asks it itself (socket.io does at its CONNECT, where the auth payload is), and
+ * info->handshake carries what the hook is to be shown. 0 or AG_ENOMEM. */
+int ag_eio_serve(ag_server_t *s, const char *path, ag__eio_attach_cb attach, int hook_at_handshake);
 /* Server stopping: every session gets its close packet where possible. */
 void ag_eio_stop(ag_server_t *s);
 void ag_eio_dispose(ag_server_t *s);
@@ -33,7 +74,6 @@ void ag_eio_dispose(ag_server_t *s);
 
 typedef enum { AG__EIO_POLLING = 0, AG__EIO_WEBSOCKET, AG__EIO_SSE } ag__eio_kind_t;
 
-typedef struct st_ag__eio_session_t ag__eio_session_t;
 typedef struct st_ag__eio_transport_t ag__eio_transport_t;
 
 /* One outgoing packet: a control packet (type + short literal data) or a message frame (referenced). */
@@ -65,8 +105,8 @@ struct st_ag__eio_transport_t {
 struct st_ag__eio_session_t {
     char sid[AG_EIO_SID_LEN + 1];
     ag_server_t *server;
-    ag_conn_t *conn;         /* NULL in echo mode, and after the session closed */
-    struct st_ag_sio_t *sio; /* socket.io sessions (at servers.socketio.path): the layer above instead of conn */
+    const ag__eio_upper_t *upper; /* NULL until attached, and once the upper heard the session is gone */
+    void *upper_self;
     uint32_t refcnt;
     int closed;
     int upgraded;                   /* moved off polling: polling requests now get "Bad request" */
@@ -105,8 +145,14 @@ int ag__eio_on_payload(ag__eio_session_t *s, ag__eio_transport_t *t, const char 
 /* What the current transport holds unsent (bytes, frames) counts, with the session's outbox, against the
  * slow-consumer bound (server/conn.h). Returns 1 when that closed the session's consumer as a slow consumer. */
 int ag__eio_note_backlog(ag__eio_session_t *s, size_t bytes, size_t frames);
-/* Transport t can take packets now. */
+/* Transport t can take packets now, or the upper has frames: writes what it can. */
 void ag__eio_on_writable(ag__eio_session_t *s);
+/* A message for the client through the session's own outbox (echo), bounded like a connection's queue; the frame is
+ * borrowed. */
+void ag__eio_send_message(ag__eio_session_t *s, ag_frame_t *f);
+/* The uppers of eio_upper.c: the logical connection, and echo. */
+void ag__eio_attach_conn(ag__eio_session_t *s, const ag_conn_info_t *info);
+void ag__eio_attach_echo(ag__eio_session_t *s, const ag_conn_info_t *info);
 /* Transport t is gone (socket closed) for why; losing the current transport closes the session for that reason. */
 void ag__eio_transport_gone(ag__eio_session_t *s, ag__eio_transport_t *t, const ag_disconnect_t *why);
 /* Closes the session for why (the first reason stays, and is what the connection above learns); send_close: write the
@@ -114,8 +160,9 @@ void ag__eio_transport_gone(ag__eio_session_t *s, ag__eio_transport_t *t, const 
 void ag__eio_session_close(ag__eio_session_t *s, const ag_disconnect_t *why, int send_close);
 /* The open packet JSON (without the "0") for this session; upgrades depends on the handshake transport. */
 size_t ag__eio_open_json(ag__eio_session_t *s, ag__eio_kind_t kind, int sse_offered, char *out, size_t cap);
-/* Creates a session (handshake) with its connection (unless echo). NULL on failure. */
-ag__eio_session_t *ag__eio_session_create(ag_server_t *server, h2o_req_t *req, ag__eio_kind_t kind);
+/* A session in the sid table with no transport and no upper yet: the handshake (and the unit tests) put them in
+ * place. NULL when out of memory. */
+ag__eio_session_t *ag__eio_session_new(ag_server_t *server, int rate_exempt);
 /* t becomes the upgrade candidate; it is closed after upgradeTimeout unless the client sends "5" on it. */
 void ag__eio_probe_start(ag__eio_session_t *s, ag__eio_transport_t *t);
 /* Starts the session's heartbeat once its first transport is in place. */
@@ -139,14 +186,12 @@ struct st_ag__eio_held_t {
     void (*on_dispose)(ag__eio_held_t *h, int premature);
     void (*on_dropped)(ag__eio_held_t *h); /* the watched socket saw EOF or an error */
     ag_eio_buf_t acc, out;
-    int streaming, sending, final, done;
+    int sending, final, done;
     size_t written;
     h2o_socket_t *watched; /* HTTP/1 socket watched for the client going away (polling GET) */
 };
 ag__eio_held_t *ag__eio_held_create(h2o_req_t *req, void *owner, void (*on_proceed)(ag__eio_held_t *),
                                     void (*on_dispose)(ag__eio_held_t *, int));
-/* One complete answer (polling): status, content type, body copied; gzip when worth it and accepted. */
-void ag__eio_held_respond(ag__eio_held_t *h, const char *body, size_t len);
 /* Streaming (SSE): sends the headers now; then ag__eio_held_write appends and writes when the socket takes it. */
 void ag__eio_held_start_stream(ag__eio_held_t *h);
 int ag__eio_held_write(ag__eio_held_t *h, const char *data, size_t len);
@@ -154,14 +199,12 @@ int ag__eio_held_write(ag__eio_held_t *h, const char *data, size_t len);
 void ag__eio_held_finish(ag__eio_held_t *h);
 
 /* Transport constructors and request entry points. */
-ag__eio_transport_t *ag__eio_polling_create(ag__eio_session_t *s);
 void ag__eio_polling_destroy(ag__eio_transport_t *t);
 void ag__eio_polling_handshake(ag__eio_session_t *s, h2o_req_t *req, int sse_offered);
 void ag__eio_polling_get(ag__eio_session_t *s, h2o_req_t *req);
 void ag__eio_post(ag__eio_session_t *s, ag__eio_transport_t *t, h2o_req_t *req);
 void ag__eio_ws_accept(ag_server_t *server, ag__eio_session_t *s, h2o_req_t *req, const char *key);
-ag__eio_transport_t *ag__eio_sse_create(ag__eio_session_t *s);
 void ag__eio_sse_destroy(ag__eio_transport_t *t);
-void ag__eio_sse_get(ag_server_t *server, ag__eio_session_t *s, h2o_req_t *req);
+void ag__eio_sse_get(ag__eio_session_t *s, h2o_req_t *req);
 
 #endif

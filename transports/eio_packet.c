@@ -174,7 +174,7 @@ int ag_eio_payload_append(ag_eio_buf_t *b, int type, const char *data, size_t le
     return AG_OK;
 }
 
-int ag_eio_json_string_append(ag_eio_buf_t *b, const char *s, size_t len)
+static int json_string_append(ag_eio_buf_t *b, const char *s, size_t len)
 {
     if (ag_eio_buf_reserve(b, len * 6 + 2) != AG_OK)
         return AG_ENOMEM;
@@ -220,7 +220,7 @@ int ag_eio_sse_event_append(ag_eio_buf_t *b, uint64_t id, const char *payload, s
         return AG_ENOMEM;
     if (memchr(payload, '\r', len) != NULL) {
         /* EventSource parsers end lines at CR too, so a payload with CR travels as a JSON string */
-        if (ag_eio_buf_append(b, "event: j\ndata: ", 15) != AG_OK || ag_eio_json_string_append(b, payload, len) != AG_OK ||
+        if (ag_eio_buf_append(b, "event: j\ndata: ", 15) != AG_OK || json_string_append(b, payload, len) != AG_OK ||
             ag_eio_buf_append(b, "\n\n", 2) != AG_OK)
             return AG_ENOMEM;
         return AG_OK;

@@ -73,7 +73,5 @@ int ag_eio_payload_append(ag_eio_buf_t *b, int type, const char *data, size_t le
 /* Appends one SSE event carrying payload: "id: <id>\n", then one "data: " line per LF-separated piece, or
  * "event: j" and the payload as a JSON string literal when it contains a CR; then the blank line. */
 int ag_eio_sse_event_append(ag_eio_buf_t *b, uint64_t id, const char *payload, size_t len);
-/* Appends s as a JSON string literal (quotes included; control characters escaped, UTF-8 kept). */
-int ag_eio_json_string_append(ag_eio_buf_t *b, const char *s, size_t len);
 
 #endif

@@ -108,6 +108,7 @@ static void send_acc(ag__eio_held_t *h, int final)
 
 static void held_proceed(h2o_generator_t *gen, h2o_req_t *req)
 {
+    (void)req;
     ag__eio_held_t *h = H2O_STRUCT_FROM_MEMBER(ag__eio_held_t, gen, gen);
     h->sending = 0;
     if (h->req == NULL || h->done)
@@ -125,6 +126,7 @@ static void held_proceed(h2o_generator_t *gen, h2o_req_t *req)
 
 static void held_stop(h2o_generator_t *gen, h2o_req_t *req)
 {
+    (void)req;
     ag__eio_held_t *h = H2O_STRUCT_FROM_MEMBER(ag__eio_held_t, gen, gen);
     h->req = NULL; /* the client went away: nothing more may be sent; the pool destructor follows */
 }
@@ -197,7 +199,7 @@ static void respond_payload(h2o_req_t *req, h2o_generator_t *gen, const char *bo
     h2o_send(req, &buf, 1, H2O_SEND_STATE_FINAL);
 }
 
-void ag__eio_held_respond(ag__eio_held_t *h, const char *body, size_t len)
+static void held_respond(ag__eio_held_t *h, const char *body, size_t len)
 {
     h2o_req_t *req = h->req;
     if (req == NULL || h->done)
@@ -211,7 +213,6 @@ void ag__eio_held_respond(ag__eio_held_t *h, const char *body, size_t len)
 
 void ag__eio_held_start_stream(ag__eio_held_t *h)
 {
-    h->streaming = 1;
     h->req->res.status = 200;
     h->req->res.reason = "OK";
     h2o_start_response(h->req, &h->gen);
@@ -258,7 +259,7 @@ static void polling_send(ag__eio_transport_t *t, const ag__eio_out_t *pkts, size
         ag_eio_payload_append(&b, pkts[i].type, d, len, pkts[i].frame != NULL && pkts[i].frame->binary);
     }
     p->get = NULL;
-    ag__eio_held_respond(h, b.base, b.len);
+    held_respond(h, b.base, b.len);
     ag_eio_buf_dispose(&b);
 }
 
@@ -279,12 +280,12 @@ static void polling_close(ag__eio_transport_t *t)
             ag__eio_respond_error(req, AG_EIO_ERR_BAD_REQUEST);
         return;
     }
-    ag__eio_held_respond(h, "6", 1);
+    held_respond(h, "6", 1);
 }
 
 static const ag__eio_transport_ops_t polling_ops = {AG__EIO_POLLING, "polling", polling_writable, polling_send, polling_close};
 
-ag__eio_transport_t *ag__eio_polling_create(ag__eio_session_t *s)
+static ag__eio_transport_t *polling_create(ag__eio_session_t *s)
 {
     polling_t *p = calloc(1, sizeof(*p));
     if (p == NULL)
@@ -302,7 +303,7 @@ void ag__eio_polling_destroy(ag__eio_transport_t *t)
 void ag__eio_polling_handshake(ag__eio_session_t *s, h2o_req_t *req, int sse_offered)
 {
     static h2o_generator_t gen = {NULL, NULL};
-    if ((s->polling = ag__eio_polling_create(s)) == NULL) {
+    if ((s->polling = polling_create(s)) == NULL) {
         ag__eio_session_close(s, &AG_DISCONNECT_SERVER_ERROR, 0);
         ag__eio_respond_error(req, AG_EIO_ERR_BAD_REQUEST);
         return;
@@ -326,7 +327,7 @@ static void get_dropped(ag__eio_held_t *h)
         ag__eio_transport_gone(s, &p->super, &AG_DISCONNECT_TRANSPORT_ERROR);
         ag__eio_session_release(s);
     }
-    ag__eio_held_respond(h, "1", 1);
+    held_respond(h, "1", 1);
 }
 
 static void get_dispose(ag__eio_held_t *h, int premature)

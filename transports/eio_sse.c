@@ -194,7 +194,7 @@ static void on_keepalive(h2o_timeout_entry_t *entry)
     write_stream(x, ":\n\n", 3);
 }
 
-ag__eio_transport_t *ag__eio_sse_create(ag__eio_session_t *s)
+static ag__eio_transport_t *sse_create(ag__eio_session_t *s)
 {
     sse_t *x = calloc(1, sizeof(*x));
     if (x == NULL)
@@ -225,6 +225,7 @@ static void stream_proceed(ag__eio_held_t *h)
 
 static void stream_dispose(ag__eio_held_t *h, int premature)
 {
+    (void)premature;
     sse_t *x = h->owner;
     ag__eio_session_t *s = x->super.session;
     if (x->stream == h) {
@@ -306,11 +307,11 @@ static int replay_possible(const sse_t *x, uint64_t last)
     return first <= last + 1;
 }
 
-void ag__eio_sse_get(ag_server_t *server, ag__eio_session_t *s, h2o_req_t *req)
+void ag__eio_sse_get(ag__eio_session_t *s, h2o_req_t *req)
 {
     int handshake = s->transport == NULL && s->polling == NULL && s->sse == NULL;
     if (handshake) {
-        if ((s->sse = ag__eio_sse_create(s)) == NULL) {
+        if ((s->sse = sse_create(s)) == NULL) {
             ag__eio_session_close(s, &AG_DISCONNECT_SERVER_ERROR, 0);
             ag__eio_respond_error(req, AG_EIO_ERR_BAD_REQUEST);
             return;
@@ -347,7 +348,7 @@ void ag__eio_sse_get(ag_server_t *server, ag__eio_session_t *s, h2o_req_t *req)
         return;
     }
     if (!s->upgraded && s->probe == NULL && s->transport != NULL && s->transport->ops->kind == AG__EIO_POLLING) {
-        if (s->sse == NULL && (s->sse = ag__eio_sse_create(s)) == NULL) {
+        if (s->sse == NULL && (s->sse = sse_create(s)) == NULL) {
             ag__eio_respond_error(req, AG_EIO_ERR_BAD_REQUEST);
             return;
         }

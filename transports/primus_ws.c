@@ -135,6 +135,7 @@ static void respond_426(h2o_req_t *req)
 
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
+    (void)self;
     ag_server_t *s = ag_http_server(req);
     const ag_config_t *cfg = s->config;
     if (ag_http_query_param(req, "EIO") != NULL)

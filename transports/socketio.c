@@ -3,6 +3,7 @@
  * packet codec is socketio_packet.c.
  */
 #include "socketio.h"
+#include "eio.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -233,6 +234,7 @@ static void lower_close(ag_sio_t *sio)
 
 static void tr_on_pending(ag_conn_t *conn, void *self)
 {
+    (void)conn;
     lower_kick(self);
 }
 
@@ -292,7 +294,7 @@ static void fail(ag_sio_t *sio, const char *what)
     lower_close(sio);
 }
 
-static void attach(ag_sio_t *sio, const char *fp, json_t *hook_data)
+static void attach_conn(ag_sio_t *sio, const char *fp, json_t *hook_data)
 {
     ag_conn_info_t info = {fp, sio->remote_ip, sio->remote_port, sio->transport_name, hook_data != NULL, hook_data, NULL};
     sio->creating = 1;
@@ -329,7 +331,7 @@ static void on_connect_answer(void *data, const char *refusal, json_t *reply)
     } else {
         json_t *d = json_object_get(reply, "data");
         json_t *hook_data = json_is_object(d) ? json_incref(d) : json_object();
-        attach(sio, fp, hook_data);
+        attach_conn(sio, fp, hook_data);
         json_decref(hook_data);
     }
     free(fp);
@@ -343,7 +345,7 @@ static void on_connect(ag_sio_t *sio, const ag_sio_packet_t *p)
     if (fp == NULL && json_is_string(json_object_get(p->data, cookie_key)))
         fp = json_string_value(json_object_get(p->data, cookie_key));
     if (!ag_backend_has(sio->server, AG_HOOK_CONNECT)) {
-        attach(sio, fp, NULL);
+        attach_conn(sio, fp, NULL);
         return;
     }
     json_t *params = sio->handshake != NULL ? json_deep_copy(sio->handshake) : json_object();
@@ -533,19 +535,9 @@ ag_frame_t *ag_sio_shift(ag_sio_t *sio)
     return NULL;
 }
 
-void ag_sio_unshift(ag_sio_t *sio, ag_frame_t *f)
-{
-    out_push(sio, f, 1);
-}
-
 size_t ag_sio_queued(ag_sio_t *sio)
 {
     return sio->out_len + (sio->conn != NULL ? ag_conn_queued(sio->conn) : 0);
-}
-
-ag_conn_t *ag_sio_conn(ag_sio_t *sio)
-{
-    return sio->conn;
 }
 
 int ag_sio_closing(const ag_sio_t *sio)
@@ -572,6 +564,77 @@ void ag_sio_on_gone(ag_sio_t *sio, const ag_disconnect_t *why)
     free(sio->room);
     free(sio->fingerprint);
     free(sio);
+}
+
+/* --- the upper of the engine.io session under the layer (eio.h) --- */
+
+static void eio_on_pending(void *self)
+{
+    ag__eio_on_writable(self);
+}
+
+/* on_pending, and close: the session closes once what the layer has is out (eio.c's flush asks closing()) */
+static const ag_sio_lower_t eio_lower = {eio_on_pending, eio_on_pending};
+
+static void up_on_message(void *self, const char *data, size_t len, int binary)
+{
+    ag_sio_on_message(self, data, len, binary);
+}
+
+static size_t up_queued(void *self)
+{
+    return ag_sio_queued(self);
+}
+
+static ag_frame_t *up_shift(void *self)
+{
+    return ag_sio_shift(self);
+}
+
+/* The connection connected to "/" counts the backlog; a session in no namespace is left to the session's rule. */
+static int up_note_backlog(void *self, size_t bytes, size_t frames)
+{
+    ag_sio_t *sio = self;
+    if (sio->conn == NULL)
+        return AG__EIO_UPPER_DEFAULT;
+    return ag_conn_note_backlog(sio->conn, bytes, frames) == AG_EBUSY ? AG_EBUSY : AG_OK;
+}
+
+/* EVENTs count in ag_conn_on_frame (a refusal is an error reply); every other packet in the session's bucket. */
+static int up_inbound(void *self, const ag_eio_packet_t *pkt)
+{
+    (void)self;
+    if (pkt != NULL && pkt->type == AG_EIO_MESSAGE && pkt->len > 0 && pkt->data[0] == '2')
+        return 1;
+    return AG__EIO_UPPER_DEFAULT;
+}
+
+static void up_set_transport_name(void *self, const char *name)
+{
+    ag_sio_set_transport_name(self, name);
+}
+
+static int up_closing(void *self)
+{
+    return ag_sio_closing(self);
+}
+
+static void up_on_gone(void *self, const ag_disconnect_t *why)
+{
+    ag_sio_on_gone(self, why);
+}
+
+static const ag__eio_upper_t sio_upper = {
+    up_on_message, up_queued, up_shift, up_note_backlog, up_inbound, up_set_transport_name, up_closing, NULL, up_on_gone,
+};
+
+static void attach(ag__eio_session_t *s, const ag_conn_info_t *info)
+{
+    ag_sio_t *sio = ag_sio_create(s->server, &eio_lower, s, info);
+    if (sio == NULL)
+        return;
+    s->upper = &sio_upper;
+    s->upper_self = sio;
 }
 
 /* --- module: the scripts of the socket.io and faye eras --- */
@@ -767,6 +830,11 @@ int ag_socketio_register(ag_server_t *s, char *errbuf, size_t errlen)
     free(text);
     if (ret != 0)
         return ret;
+    /* engine.io sessions on the socket.io path carry the layer (when the engine.io endpoint is on) */
+    if (s->eio != NULL && (ret = ag_eio_serve(s, cfg->servers.socketio.path, attach, 0)) != 0) {
+        snprintf(errbuf, errlen, "out of memory");
+        return ret;
+    }
     h2o_timeout_init(s->loop, &s->sio->connect_timeout, SIO_CONNECT_TIMEOUT_MS);
     s->sio->started = 1;
     return 0;

@@ -48,12 +48,8 @@ void ag_sio_set_transport_name(ag_sio_t *sio, const char *name);
 /* The next socket.io packet to send as one engine.io message (the caller owns the reference and adds the "4"), or
  * NULL when nothing is ready. */
 ag_frame_t *ag_sio_shift(ag_sio_t *sio);
-/* Puts a packet back at the head (the session could not write it after all). Takes the caller's reference. */
-void ag_sio_unshift(ag_sio_t *sio, ag_frame_t *f);
 /* At least as many packets as ag_sio_shift() would return now (frames the client never sees are counted too). */
 size_t ag_sio_queued(ag_sio_t *sio);
-/* The logical connection of the client connected to "/", or NULL (borrowed). */
-ag_conn_t *ag_sio_conn(ag_sio_t *sio);
 /* Whether the layer asked its engine.io session to close (see ag_sio_lower_t.close). */
 int ag_sio_closing(const ag_sio_t *sio);
 /* The engine.io session is gone for why: the logical connection (if any) learns its transport is gone, for the layer's

@@ -264,6 +264,7 @@ static void flush_now(ag_ws_t *ws)
  * sleep, hand the free pages back. */
 static void on_trim(h2o_timeout_entry_t *entry)
 {
+    (void)entry;
     malloc_trim(0);
 }
 

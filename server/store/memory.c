@@ -293,16 +293,21 @@ static void unsubscribe(ag_store_t *s, const char *channel)
 /* One process is no cluster: there is no registry, every session is this node's. */
 static int node_register(ag_store_t *s, const ag_store_node_t *self)
 {
+    (void)s;
+    (void)self;
     return AG_ENOENT;
 }
 
 static void node_lookup(ag_store_t *s, const char *tag, ag_store_cb cb, void *data)
 {
+    (void)s;
+    (void)tag;
     reply(cb, data, AG_STORE_NOT_CLUSTERED, NULL);
 }
 
 static void node_leave(ag_store_t *s)
 {
+    (void)s;
 }
 
 static const ag_store_ops_t ops = {

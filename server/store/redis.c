@@ -626,6 +626,7 @@ static void on_ah_message(ag__redis_store_t *s, const char *payload, size_t len)
 
 static void on_published(void *_r, const char *err, redisReply *reply)
 {
+    (void)reply;
     req_t *r = _r;
     note_error(r->s, err);
     answer(r->cb, r->data, err, json_true());

@@ -112,6 +112,7 @@ int ag_redis_url_parse(const char *url, ag_redis_url_t *out)
 
 static void on_readable(h2o_socket_t *sock, const char *err)
 {
+    (void)err;
     evstate_t *ev = sock->data;
     /* may free ev through the cleanup hook: touch nothing afterwards */
     redisAsyncHandleRead(ev->ac);
@@ -119,6 +120,7 @@ static void on_readable(h2o_socket_t *sock, const char *err)
 
 static void on_writable(h2o_socket_t *sock, const char *err)
 {
+    (void)err;
     evstate_t *ev = sock->data;
     ev->write_armed = 0;
     if (ev->writing)
@@ -300,6 +302,7 @@ static void on_connect(const redisAsyncContext *cac, int status)
 
 static void on_disconnect(const redisAsyncContext *cac, int status)
 {
+    (void)status;
     ag_redis_t *r = cac->data;
     if (cac != r->ac)
         return;
@@ -406,6 +409,7 @@ int ag_redis_is_up(const ag_redis_t *r)
 
 static void on_reply(redisAsyncContext *ac, void *_reply, void *_p)
 {
+    (void)ac;
     pending_t *p = _p;
     redisReply *reply = _reply;
     if (h2o_timeout_is_linked(&p->timer))
@@ -560,11 +564,6 @@ void ag_redis_unsubscribe(ag_redis_t *r, const char *channel)
 {
     if (ag_map_del(&r->wanted, channel) != NULL)
         reconcile(r);
-}
-
-int ag_redis_is_subscribed(const ag_redis_t *r, const char *channel)
-{
-    return ag_map_get(&r->active, channel) == (void *)2;
 }
 
 const ag_redis_url_t *ag__redis_url(const ag_redis_t *r)

@@ -75,8 +75,6 @@ const ag_redis_url_t *ag__redis_url(const ag_redis_t *r);
 /* cb(data) once Redis confirmed every channel of the wanted set (at once when it has, or when the connection is down;
  * also when the connection is lost or destroyed meanwhile). */
 void ag_redis_when_subscribed(ag_redis_t *r, void (*cb)(void *data), void *data);
-/* Whether Redis confirmed the subscription (for tests). */
-int ag_redis_is_subscribed(const ag_redis_t *r, const char *channel);
 
 /* For the unit tests, implemented by the Redis store (server/store/redis.c): its command connection (borrowed for the
  * store's life), NULL when the store is not the Redis store. */

@@ -177,10 +177,13 @@ void ag__redis_node_lookup(ag_store_t *store, const char *tag, ag_store_cb cb, v
     free(key);
 }
 
+/* Removes this node's members, heartbeat and route over a short blocking connection. */
+static void store_leave(ag__redis_store_t *s);
+
 void ag__redis_node_leave(ag_store_t *store)
 {
     ag__redis_store_t *s = (void *)store;
-    ag__redis_store_leave(s);
+    store_leave(s);
     /* gone for good: a later heartbeat must not publish the node again */
     if (h2o_timeout_is_linked(&s->beat_entry))
         h2o_timeout_unlink(&s->beat_entry);
@@ -188,7 +191,7 @@ void ag__redis_node_leave(ag_store_t *store)
     s->address[0] = '\0';
 }
 
-void ag__redis_store_leave(ag__redis_store_t *s)
+static void store_leave(ag__redis_store_t *s)
 {
     if (!ag_redis_is_up(s->cmd))
         return;

@@ -48,8 +48,6 @@ int ag__redis_reply_int(const redisReply *r);
 
 /* redis_nodes.c: writes the heartbeat (and the local rooms and members again when it had expired), then reaps. */
 void ag__redis_store_beat(ag__redis_store_t *s);
-/* redis_nodes.c: removes this node's members, heartbeat and route over a short blocking connection. */
-void ag__redis_store_leave(ag__redis_store_t *s);
 /* redis_nodes.c: the registry's store operations (store.h). */
 int ag__redis_node_register(ag_store_t *store, const ag_store_node_t *self);
 void ag__redis_node_lookup(ag_store_t *store, const char *tag, ag_store_cb cb, void *data);

@@ -21,6 +21,7 @@ static socklen_t peer_len;
 
 static socklen_t get_peername(h2o_conn_t *conn, struct sockaddr *sa)
 {
+    (void)conn;
     memcpy(sa, &peer, peer_len);
     return peer_len;
 }
@@ -29,6 +30,8 @@ static const h2o_conn_callbacks_t callbacks = {.get_peername = get_peername};
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
+    (void)argc;
+    (void)argv;
     node.config = ag_config_create_default();
     if (node.config == NULL)
         abort();

@@ -22,10 +22,14 @@ typedef struct {
 
 static void fake_pending(ag_conn_t *c, void *self)
 {
+    (void)c;
+    (void)self;
 }
 
 static void fake_close(ag_conn_t *c, void *self, const ag_disconnect_t *why)
 {
+    (void)c;
+    (void)why;
     ((fake_t *)self)->closed = 1;
 }
 
@@ -33,6 +37,8 @@ static const ag_transport_t fake_transport = {"fuzz", fake_pending, fake_close, 
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
+    (void)argc;
+    (void)argv;
     static const char yaml[] = "general:\n  logLevel: none\n  startingChatRooms: [defaultRoom, otherRoom]\n";
     char err[512];
     ag_log_threshold = AG_LOG_NONE;
@@ -56,6 +62,8 @@ static void drain(ag_conn_t *c)
 
 static void delete_room(void *data, const char *err, json_t *rooms)
 {
+    (void)data;
+    (void)err;
     size_t i;
     json_t *r;
     json_array_foreach(rooms, i, r)

@@ -358,6 +358,7 @@ static void eio_payload(lg_client_t *c, const char *p, size_t n)
 
 static void on_sse_event(void *ud, const char *data, size_t len, const char *id)
 {
+    (void)id;
     lg_client_t *c = ud;
     if (c->transport == LG_T_SSE)
         eio_payload(c, data, len);

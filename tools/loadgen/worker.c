@@ -241,6 +241,7 @@ static void publish(lg_client_t *c, uint64_t now)
 
 void worker_on_published(lg_client_t *c)
 {
+    (void)c;
     W.t_progress = lg_now();
 }
 

@@ -152,8 +152,9 @@ static void test_policy_errors(void **state)
     expect_error("servers:\n  websocket:\n    server:\n      credentials: true\n", "bad.yaml:1: ", "needs a list of origins");
     expect_error("servers:\n  websocket:\n    server:\n      origins: [\"https://a.example\", \"*\"]\n      credentials: true\n",
                  "bad.yaml:1: ", "needs a list of origins");
-    for (const char *o = "https://a.example/\0a.example\0https://\0https://a\\n.example\0https://a.example/path\0://a.example\0htt p://a\0"; *o != '\0';
-         o += strlen(o) + 1) {
+    for (const char *o =
+             "https://a.example/\0a.example\0https://\0https://a\\n.example\0https://a.example/path\0://a.example\0htt p://a\0";
+         *o != '\0'; o += strlen(o) + 1) {
         char yaml[256];
         snprintf(yaml, sizeof(yaml), "servers:\n  websocket:\n    server:\n      origins: [\"%s\"]\n", o);
         expect_error(yaml, "bad.yaml:1: ", "is not an origin");
