@@ -203,6 +203,8 @@ json_t *ag_backend_conn_params(const ag_conn_t *c)
                       c->transport_name != NULL ? c->transport_name : "");
     if (p != NULL && c->hook_data != NULL)
         json_object_set(p, "data", c->hook_data);
+    if (p != NULL && c->user != NULL)
+        json_object_set_new(p, "user", json_string(c->user)); /* NULL (not set) when not UTF-8 */
     return p;
 }
 

@@ -75,13 +75,19 @@ ag_conn_t *ag_conn_create(ag_server_t *server, const ag_transport_t *transport, 
     c->server = server;
     c->_rate_exempt = ag_limits_exempt(server, c->remote_ip);
     c->accepted = info->accepted;
-    c->hook_data = json_is_object(info->hook_data) ? json_incref(info->hook_data) : NULL;
     c->handshake = info->handshake != NULL ? json_incref(info->handshake) : NULL;
+    if (json_is_object(info->hook_data) && ag_conn_set_data(c, info->hook_data) != AG_OK) {
+        json_decref(c->handshake);
+        free(c->fingerprint);
+        free(c);
+        return NULL;
+    }
     c->_refcnt = 1;
     c->_transport = transport;
     c->_transport_self = self;
     if (ag_map_set(&server->conns, c->id, c) != AG_OK) {
         json_decref(c->hook_data);
+        free(c->user);
         json_decref(c->handshake);
         free(c->fingerprint);
         free(c);
@@ -97,6 +103,26 @@ ag_conn_t *ag_conn_create(ag_server_t *server, const ag_transport_t *transport, 
         ag_conn_release(c);
     }
     return c;
+}
+
+int ag_conn_set_user(ag_conn_t *c, const char *user)
+{
+    char *copy = NULL;
+    if (user != NULL && (copy = strdup(user)) == NULL)
+        return AG_ENOMEM;
+    free(c->user);
+    c->user = copy;
+    return AG_OK;
+}
+
+int ag_conn_set_data(ag_conn_t *c, json_t *data)
+{
+    json_t *user = json_object_get(data, "user");
+    if (json_is_string(user) && ag_conn_set_user(c, json_string_value(user)) != AG_OK)
+        return AG_ENOMEM;
+    json_decref(c->hook_data);
+    c->hook_data = json_incref(data);
+    return AG_OK;
 }
 
 ag_conn_t *ag_conn_find(ag_server_t *server, const char *id)
@@ -120,6 +146,7 @@ void ag_conn_release(ag_conn_t *c)
     free(c->_queue); /* no rooms left: the consumer left them when the connection finished (on_close) */
     json_decref(c->hook_data);
     json_decref(c->handshake);
+    free(c->user);
     free(c->fingerprint);
     free(c);
 }

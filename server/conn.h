@@ -101,6 +101,7 @@ struct st_ag_conn_t {
     uint32_t pending_actions;
     void *user_data;   /* for the embedding application's hooks */
     json_t *hook_data; /* what the connect hook answered as "data" (an object), or NULL; shown by detailsView */
+    char *user;        /* who the connection is: a token's sub, or the connect hook's data.user; owned, NULL if unknown */
     json_t *handshake; /* for the connect hook, until it answered (server/session.c) */
     int accepted;      /* the connect hook allowed it (or there is none): its welcome went, the disconnect hook is due */
     struct st_ag_backend_call_t *hook_call; /* the connect hook in flight, for the session layer */
@@ -134,6 +135,11 @@ static inline int ag_conn_is_closed(const ag_conn_t *c)
 }
 /* Finds an open local connection by id (borrowed), or NULL. */
 ag_conn_t *ag_conn_find(ag_server_t *server, const char *id);
+/* Keeps data (an object, borrowed: the connection takes its own reference) as what the connect hook answered; a
+ * string data.user becomes the connection's user. AG_OK or AG_ENOMEM. */
+int ag_conn_set_data(ag_conn_t *c, json_t *data);
+/* Sets the connection's user (copied; NULL clears it). AG_OK or AG_ENOMEM. */
+int ag_conn_set_user(ag_conn_t *c, const char *user);
 
 /* --- called by transports --- */
 /* One inbound message (text or binary). Borrowed for the call. Counts against the message rate: over it, the consumer

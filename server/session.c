@@ -291,6 +291,8 @@ static json_t *details_view_with_data(ag_conn_t *c)
     json_t *d = ag__conn_details(c);
     if (d != NULL && c->hook_data != NULL)
         json_object_set(d, "data", c->hook_data);
+    if (d != NULL && c->user != NULL)
+        json_object_set_new(d, "user", json_string(c->user));
     return d;
 }
 
@@ -493,9 +495,11 @@ static void on_connect_hook(void *data, const char *refusal, json_t *reply)
         ag_conn_close(c, &AG_DISCONNECT_REFUSED);
     } else {
         json_t *d = json_object_get(reply, "data");
-        if (json_is_object(d))
-            c->hook_data = json_incref(d);
-        welcome(c);
+        if (json_is_object(d) && ag_conn_set_data(c, d) != AG_OK) {
+            ag_conn_close(c, &AG_DISCONNECT_SERVER_ERROR);
+        } else {
+            welcome(c);
+        }
     }
     ag_conn_release(c);
 }

@@ -62,6 +62,7 @@ test('hooks over /primus', async (t) => {
     await c.welcome();
     const details = await c.request({ event: 'detailsView' });
     assert.deepStrictEqual(details.data.data, { user: 'ann', via: 'websocket' });
+    assert.strictEqual(details.data.user, 'ann', 'data.user is the connection\'s user');
     const call = await backend.call((x) => x.action === 'connect' && x.params.query.user === 'ann');
     assert.strictEqual(call.params.connectionId, details.data.id);
     assert.strictEqual(call.params.fingerprint, 'fp-ann');
@@ -111,6 +112,7 @@ test('hooks over /primus', async (t) => {
     assert.strictEqual(refused.status, 'Error: ann may not join otherRoom');
     const add = await backend.call((x) => x.action === 'roomAdd' && x.params.room === 'otherRoom');
     assert.deepStrictEqual(add.params.data, { user: 'ann', via: 'websocket' });
+    assert.strictEqual(add.params.user, 'ann');
     // the refused join did not happen
     const view = await a.request({ event: 'roomView', room: 'otherRoom' });
     assert.match(view.status, /^Error/);
