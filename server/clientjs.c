@@ -332,16 +332,14 @@ static const char *fallback_root(void)
 int ag_clientjs_init(ag_server_t *s, char *errbuf, size_t errlen)
 {
     const ag_config_t *cfg = s->config;
-    const char *tdir = getenv("AG_CLIENT_TEMPLATES");
-    if (tdir == NULL || tdir[0] == '\0')
-        tdir = AG_CLIENTJS_TEMPLATE_DIR;
     struct st_ag_clientjs_t *rendered = calloc(1, sizeof(*rendered));
     if (rendered == NULL) {
         snprintf(errbuf, errlen, "out of memory");
         return AG_ENOMEM;
     }
     s->clientjs = rendered;
-    int ret = ag_clientjs_render(cfg, tdir, s->public_dir, fallback_root(), rendered->dir, sizeof(rendered->dir), errbuf, errlen);
+    int ret = ag_clientjs_render(cfg, s->client_dir, s->public_dir, fallback_root(), rendered->dir, sizeof(rendered->dir), errbuf,
+                                 errlen);
     if (ret != 0 || rendered->dir[0] == '\0')
         return ret;
     for (int k = 0; k < 2; k++) {

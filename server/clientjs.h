@@ -15,9 +15,6 @@
 
 #include "node.h"
 
-/* Where the templates are read from unless the environment variable AG_CLIENT_TEMPLATES names another directory. */
-#define AG_CLIENTJS_TEMPLATE_DIR AG_SOURCE_DIR "/client"
-
 /* Replaces every __AG_<NAME>__ in tmpl[0..len) with its value from cfg. Returns a malloc'ed NUL-terminated string
  * (owned by the caller, *outlen set) or NULL with one line in errbuf (unknown placeholder, out of memory). */
 char *ag_clientjs_substitute(const ag_config_t *cfg, const char *tmpl, size_t len, size_t *outlen, char *errbuf, size_t errlen);

@@ -23,6 +23,7 @@ struct st_ag_actions_t;      /* server/actions.c */
 struct st_ag_rooms_t;        /* server/rooms.c */
 struct st_ag_cluster_t;      /* server/cluster.c */
 struct st_ag_clientjs_t;     /* server/clientjs.c */
+struct st_ag_scripts_t;      /* server/scripts.c */
 struct st_ag_ws_node_t;      /* transports/ws.c */
 struct st_ag_primus_node_t;  /* transports/primus_ws.c */
 struct st_ag__eio_node_t;    /* transports/eio.c */
@@ -66,6 +67,7 @@ struct st_ag_server_t {
     h2o_timeout_entry_t accept_resume; /* reads it again */
     int reserve_fd;                    /* held so that a connection can be answered and closed at EMFILE */
     char public_dir[4096];
+    char client_dir[4096]; /* the browser client's templates and scripts (server/server.c says where they are found) */
     ag_store_t *store;
 
     /* the connection table (server/conn.c) and the consumer of every connection's frames */
@@ -80,6 +82,7 @@ struct st_ag_server_t {
     struct st_ag_rooms_t *rooms;
     struct st_ag_cluster_t *cluster;
     struct st_ag_clientjs_t *clientjs;
+    struct st_ag_scripts_t *scripts;
     struct st_ag_ws_node_t *ws;
     struct st_ag_primus_node_t *primus;
     struct st_ag__eio_node_t *eio;

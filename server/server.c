@@ -35,6 +35,7 @@
 #include "socketio.h"
 #include "upstream.h"
 #include "backend.h"
+#include "scripts.h"
 #include "serverapi.h"
 #include "static.h"
 #include "webapi.h"
@@ -78,24 +79,42 @@ static int setup_tls(ag_server_t *s, char *errbuf, size_t errlen)
     return 0;
 }
 
-static void resolve_public_dir(ag_server_t *s)
+/* An installation's <prefix>/share/actiongate/<sub>, found from the binary (<prefix>/bin/actiongate) whatever the
+ * prefix, when it is there: an installed binary uses its own files, a binary in a build tree the sources'. */
+static int installed_dir(const char *sub, char *out, size_t len)
 {
-    const char *dir = s->config->servers.web.publicDir;
-    /* the demo: next to the sources in a build tree, else where an installation puts it relative to the binary
-     * (<prefix>/bin/actiongate, <prefix>/share/actiongate/public), whatever the prefix */
-    char installed[4096];
-    if (dir[0] == '\0') {
-        dir = AG_SOURCE_DIR "/client/public";
-        ssize_t n = readlink("/proc/self/exe", installed, sizeof(installed) - 64);
-        char *slash = n > 0 ? memrchr(installed, '/', (size_t)n) : NULL;
-        if (access(dir, R_OK) != 0 && slash != NULL) {
-            strcpy(slash, "/../share/actiongate/public");
-            dir = installed;
-        }
-    }
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (n <= 0)
+        return 0;
+    exe[n] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (slash == NULL)
+        return 0;
+    *slash = '\0';
+    int w = snprintf(out, len, "%s/../share/actiongate/%s", exe, sub);
+    return w > 0 && (size_t)w < len && access(out, R_OK | X_OK) == 0;
+}
+
+static void set_dir(char *dst, size_t len, const char *dir)
+{
     char *real = realpath(dir, NULL);
-    snprintf(s->public_dir, sizeof(s->public_dir), "%s", real != NULL ? real : dir);
+    snprintf(dst, len, "%s", real != NULL ? real : dir);
     free(real);
+}
+
+/* servers.web.publicDir, else the demo; the client templates from $AG_CLIENT_TEMPLATES, else as the demo. */
+static void resolve_dirs(ag_server_t *s)
+{
+    char installed[4096];
+    const char *dir = s->config->servers.web.publicDir;
+    if (dir[0] == '\0')
+        dir = installed_dir("public", installed, sizeof(installed)) ? installed : AG_SOURCE_DIR "/client/public";
+    set_dir(s->public_dir, sizeof(s->public_dir), dir);
+    dir = getenv("AG_CLIENT_TEMPLATES");
+    if (dir == NULL || dir[0] == '\0')
+        dir = installed_dir("client", installed, sizeof(installed)) ? installed : AG_SOURCE_DIR "/client";
+    set_dir(s->client_dir, sizeof(s->client_dir), dir);
 }
 
 static void register_static(ag_server_t *s)
@@ -187,7 +206,8 @@ static int modules_init(ag_server_t *s, char *errbuf, size_t errlen)
         snprintf(errbuf, errlen, "out of memory");
         return ret;
     }
-    if ((ret = ag_socketio_register(s, errbuf, errlen)) != 0)
+    /* before socket.io: its script answers at the socket.io path ahead of the engine.io handler there */
+    if ((ret = ag_scripts_register(s, errbuf, errlen)) != 0 || (ret = ag_socketio_register(s, errbuf, errlen)) != 0)
         return ret;
     if ((ret = ag_clientjs_init(s, errbuf, errlen)) != 0)
         return ret;
@@ -211,6 +231,7 @@ static void modules_dispose(ag_server_t *s)
     ag_primus_dispose(s);
     ag_ws_dispose(s);
     ag_clientjs_dispose(s);
+    ag_scripts_dispose(s);
     ag_socketio_dispose(s);
     ag_cluster_dispose(s);
     ag__actions_dispose(s);
@@ -240,7 +261,7 @@ ag_server_t *ag_server_create(ag_config_t *cfg, char *errbuf, size_t errlen)
         ag_random_bytes(b, sizeof(b));
         snprintf(s->node_id, sizeof(s->node_id), "n%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2], b[3], b[4], b[5]);
     }
-    resolve_public_dir(s);
+    resolve_dirs(s);
 
     h2o_config_init(&s->h2o_config);
     s->h2o_config.server_name = h2o_iovec_init(H2O_STRLIT("actiongate"));

@@ -1,6 +1,6 @@
 /*
- * The socket.io layer over engine.io sessions, and the scripts of the socket.io and faye eras (see socketio.h). The
- * packet codec is socketio_packet.c.
+ * The socket.io layer over engine.io sessions (see socketio.h). The packet codec is socketio_packet.c; the scripts of the
+ * socket.io and faye eras are served by server/scripts.c.
  */
 #include "socketio.h"
 #include "eio.h"
@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include "backend.h"
-#include "clientjs.h"
 #include "http.h"
 #include "rooms.h"
 
@@ -53,9 +52,7 @@ struct st_ag_sio_t {
 typedef struct st_ag_sio_node_t {
     h2o_timeout_t connect_timeout; /* socket.io's connectTimeout: a session that never CONNECTs is closed */
     int started;
-    struct st_script_t *scripts[4]; /* what the module serves, for dispose */
     ag_frame_t *last_in, *last_out; /* the last pushed frame translated, and what it became (see translate) */
-    size_t num_scripts;
 } sio_node_t;
 
 #define SIO_CONNECT_TIMEOUT_MS 45000
@@ -637,199 +634,16 @@ static void attach(ag__eio_session_t *s, const ag_conn_info_t *info)
     s->upper_self = sio;
 }
 
-/* --- module: the scripts of the socket.io and faye eras --- */
-
-#define SIO_PATH_MARK "\"/socket.io\"/*path*/"
-
-/* One script served from memory at one exact path. */
-typedef struct st_script_t {
-    h2o_handler_t super;
-    char *path;
-    ag_frame_t *body;
-    char etag[32];
-} script_t;
-
-/* Reads a file (NUL-terminated, malloc'ed), or NULL. */
-static char *read_file(const char *path, size_t *len)
-{
-    FILE *fp = fopen(path, "rb");
-    if (fp == NULL)
-        return NULL;
-    char *buf = NULL;
-    long n;
-    if (fseek(fp, 0, SEEK_END) == 0 && (n = ftell(fp)) >= 0 && fseek(fp, 0, SEEK_SET) == 0 &&
-        (buf = malloc((size_t)n + 1)) != NULL) {
-        if (fread(buf, 1, (size_t)n, fp) != (size_t)n) {
-            free(buf);
-            buf = NULL;
-        } else {
-            buf[n] = '\0';
-            *len = (size_t)n;
-        }
-    }
-    fclose(fp);
-    return buf;
-}
-
-/* A file of the source tree's client/ directory. */
-static char *read_client_file(const char *rel, size_t *len, char *errbuf, size_t errlen)
-{
-    char path[4096];
-    snprintf(path, sizeof(path), "%s/client/%s", AG_SOURCE_DIR, rel);
-    char *text = read_file(path, len);
-    if (text == NULL)
-        snprintf(errbuf, errlen, "cannot read %s", path);
-    return text;
-}
-
-/* The socket.io client with the configured path baked in where it carries the default one. */
-static ag_frame_t *render_socketio_js(const char *text, size_t len, const char *path)
-{
-    const char *mark = strstr(text, SIO_PATH_MARK);
-    if (mark == NULL)
-        return ag_frame_create(text, len, 0);
-    json_t *jpath = json_string(path);
-    char *lit = jpath != NULL ? json_dumps(jpath, JSON_ENCODE_ANY) : NULL;
-    json_decref(jpath);
-    if (lit == NULL)
-        return NULL;
-    size_t pre = (size_t)(mark - text), mlen = sizeof(SIO_PATH_MARK) - 1, llen = strlen(lit), rest = len - pre - mlen;
-    char *buf = malloc(pre + llen + rest);
-    ag_frame_t *f = NULL;
-    if (buf != NULL) {
-        memcpy(buf, text, pre);
-        memcpy(buf + pre, lit, llen);
-        memcpy(buf + pre + llen, mark + mlen, rest);
-        f = ag_frame_create(buf, pre + llen + rest, 0);
-        free(buf);
-    }
-    free(lit);
-    return f;
-}
-
-static int on_script_req(h2o_handler_t *self, h2o_req_t *req)
-{
-    script_t *sc = (script_t *)self;
-    h2o_iovec_t path = req->path_normalized;
-    int get = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")),
-        head = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"));
-    /* Only the exact path, and not the engine.io endpoint that may share its prefix. */
-    if (!(get || head) || !h2o_memis(path.base, path.len, sc->path, strlen(sc->path)) || ag_http_query_param(req, "EIO") != NULL)
-        return -1;
-    ag_server_t *s = ag_http_server(req);
-    char cc[64];
-    int n = snprintf(cc, sizeof(cc), "public, max-age=%d", s->config->servers.web.flatFileCacheDuration);
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, h2o_strdup(&req->pool, cc, (size_t)n).base,
-                   (size_t)n);
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ETAG, NULL, sc->etag, strlen(sc->etag));
-    size_t inm_len;
-    const char *inm = ag_http_header(req, "if-none-match", &inm_len);
-    if (inm != NULL && h2o_memis(inm, inm_len, sc->etag, strlen(sc->etag))) {
-        req->res.status = 304;
-        req->res.reason = "Not Modified";
-        h2o_send_inline(req, NULL, 0);
-        return 0;
-    }
-    ag_http_respond(req, 200, "OK", "application/javascript; charset=utf-8", sc->body->data, sc->body->len);
-    return 0;
-}
-
-/* Serves body (the reference is taken) at the exact path url, on the handlers of pathconf prefix. */
-static int add_script(ag_server_t *s, const char *prefix, const char *url, ag_frame_t *body, char *errbuf, size_t errlen)
-{
-    char *path = body != NULL ? strdup(url) : NULL;
-    sio_node_t *node = s->sio;
-    if (path == NULL || node->num_scripts == sizeof(node->scripts) / sizeof(node->scripts[0])) {
-        free(path);
-        ag_frame_release(body);
-        snprintf(errbuf, errlen, "out of memory");
-        return AG_ENOMEM;
-    }
-    script_t *sc = (script_t *)h2o_create_handler(ag_server_register_path(s, prefix), sizeof(*sc));
-    sc->super.on_req = on_script_req;
-    sc->path = path;
-    sc->body = body;
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-    for (size_t i = 0; i < body->len; i++)
-        h = (h ^ (uint8_t)body->data[i]) * 1099511628211ULL;
-    snprintf(sc->etag, sizeof(sc->etag), "\"%016llx\"", (unsigned long long)h);
-    node->scripts[node->num_scripts++] = sc;
-    return 0;
-}
-
-/* The rendered ActionheroWebsocketClient followed by the wrappers of the socket.io and faye eras, under the names those
- * eras' pages load: <public>/<clientJsPath>actionHeroWebSocket.js and actionheroClient.js. */
-static int add_legacy_clients(ag_server_t *s, char *errbuf, size_t errlen)
-{
-    static const char *const names[] = {"actionHeroWebSocket", "actionheroClient"};
-    const ag_config_t *cfg = s->config;
-    const char *tdir = getenv("AG_CLIENT_TEMPLATES");
-    char path[4096];
-    size_t tlen, clen, wlen;
-    snprintf(path, sizeof(path), "%s/ActionheroWebsocketClient.js.tmpl",
-             tdir != NULL && tdir[0] != '\0' ? tdir : AG_CLIENTJS_TEMPLATE_DIR);
-    char *tmpl = read_file(path, &tlen);
-    if (tmpl == NULL) {
-        snprintf(errbuf, errlen, "cannot read the client template %s", path);
-        return AG_EIO;
-    }
-    char *client = ag_clientjs_substitute(cfg, tmpl, tlen, &clen, errbuf, errlen);
-    free(tmpl);
-    if (client == NULL)
-        return AG_ECONFIG;
-    char *wrapper = read_client_file("legacy/actionHeroWebSocket.js", &wlen, errbuf, errlen);
-    char *both = wrapper != NULL ? malloc(clen + 1 + wlen) : NULL;
-    ag_frame_t *body = NULL;
-    if (both != NULL) {
-        memcpy(both, client, clen);
-        both[clen] = '\n';
-        memcpy(both + clen + 1, wrapper, wlen);
-        body = ag_frame_create(both, clen + 1 + wlen, 0);
-    }
-    free(both);
-    free(wrapper);
-    free(client);
-    if (body == NULL) {
-        if (wrapper != NULL)
-            snprintf(errbuf, errlen, "out of memory");
-        return wrapper != NULL ? AG_ENOMEM : AG_EIO;
-    }
-    int ret = 0;
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]) && ret == 0; i++) {
-        char url[1024];
-        snprintf(url, sizeof(url), "/%s/%s%s.js", cfg->servers.web.urlPathForFiles, cfg->servers.websocket.clientJsPath, names[i]);
-        ret = add_script(s, url, url, ag_frame_addref(body), errbuf, errlen);
-    }
-    ag_frame_release(body);
-    return ret;
-}
-
 int ag_socketio_register(ag_server_t *s, char *errbuf, size_t errlen)
 {
     const ag_config_t *cfg = s->config;
-    size_t len;
-    char *text;
     int ret;
     if ((s->sio = calloc(1, sizeof(*s->sio))) == NULL) {
         snprintf(errbuf, errlen, "out of memory");
         return AG_ENOMEM;
     }
-    if ((text = read_client_file("legacy/faye.js", &len, errbuf, errlen)) == NULL)
-        return AG_EIO;
-    ret = add_script(s, "/faye/client.js", "/faye/client.js", ag_frame_create(text, len, 0), errbuf, errlen);
-    free(text);
-    if (ret == 0)
-        ret = add_legacy_clients(s, errbuf, errlen);
-    if (ret != 0 || !cfg->servers.socketio.enabled)
-        return ret;
-    if ((text = read_client_file("socket.io.js", &len, errbuf, errlen)) == NULL)
-        return AG_EIO;
-    char url[1024];
-    snprintf(url, sizeof(url), "%s/socket.io.js", cfg->servers.socketio.path);
-    ret = add_script(s, cfg->servers.socketio.path, url, render_socketio_js(text, len, cfg->servers.socketio.path), errbuf, errlen);
-    free(text);
-    if (ret != 0)
-        return ret;
+    if (!cfg->servers.socketio.enabled)
+        return 0;
     /* engine.io sessions on the socket.io path carry the layer (when the engine.io endpoint is on) */
     if (s->eio != NULL && (ret = ag_eio_serve(s, cfg->servers.socketio.path, attach, 0)) != 0) {
         snprintf(errbuf, errlen, "out of memory");
@@ -846,13 +660,6 @@ void ag_socketio_dispose(ag_server_t *s)
     if (node == NULL)
         return;
     s->sio = NULL;
-    /* the script handlers belong to h2o's configuration, which outlives this: they are emptied, not freed */
-    for (size_t i = 0; i < node->num_scripts; i++) {
-        ag_frame_release(node->scripts[i]->body);
-        free(node->scripts[i]->path);
-        node->scripts[i]->body = NULL;
-        node->scripts[i]->path = NULL;
-    }
     ag_frame_release(node->last_in);
     ag_frame_release(node->last_out);
     node->last_in = node->last_out = NULL;

@@ -48,6 +48,11 @@ test('the .deb: control data, files, and the unpacked binary serves the demo and
     './etc/actiongate/actiongate.yaml',
     './lib/systemd/system/actiongate.service',
     './usr/share/actiongate/public/index.html',
+    './usr/share/actiongate/client/ActionheroWebsocketClient.js.tmpl',
+    './usr/share/actiongate/client/ActionheroWebsocketClient.min.js.tmpl',
+    './usr/share/actiongate/client/socket.io.js',
+    './usr/share/actiongate/client/legacy/faye.js',
+    './usr/share/actiongate/client/legacy/actionHeroWebSocket.js',
   ])
     assert.ok(files.includes(f), `ships ${f}`);
 
@@ -56,6 +61,11 @@ test('the .deb: control data, files, and the unpacked binary serves the demo and
   try {
     execFileSync('dpkg-deb', ['-x', debPath, path.join(dir, 'root')]);
     const root = path.join(dir, 'root');
+    // an installed binary reads its own client files, not a source tree's: mark the shipped ones
+    const shipped = path.join(root, 'usr/share/actiongate/client');
+    fs.appendFileSync(path.join(shipped, 'legacy/faye.js'), '\n// shipped faye\n');
+    fs.appendFileSync(path.join(shipped, 'socket.io.js'), '\n// shipped socket.io\n');
+    fs.appendFileSync(path.join(shipped, 'ActionheroWebsocketClient.js.tmpl'), '\n// shipped template\n');
     // the unit, with its ExecStart pointed at the unpacked binary, is one systemd accepts
     const unit = fs
       .readFileSync(path.join(root, 'lib/systemd/system/actiongate.service'), 'utf8')
@@ -99,6 +109,11 @@ test('the .deb: control data, files, and the unpacked binary serves the demo and
     assert.strictEqual(index.status, 200);
     assert.deepStrictEqual(index.body, fs.readFileSync(path.join(root, 'usr/share/actiongate/public/index.html')));
     assert.strictEqual((await get(`http://127.0.0.1:${port}/readyz`)).status, 200);
+    assert.match((await get(`http://127.0.0.1:${port}/faye/client.js`)).body.toString(), /\/\/ shipped faye\n$/);
+    assert.match((await get(`http://127.0.0.1:${port}/socket.io/socket.io.js`)).body.toString(), /\/\/ shipped socket\.io\n$/);
+    const rendered = await get(`http://127.0.0.1:${port}/public/javascript/ActionheroWebsocketClient.js`);
+    assert.strictEqual(rendered.status, 200);
+    assert.match(rendered.body.toString(), /\/\/ shipped template\n$/);
     const status = JSON.parse((await get(`http://127.0.0.1:${port}/api/status`)).body);
     assert.match(status.actiongateVersion, /^\d+\.\d+\.\d+$/);
 
