@@ -296,8 +296,18 @@ void ag_action_after(ag_action_req_t *r, uint64_t ms, void (*cb)(ag_action_req_t
 static void req_free(ag_action_req_t *r)
 {
     struct st_ag_actions_t *as = r->server->actions;
-    if (h2o_linklist_is_linked(&r->link))
+    if (h2o_linklist_is_linked(&r->link)) {
         h2o_linklist_unlink(&r->link);
+        r->server->stats.actions_in_progress--;
+    }
+    if (r->conn != NULL) {
+        if (r->conn_prev != NULL)
+            r->conn_prev->conn_next = r->conn_next;
+        else if (r->conn->requests == r)
+            r->conn->requests = r->conn_next;
+        if (r->conn_next != NULL)
+            r->conn_next->conn_prev = r->conn_prev;
+    }
     if (r->heap_index != SIZE_MAX) {
         heap_remove(as, r);
         arm(as);
@@ -342,6 +352,12 @@ static ag_action_req_t *req_new(ag_server_t *s, json_t *params, json_t *message_
     r->params = params;
     r->message_id = message_id;
     r->conn = conn != NULL ? ag_conn_addref(conn) : NULL;
+    if (conn != NULL) {
+        r->conn_next = conn->requests;
+        if (conn->requests != NULL)
+            conn->requests->conn_prev = r;
+        conn->requests = r;
+    }
     r->done = done;
     r->origin = origin;
     r->heap_index = SIZE_MAX;
@@ -375,6 +391,7 @@ static ag_upstream_who_t who_of(const ag_action_req_t *r, const ag__requester_t 
 static void upstream_call(ag_action_req_t *r, const char *name, const json_t *params, const ag__requester_t *who, ag_upstream_cb cb)
 {
     h2o_linklist_insert(&r->server->actions->pending, &r->link);
+    r->server->stats.actions_in_progress++;
     ag_upstream_who_t w = who_of(r, who);
     /* what the connect hook said about the connection goes with each of its calls, in place of whatever the client
      * put under that name */
@@ -465,6 +482,7 @@ void ag__action_start_as(ag_server_t *s, json_t *params, json_t *message_id, ag_
         return;
     }
     h2o_linklist_insert(&s->actions->pending, &r->link);
+    s->stats.actions_in_progress++;
     r->action->def.run(r, r->action->def.data);
 }
 
@@ -655,6 +673,16 @@ void ag__actions_stop(ag_server_t *s)
     for (h2o_linklist_t *l = as->pending.next; l != &as->pending; l = l->next) {
         ag_action_req_t *r = H2O_STRUCT_FROM_MEMBER(ag_action_req_t, link, l);
         answer(r, NULL, 503, AG_ERR_SHUTTING_DOWN);
+    }
+}
+
+void ag__actions_conn_closed(ag_conn_t *c)
+{
+    ag_action_req_t *next;
+    for (ag_action_req_t *r = c->requests; r != NULL; r = next) {
+        next = r->conn_next;
+        if (r->heap_index != SIZE_MAX || r->upstream_call != NULL)
+            complete(r, NULL, 503, "the connection closed");
     }
 }
 

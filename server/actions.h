@@ -40,6 +40,7 @@ struct st_ag_action_req_t {
     ag__action_done_fn done;
     void *origin; /* the origin's own state (e.g. the web request) */
     h2o_linklist_t link;
+    ag_action_req_t *conn_prev, *conn_next; /* in conn->requests */
     uint64_t started_ms;
     uint64_t timer_at; /* monotonic ns */
     void (*timer_cb)(ag_action_req_t *r);
@@ -52,6 +53,10 @@ struct st_ag_action_req_t {
 int ag__actions_init(ag_server_t *s);
 void ag__actions_stop(ag_server_t *s);
 void ag__actions_dispose(ag_server_t *s);
+/* The connection closed: its requests that wait on a timer (ag_action_after) or on the upstream are dropped now, with
+ * their timers and calls (their done sees the closed connection); a handler still running keeps its request until it
+ * completes it. Without this, a client could leave behind any number of long sleeps and slow upstream calls. */
+void ag__actions_conn_closed(ag_conn_t *c);
 /* The catalogue: {name: {"1": {name, version, description, inputs: {key: {required, default?}}}}}. New reference. */
 json_t *ag__actions_documentation(ag_server_t *s);
 

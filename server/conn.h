@@ -99,8 +99,9 @@ struct st_ag_conn_t {
     uint32_t joining; /* roomAdd requests in flight: they count against general.maxRoomsPerConnection */
     uint32_t total_actions;
     uint32_t pending_actions;
-    void *user_data;   /* for the embedding application's hooks */
-    json_t *hook_data; /* what the connect hook answered as "data" (an object), or NULL; shown by detailsView */
+    struct st_ag_action_req_t *requests; /* its action requests in progress, linked by server/actions.c */
+    void *user_data;                     /* for the embedding application's hooks */
+    json_t *hook_data;                   /* what the connect hook answered as "data" (an object), or NULL; shown by detailsView */
     char *user;        /* who the connection is: a token's sub, or the connect hook's data.user; owned, NULL if unknown */
     json_t *handshake; /* for the connect hook, until it answered (server/session.c) */
     int accepted;      /* the connect hook allowed it (or there is none): its welcome went, the disconnect hook is due */

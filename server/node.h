@@ -48,6 +48,7 @@ typedef struct st_ag_stats_t {
     /* README "Operations" */
     uint64_t bytes_in, bytes_out;              /* payload bytes of messages received and queued */
     uint64_t upgrades;                         /* connections that moved to another carrier (engine.io upgrade) */
+    size_t actions_in_progress;                /* action requests started and not completed (server/actions.c) */
     uint64_t disconnects[AG_DISCONNECT_KINDS]; /* by ag_disconnect_kind() */
 } ag_stats_t;
 

@@ -188,6 +188,8 @@ static void render_connections(ag_server_t *s, buf_t *b)
     one(b, "actiongate_queued_frames", "gauge", "Frames waiting in every connection's outbound queue.", (double)queued_frames);
     one(b, "actiongate_queued_bytes", "gauge", "Bytes waiting in every connection's outbound queue.", (double)queued_bytes);
     one(b, "actiongate_room_memberships", "gauge", "Room memberships of this node's connections.", (double)memberships);
+    one(b, "actiongate_actions_in_progress", "gauge", "Action requests started and not answered yet (socket and /api).",
+        (double)s->stats.actions_in_progress);
 }
 
 static void render_actions(ag_ops_t *o, buf_t *b)

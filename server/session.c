@@ -537,6 +537,7 @@ static void on_close(ag_conn_t *c, const ag_disconnect_t *why, void *unused)
         ag_backend_ask(c->server, AG_HOOK_DISCONNECT, params, c->fingerprint, c->remote_ip, NULL, NULL, NULL);
     }
     ag__rooms_conn_closed(c);
+    ag__actions_conn_closed(c);
     const ag_hooks_t *h = c->server->hooks;
     if (h != NULL && h->on_disconnect != NULL)
         h->on_disconnect(c, why, h->data);

@@ -95,3 +95,33 @@ test('forwarded ports out of range are ignored', async (t) => {
   assert.strictEqual(d.remotePort, 8443);
   c.close();
 });
+
+test('long sleeps a client leaves behind are dropped with its connection', async (t) => {
+  // Before: every sleepTest of a closed connection kept its request, its timer and the connection until it ran out,
+  // so a client could park any number of hour-long sleeps by reconnecting.
+  const srv = await startServer();
+  t.after(() => srv.stop());
+  const inProgress = async () => {
+    const text = await (await fetch(`${srv.url}/metrics`)).text();
+    const m = /^actiongate_actions_in_progress (\d+)$/m.exec(text);
+    assert.ok(m, 'the gauge is exported');
+    return Number(m[1]);
+  };
+  for (let round = 0; round < 3; round++) {
+    const c = await connect(`${srv.wsUrl}/primus`);
+    await c.welcome();
+    for (let i = 0; i < 5; i++)
+      c.sendRaw(`{"event":"action","params":{"action":"sleepTest","sleepDuration":3600000},"messageId":"s${i}"}`);
+    let n = 0;
+    for (let i = 0; i < 50 && (n = await inProgress()) < 5; i++) await new Promise((r) => setTimeout(r, 50));
+    assert.strictEqual(n, 5, 'five sleeps in progress while the client is there');
+    await c.close();
+    for (let i = 0; i < 50 && (n = await inProgress()) !== 0; i++) await new Promise((r) => setTimeout(r, 50));
+    assert.strictEqual(n, 0, `round ${round}: the sleeps went with the connection`);
+  }
+  // a sleep of a connection that stays is still answered
+  const c = await connect(`${srv.wsUrl}/primus`);
+  await c.welcome();
+  const r = await c.request({ event: 'action', params: { action: 'sleepTest', sleepDuration: 20 } });
+  assert.strictEqual(r.sleepDuration, 20);
+});
