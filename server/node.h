@@ -48,6 +48,9 @@ typedef struct st_ag_stats_t {
     /* README "Operations" */
     uint64_t bytes_in, bytes_out;              /* payload bytes of messages received and queued */
     uint64_t upgrades;                         /* connections that moved to another carrier (engine.io upgrade) */
+    uint64_t upgrade_fallbacks;                /* upgrade probes that failed: the session stayed on its carrier */
+    uint64_t sse_resumes, sse_replayed;        /* SSE streams resumed with Last-Event-ID, and the events replayed */
+    uint64_t sse_resumes_refused;              /* Last-Event-ID older than the replay ring: the session ended */
     size_t actions_in_progress;                /* action requests started and not completed (server/actions.c) */
     uint64_t disconnects[AG_DISCONNECT_KINDS]; /* by ag_disconnect_kind() */
 } ag_stats_t;

@@ -229,6 +229,27 @@ static void render_actions(ag_ops_t *o, buf_t *b)
     }
 }
 
+/* Redis command round trips (the command connection; subscriptions are not commands). */
+static void render_store(ag_server_t *s, buf_t *b)
+{
+    const ag_store_stats_t *st = s->store != NULL && s->store->ops->stats != NULL ? s->store->ops->stats(s->store) : NULL;
+    if (st == NULL)
+        return;
+    static const double bounds[] = AG_STORE_LATENCY_BOUNDS;
+    one(b, "actiongate_store_commands_total", "counter", "Commands sent to the store.", (double)st->commands);
+    one(b, "actiongate_store_command_errors_total", "counter",
+        "Store commands answered with an error, timed out, or lost with the connection.", (double)st->errors);
+    head(b, "actiongate_store_command_duration_seconds", "histogram", "Round trip of a store command that was answered.");
+    uint64_t cum = 0;
+    for (size_t i = 0; i < AG_STORE_LATENCY_BUCKETS; i++) {
+        cum += st->buckets[i];
+        put(b, "actiongate_store_command_duration_seconds_bucket{le=\"%g\"} %llu\n", bounds[i], (unsigned long long)cum);
+    }
+    put(b, "actiongate_store_command_duration_seconds_bucket{le=\"+Inf\"} %llu\n", (unsigned long long)st->answered);
+    put(b, "actiongate_store_command_duration_seconds_sum %.6f\n", st->seconds);
+    put(b, "actiongate_store_command_duration_seconds_count %llu\n", (unsigned long long)st->answered);
+}
+
 static size_t open_fds(void)
 {
     size_t n = 0;
@@ -289,6 +310,9 @@ static void render(ag_server_t *s, buf_t *b)
     }
     one(b, "actiongate_upgrades_total", "counter", "Connections that moved to another transport (engine.io upgrade).",
         (double)st->upgrades);
+    one(b, "actiongate_upgrade_fallbacks_total", "counter",
+        "engine.io upgrade probes that failed (timed out or their carrier broke): the session stayed on its transport.",
+        (double)st->upgrade_fallbacks);
     one(b, "actiongate_messages_received_total", "counter", "Messages received from clients.", (double)st->frames_in);
     one(b, "actiongate_messages_sent_total", "counter", "Messages queued to clients.", (double)st->frames_out);
     one(b, "actiongate_received_bytes_total", "counter", "Payload bytes of messages received.", (double)st->bytes_in);
@@ -303,6 +327,13 @@ static void render(ag_server_t *s, buf_t *b)
     one(b, "actiongate_rate_disconnects_total", "counter", "Connections closed for sustained abuse of the message rate.",
         (double)st->rate_disconnects);
     one(b, "actiongate_sse_replay_bytes", "gauge", "Bytes held by the SSE replay rings.", (double)st->sse_replay_bytes);
+    one(b, "actiongate_sse_resumes_total", "counter", "SSE streams that came back with Last-Event-ID and were resumed.",
+        (double)st->sse_resumes);
+    one(b, "actiongate_sse_replayed_events_total", "counter", "Events sent again to resumed SSE streams.",
+        (double)st->sse_replayed);
+    one(b, "actiongate_sse_resumes_refused_total", "counter",
+        "SSE streams that came back too late (Last-Event-ID older than the replay ring): their session ended.",
+        (double)st->sse_resumes_refused);
     render_actions(s->ops, b);
     const ag_upstream_stats_t *up = ag_upstream_stats(s);
     one(b, "actiongate_upstream_calls_total", "counter", "Calls to the app behind the node.", (double)up->calls);
@@ -319,6 +350,7 @@ static void render(ag_server_t *s, buf_t *b)
     put(b, "actiongate_cluster_pushes_total{direction=\"in\"} %llu\n", (unsigned long long)cl->pushes_in);
     put(b, "actiongate_cluster_pushes_total{direction=\"out\"} %llu\n", (unsigned long long)cl->pushes_out);
     one(b, "actiongate_store_up", "gauge", "1 when the store (Redis in cluster mode) is reachable.", store_up(s));
+    render_store(s, b);
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     double cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;

@@ -201,6 +201,7 @@ void ag__eio_transport_gone(ag__eio_session_t *s, ag__eio_transport_t *t, const 
 {
     if (t == s->probe) {
         s->probe = NULL;
+        s->server->stats.upgrade_fallbacks++; /* the probe's carrier broke: the session stays where it is */
         close_probe(s);
     } else if (t == s->transport) {
         s->transport = NULL;
@@ -238,6 +239,7 @@ static void on_upgrade_deadline(h2o_timeout_entry_t *entry)
 {
     ag__eio_session_t *s = H2O_STRUCT_FROM_MEMBER(ag__eio_session_t, upgrade_deadline, entry);
     ag_debug("eio", s->sid, "upgrade timeout: closing the probe");
+    s->server->stats.upgrade_fallbacks++;
     close_probe(s);
 }
 

@@ -330,6 +330,7 @@ void ag__eio_sse_get(ag__eio_session_t *s, h2o_req_t *req)
         uint64_t last;
         int resume = last_event_id(req, &last);
         if (resume && !replay_possible(x, last)) {
+            s->server->stats.sse_resumes_refused++;
             ag_log_limited(AG_LOG_INFO, "eio", s->sid, "Last-Event-ID %llu is older than the replay ring; ending the session",
                            (unsigned long long)last);
             ag__eio_respond_error(req, AG_EIO_ERR_UNKNOWN_SID);
@@ -338,10 +339,13 @@ void ag__eio_sse_get(ag__eio_session_t *s, h2o_req_t *req)
         }
         attach(x, req);
         if (resume) {
+            s->server->stats.sse_resumes++;
             for (size_t i = 0; i < x->ring_len && x->stream != NULL; i++) {
                 sse_event_t *e = x->ring[(x->ring_head + i) % x->ring_cap];
-                if (e->id > last)
+                if (e->id > last) {
                     write_stream(x, e->data, e->len);
+                    s->server->stats.sse_replayed++;
+                }
             }
         }
         ag__eio_on_writable(s);

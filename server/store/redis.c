@@ -794,8 +794,14 @@ static int is_up(ag_store_t *store)
     return ag_redis_is_up(((ag__redis_store_t *)store)->cmd);
 }
 
+static const ag_store_stats_t *stats(ag_store_t *store)
+{
+    return ag_redis_stats(((ag__redis_store_t *)store)->cmd);
+}
+
 static const ag_store_ops_t ops = {.name = "redis",
                                    .is_up = is_up,
+                                   .stats = stats,
                                    .destroy = destroy,
                                    .room_add = room_add,
                                    .room_del = room_del,

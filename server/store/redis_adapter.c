@@ -8,6 +8,7 @@
 #include <unistd.h>
 #include <hiredis/async.h>
 #include "common.h"
+#include "store.h"
 
 #define RETRY_MIN_MS 100
 #define RETRY_MAX_MS 5000
@@ -34,6 +35,7 @@ typedef struct st_pending_t {
     ag_redis_reply_cb cb;
     void *data;
     h2o_timeout_entry_t timer;
+    uint64_t sent_ns; /* monotonic */
 } pending_t;
 
 struct st_ag_redis_t {
@@ -50,6 +52,7 @@ struct st_ag_redis_t {
     int sub_inflight;
     waiter_t *waiters; /* ag_redis_when_subscribed, oldest first */
     waiter_t **waiters_tail;
+    ag_store_stats_t stats;
 };
 
 /* --- URL --- */
@@ -405,6 +408,28 @@ int ag_redis_is_up(const ag_redis_t *r)
     return r->state == ST_UP;
 }
 
+const ag_store_stats_t *ag_redis_stats(const ag_redis_t *r)
+{
+    return &r->stats;
+}
+
+static void count_reply(ag_redis_t *r, const pending_t *p, int failed)
+{
+    static const double bounds[] = AG_STORE_LATENCY_BOUNDS;
+    if (failed) {
+        r->stats.errors++;
+        return;
+    }
+    double secs = (double)(ag_mono_ns() - p->sent_ns) / 1e9;
+    size_t i = 0;
+    while (i < AG_STORE_LATENCY_BUCKETS && secs > bounds[i])
+        i++;
+    if (i < AG_STORE_LATENCY_BUCKETS)
+        r->stats.buckets[i]++;
+    r->stats.answered++;
+    r->stats.seconds += secs;
+}
+
 /* --- commands --- */
 
 static void on_reply(redisAsyncContext *ac, void *_reply, void *_p)
@@ -419,6 +444,7 @@ static void on_reply(redisAsyncContext *ac, void *_reply, void *_p)
         err = p->r->fail_reason != NULL ? p->r->fail_reason : "redis connection lost";
     else if (reply->type == REDIS_REPLY_ERROR)
         err = reply->str;
+    count_reply(p->r, p, reply == NULL || reply->type == REDIS_REPLY_ERROR);
     if (p->cb != NULL)
         p->cb(p->data, err, reply);
     free(p);
@@ -436,6 +462,8 @@ void ag_redis_command(ag_redis_t *r, ag_redis_reply_cb cb, void *data, int argc,
     pending_t *p;
     /* while connecting, hiredis keeps the command until the socket is writable; while down, fail at once */
     if (r->state == ST_DOWN || r->ac == NULL || (p = calloc(1, sizeof(*p))) == NULL) {
+        r->stats.commands++;
+        r->stats.errors++;
         if (cb != NULL)
             cb(data, "redis unavailable", NULL);
         return;
@@ -444,7 +472,10 @@ void ag_redis_command(ag_redis_t *r, ag_redis_reply_cb cb, void *data, int argc,
     p->cb = cb;
     p->data = data;
     p->timer.cb = on_cmd_timeout;
+    p->sent_ns = ag_mono_ns();
+    r->stats.commands++;
     if (redisAsyncCommandArgv(r->ac, on_reply, p, argc, argv, argvlen) != REDIS_OK) {
+        r->stats.errors++;
         free(p);
         if (cb != NULL)
             cb(data, "redis unavailable", NULL);

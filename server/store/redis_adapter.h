@@ -60,6 +60,8 @@ ag_redis_t *ag_redis_create(const ag_redis_options_t *opts);
 /* Fails what is in flight ("redis closed"), closes, frees. Not from inside one of this connection's callbacks. */
 void ag_redis_destroy(ag_redis_t *r);
 int ag_redis_is_up(const ag_redis_t *r);
+/* The figures of this connection's commands (ag_redis_command), for metrics. */
+const struct st_ag_store_stats_t *ag_redis_stats(const ag_redis_t *r);
 
 /* Sends one command; cb (may be NULL) runs exactly once, possibly before this returns (when the connection is down).
  * The arguments are copied. */

@@ -77,7 +77,25 @@ typedef struct st_ag_store_ops_t {
     void (*node_leave)(ag_store_t *store);
     /* Optional (NULL: always): 1 while the store can be used (Redis connected), for /readyz and metrics. */
     int (*is_up)(ag_store_t *store);
+    /* Optional (NULL: no remote commands): the figures of the store's commands so far, for metrics. */
+    const struct st_ag_store_stats_t *(*stats)(ag_store_t *store);
 } ag_store_ops_t;
+
+/* Upper bounds (seconds) of the command latency histogram's buckets; +Inf follows. */
+#define AG_STORE_LATENCY_BOUNDS                                                                                                    \
+    {                                                                                                                              \
+        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 1                                                                          \
+    }
+#define AG_STORE_LATENCY_BUCKETS 8
+
+/* Commands of a remote store (Redis): each answered one counted in the bucket of its round trip. */
+typedef struct st_ag_store_stats_t {
+    uint64_t commands;                          /* sent */
+    uint64_t errors;                            /* answered with an error, timed out or lost with the connection */
+    uint64_t buckets[AG_STORE_LATENCY_BUCKETS]; /* answered, by round trip (not cumulative) */
+    uint64_t answered;                          /* answered: the histogram's count (+Inf) */
+    double seconds;                             /* their round trips' sum */
+} ag_store_stats_t;
 
 #define AG_STORE_NOT_CLUSTERED "not clustered"
 

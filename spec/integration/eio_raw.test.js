@@ -7,6 +7,14 @@ const zlib = require('node:zlib');
 const { startServer } = require('../lib/harness');
 const { Eio, request, decodePayload, sleep } = require('../lib/eio_raw');
 
+// One unlabelled sample of the node's /metrics.
+async function metric(srv, name) {
+  const text = await (await fetch(`${srv.url}/metrics`)).text();
+  const m = new RegExp(`^${name} (\\S+)$`, 'm').exec(text);
+  assert.ok(m, `${name} is exported`);
+  return Number(m[1]);
+}
+
 const OPEN_RE = /^0\{"sid":"[A-Za-z0-9_-]{22}","upgrades":\["websocket"\],"pingInterval":5000,"pingTimeout":4000,"maxPayload":1000\}$/;
 const err = (code, message) => JSON.stringify({ code, message });
 
@@ -267,6 +275,7 @@ test('engine.io raw: websocket and the upgrade', async (t) => {
   });
 
   await t.test('no 5 within upgradeTimeout closes only the probe', async () => {
+    const fallbacks = await metric(srv, 'actiongate_upgrade_fallbacks_total');
     const { sid } = await eio.handshake();
     const ws = eio.ws(`transport=websocket&sid=${sid}`);
     await ws.opened;
@@ -275,6 +284,7 @@ test('engine.io raw: websocket and the upgrade', async (t) => {
     await ws.closed;
     await eio.post(sid, '4polling goes on');
     assert.strictEqual((await eio.poll(sid)).text, '4polling goes on');
+    assert.strictEqual(await metric(srv, 'actiongate_upgrade_fallbacks_total'), fallbacks + 1, 'counted as a fallback');
   });
 
   await t.test('any other packet on the probe closes only the probe', async () => {

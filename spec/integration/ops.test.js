@@ -218,6 +218,20 @@ test('/readyz in cluster mode: 503 while Redis is down, 200 again when it is bac
       (x) => x.status === 200
     );
     assert.strictEqual(up.status, 200);
+    // the store's command round trips: a histogram promtool accepts, counting what was answered
+    const seen = await until(
+      async () => (await get(`${srv.url}/metrics`)).body,
+      (t) => {
+        const f = parseExposition(t).actiongate_store_command_duration_seconds;
+        return f !== undefined && f.samples.some((x) => x.name.endsWith('_count') && x.value > 0);
+      }
+    );
+    promtoolCheck(seen);
+    const sf = parseExposition(seen);
+    assert.ok(value(sf, 'actiongate_store_commands_total') >= value(sf, 'actiongate_store_command_duration_seconds_count'));
+    assert.ok(value(sf, 'actiongate_store_command_duration_seconds_count') > 0);
+    assert.strictEqual(value(sf, 'actiongate_store_command_duration_seconds_bucket', { le: '+Inf' }),
+      value(sf, 'actiongate_store_command_duration_seconds_count'));
     const port = redis.port;
     await redis.stop();
     const down = await until(

@@ -10,6 +10,14 @@ const { EventSource } = require('eventsource');
 const { startServer } = require('../lib/harness');
 const { Eio, sseOpen, sleep, request } = require('../lib/eio_raw');
 
+// One unlabelled sample of the node's /metrics.
+async function metric(srv, name) {
+  const text = await (await fetch(`${srv.url}/metrics`)).text();
+  const m = new RegExp(`^${name} (\\S+)$`, 'm').exec(text);
+  assert.ok(m, `${name} is exported`);
+  return Number(m[1]);
+}
+
 const SSE_CACHE = 'no-cache, no-store, no-transform, must-revalidate, max-age=0';
 
 function sseServer(extra = {}, sse = {}) {
@@ -88,11 +96,14 @@ test('sse: exact bytes', async (t) => {
   });
 
   await t.test('binary as b<base64>, UTF-8 intact, replayed after the open event id', async () => {
+    const [resumes, replayed] = [await metric(srv, 'actiongate_sse_resumes_total'), await metric(srv, 'actiongate_sse_replayed_events_total')];
     const sid = await sseSession(eio);
     await eio.post(sid, 'bAQID\x1e4😀', { transport: 'sse' });
     const st = await sseOpen(eio.url(`transport=sse&sid=${sid}`), { 'last-event-id': '1' });
     const evs = [await st.next(), await st.next()];
     assert.deepStrictEqual(evs.map((e) => [e.id, e.payload]), [['2', 'bAQID'], ['3', '4😀']]);
+    assert.strictEqual(await metric(srv, 'actiongate_sse_resumes_total'), resumes + 1);
+    assert.strictEqual(await metric(srv, 'actiongate_sse_replayed_events_total'), replayed + 2);
     await eio.post(sid, 'b/w==', { transport: 'sse' });
     assert.strictEqual((await st.next()).payload, 'b/w==');
     st.destroy();
