@@ -172,27 +172,6 @@ char *ag_clientjs_substitute(const ag_config_t *cfg, const char *tmpl, size_t le
     return b.buf;
 }
 
-static char *read_file(const char *path, size_t *len)
-{
-    FILE *fp = fopen(path, "rb");
-    if (fp == NULL)
-        return NULL;
-    char *buf = NULL;
-    long size;
-    if (fseek(fp, 0, SEEK_END) == 0 && (size = ftell(fp)) >= 0 && fseek(fp, 0, SEEK_SET) == 0 &&
-        (buf = malloc((size_t)size + 1)) != NULL) {
-        if (fread(buf, 1, (size_t)size, fp) != (size_t)size) {
-            free(buf);
-            buf = NULL;
-        } else {
-            buf[size] = '\0';
-            *len = (size_t)size;
-        }
-    }
-    fclose(fp);
-    return buf;
-}
-
 /* Opens (creating what is missing) the directory rel under the directory fd base, one component at a time and without
  * following a symlink: a link planted where the files go (a shared or world-writable directory) is refused, not
  * written through. "." and ".." components are refused too. Returns a directory fd or -1 (errno set). */
@@ -285,7 +264,7 @@ int ag_clientjs_render(const ag_config_t *cfg, const char *template_dir, const c
         char path[4096];
         size_t len;
         snprintf(path, sizeof(path), "%s/%s", template_dir, templates[k]);
-        char *tmpl = read_file(path, &len);
+        char *tmpl = ag_read_file(path, AG_CLIENT_FILE_MAX, &len);
         if (tmpl == NULL) {
             snprintf(errbuf, errlen, "cannot read the client template %s: %s", path, strerror(errno));
             ret = AG_EIO;

@@ -29,6 +29,8 @@ int ag_clientjs_render(const ag_config_t *cfg, const char *template_dir, const c
 /* Module hooks (server/modules.c): render at boot and register the fallback paths if needed; remove the fallback
  * directory at exit. */
 int ag_clientjs_init(ag_server_t *s, char *errbuf, size_t errlen);
+/* The largest client file (template or script) read at boot. */
+#define AG_CLIENT_FILE_MAX (16u << 20)
 void ag_clientjs_dispose(ag_server_t *s);
 
 #endif

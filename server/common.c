@@ -269,6 +269,53 @@ uint64_t ag_now_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+char *ag_read_file(const char *path, size_t max, size_t *len)
+{
+    if (max > SIZE_MAX / 4)
+        max = SIZE_MAX / 4;
+    FILE *fp = fopen(path, "rb");
+    if (fp == NULL)
+        return NULL;
+    char *buf = NULL;
+    size_t cap = 0, n = 0;
+    int err = 0;
+    /* reads to the end, not to a size stat gave: one byte over the bound tells a file at it from a larger one */
+    for (;;) {
+        if (n + 1 >= cap) {
+            size_t ncap = cap == 0 ? 4096 : cap * 2;
+            if (ncap > max + 2) /* room for max + 1 bytes and the NUL */
+                ncap = max + 2;
+            char *nb = ncap > cap ? realloc(buf, ncap) : NULL;
+            if (nb == NULL) {
+                err = ncap > cap ? ENOMEM : EFBIG;
+                break;
+            }
+            buf = nb;
+            cap = ncap;
+        }
+        size_t got = fread(buf + n, 1, cap - 1 - n, fp);
+        n += got;
+        if (n > max) {
+            err = EFBIG;
+            break;
+        }
+        if (got == 0) {
+            if (ferror(fp))
+                err = errno != 0 ? errno : EIO;
+            break;
+        }
+    }
+    fclose(fp);
+    if (err != 0) {
+        free(buf);
+        errno = err;
+        return NULL;
+    }
+    buf[n] = '\0';
+    *len = n;
+    return buf;
+}
+
 uint64_t ag_mono_ns(void)
 {
     struct timespec ts;

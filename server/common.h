@@ -76,6 +76,10 @@ uint64_t ag_now_ms(void);
 /* Monotonic clock in ns, for measuring durations. */
 uint64_t ag_mono_ns(void);
 
+/* The whole file at path, NUL-terminated (owned by the caller; *len set), reading at most max bytes: NULL with errno
+ * set when it cannot be read, EFBIG when it is larger than max (a device that never ends included). */
+char *ag_read_file(const char *path, size_t max, size_t *len);
+
 /* Cryptographically random bytes (getrandom); aborts if the kernel cannot provide them. */
 void ag_random_bytes(void *buf, size_t n);
 /* A random UUIDv4, lower-case, 36 characters plus NUL. */

@@ -810,30 +810,16 @@ ag_config_t *ag_config_load_string(const char *yaml, const char *name, char *err
 
 ag_config_t *ag_config_load(const char *path, char *errbuf, size_t errlen)
 {
-    FILE *fp = fopen(path, "rb");
-    if (fp == NULL) {
-        snprintf(errbuf, errlen, "%s:0: cannot open: %s", path, strerror(errno));
+    size_t len;
+    char *buf = ag_read_file(path, MAX_FILE_BYTES, &len);
+    if (buf == NULL) {
+        if (errno == EFBIG)
+            snprintf(errbuf, errlen, "%s:0: larger than %d bytes", path, MAX_FILE_BYTES);
+        else
+            snprintf(errbuf, errlen, "%s:0: cannot read: %s", path, strerror(errno));
         return NULL;
     }
-    /* One byte over the bound tells a file at the bound from a larger one, or from a device that never ends. */
-    char *buf = malloc(MAX_FILE_BYTES + 1);
-    size_t len = 0;
-    int err = buf == NULL ? ENOMEM : 0;
-    while (err == 0 && len <= MAX_FILE_BYTES) {
-        size_t n = fread(buf + len, 1, MAX_FILE_BYTES + 1 - len, fp);
-        if (n == 0) {
-            if (ferror(fp))
-                err = errno != 0 ? errno : EIO;
-            break;
-        }
-        len += n;
-    }
-    fclose(fp);
-    ag_config_t *c = NULL;
-    if (err != 0)
-        snprintf(errbuf, errlen, "%s:0: cannot read: %s", path, strerror(err));
-    else
-        c = ag_config_load_buffer(buf, len, path, errbuf, errlen);
+    ag_config_t *c = ag_config_load_buffer(buf, len, path, errbuf, errlen);
     free(buf);
     return c;
 }

@@ -25,34 +25,12 @@ typedef struct st_script_t {
     char etag[32];
 } script_t;
 
-/* Reads a file (NUL-terminated, malloc'ed), or NULL. */
-static char *read_file(const char *path, size_t *len)
-{
-    FILE *fp = fopen(path, "rb");
-    if (fp == NULL)
-        return NULL;
-    char *buf = NULL;
-    long n;
-    if (fseek(fp, 0, SEEK_END) == 0 && (n = ftell(fp)) >= 0 && fseek(fp, 0, SEEK_SET) == 0 &&
-        (buf = malloc((size_t)n + 1)) != NULL) {
-        if (fread(buf, 1, (size_t)n, fp) != (size_t)n) {
-            free(buf);
-            buf = NULL;
-        } else {
-            buf[n] = '\0';
-            *len = (size_t)n;
-        }
-    }
-    fclose(fp);
-    return buf;
-}
-
 /* A file of the client directory. */
 static char *read_client_file(const ag_server_t *s, const char *rel, size_t *len, char *errbuf, size_t errlen)
 {
     char path[4096 + 64];
     int n = snprintf(path, sizeof(path), "%s/%s", s->client_dir, rel);
-    char *text = n > 0 && (size_t)n < sizeof(path) ? read_file(path, len) : NULL;
+    char *text = n > 0 && (size_t)n < sizeof(path) ? ag_read_file(path, AG_CLIENT_FILE_MAX, len) : NULL;
     if (text == NULL)
         snprintf(errbuf, errlen, "cannot read %s", path);
     return text;

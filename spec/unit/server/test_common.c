@@ -6,7 +6,9 @@
 #include <cmocka.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <errno.h>
 #include <string.h>
+#include <unistd.h>
 #include "common.h"
 
 static void test_uuid4_shape(void **state)
@@ -171,13 +173,47 @@ static void test_map_colliding_keys_stay_spread(void **state)
     ag_map_dispose(&m);
 }
 
+static void test_read_file_bounds(void **state)
+{
+    char path[] = "/tmp/ag-read-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    char data[10000];
+    for (size_t i = 0; i < sizeof(data); i++)
+        data[i] = (char)('a' + i % 26);
+    assert_int_equal(write(fd, data, sizeof(data)), (ssize_t)sizeof(data));
+    close(fd);
+    size_t len = 1;
+    char *b = ag_read_file(path, sizeof(data), &len); /* exactly at the bound, past the first buffer */
+    assert_non_null(b);
+    assert_int_equal(len, sizeof(data));
+    assert_memory_equal(b, data, sizeof(data));
+    assert_int_equal(b[len], '\0');
+    free(b);
+    errno = 0;
+    assert_null(ag_read_file(path, sizeof(data) - 1, &len)); /* one byte over */
+    assert_int_equal(errno, EFBIG);
+    assert_null(ag_read_file("/dev/zero", 1 << 16, &len)); /* never ends */
+    assert_int_equal(errno, EFBIG);
+    assert_int_equal(truncate(path, 0), 0);
+    b = ag_read_file(path, 10, &len);
+    assert_non_null(b);
+    assert_int_equal(len, 0);
+    assert_string_equal(b, "");
+    free(b);
+    unlink(path);
+    assert_null(ag_read_file(path, 10, &len));
+    assert_int_equal(errno, ENOENT);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_uuid4_shape),     cmocka_unit_test(test_format_double_like_javascript),
-        cmocka_unit_test(test_iso8601),         cmocka_unit_test(test_random_double_range),
-        cmocka_unit_test(test_map_set_get_del), cmocka_unit_test(test_map_reuses_tombstones),
-        cmocka_unit_test(test_siphash_vectors), cmocka_unit_test(test_map_colliding_keys_stay_spread),
+        cmocka_unit_test(test_uuid4_shape),      cmocka_unit_test(test_format_double_like_javascript),
+        cmocka_unit_test(test_iso8601),          cmocka_unit_test(test_random_double_range),
+        cmocka_unit_test(test_map_set_get_del),  cmocka_unit_test(test_map_reuses_tombstones),
+        cmocka_unit_test(test_siphash_vectors),  cmocka_unit_test(test_map_colliding_keys_stay_spread),
+        cmocka_unit_test(test_read_file_bounds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
