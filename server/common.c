@@ -74,43 +74,68 @@ static size_t log_safe_utf8(const unsigned char *p)
 }
 
 /* Log text comes from clients too (a parser's error quotes the bad input): what could end the line, move the cursor
- * or pass for something else is written as an escape, the backslash included, so one call is one line, as written. */
-static void log_escape(char *out, size_t size, const char *in)
+ * or pass for something else is written as an escape, so one call is one line, as written. Valid UTF-8 that
+ * log_safe_utf8 accepts is copied; any other byte is escaped. Text lines: \\ \n \r \t or \xHH, the backslash
+ * included. JSON (a string body, so a line is one valid JSON object): \" \\ \u00HH, and U+FFFD for a byte that is
+ * not UTF-8. Writes one byte's escape into esc; returns its length. */
+static size_t escape_byte(unsigned char c, int json, char esc[8])
 {
     static const char hex[] = "0123456789abcdef";
+    if (json) {
+        if (c >= 0x80) {
+            memcpy(esc, "\\ufffd", 6);
+            return 6;
+        }
+        if (c == '"' || c == '\\') {
+            esc[0] = '\\', esc[1] = (char)c;
+            return 2;
+        }
+        if (c < 0x20 || c == 0x7f) {
+            memcpy(esc, "\\u00", 4);
+            esc[4] = hex[c >> 4];
+            esc[5] = hex[c & 15];
+            return 6;
+        }
+        esc[0] = (char)c;
+        return 1;
+    }
+    if (c >= 0x20 && c < 0x7f && c != '\\') {
+        esc[0] = (char)c;
+        return 1;
+    }
+    const char named = c == '\\' ? '\\' : c == '\n' ? 'n' : c == '\r' ? 'r' : c == '\t' ? 't' : 0;
+    esc[0] = '\\';
+    if (named != 0) {
+        esc[1] = named;
+        return 2;
+    }
+    esc[1] = 'x';
+    esc[2] = hex[c >> 4];
+    esc[3] = hex[c & 15];
+    return 4;
+}
+
+void ag_log_escape(char *out, size_t size, const char *in, int json)
+{
     const unsigned char *p = (const unsigned char *)in;
     size_t o = 0;
     while (*p != '\0') {
-        char esc[5] = {'\\', 0, 0, 0, 0};
-        size_t n, take = 1;
-        if (*p >= 0x20 && *p < 0x7f && *p != '\\') {
-            esc[0] = (char)*p;
-            n = 1;
-        } else if (*p >= 0x80 && (take = log_safe_utf8(p)) != 0) {
+        size_t take = *p >= 0x80 ? log_safe_utf8(p) : 0;
+        if (take != 0) {
             if (o + take >= size)
                 break;
             memcpy(out + o, p, take);
             o += take;
             p += take;
             continue;
-        } else {
-            take = 1;
-            const char *named = *p == '\\' ? "\\" : *p == '\n' ? "n" : *p == '\r' ? "r" : *p == '\t' ? "t" : NULL;
-            if (named != NULL) {
-                esc[1] = named[0];
-                n = 2;
-            } else {
-                esc[1] = 'x';
-                esc[2] = hex[*p >> 4];
-                esc[3] = hex[*p & 15];
-                n = 4;
-            }
         }
+        char esc[8];
+        size_t n = escape_byte(*p, json, esc);
         if (o + n >= size)
             break;
         memcpy(out + o, esc, n);
         o += n;
-        p += take;
+        p++;
     }
     out[o] = '\0';
 }
@@ -120,57 +145,6 @@ static FILE *log_fp;
 static char *log_path;
 static int log_json;
 static char log_node[64];
-
-/* JSON string body for text that comes from clients too: quotes, backslashes and control characters escaped; bytes
- * that are not UTF-8, and the characters log_safe_utf8 refuses, become U+FFFD, so a line is one valid JSON object. */
-static void json_escape(char *out, size_t size, const char *in)
-{
-    static const char hex[] = "0123456789abcdef";
-    const unsigned char *p = (const unsigned char *)in;
-    size_t o = 0;
-    while (*p != '\0') {
-        char esc[8];
-        size_t n, take = 1;
-        if (*p >= 0x80) {
-            if ((take = log_safe_utf8(p)) != 0) {
-                if (o + take >= size)
-                    break;
-                memcpy(out + o, p, take);
-                o += take;
-                p += take;
-                continue;
-            }
-            memcpy(esc, "\\ufffd", 6);
-            n = 6;
-            take = 1;
-        } else if (*p == '"' || *p == '\\') {
-            esc[0] = '\\', esc[1] = (char)*p;
-            n = 2;
-        } else if (*p < 0x20 || *p == 0x7f) {
-            memcpy(esc, "\\u00", 4);
-            esc[4] = hex[*p >> 4];
-            esc[5] = hex[*p & 15];
-            n = 6;
-        } else {
-            esc[0] = (char)*p;
-            n = 1;
-        }
-        if (o + n >= size)
-            break;
-        memcpy(out + o, esc, n);
-        o += n;
-        p += take;
-    }
-    out[o] = '\0';
-}
-
-void ag_log_escape(char *out, size_t size, const char *in, int json)
-{
-    if (json)
-        json_escape(out, size, in);
-    else
-        log_escape(out, size, in);
-}
 
 FILE *ag_log_stream(void)
 {
@@ -220,20 +194,20 @@ void ag_log(ag_log_level_t level, const char *subsys, const char *conn_id, const
     FILE *out = log_fp != NULL ? log_fp : stderr;
     if (log_json) {
         char node[6 * sizeof(log_node)];
-        json_escape(safe, sizeof(safe), msg);
-        json_escape(node, sizeof(node), log_node);
+        ag_log_escape(safe, sizeof(safe), msg, 1);
+        ag_log_escape(node, sizeof(node), log_node, 1);
         fprintf(out, "{\"ts\":\"%s\",\"level\":\"%s\",\"subsystem\":\"%s\",\"node\":\"%s\",\"conn\":", ts, names[level], subsys,
                 node);
         if (conn_id != NULL) {
-            json_escape(id, sizeof(id), conn_id);
+            ag_log_escape(id, sizeof(id), conn_id, 1);
             fprintf(out, "\"%s\",\"msg\":\"%s\"}\n", id, safe);
         } else {
             fprintf(out, "null,\"msg\":\"%s\"}\n", safe);
         }
         return;
     }
-    log_escape(safe, sizeof(safe), msg);
-    log_escape(id, sizeof(id), conn_id != NULL ? conn_id : "-");
+    ag_log_escape(safe, sizeof(safe), msg, 0);
+    ag_log_escape(id, sizeof(id), conn_id != NULL ? conn_id : "-", 0);
     fprintf(out, "%s %-5s [%s] %s %s\n", ts, names[level], subsys, id, safe);
 }
 
