@@ -1,3 +1,4 @@
+#define _GNU_SOURCE /* memrchr */
 #include "clientjs.h"
 
 #include <errno.h>
@@ -318,6 +319,26 @@ int ag_clientjs_render(const ag_config_t *cfg, const char *template_dir, const c
     return ret;
 }
 
+const char *ag_client_dir(void)
+{
+    static char dir[4096];
+    if (dir[0] != '\0')
+        return dir;
+    snprintf(dir, sizeof(dir), "%s", AG_SOURCE_DIR "/client");
+    if (access(dir, R_OK) == 0)
+        return dir;
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 64);
+    char *slash = n > 0 ? memrchr(exe, '/', (size_t)n) : NULL;
+    if (slash != NULL) {
+        strcpy(slash, "/../share/actiongate/client");
+        char *real = realpath(exe, NULL);
+        snprintf(dir, sizeof(dir), "%s", real != NULL ? real : exe);
+        free(real);
+    }
+    return dir;
+}
+
 static const char *fallback_root(void)
 {
     const char *vars[] = {"RUNTIME_DIRECTORY", "TMPDIR"};
@@ -334,7 +355,7 @@ int ag_clientjs_init(ag_server_t *s, char *errbuf, size_t errlen)
     const ag_config_t *cfg = s->config;
     const char *tdir = getenv("AG_CLIENT_TEMPLATES");
     if (tdir == NULL || tdir[0] == '\0')
-        tdir = AG_CLIENTJS_TEMPLATE_DIR;
+        tdir = ag_client_dir();
     struct st_ag_clientjs_t *rendered = calloc(1, sizeof(*rendered));
     if (rendered == NULL) {
         snprintf(errbuf, errlen, "out of memory");

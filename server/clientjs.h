@@ -15,8 +15,11 @@
 
 #include "node.h"
 
-/* Where the templates are read from unless the environment variable AG_CLIENT_TEMPLATES names another directory. */
-#define AG_CLIENTJS_TEMPLATE_DIR AG_SOURCE_DIR "/client"
+/* The directory of the client files (the templates, socket.io.js, legacy/): client/ of the sources the binary was
+ * built from while they are there, else where an installation puts it relative to the binary
+ * (<prefix>/bin/actiongate, <prefix>/share/actiongate/client), whatever the prefix. The templates are read from the
+ * directory the environment variable AG_CLIENT_TEMPLATES names, when set. Borrowed, static. */
+const char *ag_client_dir(void);
 
 /* Replaces every __AG_<NAME>__ in tmpl[0..len) with its value from cfg. Returns a malloc'ed NUL-terminated string
  * (owned by the caller, *outlen set) or NULL with one line in errbuf (unknown placeholder, out of memory). */

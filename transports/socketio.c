@@ -675,7 +675,7 @@ static char *read_file(const char *path, size_t *len)
 static char *read_client_file(const char *rel, size_t *len, char *errbuf, size_t errlen)
 {
     char path[4096];
-    snprintf(path, sizeof(path), "%s/client/%s", AG_SOURCE_DIR, rel);
+    snprintf(path, sizeof(path), "%s/%s", ag_client_dir(), rel);
     char *text = read_file(path, len);
     if (text == NULL)
         snprintf(errbuf, errlen, "cannot read %s", path);
@@ -766,8 +766,7 @@ static int add_legacy_clients(ag_server_t *s, char *errbuf, size_t errlen)
     const char *tdir = getenv("AG_CLIENT_TEMPLATES");
     char path[4096];
     size_t tlen, clen, wlen;
-    snprintf(path, sizeof(path), "%s/ActionheroWebsocketClient.js.tmpl",
-             tdir != NULL && tdir[0] != '\0' ? tdir : AG_CLIENTJS_TEMPLATE_DIR);
+    snprintf(path, sizeof(path), "%s/ActionheroWebsocketClient.js.tmpl", tdir != NULL && tdir[0] != '\0' ? tdir : ag_client_dir());
     char *tmpl = read_file(path, &tlen);
     if (tmpl == NULL) {
         snprintf(errbuf, errlen, "cannot read the client template %s", path);
