@@ -85,10 +85,12 @@ extern const ag_disconnect_t AG_DISCONNECT_SHUTDOWN_FINAL;  /* the node stops; d
  * Same as ag_create_ex with only config_path set. */
 ag_server_t *ag_create(const char *config_path, char *errbuf, size_t errlen);
 
-/* What a command line may put over the configuration file (defaults < file < these). NULL / -1 keeps the file's. */
+/* What a command line may put over the configuration file (defaults < file < these). A zeroed field (NULL, 0) keeps
+ * the file's value, so that {.config_path = "x.yaml"} overrides nothing. */
+#define AG_PORT_ANY (-1) /* as a port: any free one (servers.web.port: 0) */
 typedef struct st_ag_options_t {
     const char *config_path; /* the YAML file; NULL = built-in defaults */
-    int port;                /* servers.web.port; -1 keeps it, 0 picks a free port */
+    int port;                /* servers.web.port: 1 to 65535, or AG_PORT_ANY; 0 keeps the file's */
     const char *host;        /* servers.web.bindIP */
     const char *public_dir;  /* servers.web.publicDir */
     const char *log_level;   /* general.logLevel: debug, info, warn, error or none */

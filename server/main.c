@@ -84,7 +84,7 @@ int main(int argc, char **argv)
         return 0;
     }
     /* defaults < file < environment < command line */
-    ag_options_t o = {.config_path = config_path, .port = -1, .host = host, .public_dir = public_dir, .log_level = log_level};
+    ag_options_t o = {.config_path = config_path, .host = host, .public_dir = public_dir, .log_level = log_level};
     const char *env;
     if (port == NULL && (env = getenv("PORT")) != NULL && env[0] != '\0')
         port = env;
@@ -97,7 +97,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "--port: not a port number: %s\n", port);
             return 2;
         }
-        o.port = (int)p;
+        o.port = p == 0 ? AG_PORT_ANY : (int)p;
     }
     if (log_level != NULL && strcmp(log_level, "debug") != 0 && strcmp(log_level, "info") != 0 && strcmp(log_level, "warn") != 0 &&
         strcmp(log_level, "error") != 0 && strcmp(log_level, "none") != 0) {

@@ -617,12 +617,12 @@ static int replace(char **field, const char *value)
 /* The options over the file's values (defaults < file < options). */
 static int apply_options(ag_config_t *cfg, const ag_options_t *o, char *errbuf, size_t errlen)
 {
-    if (o->port < -1 || o->port > 65535) {
+    if (o->port < AG_PORT_ANY || o->port > 65535) {
         snprintf(errbuf, errlen, "port: not a port number: %d", o->port);
         return AG_ECONFIG;
     }
-    if (o->port >= 0)
-        cfg->servers.web.port = o->port;
+    if (o->port != 0)
+        cfg->servers.web.port = o->port == AG_PORT_ANY ? 0 : o->port;
     if ((o->host != NULL && replace(&cfg->servers.web.bindIP, o->host) != 0) ||
         (o->public_dir != NULL && replace(&cfg->servers.web.publicDir, o->public_dir) != 0) ||
         (o->log_level != NULL && replace(&cfg->general.logLevel, o->log_level) != 0) ||
@@ -641,7 +641,7 @@ static int apply_options(ag_config_t *cfg, const ag_options_t *o, char *errbuf, 
 
 int ag_create_ex(const ag_options_t *opts, ag_server_t **out, char *errbuf, size_t errlen)
 {
-    static const ag_options_t none = {.port = -1};
+    static const ag_options_t none;
     const ag_options_t *o = opts != NULL ? opts : &none;
     *out = NULL;
     ag_config_t *cfg = o->config_path != NULL ? ag_config_load(o->config_path, errbuf, errlen) : ag_config_create_default();
@@ -671,7 +671,7 @@ int ag_create_ex(const ag_options_t *opts, ag_server_t **out, char *errbuf, size
 
 ag_server_t *ag_create(const char *config_path, char *errbuf, size_t errlen)
 {
-    ag_options_t o = {.config_path = config_path, .port = -1};
+    ag_options_t o = {.config_path = config_path};
     ag_server_t *s;
     return ag_create_ex(&o, &s, errbuf, errlen) == 0 ? s : NULL;
 }
