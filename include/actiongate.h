@@ -98,7 +98,7 @@ typedef struct st_ag_options_t {
 } ag_options_t;
 /* ag_create with options. Returns 0 and the node in *out, or (nothing in *out, one line in errbuf):
  * AG_ECONFIG when the configuration, an option or a module is wrong (a missing file or init symbol, an init that
- * failed), AG_ENOMEM, or AG_EIO when the node could not start (the listener could not bind). */
+ * failed), AG_ENOMEM, or AG_EIO when the node could not be built or could not bind its listener (errbuf says why). */
 int ag_create_ex(const ag_options_t *opts, ag_server_t **out, char *errbuf, size_t errlen);
 /* Loads and validates the YAML file without building a node: 0, or AG_ECONFIG with one line in errbuf. */
 int ag_check_config(const char *config_path, char *errbuf, size_t errlen);

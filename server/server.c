@@ -661,9 +661,13 @@ int ag_create_ex(const ag_options_t *opts, ag_server_t **out, char *errbuf, size
     if (s == NULL)
         return AG_EIO;
     /* before binding: a node whose modules fail never takes a connection */
-    if ((ret = ag_modules_load(s, errbuf, errlen)) != 0 || (ret = ag_server_listen(s, errbuf, errlen)) != 0) {
+    if ((ret = ag_modules_load(s, errbuf, errlen)) != 0) {
         ag_server_destroy(s);
-        return ret == AG_ECONFIG || ret == AG_ENOMEM ? ret : AG_EIO;
+        return ret;
+    }
+    if (ag_server_listen(s, errbuf, errlen) != 0) {
+        ag_server_destroy(s);
+        return AG_EIO;
     }
     *out = s;
     return 0;
