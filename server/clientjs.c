@@ -324,8 +324,9 @@ const char *ag_client_dir(void)
     static char dir[4096];
     if (dir[0] != '\0')
         return dir;
+    /* a file, not the directory: a tree whose client/ is there but empty is not one to read from */
     snprintf(dir, sizeof(dir), "%s", AG_SOURCE_DIR "/client");
-    if (access(dir, R_OK) == 0)
+    if (access(AG_SOURCE_DIR "/client/ActionheroWebsocketClient.js.tmpl", R_OK) == 0)
         return dir;
     char exe[4096];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 64);

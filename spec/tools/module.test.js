@@ -152,6 +152,43 @@ test('C modules built against an installation', async (t) => {
     }
   });
 
+  // The source tree's client/ (demo pages, templates, socket.io.js) hidden by an empty directory mounted over it in a
+  // mount namespace of the binary's own: the installed binary must find its installed copies.
+  await t.test('the installed binary serves the client and the demo without the source tree', async (st) => {
+    if (spawnSync('unshare', ['--mount', '--propagation', 'private', 'true']).status !== 0) {
+      st.skip('no mount namespaces here (unshare --mount needs CAP_SYS_ADMIN)');
+      return;
+    }
+    const empty = path.join(dir, 'empty');
+    fs.mkdirSync(empty);
+    const wrapper = path.join(dir, 'hidden-source');
+    fs.writeFileSync(wrapper, `#!/bin/sh
+exec unshare --mount --propagation private /bin/sh -c 'mount --bind "$1" "$2" && shift 2 && exec "$@"' sh ${JSON.stringify(empty)} ${JSON.stringify(path.join(ROOT, 'client'))} ${JSON.stringify(bin)} "$@"
+`, { mode: 0o755 });
+    const srv = await startServer({ bin: wrapper });
+    try {
+      const get = (p) => new Promise((resolve, reject) => {
+        http.get(`${srv.url}${p}`, { agent: false }, (res) => {
+          const chunks = [];
+          res.on('data', (d) => chunks.push(d));
+          res.on('end', () => resolve({ status: res.statusCode, body: Buffer.concat(chunks).toString() }));
+        }).on('error', reject);
+      });
+      const client = await get('/public/javascript/ActionheroWebsocketClient.js');
+      assert.strictEqual(client.status, 200);
+      assert.match(client.body, /ActionheroWebsocketClient/);
+      assert.doesNotMatch(client.body, /__AG_[A-Z_]+__/); // rendered
+      const sio = await get('/socket.io/socket.io.js');
+      assert.strictEqual(sio.status, 200);
+      assert.match(sio.body, /io/);
+      const index = await get('/');
+      assert.strictEqual(index.status, 200);
+      assert.match(index.body, /<html/i);
+    } finally {
+      await srv.stop();
+    }
+  });
+
   await t.test('boot errors: exit status 2 and one line naming the file', async () => {
     const port = await freePort();
     const cases = [
