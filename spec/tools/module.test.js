@@ -2,9 +2,9 @@
 // C modules (README "C modules"): the build under test (AG_BIN's directory) is installed with `cmake --install` into a
 // temporary DESTDIR; the example module (examples/module) and the fixtures of spec/tools/modules are built against the
 // installed header and actiongate.pc only; the installed binary loads them. A real ws client checks the example's
-// action, hook and server-API call, the probe's reading of its connection through the public accessors, and the boot
-// errors (missing file, missing init symbol, an unexported symbol, a failing init: exit status 2, one line naming the
-// file).
+// action, hook and server-API call, the probe's reading of its connection through the public accessors; the installed
+// binary serves its client files with the source tree's hidden; and the boot errors (missing file, missing init
+// symbol, an unexported symbol, a failing init: exit status 2, one line naming the file).
 const test = require('node:test');
 const assert = require('node:assert');
 const fs = require('node:fs');
