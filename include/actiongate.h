@@ -29,8 +29,29 @@ extern "C" {
 #endif
 
 typedef struct st_ag_server_t ag_server_t;
+/* A logical realtime connection (Primus, engine.io or socket.io, whatever carries it). Opaque: read it with the
+ * ag_conn_* accessors below. A connection handed to a callback is borrowed for that call; one kept longer must be
+ * looked up again by id (ag_conn_find), since it may be gone. */
 typedef struct st_ag_conn_t ag_conn_t;
 typedef struct st_ag_action_req_t ag_action_req_t;
+
+/* --- errors --- */
+
+/* Sync calls return 0 or one of these; ag_strerror() names them. */
+enum {
+    AG_OK = 0,
+    AG_ENOMEM = -1,
+    AG_EINVAL = -2,
+    AG_ENOENT = -3,
+    AG_EEXIST = -4,
+    AG_EIO = -5,
+    AG_ECONFIG = -6,
+    AG_ETOOBIG = -7,
+    AG_EBUSY = -8,
+    AG_ECLOSED = -9,
+};
+/* A static text for err. */
+const char *ag_strerror(int err);
 
 /* --- disconnects --- */
 
@@ -59,14 +80,75 @@ extern const ag_disconnect_t AG_DISCONNECT_SHUTDOWN_FINAL;  /* the node stops; d
 
 /* --- node --- */
 
-/* Loads the YAML file (NULL = built-in defaults), creates the node with the built-in actions and binds the listener.
- * NULL on failure, with one line in errbuf ("FILE:LINE: …" for configuration errors). */
+/* Loads the YAML file (NULL = built-in defaults), creates the node with the built-in actions, loads the configured
+ * modules and binds the listener. NULL on failure, with one line in errbuf ("FILE:LINE: …" for configuration errors).
+ * Same as ag_create_ex with only config_path set. */
 ag_server_t *ag_create(const char *config_path, char *errbuf, size_t errlen);
+
+/* What a command line may put over the configuration file (defaults < file < these). A zeroed field (NULL, 0) keeps
+ * the file's value, so that {.config_path = "x.yaml"} overrides nothing. */
+#define AG_PORT_ANY (-1) /* as a port: any free one (servers.web.port: 0) */
+typedef struct st_ag_options_t {
+    const char *config_path; /* the YAML file; NULL = built-in defaults */
+    int port;                /* servers.web.port: 1 to 65535, or AG_PORT_ANY; 0 keeps the file's */
+    const char *host;        /* servers.web.bindIP */
+    const char *public_dir;  /* servers.web.publicDir */
+    const char *log_level;   /* general.logLevel: debug, info, warn, error or none */
+    const char *redis_url;   /* redis.url ("" = the memory store) */
+} ag_options_t;
+/* ag_create with options. Returns 0 and the node in *out, or (nothing in *out, one line in errbuf):
+ * AG_ECONFIG when the configuration, an option or a module is wrong (a missing file or init symbol, an init that
+ * failed), AG_ENOMEM, or AG_EIO when the node could not be built or could not bind its listener (errbuf says why). */
+int ag_create_ex(const ag_options_t *opts, ag_server_t **out, char *errbuf, size_t errlen);
+/* Loads and validates the YAML file without building a node: 0, or AG_ECONFIG with one line in errbuf. */
+int ag_check_config(const char *config_path, char *errbuf, size_t errlen);
+/* "MAJOR.MINOR.PATCH" of the actiongate the caller runs in (a module may be loaded by another build than the one it
+ * was compiled against). */
+const char *ag_version(void);
+/* The port the listener is bound to (useful when configured as 0), or -1 before it listens. */
+int ag_port(ag_server_t *s);
+/* This node's id (general.id, or a random one): borrowed for the node's life. */
+const char *ag_node_id(ag_server_t *s);
 /* Runs the loop until the graceful shutdown has finished; returns the exit status. */
 int ag_run(ag_server_t *s);
 /* Begins the graceful shutdown: pending actions are answered "the server is shutting down", connections close. */
 void ag_stop(ag_server_t *s);
 void ag_destroy(ag_server_t *s);
+
+/* --- connections --- */
+
+/* Every string returned below is borrowed: valid while the connection is, and only until the next call into the node
+ * that may change it (ag_conn_user: a token refresh or a connect hook). Copy what you keep. */
+/* The connection's id (a UUID): what detailsView shows, what ag_push_conn and the server API take. */
+const char *ag_conn_id(const ag_conn_t *c);
+/* The client's fingerprint (the socket URL's ?sessionID=, else the id). */
+const char *ag_conn_fingerprint(const ag_conn_t *c);
+/* The peer's address (resolved through general.trustedProxies) and port. */
+const char *ag_conn_remote_ip(const ag_conn_t *c);
+int ag_conn_remote_port(const ag_conn_t *c);
+/* What carries it now: "websocket", "polling" or "sse" (an engine.io connection may move from one to another). */
+const char *ag_conn_transport(const ag_conn_t *c);
+/* Which protocol: "primus", "engine.io" or "socket.io". */
+const char *ag_conn_protocol(const ag_conn_t *c);
+/* Who it is: the connect hook's data.user (or a token's sub), or NULL when unknown. */
+const char *ag_conn_user(const ag_conn_t *c);
+/* The object the connect hook answered as "data" (borrowed; incref to keep it), or NULL. */
+json_t *ag_conn_data(const ag_conn_t *c);
+/* When it connected, ms since the epoch. */
+uint64_t ag_conn_connected_at(const ag_conn_t *c);
+/* 1 once the connection is closing or closed: write nothing more to it. */
+int ag_conn_closed(const ag_conn_t *c);
+/* The node it belongs to. */
+ag_server_t *ag_conn_server(const ag_conn_t *c);
+/* Calls cb for each room the connection is in on this node, in join order (room borrowed for the call); cb returns 0
+ * to go on, non-zero to stop. cb must not join or leave rooms. Returns the number of calls made. */
+size_t ag_conn_rooms(const ag_conn_t *c, int (*cb)(const char *room, void *data), void *data);
+/* Finds an open connection of this node by id (borrowed for the current callback), or NULL. A connection held by
+ * another node of a cluster is not found here: ag_push_conn reaches it. */
+ag_conn_t *ag_conn_find(ag_server_t *s, const char *id);
+/* Ends the connection, for why (one of the AG_DISCONNECT_* constants: AG_DISCONNECT_SERVER = closed by the
+ * application, do not come back; AG_DISCONNECT_KICKED = may come back). Idempotent: the first reason stays. */
+void ag_conn_close(ag_conn_t *c, const ag_disconnect_t *why);
 
 /* --- actions --- */
 
@@ -156,8 +238,42 @@ typedef struct st_ag_hooks_t {
     void *data;
 } ag_hooks_t;
 
-/* Installs the hooks (copied; NULL removes them). */
+/* Installs the application's hooks (copied; NULL removes them). Hooks added with ag_hooks_add stay. */
 void ag_set_hooks(ag_server_t *s, const ag_hooks_t *hooks);
+/* Adds a set of hooks after the others (copied), so that several modules each keep their own. They run in order: the
+ * application's (ag_set_hooks) first, then the added ones in the order they were added. on_join / on_leave: the first
+ * that rejects wins and the later ones are not asked. on_say and on_say_recipient: each gets what the one before
+ * returned; a NULL stops the chain (dropped). on_connect / on_disconnect: every one is called. At most 64 sets:
+ * 0, AG_EBUSY (too many), AG_ENOMEM. */
+int ag_hooks_add(ag_server_t *s, const ag_hooks_t *hooks);
+
+/* --- server API extensions --- */
+
+/* Handles POST <serverApi.prefix>/<name> after the key check (the same key and answers as the built-in calls, README
+ * "Server API"). body is the request's JSON object (borrowed). Returns the HTTP status (200, or 400 / 404 / ... with
+ * {"error": text}), and may set *reply to the answer's object (stolen; left NULL: {} for 200, {"error":"failed"}
+ * otherwise). Runs synchronously on the loop: answer before returning. */
+typedef int (*ag_api_handler_fn)(ag_server_t *s, json_t *body, json_t **reply, void *data);
+/* Registers a call named name (1 to 64 of [A-Za-z0-9_-], not a built-in call's name; copied). Served while
+ * serverApi.key is set. 0, AG_EINVAL (bad name or NULL fn), AG_EEXIST (taken), AG_EBUSY (more than 256), AG_ENOMEM. */
+int ag_api_register(ag_server_t *s, const char *name, ag_api_handler_fn fn, void *data);
+
+/* --- modules --- */
+
+/*
+ * A module is a shared object named in the configuration's `modules` list, loaded at boot (before the node listens)
+ * with dlopen(RTLD_NOW | RTLD_LOCAL): this API's functions resolve against the actiongate binary, which exports them.
+ * It defines
+ *
+ *     int actiongate_module_init(ag_server_t *server, const char *path, char *errbuf, size_t errlen);
+ *
+ * which registers its actions (ag_action_register), hooks (ag_hooks_add) and server-API calls (ag_api_register) and
+ * returns 0, or non-zero with one line in errbuf: the node then does not start (exit status 2). path is the file as
+ * configured. A module stays loaded until ag_destroy, which unloads the modules last, after everything that could
+ * call into them is gone.
+ */
+#define AG_MODULE_INIT_SYMBOL "actiongate_module_init"
+typedef int (*ag_module_init_fn)(ag_server_t *server, const char *path, char *errbuf, size_t errlen);
 
 #ifdef __cplusplus
 }

@@ -1,3 +1,4 @@
+#define _GNU_SOURCE /* memrchr */
 #include "clientjs.h"
 
 #include <errno.h>

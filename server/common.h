@@ -1,6 +1,6 @@
 /*
  * Shared basics: error codes, logging, clocks, ids and a small string-keyed map.
- * Every module includes this; it depends on nothing but libc.
+ * Every module includes this; it depends on nothing but libc and the public header (its error codes).
  */
 #ifndef AG_COMMON_H
 #define AG_COMMON_H
@@ -9,21 +9,9 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdarg.h>
+#include "actiongate.h"
 
-/* Sync calls return 0 or one of these; ag_strerror() names them. */
-enum {
-    AG_OK = 0,
-    AG_ENOMEM = -1,
-    AG_EINVAL = -2,
-    AG_ENOENT = -3,
-    AG_EEXIST = -4,
-    AG_EIO = -5,
-    AG_ECONFIG = -6,
-    AG_ETOOBIG = -7,
-    AG_EBUSY = -8,
-    AG_ECLOSED = -9,
-};
-const char *ag_strerror(int err);
+/* The error codes (AG_OK, AG_E*) and ag_strerror() are public: include/actiongate.h. */
 
 typedef enum { AG_LOG_DEBUG = 0, AG_LOG_INFO, AG_LOG_WARN, AG_LOG_ERROR, AG_LOG_NONE } ag_log_level_t;
 extern ag_log_level_t ag_log_threshold;

@@ -137,6 +137,7 @@ static const ckey_t schema[] = {
     K("ops.readyPath", T_STR, ops.readyPath),
     K("ops.drainDelay", T_INT, ops.drainDelay),
     K("ops.drainWindow", T_INT, ops.drainWindow),
+    K("modules", T_LIST, modules),
 };
 #undef K
 #define NKEYS (sizeof(schema) / sizeof(schema[0]))
@@ -293,6 +294,7 @@ ag_config_t *ag_config_create_default(void)
     c->ops.readyPath = strdup("/readyz");
     c->ops.drainDelay = 0;
     c->ops.drainWindow = 0;
+    c->modules = list_of((const char *[]){NULL});
     /* One check for every allocation above. */
     for (size_t i = 0; i < NKEYS; i++) {
         void *p = schema[i].type == T_STR    ? (void *)*FIELD(c, &schema[i], char *)
@@ -701,6 +703,11 @@ static const char *check_upstream(const ag_config_t *c, char *buf, size_t len)
         return "serverApi.key must be at least 16 characters";
     if (c->hooks.timeout < 1)
         return "hooks.timeout must be at least 1 ms";
+    if (ag_config_list_len(c->modules) > AG_CONFIG_MODULES_MAX)
+        return "modules: at most " AG_STR(AG_CONFIG_MODULES_MAX) " shared objects";
+    for (size_t i = 0; c->modules[i] != NULL; i++)
+        if (c->modules[i][0] == '\0' || strlen(c->modules[i]) >= 4096)
+            return "modules: each entry is the path of a shared object (1 to 4095 bytes)";
     const char *named[] = {c->hooks.connect, c->hooks.disconnect, c->hooks.roomAdd, c->hooks.roomLeave, c->hooks.say};
     for (size_t i = 0; i < sizeof(named) / sizeof(named[0]); i++) {
         if (named[i][0] == '\0')

@@ -11,6 +11,10 @@
 
 /* The largest general.maxRoomNameLength accepted: room names (and the channels named after them) fit stack buffers. */
 #define AG_CONFIG_ROOM_NAME_MAX 1024
+/* The most entries `modules` may have. */
+#define AG_CONFIG_MODULES_MAX 32
+#define AG_STR_(x) #x
+#define AG_STR(x) AG_STR_(x)
 
 typedef struct st_ag_config_t {
     struct {
@@ -147,7 +151,8 @@ typedef struct st_ag_config_t {
         int drainDelay;    /* ms between readyPath turning 503 and the first connection told to go, 0 */
         int drainWindow;   /* ms the connections of a drain are told to reconnect over (uniformly), 0 = all at once */
     } ops;
-    char *path; /* the file it came from, or NULL for built-in defaults */
+    char **modules; /* shared objects loaded at boot (server/modules.h), in order; none by default */
+    char *path;     /* the file it came from, or NULL for built-in defaults */
 } ag_config_t;
 
 /* Built-in defaults. NULL on ENOMEM. */

@@ -125,6 +125,63 @@ int ag_conn_set_data(ag_conn_t *c, json_t *data)
     return AG_OK;
 }
 
+/* --- the public accessors (include/actiongate.h) --- */
+
+const char *ag_conn_id(const ag_conn_t *c)
+{
+    return c->id;
+}
+
+const char *ag_conn_fingerprint(const ag_conn_t *c)
+{
+    return c->fingerprint;
+}
+
+const char *ag_conn_remote_ip(const ag_conn_t *c)
+{
+    return c->remote_ip;
+}
+
+int ag_conn_remote_port(const ag_conn_t *c)
+{
+    return c->remote_port;
+}
+
+const char *ag_conn_transport(const ag_conn_t *c)
+{
+    return c->transport_name;
+}
+
+const char *ag_conn_protocol(const ag_conn_t *c)
+{
+    return c->_transport != NULL && c->_transport->protocol != NULL ? c->_transport->protocol : "";
+}
+
+const char *ag_conn_user(const ag_conn_t *c)
+{
+    return c->user;
+}
+
+json_t *ag_conn_data(const ag_conn_t *c)
+{
+    return c->hook_data;
+}
+
+uint64_t ag_conn_connected_at(const ag_conn_t *c)
+{
+    return c->connected_at;
+}
+
+int ag_conn_closed(const ag_conn_t *c)
+{
+    return ag_conn_is_closed(c);
+}
+
+ag_server_t *ag_conn_server(const ag_conn_t *c)
+{
+    return c->server;
+}
+
 ag_conn_t *ag_conn_find(ag_server_t *server, const char *id)
 {
     ag_conn_t *c = ag_map_get(&server->conns, id);

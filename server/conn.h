@@ -134,8 +134,7 @@ static inline int ag_conn_is_closed(const ag_conn_t *c)
 {
     return c->_state != AG_CONN_OPEN;
 }
-/* Finds an open local connection by id (borrowed), or NULL. */
-ag_conn_t *ag_conn_find(ag_server_t *server, const char *id);
+/* ag_conn_find, ag_conn_close and the accessors (ag_conn_id, ag_conn_user, ...) are public: include/actiongate.h. */
 /* Keeps data (an object, borrowed: the connection takes its own reference) as what the connect hook answered; a
  * string data.user becomes the connection's user. AG_OK or AG_ENOMEM. */
 int ag_conn_set_data(ag_conn_t *c, json_t *data);
@@ -187,7 +186,5 @@ size_t ag_conn_max_frame(const ag_server_t *s);
 int ag_conn_send(ag_conn_t *c, ag_frame_t *f);
 /* Encodes obj once and sends it; obj is borrowed. */
 int ag_conn_send_json(ag_conn_t *c, const json_t *obj);
-/* Ends the connection on purpose, for why (one of the AG_DISCONNECT_* constants). Idempotent: the first reason stays. */
-void ag_conn_close(ag_conn_t *c, const ag_disconnect_t *why);
 
 #endif

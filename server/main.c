@@ -1,11 +1,12 @@
 /*
- * actiongate: the binary. A thin main over the server: options, configuration, run.
+ * actiongate: the binary. A thin main over the public API (include/actiongate.h), as an embedding application would
+ * write it: options, configuration, run.
  */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "server.h"
+#include "actiongate.h"
 
 static void usage(FILE *fp)
 {
@@ -22,16 +23,6 @@ static void usage(FILE *fp)
                 "  --version        print the version\n"
                 "\n"
                 "Environment: PORT (listen port), REDIS_URL (redis://[:password@]host:port[/db]: cluster mode).\n");
-}
-
-static int replace(char **field, const char *value)
-{
-    char *s = strdup(value);
-    if (s == NULL)
-        return -1;
-    free(*field);
-    *field = s;
-    return 0;
 }
 
 int main(int argc, char **argv)
@@ -68,7 +59,7 @@ int main(int argc, char **argv)
             check_only = 1;
             break;
         case 'v':
-            printf("actiongate %s\n", AG_VERSION);
+            printf("actiongate %s\n", ag_version());
             return 0;
         case 'h':
             usage(stdout);
@@ -84,53 +75,44 @@ int main(int argc, char **argv)
     }
 
     char err[1024];
-    ag_config_t *cfg = config_path != NULL ? ag_config_load(config_path, err, sizeof(err)) : ag_config_create_default();
-    if (cfg == NULL) {
-        fprintf(stderr, "%s\n", config_path != NULL ? err : "out of memory");
-        return 2;
-    }
     if (check_only) {
+        if (config_path != NULL && ag_check_config(config_path, err, sizeof(err)) != 0) {
+            fprintf(stderr, "%s\n", err);
+            return 2;
+        }
         printf("%s: ok\n", config_path != NULL ? config_path : "(built-in defaults)");
-        ag_config_destroy(cfg);
         return 0;
     }
     /* defaults < file < environment < command line */
+    ag_options_t o = {.config_path = config_path, .host = host, .public_dir = public_dir, .log_level = log_level};
     const char *env;
     if (port == NULL && (env = getenv("PORT")) != NULL && env[0] != '\0')
         port = env;
     if ((env = getenv("REDIS_URL")) != NULL && env[0] != '\0')
-        replace(&cfg->redis.url, env);
+        o.redis_url = env;
     if (port != NULL) {
         char *end;
         long p = strtol(port, &end, 10);
-        if (*end != '\0' || p < 0 || p > 65535) {
+        if (*end != '\0' || end == port || p < 0 || p > 65535) {
             fprintf(stderr, "--port: not a port number: %s\n", port);
-            ag_config_destroy(cfg);
             return 2;
         }
-        cfg->servers.web.port = (int)p;
+        o.port = p == 0 ? AG_PORT_ANY : (int)p;
     }
-    if (host != NULL)
-        replace(&cfg->servers.web.bindIP, host);
-    if (public_dir != NULL)
-        replace(&cfg->servers.web.publicDir, public_dir);
-    if (log_level != NULL)
-        replace(&cfg->general.logLevel, log_level);
-    int lvl = ag_log_level_parse(cfg->general.logLevel);
-    if (lvl < 0) {
+    if (log_level != NULL && strcmp(log_level, "debug") != 0 && strcmp(log_level, "info") != 0 && strcmp(log_level, "warn") != 0 &&
+        strcmp(log_level, "error") != 0 && strcmp(log_level, "none") != 0) {
         fprintf(stderr, "--log-level: one of debug, info, warn, error, none\n");
-        ag_config_destroy(cfg);
         return 2;
     }
-    ag_log_threshold = (ag_log_level_t)lvl;
 
-    ag_server_t *s = ag_server_create(cfg, err, sizeof(err));
-    if (s == NULL || ag_server_listen(s, err, sizeof(err)) != 0) {
-        fprintf(stderr, "actiongate: %s\n", err);
-        ag_server_destroy(s);
-        return 1;
+    ag_server_t *s;
+    int ret = ag_create_ex(&o, &s, err, sizeof(err));
+    if (ret != 0) {
+        /* a configuration or module error is the operator's to fix (2); anything else is the node failing to start */
+        fprintf(stderr, ret == AG_ECONFIG ? "%s\n" : "actiongate: %s\n", err);
+        return ret == AG_ECONFIG ? 2 : 1;
     }
-    int ret = ag_server_run(s);
-    ag_server_destroy(s);
+    ret = ag_run(s);
+    ag_destroy(s);
     return ret;
 }

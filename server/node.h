@@ -18,7 +18,7 @@
 typedef struct st_ag_server_t ag_server_t;
 
 struct st_ag_conn_handler_t; /* server/conn.h */
-struct st_ag_hooks_t;        /* include/actiongate.h */
+struct st_ag_hook_chain_t;   /* server/rooms.c */
 struct st_ag_actions_t;      /* server/actions.c */
 struct st_ag_rooms_t;        /* server/rooms.c */
 struct st_ag_cluster_t;      /* server/cluster.c */
@@ -32,6 +32,8 @@ struct st_ag_limits_t;       /* server/limit.c */
 struct st_ag_upstream_t;     /* server/upstream.c */
 struct st_ag_backend_t;      /* server/backend.c */
 struct st_ag_ops_t;          /* server/ops.c */
+struct st_ag_serverapi_t;    /* server/serverapi.c */
+struct st_ag_modules_t;      /* server/modules.c */
 
 /* Disconnect reasons counted apart: the AG_DISCONNECT_* constants, and one for any other (server/conn.c). */
 #define AG_DISCONNECT_KINDS 13
@@ -81,7 +83,7 @@ struct st_ag_server_t {
     void *conn_handler_data;
 
     /* module state, each slot owned by its module */
-    struct st_ag_hooks_t *hooks; /* the application's hooks (ag_set_hooks, server/rooms.c) */
+    struct st_ag_hook_chain_t *hooks; /* the application's and the modules' hooks (ag_set_hooks, ag_hooks_add) */
     struct st_ag_actions_t *actions;
     struct st_ag_rooms_t *rooms;
     struct st_ag_cluster_t *cluster;
@@ -94,6 +96,8 @@ struct st_ag_server_t {
     struct st_ag_upstream_t *upstream; /* NULL without upstream.urls */
     struct st_ag_backend_t *backend;   /* NULL without hooks (server/backend.c) */
     struct st_ag_ops_t *ops;
+    struct st_ag_serverapi_t *serverapi; /* the calls modules added (ag_api_register); NULL until the first */
+    struct st_ag_modules_t *modules;     /* the loaded shared objects; NULL without any */
 
     ag_stats_t stats;
     /* Called when an action request is answered (server/ops.c registers it for its metrics): name is the registered

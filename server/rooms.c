@@ -33,19 +33,133 @@ struct st_ag_rooms_t {
 #define CHANNEL_MAX (sizeof("room:") + AG_CONFIG_ROOM_NAME_MAX)
 #define MEMBER_KEY_MAX (sizeof(((ag_conn_t *)0)->id) + 1 + AG_CONFIG_ROOM_NAME_MAX + 1)
 
-static const ag_hooks_t no_hooks;
+/* The hook chain: slot 0 is the application's (ag_set_hooks; all NULL when unset), the rest were added in order
+ * (ag_hooks_add). Bounded so that a module registering in a loop cannot grow it without end. */
+#define HOOKS_MAX 64
 
-static const ag_hooks_t *hooks_of(ag_server_t *s)
+struct st_ag_hook_chain_t {
+    ag_hooks_t sets[HOOKS_MAX + 1];
+    size_t n; /* sets in use, slot 0 included */
+};
+
+static struct st_ag_hook_chain_t *chain_of(ag_server_t *s)
 {
-    return s->hooks != NULL ? s->hooks : &no_hooks;
+    if (s->hooks == NULL && (s->hooks = calloc(1, sizeof(*s->hooks))) != NULL)
+        s->hooks->n = 1;
+    return s->hooks;
 }
 
 void ag_set_hooks(ag_server_t *s, const ag_hooks_t *hooks)
 {
-    free(s->hooks);
-    s->hooks = NULL;
-    if (hooks != NULL && (s->hooks = malloc(sizeof(*s->hooks))) != NULL)
-        *s->hooks = *hooks;
+    struct st_ag_hook_chain_t *ch = chain_of(s);
+    if (ch == NULL)
+        return;
+    if (hooks != NULL)
+        ch->sets[0] = *hooks;
+    else
+        memset(&ch->sets[0], 0, sizeof(ch->sets[0]));
+}
+
+int ag_hooks_add(ag_server_t *s, const ag_hooks_t *hooks)
+{
+    struct st_ag_hook_chain_t *ch = chain_of(s);
+    if (hooks == NULL)
+        return AG_EINVAL;
+    if (ch == NULL)
+        return AG_ENOMEM;
+    if (ch->n > HOOKS_MAX)
+        return AG_EBUSY;
+    ch->sets[ch->n++] = *hooks;
+    return AG_OK;
+}
+
+/* Every set of the chain of s, in order, as h (a server without hooks has no chain). */
+#define EACH_HOOK(s, h)                                                                                                            \
+    for (const ag_hooks_t *h = (s)->hooks != NULL ? (s)->hooks->sets : NULL, *h##_end = h != NULL ? h + (s)->hooks->n : NULL;      \
+         h != NULL && h < h##_end; h++)
+
+int ag__hooks_join(ag_conn_t *c, const char *room, const char **reject)
+{
+    EACH_HOOK(c->server, h)
+    {
+        if (h->on_join != NULL && h->on_join(c, room, reject, h->data) != 0)
+            return 1;
+    }
+    return 0;
+}
+
+int ag__hooks_leave(ag_conn_t *c, const char *room, const char **reject)
+{
+    EACH_HOOK(c->server, h)
+    {
+        if (h->on_leave != NULL && h->on_leave(c, room, reject, h->data) != 0)
+            return 1;
+    }
+    return 0;
+}
+
+json_t *ag__hooks_say(ag_conn_t *c, const char *room, json_t *payload)
+{
+    EACH_HOOK(c->server, h)
+    {
+        if (payload != NULL && h->on_say != NULL)
+            payload = h->on_say(c, room, payload, h->data);
+    }
+    return payload;
+}
+
+static int has_recipient_hook(ag_server_t *s)
+{
+    EACH_HOOK(s, h)
+    {
+        if (h->on_say_recipient != NULL)
+            return 1;
+    }
+    return 0;
+}
+
+/* A new reference to what goes to recipient, or NULL. */
+static json_t *hooks_say_recipient(ag_conn_t *recipient, const char *room, json_t *payload)
+{
+    json_t *cur = json_incref(payload);
+    EACH_HOOK(recipient->server, h)
+    {
+        if (cur != NULL && h->on_say_recipient != NULL) {
+            json_t *out = h->on_say_recipient(recipient, room, cur, h->data);
+            json_decref(cur);
+            cur = out;
+        }
+    }
+    return cur;
+}
+
+void ag__hooks_connect(ag_conn_t *c)
+{
+    EACH_HOOK(c->server, h)
+    {
+        if (h->on_connect != NULL)
+            h->on_connect(c, h->data);
+    }
+}
+
+void ag__hooks_disconnect(ag_conn_t *c, const ag_disconnect_t *why)
+{
+    EACH_HOOK(c->server, h)
+    {
+        if (h->on_disconnect != NULL)
+            h->on_disconnect(c, why, h->data);
+    }
+}
+
+size_t ag_conn_rooms(const ag_conn_t *c, int (*cb)(const char *room, void *data), void *data)
+{
+    size_t calls = 0;
+    for (const ag_room_member_t *m = c->rooms_first; m != NULL; m = ag__room_next(m)) {
+        calls++;
+        if (cb(ag__room_name(m), data) != 0)
+            break;
+    }
+    return calls;
 }
 
 int ag__room_name_check(const ag_server_t *s, const char *room)
@@ -271,13 +385,12 @@ static void deliver(ag_server_t *s, const char *room, char type, const char *fra
         return;
     for (size_t i = 0; i < n; i++)
         snap[i] = ag_conn_addref(lr->members[i]->conn);
-    const ag_hooks_t *h = hooks_of(s);
-    if (type == 'c' && h->on_say_recipient != NULL) {
+    if (type == 'c' && has_recipient_hook(s)) {
         json_t *payload = json_loadb(frame, len, 0, NULL);
         for (size_t i = 0; payload != NULL && i < n; i++) {
             if (ag_conn_is_closed(snap[i]))
                 continue;
-            json_t *out = h->on_say_recipient(snap[i], room, payload, h->data);
+            json_t *out = hooks_say_recipient(snap[i], room, payload);
             if (out != NULL)
                 ag_conn_send_json(snap[i], out);
             json_decref(out);
@@ -445,9 +558,8 @@ static void join_exists(void *data, const char *err, json_t *res)
         return op_finish(op, err != NULL ? err : AG_ERR_ROOM_MISSING);
     if (ag_conn_is_closed(c))
         return op_finish(op, "connection closed");
-    const ag_hooks_t *h = hooks_of(c->server);
     const char *reject = NULL;
-    if (h->on_join != NULL && h->on_join(c, op->room, &reject, h->data) != 0)
+    if (ag__hooks_join(c, op->room, &reject) != 0)
         return op_finish(op, reject != NULL ? reject : "joining this room is not allowed");
     json_t *details = json_pack("{s:s,s:I,s:s}", "id", c->id, "joinedAt", (json_int_t)ag_now_ms(), "node", c->server->node_id);
     c->server->store->ops->member_add(c->server->store, op->room, c->id, details, join_added, op);
@@ -494,9 +606,8 @@ void ag_room_leave(ag_conn_t *c, const char *room, void (*cb)(ag_conn_t *c, cons
             cb(c, err, data);
         return;
     }
-    const ag_hooks_t *h = hooks_of(c->server);
     const char *reject = NULL;
-    if (h->on_leave != NULL && h->on_leave(c, room, &reject, h->data) != 0) {
+    if (ag__hooks_leave(c, room, &reject) != 0) {
         if (cb != NULL)
             cb(c, reject != NULL ? reject : "leaving this room is not allowed", data);
         return;
@@ -517,13 +628,15 @@ void ag_room_leave(ag_conn_t *c, const char *room, void (*cb)(ag_conn_t *c, cons
 /* Linear in the connection's rooms: each step unlinks one membership in O(1). */
 void ag__rooms_conn_closed(ag_conn_t *c)
 {
-    const ag_hooks_t *h = hooks_of(c->server);
     while (c->rooms_last != NULL) {
         char room[AG_CONFIG_ROOM_NAME_MAX + 1];
         snprintf(room, sizeof(room), "%s", c->rooms_last->room->name);
-        if (h->on_leave != NULL) {
+        /* told, not asked: every set hears of it */
+        EACH_HOOK(c->server, h)
+        {
             const char *ignored = NULL;
-            h->on_leave(c, room, &ignored, h->data);
+            if (h->on_leave != NULL)
+                h->on_leave(c, room, &ignored, h->data);
         }
         ag_room_member_t *m = member_find(c, room);
         if (m == NULL)
@@ -606,9 +719,7 @@ void ag__room_say(ag_conn_t *c, const char *room, const char *message, ag__room_
     int ret = AG_ETOOBIG;
     if (strlen(message) <= max) {
         json_t *payload = chat_payload(room, c->id, message);
-        const ag_hooks_t *h = hooks_of(c->server);
-        if (payload != NULL && h->on_say != NULL)
-            payload = h->on_say(c, room, payload, h->data);
+        payload = ag__hooks_say(c, room, payload);
         ret = payload != NULL ? publish(c->server, room, 'c', payload) : AG_OK;
         json_decref(payload);
     }

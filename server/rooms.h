@@ -42,6 +42,14 @@ typedef struct st_ag_room_member_t ag_room_member_t;
 typedef void (*ag__room_cb)(ag_conn_t *c, const char *err, json_t *data, void *ud);
 
 int ag__rooms_init(ag_server_t *s, char *errbuf, size_t errlen);
+
+/* The hook chain (ag_set_hooks, ag_hooks_add), run as include/actiongate.h says. join / leave: 1 when a set rejected
+ * (*reject may then hold its text). say takes payload's reference and returns the one to publish, or NULL. */
+int ag__hooks_join(ag_conn_t *c, const char *room, const char **reject);
+int ag__hooks_leave(ag_conn_t *c, const char *room, const char **reject);
+json_t *ag__hooks_say(ag_conn_t *c, const char *room, json_t *payload);
+void ag__hooks_connect(ag_conn_t *c);
+void ag__hooks_disconnect(ag_conn_t *c, const ag_disconnect_t *why);
 void ag__rooms_dispose(ag_server_t *s);
 
 /* Verb backends. err (NULL on success) is the protocol text without the "Error: " prefix; data is borrowed. A say whose

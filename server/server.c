@@ -27,6 +27,7 @@
 #include "eio.h"
 #include "http.h"
 #include "limit.h"
+#include "modules.h"
 #include "ops.h"
 #include "primus.h"
 #include "push.h"
@@ -238,6 +239,7 @@ static void modules_dispose(ag_server_t *s)
     /* after the session layer, whose pending requests cancel their own upstream calls */
     ag_upstream_dispose(s);
     ag__rooms_dispose(s);
+    ag_serverapi_dispose(s);
     ag_ops_dispose(s);
 }
 
@@ -596,6 +598,8 @@ void ag_server_destroy(ag_server_t *s)
 {
     if (s == NULL)
         return;
+    /* unloaded last: the actions, hooks and calls freed below point into them */
+    struct st_ag_modules_t *modules = ag_modules_detach(s);
     if (s->listener != NULL) {
         h2o_socket_close(s->listener);
         s->listener = NULL;
@@ -616,24 +620,109 @@ void ag_server_destroy(ag_server_t *s)
         SSL_CTX_free(s->ssl_ctx);
     ag_config_destroy(s->config);
     free(s);
+    ag_modules_unload(modules);
 }
 
 /* --- the public node API (include/actiongate.h) --- */
 
-ag_server_t *ag_create(const char *config_path, char *errbuf, size_t errlen)
+static int replace(char **field, const char *value)
 {
-    ag_config_t *cfg = config_path != NULL ? ag_config_load(config_path, errbuf, errlen) : ag_config_create_default();
+    char *copy = strdup(value);
+    if (copy == NULL)
+        return AG_ENOMEM;
+    free(*field);
+    *field = copy;
+    return 0;
+}
+
+/* The options over the file's values (defaults < file < options). */
+static int apply_options(ag_config_t *cfg, const ag_options_t *o, char *errbuf, size_t errlen)
+{
+    if (o->port < AG_PORT_ANY || o->port > 65535) {
+        snprintf(errbuf, errlen, "port: not a port number: %d", o->port);
+        return AG_ECONFIG;
+    }
+    if (o->port != 0)
+        cfg->servers.web.port = o->port == AG_PORT_ANY ? 0 : o->port;
+    if ((o->host != NULL && replace(&cfg->servers.web.bindIP, o->host) != 0) ||
+        (o->public_dir != NULL && replace(&cfg->servers.web.publicDir, o->public_dir) != 0) ||
+        (o->log_level != NULL && replace(&cfg->general.logLevel, o->log_level) != 0) ||
+        (o->redis_url != NULL && replace(&cfg->redis.url, o->redis_url) != 0)) {
+        snprintf(errbuf, errlen, "out of memory");
+        return AG_ENOMEM;
+    }
+    int lvl = ag_log_level_parse(cfg->general.logLevel);
+    if (lvl < 0) {
+        snprintf(errbuf, errlen, "log level: one of debug, info, warn, error, none (not %.40s)", cfg->general.logLevel);
+        return AG_ECONFIG;
+    }
+    ag_log_threshold = (ag_log_level_t)lvl;
+    return 0;
+}
+
+int ag_create_ex(const ag_options_t *opts, ag_server_t **out, char *errbuf, size_t errlen)
+{
+    static const ag_options_t none;
+    const ag_options_t *o = opts != NULL ? opts : &none;
+    *out = NULL;
+    ag_config_t *cfg = o->config_path != NULL ? ag_config_load(o->config_path, errbuf, errlen) : ag_config_create_default();
     if (cfg == NULL) {
-        if (config_path == NULL)
+        if (o->config_path == NULL) {
             snprintf(errbuf, errlen, "out of memory");
-        return NULL;
+            return AG_ENOMEM;
+        }
+        return AG_ECONFIG;
+    }
+    int ret = apply_options(cfg, o, errbuf, errlen);
+    if (ret != 0) {
+        ag_config_destroy(cfg);
+        return ret;
     }
     ag_server_t *s = ag_server_create(cfg, errbuf, errlen);
-    if (s != NULL && ag_server_listen(s, errbuf, errlen) != 0) {
+    if (s == NULL)
+        return AG_EIO;
+    /* before binding: a node whose modules fail never takes a connection */
+    if ((ret = ag_modules_load(s, errbuf, errlen)) != 0) {
         ag_server_destroy(s);
-        return NULL;
+        return ret;
     }
-    return s;
+    if (ag_server_listen(s, errbuf, errlen) != 0) {
+        ag_server_destroy(s);
+        return AG_EIO;
+    }
+    *out = s;
+    return 0;
+}
+
+ag_server_t *ag_create(const char *config_path, char *errbuf, size_t errlen)
+{
+    ag_options_t o = {.config_path = config_path};
+    ag_server_t *s;
+    return ag_create_ex(&o, &s, errbuf, errlen) == 0 ? s : NULL;
+}
+
+int ag_check_config(const char *config_path, char *errbuf, size_t errlen)
+{
+    ag_config_t *cfg = ag_config_load(config_path, errbuf, errlen);
+    if (cfg == NULL)
+        return AG_ECONFIG;
+    ag_config_destroy(cfg);
+    return 0;
+}
+
+const char *ag_version(void)
+{
+    return AG_VERSION;
+}
+
+int ag_port(ag_server_t *s)
+{
+    return ag_server_port(s);
+}
+
+const char *ag_node_id(ag_server_t *s)
+{
+    return s->node_id;
 }
 
 int ag_run(ag_server_t *s)

@@ -28,6 +28,21 @@ typedef struct {
     pending_t *p;
 } sentinel_t;
 
+/* The calls modules added: a bounded table, since registration is open to any module. */
+#define EXT_MAX 256
+#define EXT_NAME_MAX 64
+
+typedef struct {
+    ag_api_handler_fn fn;
+    void *data;
+} ext_t;
+
+struct st_ag_serverapi_t {
+    ag_map_t calls; /* name -> ext_t* */
+};
+
+static const char *const builtin_calls[] = {"publish", "push", "disconnect", "members", "rooms"};
+
 static void respond_json(h2o_req_t *req, int status, json_t *obj)
 {
     static const char *const reasons[] = {"OK", "Bad Request", "Unauthorized", "Not Found", "Error"};
@@ -168,6 +183,78 @@ static const char *need_str(h2o_req_t *req, json_t *body, const char *name)
     return v;
 }
 
+static void call_ext(h2o_req_t *req, const char *call, size_t call_len, json_t *body)
+{
+    ag_server_t *s = ag_http_server(req);
+    char name[EXT_NAME_MAX + 1];
+    ext_t *e = NULL;
+    if (s->serverapi != NULL && call_len <= EXT_NAME_MAX) {
+        memcpy(name, call, call_len);
+        name[call_len] = '\0';
+        e = ag_map_get(&s->serverapi->calls, name);
+    }
+    if (e == NULL) {
+        respond_error(req, 404, "no such call (publish, push, disconnect, members, rooms, or one a module added)");
+        return;
+    }
+    json_t *reply = NULL;
+    int status = e->fn(s, body, &reply, e->data);
+    if (status < 200 || status > 599)
+        status = 500;
+    if (reply == NULL)
+        reply = status == 200 ? json_object() : json_pack("{s:s}", "error", "failed");
+    else if (!json_is_object(reply)) {
+        json_decref(reply);
+        status = 500;
+        reply = json_pack("{s:s}", "error", "the call answered something other than an object");
+    }
+    respond_json(req, status, reply);
+}
+
+int ag_api_register(ag_server_t *s, const char *name, ag_api_handler_fn fn, void *data)
+{
+    size_t len = name != NULL ? strlen(name) : 0;
+    if (fn == NULL || len == 0 || len > EXT_NAME_MAX ||
+        strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") != len)
+        return AG_EINVAL;
+    for (size_t i = 0; i < sizeof(builtin_calls) / sizeof(builtin_calls[0]); i++)
+        if (strcmp(name, builtin_calls[i]) == 0)
+            return AG_EEXIST;
+    if (s->serverapi == NULL) {
+        if ((s->serverapi = calloc(1, sizeof(*s->serverapi))) == NULL)
+            return AG_ENOMEM;
+        ag_map_init(&s->serverapi->calls);
+    }
+    if (ag_map_get(&s->serverapi->calls, name) != NULL)
+        return AG_EEXIST;
+    if (s->serverapi->calls.size >= EXT_MAX)
+        return AG_EBUSY;
+    ext_t *e = malloc(sizeof(*e));
+    if (e == NULL)
+        return AG_ENOMEM;
+    e->fn = fn;
+    e->data = data;
+    if (ag_map_set(&s->serverapi->calls, name, e) != AG_OK) {
+        free(e);
+        return AG_ENOMEM;
+    }
+    return AG_OK;
+}
+
+void ag_serverapi_dispose(ag_server_t *s)
+{
+    if (s->serverapi == NULL)
+        return;
+    for (size_t i = 0; i < s->serverapi->calls.capacity; i++) {
+        ag_map_entry_t *en = &s->serverapi->calls.entries[i];
+        if (en->key != NULL && en->value != NULL)
+            free(en->value);
+    }
+    ag_map_dispose(&s->serverapi->calls);
+    free(s->serverapi);
+    s->serverapi = NULL;
+}
+
 static void do_call(h2o_req_t *req, const char *call, size_t call_len, json_t *body)
 {
     ag_server_t *s = ag_http_server(req);
@@ -225,7 +312,7 @@ static void do_call(h2o_req_t *req, const char *call, size_t call_len, json_t *b
         sn->p = p;
         s->store->ops->room_list(s->store, on_rooms, p);
     } else {
-        respond_error(req, 404, "no such call (publish, push, disconnect, members, rooms)");
+        call_ext(req, call, call_len, body);
     }
 }
 

@@ -476,9 +476,7 @@ static void welcome(ag_conn_t *c)
     json_t *w = json_pack("{s:s,s:s}", "welcome", c->server->config->general.welcomeMessage, "context", "api");
     ag_conn_send_json(c, w);
     json_decref(w);
-    const ag_hooks_t *h = c->server->hooks;
-    if (h != NULL && h->on_connect != NULL)
-        h->on_connect(c, h->data);
+    ag__hooks_connect(c);
 }
 
 static void on_connect_hook(void *data, const char *refusal, json_t *reply)
@@ -538,9 +536,7 @@ static void on_close(ag_conn_t *c, const ag_disconnect_t *why, void *unused)
     }
     ag__rooms_conn_closed(c);
     ag__actions_conn_closed(c);
-    const ag_hooks_t *h = c->server->hooks;
-    if (h != NULL && h->on_disconnect != NULL)
-        h->on_disconnect(c, why, h->data);
+    ag__hooks_disconnect(c, why);
 }
 
 /* A message the connection refused (over the message rate), answered as this layer answers a request that fails: an

@@ -86,7 +86,7 @@ class Server {
     env.ASAN_OPTIONS = env.ASAN_OPTIONS || 'detect_leaks=1:abort_on_error=0:exitcode=23:fast_unwind_on_malloc=0';
     env.LSAN_OPTIONS = env.LSAN_OPTIONS || `suppressions=${path.join(ROOT, 'spec', 'lsan.supp')}:print_suppressions=0`;
     env.UBSAN_OPTIONS = env.UBSAN_OPTIONS || 'print_stacktrace=1';
-    this.proc = spawn(BIN, ['--config', this.configPath, ...(this.opts.args || [])], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.proc = spawn(this.opts.bin || BIN, ['--config', this.configPath, ...(this.opts.args || [])], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     this.proc.stdout.on('data', (d) => (this.stderr += d));
     this.proc.stderr.on('data', (d) => (this.stderr += d));
     // a server's private Redis ends with it, whoever ends the server (a test may expect it to exit on its own)

@@ -317,6 +317,121 @@ static void test_api_bounds(void **state)
     fixture_drop(a);
 }
 
+static json_t *question(ag_conn_t *sender, const char *room, json_t *payload, void *data)
+{
+    char text[64];
+    snprintf(text, sizeof(text), "%s?", json_string_value(json_object_get(payload, "message")));
+    json_object_set_new(payload, "message", json_string(text));
+    return payload;
+}
+
+static int refusals_asked, chain_connects, chain_disconnects;
+static int refuse_r2(ag_conn_t *c, const char *room, const char **reject, void *data)
+{
+    refusals_asked++;
+    if (strcmp(room, "r2") == 0) {
+        *reject = data;
+        return 1;
+    }
+    return 0;
+}
+static void count_connect(ag_conn_t *c, void *data)
+{
+    chain_connects++;
+}
+static void count_disconnect(ag_conn_t *c, const ag_disconnect_t *why, void *data)
+{
+    chain_disconnects++;
+}
+
+static json_t *said(fake_t *f)
+{
+    json_t *m = NULL, *x;
+    while ((x = fixture_next(f)) != NULL) {
+        if (json_object_get(x, "message") != NULL) {
+            json_decref(m);
+            m = json_incref(x);
+        }
+        json_decref(x);
+    }
+    return m;
+}
+
+static int collect_room(const char *room, void *data)
+{
+    json_array_append_new(data, json_string(room));
+    return 0;
+}
+
+/* ag_hooks_add: the application's set first, then the added ones in order; ag_set_hooks leaves the added ones. On a
+ * node of its own: added sets cannot be removed. */
+static void test_hook_chain(void **state)
+{
+    ag_server_t *shared = srv;
+    srv = fixture_server("general:\n  startingChatRooms: [\"r1\", \"r2\"]\n");
+    ag_hooks_t app = {.on_say = shout, .on_connect = count_connect};
+    ag_set_hooks(srv, &app);
+    ag_hooks_t a = {.on_say = question, .on_join = refuse_r2, .on_connect = count_connect, .data = "refused by a"};
+    ag_hooks_t b = {.on_join = refuse_r2, .on_say_recipient = per_recipient, .on_disconnect = count_disconnect, .data = "by b"};
+    assert_int_equal(ag_hooks_add(srv, &a), AG_OK);
+    assert_int_equal(ag_hooks_add(srv, &b), AG_OK);
+    assert_int_equal(ag_hooks_add(srv, NULL), AG_EINVAL);
+
+    chain_connects = 0;
+    fake_t *f = joined("r1");
+    assert_int_equal(chain_connects, 2); /* the application's and a's */
+    refusals_asked = 0;
+    assert_json_text(fixture_ask(f, "{\"event\":\"roomAdd\",\"room\":\"r2\",\"messageId\":2}"),
+                     "{\"status\":\"Error: refused by a\",\"error\":\"Error: refused by a\",\"context\":\"response\","
+                     "\"data\":{},\"messageId\":2}");
+    assert_int_equal(refusals_asked, 1); /* b was not asked */
+
+    fixture_send(f, "{\"event\":\"say\",\"room\":\"r1\",\"message\":\"hey\"}");
+    json_t *m = said(f);
+    assert_string_equal(json_string_value(json_object_get(m, "message")), "hey!?"); /* the application's, then a's */
+    assert_string_equal(json_string_value(json_object_get(m, "to")), f->conn->id);  /* b's, per recipient */
+    json_decref(m);
+    fixture_send(f, "{\"event\":\"say\",\"room\":\"r1\",\"message\":\"drop\"}");
+    m = said(f);
+    assert_null(m); /* the application's set dropped it: a never saw it */
+
+    ag_set_hooks(srv, NULL);
+    fixture_send(f, "{\"event\":\"say\",\"room\":\"r1\",\"message\":\"x\"}");
+    m = said(f);
+    assert_string_equal(json_string_value(json_object_get(m, "message")), "x?");
+    json_decref(m);
+
+    /* the accessors a module reads a connection with */
+    ag_conn_t *c = f->conn;
+    assert_ptr_equal(ag_conn_find(srv, ag_conn_id(c)), c);
+    assert_null(ag_conn_find(srv, "nobody"));
+    assert_string_equal(ag_conn_fingerprint(c), ag_conn_id(c));
+    assert_string_equal(ag_conn_remote_ip(c), "127.0.0.1");
+    assert_int_equal(ag_conn_remote_port(c), 4242);
+    assert_string_equal(ag_conn_transport(c), "websocket");
+    assert_string_equal(ag_conn_protocol(c), "fake");
+    assert_null(ag_conn_user(c));
+    assert_null(ag_conn_data(c));
+    assert_ptr_equal(ag_conn_server(c), srv);
+    json_t *rooms = json_array();
+    assert_int_equal(ag_conn_rooms(c, collect_room, rooms), 1);
+    assert_string_equal(json_string_value(json_array_get(rooms, 0)), "r1");
+    json_decref(rooms);
+
+    /* bounded: 64 added sets */
+    int added = 2;
+    while (ag_hooks_add(srv, &a) == AG_OK && added < 1000)
+        added++;
+    assert_int_equal(added, 64);
+    assert_int_equal(ag_hooks_add(srv, &a), AG_EBUSY);
+
+    chain_disconnects = 0;
+    fixture_drop(f);
+    assert_int_equal(chain_disconnects, 1);
+    fixture_server_done(srv);
+    srv = shared;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -329,6 +444,7 @@ int main(void)
         cmocka_unit_test(test_join_api),
         cmocka_unit_test(test_index_order_and_members),
         cmocka_unit_test(test_api_bounds),
+        cmocka_unit_test(test_hook_chain),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
