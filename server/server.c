@@ -33,6 +33,7 @@
 #include "rooms.h"
 #include "session.h"
 #include "socketio.h"
+#include "token.h"
 #include "upstream.h"
 #include "backend.h"
 #include "serverapi.h"
@@ -172,6 +173,8 @@ static int modules_init(ag_server_t *s, char *errbuf, size_t errlen)
         return ret;
     if ((ret = ag_backend_init(s, errbuf, errlen)) != 0)
         return ret;
+    if ((ret = ag_token_init(s, errbuf, errlen)) != 0)
+        return ret;
     if (s->config->servers.web.enabled && (ret = ag__webapi_register(s, errbuf, errlen)) != 0)
         return ret;
     if ((ret = ag_serverapi_register(s, errbuf, errlen)) != 0)
@@ -207,6 +210,7 @@ static void modules_stop(ag_server_t *s)
 static void modules_dispose(ag_server_t *s)
 {
     ag_backend_dispose(s); /* its callbacks reach into the transports' state */
+    ag_token_dispose(s);
     ag_eio_dispose(s);
     ag_primus_dispose(s);
     ag_ws_dispose(s);

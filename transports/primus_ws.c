@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "backend.h"
+#include "token.h"
 #include "http.h"
 #include "limit.h"
 #include "ws.h"
@@ -185,9 +186,13 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     ag_http_peer_info(req, ip, &port);
     const char *fp = ag_http_query_param(req, cfg->servers.web.cookieKey);
     json_t *handshake = ag_backend_handshake_of(s, req); /* before the upgrade, while req is the handler's */
+    /* a refusal is Primus' own, over the socket (as the connect hook's): the session layer sends it */
+    json_t *claims;
+    ag_token_err_t terr = ag_token_check_request(s, req, 0, &claims);
     p->ws = ag_ws_upgrade(req, key, (size_t)cfg->servers.websocket.server.maxLength, &ws_callbacks, p);
     if (p->ws == NULL) {
         json_decref(handshake);
+        json_decref(claims);
         free(p);
         return -1;
     }
@@ -196,9 +201,11 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     if (!h2o_timeout_is_linked(&node->tick))
         h2o_timeout_link(s->loop, &node->heartbeat, &node->tick);
     h2o_linklist_insert(&node->all, &p->link);
-    ag_conn_info_t info = {fp, ip, port, "websocket", 0, NULL, handshake};
+    ag_conn_info_t info = {
+        fp, ip, port, "websocket", 0, NULL, handshake, claims, terr != AG_TOKEN_OK ? ag_token_client_error(terr) : NULL};
     p->conn = ag_conn_create(s, &primus_transport, p, &info);
     json_decref(handshake);
+    json_decref(claims);
     if (p->conn == NULL) {
         ag_ws_close(p->ws, 1011, "out of memory");
         return 0;
