@@ -51,8 +51,12 @@ static void transport_close(ag_conn_t *conn, void *self, const ag_disconnect_t *
     on_pending(conn, self);
     if (!why->reconnect)
         ag_ws_send(p->ws, PRIMUS_SERVER_CLOSE, sizeof(PRIMUS_SERVER_CLOSE) - 1, 0);
-    /* Primus ends with a close frame without a status code; the limits keep their codes so clients can tell. */
-    uint16_t code = why == &AG_DISCONNECT_TOO_BIG || why == &AG_DISCONNECT_SLOW || why == &AG_DISCONNECT_RATE ? why->code : 0;
+    /* Primus ends with a close frame without a status code; the limits and an expired token keep their codes so
+     * clients can tell (and fetch a fresh token before they come back). */
+    uint16_t code = why == &AG_DISCONNECT_TOO_BIG || why == &AG_DISCONNECT_SLOW || why == &AG_DISCONNECT_RATE ||
+                            why == &AG_DISCONNECT_TOKEN_EXPIRED
+                        ? why->code
+                        : 0;
     ag_ws_close(p->ws, code, why->reason);
 }
 
