@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/types.h>
 #include <jwt.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>

@@ -351,6 +351,17 @@ test('expiry: closed with "token expired" unless refreshed', async (t) => {
   });
 });
 
+test('the access log does not hold a token from the query', async (t) => {
+  const srv = await startServer({ config: { tokens: { secret: SECRET }, general: { accessLog: '-', logLevel: 'info' } } });
+  t.after(() => srv.stop());
+  const token = hs({ sub: 'logged' });
+  const res = await fetch(`${srv.url}/primus/?EIO=4&transport=polling&a=1&token=${token}&b=2`);
+  assert.strictEqual(res.status, 200);
+  await until(() => /access .*transport=polling/.test(srv.stderr), 'access line');
+  assert.match(srv.stderr, /&a=1&token=redacted&b=2 /);
+  assert.ok(!srv.stderr.includes(token.split('.')[2]), 'the access log holds the token');
+});
+
 test('refreshToken without tokens configured is an unknown verb', async (t) => {
   const srv = await startServer({});
   t.after(() => srv.stop());
