@@ -133,8 +133,10 @@ static char *sign(jwt_alg_t alg, const char *key, size_t key_len, const char *cl
 
 static ag_token_err_t verify(ag_token_verifier_t *v, const char *token, int64_t now, json_t **claims)
 {
-    json_t *ignored;
-    return ag_token_verify(v, token, strlen(token), now, claims != NULL ? claims : &ignored);
+    json_t *ignored = NULL;
+    ag_token_err_t err = ag_token_verify(v, token, strlen(token), now, claims != NULL ? claims : &ignored);
+    json_decref(ignored);
+    return err;
 }
 
 static void b64url(const unsigned char *in, size_t n, char *out)
