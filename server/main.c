@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "server.h"
+#include "token.h"
 
 static void usage(FILE *fp)
 {
@@ -88,6 +89,16 @@ int main(int argc, char **argv)
     if (cfg == NULL) {
         fprintf(stderr, "%s\n", config_path != NULL ? err : "out of memory");
         return 2;
+    }
+    /* the token keys are files the configuration names: a missing or unusable one is a configuration error too */
+    if (ag_token_configured(cfg)) {
+        ag_token_verifier_t *v = ag_token_verifier_create(cfg, err, sizeof(err));
+        if (v == NULL) {
+            fprintf(stderr, "%s:1: %s\n", config_path != NULL ? config_path : "(built-in defaults)", err);
+            ag_config_destroy(cfg);
+            return 2;
+        }
+        ag_token_verifier_destroy(v);
     }
     if (check_only) {
         printf("%s: ok\n", config_path != NULL ? config_path : "(built-in defaults)");

@@ -363,6 +363,11 @@ static ag_token_err_t connect_token(ag_sio_t *sio, const ag_sio_packet_t *p, jso
         return ag_token_check_text(sio->server, text, json_is_string(tok) ? json_string_length(tok) : 0, sio->remote_ip, claims);
     }
     if (sio->hs_claims != NULL) {
+        /* the engine.io session may CONNECT again long after its handshake: its token may have expired meanwhile */
+        json_t *exp = json_object_get(sio->hs_claims, "exp");
+        if (json_is_number(exp) &&
+            (double)(ag_now_ms() / 1000) >= json_number_value(exp) + (double)sio->server->config->tokens.leeway)
+            return AG_TOKEN_EXPIRED;
         *claims = json_incref(sio->hs_claims);
         return AG_TOKEN_OK;
     }

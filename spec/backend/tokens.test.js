@@ -10,9 +10,10 @@ const os = require('node:os');
 const path = require('node:path');
 const { Socket } = require('engine.io-client');
 const { io } = require('socket.io-client');
-const { startServer } = require('../lib/harness');
+const { execFileSync } = require('node:child_process');
+const { startServer, BIN } = require('../lib/harness');
 const { connect } = require('../lib/wsclient');
-const { connectSio } = require('../lib/sioclient');
+const { connectSio, rawEngine } = require('../lib/sioclient');
 const { startBackend } = require('../lib/backend');
 const { sign, now, keyPairs, b64url } = require('../lib/jwt');
 
@@ -236,6 +237,47 @@ test('tokens over socket.io: auth.token', async (t) => {
         socket.close();
       });
     }
+  }
+});
+
+test('socket.io: a token from the engine.io handshake that expired meanwhile does not CONNECT again', async (t) => {
+  const { srv } = await setup(t, {}, { hooks: false });
+  const exp = now() + 2;
+  const e = await rawEngine(srv, { query: { token: hs({ sub: 'again', exp }) } });
+  // socket.io packets on the engine.io session: 0 CONNECT, 1 DISCONNECT, 4 CONNECT_ERROR
+  e.socket.send('0');
+  assert.match(await e.take((m) => m.startsWith('0')), /^0\{"sid":/);
+  e.socket.send('1');
+  while (now() < exp) await sleep(100);
+  e.socket.send('0');
+  assert.strictEqual(await e.take((m) => m.startsWith('0') || m.startsWith('4')), '4{"message":"token expired"}');
+  e.socket.close();
+});
+
+test('a key file that cannot be used is a configuration error: exit status 2, one line', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ag-tokcfg-'));
+  try {
+    const bad = path.join(dir, 'bad.pem');
+    fs.writeFileSync(bad, 'not a key\n');
+    for (const [key, text] of [[path.join(dir, 'missing.pem'), /cannot open/], [bad, /holds no RSA or EC public key/]]) {
+      const cfg = path.join(dir, 'c.yaml');
+      fs.writeFileSync(cfg, `tokens:\n  publicKeyFile: "${key}"\n`);
+      for (const args of [['--check-config', '--config', cfg], ['--config', cfg, '--port', '0']]) {
+        let res;
+        try {
+          execFileSync(BIN, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 10000 });
+          res = { status: 0 };
+        } catch (e) {
+          res = e;
+        }
+        assert.strictEqual(res.status, 2, `${args.join(' ')}: ${res.stderr}`);
+        assert.match(res.stderr, new RegExp(`^${cfg.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:1: tokens.publicKeyFile: `));
+        assert.match(res.stderr, text);
+        assert.strictEqual(res.stderr.trim().split('\n').length, 1);
+      }
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
   }
 });
 
