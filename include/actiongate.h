@@ -74,6 +74,9 @@ extern const ag_disconnect_t AG_DISCONNECT_QUIT;            /* the client asked 
 extern const ag_disconnect_t AG_DISCONNECT_SERVER;          /* closed by the application: no reconnect */
 extern const ag_disconnect_t AG_DISCONNECT_KICKED;          /* closed by the server API, may come back */
 extern const ag_disconnect_t AG_DISCONNECT_REFUSED;         /* the connect hook refused it: no reconnect */
+extern const ag_disconnect_t AG_DISCONNECT_TOKEN_REFUSED;   /* its token was missing, invalid or expired at connect: no reconnect */
+extern const ag_disconnect_t AG_DISCONNECT_TOKEN_EXPIRED;   /* its token expired and was not refreshed: 4408, may come back
+                                                               with a fresh token */
 extern const ag_disconnect_t AG_DISCONNECT_SERVER_ERROR;    /* the server could not go on with it (out of memory) */
 extern const ag_disconnect_t AG_DISCONNECT_SHUTDOWN;        /* the node stops; come back later (destroyClientsOnShutdown false) */
 extern const ag_disconnect_t AG_DISCONNECT_SHUTDOWN_FINAL;  /* the node stops; do not come back (destroyClientsOnShutdown true) */

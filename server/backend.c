@@ -205,6 +205,8 @@ json_t *ag_backend_conn_params(const ag_conn_t *c)
         json_object_set(p, "data", c->hook_data);
     if (p != NULL && c->user != NULL)
         json_object_set_new(p, "user", json_string(c->user)); /* NULL (not set) when not UTF-8 */
+    if (p != NULL && c->claims != NULL)
+        json_object_set(p, "claims", c->claims);
     return p;
 }
 

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <yaml.h>
 #include "addr.h"
 #include "common.h"
@@ -131,6 +132,15 @@ static const ckey_t schema[] = {
     K("hooks.allowOnFailure", T_BOOL, hooks.allowOnFailure),
     K("serverApi.key", T_STR, serverApi.key),
     K("serverApi.prefix", T_STR, serverApi.prefix),
+    K("tokens.secret", T_STR, tokens.secret),
+    K("tokens.publicKeyFile", T_STR, tokens.publicKeyFile),
+    K("tokens.algorithms", T_LIST, tokens.algorithms),
+    K("tokens.require", T_BOOL, tokens.require),
+    K("tokens.leeway", T_INT, tokens.leeway),
+    K("tokens.audience", T_STR, tokens.audience),
+    K("tokens.issuer", T_STR, tokens.issuer),
+    K("tokens.queryParam", T_STR, tokens.queryParam),
+    K("tokens.maxBytes", T_INT, tokens.maxBytes),
     K("ops.metricsPath", T_STR, ops.metricsPath),
     K("ops.metricsKey", T_STR, ops.metricsKey),
     K("ops.healthPath", T_STR, ops.healthPath),
@@ -287,6 +297,15 @@ ag_config_t *ag_config_create_default(void)
     c->hooks.timeout = 3000;
     c->serverApi.key = strdup("");
     c->serverApi.prefix = strdup("/server");
+    c->tokens.secret = strdup("");
+    c->tokens.publicKeyFile = strdup("");
+    c->tokens.algorithms = list_of((const char *[]){NULL});
+    c->tokens.require = 0;
+    c->tokens.leeway = 0;
+    c->tokens.audience = strdup("");
+    c->tokens.issuer = strdup("");
+    c->tokens.queryParam = strdup("token");
+    c->tokens.maxBytes = 8192;
 
     c->ops.metricsPath = strdup("/metrics");
     c->ops.metricsKey = strdup("");
@@ -723,6 +742,54 @@ static const char *check_upstream(const ag_config_t *c, char *buf, size_t len)
     return NULL;
 }
 
+/* The algorithms tokens.algorithms may name (server/token.c checks each against its key). */
+static int is_token_alg(const char *a)
+{
+    static const char *const algs[] = {"HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "ES384", "ES512"};
+    for (size_t i = 0; i < sizeof(algs) / sizeof(algs[0]); i++)
+        if (strcmp(a, algs[i]) == 0)
+            return 1;
+    return 0;
+}
+
+static const char *check_tokens(const ag_config_t *c, char *buf, size_t len)
+{
+    const char *secret = c->tokens.secret, *key = c->tokens.publicKeyFile;
+    for (char **a = c->tokens.algorithms; *a != NULL; a++) {
+        if (strcasecmp(*a, "none") == 0)
+            return "tokens.algorithms: \"none\" can never be allowed (anyone could write such a token)";
+        if (!is_token_alg(*a)) {
+            snprintf(buf, len, "tokens.algorithms: unknown algorithm %.40s (HS256/384/512, RS256/384/512, ES256/384/512)", *a);
+            return buf;
+        }
+        if ((*a)[0] == 'H' && secret[0] == '\0') {
+            snprintf(buf, len, "tokens.algorithms: %s needs tokens.secret", *a);
+            return buf;
+        }
+        if ((*a)[0] != 'H' && key[0] == '\0') {
+            snprintf(buf, len, "tokens.algorithms: %s needs tokens.publicKeyFile", *a);
+            return buf;
+        }
+    }
+    if (secret[0] == '\0' && key[0] == '\0') {
+        if (c->tokens.require || c->tokens.algorithms[0] != NULL)
+            return "tokens: require and algorithms need tokens.secret or tokens.publicKeyFile";
+        return NULL;
+    }
+    /* an HMAC key shorter than the hash can be guessed from one token, offline (RFC 7518 3.2) */
+    if (secret[0] != '\0' && strlen(secret) < 32)
+        return "tokens.secret must be at least 32 bytes";
+    if (c->tokens.leeway < 0 || c->tokens.leeway > 86400)
+        return "tokens.leeway must be between 0 and 86400 seconds";
+    if (c->tokens.maxBytes < 64 || c->tokens.maxBytes > 65536)
+        return "tokens.maxBytes must be between 64 and 65536";
+    size_t qlen = strlen(c->tokens.queryParam);
+    if (qlen == 0 || qlen > 64 ||
+        strspn(c->tokens.queryParam, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.") != qlen)
+        return "tokens.queryParam must be 1 to 64 letters, digits, '_', '-' or '.'";
+    return NULL;
+}
+
 static ag_config_t *load_parser(yaml_parser_t *parser, const char *name, char *errbuf, size_t errlen)
 {
     ag_config_t *c = ag_config_create_default();
@@ -774,6 +841,8 @@ static ag_config_t *load_parser(yaml_parser_t *parser, const char *name, char *e
             problem = check_lists(c, listbuf, sizeof(listbuf));
         if (problem == NULL)
             problem = check_upstream(c, bad_url, sizeof(bad_url));
+        if (problem == NULL)
+            problem = check_tokens(c, bad_url, sizeof(bad_url));
         if (problem != NULL) {
             snprintf(errbuf, errlen, "%s:1: %s", name, problem);
             ret = -1;

@@ -144,6 +144,19 @@ typedef struct st_ag_config_t {
         char *prefix; /* its path prefix, "/server" */
     } serverApi;
     struct {
+        /* signed tokens (server/token.h); on when secret or publicKeyFile is set */
+        char *secret;        /* HMAC key for HS256/384/512, at least 32 bytes; "" = none */
+        char *publicKeyFile; /* PEM public key (RSA or EC) for RS* / ES*; "" = none */
+        char **algorithms;   /* allowed algs; empty = HS* with only a secret, RS* or ES* (by the key) with only a key, both
+                                with both; "none" is refused at load */
+        int require;         /* 1: a connection without a valid token is refused */
+        int leeway;          /* seconds of clock skew allowed on exp and nbf, 0 */
+        char *audience;      /* "" = aud not checked; else aud must name it */
+        char *issuer;        /* "" = iss not checked; else iss must equal it */
+        char *queryParam;    /* the handshake query parameter that carries a token, "token" */
+        int maxBytes;        /* longest token read, 8192 */
+    } tokens;
+    struct {
         char *metricsPath; /* "/metrics"; "" = no metrics endpoint */
         char *metricsKey;  /* "" = open; else /metrics wants "Authorization: Bearer <key>" */
         char *healthPath;  /* "/healthz"; "" = none */

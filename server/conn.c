@@ -19,6 +19,8 @@ const ag_disconnect_t AG_DISCONNECT_SERVER_ERROR = {1011, "server error", 1};
 const ag_disconnect_t AG_DISCONNECT_SHUTDOWN = {1001, "going away", 1};
 const ag_disconnect_t AG_DISCONNECT_SHUTDOWN_FINAL = {1001, "going away", 0};
 const ag_disconnect_t AG_DISCONNECT_RATE = {1008, "message rate exceeded", 0};
+const ag_disconnect_t AG_DISCONNECT_TOKEN_REFUSED = {4401, "token refused", 0};
+const ag_disconnect_t AG_DISCONNECT_TOKEN_EXPIRED = {4408, "token expired", 1};
 
 static const struct {
     const ag_disconnect_t *why;
@@ -36,6 +38,8 @@ static const struct {
     {&AG_DISCONNECT_SHUTDOWN, "shutdown"},
     {&AG_DISCONNECT_SHUTDOWN_FINAL, "shutdown_final"},
     {&AG_DISCONNECT_RATE, "message_rate"},
+    {&AG_DISCONNECT_TOKEN_REFUSED, "token_refused"},
+    {&AG_DISCONNECT_TOKEN_EXPIRED, "token_expired"},
 };
 
 size_t ag_disconnect_kind(const ag_disconnect_t *why)
@@ -57,6 +61,16 @@ void ag_conn_set_handler(ag_server_t *s, const ag_conn_handler_t *handler, void 
     s->conn_handler_data = data;
 }
 
+static void conn_free_fields(ag_conn_t *c)
+{
+    json_decref(c->hook_data);
+    json_decref(c->handshake);
+    json_decref(c->claims);
+    free(c->refused);
+    free(c->user);
+    free(c->fingerprint);
+}
+
 ag_conn_t *ag_conn_create(ag_server_t *server, const ag_transport_t *transport, void *self, const ag_conn_info_t *info)
 {
     ag_conn_t *c = calloc(1, sizeof(*c));
@@ -76,9 +90,13 @@ ag_conn_t *ag_conn_create(ag_server_t *server, const ag_transport_t *transport, 
     c->_rate_exempt = ag_limits_exempt(server, c->remote_ip);
     c->accepted = info->accepted;
     c->handshake = info->handshake != NULL ? json_incref(info->handshake) : NULL;
-    if (json_is_object(info->hook_data) && ag_conn_set_data(c, info->hook_data) != AG_OK) {
-        json_decref(c->handshake);
-        free(c->fingerprint);
+    /* a token's sub first: the connect hook's data.user, which the backend answered knowing the claims, comes after */
+    c->claims = json_is_object(info->claims) ? json_incref(info->claims) : NULL;
+    json_t *sub = json_object_get(c->claims, "sub");
+    if ((json_is_string(sub) && ag_conn_set_user(c, json_string_value(sub)) != AG_OK) ||
+        (info->refused != NULL && (c->refused = strdup(info->refused)) == NULL) ||
+        (json_is_object(info->hook_data) && ag_conn_set_data(c, info->hook_data) != AG_OK)) {
+        conn_free_fields(c);
         free(c);
         return NULL;
     }
@@ -86,10 +104,7 @@ ag_conn_t *ag_conn_create(ag_server_t *server, const ag_transport_t *transport, 
     c->_transport = transport;
     c->_transport_self = self;
     if (ag_map_set(&server->conns, c->id, c) != AG_OK) {
-        json_decref(c->hook_data);
-        free(c->user);
-        json_decref(c->handshake);
-        free(c->fingerprint);
+        conn_free_fields(c);
         free(c);
         return NULL;
     }
@@ -201,10 +216,7 @@ void ag_conn_release(ag_conn_t *c)
         return;
     queue_clear(c);
     free(c->_queue); /* no rooms left: the consumer left them when the connection finished (on_close) */
-    json_decref(c->hook_data);
-    json_decref(c->handshake);
-    free(c->user);
-    free(c->fingerprint);
+    conn_free_fields(c);
     free(c);
 }
 

@@ -80,6 +80,10 @@ typedef struct st_ag_conn_info_t {
     int accepted;
     json_t *hook_data;
     json_t *handshake;
+    /* a token's claims, already verified (server/token.h; borrowed): its string sub becomes the user */
+    json_t *claims;
+    /* the transport refuses the connection (a bad token): the session layer sends this text and closes it (borrowed) */
+    const char *refused;
 } ag_conn_info_t;
 
 typedef enum { AG_CONN_OPEN = 0, AG_CONN_CLOSING, AG_CONN_CLOSED } ag_conn_state_t;
@@ -106,6 +110,10 @@ struct st_ag_conn_t {
     json_t *handshake; /* for the connect hook, until it answered (server/session.c) */
     int accepted;      /* the connect hook allowed it (or there is none): its welcome went, the disconnect hook is due */
     struct st_ag_backend_call_t *hook_call; /* the connect hook in flight, for the session layer */
+    json_t *claims;          /* the verified token's claims (an object), or NULL; shown by detailsView, sent to hooks */
+    char *refused;           /* the transport's refusal text, until the session layer sent it (ag_conn_info_t) */
+    uint64_t token_deadline; /* wall-clock ms its token expires at (server/token.c) */
+    size_t token_slot;       /* 1 + its index in the token expiry heap, 0 when not watched */
 
     /* private */
     uint32_t _refcnt;

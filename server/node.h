@@ -34,9 +34,10 @@ struct st_ag_backend_t;      /* server/backend.c */
 struct st_ag_ops_t;          /* server/ops.c */
 struct st_ag_serverapi_t;    /* server/serverapi.c */
 struct st_ag_modules_t;      /* server/modules.c */
+struct st_ag_tokens_t;       /* server/token.c */
 
 /* Disconnect reasons counted apart: the AG_DISCONNECT_* constants, and one for any other (server/conn.c). */
-#define AG_DISCONNECT_KINDS 13
+#define AG_DISCONNECT_KINDS 15
 
 typedef struct st_ag_stats_t {
     uint64_t connections_opened, connections_closed;
@@ -95,6 +96,7 @@ struct st_ag_server_t {
     struct st_ag_sio_node_t *sio;
     struct st_ag_upstream_t *upstream; /* NULL without upstream.urls */
     struct st_ag_backend_t *backend;   /* NULL without hooks (server/backend.c) */
+    struct st_ag_tokens_t *tokens;     /* NULL without tokens.secret or tokens.publicKeyFile (server/token.c) */
     struct st_ag_ops_t *ops;
     struct st_ag_serverapi_t *serverapi; /* the calls modules added (ag_api_register); NULL until the first */
     struct st_ag_modules_t *modules;     /* the loaded shared objects; NULL without any */

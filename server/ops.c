@@ -436,6 +436,25 @@ static void add_path(ag_server_t *s, const char *path, int (*cb)(h2o_handler_t *
 
 /* --- access log --- */
 
+/* A token in a URL is a credential: its query parameter's value is written as "redacted" (in place, NUL-terminated). */
+static void redact_param(char *path, const char *name)
+{
+    size_t nlen = strlen(name);
+    for (char *p = strchr(path, '?'); p != NULL; p = strchr(p, '&')) {
+        p++;
+        if (strncmp(p, name, nlen) != 0 || p[nlen] != '=')
+            continue;
+        char *v = p + nlen + 1;
+        size_t vlen = strcspn(v, "&");
+        if (vlen >= 8) {
+            memcpy(v, "redacted", 8);
+            memmove(v + 8, v + vlen, strlen(v + vlen) + 1);
+        } else {
+            memset(v, '*', vlen);
+        }
+    }
+}
+
 static void on_access(h2o_logger_t *self, h2o_req_t *req)
 {
     (void)self;
@@ -446,6 +465,8 @@ static void on_access(h2o_logger_t *self, h2o_req_t *req)
     size_t len;
     char raw[sizeof(path)];
     snprintf(raw, sizeof(raw), "%.*s", (int)(req->path.len < sizeof(raw) - 1 ? req->path.len : sizeof(raw) - 1), req->path.base);
+    if (s->config->tokens.secret[0] != '\0' || s->config->tokens.publicKeyFile[0] != '\0')
+        redact_param(raw, s->config->tokens.queryParam);
     int json = strcmp(s->config->general.logFormat, "json") == 0;
     ag_log_escape(path, sizeof(path), raw, json);
     snprintf(raw, sizeof(raw), "%.*s", (int)(req->method.len < 31 ? req->method.len : 31), req->method.base);

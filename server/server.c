@@ -34,6 +34,7 @@
 #include "rooms.h"
 #include "session.h"
 #include "socketio.h"
+#include "token.h"
 #include "upstream.h"
 #include "backend.h"
 #include "scripts.h"
@@ -192,6 +193,8 @@ static int modules_init(ag_server_t *s, char *errbuf, size_t errlen)
         return ret;
     if ((ret = ag_backend_init(s, errbuf, errlen)) != 0)
         return ret;
+    if ((ret = ag_token_init(s, errbuf, errlen)) != 0)
+        return ret;
     if (s->config->servers.web.enabled && (ret = ag__webapi_register(s, errbuf, errlen)) != 0)
         return ret;
     if ((ret = ag_serverapi_register(s, errbuf, errlen)) != 0)
@@ -228,6 +231,7 @@ static void modules_stop(ag_server_t *s)
 static void modules_dispose(ag_server_t *s)
 {
     ag_backend_dispose(s); /* its callbacks reach into the transports' state */
+    ag_token_dispose(s);
     ag_eio_dispose(s);
     ag_primus_dispose(s);
     ag_ws_dispose(s);
@@ -660,6 +664,21 @@ static int apply_options(ag_config_t *cfg, const ag_options_t *o, char *errbuf, 
     return 0;
 }
 
+/* The token keys are files the configuration names: a missing or unusable one is a configuration error too. */
+static int check_token_keys(const ag_config_t *cfg, const char *name, char *errbuf, size_t errlen)
+{
+    if (!ag_token_configured(cfg))
+        return 0;
+    char err[512];
+    ag_token_verifier_t *v = ag_token_verifier_create(cfg, err, sizeof(err));
+    if (v == NULL) {
+        snprintf(errbuf, errlen, "%s:1: %s", name != NULL ? name : "(built-in defaults)", err);
+        return AG_ECONFIG;
+    }
+    ag_token_verifier_destroy(v);
+    return 0;
+}
+
 int ag_create_ex(const ag_options_t *opts, ag_server_t **out, char *errbuf, size_t errlen)
 {
     static const ag_options_t none;
@@ -674,6 +693,8 @@ int ag_create_ex(const ag_options_t *opts, ag_server_t **out, char *errbuf, size
         return AG_ECONFIG;
     }
     int ret = apply_options(cfg, o, errbuf, errlen);
+    if (ret == 0)
+        ret = check_token_keys(cfg, o->config_path, errbuf, errlen);
     if (ret != 0) {
         ag_config_destroy(cfg);
         return ret;
@@ -706,8 +727,9 @@ int ag_check_config(const char *config_path, char *errbuf, size_t errlen)
     ag_config_t *cfg = ag_config_load(config_path, errbuf, errlen);
     if (cfg == NULL)
         return AG_ECONFIG;
+    int ret = check_token_keys(cfg, config_path, errbuf, errlen);
     ag_config_destroy(cfg);
-    return 0;
+    return ret;
 }
 
 const char *ag_version(void)

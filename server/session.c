@@ -12,6 +12,7 @@
 #include "files.h"
 #include "rooms.h"
 #include "node.h"
+#include "token.h"
 
 /* --- codec helpers --- */
 
@@ -293,6 +294,8 @@ static json_t *details_view_with_data(ag_conn_t *c)
         json_object_set(d, "data", c->hook_data);
     if (d != NULL && c->user != NULL)
         json_object_set_new(d, "user", json_string(c->user));
+    if (d != NULL && c->claims != NULL)
+        json_object_set(d, "claims", c->claims);
     return d;
 }
 
@@ -370,6 +373,21 @@ static void room_verb(ag_conn_t *c, int verb, const char *room, const char *mess
     ag_backend_ask(c->server, (ag_hook_t)verb, params, c->fingerprint, c->remote_ip, on_verb_hook, h, NULL);
 }
 
+/* {"event":"refreshToken","token":"..."}: a new token for the same user moves the connection's deadline. */
+static void refresh_token(ag_conn_t *c, json_t *rest, const json_t *message_id)
+{
+    json_t *token = json_object_get(rest, "token");
+    ag_token_err_t err =
+        json_is_string(token) ? ag_token_refresh(c, json_string_value(token), json_string_length(token)) : AG_TOKEN_MISSING;
+    if (err == AG_TOKEN_OK) {
+        verb_error(c, NULL, json_true(), message_id);
+        return;
+    }
+    /* the error's data is the request without the token: the client has it, and it can be kilobytes */
+    json_object_del(rest, "token");
+    verb_error(c, ag_token_client_error(err), rest, message_id);
+}
+
 static void do_verb(ag_conn_t *c, const char *verb, json_t *rest, const json_t *message_id)
 {
     /* actionhero: room first, then the values of the other keys; an error's data is the request without room */
@@ -399,6 +417,8 @@ static void do_verb(ag_conn_t *c, const char *verb, json_t *rest, const json_t *
         else if (v != NULL)
             verb_ctx_free(v);
         free(message);
+    } else if (strcmp(verb, "refreshToken") == 0 && ag_token_enabled(c->server)) {
+        refresh_token(c, rest, message_id);
     } else if (strcmp(verb, "quit") == 0 || strcmp(verb, "exit") == 0) {
         ag_conn_close(c, &AG_DISCONNECT_QUIT);
     } else {
@@ -473,6 +493,7 @@ static void on_frame(ag_conn_t *c, const char *data, size_t len, int binary, voi
 static void welcome(ag_conn_t *c)
 {
     c->accepted = 1;
+    ag_token_watch(c); /* from now on its token's exp counts */
     json_t *w = json_pack("{s:s,s:s}", "welcome", c->server->config->general.welcomeMessage, "context", "api");
     ag_conn_send_json(c, w);
     json_decref(w);
@@ -507,6 +528,14 @@ static void on_connect_hook(void *data, const char *refusal, json_t *reply)
 static void on_open(ag_conn_t *c, void *unused)
 {
     (void)unused;
+    if (c->refused != NULL) {
+        /* the transport refused its token: the same refusal as the connect hook's, and the hook is not asked */
+        json_t *e = json_pack("{s:s,s:s}", "error", c->refused, "context", "api");
+        ag_conn_send_json(c, e);
+        json_decref(e);
+        ag_conn_close(c, &AG_DISCONNECT_TOKEN_REFUSED);
+        return;
+    }
     if (c->accepted || !ag_backend_has(c->server, AG_HOOK_CONNECT)) {
         welcome(c);
         return;
@@ -521,6 +550,7 @@ static void on_open(ag_conn_t *c, void *unused)
 static void on_close(ag_conn_t *c, const ag_disconnect_t *why, void *unused)
 {
     (void)unused;
+    ag_token_unwatch(c);
     if (c->hook_call != NULL) {
         ag_backend_cancel(c->hook_call);
         c->hook_call = NULL;

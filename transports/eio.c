@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "backend.h"
+#include "token.h"
 #include "http.h"
 #include "limit.h"
 #include <h2o/websocket.h>
@@ -445,18 +446,20 @@ typedef struct st_eio_handler_t {
     const char *path; /* the configuration's */
     ag__eio_attach_cb attach;
     int hook_at_handshake; /* the connect hook is asked before the handshake (else the upper asks it) */
+    int echo;              /* echo mode: no connections, no tokens */
 } eio_handler_t;
 
 /* Puts the upper on a fresh session (not in echo mode); info from the handshake request. hook_data non-NULL: the
- * connect hook answered before the handshake went on. */
-static void attach(ag__eio_session_t *s, const eio_handler_t *h, h2o_req_t *req, ag__eio_kind_t kind, json_t *hook_data)
+ * connect hook answered before the handshake went on. claims: the handshake's verified token, or NULL (borrowed). */
+static void attach(ag__eio_session_t *s, const eio_handler_t *h, h2o_req_t *req, ag__eio_kind_t kind, json_t *hook_data,
+                   json_t *claims)
 {
     static const char *const names[] = {"polling", "websocket", "sse"};
     char ip[64];
     int port;
     ag_http_peer_info(req, ip, &port);
     const char *fp = ag_http_query_param(req, s->server->config->servers.web.cookieKey);
-    ag_conn_info_t info = {fp, ip, port, names[kind], hook_data != NULL, hook_data, NULL};
+    ag_conn_info_t info = {fp, ip, port, names[kind], hook_data != NULL, hook_data, NULL, claims, NULL};
     /* an upper that asks the connect hook itself (socket.io, at its CONNECT) gets what the hook will be shown */
     if (!h->hook_at_handshake)
         info.handshake = ag_backend_handshake_of(s->server, req);
@@ -533,9 +536,9 @@ static int kind_of(const char *transport, ag__eio_kind_t *kind)
     return 0;
 }
 
-/* The handshake proper: a session, its first transport and the connection. Takes hook_data. */
+/* The handshake proper: a session, its first transport and the connection. Takes hook_data; claims borrowed. */
 static void handshake(ag_server_t *server, const eio_handler_t *h, h2o_req_t *req, ag__eio_kind_t kind, const char *key,
-                      json_t *hook_data)
+                      json_t *hook_data, json_t *claims)
 {
     ag__eio_session_t *s = session_create(server, req);
     if (s == NULL) {
@@ -552,7 +555,7 @@ static void handshake(ag_server_t *server, const eio_handler_t *h, h2o_req_t *re
     else
         ag__eio_sse_get(s, req);
     if (!s->closed)
-        attach(s, h, req, kind, hook_data);
+        attach(s, h, req, kind, hook_data, claims);
     json_decref(hook_data);
 }
 
@@ -565,6 +568,7 @@ typedef struct {
     ag__eio_kind_t kind;
     const char *key; /* a header of req */
     ag_backend_call_t *call;
+    json_t *claims; /* the handshake's verified token, or NULL */
 } pending_handshake_t;
 
 static void on_pending_handshake_gone(void *p)
@@ -573,6 +577,26 @@ static void on_pending_handshake_gone(void *p)
     if (ph->call != NULL)
         ag_backend_cancel(ph->call);
     ph->call = NULL;
+    json_decref(ph->claims);
+    ph->claims = NULL;
+}
+
+/* A handshake refused (by the connect hook, or for its token): engine.io's handshake error {code: 4, message}; a
+ * WebSocket upgrade gets the bare text. */
+static void respond_refused(h2o_req_t *req, const char *refusal)
+{
+    json_t *body = json_pack("{s:i,s:s}", "code", AG_EIO_ERR_FORBIDDEN, "message", refusal);
+    char *text = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
+    const char *out = text != NULL ? text : "{\"code\":4,\"message\":\"refused\"}";
+    if (req->upgrade.base != NULL) {
+        req->http1_is_persistent = 0;
+        ag_http_respond(req, 403, "Forbidden", "text/plain", refusal, strlen(refusal));
+    } else {
+        ag__eio_add_common_headers(req);
+        ag_http_respond(req, 403, "Forbidden", "application/json", out, strlen(out));
+    }
+    free(text);
+    json_decref(body);
 }
 
 static void on_connect_answer(void *data, const char *refusal, json_t *reply)
@@ -581,19 +605,7 @@ static void on_connect_answer(void *data, const char *refusal, json_t *reply)
     ph->call = NULL;
     h2o_req_t *req = ph->req;
     if (refusal != NULL) {
-        /* engine.io's handshake error: {code, message}; a WebSocket upgrade gets the bare text */
-        json_t *body = json_pack("{s:i,s:s}", "code", AG_EIO_ERR_FORBIDDEN, "message", refusal);
-        char *text = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
-        const char *out = text != NULL ? text : "{\"code\":4,\"message\":\"refused\"}";
-        if (req->upgrade.base != NULL) {
-            req->http1_is_persistent = 0;
-            ag_http_respond(req, 403, "Forbidden", "text/plain", refusal, strlen(refusal));
-        } else {
-            ag__eio_add_common_headers(req);
-            ag_http_respond(req, 403, "Forbidden", "application/json", out, strlen(out));
-        }
-        free(text);
-        json_decref(body);
+        respond_refused(req, refusal);
         return;
     }
     if (ph->server->stopping) {
@@ -602,15 +614,17 @@ static void on_connect_answer(void *data, const char *refusal, json_t *reply)
         return;
     }
     json_t *d = json_object_get(reply, "data");
-    handshake(ph->server, ph->handler, req, ph->kind, ph->key, json_is_object(d) ? json_incref(d) : json_object());
+    handshake(ph->server, ph->handler, req, ph->kind, ph->key, json_is_object(d) ? json_incref(d) : json_object(), ph->claims);
 }
 
-static void ask_connect(ag_server_t *server, const eio_handler_t *h, h2o_req_t *req, ag__eio_kind_t kind, const char *key)
+/* Takes claims. */
+static void ask_connect(ag_server_t *server, const eio_handler_t *h, h2o_req_t *req, ag__eio_kind_t kind, const char *key,
+                        json_t *claims)
 {
     static const char *const names[] = {"polling", "websocket", "sse"};
     /* one reference, the pool's: dropped when the request goes */
     pending_handshake_t *ph = h2o_mem_alloc_shared(&req->pool, sizeof(*ph), on_pending_handshake_gone);
-    *ph = (pending_handshake_t){server, h, req, kind, key, NULL};
+    *ph = (pending_handshake_t){server, h, req, kind, key, NULL, claims};
     char ip[64];
     int port;
     ag_http_peer_info(req, ip, &port);
@@ -621,6 +635,11 @@ static void ask_connect(ag_server_t *server, const eio_handler_t *h, h2o_req_t *
         json_object_set_new(params, "transport", json_string(names[kind]));
         if (fp != NULL && fp[0] != '\0')
             json_object_set_new(params, "fingerprint", json_string(fp));
+        json_t *sub = json_object_get(claims, "sub");
+        if (json_is_string(sub))
+            json_object_set(params, "user", sub);
+        if (claims != NULL)
+            json_object_set(params, "claims", claims);
     }
     ag_backend_ask(server, AG_HOOK_CONNECT, params, fp, ip, on_connect_answer, ph, &ph->call);
 }
@@ -720,11 +739,22 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         ag_limits_respond_refused(req);
         return 0;
     }
+    /* the token first, then the connect hook; an upper that reads a token of its own (socket.io's CONNECT auth) may
+     * still get one when the handshake has none */
+    json_t *claims = NULL;
+    if (!h->echo) {
+        ag_token_err_t terr = ag_token_check_request(server, req, !h->hook_at_handshake, &claims);
+        if (terr != AG_TOKEN_OK) {
+            respond_refused(req, ag_token_client_error(terr));
+            return 0;
+        }
+    }
     if (h->hook_at_handshake && ag_backend_has(server, AG_HOOK_CONNECT)) {
-        ask_connect(server, h, req, kind, key);
+        ask_connect(server, h, req, kind, key, claims);
         return 0;
     }
-    handshake(server, h, req, kind, key, json_object());
+    handshake(server, h, req, kind, key, json_object(), claims);
+    json_decref(claims);
     return 0;
 }
 
@@ -757,6 +787,7 @@ int ag_eio_serve(ag_server_t *s, const char *path, ag__eio_attach_cb attach, int
     /* echo mode is the endpoint's, whatever the path would carry */
     h->attach = s->config->servers.websocket.server.echo ? ag__eio_attach_echo : attach;
     h->hook_at_handshake = hook_at_handshake && !s->config->servers.websocket.server.echo; /* echo has no connections */
+    h->echo = s->config->servers.websocket.server.echo;
     return 0;
 }
 

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "backend.h"
+#include "token.h"
 #include "http.h"
 #include "limit.h"
 #include "ws.h"
@@ -50,8 +51,12 @@ static void transport_close(ag_conn_t *conn, void *self, const ag_disconnect_t *
     on_pending(conn, self);
     if (!why->reconnect)
         ag_ws_send(p->ws, PRIMUS_SERVER_CLOSE, sizeof(PRIMUS_SERVER_CLOSE) - 1, 0);
-    /* Primus ends with a close frame without a status code; the limits keep their codes so clients can tell. */
-    uint16_t code = why == &AG_DISCONNECT_TOO_BIG || why == &AG_DISCONNECT_SLOW || why == &AG_DISCONNECT_RATE ? why->code : 0;
+    /* Primus ends with a close frame without a status code; the limits and an expired token keep their codes so
+     * clients can tell (and fetch a fresh token before they come back). */
+    uint16_t code = why == &AG_DISCONNECT_TOO_BIG || why == &AG_DISCONNECT_SLOW || why == &AG_DISCONNECT_RATE ||
+                            why == &AG_DISCONNECT_TOKEN_EXPIRED
+                        ? why->code
+                        : 0;
     ag_ws_close(p->ws, code, why->reason);
 }
 
@@ -185,9 +190,13 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     ag_http_peer_info(req, ip, &port);
     const char *fp = ag_http_query_param(req, cfg->servers.web.cookieKey);
     json_t *handshake = ag_backend_handshake_of(s, req); /* before the upgrade, while req is the handler's */
+    /* a refusal is Primus' own, over the socket (as the connect hook's): the session layer sends it */
+    json_t *claims;
+    ag_token_err_t terr = ag_token_check_request(s, req, 0, &claims);
     p->ws = ag_ws_upgrade(req, key, (size_t)cfg->servers.websocket.server.maxLength, &ws_callbacks, p);
     if (p->ws == NULL) {
         json_decref(handshake);
+        json_decref(claims);
         free(p);
         return -1;
     }
@@ -196,9 +205,11 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     if (!h2o_timeout_is_linked(&node->tick))
         h2o_timeout_link(s->loop, &node->heartbeat, &node->tick);
     h2o_linklist_insert(&node->all, &p->link);
-    ag_conn_info_t info = {fp, ip, port, "websocket", 0, NULL, handshake};
+    ag_conn_info_t info = {
+        fp, ip, port, "websocket", 0, NULL, handshake, claims, terr != AG_TOKEN_OK ? ag_token_client_error(terr) : NULL};
     p->conn = ag_conn_create(s, &primus_transport, p, &info);
     json_decref(handshake);
+    json_decref(claims);
     if (p->conn == NULL) {
         ag_ws_close(p->ws, 1011, "out of memory");
         return 0;

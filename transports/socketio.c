@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "backend.h"
+#include "token.h"
 #include "http.h"
 #include "rooms.h"
 
@@ -46,6 +47,8 @@ struct st_ag_sio_t {
     ag_backend_call_t *hook_call; /* the connect hook, asked at CONNECT */
     json_t *handshake;            /* what the engine.io handshake tells the connect hook, or NULL */
     char *hook_fp;                /* the fingerprint the CONNECT named, while the hook works */
+    json_t *hs_claims;            /* the engine.io handshake's verified token, or NULL */
+    json_t *hook_claims;          /* the CONNECT's token claims, while the hook works */
 };
 
 /* The node's socket.io state (s->sio). */
@@ -277,6 +280,7 @@ ag_sio_t *ag_sio_create(ag_server_t *s, const ag_sio_lower_t *lower, void *lower
     sio->remote_port = info->remote_port;
     sio->transport_name = info->transport_name != NULL ? info->transport_name : "polling";
     sio->handshake = info->handshake != NULL ? json_incref(info->handshake) : NULL;
+    sio->hs_claims = info->claims != NULL ? json_incref(info->claims) : NULL;
     sio->connect_timer.cb = on_connect_timeout;
     if (s->sio->started)
         h2o_timeout_link(s->loop, &s->sio->connect_timeout, &sio->connect_timer);
@@ -291,9 +295,11 @@ static void fail(ag_sio_t *sio, const char *what)
     lower_close(sio);
 }
 
-static void attach_conn(ag_sio_t *sio, const char *fp, json_t *hook_data)
+/* claims: the verified token, or NULL (borrowed). */
+static void attach_conn(ag_sio_t *sio, const char *fp, json_t *hook_data, json_t *claims)
 {
-    ag_conn_info_t info = {fp, sio->remote_ip, sio->remote_port, sio->transport_name, hook_data != NULL, hook_data, NULL};
+    ag_conn_info_t info = {fp,  sio->remote_ip, sio->remote_port, sio->transport_name, hook_data != NULL, hook_data, NULL, claims,
+                           NULL};
     sio->creating = 1;
     sio->conn = ag_conn_create(sio->server, &sio_transport, sio, &info);
     sio->creating = 0;
@@ -310,28 +316,59 @@ static void attach_conn(ag_sio_t *sio, const char *fp, json_t *hook_data)
     lower_kick(sio);
 }
 
+/* socket.io's refusal from a middleware: CONNECT_ERROR with the text; the session stays until connectTimeout. */
+static void connect_error(ag_sio_t *sio, const char *refusal)
+{
+    json_t *body = json_pack("{s:s}", "message", refusal);
+    char *text = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
+    if (text != NULL)
+        out_push(sio, ag_sio_encode(AG_SIO_CONNECT_ERROR, NULL, -1, NULL, text, strlen(text), NULL), 0);
+    free(text);
+    json_decref(body);
+    lower_kick(sio);
+}
+
 static void on_connect_answer(void *data, const char *refusal, json_t *reply)
 {
     ag_sio_t *sio = data;
     sio->hook_call = NULL;
     char *fp = sio->hook_fp;
     sio->hook_fp = NULL;
+    json_t *claims = sio->hook_claims;
+    sio->hook_claims = NULL;
     if (refusal != NULL) {
-        /* socket.io's refusal from a middleware: CONNECT_ERROR with the text; the session stays until connectTimeout */
-        json_t *body = json_pack("{s:s}", "message", refusal);
-        char *text = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
-        if (text != NULL)
-            out_push(sio, ag_sio_encode(AG_SIO_CONNECT_ERROR, NULL, -1, NULL, text, strlen(text), NULL), 0);
-        free(text);
-        json_decref(body);
-        lower_kick(sio);
+        connect_error(sio, refusal);
     } else {
         json_t *d = json_object_get(reply, "data");
         json_t *hook_data = json_is_object(d) ? json_incref(d) : json_object();
-        attach_conn(sio, fp, hook_data);
+        attach_conn(sio, fp, hook_data, claims);
         json_decref(hook_data);
     }
+    json_decref(claims);
     free(fp);
+}
+
+/* The CONNECT's token: auth.token, else the engine.io handshake's (query or Authorization header). Checked first;
+ * AG_TOKEN_OK with *claims a new reference or NULL. */
+static ag_token_err_t connect_token(ag_sio_t *sio, const ag_sio_packet_t *p, json_t **claims)
+{
+    *claims = NULL;
+    json_t *tok = json_object_get(p->data, "token");
+    if (tok != NULL) {
+        /* a token that is not a string is presented and invalid, not absent */
+        const char *text = json_is_string(tok) ? json_string_value(tok) : "";
+        return ag_token_check_text(sio->server, text, json_is_string(tok) ? json_string_length(tok) : 0, sio->remote_ip, claims);
+    }
+    if (sio->hs_claims != NULL) {
+        /* the engine.io session may CONNECT again long after its handshake: its token may have expired meanwhile */
+        json_t *exp = json_object_get(sio->hs_claims, "exp");
+        if (json_is_number(exp) &&
+            (double)(ag_now_ms() / 1000) >= json_number_value(exp) + (double)sio->server->config->tokens.leeway)
+            return AG_TOKEN_EXPIRED;
+        *claims = json_incref(sio->hs_claims);
+        return AG_TOKEN_OK;
+    }
+    return ag_token_check_text(sio->server, NULL, 0, sio->remote_ip, claims);
 }
 
 static void on_connect(ag_sio_t *sio, const ag_sio_packet_t *p)
@@ -341,8 +378,15 @@ static void on_connect(ag_sio_t *sio, const ag_sio_packet_t *p)
     /* A page that cannot put the fingerprint in the URL may pass it in the CONNECT auth payload. */
     if (fp == NULL && json_is_string(json_object_get(p->data, cookie_key)))
         fp = json_string_value(json_object_get(p->data, cookie_key));
+    json_t *claims;
+    ag_token_err_t terr = connect_token(sio, p, &claims);
+    if (terr != AG_TOKEN_OK) {
+        connect_error(sio, ag_token_client_error(terr));
+        return;
+    }
     if (!ag_backend_has(sio->server, AG_HOOK_CONNECT)) {
-        attach_conn(sio, fp, NULL);
+        attach_conn(sio, fp, NULL, claims);
+        json_decref(claims);
         return;
     }
     json_t *params = sio->handshake != NULL ? json_deep_copy(sio->handshake) : json_object();
@@ -352,8 +396,14 @@ static void on_connect(ag_sio_t *sio, const ag_sio_packet_t *p)
         if (fp != NULL)
             json_object_set_new(params, "fingerprint", json_string(fp));
         json_object_set(params, "auth", json_is_object(p->data) ? p->data : json_null());
+        json_t *sub = json_object_get(claims, "sub");
+        if (json_is_string(sub))
+            json_object_set(params, "user", sub);
+        if (claims != NULL)
+            json_object_set(params, "claims", claims);
     }
     sio->hook_fp = fp != NULL ? strdup(fp) : NULL;
+    sio->hook_claims = claims;
     ag_backend_ask(sio->server, AG_HOOK_CONNECT, params, fp, sio->remote_ip, on_connect_answer, sio, &sio->hook_call);
 }
 
@@ -552,6 +602,8 @@ void ag_sio_on_gone(ag_sio_t *sio, const ag_disconnect_t *why)
     sio->hook_call = NULL;
     free(sio->hook_fp);
     json_decref(sio->handshake);
+    json_decref(sio->hs_claims);
+    json_decref(sio->hook_claims);
     detach(sio, sio->why != NULL ? sio->why : why);
     ag_frame_t *f;
     while ((f = out_pop(sio)) != NULL)

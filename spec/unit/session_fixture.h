@@ -57,7 +57,7 @@ static inline void fixture_server_done(ag_server_t *s)
 static inline fake_t *fixture_conn(ag_server_t *s, const char *fingerprint)
 {
     fake_t *f = calloc(1, sizeof(*f));
-    ag_conn_info_t info = {fingerprint, "127.0.0.1", 4242, "websocket", 0, NULL, NULL};
+    ag_conn_info_t info = {fingerprint, "127.0.0.1", 4242, "websocket", 0, NULL, NULL, NULL, NULL};
     f->conn = ag_conn_create(s, &fake_transport, f, &info);
     assert_non_null(f->conn);
     return f;

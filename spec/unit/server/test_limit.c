@@ -118,7 +118,7 @@ static void test_trusted_proxies_are_exempt(void **state)
     assert_true(ag_limits_exempt(s, "10.9.8.7"));
     assert_false(ag_limits_exempt(s, "127.0.0.1"));
     fake_t *f = calloc(1, sizeof(*f));
-    ag_conn_info_t info = {NULL, "10.9.8.7", 4242, "websocket", 0, NULL, NULL};
+    ag_conn_info_t info = {NULL, "10.9.8.7", 4242, "websocket", 0, NULL, NULL, NULL, NULL};
     assert_non_null(f->conn = ag_conn_create(s, &fake_transport, f, &info));
     fixture_drain(f);
     for (int i = 0; i < 20; i++) {

@@ -37,7 +37,7 @@ static int teardown(void **state)
 
 static ag_sio_t *open_sio(lower_t *l, const char *fingerprint)
 {
-    ag_conn_info_t info = {fingerprint, "127.0.0.1", 4242, "polling", 0, NULL, NULL};
+    ag_conn_info_t info = {fingerprint, "127.0.0.1", 4242, "polling", 0, NULL, NULL, NULL, NULL};
     ag_sio_t *sio = ag_sio_create(srv, &fake_lower, l, &info);
     assert_non_null(sio);
     return sio;
