@@ -131,6 +131,8 @@ static const ckey_t schema[] = {
     K("hooks.allowOnFailure", T_BOOL, hooks.allowOnFailure),
     K("serverApi.key", T_STR, serverApi.key),
     K("serverApi.prefix", T_STR, serverApi.prefix),
+    K("serverApi.timeout", T_INT, serverApi.timeout),
+    K("serverApi.maxFanout", T_INT, serverApi.maxFanout),
     K("ops.metricsPath", T_STR, ops.metricsPath),
     K("ops.metricsKey", T_STR, ops.metricsKey),
     K("ops.healthPath", T_STR, ops.healthPath),
@@ -286,6 +288,8 @@ ag_config_t *ag_config_create_default(void)
     c->hooks.timeout = 3000;
     c->serverApi.key = strdup("");
     c->serverApi.prefix = strdup("/server");
+    c->serverApi.timeout = 2000;
+    c->serverApi.maxFanout = 10000;
 
     c->ops.metricsPath = strdup("/metrics");
     c->ops.metricsKey = strdup("");
@@ -699,6 +703,10 @@ static const char *check_upstream(const ag_config_t *c, char *buf, size_t len)
         return "serverApi.prefix must be a path like /server (no trailing slash)";
     if (c->serverApi.key[0] != '\0' && strlen(c->serverApi.key) < 16)
         return "serverApi.key must be at least 16 characters";
+    if (c->serverApi.timeout < 1 || c->serverApi.timeout > 60000)
+        return "serverApi.timeout must be from 1 to 60000 (ms)";
+    if (c->serverApi.maxFanout < 1)
+        return "serverApi.maxFanout must be at least 1";
     if (c->hooks.timeout < 1)
         return "hooks.timeout must be at least 1 ms";
     const char *named[] = {c->hooks.connect, c->hooks.disconnect, c->hooks.roomAdd, c->hooks.roomLeave, c->hooks.say};
