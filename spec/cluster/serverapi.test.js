@@ -192,3 +192,19 @@ test('a node killed: its connections stop being found, the node list drops it', 
   assert.deepStrictEqual(await api(n2, 'push', { user: 'dan', data: { n: 4 } }), { status: 200, body: { ok: true, count: 1 } });
   await e.next((f) => f.n === 4);
 });
+
+test('Redis away: what this node settles is answered, the rest is 503', async (t) => {
+  const cl = await setup(t);
+  const [n0] = cl.nodes;
+  const a = await user(n0, 'amy', 'fp-amy');
+  t.after(() => a.close());
+  await cl.redis.stop(); // the teardown finds it stopped
+  // the connection is here: no need for the registry
+  assert.deepStrictEqual(await api(n0, 'push', { connectionId: a.id, data: { still: 1 } }), { status: 200, body: { ok: true } });
+  await a.next((f) => f.still === 1);
+  for (const [call, body] of [['push', { connectionId: 'nobody', data: { a: 1 } }], ['push', { user: 'amy', data: { a: 1 } }], ['nodes', {}]]) {
+    const r = await api(n0, call, body);
+    assert.strictEqual(r.status, 503, `${call} ${JSON.stringify(r.body)}`);
+    assert.match(r.body.error, /^the other nodes cannot be asked: redis /);
+  }
+});
