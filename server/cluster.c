@@ -11,6 +11,10 @@
 #define ROUTES_PRUNE_AT 64
 /* the per-boot secret of a node: 22 characters of the sid alphabet, 132 random bits */
 #define TOKEN_LEN 22
+/* calls waiting for other nodes at once (each holds an API request); more are refused until some end */
+#define MAX_CALLS 1024
+/* a node id is at most this long (ag_server_t.node_id) */
+#define NODE_ID_MAX 64
 /* a request header older nodes used between themselves; nothing believes it any more, it is only removed */
 #define OLD_LOCAL_HEADER "x-actiongate-route-local"
 
@@ -40,7 +44,30 @@ struct st_ag_cluster_t {
     h2o_linklist_t lookups;
     ag_cluster_push_receiver_fn push_receiver;
     ag_cluster_rpc_receiver_fn rpc_receiver;
+    ag_cluster_call_receiver_fn call_receiver;
+    /* calls waiting for other nodes: all of them in open_calls; by id, those published, in calls */
+    h2o_linklist_t open_calls;
+    size_t num_open_calls;
+    ag_map_t calls;
+    uint64_t next_call;
+    h2o_timeout_t call_timeout;
+    char reply_channel[NODE_ID_MAX + 8]; /* "_reply:<node id>": where the other nodes answer this node's calls */
     ag_cluster_stats_t stats;
+};
+
+struct st_ag_cluster_call_t {
+    ag_cluster_t *c; /* NULL once the cluster is gone */
+    char id[24];
+    json_t *call, *nodes, *answers;
+    size_t expected, answered; /* other nodes listed, and those of them that answered */
+    ag_cluster_call_enough_fn enough;
+    ag_cluster_call_done_fn done;
+    void *data;
+    h2o_timeout_entry_t timer;
+    h2o_linklist_t link; /* in c->open_calls while it waits */
+    int refs;            /* the caller's until done or cancel, the registry read's while it is in flight */
+    int finished;
+    int published; /* in c->calls */
 };
 
 /* An owner lookup in the registry while the request waits. The request may go away first (HTTP/2 reset, shutdown): a
@@ -373,6 +400,9 @@ int ag_cluster_forward_push(ag_server_t *s, const char *conn_id, const json_t *o
     return 0;
 }
 
+static void on_call_in(ag_cluster_t *c, const json_t *msg);
+static void on_reply_in(ag_cluster_t *c, const json_t *msg);
+
 static void on_node_event(void *data, const char *channel, const char *payload, size_t len)
 {
     ag_cluster_t *c = data;
@@ -381,16 +411,220 @@ static void on_node_event(void *data, const char *channel, const char *payload, 
             c->rpc_receiver(c->server, payload, len);
         return;
     }
+    if (strcmp(channel, c->reply_channel) == 0) {
+        json_t *msg = json_loadb(payload, len, 0, NULL);
+        on_reply_in(c, msg);
+        json_decref(msg);
+        return;
+    }
     if (strcmp(channel, "_cluster") != 0)
         return;
     json_t *msg = json_loadb(payload, len, 0, NULL);
     const char *type = json_string_value(json_object_get(msg, "type"));
+    if (type != NULL && strcmp(type, "call") == 0) {
+        on_call_in(c, msg);
+        json_decref(msg);
+        return;
+    }
     const char *to = json_string_value(json_object_get(msg, "to"));
     json_t *obj = json_object_get(msg, "msg");
     if (type != NULL && strcmp(type, "push") == 0 && to != NULL && json_is_object(obj) && c->push_receiver != NULL &&
         c->push_receiver(c->server, to, obj) == 0)
         c->stats.pushes_in++;
     json_decref(msg);
+}
+
+/* --- calls to every node --- */
+
+void ag_cluster_set_call_receiver(ag_server_t *s, ag_cluster_call_receiver_fn fn)
+{
+    if (s->cluster != NULL)
+        s->cluster->call_receiver = fn;
+}
+
+static void call_release(ag_cluster_call_t *k)
+{
+    if (--k->refs != 0)
+        return;
+    json_decref(k->call);
+    json_decref(k->nodes);
+    json_decref(k->answers);
+    free(k);
+}
+
+/* No longer waiting: off the timer, the id map and the open list. */
+static void call_end(ag_cluster_call_t *k)
+{
+    k->finished = 1;
+    if (h2o_timeout_is_linked(&k->timer))
+        h2o_timeout_unlink(&k->timer);
+    if (h2o_linklist_is_linked(&k->link)) {
+        h2o_linklist_unlink(&k->link);
+        k->c->num_open_calls--;
+    }
+    if (k->published)
+        ag_map_del(&k->c->calls, k->id);
+    k->published = 0;
+}
+
+static void call_finish(ag_cluster_call_t *k, const char *err)
+{
+    if (k->finished)
+        return;
+    call_end(k);
+    k->done(k->data, k->nodes, k->answers, err);
+    call_release(k);
+}
+
+void ag_cluster_call_cancel(ag_cluster_call_t *k)
+{
+    if (k == NULL)
+        return;
+    if (!k->finished) /* else the cluster went first and ended it: the caller's reference is still here */
+        call_end(k);
+    call_release(k);
+}
+
+static void on_call_timeout(h2o_timeout_entry_t *entry)
+{
+    ag_cluster_call_t *k = H2O_STRUCT_FROM_MEMBER(ag_cluster_call_t, timer, entry);
+    k->c->stats.call_timeouts++;
+    call_finish(k, NULL);
+}
+
+static int add_node(json_t *nodes, const char *id, const char *address)
+{
+    return json_array_append_new(nodes, json_pack("{s:s,s:s}", "id", id, "address", address));
+}
+
+static void call_publish(ag_cluster_call_t *k)
+{
+    ag_cluster_t *c = k->c;
+    json_t *msg = json_pack("{s:s,s:s,s:s,s:O}", "type", "call", "id", k->id, "from", c->server->node_id, "call", k->call);
+    char *text = msg != NULL ? json_dumps(msg, JSON_COMPACT) : NULL;
+    json_decref(msg);
+    if (text == NULL || ag_map_set(&c->calls, k->id, k) != 0) {
+        free(text);
+        call_finish(k, "out of memory");
+        return;
+    }
+    k->published = 1;
+    h2o_timeout_link(c->server->loop, &c->call_timeout, &k->timer);
+    c->stats.calls_out++;
+    /* a publish that fails (Redis away) leaves the call to its deadline, as a node that does not answer would */
+    c->store->ops->publish(c->store, "_cluster", text, strlen(text), NULL, NULL);
+    free(text);
+}
+
+/* The registry's live nodes: the call goes to every one but this node. */
+static void on_node_list(void *data, const char *err, json_t *result)
+{
+    ag_cluster_call_t *k = data;
+    if (!k->finished && err != NULL) {
+        call_finish(k, err);
+    } else if (!k->finished) {
+        size_t i;
+        json_t *e;
+        json_array_foreach(result, i, e)
+        {
+            const char *id = json_string_value(json_object_get(e, "id"));
+            if (id == NULL || strcmp(id, k->c->server->node_id) == 0 || json_array_append(k->nodes, e) != 0)
+                continue;
+            k->expected++;
+        }
+        if (k->expected == 0)
+            call_finish(k, NULL);
+        else
+            call_publish(k);
+    }
+    call_release(k);
+}
+
+ag_cluster_call_t *ag_cluster_call(ag_server_t *s, const json_t *call, ag_cluster_call_enough_fn enough,
+                                   ag_cluster_call_done_fn done, void *data)
+{
+    ag_cluster_t *c = s->cluster;
+    ag_cluster_call_t *k = calloc(1, sizeof(*k));
+    if (k == NULL || (k->nodes = json_array()) == NULL || (k->answers = json_object()) == NULL ||
+        add_node(k->nodes, s->node_id, c != NULL ? c->address : "") != 0) {
+        if (k != NULL) {
+            json_decref(k->nodes);
+            json_decref(k->answers);
+        }
+        free(k);
+        done(data, NULL, NULL, "out of memory");
+        return NULL;
+    }
+    k->c = c;
+    k->call = json_incref((json_t *)call); /* jansson counts references on const values too */
+    k->enough = enough;
+    k->done = done;
+    k->data = data;
+    k->timer.cb = on_call_timeout;
+    k->refs = 2; /* the caller's, and this function's until it returns */
+    json_t *here = c != NULL && c->call_receiver != NULL ? c->call_receiver(s, call) : NULL;
+    if (here != NULL)
+        json_object_set_new(k->answers, s->node_id, here);
+    if (c == NULL || !c->clustered || (here != NULL && enough != NULL && enough(data, here))) {
+        call_finish(k, NULL);
+    } else if (c->num_open_calls >= MAX_CALLS) {
+        call_finish(k, "too many calls in flight");
+    } else {
+        snprintf(k->id, sizeof(k->id), "%llu", (unsigned long long)++c->next_call);
+        h2o_linklist_insert(&c->open_calls, &k->link);
+        c->num_open_calls++;
+        k->refs++; /* the registry read's */
+        c->store->ops->node_list(c->store, on_node_list, k);
+    }
+    ag_cluster_call_t *ret = k->finished ? NULL : k;
+    call_release(k);
+    return ret;
+}
+
+/* Another node's call: run here, answered on its reply channel. */
+static void on_call_in(ag_cluster_t *c, const json_t *msg)
+{
+    const char *id = json_string_value(json_object_get(msg, "id"));
+    const char *from = json_string_value(json_object_get(msg, "from"));
+    json_t *call = json_object_get(msg, "call");
+    if (id == NULL || from == NULL || !json_is_object(call) || c->call_receiver == NULL || strlen(from) >= NODE_ID_MAX ||
+        strcmp(from, c->server->node_id) == 0)
+        return;
+    c->stats.calls_in++;
+    json_t *answer = c->call_receiver(c->server, call);
+    json_t *reply = json_pack("{s:s,s:s,s:s,s:o}", "type", "reply", "id", id, "node", c->server->node_id, "answer",
+                              answer != NULL ? answer : json_object());
+    char *text = reply != NULL ? json_dumps(reply, JSON_COMPACT) : NULL;
+    json_decref(reply);
+    char channel[sizeof(c->reply_channel)];
+    snprintf(channel, sizeof(channel), "_reply:%s", from);
+    if (text != NULL)
+        c->store->ops->publish(c->store, channel, text, strlen(text), NULL, NULL);
+    free(text);
+}
+
+/* A node's answer to one of this node's calls. */
+static void on_reply_in(ag_cluster_t *c, const json_t *msg)
+{
+    const char *id = json_string_value(json_object_get(msg, "id"));
+    const char *node = json_string_value(json_object_get(msg, "node"));
+    json_t *answer = json_object_get(msg, "answer");
+    ag_cluster_call_t *k = id != NULL ? ag_map_get(&c->calls, id) : NULL;
+    if (k == NULL || k->finished || node == NULL || !json_is_object(answer) || json_object_get(k->answers, node) != NULL)
+        return;
+    /* a node that joined after the list was read counts in the answers, not towards the expected ones */
+    size_t i;
+    json_t *e;
+    json_array_foreach(k->nodes, i, e)
+    {
+        if (i > 0 && json_equal(json_object_get(e, "id"), json_object_get(msg, "node"))) {
+            k->answered++;
+            break;
+        }
+    }
+    json_object_set(k->answers, node, answer);
+    if ((k->enough != NULL && k->enough(k->data, answer)) || k->answered >= k->expected)
+        call_finish(k, NULL);
 }
 
 /* --- registration --- */
@@ -412,7 +646,9 @@ int ag_cluster_init(ag_server_t *s, char *errbuf, size_t errlen)
     c->store = s->store;
     ag_map_init(&c->routes);
     ag_map_init(&c->unreachable);
+    ag_map_init(&c->calls);
     h2o_linklist_init_anchor(&c->lookups);
+    h2o_linklist_init_anchor(&c->open_calls);
     s->cluster = c;
     random_text(c->tag, AG_CLUSTER_TAG_LEN);
     random_text(c->token, TOKEN_LEN);
@@ -438,7 +674,10 @@ int ag_cluster_init(ag_server_t *s, char *errbuf, size_t errlen)
     h2o_timeout_init(s->loop, &c->ws_timeout, idle + 5000);
     s->store->on_node_event = on_node_event;
     s->store->on_node_event_data = c;
+    h2o_timeout_init(s->loop, &c->call_timeout, (uint64_t)cfg->serverApi.timeout);
+    snprintf(c->reply_channel, sizeof(c->reply_channel), "_reply:%s", s->node_id);
     s->store->ops->subscribe(s->store, "_cluster");
+    s->store->ops->subscribe(s->store, c->reply_channel);
     return 0;
 }
 
@@ -508,6 +747,13 @@ void ag_cluster_dispose(ag_server_t *s)
         lk->c = NULL;
         h2o_linklist_unlink(&lk->link);
     }
+    /* calls still waiting stay with their requests, which cancel them (or end with the process) */
+    while (!h2o_linklist_is_empty(&c->open_calls)) {
+        ag_cluster_call_t *k = H2O_STRUCT_FROM_MEMBER(ag_cluster_call_t, link, c->open_calls.next);
+        call_end(k);
+        k->c = NULL;
+    }
+    ag_map_dispose(&c->calls);
     const char *k;
     void *v;
     for (size_t it = 0; ag_map_next(&c->routes, &it, &k, &v);)
@@ -520,6 +766,7 @@ void ag_cluster_dispose(ag_server_t *s)
     if (c->clustered) {
         open |= ag_server_timeout_dispose(s, &c->io_timeout) != 0;
         open |= ag_server_timeout_dispose(s, &c->ws_timeout) != 0;
+        open |= ag_server_timeout_dispose(s, &c->call_timeout) != 0;
     }
     if (!open)
         free(c);

@@ -63,9 +63,39 @@ typedef void (*ag_cluster_rpc_receiver_fn)(ag_server_t *s, const char *payload, 
 /* Who answers those (server/ahrpc.c registers itself). */
 void ag_cluster_set_rpc_receiver(ag_server_t *s, ag_cluster_rpc_receiver_fn fn);
 
+/*
+ * Calls to every node: the server API's push, disconnect and node list (server/serverapi.c) run on each node of the
+ * cluster and gather the answers. The call runs here first; when that settles it (enough), nothing travels. Otherwise
+ * the registry's live nodes are read (store node_list), the call is published once on the cluster channel, each
+ * other node runs it through its call receiver and publishes its answer on this node's reply channel, and done runs
+ * when every node listed answered, when an answer is enough, or at the deadline (serverApi.timeout), with what came.
+ * A node the registry still lists but that died is simply silent until its heartbeat expires (redis.nodeTtl).
+ * Nothing is stored per connection: the cost is per call, not per connect.
+ */
+typedef struct st_ag_cluster_call_t ag_cluster_call_t;
+/* Runs a call on this node: call borrowed; returns the answer, a new reference to a JSON object (NULL: no answer). */
+typedef json_t *(*ag_cluster_call_receiver_fn)(ag_server_t *s, const json_t *call);
+/* Who runs calls (server/push.c registers itself). */
+void ag_cluster_set_call_receiver(ag_server_t *s, ag_cluster_call_receiver_fn fn);
+/* Whether one answer settles the call (a push found its connection); may be NULL (never). */
+typedef int (*ag_cluster_call_enough_fn)(void *data, const json_t *answer);
+/* The end of a call, once. nodes: array of {"id", "address"}, this node first, then the live nodes the registry listed;
+ * answers: object node id -> answer; both borrowed for the call. err: NULL, or why the other nodes could not be asked
+ * (the registry cannot be read, out of memory): answers then hold this node's only. Without a cluster, nodes and
+ * answers hold this node only and err is NULL. */
+typedef void (*ag_cluster_call_done_fn)(void *data, const json_t *nodes, const json_t *answers, const char *err);
+/* Starts a call (call borrowed: an object the receivers understand). Returns the call while it waits for other nodes,
+ * or NULL when done already ran (before this returned: this node settled it, there is no cluster, or it failed). */
+ag_cluster_call_t *ag_cluster_call(ag_server_t *s, const json_t *call, ag_cluster_call_enough_fn enough,
+                                   ag_cluster_call_done_fn done, void *data);
+/* The caller is gone (its request ended): done will not run. Call it once for a call done has not ended (after done,
+ * the handle is gone). */
+void ag_cluster_call_cancel(ag_cluster_call_t *call);
+
 /* Counters for tests and logs. */
 typedef struct st_ag_cluster_stats_t {
     uint64_t forwarded_http, forwarded_ws, unknown_owner, forged_header, pushes_in, pushes_out;
+    uint64_t calls_out, calls_in, call_timeouts; /* calls published, run for other nodes, ended by the deadline */
 } ag_cluster_stats_t;
 const ag_cluster_stats_t *ag_cluster_stats(ag_server_t *s);
 

@@ -141,6 +141,8 @@ static const ckey_t schema[] = {
     K("tokens.issuer", T_STR, tokens.issuer),
     K("tokens.queryParam", T_STR, tokens.queryParam),
     K("tokens.maxBytes", T_INT, tokens.maxBytes),
+    K("serverApi.timeout", T_INT, serverApi.timeout),
+    K("serverApi.maxFanout", T_INT, serverApi.maxFanout),
     K("ops.metricsPath", T_STR, ops.metricsPath),
     K("ops.metricsKey", T_STR, ops.metricsKey),
     K("ops.healthPath", T_STR, ops.healthPath),
@@ -306,6 +308,8 @@ ag_config_t *ag_config_create_default(void)
     c->tokens.issuer = strdup("");
     c->tokens.queryParam = strdup("token");
     c->tokens.maxBytes = 8192;
+    c->serverApi.timeout = 2000;
+    c->serverApi.maxFanout = 10000;
 
     c->ops.metricsPath = strdup("/metrics");
     c->ops.metricsKey = strdup("");
@@ -720,6 +724,10 @@ static const char *check_upstream(const ag_config_t *c, char *buf, size_t len)
         return "serverApi.prefix must be a path like /server (no trailing slash)";
     if (c->serverApi.key[0] != '\0' && strlen(c->serverApi.key) < 16)
         return "serverApi.key must be at least 16 characters";
+    if (c->serverApi.timeout < 1 || c->serverApi.timeout > 60000)
+        return "serverApi.timeout must be from 1 to 60000 (ms)";
+    if (c->serverApi.maxFanout < 1)
+        return "serverApi.maxFanout must be at least 1";
     if (c->hooks.timeout < 1)
         return "hooks.timeout must be at least 1 ms";
     if (ag_config_list_len(c->modules) > AG_CONFIG_MODULES_MAX)

@@ -140,8 +140,10 @@ typedef struct st_ag_config_t {
         int allowOnFailure; /* 0: an unreachable or late backend refuses; 1: it allows */
     } hooks;
     struct {
-        char *key;    /* the server API's key (server/serverapi.h); "" = no server API */
-        char *prefix; /* its path prefix, "/server" */
+        char *key;     /* the server API's key (server/serverapi.h); "" = no server API */
+        char *prefix;  /* its path prefix, "/server" */
+        int timeout;   /* ms a call waits for the other nodes of a cluster to answer, 2000 */
+        int maxFanout; /* connections one node pushes to per user or fingerprint push, 10000 */
     } serverApi;
     struct {
         /* signed tokens (server/token.h); on when secret or publicKeyFile is set */

@@ -1,8 +1,10 @@
 /*
  * The server API (server/serverapi.h). Room calls go through the store, so any node of a cluster answers them for the
- * whole cluster; a push to a connection goes to whichever node holds it (server/push.c). Answers that wait for the
- * store keep their request through a sentinel in the request's pool: when the client goes first, the store's answer
- * finds no request and is dropped.
+ * whole cluster. Calls about connections (push by id, user or fingerprint, disconnect, the node list) run on every
+ * node through ag_cluster_call (server/cluster.h): here first, then, unless that settled it, on the other live nodes,
+ * whose answers are gathered until all came or serverApi.timeout passed; server/push.c runs them on each node.
+ * Answers that wait keep their request through a sentinel in the request's pool: when the client goes first, the
+ * store's answer finds no request and is dropped, and a call to the nodes is cancelled.
  */
 #include "serverapi.h"
 
@@ -10,8 +12,10 @@
 #include <openssl/sha.h>
 #include <stdlib.h>
 #include <string.h>
+#include "cluster.h"
 #include "conn.h"
 #include "http.h"
+#include "push.h"
 #include "rooms.h"
 
 #define JSON_TYPE "application/json; charset=utf-8"
@@ -41,15 +45,18 @@ struct st_ag_serverapi_t {
     ag_map_t calls; /* name -> ext_t* */
 };
 
-static const char *const builtin_calls[] = {"publish", "push", "disconnect", "members", "rooms"};
+static const char *const builtin_calls[] = {"publish", "push", "disconnect", "members", "rooms", "nodes"};
 
 static void respond_json(h2o_req_t *req, int status, json_t *obj)
 {
-    static const char *const reasons[] = {"OK", "Bad Request", "Unauthorized", "Not Found", "Error"};
+    static const char *const reasons[] = {"OK",    "Bad Request", "Unauthorized",   "Not Found",
+                                          "Error", "Unavailable", "Gateway Timeout"};
     const char *reason = status == 200   ? reasons[0]
                          : status == 400 ? reasons[1]
                          : status == 401 ? reasons[2]
                          : status == 404 ? reasons[3]
+                         : status == 503 ? reasons[5]
+                         : status == 504 ? reasons[6]
                                          : reasons[4];
     char *text = obj != NULL ? json_dumps(obj, JSON_COMPACT) : NULL;
     const char *out = text != NULL ? text : "{\"error\":\"out of memory\"}";
@@ -167,7 +174,134 @@ static void on_rooms(void *data, const char *err, json_t *result)
     if (err != NULL)
         respond_error(p->req, 500, err);
     else
-        respond_json(p->req, 200, json_pack("{s:O}", "rooms", json_is_array(result) ? result : json_array()));
+        respond_json(p->req, 200,
+                     json_pack("{s:O,s:I}", "rooms", json_is_array(result) ? result : json_array(), "count",
+                               (json_int_t)json_array_size(result)));
+}
+
+/* A call to every node (cluster.h) while its request waits; lives in the request's pool, whose release cancels it. */
+typedef struct {
+    h2o_req_t *req;
+    ag_cluster_call_t *call; /* NULL once done ran */
+    char op;                 /* 'p' push to a connection, 'm' to many (user, fingerprint), 'd' disconnect, 'n' nodes */
+} called_t;
+
+static void called_dispose(void *v)
+{
+    called_t *w = v;
+    ag_cluster_call_cancel(w->call);
+}
+
+static int answer_found(void *data, const json_t *answer)
+{
+    (void)data;
+    return json_is_true(json_object_get(answer, "found"));
+}
+
+/* The nodes the registry listed that did not answer (by the deadline). */
+static size_t count_silent(const json_t *nodes, const json_t *answers)
+{
+    size_t i, n = 0;
+    json_t *e;
+    json_array_foreach(nodes, i, e) n += json_object_get(answers, json_string_value(json_object_get(e, "id"))) == NULL;
+    return n;
+}
+
+static void respond_silent(h2o_req_t *req, size_t silent, size_t listed, const char *what, json_t *extra)
+{
+    char text[160];
+    snprintf(text, sizeof(text), "%s: %zu of %zu nodes did not answer in time", what, silent, listed);
+    json_t *obj = extra != NULL ? extra : json_object();
+    json_object_set_new(obj, "error", json_string(text));
+    respond_json(req, 504, obj);
+}
+
+static void respond_nodes(h2o_req_t *req, const json_t *nodes, const json_t *answers)
+{
+    json_t *list = json_array();
+    json_int_t total = 0;
+    size_t i;
+    json_t *e;
+    json_array_foreach(nodes, i, e)
+    {
+        const char *id = json_string_value(json_object_get(e, "id"));
+        json_t *n = json_object_get(json_object_get(answers, id), "connections");
+        json_t *entry = json_pack("{s:s,s:O}", "id", id, "connections", json_is_integer(n) ? n : json_null());
+        const char *address = json_string_value(json_object_get(e, "address"));
+        if (entry != NULL && address != NULL && address[0] != '\0')
+            json_object_set_new(entry, "address", json_string(address));
+        json_array_append_new(list, entry);
+        total += json_integer_value(n);
+    }
+    respond_json(req, 200, json_pack("{s:o,s:I}", "nodes", list, "connections", total));
+}
+
+static void on_called(void *data, const json_t *nodes, const json_t *answers, const char *err)
+{
+    called_t *w = data;
+    h2o_req_t *req = w->req;
+    w->call = NULL;
+    if (answers == NULL) {
+        respond_error(req, 500, err);
+        return;
+    }
+    size_t silent = count_silent(nodes, answers), listed = json_array_size(nodes);
+    char text[200];
+    if (w->op == 'p' || w->op == 'd') {
+        const char *k;
+        json_t *v;
+        json_object_foreach((json_t *)answers, k, v)
+        {
+            if (!answer_found(NULL, v))
+                continue;
+            const char *error = json_string_value(json_object_get(v, "error"));
+            if (error != NULL)
+                respond_error(req, 400, error);
+            else
+                respond_json(req, 200, json_pack("{s:b}", "ok", 1));
+            return;
+        }
+    }
+    if (err != NULL) {
+        snprintf(text, sizeof(text), "the other nodes cannot be asked: %s", err);
+        respond_error(req, 503, text);
+    } else if (w->op == 'n') {
+        respond_nodes(req, nodes, answers);
+    } else if (w->op == 'm') {
+        json_int_t count = 0, skipped = 0;
+        const char *k;
+        json_t *v;
+        json_object_foreach((json_t *)answers, k, v)
+        {
+            count += json_integer_value(json_object_get(v, "count"));
+            skipped += json_integer_value(json_object_get(v, "skipped"));
+        }
+        json_t *obj = json_pack("{s:b,s:I}", "ok", silent == 0, "count", count);
+        if (skipped > 0)
+            json_object_set_new(obj, "skipped", json_integer(skipped));
+        if (silent > 0)
+            respond_silent(req, silent, listed, "pushed where it could", obj);
+        else
+            respond_json(req, 200, obj);
+    } else if (silent > 0) {
+        respond_silent(req, silent, listed, "connection not found on the nodes that answered", NULL);
+    } else {
+        respond_error(req, 404, "connection not found");
+    }
+}
+
+static void call_nodes(h2o_req_t *req, char op, json_t *call)
+{
+    called_t *w = h2o_mem_alloc_shared(&req->pool, sizeof(*w), called_dispose);
+    *w = (called_t){.req = req, .op = op};
+    if (call == NULL) {
+        respond_error(req, 500, "out of memory");
+        return;
+    }
+    ag_cluster_call_t *k = ag_cluster_call(ag_http_server(req), call, op == 'p' || op == 'd' ? answer_found : NULL, on_called, w);
+    if (k != NULL) /* else on_called ran already */
+        w->call = k;
+    json_decref(call);
 }
 
 /* A field that must be a non-empty string, or NULL after answering 400. */
@@ -194,7 +328,7 @@ static void call_ext(h2o_req_t *req, const char *call, size_t call_len, json_t *
         e = ag_map_get(&s->serverapi->calls, name);
     }
     if (e == NULL) {
-        respond_error(req, 404, "no such call (publish, push, disconnect, members, rooms, or one a module added)");
+        respond_error(req, 404, "no such call (publish, push, disconnect, members, rooms, nodes, or one a module added)");
         return;
     }
     json_t *reply = NULL;
@@ -269,20 +403,30 @@ static void do_call(h2o_req_t *req, const char *call, size_t call_len, json_t *b
         }
         wait_store(req, 'p', room, body);
     } else if (h2o_memis(call, call_len, H2O_STRLIT("push"))) {
-        if ((id = need_str(req, body, "connectionId")) == NULL)
+        static const char *const to[] = {"connectionId", "user", "fingerprint"};
+        size_t given = 0, which = 0;
+        for (size_t i = 0; i < 3; i++)
+            if (json_object_get(body, to[i]) != NULL) {
+                given++;
+                which = i;
+            }
+        if (given != 1) {
+            respond_error(req, 400, "give one of \"connectionId\", \"user\" or \"fingerprint\"");
+            return;
+        }
+        if ((id = need_str(req, body, to[which])) == NULL)
             return;
         json_t *d = json_object_get(body, "data");
         if (!json_is_object(d)) {
             respond_error(req, 400, "\"data\" must be an object");
             return;
         }
-        int ret = ag_push_conn(s, id, d);
-        if (ret == AG_ENOENT)
-            respond_error(req, 404, "connection not found");
-        else if (ret != 0)
-            respond_error(req, 400, ag_strerror(ret));
-        else
-            respond_json(req, 200, json_pack("{s:b}", "ok", 1));
+        if (json_dumpb(d, NULL, 0, AG_JSON_FLAGS) > ag_conn_max_frame(s)) {
+            respond_error(req, 400, ag_strerror(AG_ETOOBIG)); /* before it travels to the other nodes */
+            return;
+        }
+        static const char *const ops[] = {AG_PUSH_OP_PUSH, AG_PUSH_OP_USER, AG_PUSH_OP_FINGERPRINT};
+        call_nodes(req, which == 0 ? 'p' : 'm', json_pack("{s:s,s:s,s:O}", "op", ops[which], to[which], id, "data", d));
     } else if (h2o_memis(call, call_len, H2O_STRLIT("disconnect"))) {
         if ((id = need_str(req, body, "connectionId")) == NULL)
             return;
@@ -291,13 +435,10 @@ static void do_call(h2o_req_t *req, const char *call, size_t call_len, json_t *b
             respond_error(req, 400, "\"reconnect\" must be a boolean");
             return;
         }
-        ag_conn_t *c = ag_conn_find(s, id);
-        if (c == NULL) {
-            respond_error(req, 404, "connection not found");
-            return;
-        }
-        ag_conn_close(c, json_is_true(rc) ? &AG_DISCONNECT_KICKED : &AG_DISCONNECT_SERVER);
-        respond_json(req, 200, json_pack("{s:b}", "ok", 1));
+        call_nodes(req, 'd',
+                   json_pack("{s:s,s:s,s:b}", "op", AG_PUSH_OP_DISCONNECT, "connectionId", id, "reconnect", json_is_true(rc)));
+    } else if (h2o_memis(call, call_len, H2O_STRLIT("nodes"))) {
+        call_nodes(req, 'n', json_pack("{s:s}", "op", AG_PUSH_OP_COUNT));
     } else if (h2o_memis(call, call_len, H2O_STRLIT("members"))) {
         if ((room = need_str(req, body, "room")) != NULL)
             wait_store(req, 'm', room, body);

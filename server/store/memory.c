@@ -310,6 +310,12 @@ static void node_leave(ag_store_t *s)
     (void)s;
 }
 
+static void node_list(ag_store_t *s, ag_store_cb cb, void *data)
+{
+    (void)s;
+    reply(cb, data, AG_STORE_NOT_CLUSTERED, NULL);
+}
+
 static const ag_store_ops_t ops = {
     .name = "memory",
     .destroy = destroy,
@@ -330,6 +336,7 @@ static const ag_store_ops_t ops = {
     .node_register = node_register,
     .node_lookup = node_lookup,
     .node_leave = node_leave,
+    .node_list = node_list,
 };
 
 ag_store_t *ag_store_memory_create(h2o_evloop_t *loop)

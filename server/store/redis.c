@@ -820,7 +820,8 @@ static const ag_store_ops_t ops = {.name = "redis",
                                    .subscribed = subscribed,
                                    .node_register = ag__redis_node_register,
                                    .node_lookup = ag__redis_node_lookup,
-                                   .node_leave = ag__redis_node_leave};
+                                   .node_leave = ag__redis_node_leave,
+                                   .node_list = ag__redis_node_list};
 
 ag_store_t *ag_store_redis_create(h2o_evloop_t *loop, const ag_store_redis_options_t *o, char *errbuf, size_t errlen)
 {

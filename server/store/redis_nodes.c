@@ -33,6 +33,11 @@ static const char LUA_LEAVE[] = "for _, e in ipairs(redis.call('SMEMBERS', KEYS[
                                 "end end redis.call('DEL', KEYS[3], KEYS[1], KEYS[4]) redis.call('SREM', KEYS[2], ARGV[2]) "
                                 "return 1";
 
+/* the live nodes: registered, heartbeat key present (a dead one stays in the set until a reaper runs) */
+static const char LUA_LIST[] = "local out = {} for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do "
+                               "local v = redis.call('GET', ARGV[1] .. 'node:' .. id) "
+                               "if v then out[#out + 1] = id out[#out + 1] = v end end return out";
+
 static const char LUA_RESYNC[] = "redis.call('SADD', KEYS[1], ARGV[1]) redis.call('HSET', KEYS[2], ARGV[2], ARGV[3]) "
                                  "redis.call('SADD', KEYS[3], ARGV[2] .. ' ' .. ARGV[1]) return 1";
 
@@ -175,6 +180,54 @@ void ag__redis_node_lookup(ag_store_t *store, const char *tag, ag_store_cb cb, v
     lk->data = data;
     ag_redis_commandv(s->cmd, on_lookup, lk, "HMGET", key, "address", "token", NULL);
     free(key);
+}
+
+/* The heartbeat's value is "<sid tag> <host:port>", or either part alone while the other is unknown: the address is
+ * the part with a colon (a tag has none). */
+static json_t *node_entry(const redisReply *id, const redisReply *info)
+{
+    const char *v = info->str, *end = info->str + info->len, *sp = memchr(v, ' ', info->len);
+    const char *addr = sp != NULL ? sp + 1 : memchr(v, ':', info->len) != NULL ? v : end;
+    return json_pack("{s:s%,s:s%}", "id", id->str, id->len, "address", addr, (size_t)(end - addr));
+}
+
+static void on_list(void *data, const char *err, redisReply *reply)
+{
+    lookup_t *lk = data;
+    json_t *result = NULL;
+    if (err == NULL && reply->type == REDIS_REPLY_ARRAY) {
+        result = json_array();
+        for (size_t i = 0; result != NULL && i + 1 < reply->elements; i += 2)
+            if (is_string(reply->element[i]) && reply->element[i + 1]->type == REDIS_REPLY_STRING)
+                json_array_append_new(result, node_entry(reply->element[i], reply->element[i + 1]));
+    } else if (err == NULL) {
+        err = "unexpected reply";
+    }
+    if (err == NULL && result == NULL)
+        err = "out of memory";
+    if (lk->cb != NULL)
+        lk->cb(lk->data, err, err != NULL ? NULL : result);
+    json_decref(result);
+    free(lk);
+}
+
+void ag__redis_node_list(ag_store_t *store, ag_store_cb cb, void *data)
+{
+    ag__redis_store_t *s = (void *)store;
+    lookup_t *lk = malloc(sizeof(*lk));
+    char *nodes = ag__redis_pkey(s, "nodes", NULL);
+    if (lk == NULL || nodes == NULL) {
+        free(lk);
+        free(nodes);
+        if (cb != NULL)
+            cb(data, "out of memory", NULL);
+        return;
+    }
+    lk->cb = cb;
+    lk->data = data;
+    const char *keys[] = {nodes}, *args[] = {s->prefix};
+    ag__redis_eval(s, on_list, lk, LUA_LIST, 1, keys, 1, args);
+    free(nodes);
 }
 
 /* Removes this node's members, heartbeat and route over a short blocking connection. */

@@ -52,6 +52,7 @@ void ag__redis_store_beat(ag__redis_store_t *s);
 int ag__redis_node_register(ag_store_t *store, const ag_store_node_t *self);
 void ag__redis_node_lookup(ag_store_t *store, const char *tag, ag_store_cb cb, void *data);
 void ag__redis_node_leave(ag_store_t *store);
+void ag__redis_node_list(ag_store_t *store, ag_store_cb cb, void *data);
 /* The node layer's event hook (store.h on_node_event), when set. */
 void ag__redis_node_event(ag__redis_store_t *s, const char *name, const char *payload, size_t len);
 

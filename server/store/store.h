@@ -63,7 +63,7 @@ typedef struct st_ag_store_ops_t {
     /*
      * The cluster's node registry, for server/cluster.c: which node owns a session (tag -> address). A store that
      * is not clustered (memory) has no registry: node_register returns AG_ENOENT, node_lookup answers
-     * AG_STORE_NOT_CLUSTERED, node_leave does nothing.
+     * AG_STORE_NOT_CLUSTERED, node_leave does nothing, node_list answers AG_STORE_NOT_CLUSTERED.
      */
     /* Publishes this node (strings copied) and keeps it published with the store's heartbeat (node TTL) until
      * node_leave or the process dies. Call again when the address is known or changes; with address "" nothing is
@@ -75,6 +75,10 @@ typedef struct st_ag_store_ops_t {
     /* A clean exit: this node's registration and its room members are removed at once (blocking briefly, as the loop no
      * longer runs). */
     void (*node_leave)(ag_store_t *store);
+    /* result: array of {"id": node id, "address": "host:port" or ""} for every node whose heartbeat is alive (this one
+     * included once it beat), in no order; err AG_STORE_NOT_CLUSTERED without a registry, or why the registry cannot be
+     * read ("redis unavailable"). The list is as long as the cluster: only nodes write it. */
+    void (*node_list)(ag_store_t *store, ag_store_cb cb, void *data);
     /* Optional (NULL: always): 1 while the store can be used (Redis connected), for /readyz and metrics. */
     int (*is_up)(ag_store_t *store);
     /* Optional (NULL: no remote commands): the figures of the store's commands so far, for metrics. */

@@ -1,14 +1,20 @@
 'use strict';
-// The server API (README "Server API") on one node: the key, the errors, and every call seen by real clients.
+// The server API (README "Server API") on one node: the key, the errors, and every call seen by real clients. spec/run
+// runs this file on both stores (AG_STORE=redis: the node answers through the registry of its own Redis, as a cluster
+// of one); spec/cluster/serverapi.test.js runs the calls across three nodes.
 const test = require('node:test');
 const assert = require('node:assert');
 const { startServer } = require('../lib/harness');
 const { connect } = require('../lib/wsclient');
+const { startBackend } = require('../lib/backend');
+const { eio } = require('../lib/cluster_clients');
+
+const STORE = process.env.AG_STORE || 'memory';
 
 const KEY = 'test-key-0123456789abcdef';
 
-async function client(srv) {
-  const c = await connect(`${srv.wsUrl}/primus`);
+async function client(srv, query = '') {
+  const c = await connect(`${srv.wsUrl}/primus${query}`);
   await c.welcome();
   c.id = (await c.request({ event: 'detailsView' })).data.id;
   return c;
@@ -59,6 +65,20 @@ test('server API on one node', async (t) => {
     assert.deepStrictEqual(r, { status: 400, body: { error: '"data" must be an object' } });
     r = await api(srv, 'disconnect', { connectionId: 'x', reconnect: 'yes' });
     assert.deepStrictEqual(r, { status: 400, body: { error: '"reconnect" must be a boolean' } });
+    const oneOf = { status: 400, body: { error: 'give one of "connectionId", "user" or "fingerprint"' } };
+    assert.deepStrictEqual(await api(srv, 'push', { data: {} }), oneOf);
+    assert.deepStrictEqual(await api(srv, 'push', { connectionId: 'x', user: 'ann', data: {} }), oneOf);
+    assert.deepStrictEqual(await api(srv, 'push', { user: 'ann', fingerprint: 'f', data: {} }), oneOf);
+    r = await api(srv, 'push', { user: '', data: {} });
+    assert.deepStrictEqual(r, { status: 400, body: { error: '"user" must be a non-empty string' } });
+    r = await api(srv, 'push', { fingerprint: ['f'], data: {} });
+    assert.deepStrictEqual(r, { status: 400, body: { error: '"fingerprint" must be a non-empty string' } });
+    r = await api(srv, 'push', { user: 'ann', data: [] });
+    assert.deepStrictEqual(r, { status: 400, body: { error: '"data" must be an object' } });
+    // larger than a connection may queue: refused before it goes anywhere
+    r = await api(srv, 'push', { user: 'ann', data: { big: 'x'.repeat(2100 * 1024) } });
+    assert.strictEqual(r.status, 400);
+    assert.deepStrictEqual(r.body, { error: 'too big' });
     r = await api(srv, 'nothing', {});
     assert.strictEqual(r.status, 404);
   });
@@ -81,6 +101,7 @@ test('server API on one node', async (t) => {
     assert.deepStrictEqual(members.body.members.sort(), [a.id, b.id].sort());
     const rooms = await api(srv, 'rooms', {});
     assert.deepStrictEqual(rooms.body.rooms.sort(), ['defaultRoom', 'otherRoom']);
+    assert.strictEqual(rooms.body.count, 2);
 
     assert.deepStrictEqual(await api(srv, 'publish', { room: 'defaultRoom', message: 'from the backend' }), { status: 200, body: { ok: true } });
     for (const c of [a, b]) {
@@ -115,34 +136,84 @@ test('server API on one node', async (t) => {
   });
 });
 
-test('server API across a 3-node Redis cluster: any node answers', async (t) => {
-  const { cluster, teardown, primus: clusterPrimus } = require('../lib/cluster_clients');
-  const cl = await cluster(3, { serverApi: { key: KEY } });
-  t.after(() => teardown(cl));
-  const [n0, n1, n2] = cl.nodes;
-  const a = await clusterPrimus(n0);
-  const b = await clusterPrimus(n1);
-  t.after(() => Promise.all([a.close(), b.close()]));
-  await a.request({ event: 'roomAdd', room: 'defaultRoom' });
-  await b.request({ event: 'roomAdd', room: 'defaultRoom' });
+// The connect hook names each connection's user (data.user), as a backend does.
+async function withUsers(t, serverApi = {}) {
+  const backend = await startBackend({ connect: (p) => ({ data: { user: (p.query || {}).user || 'anonymous' } }) });
+  t.after(() => backend.stop());
+  const srv = await startServer({
+    config: {
+      general: { id: 'solo' },
+      serverApi: { key: KEY, ...serverApi },
+      upstream: { urls: [backend.url] },
+      hooks: { connect: 'connect' },
+    },
+  });
+  t.after(() => srv.stop());
+  return srv;
+}
 
-  await t.test('members and rooms from a node that holds neither connection', async () => {
-    const m = await api(n2, 'members', { room: 'defaultRoom' });
-    assert.strictEqual(m.body.count, 2);
-    assert.deepStrictEqual(m.body.members.sort(), [a.id, b.id].sort());
-    assert.ok((await api(n2, 'rooms', {})).body.rooms.includes('defaultRoom'));
-    assert.deepStrictEqual(await api(n2, 'members', { room: 'noRoom' }), { status: 404, body: { error: 'room not found' } });
+async function eioClient(srv, query) {
+  const c = eio(srv.url, { transports: ['polling'], query });
+  await c.opened;
+  await c.next((f) => f.welcome !== undefined);
+  c.id = (await c.request({ event: 'detailsView' })).data.id;
+  return c;
+}
+
+test('push to every connection of a user or a fingerprint; the node list', async (t) => {
+  const srv = await withUsers(t);
+  const a1 = await client(srv, '?user=ann&sessionID=fp-1');
+  const a2 = await eioClient(srv, { user: 'ann', sessionID: 'fp-2' });
+  const b = await client(srv, '?user=bob&sessionID=fp-1');
+  t.after(() => Promise.all([a1.close(), b.close(), a2.socket.close()]));
+
+  await t.test('a user: every connection of theirs, whatever carries it, and no other', async () => {
+    assert.deepStrictEqual(await api(srv, 'push', { user: 'ann', data: { hello: 'ann' } }), { status: 200, body: { ok: true, count: 2 } });
+    for (const c of [a1, a2]) assert.strictEqual((await c.next((f) => f.hello === 'ann')).context, 'api');
+    // a push to b alone afterwards arrives: had the user push reached b, it would have come first
+    assert.strictEqual((await api(srv, 'push', { connectionId: b.id, data: { marker: 1 } })).status, 200);
+    await b.next((f) => f.marker === 1);
+    assert.ok(!b.frames.some((f) => f.hello === 'ann'));
   });
 
-  await t.test('publish on one node reaches members on the others', async () => {
-    assert.strictEqual((await api(n2, 'publish', { room: 'defaultRoom', message: 'cluster-wide' })).status, 200);
-    for (const c of [a, b]) assert.strictEqual((await c.next((f) => f.message === 'cluster-wide')).from, '0');
+  await t.test('a fingerprint: every connection under it', async () => {
+    const r = await api(srv, 'push', { fingerprint: 'fp-1', data: { kind: 'fp', context: 'alert' } });
+    assert.deepStrictEqual(r, { status: 200, body: { ok: true, count: 2 } });
+    for (const c of [a1, b]) assert.strictEqual((await c.next((f) => f.kind === 'fp')).context, 'alert');
+    assert.strictEqual((await api(srv, 'push', { connectionId: a2.id, data: { marker: 2 } })).status, 200);
+    await a2.next((f) => f.marker === 2);
+    assert.ok(!a2.frames.some((f) => f.kind === 'fp'));
   });
 
-  await t.test('push to a connection held by another node', async () => {
-    assert.strictEqual((await api(n2, 'push', { connectionId: a.id, data: { to: 'a' } })).status, 200);
-    assert.strictEqual((await a.next((f) => f.to === 'a')).context, 'api');
-    assert.strictEqual((await api(n0, 'push', { connectionId: b.id, data: { to: 'b' } })).status, 200);
-    await b.next((f) => f.to === 'b');
+  await t.test('nobody under that name: 200 with count 0', async () => {
+    assert.deepStrictEqual(await api(srv, 'push', { user: 'nobody', data: { a: 1 } }), { status: 200, body: { ok: true, count: 0 } });
+    assert.deepStrictEqual(await api(srv, 'push', { fingerprint: 'fp-none', data: { a: 1 } }), { status: 200, body: { ok: true, count: 0 } });
   });
+
+  await t.test('nodes: this node and its connections', async () => {
+    const node = { id: 'solo', connections: 3 };
+    // on Redis the node is registered with its address, as in a cluster
+    if (STORE === 'redis') node.address = `127.0.0.1:${srv.port}`;
+    assert.deepStrictEqual(await api(srv, 'nodes', {}), { status: 200, body: { nodes: [node], connections: 3 } });
+    await b.close();
+    for (let i = 0; i < 100 && (await api(srv, 'nodes', {})).body.connections !== 2; i++) await new Promise((r) => setTimeout(r, 50));
+    assert.strictEqual((await api(srv, 'nodes', {})).body.nodes[0].connections, 2);
+  });
+});
+
+test('a user push reaches at most serverApi.maxFanout connections per node and counts the others', async (t) => {
+  const srv = await withUsers(t, { maxFanout: 2 });
+  const cs = [];
+  for (let i = 0; i < 3; i++) cs.push(await client(srv, '?user=many'));
+  t.after(() => Promise.all(cs.map((c) => c.close())));
+  const r = await api(srv, 'push', { user: 'many', data: { n: 1 } });
+  assert.deepStrictEqual(r, { status: 200, body: { ok: true, count: 2, skipped: 1 } });
+  // two of the three got it, one did not: a marker to each arrives after the push would have
+  let got = 0;
+  for (const c of cs) {
+    assert.strictEqual((await api(srv, 'push', { connectionId: c.id, data: { marker: 3 } })).status, 200);
+    await c.next((f) => f.marker === 3);
+    got += c.frames.some((f) => f.n === 1) ? 1 : 0;
+  }
+  assert.strictEqual(got, 2);
 });

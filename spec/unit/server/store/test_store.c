@@ -334,6 +334,21 @@ static void test_node_events(void **state)
     st->on_node_event = NULL;
 }
 
+/* How many entries of a node_list answer have this address (each one also has a non-empty id). */
+static int count_address(const json_t *list, const char *address)
+{
+    assert_true(json_is_array(list));
+    int n = 0;
+    size_t i;
+    json_t *e;
+    json_array_foreach(list, i, e)
+    {
+        assert_true(json_string_length(json_object_get(e, "id")) > 0);
+        n += strcmp(json_string_value(json_object_get(e, "address")), address) == 0;
+    }
+    return n;
+}
+
 /* The node registry: a store without one (memory) says so; a store with one answers what nodes registered, only that. */
 static void test_node_registry(void **state)
 {
@@ -344,6 +359,9 @@ static void test_node_registry(void **state)
     int ret = st->ops->node_register(st, &self);
     if (ret == AG_ENOENT) {
         CALL(&a, st->ops->node_lookup(st, tag, on_answer, &a));
+        assert_string_equal(a.err, AG_STORE_NOT_CLUSTERED);
+        assert_null(a.result);
+        CALL(&a, st->ops->node_list(st, on_answer, &a));
         assert_string_equal(a.err, AG_STORE_NOT_CLUSTERED);
         assert_null(a.result);
         st->ops->node_leave(st);
@@ -364,6 +382,10 @@ static void test_node_registry(void **state)
     }
     assert_string_equal(json_string_value(json_object_get(got, "address")), "127.0.0.1:4242");
     assert_string_equal(json_string_value(json_object_get(got, "token")), "tok0123456789abcdefghij");
+    /* the live nodes: this one, with the address it registered */
+    CALL(&a, st->ops->node_list(st, on_answer, &a));
+    assert_false(a.has_err);
+    assert_int_equal(count_address(a.result, "127.0.0.1:4242"), 1);
     /* tags nobody registered, whatever they look like */
     const char *others[] = {"ZZZZZZZZ", "", "*", "a b?[x]", "../../etc"};
     for (size_t i = 0; i < sizeof(others) / sizeof(others[0]); i++) {
@@ -381,6 +403,9 @@ static void test_node_registry(void **state)
     CALL(&a, st->ops->node_lookup(st, tag, on_answer, &a));
     assert_false(a.has_err);
     assert_true(json_is_null(a.result));
+    CALL(&a, st->ops->node_list(st, on_answer, &a));
+    assert_false(a.has_err);
+    assert_int_equal(count_address(a.result, "127.0.0.1:4242"), 0);
     json_decref(a.result);
 }
 
