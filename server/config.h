@@ -106,9 +106,13 @@ typedef struct st_ag_config_t {
             } client;
         } websocket;
         struct {
-            int enabled; /* 1 */
-            char *path;  /* "/socket.io" */
+            int enabled;        /* 1 */
+            char *path;         /* "/socket.io" */
+            int connectTimeout; /* ms without a CONNECT before the session closes, 45000 */
         } socketio;
+        struct {
+            char *path; /* "/engine.io": engine.io v4 on a path of its own; "" = off */
+        } engineio;
     } servers;
     struct {
         char *url;          /* "" = embedded memory store; env REDIS_URL overrides */

@@ -227,11 +227,26 @@ static void on_pong_deadline(h2o_timeout_entry_t *entry)
     ag__eio_session_close(s, &AG_DISCONNECT_HEARTBEAT, 1);
 }
 
+/* h2o's loop runs a turn's I/O before its timers, and a loop that lags fires them late: a request that lands once its
+ * session's pong deadline has run out would otherwise still be served. The request checks the deadline itself,
+ * counted from when the ping was due, as a client counts it. */
+static int heartbeat_expired(ag__eio_session_t *s)
+{
+    ag__eio_node_t *n = ag__eio_node(s->server);
+    uint64_t now = h2o_now(s->server->loop);
+    if (h2o_timeout_is_linked(&s->pong_deadline))
+        return now >= s->ping_due + n->ping_timeout.timeout;
+    if (h2o_timeout_is_linked(&s->ping_timer))
+        return now >= s->ping_timer.registered_at + n->ping_interval.timeout + n->ping_timeout.timeout;
+    return 0;
+}
+
 static void schedule_ping(ag__eio_session_t *s)
 {
     if (h2o_timeout_is_linked(&s->ping_timer))
         h2o_timeout_unlink(&s->ping_timer);
     h2o_timeout_link(s->server->loop, &ag__eio_node(s->server)->ping_interval, &s->ping_timer);
+    s->ping_due = s->ping_timer.registered_at + ag__eio_node(s->server)->ping_interval.timeout;
 }
 
 static void on_upgrade_deadline(h2o_timeout_entry_t *entry)
@@ -441,6 +456,7 @@ static int path_is(const char *pathname, h2o_req_t *req)
 typedef struct st_eio_handler_t {
     h2o_handler_t super;
     const char *path; /* the configuration's */
+    ag_eio_path_mode_t mode;
     ag__eio_attach_cb attach;
     int hook_at_handshake; /* the connect hook is asked before the handshake (else the upper asks it) */
 } eio_handler_t;
@@ -629,8 +645,10 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     ag_server_t *server = ag_http_server(req);
     const ag_config_t *cfg = server->config;
     const char *eio = ag_http_query_param(req, "EIO");
-    if (eio == NULL || !path_is(h->path, req))
+    if (!path_is(h->path, req) || (eio == NULL && h->mode == AG_EIO_PATH_SHARED))
         return -1;
+    if (eio == NULL)
+        eio = ""; /* on a path of its own, engine.io's answer: code 5 once the transport and method pass */
     ag__eio_node_t *n = ag__eio_node(server);
     /* Every request, not only the handshake: a sid travels in URLs and logs, and a page that learnt one must not
      * drive the session from a foreign origin (engine.io's allowRequest, code 4). */
@@ -656,6 +674,11 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     const char *sid = ag_http_query_param(req, "sid");
     if (sid != NULL) {
         ag__eio_session_t *s = ag_map_get(&n->sessions, sid);
+        if (s != NULL && !s->closed && heartbeat_expired(s)) {
+            ag_debug("eio", s->sid, "ping timeout (seen by a request)");
+            ag__eio_session_close(s, &AG_DISCONNECT_HEARTBEAT, 1);
+            s = NULL; /* the close may have released the last reference */
+        }
         if (s == NULL || s->closed) {
             ag__eio_respond_error(req, AG_EIO_ERR_UNKNOWN_SID);
             return 0;
@@ -741,10 +764,13 @@ int ag_eio_register(ag_server_t *s)
     h2o_timeout_init(s->loop, &n->keepalive, (uint64_t)cfg->servers.websocket.server.sse.keepaliveMs);
     h2o_timeout_init(s->loop, &n->hundred_ms, 100);
     s->eio = n;
-    return ag_eio_serve(s, cfg->servers.websocket.server.pathname, ag__eio_attach_conn, 1);
+    int ret = ag_eio_serve(s, cfg->servers.websocket.server.pathname, AG_EIO_PATH_SHARED, ag__eio_attach_conn, 1);
+    if (ret == 0 && cfg->servers.engineio.path[0] != '\0')
+        ret = ag_eio_serve(s, cfg->servers.engineio.path, AG_EIO_PATH_OWN, ag__eio_attach_conn, 1);
+    return ret;
 }
 
-int ag_eio_serve(ag_server_t *s, const char *path, ag__eio_attach_cb attach, int hook_at_handshake)
+int ag_eio_serve(ag_server_t *s, const char *path, ag_eio_path_mode_t mode, ag__eio_attach_cb attach, int hook_at_handshake)
 {
     h2o_pathconf_t *pc = ag_server_register_path(s, path);
     if (pc == NULL)
@@ -752,6 +778,7 @@ int ag_eio_serve(ag_server_t *s, const char *path, ag__eio_attach_cb attach, int
     eio_handler_t *h = (eio_handler_t *)h2o_create_handler(pc, sizeof(*h));
     h->super.on_req = on_req;
     h->path = path;
+    h->mode = mode;
     /* echo mode is the endpoint's, whatever the path would carry */
     h->attach = s->config->servers.websocket.server.echo ? ag__eio_attach_echo : attach;
     h->hook_at_handshake = hook_at_handshake && !s->config->servers.websocket.server.echo; /* echo has no connections */

@@ -59,13 +59,19 @@ typedef struct st_ag__eio_upper_t {
 typedef void (*ag__eio_attach_cb)(ag__eio_session_t *s, const ag_conn_info_t *info);
 
 /* Creates the node's engine.io state (s->eio) and serves the pathname (after /primus, which passes on requests with
- * an EIO query). 0 or AG_ENOMEM. */
+ * an EIO query) and servers.engineio.path (engine.io's alone) with connections. 0 or AG_ENOMEM. */
 int ag_eio_register(ag_server_t *s);
+/* How a path ag_eio_serve serves shares it. */
+typedef enum {
+    AG_EIO_PATH_SHARED = 0, /* requests without EIO pass on to the next handler (the Primus endpoint at /primus) */
+    AG_EIO_PATH_OWN         /* the path is engine.io's alone: a request without EIO gets engine.io's own error */
+} ag_eio_path_mode_t;
+
 /* Serves engine.io at the exact path (and path + "/"): its sessions get their upper from attach (in echo mode, echo).
  * hook_at_handshake: the connect hook (server/backend.h) is asked before the handshake, and its answer's data reaches
  * attach in info; 0: the upper asks it itself (socket.io does at its CONNECT, where the auth payload is), and
- * info->handshake carries what the hook is to be shown. 0 or AG_ENOMEM. */
-int ag_eio_serve(ag_server_t *s, const char *path, ag__eio_attach_cb attach, int hook_at_handshake);
+ * info->handshake carries what the hook is to be shown. path is borrowed for the server's life. 0 or AG_ENOMEM. */
+int ag_eio_serve(ag_server_t *s, const char *path, ag_eio_path_mode_t mode, ag__eio_attach_cb attach, int hook_at_handshake);
 /* Server stopping: every session gets its close packet where possible. */
 void ag_eio_stop(ag_server_t *s);
 void ag_eio_dispose(ag_server_t *s);
@@ -119,6 +125,7 @@ struct st_ag__eio_session_t {
     ag__eio_out_t *outbox;
     size_t outbox_len, outbox_cap, outbox_bytes;
     h2o_timeout_entry_t ping_timer, pong_deadline, upgrade_deadline, noop_tick, finish;
+    uint64_t ping_due;          /* loop ms at which the last ping was due (a lagging loop sends it later) */
     const ag_disconnect_t *why; /* why the session closed (the first reason), NULL while open */
     /* the message rate of what no connection counts (socket.io and echo sessions; README "Limits") */
     ag_bucket_t in_rate;

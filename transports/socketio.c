@@ -55,8 +55,6 @@ typedef struct st_ag_sio_node_t {
     ag_frame_t *last_in, *last_out; /* the last pushed frame translated, and what it became (see translate) */
 } sio_node_t;
 
-#define SIO_CONNECT_TIMEOUT_MS 45000
-
 static void out_push(ag_sio_t *sio, ag_frame_t *f, int front)
 {
     if (f == NULL)
@@ -257,7 +255,8 @@ static const ag_transport_t sio_transport = {"socket.io", tr_on_pending, tr_clos
 static void on_connect_timeout(h2o_timeout_entry_t *entry)
 {
     ag_sio_t *sio = H2O_STRUCT_FROM_MEMBER(ag_sio_t, connect_timer, entry);
-    ag_log_limited(AG_LOG_INFO, "socket.io", NULL, "no CONNECT within %d ms; closing", SIO_CONNECT_TIMEOUT_MS);
+    ag_log_limited(AG_LOG_INFO, "socket.io", NULL, "no CONNECT within %d ms; closing",
+                   sio->server->config->servers.socketio.connectTimeout);
     lower_close(sio);
 }
 
@@ -645,11 +644,11 @@ int ag_socketio_register(ag_server_t *s, char *errbuf, size_t errlen)
     if (!cfg->servers.socketio.enabled)
         return 0;
     /* engine.io sessions on the socket.io path carry the layer (when the engine.io endpoint is on) */
-    if (s->eio != NULL && (ret = ag_eio_serve(s, cfg->servers.socketio.path, attach, 0)) != 0) {
+    if (s->eio != NULL && (ret = ag_eio_serve(s, cfg->servers.socketio.path, AG_EIO_PATH_OWN, attach, 0)) != 0) {
         snprintf(errbuf, errlen, "out of memory");
         return ret;
     }
-    h2o_timeout_init(s->loop, &s->sio->connect_timeout, SIO_CONNECT_TIMEOUT_MS);
+    h2o_timeout_init(s->loop, &s->sio->connect_timeout, (uint64_t)cfg->servers.socketio.connectTimeout);
     s->sio->started = 1;
     return 0;
 }
