@@ -96,6 +96,14 @@ static void flush_now(ag__eio_session_t *s)
     ag__eio_session_release(s);
 }
 
+/* engine.io 6.6 closes a WebSocket without a close packet (its transport's close is the socket's), while a polling or
+ * SSE close answers the held response with one. Used where engine.io closes by itself: a ping timeout, and the
+ * socket.io layer's closes (socket.io 4.8 closes the engine.io socket on a parse or binary error). */
+static int close_packet_fits(const ag__eio_session_t *s)
+{
+    return s->transport != NULL && s->transport->ops->kind != AG__EIO_WEBSOCKET;
+}
+
 static void flush(ag__eio_session_t *s)
 {
     flush_now(s);
@@ -103,7 +111,7 @@ static void flush(ag__eio_session_t *s)
     const ag__eio_upper_t *u = s->upper;
     if (u != NULL && u->closing != NULL && !s->closed && u->closing(s->upper_self) && s->outbox_len == 0 &&
         u->queued(s->upper_self) == 0)
-        ag__eio_session_close(s, &AG_DISCONNECT_SERVER, 1);
+        ag__eio_session_close(s, &AG_DISCONNECT_SERVER, close_packet_fits(s));
 }
 
 void ag__eio_on_writable(ag__eio_session_t *s)
@@ -224,7 +232,7 @@ static void on_pong_deadline(h2o_timeout_entry_t *entry)
 {
     ag__eio_session_t *s = H2O_STRUCT_FROM_MEMBER(ag__eio_session_t, pong_deadline, entry);
     ag_debug("eio", s->sid, "ping timeout");
-    ag__eio_session_close(s, &AG_DISCONNECT_HEARTBEAT, 1);
+    ag__eio_session_close(s, &AG_DISCONNECT_HEARTBEAT, close_packet_fits(s));
 }
 
 /* h2o's loop runs a turn's I/O before its timers, and a loop that lags fires them late: a request that lands once its
@@ -676,7 +684,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         ag__eio_session_t *s = ag_map_get(&n->sessions, sid);
         if (s != NULL && !s->closed && heartbeat_expired(s)) {
             ag_debug("eio", s->sid, "ping timeout (seen by a request)");
-            ag__eio_session_close(s, &AG_DISCONNECT_HEARTBEAT, 1);
+            ag__eio_session_close(s, &AG_DISCONNECT_HEARTBEAT, close_packet_fits(s));
             s = NULL; /* the close may have released the last reference */
         }
         if (s == NULL || s->closed) {

@@ -5,6 +5,7 @@ const test = require('node:test');
 const assert = require('node:assert');
 const { startServer } = require('../lib/harness');
 const { connectSio, rawEngine } = require('../lib/sioclient');
+const { Eio } = require('../lib/eio_raw');
 
 const WELCOME = { welcome: 'Welcome to the actiongate api', context: 'api' };
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
@@ -250,6 +251,20 @@ test('socket.io packets on a raw engine.io session', async (t) => {
       await e.closed;
       const [reply] = await witness.ack('detailsView');
       assert.strictEqual(reply.data.id, witness.socket.id);
+    });
+  }
+
+  for (const [what, packets] of Object.entries(closes)) {
+    await t.test(`${what}: the WebSocket just closes, no engine.io close packet (socket.io 4.8)`, async () => {
+      const ws = new Eio(srv.url, '/socket.io/').ws('transport=websocket');
+      await ws.opened;
+      assert.match((await ws.next()).text, /^0\{"sid":/);
+      for (const p of packets) ws.send(`4${p}`);
+      await ws.closed;
+      assert.deepStrictEqual(
+        ws.messages.map((m) => m.text).filter((m) => !m.startsWith('40') && !m.startsWith('42["welcome"')),
+        []
+      );
     });
   }
 
