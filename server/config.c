@@ -87,6 +87,7 @@ static const ckey_t schema[] = {
     K("servers.websocket.server.queueMaxBytes", T_LONG, servers.websocket.server.queueMaxBytes),
     K("servers.websocket.server.queueMaxFrames", T_INT, servers.websocket.server.queueMaxFrames),
     K("servers.websocket.server.echo", T_BOOL, servers.websocket.server.echo),
+    K("servers.websocket.server.allowEIO3", T_BOOL, servers.websocket.server.allowEIO3),
     K("servers.websocket.server.messageRate", T_DOUBLE, servers.websocket.server.messageRate),
     K("servers.websocket.server.messageBurst", T_INT, servers.websocket.server.messageBurst),
     K("servers.websocket.server.sse.replayEvents", T_INT, servers.websocket.server.sse.replayEvents),
@@ -239,6 +240,7 @@ ag_config_t *ag_config_create_default(void)
     c->servers.websocket.server.methods = list_of((const char *[]){"GET", "POST", NULL});
     c->servers.websocket.server.maxAge = 86400;
     c->servers.websocket.server.primusPingInterval = 30000;
+    c->servers.websocket.server.allowEIO3 = 1;
     c->servers.websocket.server.maxLength = 1048576;
     c->servers.websocket.server.queueMaxBytes = 4194304;
     c->servers.websocket.server.queueMaxFrames = 4096;

@@ -80,6 +80,7 @@ typedef struct st_ag_config_t {
                 long queueMaxBytes;     /* per-connection outbound bound, 4194304 */
                 int queueMaxFrames;     /* 4096 */
                 int echo;               /* 0: raw engine.io echo, no session layer (conformance suites) */
+                int allowEIO3;          /* 1: engine.io protocol 3 clients (engine.io-client 3, socket.io-client 2) */
                 double messageRate;     /* inbound messages per connection and second, 100; 0 = no limit */
                 int messageBurst;       /* 200; this many refusals in a row end the connection */
                 struct {

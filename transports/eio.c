@@ -224,7 +224,8 @@ static void on_ping_timer(h2o_timeout_entry_t *entry)
     ag__eio_node_t *n = ag__eio_node(s->server);
     /* the deadline runs even when the ping cannot be delivered now (no GET held) */
     h2o_timeout_link(s->server->loop, &n->ping_timeout, &s->pong_deadline);
-    if (outbox_push(s, AG_EIO_PING, NULL, NULL) == AG_OK)
+    /* protocol 3: the client pings; the server only waits pingInterval + pingTimeout for it */
+    if (s->protocol != 3 && outbox_push(s, AG_EIO_PING, NULL, NULL) == AG_OK)
         flush(s);
 }
 
@@ -345,6 +346,17 @@ void ag__eio_on_packet(ag__eio_session_t *s, ag__eio_transport_t *t, const ag_ei
         ag__eio_session_close(s, &AG_DISCONNECT_PEER_CLOSED, 0);
         break;
     case AG_EIO_PING:
+        if (s->protocol == 3) {
+            /* protocol 3's heartbeat: the pong carries the ping's data back, and the wait starts again */
+            if (h2o_timeout_is_linked(&s->pong_deadline))
+                h2o_timeout_unlink(&s->pong_deadline);
+            schedule_ping(s);
+            ag_frame_t *f = pkt->len != 0 ? ag_frame_create(pkt->data, pkt->len, 0) : NULL;
+            if ((pkt->len == 0 || f != NULL) && outbox_push(s, AG_EIO_PONG, NULL, f) == AG_OK)
+                flush(s);
+            ag_frame_release(f);
+            break;
+        }
         ag_debug("eio", s->sid, "invalid heartbeat direction");
         ag__eio_session_close(s, &AG_DISCONNECT_PROTOCOL_ERROR, 0);
         break;
@@ -371,9 +383,14 @@ int ag__eio_on_payload(ag__eio_session_t *s, ag__eio_transport_t *t, const char 
     const char *piece;
     int ret = 0;
     ag__eio_session_addref(s);
-    while (!s->closed && ag_eio_payload_next(body, len, &pos, &piece, &plen)) {
+    while (!s->closed) {
+        int more = s->protocol == 3 ? ag_eio3_payload_next(body, len, &pos, &piece, &plen)
+                                    : ag_eio_payload_next(body, len, &pos, &piece, &plen);
+        if (more == 0)
+            break;
         ag_eio_packet_t pkt;
-        if (ag_eio_packet_decode(piece, plen, scratch, &pkt) != AG_OK) {
+        if (more < 0 || (s->protocol == 3 ? ag_eio3_packet_decode(piece, plen, scratch, &pkt)
+                                          : ag_eio_packet_decode(piece, plen, scratch, &pkt)) != AG_OK) {
             ag__eio_session_close(s, &AG_DISCONNECT_PROTOCOL_ERROR, 0);
             ret = -1;
             break;
@@ -383,6 +400,12 @@ int ag__eio_on_payload(ag__eio_session_t *s, ag__eio_transport_t *t, const char 
     ag__eio_session_release(s);
     free(scratch);
     return ret;
+}
+
+int ag__eio_payload_append(const ag__eio_session_t *s, ag_eio_buf_t *b, int type, const char *data, size_t len, int binary)
+{
+    return s->protocol == 3 ? ag_eio3_payload_append(b, type, data, len, binary)
+                            : ag_eio_payload_append(b, type, data, len, binary);
 }
 
 /* --- sessions --- */
@@ -396,7 +419,13 @@ size_t ag__eio_open_json(ag__eio_session_t *s, ag__eio_kind_t kind, int sse_offe
         int ws = ag_config_list_has(tr, "websocket"), sse = sse_offered && ag_config_list_has(tr, "sse");
         upgrades = ws && sse ? "[\"websocket\",\"sse\"]" : ws ? "[\"websocket\"]" : sse ? "[\"sse\"]" : "[]";
     }
-    int n = snprintf(out, cap, "{\"sid\":\"%s\",\"upgrades\":%s,\"pingInterval\":%d,\"pingTimeout\":%d,\"maxPayload\":%ld}", s->sid,
+    int n;
+    if (s->protocol == 3) /* protocol 3's open packet has no maxPayload, and SSE is not offered there */
+        n = snprintf(out, cap, "{\"sid\":\"%s\",\"upgrades\":%s,\"pingInterval\":%d,\"pingTimeout\":%d}", s->sid,
+                     kind == AG__EIO_POLLING && ag_config_list_has(tr, "websocket") ? "[\"websocket\"]" : "[]",
+                     cfg->servers.websocket.server.pingInterval, cfg->servers.websocket.server.pingTimeout);
+    else
+        n = snprintf(out, cap, "{\"sid\":\"%s\",\"upgrades\":%s,\"pingInterval\":%d,\"pingTimeout\":%d,\"maxPayload\":%ld}", s->sid,
                      upgrades, cfg->servers.websocket.server.pingInterval, cfg->servers.websocket.server.pingTimeout,
                      cfg->servers.websocket.server.maxHttpBufferSize);
     return n < 0 ? 0 : (size_t)n;
@@ -414,6 +443,7 @@ ag__eio_session_t *ag__eio_session_new(ag_server_t *server, int rate_exempt)
         ag_cluster_sid_stamp(server, s->sid);
     } while (ag_map_get(&n->sessions, s->sid) != NULL);
     s->server = server;
+    s->protocol = 4;
     s->refcnt = 1; /* the table's */
     s->ping_timer.cb = on_ping_timer;
     s->pong_deadline.cb = on_pong_deadline;
@@ -438,6 +468,17 @@ static ag__eio_session_t *session_create(ag_server_t *server, h2o_req_t *req)
         return NULL;
     const char *b64 = ag_http_query_param(req, "b64");
     s->b64 = b64 != NULL && strcmp(b64, "1") == 0;
+    const char *eio = ag_http_query_param(req, "EIO");
+    s->protocol = eio != NULL && strcmp(eio, "3") == 0 ? 3 : 4;
+    const char *j = ag_http_query_param(req, "j");
+    if (s->protocol == 3 && j != NULL) {
+        s->is_jsonp = 1;
+        size_t k = 0;
+        for (const char *p = j; *p != '\0' && k + 1 < sizeof(s->jsonp); p++)
+            if (*p >= '0' && *p <= '9')
+                s->jsonp[k++] = *p;
+        s->jsonp[k] = '\0';
+    }
     return s;
 }
 
@@ -691,6 +732,10 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
             ag__eio_respond_error(req, AG_EIO_ERR_UNKNOWN_SID);
             return 0;
         }
+        if (s->protocol == 3 && kind == AG__EIO_SSE) {
+            ag__eio_respond_error(req, AG_EIO_ERR_TRANSPORT_UNKNOWN); /* SSE is a protocol 4 extension */
+            return 0;
+        }
         if (kind == AG__EIO_WEBSOCKET) {
             if (!is_upgrade)
                 ag__eio_respond_error(req, AG_EIO_ERR_BAD_REQUEST); /* a proxy stripped Upgrade: polling goes on */
@@ -734,8 +779,12 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         ag__eio_respond_error(req, AG_EIO_ERR_BAD_REQUEST);
         return 0;
     }
-    if (strcmp(eio, "4") != 0) {
+    if (strcmp(eio, "4") != 0 && !(strcmp(eio, "3") == 0 && cfg->servers.websocket.server.allowEIO3)) {
         ag__eio_respond_error(req, AG_EIO_ERR_UNSUPPORTED_PROTOCOL_VERSION);
+        return 0;
+    }
+    if (strcmp(eio, "3") == 0 && kind == AG__EIO_SSE) {
+        ag__eio_respond_error(req, AG_EIO_ERR_TRANSPORT_UNKNOWN); /* SSE is a protocol 4 extension */
         return 0;
     }
     if (server->stopping) {

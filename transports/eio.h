@@ -115,8 +115,11 @@ struct st_ag__eio_session_t {
     void *upper_self;
     uint32_t refcnt;
     int closed;
-    int upgraded;                   /* moved off polling: polling requests now get "Bad request" */
-    int b64;                        /* the client asked for base64 binary */
+    int upgraded;   /* moved off polling: polling requests now get "Bad request" */
+    int b64;        /* the client asked for base64 binary */
+    int protocol;   /* 4, or 3 (EIO=3: length-prefixed payloads, pings from the client) */
+    char jsonp[12]; /* protocol 3 JSONP polling: the digits of the handshake's j ("" = XHR polling) */
+    int is_jsonp;
     ag__eio_transport_t *transport; /* current */
     ag__eio_transport_t *probe;     /* upgrade candidate */
     ag__eio_transport_t *polling;   /* owned by the session (NULL until used) */
@@ -149,6 +152,8 @@ void ag__eio_on_packet(ag__eio_session_t *s, ag__eio_transport_t *t, const ag_ei
 int ag__eio_inbound_control(ag__eio_session_t *s);
 /* Decodes a polling/SSE POST body and dispatches it to t; returns 0, or -1 on a parse error (the session closed). */
 int ag__eio_on_payload(ag__eio_session_t *s, ag__eio_transport_t *t, const char *body, size_t len);
+/* Appends one packet to a polling payload in the session's protocol. */
+int ag__eio_payload_append(const ag__eio_session_t *s, ag_eio_buf_t *b, int type, const char *data, size_t len, int binary);
 /* What the current transport holds unsent (bytes, frames) counts, with the session's outbox, against the
  * slow-consumer bound (server/conn.h). Returns 1 when that closed the session's consumer as a slow consumer. */
 int ag__eio_note_backlog(ag__eio_session_t *s, size_t bytes, size_t frames);

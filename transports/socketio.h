@@ -43,6 +43,9 @@ ag_sio_t *ag_sio_create(ag_server_t *s, const ag_sio_lower_t *lower, void *lower
 /* One engine.io message packet's data (borrowed for the call). A packet that does not decode closes the session
  * ("parse error"), as socket.io does. */
 void ag_sio_on_message(ag_sio_t *sio, const char *data, size_t len, int binary);
+/* The session speaks socket.io protocol 4 (socket.io-client 2.x, over engine.io protocol 3): "/" is connected at once
+ * as socket.io 2 did (the client never sends that CONNECT), and CONNECT replies carry no payload. */
+void ag_sio_start_legacy(ag_sio_t *sio);
 /* The engine.io session now runs over another transport ("polling", "websocket", "sse"; static string). */
 void ag_sio_set_transport_name(ag_sio_t *sio, const char *name);
 /* The next socket.io packet to send as one engine.io message (the caller owns the reference and adds the "4"), or

@@ -40,7 +40,7 @@ test('engine.io raw: handshake, errors, polling rules', async (t) => {
       [eio.url('transport=polling'), { method: 'POST', body: '4x' }, 400, err(2, 'Bad handshake method')],
       [eio.url('transport=websocket'), {}, 400, err(3, 'Bad request')],
       [eio.url(`transport=polling&sid=${sid}`), { method: 'PUT' }, 400, err(3, 'Bad request')],
-      [`${srv.url}/primus/?EIO=3&transport=polling`, {}, 400, err(5, 'Unsupported protocol version')],
+      [`${srv.url}/primus/?EIO=2&transport=polling`, {}, 400, err(5, 'Unsupported protocol version')],
       [`${srv.url}/primus/?EIO=5&transport=polling`, {}, 400, err(5, 'Unsupported protocol version')],
     ];
     for (const [url, opts, status, body] of cases) {
