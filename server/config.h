@@ -110,6 +110,7 @@ typedef struct st_ag_config_t {
             int enabled;        /* 1 */
             char *path;         /* "/socket.io" */
             int connectTimeout; /* ms without a CONNECT before the session closes, 45000 */
+            int conformance;    /* 0: 1 answers as socket.io-protocol's reference server (test suites only) */
         } socketio;
         struct {
             char *path; /* "/engine.io": engine.io v4 on a path of its own; "" = off */

@@ -104,6 +104,11 @@ static int close_packet_fits(const ag__eio_session_t *s)
     return s->transport != NULL && s->transport->ops->kind != AG__EIO_WEBSOCKET;
 }
 
+void ag__eio_session_close_self(ag__eio_session_t *s, const ag_disconnect_t *why)
+{
+    ag__eio_session_close(s, why, close_packet_fits(s));
+}
+
 static void flush(ag__eio_session_t *s)
 {
     flush_now(s);

@@ -170,6 +170,9 @@ void ag__eio_transport_gone(ag__eio_session_t *s, ag__eio_transport_t *t, const 
 /* Closes the session for why (the first reason stays, and is what the connection above learns); send_close: write the
  * close packet first where the transport can take it. */
 void ag__eio_session_close(ag__eio_session_t *s, const ag_disconnect_t *why, int send_close);
+/* Closes the session the way engine.io closes one by itself: the close packet only where the transport is not a
+ * WebSocket (engine.io 6.6 just closes a WebSocket). */
+void ag__eio_session_close_self(ag__eio_session_t *s, const ag_disconnect_t *why);
 /* The open packet JSON (without the "0") for this session; upgrades depends on the handshake transport. */
 size_t ag__eio_open_json(ag__eio_session_t *s, ag__eio_kind_t kind, int sse_offered, char *out, size_t cap);
 /* A session in the sid table with no transport and no upper yet: the handshake (and the unit tests) put them in

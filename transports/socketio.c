@@ -651,6 +651,12 @@ static void attach(ag__eio_session_t *s, const ag_conn_info_t *info)
         ag_sio_start_legacy(sio);
 }
 
+void ag__sio_connect_timer_link(ag_server_t *s, h2o_timeout_entry_t *entry)
+{
+    if (s->sio != NULL && s->sio->started)
+        h2o_timeout_link(s->loop, &s->sio->connect_timeout, entry);
+}
+
 int ag_socketio_register(ag_server_t *s, char *errbuf, size_t errlen)
 {
     const ag_config_t *cfg = s->config;
@@ -662,7 +668,8 @@ int ag_socketio_register(ag_server_t *s, char *errbuf, size_t errlen)
     if (!cfg->servers.socketio.enabled)
         return 0;
     /* engine.io sessions on the socket.io path carry the layer (when the engine.io endpoint is on) */
-    if (s->eio != NULL && (ret = ag_eio_serve(s, cfg->servers.socketio.path, AG_EIO_PATH_OWN, attach, 0)) != 0) {
+    ag__eio_attach_cb a = cfg->servers.socketio.conformance ? ag__sio_attach_conformance : attach;
+    if (s->eio != NULL && (ret = ag_eio_serve(s, cfg->servers.socketio.path, AG_EIO_PATH_OWN, a, 0)) != 0) {
         snprintf(errbuf, errlen, "out of memory");
         return ret;
     }

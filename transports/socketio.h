@@ -59,6 +59,15 @@ int ag_sio_closing(const ag_sio_t *sio);
  * own reason if it closed the session itself (a client that broke the protocol), else for why; sio is freed. */
 void ag_sio_on_gone(ag_sio_t *sio, const ag_disconnect_t *why);
 
+/* --- the conformance mode (socketio_conformance.c) --- */
+
+/* Puts the conformance upper on a fresh engine.io session of the socket.io path (servers.socketio.conformance: the
+ * answers of socket.io-protocol's reference server, no connection). */
+struct st_ag__eio_session_t;
+void ag__sio_attach_conformance(struct st_ag__eio_session_t *s, const ag_conn_info_t *info);
+/* Links a session's connect timer to the node's connectTimeout list (servers.socketio.connectTimeout). */
+void ag__sio_connect_timer_link(ag_server_t *s, h2o_timeout_entry_t *entry);
+
 /* --- module --- */
 /* Serves, from memory: /faye/client.js (a script that defines nothing, for the faye era's pages), the rendered
  * ActionheroWebsocketClient followed by client/legacy/actionHeroWebSocket.js as

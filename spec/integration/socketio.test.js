@@ -312,3 +312,25 @@ test('servers.socketio.path moves the endpoint; enabled: false turns it off', as
   assert.strictEqual(await e.take(), JSON.stringify(WELCOME));
   e.socket.close();
 });
+
+test('servers.socketio.conformance: binary attachments on a custom namespace, acks with any arguments', async (t) => {
+  const srv = await startServer({ config: { servers: { socketio: { conformance: true } } } });
+  t.after(() => srv.stop());
+  const ws = new Eio(srv.url, '/socket.io/').ws('transport=websocket');
+  await ws.opened;
+  assert.match((await ws.next()).text, /^0\{"sid":/);
+  ws.send('40/custom,{"k":[1,null]}');
+  assert.match((await ws.next()).text, /^40\/custom,\{"sid":"[A-Za-z0-9_-]{22}"\}$/);
+  assert.strictEqual((await ws.next()).text, '42/custom,["auth",{"k":[1,null]}]');
+  ws.send('451-/custom,7["message-with-ack",{"_placeholder":true,"num":0},"x",[2.5,false]]');
+  // the namespace must survive the message it came in
+  ws.send(Buffer.from('padding that reuses the buffer of the previous message'));
+  assert.strictEqual((await ws.next()).text, '461-/custom,7[{"_placeholder":true,"num":0},"x",[2.5,false]]');
+  assert.deepStrictEqual((await ws.next()).binary, Buffer.from('padding that reuses the buffer of the previous message'));
+  ws.send('42/custom,9["message-with-ack"]');
+  assert.strictEqual((await ws.next()).text, '43/custom,9[]');
+  // an event for a namespace not connected closes the session
+  ws.send('42/other,["message"]');
+  await ws.closed;
+  assert.deepStrictEqual(ws.messages, []);
+});

@@ -26,6 +26,8 @@ static void test_defaults(void **state)
     assert_int_equal(c->servers.websocket.server.queueMaxBytes, 4194304);
     assert_string_equal(c->servers.engineio.path, "/engine.io");
     assert_int_equal(c->servers.socketio.connectTimeout, 45000);
+    assert_false(c->servers.socketio.conformance);
+    assert_true(c->servers.websocket.server.allowEIO3);
     assert_null(c->path);
     ag_config_destroy(c);
 }
@@ -233,6 +235,8 @@ static void test_shipped_file(void **state)
     assert_int_equal(c->servers.websocket.server.queueMaxBytes, d->servers.websocket.server.queueMaxBytes);
     assert_string_equal(c->servers.engineio.path, d->servers.engineio.path);
     assert_int_equal(c->servers.socketio.connectTimeout, d->servers.socketio.connectTimeout);
+    assert_int_equal(c->servers.socketio.conformance, d->servers.socketio.conformance);
+    assert_int_equal(c->servers.websocket.server.allowEIO3, d->servers.websocket.server.allowEIO3);
     ag_config_destroy(c);
     ag_config_destroy(d);
 }
