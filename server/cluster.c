@@ -686,9 +686,12 @@ void ag_cluster_register(ag_server_t *s)
     ag_cluster_t *c = s->cluster;
     if (c == NULL || !c->clustered)
         return;
-    /* engine.io sessions live at the Primus pathname and, for socket.io clients, at the socket.io path */
-    const char *paths[] = {s->config->servers.websocket.server.pathname,
-                           s->config->servers.socketio.enabled ? s->config->servers.socketio.path : NULL};
+    /* engine.io sessions live at the Primus pathname, at the engine.io path and, for socket.io clients, at the socket.io
+     * path */
+    const ag_config_t *cfg = s->config;
+    const char *paths[] = {cfg->servers.websocket.server.pathname,
+                           cfg->servers.engineio.path[0] != '\0' ? cfg->servers.engineio.path : NULL,
+                           cfg->servers.socketio.enabled ? cfg->servers.socketio.path : NULL};
     for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
         if (paths[i] == NULL || (i > 0 && strcmp(paths[i], paths[0]) == 0))
             continue;

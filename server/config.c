@@ -88,6 +88,7 @@ static const ckey_t schema[] = {
     K("servers.websocket.server.queueMaxBytes", T_LONG, servers.websocket.server.queueMaxBytes),
     K("servers.websocket.server.queueMaxFrames", T_INT, servers.websocket.server.queueMaxFrames),
     K("servers.websocket.server.echo", T_BOOL, servers.websocket.server.echo),
+    K("servers.websocket.server.allowEIO3", T_BOOL, servers.websocket.server.allowEIO3),
     K("servers.websocket.server.messageRate", T_DOUBLE, servers.websocket.server.messageRate),
     K("servers.websocket.server.messageBurst", T_INT, servers.websocket.server.messageBurst),
     K("servers.websocket.server.sse.replayEvents", T_INT, servers.websocket.server.sse.replayEvents),
@@ -108,6 +109,9 @@ static const ckey_t schema[] = {
     K("servers.websocket.client.queueSize", T_INT, servers.websocket.client.queueSize),
     K("servers.socketio.enabled", T_BOOL, servers.socketio.enabled),
     K("servers.socketio.path", T_STR, servers.socketio.path),
+    K("servers.socketio.connectTimeout", T_INT, servers.socketio.connectTimeout),
+    K("servers.socketio.conformance", T_BOOL, servers.socketio.conformance),
+    K("servers.engineio.path", T_STR, servers.engineio.path),
     K("redis.url", T_STR, redis.url),
     K("redis.connectTimeout", T_INT, redis.connectTimeout),
     K("redis.commandTimeout", T_INT, redis.commandTimeout),
@@ -250,6 +254,7 @@ ag_config_t *ag_config_create_default(void)
     c->servers.websocket.server.methods = list_of((const char *[]){"GET", "POST", NULL});
     c->servers.websocket.server.maxAge = 86400;
     c->servers.websocket.server.primusPingInterval = 30000;
+    c->servers.websocket.server.allowEIO3 = 1;
     c->servers.websocket.server.maxLength = 1048576;
     c->servers.websocket.server.queueMaxBytes = 4194304;
     c->servers.websocket.server.queueMaxFrames = 4096;
@@ -274,6 +279,8 @@ ag_config_t *ag_config_create_default(void)
     c->servers.websocket.client.queueSize = 100;
     c->servers.socketio.enabled = 1;
     c->servers.socketio.path = strdup("/socket.io");
+    c->servers.socketio.connectTimeout = 45000;
+    c->servers.engineio.path = strdup("/engine.io");
 
     c->redis.url = strdup("");
     c->redis.connectTimeout = 2000;
@@ -580,6 +587,22 @@ static int check_bounds(const ag_config_t *c, const char *name, char *errbuf, si
                      paths[i]);
             return -1;
         }
+    }
+    /* a path of its own: sharing one with another endpoint would hand that endpoint's requests to engine.io */
+    const char *eio_path = c->servers.engineio.path;
+    if (eio_path[0] != '\0' &&
+        (eio_path[0] != '/' || eio_path[1] == '\0' || strpbrk(eio_path, "?# \t") != NULL ||
+         strcmp(eio_path, c->servers.websocket.server.pathname) == 0 || strcmp(eio_path, c->servers.socketio.path) == 0)) {
+        snprintf(errbuf, errlen,
+                 "%s:1: servers.engineio.path must be \"\" or an absolute path other than \"/\", the Primus pathname and the "
+                 "socket.io path: \"%.100s\"",
+                 name, eio_path);
+        return -1;
+    }
+    /* an hour is far beyond any client's connect; the timer list is one per node */
+    if (c->servers.socketio.connectTimeout < 1 || c->servers.socketio.connectTimeout > 3600000) {
+        snprintf(errbuf, errlen, "%s:1: servers.socketio.connectTimeout must be between 1 and 3600000 ms", name);
+        return -1;
     }
     /* the drain must fit in a stop that someone waits for; a day is far beyond any deploy */
     if (c->ops.drainDelay < 0 || c->ops.drainWindow < 0 || c->ops.drainDelay > 86400000 || c->ops.drainWindow > 86400000) {

@@ -84,6 +84,7 @@ typedef struct st_ag_config_t {
                 long queueMaxBytes;     /* per-connection outbound bound, 4194304 */
                 int queueMaxFrames;     /* 4096 */
                 int echo;               /* 0: raw engine.io echo, no session layer (conformance suites) */
+                int allowEIO3;          /* 1: engine.io protocol 3 clients (engine.io-client 3, socket.io-client 2) */
                 double messageRate;     /* inbound messages per connection and second, 100; 0 = no limit */
                 int messageBurst;       /* 200; this many refusals in a row end the connection */
                 struct {
@@ -110,9 +111,14 @@ typedef struct st_ag_config_t {
             } client;
         } websocket;
         struct {
-            int enabled; /* 1 */
-            char *path;  /* "/socket.io" */
+            int enabled;        /* 1 */
+            char *path;         /* "/socket.io" */
+            int connectTimeout; /* ms without a CONNECT before the session closes, 45000 */
+            int conformance;    /* 0: 1 answers as socket.io-protocol's reference server (test suites only) */
         } socketio;
+        struct {
+            char *path; /* "/engine.io": engine.io v4 on a path of its own; "" = off */
+        } engineio;
     } servers;
     struct {
         char *url;          /* "" = embedded memory store; env REDIS_URL overrides */

@@ -97,6 +97,19 @@ static void flush_now(ag__eio_session_t *s)
     ag__eio_session_release(s);
 }
 
+/* engine.io 6.6 closes a WebSocket without a close packet (its transport's close is the socket's), while a polling or
+ * SSE close answers the held response with one. Used where engine.io closes by itself: a ping timeout, and the
+ * socket.io layer's closes (socket.io 4.8 closes the engine.io socket on a parse or binary error). */
+static int close_packet_fits(const ag__eio_session_t *s)
+{
+    return s->transport != NULL && s->transport->ops->kind != AG__EIO_WEBSOCKET;
+}
+
+void ag__eio_session_close_self(ag__eio_session_t *s, const ag_disconnect_t *why)
+{
+    ag__eio_session_close(s, why, close_packet_fits(s));
+}
+
 static void flush(ag__eio_session_t *s)
 {
     flush_now(s);
@@ -104,7 +117,7 @@ static void flush(ag__eio_session_t *s)
     const ag__eio_upper_t *u = s->upper;
     if (u != NULL && u->closing != NULL && !s->closed && u->closing(s->upper_self) && s->outbox_len == 0 &&
         u->queued(s->upper_self) == 0)
-        ag__eio_session_close(s, &AG_DISCONNECT_SERVER, 1);
+        ag__eio_session_close(s, &AG_DISCONNECT_SERVER, close_packet_fits(s));
 }
 
 void ag__eio_on_writable(ag__eio_session_t *s)
@@ -218,7 +231,8 @@ static void on_ping_timer(h2o_timeout_entry_t *entry)
     ag__eio_node_t *n = ag__eio_node(s->server);
     /* the deadline runs even when the ping cannot be delivered now (no GET held) */
     h2o_timeout_link(s->server->loop, &n->ping_timeout, &s->pong_deadline);
-    if (outbox_push(s, AG_EIO_PING, NULL, NULL) == AG_OK)
+    /* protocol 3: the client pings; the server only waits pingInterval + pingTimeout for it */
+    if (s->protocol != 3 && outbox_push(s, AG_EIO_PING, NULL, NULL) == AG_OK)
         flush(s);
 }
 
@@ -226,7 +240,21 @@ static void on_pong_deadline(h2o_timeout_entry_t *entry)
 {
     ag__eio_session_t *s = H2O_STRUCT_FROM_MEMBER(ag__eio_session_t, pong_deadline, entry);
     ag_debug("eio", s->sid, "ping timeout");
-    ag__eio_session_close(s, &AG_DISCONNECT_HEARTBEAT, 1);
+    ag__eio_session_close(s, &AG_DISCONNECT_HEARTBEAT, close_packet_fits(s));
+}
+
+/* h2o's loop runs a turn's I/O before its timers, and a loop that lags fires them late: a request that lands once its
+ * session's pong deadline has run out would otherwise still be served. The request checks the deadline itself,
+ * counted from when the ping was due, as a client counts it. */
+static int heartbeat_expired(ag__eio_session_t *s)
+{
+    ag__eio_node_t *n = ag__eio_node(s->server);
+    uint64_t now = h2o_now(s->server->loop);
+    if (h2o_timeout_is_linked(&s->pong_deadline))
+        return now >= s->ping_due + n->ping_timeout.timeout;
+    if (h2o_timeout_is_linked(&s->ping_timer))
+        return now >= s->ping_timer.registered_at + n->ping_interval.timeout + n->ping_timeout.timeout;
+    return 0;
 }
 
 static void schedule_ping(ag__eio_session_t *s)
@@ -234,6 +262,7 @@ static void schedule_ping(ag__eio_session_t *s)
     if (h2o_timeout_is_linked(&s->ping_timer))
         h2o_timeout_unlink(&s->ping_timer);
     h2o_timeout_link(s->server->loop, &ag__eio_node(s->server)->ping_interval, &s->ping_timer);
+    s->ping_due = s->ping_timer.registered_at + ag__eio_node(s->server)->ping_interval.timeout;
 }
 
 static void on_upgrade_deadline(h2o_timeout_entry_t *entry)
@@ -325,6 +354,17 @@ void ag__eio_on_packet(ag__eio_session_t *s, ag__eio_transport_t *t, const ag_ei
         ag__eio_session_close(s, &AG_DISCONNECT_PEER_CLOSED, 0);
         break;
     case AG_EIO_PING:
+        if (s->protocol == 3) {
+            /* protocol 3's heartbeat: the pong carries the ping's data back, and the wait starts again */
+            if (h2o_timeout_is_linked(&s->pong_deadline))
+                h2o_timeout_unlink(&s->pong_deadline);
+            schedule_ping(s);
+            ag_frame_t *f = pkt->len != 0 ? ag_frame_create(pkt->data, pkt->len, 0) : NULL;
+            if ((pkt->len == 0 || f != NULL) && outbox_push(s, AG_EIO_PONG, NULL, f) == AG_OK)
+                flush(s);
+            ag_frame_release(f);
+            break;
+        }
         ag_debug("eio", s->sid, "invalid heartbeat direction");
         ag__eio_session_close(s, &AG_DISCONNECT_PROTOCOL_ERROR, 0);
         break;
@@ -351,9 +391,14 @@ int ag__eio_on_payload(ag__eio_session_t *s, ag__eio_transport_t *t, const char 
     const char *piece;
     int ret = 0;
     ag__eio_session_addref(s);
-    while (!s->closed && ag_eio_payload_next(body, len, &pos, &piece, &plen)) {
+    while (!s->closed) {
+        int more = s->protocol == 3 ? ag_eio3_payload_next(body, len, &pos, &piece, &plen)
+                                    : ag_eio_payload_next(body, len, &pos, &piece, &plen);
+        if (more == 0)
+            break;
         ag_eio_packet_t pkt;
-        if (ag_eio_packet_decode(piece, plen, scratch, &pkt) != AG_OK) {
+        if (more < 0 || (s->protocol == 3 ? ag_eio3_packet_decode(piece, plen, scratch, &pkt)
+                                          : ag_eio_packet_decode(piece, plen, scratch, &pkt)) != AG_OK) {
             ag__eio_session_close(s, &AG_DISCONNECT_PROTOCOL_ERROR, 0);
             ret = -1;
             break;
@@ -363,6 +408,12 @@ int ag__eio_on_payload(ag__eio_session_t *s, ag__eio_transport_t *t, const char 
     ag__eio_session_release(s);
     free(scratch);
     return ret;
+}
+
+int ag__eio_payload_append(const ag__eio_session_t *s, ag_eio_buf_t *b, int type, const char *data, size_t len, int binary)
+{
+    return s->protocol == 3 ? ag_eio3_payload_append(b, type, data, len, binary)
+                            : ag_eio_payload_append(b, type, data, len, binary);
 }
 
 /* --- sessions --- */
@@ -376,7 +427,13 @@ size_t ag__eio_open_json(ag__eio_session_t *s, ag__eio_kind_t kind, int sse_offe
         int ws = ag_config_list_has(tr, "websocket"), sse = sse_offered && ag_config_list_has(tr, "sse");
         upgrades = ws && sse ? "[\"websocket\",\"sse\"]" : ws ? "[\"websocket\"]" : sse ? "[\"sse\"]" : "[]";
     }
-    int n = snprintf(out, cap, "{\"sid\":\"%s\",\"upgrades\":%s,\"pingInterval\":%d,\"pingTimeout\":%d,\"maxPayload\":%ld}", s->sid,
+    int n;
+    if (s->protocol == 3) /* protocol 3's open packet has no maxPayload, and SSE is not offered there */
+        n = snprintf(out, cap, "{\"sid\":\"%s\",\"upgrades\":%s,\"pingInterval\":%d,\"pingTimeout\":%d}", s->sid,
+                     kind == AG__EIO_POLLING && ag_config_list_has(tr, "websocket") ? "[\"websocket\"]" : "[]",
+                     cfg->servers.websocket.server.pingInterval, cfg->servers.websocket.server.pingTimeout);
+    else
+        n = snprintf(out, cap, "{\"sid\":\"%s\",\"upgrades\":%s,\"pingInterval\":%d,\"pingTimeout\":%d,\"maxPayload\":%ld}", s->sid,
                      upgrades, cfg->servers.websocket.server.pingInterval, cfg->servers.websocket.server.pingTimeout,
                      cfg->servers.websocket.server.maxHttpBufferSize);
     return n < 0 ? 0 : (size_t)n;
@@ -394,6 +451,7 @@ ag__eio_session_t *ag__eio_session_new(ag_server_t *server, int rate_exempt)
         ag_cluster_sid_stamp(server, s->sid);
     } while (ag_map_get(&n->sessions, s->sid) != NULL);
     s->server = server;
+    s->protocol = 4;
     s->refcnt = 1; /* the table's */
     s->ping_timer.cb = on_ping_timer;
     s->pong_deadline.cb = on_pong_deadline;
@@ -418,6 +476,17 @@ static ag__eio_session_t *session_create(ag_server_t *server, h2o_req_t *req)
         return NULL;
     const char *b64 = ag_http_query_param(req, "b64");
     s->b64 = b64 != NULL && strcmp(b64, "1") == 0;
+    const char *eio = ag_http_query_param(req, "EIO");
+    s->protocol = eio != NULL && strcmp(eio, "3") == 0 ? 3 : 4;
+    const char *j = ag_http_query_param(req, "j");
+    if (s->protocol == 3 && j != NULL) {
+        s->is_jsonp = 1;
+        size_t k = 0;
+        for (const char *p = j; *p != '\0' && k + 1 < sizeof(s->jsonp); p++)
+            if (*p >= '0' && *p <= '9')
+                s->jsonp[k++] = *p;
+        s->jsonp[k] = '\0';
+    }
     return s;
 }
 
@@ -444,6 +513,7 @@ static int path_is(const char *pathname, h2o_req_t *req)
 typedef struct st_eio_handler_t {
     h2o_handler_t super;
     const char *path; /* the configuration's */
+    ag_eio_path_mode_t mode;
     ag__eio_attach_cb attach;
     int hook_at_handshake; /* the connect hook is asked before the handshake (else the upper asks it) */
     int echo;              /* echo mode: no connections, no tokens */
@@ -650,8 +720,10 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     ag_server_t *server = ag_http_server(req);
     const ag_config_t *cfg = server->config;
     const char *eio = ag_http_query_param(req, "EIO");
-    if (eio == NULL || !path_is(h->path, req))
+    if (!path_is(h->path, req) || (eio == NULL && h->mode == AG_EIO_PATH_SHARED))
         return -1;
+    if (eio == NULL)
+        eio = ""; /* on a path of its own, engine.io's answer: code 5 once the transport and method pass */
     ag__eio_node_t *n = ag__eio_node(server);
     /* Every request, not only the handshake: a sid travels in URLs and logs, and a page that learnt one must not
      * drive the session from a foreign origin (engine.io's allowRequest, code 4). */
@@ -677,8 +749,17 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     const char *sid = ag_http_query_param(req, "sid");
     if (sid != NULL) {
         ag__eio_session_t *s = ag_map_get(&n->sessions, sid);
+        if (s != NULL && !s->closed && heartbeat_expired(s)) {
+            ag_debug("eio", s->sid, "ping timeout (seen by a request)");
+            ag__eio_session_close(s, &AG_DISCONNECT_HEARTBEAT, close_packet_fits(s));
+            s = NULL; /* the close may have released the last reference */
+        }
         if (s == NULL || s->closed) {
             ag__eio_respond_error(req, AG_EIO_ERR_UNKNOWN_SID);
+            return 0;
+        }
+        if (s->protocol == 3 && kind == AG__EIO_SSE) {
+            ag__eio_respond_error(req, AG_EIO_ERR_TRANSPORT_UNKNOWN); /* SSE is a protocol 4 extension */
             return 0;
         }
         if (kind == AG__EIO_WEBSOCKET) {
@@ -724,8 +805,12 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         ag__eio_respond_error(req, AG_EIO_ERR_BAD_REQUEST);
         return 0;
     }
-    if (strcmp(eio, "4") != 0) {
+    if (strcmp(eio, "4") != 0 && !(strcmp(eio, "3") == 0 && cfg->servers.websocket.server.allowEIO3)) {
         ag__eio_respond_error(req, AG_EIO_ERR_UNSUPPORTED_PROTOCOL_VERSION);
+        return 0;
+    }
+    if (strcmp(eio, "3") == 0 && kind == AG__EIO_SSE) {
+        ag__eio_respond_error(req, AG_EIO_ERR_TRANSPORT_UNKNOWN); /* SSE is a protocol 4 extension */
         return 0;
     }
     if (server->stopping) {
@@ -773,10 +858,13 @@ int ag_eio_register(ag_server_t *s)
     h2o_timeout_init(s->loop, &n->keepalive, (uint64_t)cfg->servers.websocket.server.sse.keepaliveMs);
     h2o_timeout_init(s->loop, &n->hundred_ms, 100);
     s->eio = n;
-    return ag_eio_serve(s, cfg->servers.websocket.server.pathname, ag__eio_attach_conn, 1);
+    int ret = ag_eio_serve(s, cfg->servers.websocket.server.pathname, AG_EIO_PATH_SHARED, ag__eio_attach_conn, 1);
+    if (ret == 0 && cfg->servers.engineio.path[0] != '\0')
+        ret = ag_eio_serve(s, cfg->servers.engineio.path, AG_EIO_PATH_OWN, ag__eio_attach_conn, 1);
+    return ret;
 }
 
-int ag_eio_serve(ag_server_t *s, const char *path, ag__eio_attach_cb attach, int hook_at_handshake)
+int ag_eio_serve(ag_server_t *s, const char *path, ag_eio_path_mode_t mode, ag__eio_attach_cb attach, int hook_at_handshake)
 {
     h2o_pathconf_t *pc = ag_server_register_path(s, path);
     if (pc == NULL)
@@ -784,6 +872,7 @@ int ag_eio_serve(ag_server_t *s, const char *path, ag__eio_attach_cb attach, int
     eio_handler_t *h = (eio_handler_t *)h2o_create_handler(pc, sizeof(*h));
     h->super.on_req = on_req;
     h->path = path;
+    h->mode = mode;
     /* echo mode is the endpoint's, whatever the path would carry */
     h->attach = s->config->servers.websocket.server.echo ? ag__eio_attach_echo : attach;
     h->hook_at_handshake = hook_at_handshake && !s->config->servers.websocket.server.echo; /* echo has no connections */

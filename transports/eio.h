@@ -59,13 +59,19 @@ typedef struct st_ag__eio_upper_t {
 typedef void (*ag__eio_attach_cb)(ag__eio_session_t *s, const ag_conn_info_t *info);
 
 /* Creates the node's engine.io state (s->eio) and serves the pathname (after /primus, which passes on requests with
- * an EIO query). 0 or AG_ENOMEM. */
+ * an EIO query) and servers.engineio.path (engine.io's alone) with connections. 0 or AG_ENOMEM. */
 int ag_eio_register(ag_server_t *s);
+/* How a path ag_eio_serve serves shares it. */
+typedef enum {
+    AG_EIO_PATH_SHARED = 0, /* requests without EIO pass on to the next handler (the Primus endpoint at /primus) */
+    AG_EIO_PATH_OWN         /* the path is engine.io's alone: a request without EIO gets engine.io's own error */
+} ag_eio_path_mode_t;
+
 /* Serves engine.io at the exact path (and path + "/"): its sessions get their upper from attach (in echo mode, echo).
  * hook_at_handshake: the connect hook (server/backend.h) is asked before the handshake, and its answer's data reaches
  * attach in info; 0: the upper asks it itself (socket.io does at its CONNECT, where the auth payload is), and
- * info->handshake carries what the hook is to be shown. 0 or AG_ENOMEM. */
-int ag_eio_serve(ag_server_t *s, const char *path, ag__eio_attach_cb attach, int hook_at_handshake);
+ * info->handshake carries what the hook is to be shown. path is borrowed for the server's life. 0 or AG_ENOMEM. */
+int ag_eio_serve(ag_server_t *s, const char *path, ag_eio_path_mode_t mode, ag__eio_attach_cb attach, int hook_at_handshake);
 /* Server stopping: every session gets its close packet where possible. */
 void ag_eio_stop(ag_server_t *s);
 void ag_eio_dispose(ag_server_t *s);
@@ -109,8 +115,11 @@ struct st_ag__eio_session_t {
     void *upper_self;
     uint32_t refcnt;
     int closed;
-    int upgraded;                   /* moved off polling: polling requests now get "Bad request" */
-    int b64;                        /* the client asked for base64 binary */
+    int upgraded;   /* moved off polling: polling requests now get "Bad request" */
+    int b64;        /* the client asked for base64 binary */
+    int protocol;   /* 4, or 3 (EIO=3: length-prefixed payloads, pings from the client) */
+    char jsonp[12]; /* protocol 3 JSONP polling: the digits of the handshake's j ("" = XHR polling) */
+    int is_jsonp;
     ag__eio_transport_t *transport; /* current */
     ag__eio_transport_t *probe;     /* upgrade candidate */
     ag__eio_transport_t *polling;   /* owned by the session (NULL until used) */
@@ -119,6 +128,7 @@ struct st_ag__eio_session_t {
     ag__eio_out_t *outbox;
     size_t outbox_len, outbox_cap, outbox_bytes;
     h2o_timeout_entry_t ping_timer, pong_deadline, upgrade_deadline, noop_tick, finish;
+    uint64_t ping_due;          /* loop ms at which the last ping was due (a lagging loop sends it later) */
     const ag_disconnect_t *why; /* why the session closed (the first reason), NULL while open */
     /* the message rate of what no connection counts (socket.io and echo sessions; README "Limits") */
     ag_bucket_t in_rate;
@@ -142,6 +152,8 @@ void ag__eio_on_packet(ag__eio_session_t *s, ag__eio_transport_t *t, const ag_ei
 int ag__eio_inbound_control(ag__eio_session_t *s);
 /* Decodes a polling/SSE POST body and dispatches it to t; returns 0, or -1 on a parse error (the session closed). */
 int ag__eio_on_payload(ag__eio_session_t *s, ag__eio_transport_t *t, const char *body, size_t len);
+/* Appends one packet to a polling payload in the session's protocol. */
+int ag__eio_payload_append(const ag__eio_session_t *s, ag_eio_buf_t *b, int type, const char *data, size_t len, int binary);
 /* What the current transport holds unsent (bytes, frames) counts, with the session's outbox, against the
  * slow-consumer bound (server/conn.h). Returns 1 when that closed the session's consumer as a slow consumer. */
 int ag__eio_note_backlog(ag__eio_session_t *s, size_t bytes, size_t frames);
@@ -158,6 +170,9 @@ void ag__eio_transport_gone(ag__eio_session_t *s, ag__eio_transport_t *t, const 
 /* Closes the session for why (the first reason stays, and is what the connection above learns); send_close: write the
  * close packet first where the transport can take it. */
 void ag__eio_session_close(ag__eio_session_t *s, const ag_disconnect_t *why, int send_close);
+/* Closes the session the way engine.io closes one by itself: the close packet only where the transport is not a
+ * WebSocket (engine.io 6.6 just closes a WebSocket). */
+void ag__eio_session_close_self(ag__eio_session_t *s, const ag_disconnect_t *why);
 /* The open packet JSON (without the "0") for this session; upgrades depends on the handshake transport. */
 size_t ag__eio_open_json(ag__eio_session_t *s, ag__eio_kind_t kind, int sse_offered, char *out, size_t cap);
 /* A session in the sid table with no transport and no upper yet: the handshake (and the unit tests) put them in

@@ -202,6 +202,11 @@ static int json_string_append(ag_eio_buf_t *b, const char *s, size_t len)
             if (c < 0x20) {
                 static const char hex[] = "0123456789abcdef";
                 *o++ = '\\', *o++ = 'u', *o++ = '0', *o++ = '0', *o++ = hex[c >> 4], *o++ = hex[c & 15];
+            } else if (c == 0xe2 && i + 2 < len && (unsigned char)s[i + 1] == 0x80 &&
+                       ((unsigned char)s[i + 2] == 0xa8 || (unsigned char)s[i + 2] == 0xa9)) {
+                /* U+2028 and U+2029 end a line in older JavaScript, where a JSONP answer is parsed */
+                *o++ = '\\', *o++ = 'u', *o++ = '2', *o++ = '0', *o++ = '2', *o++ = s[i + 2] == (char)0xa8 ? '8' : '9';
+                i += 2;
             } else {
                 *o++ = (char)c;
             }
@@ -236,4 +241,158 @@ int ag_eio_sse_event_append(ag_eio_buf_t *b, uint64_t id, const char *payload, s
         pos += piece + 1;
     }
     return ag_eio_buf_append(b, "\n", 1);
+}
+
+/* --- engine.io protocol 3 --- */
+
+/* UTF-16 code units of the UTF-8 character whose first byte is c (a stray continuation byte counts as one). */
+static size_t utf16_units(unsigned char c)
+{
+    return c >= 0xf0 ? 2 : 1;
+}
+
+static int is_continuation(unsigned char c)
+{
+    return (c & 0xc0) == 0x80;
+}
+
+static size_t utf16_length(const char *s, size_t len)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++)
+        if (!is_continuation((unsigned char)s[i]))
+            n += utf16_units((unsigned char)s[i]);
+    return n;
+}
+
+int ag_eio3_payload_append(ag_eio_buf_t *b, int type, const char *data, size_t len, int binary)
+{
+    size_t body = binary ? 2 + (len + 2) / 3 * 4 : 1 + len;
+    char prefix[24];
+    /* a binary packet is ASCII ("b4" and base64): its bytes are its UTF-16 units */
+    int n = snprintf(prefix, sizeof(prefix), "%zu:", binary ? body : 1 + utf16_length(data, len));
+    if (ag_eio_buf_reserve(b, (size_t)n + body) != AG_OK)
+        return AG_ENOMEM;
+    memcpy(b->base + b->len, prefix, (size_t)n);
+    b->len += (size_t)n;
+    if (binary) {
+        b->base[b->len++] = 'b';
+        b->base[b->len++] = (char)('0' + type);
+        b->len += ag_eio_base64_encode((const uint8_t *)data, len, b->base + b->len);
+    } else {
+        b->base[b->len++] = (char)('0' + type);
+        if (len != 0)
+            memcpy(b->base + b->len, data, len);
+        b->len += len;
+    }
+    return AG_OK;
+}
+
+int ag_eio3_payload_next(const char *payload, size_t len, size_t *pos, const char **piece, size_t *piece_len)
+{
+    size_t i = *pos;
+    if (i >= len)
+        return 0;
+    size_t units = 0;
+    int digits = 0;
+    for (; i < len && payload[i] != ':'; i++, digits++) {
+        /* ten digits are far beyond any body maxHttpBufferSize lets in */
+        if (payload[i] < '0' || payload[i] > '9' || digits == 10)
+            return AG_EINVAL;
+        units = units * 10 + (size_t)(payload[i] - '0');
+    }
+    if (i >= len || digits == 0 || units == 0)
+        return AG_EINVAL;
+    size_t start = ++i, seen = 0;
+    while (seen < units) {
+        if (i >= len)
+            return AG_EINVAL;
+        seen += utf16_units((unsigned char)payload[i++]);
+        while (i < len && is_continuation((unsigned char)payload[i]))
+            i++;
+    }
+    if (seen != units) /* the length ends inside a surrogate pair */
+        return AG_EINVAL;
+    *piece = payload + start;
+    *piece_len = i - start;
+    *pos = i;
+    return 1;
+}
+
+int ag_eio3_packet_decode(const char *s, size_t len, char *scratch, ag_eio_packet_t *out)
+{
+    if (len == 0)
+        return AG_EINVAL;
+    if (s[0] == 'b') {
+        /* "b<type><base64>": only a message carries binary */
+        if (len < 2 || s[1] != '0' + AG_EIO_MESSAGE)
+            return AG_EINVAL;
+        long n = ag_eio_base64_decode(s + 2, len - 2, (uint8_t *)scratch);
+        if (n < 0)
+            return AG_EINVAL;
+        *out = (ag_eio_packet_t){AG_EIO_MESSAGE, scratch, (size_t)n, 1};
+        return AG_OK;
+    }
+    return ag_eio_packet_decode(s, len, scratch, out);
+}
+
+int ag_eio_jsonp_append(ag_eio_buf_t *b, const char *index, const char *payload, size_t len)
+{
+    if (ag_eio_buf_append(b, "___eio[", 7) != AG_OK)
+        return AG_ENOMEM;
+    /* only the digits of the index, as engine.io: the rest of it would be script */
+    for (const char *p = index; *p != '\0'; p++)
+        if (*p >= '0' && *p <= '9' && ag_eio_buf_append(b, p, 1) != AG_OK)
+            return AG_ENOMEM;
+    if (ag_eio_buf_append(b, "](", 2) != AG_OK || json_string_append(b, payload, len) != AG_OK ||
+        ag_eio_buf_append(b, ");", 2) != AG_OK)
+        return AG_ENOMEM;
+    return AG_OK;
+}
+
+static int hexval(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+long ag_eio_jsonp_form_decode(const char *body, size_t len, char *out)
+{
+    /* the value of the first "d" field, percent-decoded */
+    size_t i = 0, o = 0;
+    for (;;) {
+        if (i + 1 < len && body[i] == 'd' && body[i + 1] == '=')
+            break;
+        const char *amp = i < len ? memchr(body + i, '&', len - i) : NULL;
+        if (amp == NULL)
+            return -1;
+        i = (size_t)(amp - body) + 1;
+    }
+    for (i += 2; i < len && body[i] != '&'; i++) {
+        if (body[i] == '+') {
+            out[o++] = ' ';
+        } else if (body[i] == '%') {
+            int hi = i + 2 < len ? hexval(body[i + 1]) : -1, lo = i + 2 < len ? hexval(body[i + 2]) : -1;
+            if (hi < 0 || lo < 0)
+                return -1;
+            out[o++] = (char)(hi << 4 | lo);
+            i += 2;
+        } else {
+            out[o++] = body[i];
+        }
+    }
+    /* The client writes each newline as the two characters \n and a \n that was in the data as \\n (a form would
+     * turn a real newline into CRLF); undo both in one pass. */
+    size_t w = 0;
+    for (size_t r = 0; r < o; r++) {
+        if (out[r] == '\\' && r + 2 < o && out[r + 1] == '\\' && out[r + 2] == 'n') {
+            out[w++] = '\\', out[w++] = 'n';
+            r += 2;
+        } else if (out[r] == '\\' && r + 1 < o && out[r + 1] == 'n') {
+            out[w++] = '\n';
+            r += 1;
+        } else {
+            out[w++] = out[r];
+        }
+    }
+    return (long)w;
 }

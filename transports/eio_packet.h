@@ -74,4 +74,21 @@ int ag_eio_payload_append(ag_eio_buf_t *b, int type, const char *data, size_t le
  * "event: j" and the payload as a JSON string literal when it contains a CR; then the blank line. */
 int ag_eio_sse_event_append(ag_eio_buf_t *b, uint64_t id, const char *payload, size_t len);
 
+/* --- engine.io protocol 3 (EIO=3: engine.io-client 3.x, socket.io-client 2.x) --- */
+
+/* Appends one packet as "<length>:<packet>", the length in UTF-16 code units of the packet as JavaScript counts them;
+ * a binary message is "b4<base64>". */
+int ag_eio3_payload_append(ag_eio_buf_t *b, int type, const char *data, size_t len, int binary);
+/* The next packet of a protocol 3 payload: 1 (piece set, *pos advanced), 0 at the end, AG_EINVAL when the payload is
+ * malformed (a bad or zero length, one that runs past the end or splits a character). *pos starts at 0. */
+int ag_eio3_payload_next(const char *payload, size_t len, size_t *pos, const char **piece, size_t *piece_len);
+/* Decodes one protocol 3 packet: "b4<base64>" is a binary message, the rest as ag_eio_packet_decode. scratch as there. */
+int ag_eio3_packet_decode(const char *s, size_t len, char *scratch, ag_eio_packet_t *out);
+/* Appends a JSONP polling answer: ___eio[<the digits of index>]("<payload as a JS string literal>"); */
+int ag_eio_jsonp_append(ag_eio_buf_t *b, const char *index, const char *payload, size_t len);
+/* Decodes a JSONP polling POST (application/x-www-form-urlencoded, the payload in field "d", its newlines escaped by
+ * the client) into out, which needs len bytes. Returns the payload's length, or -1 without a "d" field or with a bad
+ * percent escape. */
+long ag_eio_jsonp_form_decode(const char *body, size_t len, char *out);
+
 #endif

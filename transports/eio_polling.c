@@ -180,11 +180,19 @@ static int gzip_body(h2o_req_t *req, const char *body, size_t len, h2o_iovec_t *
     return 1;
 }
 
-/* The answer to a polling GET or a handshake: text/plain payload, no-store, CORS, gzip when large and accepted. */
-static void respond_payload(h2o_req_t *req, h2o_generator_t *gen, const char *body, size_t len)
+/* The answer to a polling GET or a handshake: text/plain payload (a script for JSONP polling), no-store, CORS, gzip
+ * when large and accepted. */
+static void respond_payload(const ag__eio_session_t *s, h2o_req_t *req, h2o_generator_t *gen, const char *body, size_t len)
 {
+    ag_eio_buf_t js = {NULL, 0, 0};
     ag__eio_add_common_headers(req);
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("text/plain; charset=UTF-8"));
+    if (s->is_jsonp && ag_eio_jsonp_append(&js, s->jsonp, body, len) == AG_OK) {
+        body = js.base;
+        len = js.len;
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("text/javascript; charset=UTF-8"));
+    } else {
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("text/plain; charset=UTF-8"));
+    }
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
     h2o_iovec_t buf;
     if (len >= GZIP_THRESHOLD && accepts_gzip(req) && gzip_body(req, body, len, &buf)) {
@@ -192,6 +200,7 @@ static void respond_payload(h2o_req_t *req, h2o_generator_t *gen, const char *bo
     } else {
         buf = h2o_strdup(&req->pool, body, len);
     }
+    ag_eio_buf_dispose(&js);
     req->res.status = 200;
     req->res.reason = "OK";
     req->res.content_length = buf.len;
@@ -199,7 +208,7 @@ static void respond_payload(h2o_req_t *req, h2o_generator_t *gen, const char *bo
     h2o_send(req, &buf, 1, H2O_SEND_STATE_FINAL);
 }
 
-static void held_respond(ag__eio_held_t *h, const char *body, size_t len)
+static void held_respond(const ag__eio_session_t *s, ag__eio_held_t *h, const char *body, size_t len)
 {
     h2o_req_t *req = h->req;
     if (req == NULL || h->done)
@@ -208,7 +217,16 @@ static void held_respond(ag__eio_held_t *h, const char *body, size_t len)
     h->done = 1;
     h->gen.proceed = NULL;
     h->gen.stop = NULL;
-    respond_payload(req, &h->gen, body, len);
+    respond_payload(s, req, &h->gen, body, len);
+}
+
+/* A held GET answered with one control packet, in the session's protocol. */
+static void held_respond_packet(const ag__eio_session_t *s, ag__eio_held_t *h, int type)
+{
+    ag_eio_buf_t b = {NULL, 0, 0};
+    if (ag__eio_payload_append(s, &b, type, NULL, 0, 0) == AG_OK)
+        held_respond(s, h, b.base, b.len);
+    ag_eio_buf_dispose(&b);
 }
 
 void ag__eio_held_start_stream(ag__eio_held_t *h)
@@ -256,10 +274,10 @@ static void polling_send(ag__eio_transport_t *t, const ag__eio_out_t *pkts, size
     for (size_t i = 0; i < n; i++) {
         const char *d = pkts[i].frame != NULL ? pkts[i].frame->data : pkts[i].text;
         size_t len = pkts[i].frame != NULL ? pkts[i].frame->len : d != NULL ? strlen(d) : 0;
-        ag_eio_payload_append(&b, pkts[i].type, d, len, pkts[i].frame != NULL && pkts[i].frame->binary);
+        ag__eio_payload_append(t->session, &b, pkts[i].type, d, len, pkts[i].frame != NULL && pkts[i].frame->binary);
     }
     p->get = NULL;
-    held_respond(h, b.base, b.len);
+    held_respond(t->session, h, b.base, b.len);
     ag_eio_buf_dispose(&b);
 }
 
@@ -280,7 +298,7 @@ static void polling_close(ag__eio_transport_t *t)
             ag__eio_respond_error(req, AG_EIO_ERR_BAD_REQUEST);
         return;
     }
-    held_respond(h, "6", 1);
+    held_respond_packet(t->session, h, AG_EIO_NOOP);
 }
 
 static const ag__eio_transport_ops_t polling_ops = {AG__EIO_POLLING, "polling", polling_writable, polling_send, polling_close};
@@ -308,10 +326,16 @@ void ag__eio_polling_handshake(ag__eio_session_t *s, h2o_req_t *req, int sse_off
         ag__eio_respond_error(req, AG_EIO_ERR_BAD_REQUEST);
         return;
     }
-    char body[512];
-    body[0] = '0';
-    size_t n = ag__eio_open_json(s, AG__EIO_POLLING, sse_offered, body + 1, sizeof(body) - 1);
-    respond_payload(req, &gen, body, n + 1);
+    char open[512];
+    size_t n = ag__eio_open_json(s, AG__EIO_POLLING, sse_offered, open, sizeof(open));
+    ag_eio_buf_t b = {NULL, 0, 0};
+    if (ag__eio_payload_append(s, &b, AG_EIO_OPEN, open, n, 0) != AG_OK) {
+        ag__eio_session_close(s, &AG_DISCONNECT_SERVER_ERROR, 0);
+        ag__eio_respond_error(req, AG_EIO_ERR_BAD_REQUEST);
+        return;
+    }
+    respond_payload(s, req, &gen, b.base, b.len);
+    ag_eio_buf_dispose(&b);
     ag__eio_session_start(s, s->polling);
 }
 
@@ -327,7 +351,7 @@ static void get_dropped(ag__eio_held_t *h)
         ag__eio_transport_gone(s, &p->super, &AG_DISCONNECT_TRANSPORT_ERROR);
         ag__eio_session_release(s);
     }
-    held_respond(h, "1", 1);
+    held_respond_packet(s, h, AG_EIO_CLOSE);
 }
 
 static void get_dispose(ag__eio_held_t *h, int premature)
@@ -376,7 +400,20 @@ void ag__eio_post(ag__eio_session_t *s, ag__eio_transport_t *t, h2o_req_t *req)
         ag__eio_session_close(s, &AG_DISCONNECT_TRANSPORT_ERROR, 0);
         return;
     }
-    if (ag__eio_on_payload(s, t, req->entity.base != NULL ? req->entity.base : "", len) != 0) {
+    const char *body = req->entity.base != NULL ? req->entity.base : "";
+    if (s->is_jsonp) {
+        /* a form the page posted from a hidden iframe: the payload is its "d" field */
+        char *d = h2o_mem_alloc_pool(&req->pool, len + 1);
+        long dlen = ag_eio_jsonp_form_decode(body, len, d);
+        if (dlen < 0) {
+            ag__eio_respond_error(req, AG_EIO_ERR_BAD_REQUEST);
+            ag__eio_session_close(s, &AG_DISCONNECT_PROTOCOL_ERROR, 0);
+            return;
+        }
+        body = d;
+        len = (size_t)dlen;
+    }
+    if (ag__eio_on_payload(s, t, body, len) != 0) {
         ag__eio_respond_error(req, AG_EIO_ERR_BAD_REQUEST);
         return;
     }

@@ -27,13 +27,22 @@ static void send_one(eio_ws_t *w, const ag__eio_out_t *pkt)
     const char *d = pkt->frame != NULL ? pkt->frame->data : pkt->text;
     size_t len = pkt->frame != NULL ? pkt->frame->len : d != NULL ? strlen(d) : 0;
     int binary = pkt->frame != NULL && pkt->frame->binary;
-    if (binary && !s->b64) {
-        ag_ws_send(w->ws, d, len, 1);
-        return;
-    }
     ag_eio_buf_t b = {NULL, 0, 0};
-    if (ag_eio_payload_append(&b, pkt->type, d, len, binary) == AG_OK)
+    if (binary && !s->b64 && s->protocol == 3) {
+        /* protocol 3's binary frame starts with its packet type as a byte */
+        uint8_t type = AG_EIO_MESSAGE;
+        if (ag_eio_buf_append(&b, &type, 1) == AG_OK && ag_eio_buf_append(&b, d, len) == AG_OK)
+            ag_ws_send(w->ws, b.base, b.len, 1);
+    } else if (binary && !s->b64) {
+        ag_ws_send(w->ws, d, len, 1);
+    } else if (binary && s->protocol == 3) {
+        if (ag_eio3_payload_append(&b, pkt->type, d, len, 1) == AG_OK) {
+            const char *colon = memchr(b.base, ':', b.len); /* a frame is one packet: no length */
+            ag_ws_send(w->ws, colon + 1, b.len - (size_t)(colon + 1 - b.base), 0);
+        }
+    } else if (ag_eio_payload_append(&b, pkt->type, d, len, binary) == AG_OK) {
         ag_ws_send(w->ws, b.base, b.len, 0);
+    }
     ag_eio_buf_dispose(&b);
 }
 
@@ -67,6 +76,19 @@ static void on_message(ag_ws_t *ws, const uint8_t *data, size_t len, int binary)
     if (w->closed)
         return;
     ag_eio_packet_t pkt;
+    if (binary && s->protocol == 3) {
+        /* the type byte first; only a message carries binary */
+        if (len == 0 || data[0] != AG_EIO_MESSAGE) {
+            if (&w->super == s->transport)
+                ag__eio_session_close(s, &AG_DISCONNECT_PROTOCOL_ERROR, 0);
+            else
+                ws_close(&w->super);
+            return;
+        }
+        pkt = (ag_eio_packet_t){AG_EIO_MESSAGE, (const char *)data + 1, len - 1, 1};
+        ag__eio_on_packet(s, &w->super, &pkt);
+        return;
+    }
     if (binary) {
         pkt = (ag_eio_packet_t){AG_EIO_MESSAGE, (const char *)data, len, 1};
         ag__eio_on_packet(s, &w->super, &pkt);
@@ -76,7 +98,8 @@ static void on_message(ag_ws_t *ws, const uint8_t *data, size_t len, int binary)
     if (scratch == NULL)
         return;
     ag__eio_session_addref(s);
-    if (ag_eio_packet_decode((const char *)data, len, scratch, &pkt) != AG_OK) {
+    if ((s->protocol == 3 ? ag_eio3_packet_decode((const char *)data, len, scratch, &pkt)
+                          : ag_eio_packet_decode((const char *)data, len, scratch, &pkt)) != AG_OK) {
         if (&w->super == s->transport)
             ag__eio_session_close(s, &AG_DISCONNECT_PROTOCOL_ERROR, 0);
         else

@@ -43,6 +43,7 @@ struct st_ag_sio_t {
     h2o_timeout_entry_t connect_timer;
     int creating;                 /* inside ag_conn_create: the welcome is queued before the CONNECT reply exists */
     int closing;                  /* the engine.io session was asked to close */
+    int legacy;                   /* socket.io protocol 4 (socket.io-client 2.x over engine.io protocol 3) */
     const ag_disconnect_t *why;   /* the layer's own reason for closing (a client that broke the protocol), or NULL */
     ag_backend_call_t *hook_call; /* the connect hook, asked at CONNECT */
     json_t *handshake;            /* what the engine.io handshake tells the connect hook, or NULL */
@@ -57,8 +58,6 @@ typedef struct st_ag_sio_node_t {
     int started;
     ag_frame_t *last_in, *last_out; /* the last pushed frame translated, and what it became (see translate) */
 } sio_node_t;
-
-#define SIO_CONNECT_TIMEOUT_MS 45000
 
 static void out_push(ag_sio_t *sio, ag_frame_t *f, int front)
 {
@@ -260,7 +259,8 @@ static const ag_transport_t sio_transport = {"socket.io", tr_on_pending, tr_clos
 static void on_connect_timeout(h2o_timeout_entry_t *entry)
 {
     ag_sio_t *sio = H2O_STRUCT_FROM_MEMBER(ag_sio_t, connect_timer, entry);
-    ag_log_limited(AG_LOG_INFO, "socket.io", NULL, "no CONNECT within %d ms; closing", SIO_CONNECT_TIMEOUT_MS);
+    ag_log_limited(AG_LOG_INFO, "socket.io", NULL, "no CONNECT within %d ms; closing",
+                   sio->server->config->servers.socketio.connectTimeout);
     lower_close(sio);
 }
 
@@ -308,8 +308,9 @@ static void attach_conn(ag_sio_t *sio, const char *fp, json_t *hook_data, json_t
     } else {
         char sid[64];
         int n = snprintf(sid, sizeof(sid), "{\"sid\":\"%s\"}", sio->conn->id);
-        /* In front of the welcome the connection already queued. */
-        out_push(sio, ag_sio_encode(AG_SIO_CONNECT, NULL, -1, NULL, sid, (size_t)n, NULL), 1);
+        /* In front of the welcome the connection already queued; protocol 4's CONNECT has no payload. */
+        out_push(sio, ag_sio_encode(AG_SIO_CONNECT, NULL, -1, NULL, sio->legacy ? NULL : sid, sio->legacy ? 0 : (size_t)n, NULL),
+                 1);
     }
     if (h2o_timeout_is_linked(&sio->connect_timer))
         h2o_timeout_unlink(&sio->connect_timer);
@@ -528,7 +529,12 @@ void ag_sio_on_message(ag_sio_t *sio, const char *data, size_t len, int binary)
             /* Only "/" exists: the client is told so and keeps its session for the namespaces that do. */
             char nsp[256];
             snprintf(nsp, sizeof(nsp), "%.*s", (int)(p.nsp_len < 255 ? p.nsp_len : 255), p.nsp);
-            out_push(sio, ag_sio_encode(AG_SIO_CONNECT_ERROR, nsp, -1, NULL, "{\"message\":\"Invalid namespace\"}", 31, NULL), 0);
+            /* protocol 4's ERROR packet carries the bare text */
+            if (sio->legacy)
+                out_push(sio, ag_sio_encode(AG_SIO_CONNECT_ERROR, nsp, -1, NULL, "\"Invalid namespace\"", 19, NULL), 0);
+            else
+                out_push(sio, ag_sio_encode(AG_SIO_CONNECT_ERROR, nsp, -1, NULL, "{\"message\":\"Invalid namespace\"}", 31, NULL),
+                         0);
             lower_kick(sio);
         } else if (sio->conn != NULL || sio->hook_call != NULL) {
             fail(sio, "CONNECT while connected");
@@ -558,6 +564,15 @@ void ag_sio_on_message(ag_sio_t *sio, const char *data, size_t len, int binary)
         break;
     }
     ag_sio_packet_dispose(&p);
+}
+
+void ag_sio_start_legacy(ag_sio_t *sio)
+{
+    sio->legacy = 1;
+    /* socket.io 2 connected every client to "/" at once; its clients never send that CONNECT */
+    ag_sio_packet_t none = {0};
+    none.type = AG_SIO_CONNECT;
+    on_connect(sio, &none);
 }
 
 void ag_sio_set_transport_name(ag_sio_t *sio, const char *name)
@@ -684,6 +699,14 @@ static void attach(ag__eio_session_t *s, const ag_conn_info_t *info)
         return;
     s->upper = &sio_upper;
     s->upper_self = sio;
+    if (s->protocol == 3)
+        ag_sio_start_legacy(sio);
+}
+
+void ag__sio_connect_timer_link(ag_server_t *s, h2o_timeout_entry_t *entry)
+{
+    if (s->sio != NULL && s->sio->started)
+        h2o_timeout_link(s->loop, &s->sio->connect_timeout, entry);
 }
 
 int ag_socketio_register(ag_server_t *s, char *errbuf, size_t errlen)
@@ -697,11 +720,12 @@ int ag_socketio_register(ag_server_t *s, char *errbuf, size_t errlen)
     if (!cfg->servers.socketio.enabled)
         return 0;
     /* engine.io sessions on the socket.io path carry the layer (when the engine.io endpoint is on) */
-    if (s->eio != NULL && (ret = ag_eio_serve(s, cfg->servers.socketio.path, attach, 0)) != 0) {
+    ag__eio_attach_cb a = cfg->servers.socketio.conformance ? ag__sio_attach_conformance : attach;
+    if (s->eio != NULL && (ret = ag_eio_serve(s, cfg->servers.socketio.path, AG_EIO_PATH_OWN, a, 0)) != 0) {
         snprintf(errbuf, errlen, "out of memory");
         return ret;
     }
-    h2o_timeout_init(s->loop, &s->sio->connect_timeout, SIO_CONNECT_TIMEOUT_MS);
+    h2o_timeout_init(s->loop, &s->sio->connect_timeout, (uint64_t)cfg->servers.socketio.connectTimeout);
     s->sio->started = 1;
     return 0;
 }

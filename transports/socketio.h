@@ -43,6 +43,9 @@ ag_sio_t *ag_sio_create(ag_server_t *s, const ag_sio_lower_t *lower, void *lower
 /* One engine.io message packet's data (borrowed for the call). A packet that does not decode closes the session
  * ("parse error"), as socket.io does. */
 void ag_sio_on_message(ag_sio_t *sio, const char *data, size_t len, int binary);
+/* The session speaks socket.io protocol 4 (socket.io-client 2.x, over engine.io protocol 3): "/" is connected at once
+ * as socket.io 2 did (the client never sends that CONNECT), and CONNECT replies carry no payload. */
+void ag_sio_start_legacy(ag_sio_t *sio);
 /* The engine.io session now runs over another transport ("polling", "websocket", "sse"; static string). */
 void ag_sio_set_transport_name(ag_sio_t *sio, const char *name);
 /* The next socket.io packet to send as one engine.io message (the caller owns the reference and adds the "4"), or
@@ -55,6 +58,15 @@ int ag_sio_closing(const ag_sio_t *sio);
 /* The engine.io session is gone for why: the logical connection (if any) learns its transport is gone, for the layer's
  * own reason if it closed the session itself (a client that broke the protocol), else for why; sio is freed. */
 void ag_sio_on_gone(ag_sio_t *sio, const ag_disconnect_t *why);
+
+/* --- the conformance mode (socketio_conformance.c) --- */
+
+/* Puts the conformance upper on a fresh engine.io session of the socket.io path (servers.socketio.conformance: the
+ * answers of socket.io-protocol's reference server, no connection). */
+struct st_ag__eio_session_t;
+void ag__sio_attach_conformance(struct st_ag__eio_session_t *s, const ag_conn_info_t *info);
+/* Links a session's connect timer to the node's connectTimeout list (servers.socketio.connectTimeout). */
+void ag__sio_connect_timer_link(ag_server_t *s, h2o_timeout_entry_t *entry);
 
 /* --- module --- */
 /* Serves, from memory: /faye/client.js (a script that defines nothing, for the faye era's pages), the rendered

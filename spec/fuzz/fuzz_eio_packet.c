@@ -1,7 +1,9 @@
 /*
- * The engine.io codec (transports/eio_packet.c) on arbitrary bytes, taken as a polling payload. Besides what the
- * sanitizers see, it checks the codec's own promises: re-encoding the decoded packets and decoding again gives the
- * same packets; base64 round-trips; an SSE event parsed the way EventSource parses it gives its payload back.
+ * The engine.io codec (transports/eio_packet.c) on arbitrary bytes, taken as a polling payload of protocol 4 and of
+ * protocol 3 (length-prefixed), a JSONP form body and a JSONP answer's payload. Besides what the sanitizers see, it
+ * checks the codec's own promises: re-encoding the decoded packets and decoding again gives the same packets (both
+ * protocols); base64 round-trips; an SSE event parsed the way EventSource parses it gives its payload back; a JSONP
+ * answer has no JavaScript line terminator and its string literal is the payload.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -44,6 +46,36 @@ static size_t decode_all(const char *payload, size_t len, copy_t *out)
     return n;
 }
 
+/* Protocol 3: packets up to the first malformed one (where a session would close). */
+static size_t decode_all3(const char *payload, size_t len, copy_t *out)
+{
+    char *scratch = malloc(len + 1);
+    if (scratch == NULL)
+        abort();
+    size_t n = 0, pos = 0, piece_len;
+    const char *piece;
+    int r;
+    while (n < MAX_PACKETS && (r = ag_eio3_payload_next(payload, len, &pos, &piece, &piece_len)) == 1) {
+        if (piece < payload || piece + piece_len > payload + len || pos > len)
+            abort();
+        ag_eio_packet_t p;
+        if (ag_eio3_packet_decode(piece, piece_len, scratch, &p) != 0)
+            break;
+        if (p.type < AG_EIO_OPEN || p.type > AG_EIO_NOOP || p.len > piece_len)
+            abort();
+        out[n].type = p.type;
+        out[n].binary = p.binary;
+        out[n].len = p.len;
+        out[n].data = malloc(p.len + 1);
+        if (out[n].data == NULL)
+            abort();
+        memcpy(out[n].data, p.data, p.len);
+        n++;
+    }
+    free(scratch);
+    return n;
+}
+
 static void free_all(copy_t *c, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -67,6 +99,62 @@ static void check_payload_roundtrip(const char *data, size_t size)
             abort();
     free_all(first, n);
     free_all(second, m);
+    ag_eio_buf_dispose(&b);
+}
+
+static void check_payload3_roundtrip(const char *data, size_t size)
+{
+    static copy_t first[MAX_PACKETS], second[MAX_PACKETS];
+    size_t n = decode_all3(data, size, first);
+    ag_eio_buf_t b = {0};
+    for (size_t i = 0; i < n; i++)
+        if (ag_eio3_payload_append(&b, first[i].type, first[i].data, first[i].len, first[i].binary) != 0)
+            abort();
+    size_t m = decode_all3(b.base, b.len, second);
+    if (m != n)
+        abort();
+    for (size_t i = 0; i < n; i++)
+        if (first[i].type != second[i].type || first[i].binary != second[i].binary || first[i].len != second[i].len ||
+            memcmp(first[i].data, second[i].data, first[i].len) != 0)
+            abort();
+    /* what was encoded decodes to its end, nothing left over */
+    size_t pos = 0, piece_len;
+    const char *piece;
+    while (ag_eio3_payload_next(b.base, b.len, &pos, &piece, &piece_len) == 1)
+        ;
+    if (pos != b.len)
+        abort();
+    free_all(first, n);
+    free_all(second, m);
+    ag_eio_buf_dispose(&b);
+}
+
+/* JSONP: a form body decodes within its bound; an answer is a script whose string literal is the payload. */
+static void check_jsonp(const char *data, size_t size)
+{
+    char *out = malloc(size + 1);
+    if (out == NULL)
+        abort();
+    long n = ag_eio_jsonp_form_decode(data, size, out);
+    if (n > (long)size)
+        abort();
+    free(out);
+    ag_eio_buf_t b = {0};
+    if (ag_eio_jsonp_append(&b, "12x", data, size) != 0)
+        abort();
+    static const char head[] = "___eio[12](\"";
+    if (b.len < sizeof(head) - 1 + 3 || memcmp(b.base, head, sizeof(head) - 1) != 0 || memcmp(b.base + b.len - 3, "\");", 3) != 0)
+        abort();
+    for (size_t i = 0; i < b.len; i++)
+        if ((unsigned char)b.base[i] < 0x20 ||
+            (i + 2 < b.len && (unsigned char)b.base[i] == 0xe2 && (unsigned char)b.base[i + 1] == 0x80 &&
+             ((unsigned char)b.base[i + 2] & 0xfe) == 0xa8))
+            abort(); /* no line terminator of JavaScript inside the script */
+    json_error_t err;
+    json_t *s = json_loadb(b.base + sizeof(head) - 2, b.len - (sizeof(head) - 2) - 2, JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
+    if (s != NULL && (!json_is_string(s) || json_string_length(s) != size || memcmp(json_string_value(s), data, size) != 0))
+        abort();
+    json_decref(s);
     ag_eio_buf_dispose(&b);
 }
 
@@ -145,6 +233,8 @@ static void check_sse(const char *data, size_t size)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     check_payload_roundtrip((const char *)data, size);
+    check_payload3_roundtrip((const char *)data, size);
+    check_jsonp((const char *)data, size);
     check_base64(data, size);
     check_sse((const char *)data, size);
     return 0;

@@ -5,6 +5,7 @@ const test = require('node:test');
 const assert = require('node:assert');
 const { startServer } = require('../lib/harness');
 const { connectSio, rawEngine } = require('../lib/sioclient');
+const { Eio } = require('../lib/eio_raw');
 
 const WELCOME = { welcome: 'Welcome to the actiongate api', context: 'api' };
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
@@ -253,6 +254,20 @@ test('socket.io packets on a raw engine.io session', async (t) => {
     });
   }
 
+  for (const [what, packets] of Object.entries(closes)) {
+    await t.test(`${what}: the WebSocket just closes, no engine.io close packet (socket.io 4.8)`, async () => {
+      const ws = new Eio(srv.url, '/socket.io/').ws('transport=websocket');
+      await ws.opened;
+      assert.match((await ws.next()).text, /^0\{"sid":/);
+      for (const p of packets) ws.send(`4${p}`);
+      await ws.closed;
+      assert.deepStrictEqual(
+        ws.messages.map((m) => m.text).filter((m) => !m.startsWith('40') && !m.startsWith('42["welcome"')),
+        []
+      );
+    });
+  }
+
   await t.test('a binary emit from socket.io-client ends that client only', async () => {
     const b = await connectSio(srv, 'websocket');
     b.socket.emit('action', Buffer.from('binary'));
@@ -296,4 +311,26 @@ test('servers.socketio.path moves the endpoint; enabled: false turns it off', as
   const e = await rawEngine(moved, { path: '/primus/' });
   assert.strictEqual(await e.take(), JSON.stringify(WELCOME));
   e.socket.close();
+});
+
+test('servers.socketio.conformance: binary attachments on a custom namespace, acks with any arguments', async (t) => {
+  const srv = await startServer({ config: { servers: { socketio: { conformance: true } } } });
+  t.after(() => srv.stop());
+  const ws = new Eio(srv.url, '/socket.io/').ws('transport=websocket');
+  await ws.opened;
+  assert.match((await ws.next()).text, /^0\{"sid":/);
+  ws.send('40/custom,{"k":[1,null]}');
+  assert.match((await ws.next()).text, /^40\/custom,\{"sid":"[A-Za-z0-9_-]{22}"\}$/);
+  assert.strictEqual((await ws.next()).text, '42/custom,["auth",{"k":[1,null]}]');
+  ws.send('451-/custom,7["message-with-ack",{"_placeholder":true,"num":0},"x",[2.5,false]]');
+  // the namespace must survive the message it came in
+  ws.send(Buffer.from('padding that reuses the buffer of the previous message'));
+  assert.strictEqual((await ws.next()).text, '461-/custom,7[{"_placeholder":true,"num":0},"x",[2.5,false]]');
+  assert.deepStrictEqual((await ws.next()).binary, Buffer.from('padding that reuses the buffer of the previous message'));
+  ws.send('42/custom,9["message-with-ack"]');
+  assert.strictEqual((await ws.next()).text, '43/custom,9[]');
+  // an event for a namespace not connected closes the session
+  ws.send('42/other,["message"]');
+  await ws.closed;
+  assert.deepStrictEqual(ws.messages, []);
 });

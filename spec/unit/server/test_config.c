@@ -24,6 +24,10 @@ static void test_defaults(void **state)
     assert_int_equal(c->servers.web.cookieExpires, 3600000);
     assert_string_equal(c->servers.websocket.server.pathname, "/primus");
     assert_int_equal(c->servers.websocket.server.queueMaxBytes, 4194304);
+    assert_string_equal(c->servers.engineio.path, "/engine.io");
+    assert_int_equal(c->servers.socketio.connectTimeout, 45000);
+    assert_false(c->servers.socketio.conformance);
+    assert_true(c->servers.websocket.server.allowEIO3);
     assert_null(c->path);
     ag_config_destroy(c);
 }
@@ -183,6 +187,28 @@ static void test_policy_errors(void **state)
     ag_config_destroy(c);
 }
 
+/* the engine.io path is engine.io's alone, and the socket.io connect timeout has bounds */
+static void test_endpoint_paths(void **state)
+{
+    for (const char *p = "/primus\0/socket.io\0/\0engine.io\0/a?b\0/a b\0"; *p != '\0'; p += strlen(p) + 1) {
+        char yaml[128];
+        snprintf(yaml, sizeof(yaml), "servers:\n  engineio:\n    path: \"%s\"\n", p);
+        expect_error(yaml, "bad.yaml:1: ", "servers.engineio.path must be");
+    }
+    expect_error("servers:\n  websocket:\n    server:\n      pathname: /rt\n  engineio:\n    path: /rt\n",
+                 "bad.yaml:1: ", "servers.engineio.path must be");
+    expect_error("servers:\n  socketio:\n    connectTimeout: 0\n", "bad.yaml:1: ", "connectTimeout must be between");
+    expect_error("servers:\n  socketio:\n    connectTimeout: 3600001\n", "bad.yaml:1: ", "connectTimeout must be between");
+    char err[256] = "";
+    ag_config_t *c = ag_config_load_string("servers:\n  engineio:\n    path: \"\"\n  socketio:\n    connectTimeout: 300\n",
+                                           "ok.yaml", err, sizeof(err));
+    if (c == NULL)
+        fail_msg("%s", err);
+    assert_string_equal(c->servers.engineio.path, "");
+    assert_int_equal(c->servers.socketio.connectTimeout, 300);
+    ag_config_destroy(c);
+}
+
 static void test_shipped_file(void **state)
 {
     char err[256] = "", path[1024];
@@ -207,6 +233,10 @@ static void test_shipped_file(void **state)
     assert_int_equal(c->servers.websocket.server.maxLength, d->servers.websocket.server.maxLength);
     assert_int_equal(c->servers.websocket.server.maxHttpBufferSize, d->servers.websocket.server.maxHttpBufferSize);
     assert_int_equal(c->servers.websocket.server.queueMaxBytes, d->servers.websocket.server.queueMaxBytes);
+    assert_string_equal(c->servers.engineio.path, d->servers.engineio.path);
+    assert_int_equal(c->servers.socketio.connectTimeout, d->servers.socketio.connectTimeout);
+    assert_int_equal(c->servers.socketio.conformance, d->servers.socketio.conformance);
+    assert_int_equal(c->servers.websocket.server.allowEIO3, d->servers.websocket.server.allowEIO3);
     ag_config_destroy(c);
     ag_config_destroy(d);
 }
@@ -236,9 +266,10 @@ static void test_actionhero_compat(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_defaults),       cmocka_unit_test(test_values),        cmocka_unit_test(test_list_forms),
-        cmocka_unit_test(test_errors),         cmocka_unit_test(test_shipped_file),  cmocka_unit_test(test_room_bounds),
-        cmocka_unit_test(test_message_bounds), cmocka_unit_test(test_policy_errors), cmocka_unit_test(test_actionhero_compat),
+        cmocka_unit_test(test_defaults),          cmocka_unit_test(test_endpoint_paths), cmocka_unit_test(test_values),
+        cmocka_unit_test(test_list_forms),        cmocka_unit_test(test_errors),         cmocka_unit_test(test_shipped_file),
+        cmocka_unit_test(test_room_bounds),       cmocka_unit_test(test_message_bounds), cmocka_unit_test(test_policy_errors),
+        cmocka_unit_test(test_actionhero_compat),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

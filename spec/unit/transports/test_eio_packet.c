@@ -136,6 +136,67 @@ static void expect_event(uint64_t id, const char *payload, size_t len, const cha
     ag_eio_buf_dispose(&b);
 }
 
+/* protocol 3: "<UTF-16 length>:<packet>", binary as b4<base64> */
+static void test_payload3(void **state)
+{
+    ag_eio_buf_t b = {0};
+    assert_int_equal(ag_eio3_payload_append(&b, AG_EIO_MESSAGE, "h\xc3\xa9\xf0\x9f\x98\x80", 7, 0), 0); /* hé😀 */
+    assert_int_equal(ag_eio3_payload_append(&b, AG_EIO_PONG, NULL, 0, 0), 0);
+    assert_int_equal(ag_eio3_payload_append(&b, AG_EIO_MESSAGE, "\x01\x02\x03", 3, 1), 0);
+    const char want[] = "5:4h\xc3\xa9\xf0\x9f\x98\x80"
+                        "1:3"
+                        "6:b4AQID";
+    assert_int_equal(b.len, sizeof(want) - 1);
+    assert_memory_equal(b.base, want, b.len);
+    size_t pos = 0, n;
+    const char *piece;
+    char scratch[16];
+    ag_eio_packet_t p;
+    assert_int_equal(ag_eio3_payload_next(b.base, b.len, &pos, &piece, &n), 1);
+    assert_int_equal(n, 8);
+    assert_int_equal(ag_eio3_packet_decode(piece, n, scratch, &p), 0);
+    assert_int_equal(p.type, AG_EIO_MESSAGE);
+    assert_int_equal(p.len, 7);
+    assert_int_equal(ag_eio3_payload_next(b.base, b.len, &pos, &piece, &n), 1);
+    assert_int_equal(ag_eio3_packet_decode(piece, n, scratch, &p), 0);
+    assert_int_equal(p.type, AG_EIO_PONG);
+    assert_int_equal(ag_eio3_payload_next(b.base, b.len, &pos, &piece, &n), 1);
+    assert_int_equal(ag_eio3_packet_decode(piece, n, scratch, &p), 0);
+    assert_true(p.binary);
+    assert_int_equal(p.len, 3);
+    assert_memory_equal(p.data, "\x01\x02\x03", 3);
+    assert_int_equal(ag_eio3_payload_next(b.base, b.len, &pos, &piece, &n), 0);
+    ag_eio_buf_dispose(&b);
+    /* malformed: past the end, inside a surrogate pair, no or zero or overlong length, no colon */
+    const char *bad[] = {"9:4abc", "2:4\xf0\x9f\x98\x80", "4abc", "0:", "12345678901:4", "3", ":4a"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        pos = 0;
+        assert_true(ag_eio3_payload_next(bad[i], strlen(bad[i]), &pos, &piece, &n) < 0);
+    }
+    assert_int_not_equal(ag_eio3_packet_decode("bAQID", 5, scratch, &p), 0); /* v4's binary form */
+    assert_int_not_equal(ag_eio3_packet_decode("b2AQID", 6, scratch, &p), 0);
+}
+
+static void test_jsonp(void **state)
+{
+    ag_eio_buf_t b = {0};
+    assert_int_equal(ag_eio_jsonp_append(&b, "3<script>", "1:\"\\\n\xe2\x80\xa8", 8), 0);
+    const char want[] = "___eio[3](\"1:\\\"\\\\\\n\\u2028\");";
+    assert_int_equal(b.len, sizeof(want) - 1);
+    assert_memory_equal(b.base, want, b.len);
+    ag_eio_buf_dispose(&b);
+    char out[64];
+    /* the client wrote a newline as \n and a \n of the data as \\n */
+    const char form[] = "x=1&d=6%3A4a%5C%5Cnb%5Cn+%C3%A9&y=2";
+    long n = ag_eio_jsonp_form_decode(form, sizeof(form) - 1, out);
+    assert_int_equal(n, 11);
+    assert_memory_equal(out, "6:4a\\nb\n \xc3\xa9", 11);
+    assert_int_equal(ag_eio_jsonp_form_decode("x=1", 3, out), -1);
+    assert_int_equal(ag_eio_jsonp_form_decode("d=%4", 4, out), -1);
+    assert_int_equal(ag_eio_jsonp_form_decode("d=%zz", 5, out), -1);
+    assert_int_equal(ag_eio_jsonp_form_decode("d=", 2, out), 0);
+}
+
 static void test_sse_framing(void **state)
 {
     expect_event(1, "4hi", 3, "id: 1\ndata: 4hi\n\n");
@@ -154,10 +215,15 @@ static void test_sse_framing(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_base64_roundtrip), cmocka_unit_test(test_sid),
-        cmocka_unit_test(test_packet_decode),    cmocka_unit_test(test_payload_split),
-        cmocka_unit_test(test_payload_encode),   cmocka_unit_test(test_error_bodies),
+        cmocka_unit_test(test_base64_roundtrip),
+        cmocka_unit_test(test_sid),
+        cmocka_unit_test(test_packet_decode),
+        cmocka_unit_test(test_payload_split),
+        cmocka_unit_test(test_payload_encode),
+        cmocka_unit_test(test_error_bodies),
         cmocka_unit_test(test_sse_framing),
+        cmocka_unit_test(test_payload3),
+        cmocka_unit_test(test_jsonp),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
