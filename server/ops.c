@@ -349,6 +349,12 @@ static void render(ag_server_t *s, buf_t *b)
     head(b, "actiongate_cluster_pushes_total", "counter", "Server pushes exchanged with other nodes.");
     put(b, "actiongate_cluster_pushes_total{direction=\"in\"} %llu\n", (unsigned long long)cl->pushes_in);
     put(b, "actiongate_cluster_pushes_total{direction=\"out\"} %llu\n", (unsigned long long)cl->pushes_out);
+    head(b, "actiongate_cluster_calls_total", "counter",
+         "Server API calls sent to every node (out), and run here for another node (in).");
+    put(b, "actiongate_cluster_calls_total{direction=\"in\"} %llu\n", (unsigned long long)cl->calls_in);
+    put(b, "actiongate_cluster_calls_total{direction=\"out\"} %llu\n", (unsigned long long)cl->calls_out);
+    one(b, "actiongate_cluster_call_timeouts_total", "counter", "Server API calls that some node did not answer in time.",
+        (double)cl->call_timeouts);
     one(b, "actiongate_store_up", "gauge", "1 when the store (Redis in cluster mode) is reachable.", store_up(s));
     render_store(s, b);
     struct rusage ru;

@@ -161,6 +161,12 @@ test('server API across a 3-node Redis cluster: every call through every node', 
       assert.strictEqual(r.status, 200);
       assert.deepStrictEqual(r.body.nodes.find((x) => x.id === 'ghost'), { id: 'ghost', address: '127.0.0.1:9', connections: null });
       assert.strictEqual(r.body.nodes.length, 4);
+      // counted: the calls n0 sent, the ones it ran for the others, and the timeouts
+      const m = await (await fetch(`${n0.url}/metrics`)).text();
+      const num = (re) => Number((re.exec(m) || [])[1]);
+      assert.ok(num(/^actiongate_cluster_calls_total\{direction="out"\} (\d+)$/m) >= 1, m);
+      assert.ok(num(/^actiongate_cluster_calls_total\{direction="in"\} (\d+)$/m) >= 1, m);
+      assert.ok(num(/^actiongate_cluster_call_timeouts_total (\d+)$/m) >= 1, m);
     } finally {
       cl.redis.cli('DEL', 'actiongate:node:ghost');
     }
