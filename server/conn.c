@@ -76,7 +76,11 @@ ag_conn_t *ag_conn_create(ag_server_t *server, const ag_transport_t *transport, 
     c->_rate_exempt = ag_limits_exempt(server, c->remote_ip);
     c->accepted = info->accepted;
     c->handshake = info->handshake != NULL ? json_incref(info->handshake) : NULL;
-    if (json_is_object(info->hook_data) && ag_conn_set_data(c, info->hook_data) != AG_OK) {
+    /* most hooks (and every handshake without one) answer {}: an empty object per connection is ~230 bytes of an idle
+     * one's heap, so it is made when first asked for */
+    if (json_is_object(info->hook_data) && json_object_size(info->hook_data) == 0)
+        c->_data_empty = 1;
+    else if (json_is_object(info->hook_data) && ag_conn_set_data(c, info->hook_data) != AG_OK) {
         json_decref(c->handshake);
         free(c->fingerprint);
         free(c);
@@ -122,6 +126,7 @@ int ag_conn_set_data(ag_conn_t *c, json_t *data)
         return AG_ENOMEM;
     json_decref(c->hook_data);
     c->hook_data = json_incref(data);
+    c->_data_empty = 0;
     return AG_OK;
 }
 
@@ -162,9 +167,17 @@ const char *ag_conn_user(const ag_conn_t *c)
     return c->user;
 }
 
+json_t *ag__conn_hook_data(ag_conn_t *c)
+{
+    if (c->_data_empty && c->hook_data == NULL && (c->hook_data = json_object()) != NULL)
+        c->_data_empty = 0;
+    return c->hook_data;
+}
+
 json_t *ag_conn_data(const ag_conn_t *c)
 {
-    return c->hook_data;
+    /* the connection is the caller's to read, but the empty object it would have held since it opened is made here */
+    return ag__conn_hook_data((ag_conn_t *)c);
 }
 
 uint64_t ag_conn_connected_at(const ag_conn_t *c)

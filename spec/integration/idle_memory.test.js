@@ -70,3 +70,28 @@ for (const [name, path] of [
     c.terminate();
   });
 }
+
+// An idle connection no longer holds an empty "data" object from its handshake: it is made when first shown, so
+// detailsView and the connection's data still read as before.
+test('an engine.io connection without a connect hook still shows data {} in detailsView; a /primus one shows none', async (t) => {
+  const { Eio, RawWs } = require('../lib/eio_raw');
+  const srv = await startServer();
+  t.after(() => srv.stop());
+  const eio = new Eio(srv.url);
+  const ws = new RawWs(eio.url('transport=websocket').replace(/^http/, 'ws'));
+  await ws.opened;
+  await ws.next((m) => m.text.startsWith('4{"welcome"'));
+  for (const id of ['a', 'b']) {
+    ws.send(`4${JSON.stringify({ event: 'detailsView', messageId: id })}`);
+    const d = JSON.parse((await ws.next((m) => m.text.includes(`"messageId":"${id}"`))).text.slice(1)).data;
+    assert.deepStrictEqual(d.data, {});
+  }
+  ws.ws.terminate();
+  const c = new WebSocket(srv.wsUrl + '/primus');
+  await new Promise((r) => c.once('message', r));
+  c.send(JSON.stringify({ event: 'detailsView', messageId: 1 }));
+  const reply = await new Promise((r) => c.on('message', (m) => JSON.parse(m).messageId === 1 && r(JSON.parse(m))));
+  assert.strictEqual(reply.data.data, undefined);
+  assert.strictEqual(typeof reply.data.id, 'string');
+  c.terminate();
+});
