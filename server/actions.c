@@ -396,9 +396,9 @@ static void upstream_call(ag_action_req_t *r, const char *name, const json_t *pa
     /* what the connect hook said about the connection goes with each of its calls, in place of whatever the client
      * put under that name */
     json_t *with_data = NULL;
-    if (r->conn != NULL && r->conn->hook_data != NULL && json_is_object(params) &&
-        (with_data = json_copy((json_t *)params)) != NULL) {
-        json_object_set(with_data, "connectionData", r->conn->hook_data);
+    json_t *data = r->conn != NULL ? ag__conn_hook_data(r->conn) : NULL;
+    if (data != NULL && json_is_object(params) && (with_data = json_copy((json_t *)params)) != NULL) {
+        json_object_set(with_data, "connectionData", data);
         params = with_data;
     }
     r->upstream = 1;

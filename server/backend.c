@@ -201,7 +201,7 @@ json_t *ag_backend_conn_params(const ag_conn_t *c)
     if (p == NULL) /* a fingerprint that is not UTF-8 */
         p = json_pack("{s:s,s:s,s:s,s:s}", "connectionId", c->id, "fingerprint", c->id, "remoteIP", c->remote_ip, "transport",
                       c->transport_name != NULL ? c->transport_name : "");
-    if (p != NULL && c->hook_data != NULL)
+    if (p != NULL && ag_conn_data(c) != NULL)
         json_object_set(p, "data", c->hook_data);
     if (p != NULL && c->user != NULL)
         json_object_set_new(p, "user", json_string(c->user)); /* NULL (not set) when not UTF-8 */

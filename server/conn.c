@@ -93,9 +93,13 @@ ag_conn_t *ag_conn_create(ag_server_t *server, const ag_transport_t *transport, 
     /* a token's sub first: the connect hook's data.user, which the backend answered knowing the claims, comes after */
     c->claims = json_is_object(info->claims) ? json_incref(info->claims) : NULL;
     json_t *sub = json_object_get(c->claims, "sub");
+    /* most hooks (and every handshake without one) answer {}: an empty object per connection is ~230 bytes of an idle
+     * one's heap, so it is made when first asked for */
+    if (json_is_object(info->hook_data) && json_object_size(info->hook_data) == 0)
+        c->_data_empty = 1;
     if ((json_is_string(sub) && ag_conn_set_user(c, json_string_value(sub)) != AG_OK) ||
         (info->refused != NULL && (c->refused = strdup(info->refused)) == NULL) ||
-        (json_is_object(info->hook_data) && ag_conn_set_data(c, info->hook_data) != AG_OK)) {
+        (json_is_object(info->hook_data) && !c->_data_empty && ag_conn_set_data(c, info->hook_data) != AG_OK)) {
         conn_free_fields(c);
         free(c);
         return NULL;
@@ -137,6 +141,7 @@ int ag_conn_set_data(ag_conn_t *c, json_t *data)
         return AG_ENOMEM;
     json_decref(c->hook_data);
     c->hook_data = json_incref(data);
+    c->_data_empty = 0;
     return AG_OK;
 }
 
@@ -177,9 +182,17 @@ const char *ag_conn_user(const ag_conn_t *c)
     return c->user;
 }
 
+json_t *ag__conn_hook_data(ag_conn_t *c)
+{
+    if (c->_data_empty && c->hook_data == NULL && (c->hook_data = json_object()) != NULL)
+        c->_data_empty = 0;
+    return c->hook_data;
+}
+
 json_t *ag_conn_data(const ag_conn_t *c)
 {
-    return c->hook_data;
+    /* the connection is the caller's to read, but the empty object it would have held since it opened is made here */
+    return ag__conn_hook_data((ag_conn_t *)c);
 }
 
 uint64_t ag_conn_connected_at(const ag_conn_t *c)

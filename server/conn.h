@@ -105,7 +105,8 @@ struct st_ag_conn_t {
     uint32_t pending_actions;
     struct st_ag_action_req_t *requests; /* its action requests in progress, linked by server/actions.c */
     void *user_data;                     /* for the embedding application's hooks */
-    json_t *hook_data;                   /* what the connect hook answered as "data" (an object), or NULL; shown by detailsView */
+    json_t *hook_data; /* what the connect hook answered as "data" (an object), or NULL; shown by detailsView; read it
+                        * through ag__conn_hook_data (an empty answer is made on demand) */
     char *user;        /* who the connection is: a token's sub, or the connect hook's data.user; owned, NULL if unknown */
     json_t *handshake; /* for the connect hook, until it answered (server/session.c) */
     int accepted;      /* the connect hook allowed it (or there is none): its welcome went, the disconnect hook is due */
@@ -127,7 +128,11 @@ struct st_ag_conn_t {
     int _in_dispatch;
     ag_bucket_t _in_rate; /* inbound messages (servers.websocket.server.messageRate) */
     int _rate_exempt;     /* the peer is a trusted proxy (README "Limits") */
+    uint8_t _data_empty;  /* the hook's data is {} and hook_data is not made yet */
 };
+
+/* The connect hook's data (borrowed), or NULL when there is none: an empty answer is made on the first call. */
+json_t *ag__conn_hook_data(ag_conn_t *c);
 
 /* Creates the connection, registers it with the node and tells the consumer (on_open). The transport's reference is
  * the initial one. NULL when out of memory. */

@@ -290,7 +290,7 @@ json_t *ag__conn_details(ag_conn_t *c)
 static json_t *details_view_with_data(ag_conn_t *c)
 {
     json_t *d = ag__conn_details(c);
-    if (d != NULL && c->hook_data != NULL)
+    if (d != NULL && ag__conn_hook_data(c) != NULL)
         json_object_set(d, "data", c->hook_data);
     if (d != NULL && c->user != NULL)
         json_object_set_new(d, "user", json_string(c->user));

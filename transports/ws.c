@@ -16,6 +16,7 @@ struct st_ag_ws_node_t {
 
 static void schedule_flush(ag_ws_t *ws);
 static void schedule_idle_check(ag_ws_t *ws);
+static void trim_heap_soon(ag_server_t *s);
 
 static void unlink_entry(h2o_timeout_entry_t *e)
 {
@@ -87,8 +88,10 @@ static ssize_t on_wslay_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t l
     h2o_websocket_conn_t *conn = user_data;
     ag_ws_t *ws = conn->data;
     ssize_t n = ws->_h2o_recv(ctx, buf, len, flags, user_data);
-    if (n > 0)
+    if (n > 0) {
+        ws->_fresh = 0;
         track_inbound(ws, buf, (size_t)n);
+    }
     return n;
 }
 
@@ -126,6 +129,7 @@ static ssize_t on_wslay_send(wslay_event_context_ptr ctx, const uint8_t *data, s
 
 static void wake(ag_ws_t *ws)
 {
+    ws->_fresh = 0;
     if (ws->conn->ws_ctx != NULL)
         return;
     wslay_event_context_server_init(&ws->conn->ws_ctx, &ws->_wslay_cb, ws->conn);
@@ -251,6 +255,15 @@ static void flush_now(ag_ws_t *ws)
     }
     if (ws->conn->ws_ctx == NULL)
         return; /* hibernating: nothing else to do */
+    if (ws->_fresh && can_hibernate(ws)) {
+        /* A new socket whose upgrade and greeting are out and which has not spoken yet sleeps at once instead of a
+         * second later: in a burst of connections, contexts and input buffers that lived for a second would be freed
+         * between the long-lived parts of the connections opened meanwhile, holes the heap cannot hand back. Freed
+         * now, the next connection's upgrade reuses them. */
+        hibernate(ws);
+        trim_heap_soon(ws->server);
+        return;
+    }
     schedule_idle_check(ws);
     if (ws->_close_code >= 0 && wslay_event_get_queued_msg_count(ws->conn->ws_ctx) == 0) {
         wslay_event_queue_close(ws->conn->ws_ctx, (uint16_t)ws->_close_code, (const uint8_t *)ws->_close_reason,
@@ -342,6 +355,7 @@ ag_ws_t *ag_ws_upgrade(h2o_req_t *req, const char *client_key, size_t max_messag
     ws->_flush.cb = on_flush;
     ws->_close_deadline.cb = on_close_deadline;
     ws->_close_code = -1;
+    ws->_fresh = 1;
     ws->conn = h2o_upgrade_to_websocket(req, client_key, ws, on_h2o_msg);
     ws->_idle.cb = on_idle_check;
     ws->_max_message = max_message;

@@ -10,7 +10,8 @@
  * - the incoming message limit (close 1009 above it, done by wslay);
  * - hibernation: wslay keeps 8 KiB of buffers per context, more than the rest of a connection together. A socket that
  *   has been quiet for a second (no partial frame in, nothing queued out, no write in flight) frees its wslay context
- *   and its input buffer, and gets them back when bytes arrive;
+ *   and its input buffer, and gets them back when bytes arrive; a new socket that has not spoken yet sleeps as soon as
+ *   its greeting is written, so a burst of connections leaves no freed buffers between their long-lived parts;
  * - data frames are framed here and gathered: everything sent to a socket in one loop iteration leaves in one write
  *   (h2o 2.2.5 writes each wslay frame on its own), and a hibernating socket is written without waking it.
  *
@@ -59,6 +60,7 @@ struct st_ag_ws_t {
     uint8_t _hdr[14];
     uint8_t _hdr_len, _hdr_need, _fin_opcode, _in_msg;
     uint64_t _payload_left;
+    uint8_t _fresh; /* nothing has arrived since the upgrade (and no close): sleep as soon as the greeting is out */
     int _closing;
     int _write_failed;
     int _close_code; /* -1: no close waiting for the data queue to drain */

@@ -16,6 +16,8 @@ const runs = rows.filter((r) => r.round !== undefined);
 
 const JOBS = {
   idle: { metric: 'rss_per_conn_bytes', unit: 'B of server RSS per idle connection', lower: true, label: 'idle memory' },
+  idlepoll: { metric: 'rss_per_conn_bytes', unit: 'B of server RSS per idle long-polling session', lower: true, label: 'idle memory, long-poll' },
+  idlesse: { metric: 'rss_per_conn_bytes', unit: 'B of server RSS per idle event-stream session', lower: true, label: 'idle memory, SSE' },
   action: { metric: 'per_server_cpu_s', unit: 'echoes per server CPU-second', label: 'action/echo' },
   wsecho: { metric: 'per_server_cpu_s', unit: 'raw engine.io/WebSocket echoes per server CPU-second, no session layer', label: 'transport echo' },
   fanout: { metric: 'per_server_cpu_s', unit: 'deliveries per server CPU-second', label: 'fan-out (ws)' },
@@ -73,7 +75,7 @@ for (const [job, spec] of Object.entries(JOBS)) {
     const good = rs.filter(ok);
     const bad = rs.length - good.length;
     const med = (k) => median(good.map((r) => r[k]));
-    if (job === 'idle') {
+    if (spec.metric === 'rss_per_conn_bytes') {
       details.push(`| ${job} | ${srv} | ${fmt(med('n1'))}→${fmt(med('n2'))} conns | RSS ${fmt(med('rss1_kb'))}→${fmt(med('rss2_kb'))} kB | ` +
         `connect ${fmt(med('connect_s'), 2)} s | | ${good.length}/${rs.length}${bad ? ' (failed: ' + bad + ')' : ''} |`);
     } else {
