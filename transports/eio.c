@@ -382,7 +382,7 @@ void ag__eio_on_packet(ag__eio_session_t *s, ag__eio_transport_t *t, const ag_ei
     }
 }
 
-int ag__eio_on_payload(ag__eio_session_t *s, ag__eio_transport_t *t, const char *body, size_t len)
+int ag__eio_on_payload(ag__eio_session_t *s, ag__eio_transport_t *t, const char *body, size_t len, int octets)
 {
     char *scratch = malloc(len + 4);
     if (scratch == NULL)
@@ -392,13 +392,21 @@ int ag__eio_on_payload(ag__eio_session_t *s, ag__eio_transport_t *t, const char 
     int ret = 0;
     ag__eio_session_addref(s);
     while (!s->closed) {
-        int more = s->protocol == 3 ? ag_eio3_payload_next(body, len, &pos, &piece, &plen)
-                                    : ag_eio_payload_next(body, len, &pos, &piece, &plen);
+        int more, bin = 0, bad;
+        ag_eio_packet_t pkt;
+        if (octets) {
+            more = ag_eio3_binary_payload_next(body, len, &pos, &piece, &plen, &bin);
+            bad = more < 0 || (more > 0 && ag_eio3_binary_packet_decode(piece, plen, bin, scratch, &pkt) != AG_OK);
+        } else if (s->protocol == 3) {
+            more = ag_eio3_payload_next(body, len, &pos, &piece, &plen);
+            bad = more < 0 || (more > 0 && ag_eio3_packet_decode(piece, plen, scratch, &pkt) != AG_OK);
+        } else {
+            more = ag_eio_payload_next(body, len, &pos, &piece, &plen);
+            bad = more < 0 || (more > 0 && ag_eio_packet_decode(piece, plen, scratch, &pkt) != AG_OK);
+        }
         if (more == 0)
             break;
-        ag_eio_packet_t pkt;
-        if (more < 0 || (s->protocol == 3 ? ag_eio3_packet_decode(piece, plen, scratch, &pkt)
-                                          : ag_eio_packet_decode(piece, plen, scratch, &pkt)) != AG_OK) {
+        if (bad) {
             ag__eio_session_close(s, &AG_DISCONNECT_PROTOCOL_ERROR, 0);
             ret = -1;
             break;
@@ -410,8 +418,11 @@ int ag__eio_on_payload(ag__eio_session_t *s, ag__eio_transport_t *t, const char 
     return ret;
 }
 
-int ag__eio_payload_append(const ag__eio_session_t *s, ag_eio_buf_t *b, int type, const char *data, size_t len, int binary)
+int ag__eio_payload_append(const ag__eio_session_t *s, ag_eio_buf_t *b, int type, const char *data, size_t len, int binary,
+                           int octets)
 {
+    if (octets)
+        return ag_eio3_binary_payload_append(b, type, data, len, binary);
     return s->protocol == 3 ? ag_eio3_payload_append(b, type, data, len, binary)
                             : ag_eio_payload_append(b, type, data, len, binary);
 }

@@ -150,10 +150,14 @@ void ag__eio_on_packet(ag__eio_session_t *s, ag__eio_transport_t *t, const ag_ei
 /* A message the transport handles itself (a WebSocket PING) counts against the message rate: 1 = go on, 0 = over it
  * (the session may be closing). Packets count in ag__eio_on_packet. */
 int ag__eio_inbound_control(ag__eio_session_t *s);
-/* Decodes a polling/SSE POST body and dispatches it to t; returns 0, or -1 on a parse error (the session closed). */
-int ag__eio_on_payload(ag__eio_session_t *s, ag__eio_transport_t *t, const char *body, size_t len);
-/* Appends one packet to a polling payload in the session's protocol. */
-int ag__eio_payload_append(const ag__eio_session_t *s, ag_eio_buf_t *b, int type, const char *data, size_t len, int binary);
+/* Decodes a polling/SSE POST body and dispatches it to t; returns 0, or -1 on a parse error (the session closed).
+ * octets: the body is protocol 3's binary payload (an application/octet-stream POST), else text in the session's
+ * protocol. */
+int ag__eio_on_payload(ag__eio_session_t *s, ag__eio_transport_t *t, const char *body, size_t len, int octets);
+/* Appends one packet to a polling payload in the session's protocol; octets: as protocol 3's binary payload (the
+ * whole answer must then be in that encoding). */
+int ag__eio_payload_append(const ag__eio_session_t *s, ag_eio_buf_t *b, int type, const char *data, size_t len, int binary,
+                           int octets);
 /* What the current transport holds unsent (bytes, frames) counts, with the session's outbox, against the
  * slow-consumer bound (server/conn.h). Returns 1 when that closed the session's consumer as a slow consumer. */
 int ag__eio_note_backlog(ag__eio_session_t *s, size_t bytes, size_t frames);

@@ -336,6 +336,64 @@ int ag_eio3_packet_decode(const char *s, size_t len, char *scratch, ag_eio_packe
     return ag_eio_packet_decode(s, len, scratch, out);
 }
 
+/* The protocol 3 binary payload's length prefix: one byte per decimal digit (0-9), then 0xFF. */
+#define EIO3_LENGTH_END 0xFF
+
+int ag_eio3_binary_payload_append(ag_eio_buf_t *b, int type, const char *data, size_t len, int binary)
+{
+    char digits[24];
+    int n = snprintf(digits, sizeof(digits), "%zu", 1 + len);
+    if (ag_eio_buf_reserve(b, (size_t)n + 3 + len) != AG_OK)
+        return AG_ENOMEM;
+    b->base[b->len++] = binary ? 1 : 0;
+    for (int i = 0; i < n; i++)
+        b->base[b->len++] = (char)(digits[i] - '0');
+    b->base[b->len++] = (char)EIO3_LENGTH_END;
+    /* a binary packet's type is the byte itself, a text packet's its digit */
+    b->base[b->len++] = binary ? (char)type : (char)('0' + type);
+    if (len != 0)
+        memcpy(b->base + b->len, data, len);
+    b->len += len;
+    return AG_OK;
+}
+
+int ag_eio3_binary_payload_next(const char *payload, size_t len, size_t *pos, const char **piece, size_t *piece_len, int *binary)
+{
+    size_t i = *pos;
+    if (i >= len)
+        return 0;
+    unsigned char kind = (unsigned char)payload[i++];
+    if (kind > 1)
+        return AG_EINVAL;
+    size_t n = 0;
+    int digits = 0;
+    for (; i < len && (unsigned char)payload[i] != EIO3_LENGTH_END; i++, digits++) {
+        /* ten digits are far beyond any body maxHttpBufferSize lets in */
+        if ((unsigned char)payload[i] > 9 || digits == 10)
+            return AG_EINVAL;
+        n = n * 10 + (unsigned char)payload[i];
+    }
+    if (i >= len || digits == 0 || n == 0 || n > len - i - 1)
+        return AG_EINVAL;
+    i++;
+    *piece = payload + i;
+    *piece_len = n;
+    *binary = kind;
+    *pos = i + n;
+    return 1;
+}
+
+int ag_eio3_binary_packet_decode(const char *s, size_t len, int binary, char *scratch, ag_eio_packet_t *out)
+{
+    if (!binary)
+        return ag_eio3_packet_decode(s, len, scratch, out);
+    /* only a message carries binary */
+    if (len == 0 || s[0] != AG_EIO_MESSAGE)
+        return AG_EINVAL;
+    *out = (ag_eio_packet_t){AG_EIO_MESSAGE, s + 1, len - 1, 1};
+    return AG_OK;
+}
+
 int ag_eio_jsonp_append(ag_eio_buf_t *b, const char *index, const char *payload, size_t len)
 {
     if (ag_eio_buf_append(b, "___eio[", 7) != AG_OK)

@@ -84,6 +84,17 @@ int ag_eio3_payload_append(ag_eio_buf_t *b, int type, const char *data, size_t l
 int ag_eio3_payload_next(const char *payload, size_t len, size_t *pos, const char **piece, size_t *piece_len);
 /* Decodes one protocol 3 packet: "b4<base64>" is a binary message, the rest as ag_eio_packet_decode. scratch as there. */
 int ag_eio3_packet_decode(const char *s, size_t len, char *scratch, ag_eio_packet_t *out);
+/* Protocol 3's binary polling payload (application/octet-stream bodies, both ways, unless the client asked for b64):
+ * for each packet a 0 (text) or 1 (binary) byte, the packet's length in bytes as decimal digits one byte each (0-9),
+ * 0xFF, then the packet: a text packet as "<type digit><data>", a binary one as the type byte (4) and the data. */
+int ag_eio3_binary_payload_append(ag_eio_buf_t *b, int type, const char *data, size_t len, int binary);
+/* The next packet of a binary payload: 1 (piece, borrowed from payload, and *binary set; *pos advanced), 0 at the end,
+ * AG_EINVAL when malformed (a kind byte other than 0 or 1, a digit byte above 9, more than ten digits, a zero length or
+ * one that runs past the end). *pos starts at 0. */
+int ag_eio3_binary_payload_next(const char *payload, size_t len, size_t *pos, const char **piece, size_t *piece_len, int *binary);
+/* Decodes one piece of a binary payload: a text piece as ag_eio3_packet_decode (scratch as there), a binary one must
+ * be a message (its data borrowed from s). Returns 0 or AG_EINVAL. */
+int ag_eio3_binary_packet_decode(const char *s, size_t len, int binary, char *scratch, ag_eio_packet_t *out);
 /* Appends a JSONP polling answer: ___eio[<the digits of index>]("<payload as a JS string literal>"); */
 int ag_eio_jsonp_append(ag_eio_buf_t *b, const char *index, const char *payload, size_t len);
 /* Decodes a JSONP polling POST (application/x-www-form-urlencoded, the payload in field "d", its newlines escaped by

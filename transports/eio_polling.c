@@ -180,9 +180,10 @@ static int gzip_body(h2o_req_t *req, const char *body, size_t len, h2o_iovec_t *
     return 1;
 }
 
-/* The answer to a polling GET or a handshake: text/plain payload (a script for JSONP polling), no-store, CORS, gzip
- * when large and accepted. */
-static void respond_payload(const ag__eio_session_t *s, h2o_req_t *req, h2o_generator_t *gen, const char *body, size_t len)
+/* The answer to a polling GET or a handshake: text/plain payload (a script for JSONP polling; octets: protocol 3's
+ * binary payload), no-store, CORS, gzip when large and accepted. */
+static void respond_payload(const ag__eio_session_t *s, h2o_req_t *req, h2o_generator_t *gen, const char *body, size_t len,
+                            int octets)
 {
     ag_eio_buf_t js = {NULL, 0, 0};
     ag__eio_add_common_headers(req);
@@ -190,6 +191,8 @@ static void respond_payload(const ag__eio_session_t *s, h2o_req_t *req, h2o_gene
         body = js.base;
         len = js.len;
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("text/javascript; charset=UTF-8"));
+    } else if (octets) {
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/octet-stream"));
     } else {
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("text/plain; charset=UTF-8"));
     }
@@ -208,7 +211,7 @@ static void respond_payload(const ag__eio_session_t *s, h2o_req_t *req, h2o_gene
     h2o_send(req, &buf, 1, H2O_SEND_STATE_FINAL);
 }
 
-static void held_respond(const ag__eio_session_t *s, ag__eio_held_t *h, const char *body, size_t len)
+static void held_respond(const ag__eio_session_t *s, ag__eio_held_t *h, const char *body, size_t len, int octets)
 {
     h2o_req_t *req = h->req;
     if (req == NULL || h->done)
@@ -217,15 +220,15 @@ static void held_respond(const ag__eio_session_t *s, ag__eio_held_t *h, const ch
     h->done = 1;
     h->gen.proceed = NULL;
     h->gen.stop = NULL;
-    respond_payload(s, req, &h->gen, body, len);
+    respond_payload(s, req, &h->gen, body, len, octets);
 }
 
 /* A held GET answered with one control packet, in the session's protocol. */
 static void held_respond_packet(const ag__eio_session_t *s, ag__eio_held_t *h, int type)
 {
     ag_eio_buf_t b = {NULL, 0, 0};
-    if (ag__eio_payload_append(s, &b, type, NULL, 0, 0) == AG_OK)
-        held_respond(s, h, b.base, b.len);
+    if (ag__eio_payload_append(s, &b, type, NULL, 0, 0, 0) == AG_OK)
+        held_respond(s, h, b.base, b.len, 0);
     ag_eio_buf_dispose(&b);
 }
 
@@ -270,14 +273,21 @@ static void polling_send(ag__eio_transport_t *t, const ag__eio_out_t *pkts, size
     ag__eio_held_t *h = p->get;
     if (h == NULL)
         return;
+    ag__eio_session_t *s = t->session;
     ag_eio_buf_t b = {NULL, 0, 0};
+    /* Protocol 3 clients that did not ask for b64 take binary as octets, as engine.io 3 sends it: the whole answer is
+     * then a binary payload. */
+    int octets = 0;
+    for (size_t i = 0; i < n && s->protocol == 3 && !s->b64 && !s->is_jsonp; i++)
+        if (pkts[i].frame != NULL && pkts[i].frame->binary)
+            octets = 1;
     for (size_t i = 0; i < n; i++) {
         const char *d = pkts[i].frame != NULL ? pkts[i].frame->data : pkts[i].text;
         size_t len = pkts[i].frame != NULL ? pkts[i].frame->len : d != NULL ? strlen(d) : 0;
-        ag__eio_payload_append(t->session, &b, pkts[i].type, d, len, pkts[i].frame != NULL && pkts[i].frame->binary);
+        ag__eio_payload_append(s, &b, pkts[i].type, d, len, pkts[i].frame != NULL && pkts[i].frame->binary, octets);
     }
     p->get = NULL;
-    held_respond(t->session, h, b.base, b.len);
+    held_respond(s, h, b.base, b.len, octets);
     ag_eio_buf_dispose(&b);
 }
 
@@ -329,12 +339,12 @@ void ag__eio_polling_handshake(ag__eio_session_t *s, h2o_req_t *req, int sse_off
     char open[512];
     size_t n = ag__eio_open_json(s, AG__EIO_POLLING, sse_offered, open, sizeof(open));
     ag_eio_buf_t b = {NULL, 0, 0};
-    if (ag__eio_payload_append(s, &b, AG_EIO_OPEN, open, n, 0) != AG_OK) {
+    if (ag__eio_payload_append(s, &b, AG_EIO_OPEN, open, n, 0, 0) != AG_OK) {
         ag__eio_session_close(s, &AG_DISCONNECT_SERVER_ERROR, 0);
         ag__eio_respond_error(req, AG_EIO_ERR_BAD_REQUEST);
         return;
     }
-    respond_payload(s, req, &gen, b.base, b.len);
+    respond_payload(s, req, &gen, b.base, b.len, 0);
     ag_eio_buf_dispose(&b);
     ag__eio_session_start(s, s->polling);
 }
@@ -393,9 +403,11 @@ void ag__eio_post(ag__eio_session_t *s, ag__eio_transport_t *t, h2o_req_t *req)
         return;
     }
     ssize_t ct = h2o_find_header(&req->headers, H2O_TOKEN_CONTENT_TYPE, -1);
-    if (ct != -1 && h2o_memis(req->headers.entries[ct].value.base, req->headers.entries[ct].value.len,
-                              H2O_STRLIT("application/octet-stream"))) {
-        /* v4 polling bodies are text; engine.io closes the session on binary content */
+    int octets = ct != -1 && h2o_memis(req->headers.entries[ct].value.base, req->headers.entries[ct].value.len,
+                                       H2O_STRLIT("application/octet-stream"));
+    if (octets && (s->protocol != 3 || s->is_jsonp)) {
+        /* v4 polling bodies are text (engine.io closes the session on binary content); protocol 3 sends binary
+         * payloads as octets, but never over JSONP */
         ag__eio_respond_error(req, AG_EIO_ERR_BAD_REQUEST);
         ag__eio_session_close(s, &AG_DISCONNECT_TRANSPORT_ERROR, 0);
         return;
@@ -413,7 +425,7 @@ void ag__eio_post(ag__eio_session_t *s, ag__eio_transport_t *t, h2o_req_t *req)
         body = d;
         len = (size_t)dlen;
     }
-    if (ag__eio_on_payload(s, t, body, len) != 0) {
+    if (ag__eio_on_payload(s, t, body, len, octets) != 0) {
         ag__eio_respond_error(req, AG_EIO_ERR_BAD_REQUEST);
         return;
     }

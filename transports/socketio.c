@@ -24,6 +24,9 @@ typedef struct st_pending_t {
 } pending_t;
 
 #define MAX_PENDING 1024
+/* Refusals of binary packets waiting in sio->out: a client that sends binary events and reads nothing is closed here
+ * rather than queued for without end. */
+#define MAX_REFUSALS_QUEUED 256
 
 struct st_ag_sio_t {
     ag_server_t *server;
@@ -44,6 +47,8 @@ struct st_ag_sio_t {
     int creating;                 /* inside ag_conn_create: the welcome is queued before the CONNECT reply exists */
     int closing;                  /* the engine.io session was asked to close */
     int legacy;                   /* socket.io protocol 4 (socket.io-client 2.x over engine.io protocol 3) */
+    unsigned drop;                /* attachments of a refused binary packet still to read (and drop) */
+    int64_t drop_ack;             /* that packet's ack id for the refusal, or -1: a "response" event */
     const ag_disconnect_t *why;   /* the layer's own reason for closing (a client that broke the protocol), or NULL */
     ag_backend_call_t *hook_call; /* the connect hook, asked at CONNECT */
     json_t *handshake;            /* what the engine.io handshake tells the connect hook, or NULL */
@@ -512,14 +517,45 @@ done:
     json_decref(req);
 }
 
+/* A binary packet outside the conformance mode: its attachments are read and dropped, then the client is told, in the
+ * ACK when the event asked for one, else in a "response" event, as the session layer's refusals are. */
+static void refuse_binary(ag_sio_t *sio, const ag_sio_packet_t *p)
+{
+    if (sio->out_len >= MAX_REFUSALS_QUEUED) {
+        fail(sio, "binary packets faster than their refusals are read");
+        return;
+    }
+    sio->drop = p->attachments;
+    sio->drop_ack = p->type == AG_SIO_BINARY_EVENT ? p->id : -1;
+}
+
+/* The last attachment of a refused packet was read: the packet is whole, and refused. */
+static void send_refusal(ag_sio_t *sio)
+{
+    static const char err[] = "{\"error\":\"" AG_SIO_ERR_BINARY "\",\"context\":\"response\"}";
+    if (sio->drop_ack >= 0)
+        out_push(sio, ag_sio_encode(AG_SIO_ACK, NULL, sio->drop_ack, "[", err, sizeof(err) - 1, "]"), 0);
+    else
+        out_push(sio, ag_sio_encode_event(NULL, -1, "response", err, sizeof(err) - 1), 0);
+    lower_kick(sio);
+}
+
 void ag_sio_on_message(ag_sio_t *sio, const char *data, size_t len, int binary)
 {
     if (sio->closing)
         return;
+    if (sio->drop > 0) {
+        /* socket.io-parser, too, refuses text while the attachments of a packet are due */
+        if (!binary)
+            fail(sio, "text while attachments were due");
+        else if (--sio->drop == 0)
+            send_refusal(sio);
+        return;
+    }
     ag_sio_packet_t p;
     if (binary || ag_sio_decode(data, len, &p) != 0) {
-        /* socket.io closes a client whose packets do not decode; binary attachments are not served here. */
-        fail(sio, binary ? "binary packet (not supported)" : "parse error");
+        /* socket.io closes a client whose packets do not decode */
+        fail(sio, binary ? "an attachment nobody announced" : "parse error");
         return;
     }
     int main_nsp = ag_sio_nsp_is_main(&p);
@@ -560,7 +596,12 @@ void ag_sio_on_message(ag_sio_t *sio, const char *data, size_t len, int binary)
         break;
     case AG_SIO_BINARY_EVENT:
     case AG_SIO_BINARY_ACK:
-        fail(sio, "binary packet (not supported)");
+        if (!main_nsp || sio->conn == NULL)
+            fail(sio, "binary packet for a namespace that is not connected");
+        else if (p.attachments > AG_SIO_MAX_ATTACHMENTS)
+            fail(sio, "too many attachments");
+        else
+            refuse_binary(sio, &p);
         break;
     }
     ag_sio_packet_dispose(&p);

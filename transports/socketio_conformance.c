@@ -13,8 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* socket.io-parser sets no bound; a test mode needs few, and each one held is a frame a stranger made us keep */
-#define MAX_ATTACHMENTS 16
+#define MAX_ATTACHMENTS AG_SIO_MAX_ATTACHMENTS
 
 typedef struct {
     ag__eio_session_t *session;

@@ -1,7 +1,7 @@
 /*
  * The socket.io v5 packet codec: "<type>[<attachments>-][<nsp>,][<ack id>][<JSON>]", types CONNECT 0, DISCONNECT 1,
- * EVENT 2, ACK 3, CONNECT_ERROR 4, BINARY_EVENT 5, BINARY_ACK 6 (the binary ones are decoded but not served). A packet
- * is the text of one engine.io message packet, without its "4". Leaf code: returns errors, does not log.
+ * EVENT 2, ACK 3, CONNECT_ERROR 4, BINARY_EVENT 5, BINARY_ACK 6 (the binary ones are served in the conformance mode
+ * only). A packet is the text of one engine.io message packet, without its "4". Leaf code: returns errors, does not log.
  */
 #ifndef AG_SOCKETIO_PACKET_H
 #define AG_SOCKETIO_PACKET_H
@@ -11,6 +11,12 @@
 #include <jansson.h>
 #include "common.h"
 #include "frame.h"
+
+/* The most attachments one binary packet may announce. socket.io-parser sets no bound; each attachment is a frame a
+ * stranger makes us read (and, in the conformance mode, keep), so a packet announcing more closes its session. */
+#define AG_SIO_MAX_ATTACHMENTS 16
+/* What a binary event gets outside the conformance mode (the "error" of a "response" event, or of the ACK). */
+#define AG_SIO_ERR_BINARY "binary events are not served"
 
 typedef enum {
     AG_SIO_CONNECT = 0,

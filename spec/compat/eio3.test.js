@@ -13,6 +13,7 @@ const { Recorder } = require('../lib/sioclient');
 const MODULES = path.join(__dirname, 'node_modules');
 const EngineSocket3 = require(path.join(MODULES, 'engine.io-client'));
 const io2 = require(path.join(MODULES, 'socket.io-client'));
+const parser2 = require(path.join(MODULES, 'engine.io-parser'));
 
 const WELCOME = { welcome: 'Welcome to the actiongate api', context: 'api' };
 const TRANSPORTS = { polling: ['polling'], websocket: ['websocket'], upgrade: ['polling', 'websocket'] };
@@ -85,14 +86,58 @@ test('engine.io-client 3 in echo mode: text with astral characters and binary, e
     const text = 'a\u00e9\u20ac\u{1F600}\n\u2028z';
     e.socket.send(text);
     assert.strictEqual((await e.take('message'))[0], text);
-    if (mode !== 'polling') {
-      // engine.io-client 3 posts binary polling payloads in XHR2 form, which is not served: binary over the socket
-      e.socket.send(Buffer.from([1, 2, 3, 255]));
-      const [bin] = await e.take('message');
-      assert.deepStrictEqual(Buffer.from(bin), Buffer.from([1, 2, 3, 255]));
-    }
+    e.socket.send(Buffer.from([1, 2, 3, 255]));
+    const [bin] = await e.take('message');
+    assert.deepStrictEqual(Buffer.from(bin), Buffer.from([1, 2, 3, 255]));
     e.socket.close();
   }
+});
+
+// engine.io-client 3 posts binary as octet-stream payloads where XHR2 exists (browsers; under Node its XMLHttpRequest
+// has no responseType, so it asks for b64): its own codec, engine.io-parser 2, encodes the POSTs and decodes the answers.
+test('engine.io-client 3\'s payload codec over polling: octet-stream payloads both ways, text answers stay text', async (t) => {
+  const srv = await startServer({ config: { servers: { websocket: { server: { echo: true } } } } });
+  t.after(() => srv.stop());
+  const url = (q) => `${srv.url}/engine.io/?EIO=3&transport=polling${q}`;
+  const hs = await request(url(''));
+  const sid = JSON.parse(hs.text.slice(hs.text.indexOf(':') + 2)).sid;
+  const encode = (packets) => new Promise((resolve) => parser2.encodePayload(packets, true, resolve));
+  const decode = (data) => {
+    const got = [];
+    parser2.decodePayload(data, (packet) => {
+      got.push(packet);
+    });
+    return got;
+  };
+  const sent = [
+    { type: 'message', data: Buffer.from([0, 255, 1, 4]) },
+    { type: 'message', data: 'caf\u00e9 \u{1F600}' },
+    { type: 'message', data: Buffer.alloc(70000, 0xab) },
+    { type: 'message', data: Buffer.alloc(0) },
+  ];
+  const body = await encode(sent);
+  assert.ok(Buffer.isBuffer(body)); // a binary payload, as the client posts it
+  const post = await request(url(`&sid=${sid}`), { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body });
+  assert.strictEqual(post.status, 200);
+  const got = [];
+  for (let i = 0; i < 10 && got.length < sent.length; i++) {
+    const res = await request(url(`&sid=${sid}`));
+    assert.strictEqual(res.status, 200);
+    assert.strictEqual(res.headers['content-type'], 'application/octet-stream');
+    got.push(...decode(res.body));
+  }
+  assert.strictEqual(got.length, sent.length);
+  for (let i = 0; i < sent.length; i++) {
+    assert.strictEqual(got[i].type, 'message');
+    if (typeof sent[i].data === 'string') assert.strictEqual(got[i].data, sent[i].data);
+    else assert.deepStrictEqual(Buffer.from(got[i].data), sent[i].data);
+  }
+  // text only: a text body, and a text answer
+  const text = await request(url(`&sid=${sid}`), { method: 'POST', body: await encode([{ type: 'message', data: 'plain' }]) });
+  assert.strictEqual(text.status, 200);
+  const res = await request(url(`&sid=${sid}`));
+  assert.strictEqual(res.headers['content-type'], 'text/plain; charset=UTF-8');
+  assert.deepStrictEqual(decode(res.text), [{ type: 'message', data: 'plain' }]);
 });
 
 test('protocol 3 by hand: payloads, pings, heartbeat, errors', async (t) => {
@@ -116,8 +161,8 @@ test('protocol 3 by hand: payloads, pings, heartbeat, errors', async (t) => {
     assert.deepStrictEqual(JSON.parse(m[2]).upgrades, ['websocket']);
   });
 
-  await t.test('lengths count UTF-16 code units; a ping is answered with its data; binary as b4', async () => {
-    const sid = sidOf((await handshake()).text);
+  await t.test('lengths count UTF-16 code units; a ping is answered with its data; binary as b4 (b64=1)', async () => {
+    const sid = sidOf((await handshake('&b64=1')).text);
     const post = await request(url(`transport=polling&sid=${sid}`), { method: 'POST', body: '3:4\u{1F600}6:4h\u00e9llo2:2x6:b4AQID' });
     assert.strictEqual(post.text, 'ok');
     const res = await request(url(`transport=polling&sid=${sid}`));
@@ -139,6 +184,53 @@ test('protocol 3 by hand: payloads, pings, heartbeat, errors', async (t) => {
       assert.strictEqual(res.text, JSON.stringify({ code: 1, message: 'Session ID unknown' }));
     });
   }
+
+  const octets = (...parts) => Buffer.concat(parts.map((p) => Buffer.from(p)));
+  const OCTETS = { 'content-type': 'application/octet-stream' };
+  await t.test('binary payloads: an octet-stream POST is decoded; binary goes back as octets, or as b4 with b64=1', async () => {
+    // "4h\u00e9" is 4 bytes; the binary packet is its type byte 4 and the data
+    const body = octets([0, 4, 255], '4h\u00e9', [1, 4, 255, 4, 1, 2, 255]);
+    for (const b64 of [false, true]) {
+      const sid = sidOf((await handshake(b64 ? '&b64=1' : '')).text);
+      const post = await request(url(`transport=polling&sid=${sid}`), { method: 'POST', headers: OCTETS, body });
+      assert.strictEqual(post.status, 200);
+      assert.strictEqual(post.text, 'ok');
+      const res = await request(url(`transport=polling&sid=${sid}${b64 ? '&b64=1' : ''}`));
+      if (b64) {
+        assert.strictEqual(res.headers['content-type'], 'text/plain; charset=UTF-8');
+        assert.strictEqual(res.text, '3:4h\u00e96:b4AQL/');
+      } else {
+        assert.strictEqual(res.headers['content-type'], 'application/octet-stream');
+        assert.deepStrictEqual(res.body, body);
+      }
+    }
+  });
+
+  for (const [what, body] of [
+    ['a kind byte other than 0 and 1', [2, 1, 255, 52]],
+    ['a length digit above 9', [0, 10, 255, 52]],
+    ['no 0xFF after the length', [0, 1, 2, 3]],
+    ['more than ten length digits', [0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 255, 52]],
+    ['a zero length', [0, 0, 255]],
+    ['a length past the end', [0, 9, 255, 52, 104]],
+    ['a binary packet that is not a message', [1, 2, 255, 2, 1]],
+    ['a text packet that does not decode', [0, 1, 255, 57]],
+  ]) {
+    await t.test(`an octet-stream payload with ${what}: 400, and the session is gone`, async () => {
+      const sid = sidOf((await handshake()).text);
+      const post = await request(url(`transport=polling&sid=${sid}`), { method: 'POST', headers: OCTETS, body: Buffer.from(body) });
+      assert.strictEqual(post.status, 400);
+      const res = await request(url(`transport=polling&sid=${sid}`));
+      assert.strictEqual(res.text, JSON.stringify({ code: 1, message: 'Session ID unknown' }));
+    });
+  }
+
+  await t.test('an octet-stream body over maxHttpBufferSize is refused with 413', async () => {
+    const sid = sidOf((await handshake()).text);
+    const big = Buffer.alloc(2e6, 0x61);
+    const post = await request(url(`transport=polling&sid=${sid}`), { method: 'POST', headers: OCTETS, body: octets([1, 2, 0, 0, 0, 0, 1, 255, 4], big) });
+    assert.strictEqual(post.status, 413);
+  });
 
   await t.test('the server sends no pings; pings from the client keep the session, silence ends it', async () => {
     const kept = sidOf((await handshake()).text);

@@ -1,9 +1,10 @@
 /*
- * The engine.io codec (transports/eio_packet.c) on arbitrary bytes, taken as a polling payload of protocol 4 and of
- * protocol 3 (length-prefixed), a JSONP form body and a JSONP answer's payload. Besides what the sanitizers see, it
- * checks the codec's own promises: re-encoding the decoded packets and decoding again gives the same packets (both
- * protocols); base64 round-trips; an SSE event parsed the way EventSource parses it gives its payload back; a JSONP
- * answer has no JavaScript line terminator and its string literal is the payload.
+ * The engine.io codec (transports/eio_packet.c) on arbitrary bytes, taken as a polling payload of protocol 4, of
+ * protocol 3 (length-prefixed) and of protocol 3's binary encoding (octet-stream bodies), a JSONP form body and a JSONP
+ * answer's payload. Besides what the sanitizers see, it checks the codec's own promises: re-encoding the decoded
+ * packets and decoding again gives the same packets (all three encodings), and a binary payload that decodes whole
+ * re-encodes to the same bytes; base64 round-trips; an SSE event parsed the way EventSource parses it gives its payload back; a
+ * JSONP answer has no JavaScript line terminator and its string literal is the payload.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -129,6 +130,66 @@ static void check_payload3_roundtrip(const char *data, size_t size)
     ag_eio_buf_dispose(&b);
 }
 
+/* Protocol 3's binary payload: packets up to the first malformed one; *canonical says whether the payload decoded to
+ * its end with no text piece in protocol 3's "b4<base64>" form (which re-encodes as a binary piece). */
+static size_t decode_all3_octets(const char *payload, size_t len, copy_t *out, int *canonical)
+{
+    char *scratch = malloc(len + 1);
+    if (scratch == NULL)
+        abort();
+    size_t n = 0, pos = 0, piece_len;
+    const char *piece;
+    int r = 0, bin, b64 = 0;
+    while (n < MAX_PACKETS && (r = ag_eio3_binary_payload_next(payload, len, &pos, &piece, &piece_len, &bin)) == 1) {
+        if (piece < payload || piece_len == 0 || piece + piece_len > payload + len || pos > len || (bin != 0 && bin != 1))
+            abort();
+        ag_eio_packet_t p;
+        if (ag_eio3_binary_packet_decode(piece, piece_len, bin, scratch, &p) != 0)
+            break;
+        if (!bin && piece[0] == 'b')
+            b64 = 1;
+        if (p.type < AG_EIO_OPEN || p.type > AG_EIO_NOOP || p.len > piece_len)
+            abort();
+        out[n].type = p.type;
+        out[n].binary = p.binary;
+        out[n].len = p.len;
+        out[n].data = malloc(p.len + 1);
+        if (out[n].data == NULL)
+            abort();
+        memcpy(out[n].data, p.data, p.len);
+        n++;
+    }
+    /* at the packet bound, a payload that ends with its last packet is whole too */
+    *canonical = (r == 0 || (n == MAX_PACKETS && r == 1 && pos == len)) && !b64;
+    free(scratch);
+    return n;
+}
+
+static void check_payload3_octets_roundtrip(const char *data, size_t size)
+{
+    static copy_t first[MAX_PACKETS], second[MAX_PACKETS];
+    int canonical, canonical2;
+    size_t n = decode_all3_octets(data, size, first, &canonical);
+    ag_eio_buf_t b = {0};
+    for (size_t i = 0; i < n; i++)
+        if (ag_eio3_binary_payload_append(&b, first[i].type, first[i].data, first[i].len, first[i].binary) != 0)
+            abort();
+    size_t m = decode_all3_octets(b.base, b.len, second, &canonical2);
+    if (m != n || !canonical2)
+        abort();
+    for (size_t i = 0; i < n; i++)
+        if (first[i].type != second[i].type || first[i].binary != second[i].binary || first[i].len != second[i].len ||
+            memcmp(first[i].data, second[i].data, first[i].len) != 0)
+            abort();
+    /* packets keep their bytes: a canonical payload without leading zeros in its lengths (the same length then) is its
+     * own encoding */
+    if (canonical && size != 0 && b.len == size && memcmp(b.base, data, size) != 0)
+        abort();
+    free_all(first, n);
+    free_all(second, m);
+    ag_eio_buf_dispose(&b);
+}
+
 /* JSONP: a form body decodes within its bound; an answer is a script whose string literal is the payload. */
 static void check_jsonp(const char *data, size_t size)
 {
@@ -234,6 +295,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     check_payload_roundtrip((const char *)data, size);
     check_payload3_roundtrip((const char *)data, size);
+    check_payload3_octets_roundtrip((const char *)data, size);
     check_jsonp((const char *)data, size);
     check_base64(data, size);
     check_sse((const char *)data, size);

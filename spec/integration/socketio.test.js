@@ -240,7 +240,9 @@ test('socket.io packets on a raw engine.io session', async (t) => {
     'an EVENT before CONNECT': ['2["detailsView"]'],
     'a packet that does not decode': ['0', '2["detailsView"'],
     'an EVENT with a reserved name': ['0', '2["disconnect"]'],
-    'a binary EVENT': ['0', '51-["action",{"_placeholder":true,"num":0}]'],
+    'a binary EVENT announcing more than 16 attachments': ['0', '517-["action",{"_placeholder":true,"num":0}]'],
+    'text while the attachments of a binary EVENT are due': ['0', '51-["action",{"_placeholder":true,"num":0}]', '2["detailsView"]'],
+    'a binary EVENT before CONNECT': ['51-["action",{"_placeholder":true,"num":0}]'],
     'a second CONNECT': ['0', '0'],
     'an unknown packet type': ['0', '9'],
   };
@@ -268,13 +270,48 @@ test('socket.io packets on a raw engine.io session', async (t) => {
     });
   }
 
-  await t.test('a binary emit from socket.io-client ends that client only', async () => {
-    const b = await connectSio(srv, 'websocket');
-    b.socket.emit('action', Buffer.from('binary'));
-    const [reason] = await b.take('disconnect');
-    assert.strictEqual(reason, 'transport close');
-    const [reply] = await witness.ack('detailsView');
-    assert.strictEqual(reply.data.id, witness.socket.id);
+  const REFUSAL = { error: 'binary events are not served', context: 'response' };
+  for (const mode of ['polling', 'websocket']) {
+    await t.test(`a binary emit from socket.io-client over ${mode} is refused; the client stays and can act`, async () => {
+      const b = await connectSio(srv, mode);
+      await b.take('welcome');
+      b.socket.emit('action', Buffer.from('binary'));
+      assert.deepStrictEqual(await b.take('response', (r) => 'error' in r), [REFUSAL]);
+      // with an ack callback the refusal is the ACK; several attachments are all read and dropped
+      const [acked] = await b.ack('say', { message: Buffer.from('one'), more: [Buffer.from('two'), Buffer.alloc(3000, 7)] });
+      assert.deepStrictEqual(acked, REFUSAL);
+      assert.strictEqual(b.socket.connected, true);
+      const [reply] = await b.ack('detailsView');
+      assert.strictEqual(reply.data.id, b.socket.id);
+      b.socket.emit('action', { action: 'randomNumber' });
+      const [rnd] = await b.take('response', (r) => 'randomNumber' in r);
+      assert.strictEqual(typeof rnd.randomNumber, 'number');
+      assert.ok(!b.rec.names().includes('disconnect'));
+      b.socket.disconnect();
+      const [wreply] = await witness.ack('detailsView');
+      assert.strictEqual(wreply.data.id, witness.socket.id);
+    });
+  }
+
+  await t.test('a raw binary EVENT and BINARY_ACK: attachments dropped, refusals as ACK or "response"', async () => {
+    const ws = new Eio(srv.url, '/socket.io/').ws('transport=websocket');
+    await ws.opened;
+    assert.match((await ws.next()).text, /^0\{"sid":/);
+    ws.send('40');
+    assert.match((await ws.next()).text, /^40\{"sid":/);
+    assert.match((await ws.next()).text, /^42\["welcome",/);
+    ws.send('452-9["x",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]');
+    ws.send(Buffer.from([4, 1, 2]));
+    ws.send(Buffer.from([4, 3]));
+    assert.strictEqual((await ws.next()).text, `439[${JSON.stringify(REFUSAL)}]`);
+    ws.send('461-3[{"_placeholder":true,"num":0}]');
+    ws.send(Buffer.from([4, 9]));
+    assert.strictEqual((await ws.next()).text, `42["response",${JSON.stringify(REFUSAL)}]`);
+    ws.send('421["detailsView"]');
+    assert.match((await ws.next()).text, /^431\[\{"status":"OK"/);
+    // a binary frame no packet announced closes the session, as a packet that does not decode does
+    ws.send(Buffer.from([4, 0]));
+    await ws.closed;
   });
 });
 

@@ -177,6 +177,81 @@ static void test_payload3(void **state)
     assert_int_not_equal(ag_eio3_packet_decode("b2AQID", 6, scratch, &p), 0);
 }
 
+/* protocol 3's binary payload: kind byte, length digits as bytes, 0xFF, packet */
+static void test_payload3_octets(void **state)
+{
+    ag_eio_buf_t b = {0};
+    assert_int_equal(ag_eio3_binary_payload_append(&b, AG_EIO_MESSAGE, "h\xc3\xa9", 3, 0), 0);
+    assert_int_equal(ag_eio3_binary_payload_append(&b, AG_EIO_MESSAGE, "\x01\x02\xff", 3, 1), 0);
+    assert_int_equal(ag_eio3_binary_payload_append(&b, AG_EIO_PONG, NULL, 0, 0), 0);
+    char big[1234];
+    memset(big, 7, sizeof(big));
+    assert_int_equal(ag_eio3_binary_payload_append(&b, AG_EIO_MESSAGE, big, sizeof(big), 1), 0);
+    const char want[] = "\x00\x04\xff"
+                        "4h\xc3\xa9"
+                        "\x01\x04\xff\x04\x01\x02\xff"
+                        "\x00\x01\xff"
+                        "3"
+                        "\x01\x01\x02\x03\x05\xff\x04";
+    assert_int_equal(b.len, sizeof(want) - 1 + sizeof(big));
+    assert_memory_equal(b.base, want, sizeof(want) - 1);
+    size_t pos = 0, n;
+    const char *piece;
+    int bin;
+    char scratch[16];
+    ag_eio_packet_t p;
+    assert_int_equal(ag_eio3_binary_payload_next(b.base, b.len, &pos, &piece, &n, &bin), 1);
+    assert_int_equal(bin, 0);
+    assert_int_equal(ag_eio3_binary_packet_decode(piece, n, bin, scratch, &p), 0);
+    assert_int_equal(p.type, AG_EIO_MESSAGE);
+    assert_false(p.binary);
+    assert_int_equal(p.len, 3);
+    assert_memory_equal(p.data, "h\xc3\xa9", 3);
+    assert_int_equal(ag_eio3_binary_payload_next(b.base, b.len, &pos, &piece, &n, &bin), 1);
+    assert_int_equal(bin, 1);
+    assert_int_equal(ag_eio3_binary_packet_decode(piece, n, bin, scratch, &p), 0);
+    assert_true(p.binary);
+    assert_int_equal(p.len, 3);
+    assert_memory_equal(p.data, "\x01\x02\xff", 3);
+    assert_int_equal(ag_eio3_binary_payload_next(b.base, b.len, &pos, &piece, &n, &bin), 1);
+    assert_int_equal(ag_eio3_binary_packet_decode(piece, n, bin, scratch, &p), 0);
+    assert_int_equal(p.type, AG_EIO_PONG);
+    assert_int_equal(ag_eio3_binary_payload_next(b.base, b.len, &pos, &piece, &n, &bin), 1);
+    assert_int_equal(ag_eio3_binary_packet_decode(piece, n, bin, scratch, &p), 0);
+    assert_int_equal(p.len, sizeof(big));
+    assert_int_equal(ag_eio3_binary_payload_next(b.base, b.len, &pos, &piece, &n, &bin), 0);
+    ag_eio_buf_dispose(&b);
+    /* malformed: a kind byte above 1, a digit byte above 9, no 0xFF, no digits, a zero length, past the end, eleven
+     * digits */
+    static const struct {
+        const char *s;
+        size_t len;
+    } bad[] = {{"\x02\x01\xff"
+                "4",
+                4},
+               {"\x00\x0a\xff"
+                "4",
+                4},
+               {"\x00\x01\x02", 3},
+               {"\x00\xff"
+                "4",
+                3},
+               {"\x00\x00\xff", 3},
+               {"\x00\x03\xff"
+                "4a",
+                5},
+               {"\x00\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\xff"
+                "4",
+                14}};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        pos = 0;
+        assert_true(ag_eio3_binary_payload_next(bad[i].s, bad[i].len, &pos, &piece, &n, &bin) < 0);
+    }
+    /* a binary packet is a message, its type the byte 4 */
+    assert_int_not_equal(ag_eio3_binary_packet_decode("\x02\x01", 2, 1, scratch, &p), 0);
+    assert_int_not_equal(ag_eio3_binary_packet_decode("4\x01", 2, 1, scratch, &p), 0);
+}
+
 static void test_jsonp(void **state)
 {
     ag_eio_buf_t b = {0};
@@ -215,15 +290,11 @@ static void test_sse_framing(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_base64_roundtrip),
-        cmocka_unit_test(test_sid),
-        cmocka_unit_test(test_packet_decode),
-        cmocka_unit_test(test_payload_split),
-        cmocka_unit_test(test_payload_encode),
-        cmocka_unit_test(test_error_bodies),
-        cmocka_unit_test(test_sse_framing),
-        cmocka_unit_test(test_payload3),
-        cmocka_unit_test(test_jsonp),
+        cmocka_unit_test(test_base64_roundtrip), cmocka_unit_test(test_sid),
+        cmocka_unit_test(test_packet_decode),    cmocka_unit_test(test_payload_split),
+        cmocka_unit_test(test_payload_encode),   cmocka_unit_test(test_error_bodies),
+        cmocka_unit_test(test_sse_framing),      cmocka_unit_test(test_payload3),
+        cmocka_unit_test(test_payload3_octets),  cmocka_unit_test(test_jsonp),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -203,11 +203,12 @@ static void test_disconnect_then_connect_again(void **state)
 static void test_bad_packets_close(void **state)
 {
     static const char *const bad[][2] = {
-        {"2[\"detailsView\"]", NULL}, /* EVENT before CONNECT */
-        {"0", "2[\"detailsView\""},   /* does not decode */
-        {"0", "0"},                   /* CONNECT twice */
-        {"0", "51-[\"x\",{\"_placeholder\":true,\"num\":0}]"},
-        {"1", NULL}, /* DISCONNECT before CONNECT */
+        {"2[\"detailsView\"]", NULL},                           /* EVENT before CONNECT */
+        {"0", "2[\"detailsView\""},                             /* does not decode */
+        {"0", "0"},                                             /* CONNECT twice */
+        {"0", "517-[\"x\",{\"_placeholder\":true,\"num\":0}]"}, /* more attachments than the bound */
+        {"51-[\"x\",{\"_placeholder\":true,\"num\":0}]", NULL}, /* binary EVENT before CONNECT */
+        {"1", NULL},                                            /* DISCONNECT before CONNECT */
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         lower_t l = {0, 0};
@@ -219,11 +220,46 @@ static void test_bad_packets_close(void **state)
         assert_true(ag_sio_closing(sio));
         ag_sio_on_gone(sio, &AG_DISCONNECT_PEER_CLOSED);
     }
-    /* binary data is not served either */
+    /* text while attachments are due */
+    {
+        lower_t l = {0, 0};
+        ag_sio_t *sio = open_sio(&l, NULL);
+        char id[37];
+        connect_main(sio, id);
+        send_packet(sio, "51-[\"x\",{\"_placeholder\":true,\"num\":0}]");
+        send_packet(sio, "2[\"detailsView\"]");
+        assert_int_equal(l.closes, 1);
+        ag_sio_on_gone(sio, &AG_DISCONNECT_PEER_CLOSED);
+    }
+    /* an attachment nobody announced */
     lower_t l = {0, 0};
     ag_sio_t *sio = open_sio(&l, NULL);
     ag_sio_on_message(sio, "\x01\x02", 2, 1);
     assert_int_equal(l.closes, 1);
+    ag_sio_on_gone(sio, &AG_DISCONNECT_PEER_CLOSED);
+}
+
+/* Binary packets are refused once their attachments are read; the connection stays. */
+static void test_binary_refused(void **state)
+{
+    lower_t l = {0, 0};
+    ag_sio_t *sio = open_sio(&l, NULL);
+    char id[37];
+    connect_main(sio, id);
+    static const char refusal[] = "{\"error\":\"binary events are not served\",\"context\":\"response\"}";
+    char want[128];
+    send_packet(sio, "52-7[\"x\",{\"_placeholder\":true,\"num\":0},{\"_placeholder\":true,\"num\":1}]");
+    ag_sio_on_message(sio, "\x01", 1, 1);
+    assert_null(next(sio)); /* not before the packet is whole */
+    ag_sio_on_message(sio, "\x02", 1, 1);
+    snprintf(want, sizeof(want), "37[%s]", refusal);
+    assert_json_text(next(sio), want);
+    send_packet(sio, "61-0[{\"_placeholder\":true,\"num\":0}]");
+    ag_sio_on_message(sio, "", 0, 1);
+    snprintf(want, sizeof(want), "2[\"response\",%s]", refusal);
+    assert_json_text(next(sio), want);
+    assert_int_equal(l.closes, 0);
+    assert_non_null(ag_conn_find(srv, id));
     ag_sio_on_gone(sio, &AG_DISCONNECT_PEER_CLOSED);
 }
 
@@ -310,6 +346,7 @@ int main(void)
         cmocka_unit_test(test_quit_sends_disconnect_then_closes),
         cmocka_unit_test(test_disconnect_then_connect_again),
         cmocka_unit_test(test_bad_packets_close),
+        cmocka_unit_test(test_binary_refused),
         cmocka_unit_test(test_other_namespace),
         cmocka_unit_test(test_broadcast_reaches_every_member),
         cmocka_unit_test(test_slow_consumer_is_bounded),
