@@ -8,97 +8,44 @@
  * other than the starting ones are deleted.
  */
 #include <stdint.h>
-#include <stdlib.h>
-#include <string.h>
-#include "actiongate.h"
 #include "actions.h"
-#include "server.h"
+#include "fuzz_node.h"
 
 static ag_server_t *node;
-
-typedef struct {
-    int closed;
-} fake_t;
-
-static void fake_pending(ag_conn_t *c, void *self)
-{
-    (void)c;
-    (void)self;
-}
-
-static void fake_close(ag_conn_t *c, void *self, const ag_disconnect_t *why)
-{
-    (void)c;
-    (void)why;
-    ((fake_t *)self)->closed = 1;
-}
-
-static const ag_transport_t fake_transport = {"fuzz", fake_pending, fake_close, "fuzz"};
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
-    static const char yaml[] = "general:\n  logLevel: none\n  startingChatRooms: [defaultRoom, otherRoom]\n";
-    char err[512];
-    ag_log_threshold = AG_LOG_NONE;
-    ag_config_t *cfg = ag_config_load_string(yaml, "fuzz.yaml", err, sizeof(err));
-    if (cfg == NULL || (node = ag_server_create(cfg, err, sizeof(err))) == NULL)
-        abort();
+    node = fuzz_node("general:\n  logLevel: none\n  startingChatRooms: [defaultRoom, otherRoom]\n");
     return 0;
-}
-
-static void drain(ag_conn_t *c)
-{
-    ag_frame_t *f;
-    while ((f = ag_conn_shift(c)) != NULL) {
-        json_t *j = json_loadb(f->data, f->len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
-        if (j == NULL)
-            abort();
-        json_decref(j);
-        ag_frame_release(f);
-    }
-}
-
-static void delete_room(void *data, const char *err, json_t *rooms)
-{
-    (void)data;
-    (void)err;
-    size_t i;
-    json_t *r;
-    json_array_foreach(rooms, i, r)
-    {
-        const char *name = json_string_value(r);
-        if (name != NULL && strcmp(name, "defaultRoom") != 0 && strcmp(name, "otherRoom") != 0)
-            ag_room_delete(node, name);
-    }
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    fake_t fake = {0};
+    int closed = 0;
     ag_conn_info_t info = {"fuzz-fingerprint", "127.0.0.1", 4242, "websocket", 0, NULL, NULL};
-    ag_conn_t *c = ag_conn_create(node, &fake_transport, &fake, &info);
+    ag_conn_t *c = ag_conn_create(node, &fuzz_transport, &closed, &info);
     if (c == NULL)
         abort();
-    drain(c);
+    fuzz_drain(c);
     const char *p = (const char *)data, *end = p + size;
-    while (p < end && !fake.closed) {
+    while (p < end && !closed) {
         const char *lf = memchr(p, '\n', (size_t)(end - p));
         const char *e = lf != NULL ? lf : end;
         int binary = e > p && (uint8_t)p[0] == 0xff;
         ag_conn_on_frame(c, p + binary, (size_t)(e - p - binary), binary);
-        drain(c);
+        fuzz_drain(c);
         p = lf != NULL ? lf + 1 : end;
     }
     h2o_evloop_run(node->loop, 0);
-    drain(c);
+    fuzz_drain(c);
     ag_conn_on_transport_gone(c, &AG_DISCONNECT_PEER_CLOSED);
 
     ag__actions_dispose(node);
     if (ag__actions_init(node) != 0)
         abort();
-    node->store->ops->room_list(node->store, delete_room, NULL);
+    node->store->ops->room_list(node->store, fuzz_delete_rooms, &node);
     h2o_evloop_run(node->loop, 0);
     return 0;
 }
