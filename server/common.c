@@ -1,5 +1,6 @@
 #include "common.h"
 
+#include <endian.h>
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -381,10 +382,9 @@ static inline uint64_t rotl64(uint64_t x, int b)
 
 static inline uint64_t load_le64(const unsigned char *p)
 {
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
+    uint64_t v;
+    memcpy(&v, p, sizeof(v));
+    return le64toh(v);
 }
 
 /* One SipRound: two ARX half-rounds over the four state words. */
@@ -402,7 +402,9 @@ static inline uint64_t load_le64(const unsigned char *p)
         v2 = rotl64(v2, 32);                                                                                                       \
     } while (0)
 
-uint64_t ag_siphash(const uint8_t key[16], const void *data, size_t len, int crounds, int drounds)
+/* Always inlined, so that callers with constant round counts (the map's 1-3) get the rounds unrolled. */
+static inline __attribute__((always_inline)) uint64_t siphash(const uint8_t key[16], const void *data, size_t len, int crounds,
+                                                              int drounds)
 {
     const unsigned char *p = data;
     uint64_t k0 = load_le64(key), k1 = load_le64(key + 8);
@@ -431,6 +433,11 @@ uint64_t ag_siphash(const uint8_t key[16], const void *data, size_t len, int cro
     return v0 ^ v1 ^ v2 ^ v3;
 }
 
+uint64_t ag_siphash(const uint8_t key[16], const void *data, size_t len, int crounds, int drounds)
+{
+    return siphash(key, data, len, crounds, drounds);
+}
+
 /* --- ag_map_t --- */
 
 /* Keys often come from clients (room names, channels): an unkeyed hash would let them choose colliding keys and turn
@@ -444,7 +451,7 @@ static uint32_t map_hash(const char *s)
         ag_random_bytes(map_key, sizeof(map_key));
         map_keyed = 1;
     }
-    return (uint32_t)ag_siphash(map_key, s, strlen(s), 1, 3);
+    return (uint32_t)siphash(map_key, s, strlen(s), 1, 3);
 }
 
 #define MAP_TOMBSTONE ((char *)1)
@@ -555,4 +562,99 @@ int ag_map_next(const ag_map_t *m, size_t *iter, const char **key, void **value)
         }
     }
     return 0;
+}
+
+/* --- ag_ptrmap_t --- */
+
+static size_t ptr_hash(const void *p)
+{
+    uint64_t x = (uint64_t)(uintptr_t)p;
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdull;
+    x ^= x >> 33;
+    return (size_t)x;
+}
+
+void ag_ptrmap_init(ag_ptrmap_t *m)
+{
+    memset(m, 0, sizeof(*m));
+}
+
+void ag_ptrmap_dispose(ag_ptrmap_t *m)
+{
+    free(m->entries);
+    memset(m, 0, sizeof(*m));
+}
+
+static ag_ptrmap_entry_t *ptrmap_find(const ag_ptrmap_t *m, const void *key)
+{
+    if (m->capacity == 0)
+        return NULL;
+    size_t mask = m->capacity - 1;
+    for (size_t i = ptr_hash(key) & mask;; i = (i + 1) & mask) {
+        ag_ptrmap_entry_t *e = &m->entries[i];
+        if (e->key == key)
+            return e;
+        if (e->key == NULL)
+            return NULL;
+    }
+}
+
+void *ag_ptrmap_get(const ag_ptrmap_t *m, const void *key)
+{
+    ag_ptrmap_entry_t *e = ptrmap_find(m, key);
+    return e != NULL ? e->value : NULL;
+}
+
+static void ptrmap_place(ag_ptrmap_entry_t *entries, size_t capacity, const void *key, void *value)
+{
+    size_t mask = capacity - 1, i = ptr_hash(key) & mask;
+    while (entries[i].key != NULL)
+        i = (i + 1) & mask;
+    entries[i] = (ag_ptrmap_entry_t){key, value};
+}
+
+int ag_ptrmap_set(ag_ptrmap_t *m, const void *key, void *value)
+{
+    ag_ptrmap_entry_t *e = ptrmap_find(m, key);
+    if (e != NULL) {
+        e->value = value;
+        return AG_OK;
+    }
+    if ((m->size + 1) * 4 > m->capacity * 3) { /* at most 3/4 full */
+        size_t ncap = m->capacity == 0 ? 16 : m->capacity * 2;
+        ag_ptrmap_entry_t *n = calloc(ncap, sizeof(*n));
+        if (n == NULL)
+            return AG_ENOMEM;
+        for (size_t i = 0; i < m->capacity; i++)
+            if (m->entries[i].key != NULL)
+                ptrmap_place(n, ncap, m->entries[i].key, m->entries[i].value);
+        free(m->entries);
+        m->entries = n;
+        m->capacity = ncap;
+    }
+    ptrmap_place(m->entries, m->capacity, key, value);
+    m->size++;
+    return AG_OK;
+}
+
+void *ag_ptrmap_del(ag_ptrmap_t *m, const void *key)
+{
+    ag_ptrmap_entry_t *e = ptrmap_find(m, key);
+    if (e == NULL)
+        return NULL;
+    void *v = e->value;
+    size_t mask = m->capacity - 1, hole = (size_t)(e - m->entries);
+    /* backward shift: pull later entries of the probe run into the hole when their home slot allows it */
+    for (size_t j = (hole + 1) & mask; m->entries[j].key != NULL; j = (j + 1) & mask) {
+        size_t home = ptr_hash(m->entries[j].key) & mask;
+        /* the entry at j may move to the hole unless its home lies cyclically in (hole, j] */
+        if (((j - home) & mask) >= ((j - hole) & mask)) {
+            m->entries[hole] = m->entries[j];
+            hole = j;
+        }
+    }
+    m->entries[hole] = (ag_ptrmap_entry_t){NULL, NULL};
+    m->size--;
+    return v;
 }

@@ -113,4 +113,26 @@ void *ag_map_del(ag_map_t *m, const char *key);
 /* Iterate: for (size_t i = 0; ag_map_next(m, &i, &k, &v);) ... Deleting the current entry while iterating is allowed. */
 int ag_map_next(const ag_map_t *m, size_t *iter, const char **key, void **value);
 
+/*
+ * ag_ptrmap_t: pointer -> pointer, open addressing with linear probing and backward-shift deletion (no tombstones, no
+ * allocation per entry). For keys a client cannot choose (addresses of the node's own objects): the hash is a fixed
+ * mix, not keyed. Values are borrowed; a NULL value cannot be told from a missing key. Not thread-safe.
+ */
+typedef struct st_ag_ptrmap_entry_t {
+    const void *key;
+    void *value;
+} ag_ptrmap_entry_t;
+typedef struct st_ag_ptrmap_t {
+    ag_ptrmap_entry_t *entries;
+    size_t capacity; /* power of two or 0 */
+    size_t size;
+} ag_ptrmap_t;
+void ag_ptrmap_init(ag_ptrmap_t *m);
+void ag_ptrmap_dispose(ag_ptrmap_t *m);
+void *ag_ptrmap_get(const ag_ptrmap_t *m, const void *key);
+/* Inserts or replaces the value (key must not be NULL); returns 0 or AG_ENOMEM. */
+int ag_ptrmap_set(ag_ptrmap_t *m, const void *key, void *value);
+/* Removes the key and returns its value, or NULL. */
+void *ag_ptrmap_del(ag_ptrmap_t *m, const void *key);
+
 #endif

@@ -95,9 +95,16 @@ const char *ag_http_query_param(h2o_req_t *req, const char *name)
             amp = end;
         const char *eq = memchr(q, '=', (size_t)(amp - q));
         const char *kend = eq != NULL ? eq : amp;
-        size_t klen;
-        char *key = ag_http_urldecode(&req->pool, q, (size_t)(kend - q), 1, &klen);
-        if (klen == nlen && memcmp(key, name, nlen) == 0)
+        size_t raw = (size_t)(kend - q);
+        int match;
+        if (memchr(q, '%', raw) == NULL && memchr(q, '+', raw) == NULL) {
+            match = raw == nlen && memcmp(q, name, nlen) == 0; /* nothing to decode: no copy (the common case) */
+        } else {
+            size_t klen;
+            char *key = ag_http_urldecode(&req->pool, q, raw, 1, &klen);
+            match = klen == nlen && memcmp(key, name, nlen) == 0;
+        }
+        if (match)
             return eq != NULL ? ag_http_urldecode(&req->pool, eq + 1, (size_t)(amp - eq - 1), 1, NULL) : "";
         q = amp + 1;
     }

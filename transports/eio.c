@@ -862,7 +862,7 @@ int ag_eio_register(ag_server_t *s)
     const ag_config_t *cfg = s->config;
     n->server = s;
     ag_map_init(&n->sessions);
-    ag_map_init(&n->watched);
+    ag_ptrmap_init(&n->watched);
     h2o_timeout_init(s->loop, &n->ping_interval, (uint64_t)cfg->servers.websocket.server.pingInterval);
     h2o_timeout_init(s->loop, &n->ping_timeout, (uint64_t)cfg->servers.websocket.server.pingTimeout);
     h2o_timeout_init(s->loop, &n->upgrade_timeout, (uint64_t)cfg->servers.websocket.server.upgradeTimeout);
@@ -923,6 +923,6 @@ void ag_eio_dispose(ag_server_t *s)
     if (open)
         return;
     ag_map_dispose(&n->sessions);
-    ag_map_dispose(&n->watched);
+    ag_ptrmap_dispose(&n->watched);
     free(n);
 }

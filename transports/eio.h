@@ -138,8 +138,8 @@ struct st_ag__eio_session_t {
 /* The node's engine.io state (s->eio). */
 typedef struct st_ag__eio_node_t {
     ag_server_t *server;
-    ag_map_t sessions; /* sid -> session */
-    ag_map_t watched;  /* "%p" of an HTTP/1 socket -> the held GET reading it (eio_polling.c) */
+    ag_map_t sessions;   /* sid -> session */
+    ag_ptrmap_t watched; /* an HTTP/1 socket -> the held GET reading it (eio_polling.c) */
     h2o_timeout_t ping_interval, ping_timeout, upgrade_timeout, keepalive, hundred_ms;
 } ag__eio_node_t;
 

@@ -27,21 +27,14 @@ typedef struct st_polling_t {
  * when a write fails. While a GET is held its socket is read here instead: EOF or an error means the client dropped
  * the GET. h2o owns sock->data, so a map of the node's from the socket's address finds the held GET. */
 
-static void sock_key(h2o_socket_t *sock, char key[32])
-{
-    snprintf(key, 32, "%p", (void *)sock);
-}
-
 static void unwatch(ag__eio_held_t *h, int stop_reading)
 {
     if (h->watched == NULL)
         return;
-    char key[32];
-    sock_key(h->watched, key);
     if (stop_reading)
         h2o_socket_read_stop(h->watched);
+    ag_ptrmap_del(&h->node->watched, h->watched);
     h->watched = NULL;
-    ag_map_del(&h->node->watched, key);
 }
 
 /* The node a watched socket belongs to: h2o's HTTP/1 connection is the socket's data, and starts with its h2o_conn_t. */
@@ -53,9 +46,7 @@ static ag__eio_node_t *node_of(h2o_socket_t *sock)
 
 static void on_watched_read(h2o_socket_t *sock, const char *err)
 {
-    char key[32];
-    sock_key(sock, key);
-    ag__eio_held_t *h = ag_map_get(&node_of(sock)->watched, key);
+    ag__eio_held_t *h = ag_ptrmap_get(&node_of(sock)->watched, sock);
     h2o_socket_read_stop(sock);
     if (h == NULL)
         return;
@@ -72,9 +63,7 @@ static void watch(ag__eio_held_t *h)
     h2o_socket_t *sock = h->req->conn->callbacks->get_socket(h->req->conn);
     if (sock == NULL)
         return;
-    char key[32];
-    sock_key(sock, key);
-    if (ag_map_set(&h->node->watched, key, h) != AG_OK)
+    if (ag_ptrmap_set(&h->node->watched, sock, h) != AG_OK)
         return;
     h->watched = sock;
     h2o_socket_read_start(sock, on_watched_read);

@@ -173,6 +173,41 @@ static void test_map_colliding_keys_stay_spread(void **state)
     ag_map_dispose(&m);
 }
 
+/* Random inserts and deletes against a plain array: backward-shift deletion must keep every key reachable. */
+static void test_ptrmap_against_array(void **state)
+{
+    (void)state;
+    enum { N = 2000 };
+    static char objs[N];
+    static void *present[N];
+    ag_ptrmap_t m;
+    ag_ptrmap_init(&m);
+    unsigned seed = 12345;
+    for (int step = 0; step < 200000; step++) {
+        seed = seed * 1103515245u + 12345u;
+        int i = (int)((seed >> 8) % N);
+        if ((seed >> 4) & 1) {
+            assert_int_equal(ag_ptrmap_set(&m, &objs[i], &present[i]), AG_OK);
+            present[i] = &present[i];
+        } else {
+            assert_ptr_equal(ag_ptrmap_del(&m, &objs[i]), present[i]);
+            present[i] = NULL;
+        }
+        if (step % 5000 == 0) {
+            size_t n = 0;
+            for (int k = 0; k < N; k++) {
+                assert_ptr_equal(ag_ptrmap_get(&m, &objs[k]), present[k]);
+                n += present[k] != NULL;
+            }
+            assert_int_equal(m.size, n);
+        }
+    }
+    assert_true(m.capacity >= 16 && m.size * 4 <= m.capacity * 3);
+    ag_ptrmap_dispose(&m);
+    assert_null(ag_ptrmap_get(&m, &objs[0]));
+    assert_null(ag_ptrmap_del(&m, &objs[0]));
+}
+
 static void test_read_file_bounds(void **state)
 {
     char path[] = "/tmp/ag-read-XXXXXX";
@@ -213,7 +248,7 @@ int main(void)
         cmocka_unit_test(test_iso8601),          cmocka_unit_test(test_random_double_range),
         cmocka_unit_test(test_map_set_get_del),  cmocka_unit_test(test_map_reuses_tombstones),
         cmocka_unit_test(test_siphash_vectors),  cmocka_unit_test(test_map_colliding_keys_stay_spread),
-        cmocka_unit_test(test_read_file_bounds),
+        cmocka_unit_test(test_read_file_bounds), cmocka_unit_test(test_ptrmap_against_array),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

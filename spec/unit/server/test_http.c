@@ -101,6 +101,15 @@ static void test_query_params(void **state)
     assert_null(ag_http_query_param(&r->req, "missing"));
     assert_null(ag_http_query_param(&r->req, "EI"));
     done(r);
+    /* keys are compared decoded: an escaped key matches, a raw key with an escape-like text does not */
+    r = request("/p/?%73id=enc&a+b=plus&pad%3D=1&p%25=pct", "127.0.0.1", 5);
+    assert_string_equal(ag_http_query_param(&r->req, "sid"), "enc");
+    assert_string_equal(ag_http_query_param(&r->req, "a b"), "plus");
+    assert_string_equal(ag_http_query_param(&r->req, "pad="), "1");
+    assert_string_equal(ag_http_query_param(&r->req, "p%"), "pct");
+    assert_null(ag_http_query_param(&r->req, "a+b"));
+    assert_null(ag_http_query_param(&r->req, "p%25"));
+    done(r);
     r = request("/p/", "127.0.0.1", 5);
     assert_null(ag_http_query_param(&r->req, "EIO"));
     done(r);
