@@ -1,4 +1,5 @@
 #include "frame.h"
+#include "json.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +22,7 @@ ag_frame_t *ag_frame_from_json(const json_t *obj)
 {
     /* Most frames are small: encode once on the stack and copy, encoding twice (size, then bytes) only when larger. */
     char buf[2048];
-    size_t len = json_dumpb(obj, buf, sizeof(buf), AG_JSON_FLAGS);
+    size_t len = ag_json_dumpb(obj, buf, sizeof(buf));
     if (len == 0)
         return NULL;
     if (len <= sizeof(buf))
@@ -31,7 +32,7 @@ ag_frame_t *ag_frame_from_json(const json_t *obj)
         return NULL;
     f->refcnt = 1;
     f->binary = 0;
-    f->len = json_dumpb(obj, f->data, len, AG_JSON_FLAGS);
+    f->len = ag_json_dumpb(obj, f->data, len);
     f->data[f->len] = '\0';
     return f;
 }

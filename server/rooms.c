@@ -3,6 +3,7 @@
  * connections. See rooms.h for the shape of the channel payloads.
  */
 #include "rooms.h"
+#include "json.h"
 #include "push.h"
 
 #include <stdlib.h>
@@ -324,7 +325,7 @@ static int publish(ag_server_t *s, const char *room, char type, const json_t *fr
 {
     if (ag__room_name_check(s, room) != AG_OK)
         return AG_EINVAL; /* no such room can exist here */
-    size_t len = json_dumpb(frame, NULL, 0, AG_JSON_FLAGS);
+    size_t len = ag_json_dumpb(frame, NULL, 0);
     if (len > ag_conn_max_frame(s))
         return AG_ETOOBIG; /* no member could queue it: refused here, once, rather than dropped by every member */
     char *buf = malloc(len + 1);
@@ -333,7 +334,7 @@ static int publish(ag_server_t *s, const char *room, char type, const json_t *fr
         return AG_ENOMEM;
     }
     buf[0] = type;
-    json_dumpb(frame, buf + 1, len, AG_JSON_FLAGS);
+    ag_json_dumpb(frame, buf + 1, len);
     char ch[CHANNEL_MAX];
     channel_of(room, ch);
     s->store->ops->publish(s->store, ch, buf, len + 1, NULL, NULL);

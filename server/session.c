@@ -12,6 +12,7 @@
 #include "files.h"
 #include "rooms.h"
 #include "node.h"
+#include "json.h"
 #include "token.h"
 
 /* --- codec helpers --- */
@@ -263,7 +264,8 @@ static void do_action(ag_conn_t *c, const json_t *msg, json_t *message_id)
         return;
     }
     json_t *params = json_object_get(msg, "params");
-    params = json_is_object(params) ? json_deep_copy(params) : json_object();
+    /* the action takes the message's own params (msg is dropped right after, so nobody else sees them change) */
+    params = json_is_object(params) ? json_incref(params) : json_object();
     ag__action_start(s, params, message_id, c, ws_action_done, NULL);
 }
 
@@ -457,7 +459,7 @@ static void on_frame(ag_conn_t *c, const char *data, size_t len, int binary, voi
         return;
     }
     json_error_t jerr;
-    json_t *msg = json_loadb(data, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
+    json_t *msg = ag_json_loadb(data, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
     if (msg == NULL) {
         c->server->stats.invalid_json++;
         ag_log_limited(AG_LOG_INFO, "session", c->id, "invalid JSON ignored: %s", jerr.text);
@@ -575,7 +577,7 @@ static void on_close(ag_conn_t *c, const ag_disconnect_t *why, void *unused)
 static void on_refused(ag_conn_t *c, const char *data, size_t len, int binary, const char *error, void *unused)
 {
     (void)unused;
-    json_t *msg = binary ? json_null() : json_loadb(data, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+    json_t *msg = binary ? json_null() : ag_json_loadb(data, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
     if (msg == NULL)
         return;
     json_t *mid = ag__message_id(json_is_object(msg) ? msg : NULL), *reply;

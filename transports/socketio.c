@@ -11,6 +11,7 @@
 #include "backend.h"
 #include "token.h"
 #include "http.h"
+#include "json.h"
 #include "rooms.h"
 
 /* --- the layer --- */
@@ -180,7 +181,7 @@ static ag_frame_t *translate(ag_sio_t *sio, ag_frame_t *f)
     sio_node_t *node = sio->server->sio;
     if (f == node->last_in)
         return ag_frame_addref(node->last_out);
-    json_t *obj = json_loadb(f->data, f->len, JSON_DECODE_ANY, NULL);
+    json_t *obj = ag_json_loadb(f->data, f->len, JSON_DECODE_ANY, NULL);
     ag_frame_t *out = NULL;
     if (!json_is_object(obj)) {
         out = ag_sio_encode_event(NULL, -1, "message", f->data, f->len);

@@ -2,6 +2,7 @@
  * socket.io v5 packet codec (see socketio_packet.h).
  */
 #include "socketio_packet.h"
+#include "json.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,7 +91,7 @@ int ag_sio_decode(const char *s, size_t len, ag_sio_packet_t *p)
     }
     if (i < len) {
         json_error_t err;
-        p->data = json_loadb(s + i, len - i, JSON_DECODE_ANY, &err);
+        p->data = ag_json_loadb(s + i, len - i, JSON_DECODE_ANY, &err);
         if (p->data == NULL)
             return AG_EINVAL;
     }
