@@ -19,14 +19,15 @@ const JOBS = {
   idlepoll: { metric: 'rss_per_conn_bytes', unit: 'B of server RSS per idle long-polling session', lower: true, label: 'idle memory, long-poll' },
   idlesse: { metric: 'rss_per_conn_bytes', unit: 'B of server RSS per idle event-stream session', lower: true, label: 'idle memory, SSE' },
   action: { metric: 'per_server_cpu_s', unit: 'echoes per server CPU-second', label: 'action/echo' },
+  jsonaction: { metric: 'per_server_cpu_s', unit: 'JSON actions per server CPU-second, both sides parsing and answering JSON', label: 'JSON action' },
   wsecho: { metric: 'per_server_cpu_s', unit: 'raw engine.io/WebSocket echoes per server CPU-second, no session layer', label: 'transport echo' },
   fanout: { metric: 'per_server_cpu_s', unit: 'deliveries per server CPU-second', label: 'fan-out (ws)' },
   longpoll: { metric: 'per_server_cpu_s', unit: 'deliveries per server CPU-second', label: 'long-poll' },
   sse: { metric: 'per_server_cpu_s', unit: 'deliveries per server CPU-second', label: 'SSE' },
 };
 // Targets from the benchmark issue: advantage over this peer, per job.
-const TARGETS = { 'idle/uws': 1.0, 'action/uws': 1.2, 'fanout/uws': 1.0, 'longpoll/engine.io': 3.0, 'sse/nchan': 1.0 };
-const LABEL = { actiongate: 'actiongate', uws: 'uWS.js 20.30 (unofficial npm build)', 'engine.io': 'engine.io 6', nchan: 'nginx 1.22 + nchan 1.3.6' };
+const TARGETS = { 'idle/uws': 1.0, 'jsonaction/uws-json': 1.2, 'fanout/uws': 1.2, 'longpoll/engine.io': 3.0, 'longpoll/nchan': 1.2, 'sse/nchan': 1.2 };
+const LABEL = { actiongate: 'actiongate', uws: 'uWS.js 20.30 (unofficial npm build)', 'uws-json': 'uWS.js 20.30, JSON action (parse, check, JSON reply)', 'engine.io': 'engine.io 6', nchan: 'nginx 1.22 + nchan 1.3.6' };
 
 const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -79,7 +80,7 @@ for (const [job, spec] of Object.entries(JOBS)) {
       details.push(`| ${job} | ${srv} | ${fmt(med('n1'))}→${fmt(med('n2'))} conns | RSS ${fmt(med('rss1_kb'))}→${fmt(med('rss2_kb'))} kB | ` +
         `connect ${fmt(med('connect_s'), 2)} s | | ${good.length}/${rs.length}${bad ? ' (failed: ' + bad + ')' : ''} |`);
     } else {
-      const last = job === 'action' || job === 'wsecho' ? '' : `last ${fmt(med('last_p50_us'))} / ${fmt(med('last_p95_us'))} / ${fmt(med('last_max_us'))}`;
+      const last = job === 'action' || job === 'jsonaction' || job === 'wsecho' ? '' : `last ${fmt(med('last_p50_us'))} / ${fmt(med('last_p95_us'))} / ${fmt(med('last_max_us'))}`;
       details.push(`| ${job} | ${srv} | ${fmt(med('lat_p50_us'))} / ${fmt(med('lat_p99_us'))} / ${fmt(med('lat_p999_us'))} / ${fmt(med('lat_max_us'))} | ` +
         `${last} | server CPU ${fmt(med('server_cpu_s'), 2)} s, wall ${fmt(med('rate_wall'))}/s | client CPU ${fmt(med('client_cpu_s'), 2)} s | ` +
         `${good.length}/${rs.length}${bad ? ' (failed: ' + bad + ')' : ''} |`);
