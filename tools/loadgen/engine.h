@@ -39,9 +39,11 @@ typedef struct {
     /* source addresses bound before connect (source_base, +1, ...; network order); 0 sources = the kernel's choice */
     uint32_t source_base;
     int nsources;
-    /* members' transports by weight (--mix): member j of a worker uses the transport whose range holds j % mix_total */
+    /* members' transports by weight (--mix), reduced by their common divisor; member g of the run (over all workers)
+     * uses mix_seq[g % mix_total], a smooth weighted round-robin, so any prefix of the members is close to the weights */
     uint8_t mix[LG_NTRANSPORTS];
     int mix_total;
+    uint8_t mix_seq[LG_NTRANSPORTS * 100];
     int conns, conns2, procs, connect_parallel;
     uint64_t count;       /* fixed work: actions (action) or measured publishes per publisher (fan-out) */
     double duration;      /* action: time-boxed measured phase instead of count, seconds */

@@ -220,7 +220,30 @@ static int parse_mix(lg_opts_t *o, const char *s)
         o->mix[t] = (uint8_t)w;
         o->mix_total += (int)w;
     }
-    return o->mix_total > 0 ? 0 : -1;
+    if (o->mix_total <= 0)
+        return -1;
+    int g = 0;
+    for (int t = 0; t < LG_NTRANSPORTS; t++) {
+        for (int a = g, b = o->mix[t]; b != 0;) {
+            int r = a % b;
+            a = b;
+            b = r;
+            g = a;
+        }
+    }
+    o->mix_total /= g;
+    int cur[LG_NTRANSPORTS] = {0};
+    for (int k = 0; k < o->mix_total; k++) {
+        int best = -1;
+        for (int t = 0; t < LG_NTRANSPORTS; t++) {
+            cur[t] += o->mix[t] / g;
+            if (o->mix[t] > 0 && (best < 0 || cur[t] > cur[best]))
+                best = t;
+        }
+        cur[best] -= o->mix_total;
+        o->mix_seq[k] = (uint8_t)best;
+    }
+    return 0;
 }
 
 /* How many ports one (source, destination) pair can use: the ephemeral range, less a margin for sockets in TIME_WAIT

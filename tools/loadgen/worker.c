@@ -479,13 +479,7 @@ static void finish(void)
 
 static int mix_pick(const lg_opts_t *o, uint32_t g)
 {
-    uint32_t k = g % (uint32_t)o->mix_total;
-    for (int t = 0; t < LG_NTRANSPORTS; t++) {
-        if (k < o->mix[t])
-            return t;
-        k -= o->mix[t];
-    }
-    return o->transport;
+    return o->mix_seq[g % (uint32_t)o->mix_total];
 }
 
 int lg_worker_run(const lg_opts_t *o, int proc, int up_fd, int down_fd)
