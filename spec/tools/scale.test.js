@@ -40,6 +40,7 @@ test('scale run, small: every connection held, every member got every publish on
   }
   assert.strictEqual(rep.held.conns, 300);
   assert.ok(rep.held.nodesRssKb > 0 && rep.held.perNodeRssKb.length === 2);
+  assert.ok(rep.held.nodesCpuCores >= 0 && rep.held.kernel.slabKb > 0, JSON.stringify(rep.held));
   const f = rep.fanout;
   assert.strictEqual(f.members, 60);
   assert.deepStrictEqual(f.by_transport, { primus: 48, polling: 6, sse: 6 });
