@@ -743,6 +743,9 @@ int main(int argc, char **argv)
         }
     }
     free(last);
+    free(up);
+    free(down);
+    free(pids);
     int bad = failed_workers || total.conns_failed || total.lost || total.dup || total.errors;
     return bad ? 3 : 0;
 }
