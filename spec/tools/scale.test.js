@@ -22,7 +22,7 @@ function scale(args, out) {
 test('scale run, small: every connection held, every member got every publish once, the report written', async (t) => {
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'ag-scale-test-'));
   t.after(() => fs.rmSync(out, { recursive: true, force: true }));
-  const r = await scale(['--conns', '300', '--members', '60', '--nodes', '2', '--rate', '20', '--count', '15', '--warmup-msgs', '2'], out);
+  const r = await scale(['--conns', '300', '--members', '60', '--nodes', '2', '--rate', '20', '--count', '15', '--warmup-msgs', '2', '--hold-window', '2'], out);
   assert.strictEqual(r.code, 0, `${r.stdout}\n${r.stderr}`);
   const runs = fs.readFileSync(path.join(out, 'scale.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
   assert.strictEqual(runs.length, 1);
