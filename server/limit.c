@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "addr.h"
 #include "http.h"
 
 /* Entries kept beyond the connection cap: addresses seen recently that hold no connection now. */
@@ -58,7 +59,14 @@ void ag_limits_sockaddr_text(const struct sockaddr *sa, char ip[64])
 
 int ag_limits_exempt(const ag_server_t *s, const char *ip)
 {
-    return ag_config_list_has(s->config->general.trustedProxies, ip);
+    /* entries may be CIDR ranges (checked at load), so compare addresses, not their text */
+    ag_addr_t addr;
+    if (ip == NULL || ag_addr_parse(ip, strlen(ip), &addr, NULL, NULL) != 0)
+        return 0;
+    for (char *const *p = s->config->general.trustedProxies; p != NULL && *p != NULL; p++)
+        if (ag_addr_match(*p, &addr) == 1)
+            return 1;
+    return 0;
 }
 
 /* --- the per-address table --- */

@@ -53,7 +53,7 @@ void ag_limits_destroy(ag_limits_t *l);
 void ag_limits_key_text(const char *ip, char key[AG_PEER_KEY_LEN]);
 /* The textual address of a socket address ("" when it is not IP); ip holds 64 bytes. */
 void ag_limits_sockaddr_text(const struct sockaddr *sa, char ip[64]);
-/* Whether limits keyed by address spare ip (one of general.trustedProxies). */
+/* Whether limits keyed by address spare ip: it is in general.trustedProxies (an address or a CIDR range there). */
 int ag_limits_exempt(const ag_server_t *s, const char *ip);
 
 /* A TCP connection from sa is accepted: counts it (node and address) and returns what ag_limits_tcp_closed() takes,

@@ -19,9 +19,9 @@ const RATE_ERROR = 'you are sending messages too fast';
 
 // A WebSocket attempt at url: {ws} once open, {status} for an HTTP answer instead of the upgrade, {error} when the
 // connection failed, {timeout} when nothing happened within ms.
-function tryWs(url, ms = 3000, headers = {}) {
+function tryWs(url, ms = 3000, headers = {}, opts = {}) {
   return new Promise((resolve) => {
-    const ws = new WebSocket(url, { headers });
+    const ws = new WebSocket(url, { headers, ...opts });
     const timer = setTimeout(() => {
       ws.terminate();
       resolve({ timeout: true });
@@ -136,6 +136,32 @@ test('maxConnectionsPerIp: trusted proxies (loopback by default) are exempt', as
     many.push(r.ws);
   }
   for (const w of many) await closeWs(w);
+});
+
+test('maxConnectionsPerIp and the handshake rate: a trusted CIDR range exempts every address in it', async (t) => {
+  // 127.0.0.2 and 127.0.0.3 are in 127.0.0.0/8 but not written out in the list
+  const srv = await startServer({ config: { general: { trustedProxies: ['127.0.0.0/8'] },
+    servers: { web: { maxConnectionsPerIp: 2, handshakeRate: 1, handshakeBurst: 1 } } } });
+  t.after(() => srv.stop());
+  const many = [];
+  for (const localAddress of ['127.0.0.2', '127.0.0.3']) {
+    for (let i = 0; i < 4; i++) {
+      const r = await tryWs(`${srv.wsUrl}/primus`, 3000, {}, { localAddress });
+      assert.ok(r.ws, `${localAddress} connection ${i}: ${JSON.stringify(r)}`);
+      many.push(r.ws);
+    }
+  }
+  for (const w of many) await closeWs(w);
+  // an address outside the range is still limited
+  const strict = await startServer({ config: { general: { trustedProxies: ['10.0.0.0/8'] },
+    servers: { web: { maxConnectionsPerIp: 2 } } } });
+  t.after(() => strict.stop());
+  const a = await until(() => tryWs(`${strict.wsUrl}/primus`), (x) => x.ws);
+  const b = await until(() => tryWs(`${strict.wsUrl}/primus`), (x) => x.ws);
+  const third = await tryWs(`${strict.wsUrl}/primus`);
+  assert.strictEqual(third.status, 429, JSON.stringify(third));
+  await closeWs(a.ws);
+  await closeWs(b.ws);
 });
 
 test('out of descriptors (EMFILE): no busy loop, a clear 503, and the node serves again once descriptors are free', async (t) => {

@@ -19,12 +19,31 @@ enum { LG_M_IDLE, LG_M_ACTION, LG_M_FANOUT };
 
 #define LG_MAX_WINDOW 64
 #define LG_MAX_PUBLISHERS 64
+#define LG_NTRANSPORTS 8
+#define LG_MAX_TARGETS 64
+#define LG_MAX_SOURCES 250
+
+/* One server to connect to; clients are spread over the targets by their index. */
+typedef struct {
+    char host[64];
+    int port;
+    uint32_t addr; /* network order */
+} lg_target_t;
 
 typedef struct {
     int mode, transport, pub_transport;
-    const char *host;
-    int port;
-    const char *path, *pub_path; /* request paths (defaults from the transport) */
+    const char *path, *pub_path;       /* request paths (defaults from the transport) */
+    const char *paths[LG_NTRANSPORTS]; /* the member path of each transport (--path for --transport, else its default) */
+    lg_target_t targets[LG_MAX_TARGETS];
+    int ntargets;
+    /* source addresses bound before connect (source_base, +1, ...; network order); 0 sources = the kernel's choice */
+    uint32_t source_base;
+    int nsources;
+    /* members' transports by weight (--mix), reduced by their common divisor; member g of the run (over all workers)
+     * uses mix_seq[g % mix_total], a smooth weighted round-robin, so any prefix of the members is close to the weights */
+    uint8_t mix[LG_NTRANSPORTS];
+    int mix_total;
+    uint8_t mix_seq[LG_NTRANSPORTS * 100];
     int conns, conns2, procs, connect_parallel;
     uint64_t count;       /* fixed work: actions (action) or measured publishes per publisher (fan-out) */
     double duration;      /* action: time-boxed measured phase instead of count, seconds */
@@ -44,6 +63,7 @@ typedef struct {
     char tag; /* 'R' */
     uint32_t ok, failed;
     double secs;
+    uint32_t ok_by_t[LG_NTRANSPORTS]; /* members ready per transport */
 } lg_ready_msg_t;
 
 typedef struct {
@@ -51,6 +71,7 @@ typedef struct {
     uint64_t sent, received, deliveries_all, expected, lost, dup, reorder, errors;
     uint64_t t_start, t_last; /* CLOCK_MONOTONIC ns: measured phase start (worker 0), last measured receipt */
     lg_hist_t lat;
+    uint64_t ok_by_t[LG_NTRANSPORTS];
     uint64_t nlast; /* fan-out: number of uint64 "last delivery" stamps that follow, publishers * count */
 } lg_result_t;
 

@@ -1,10 +1,12 @@
 /*
- * loadgen command line and coordinator: forks --procs workers (each holds at most ~19.9k sockets here), steps them
- * through connect / go, reads the server's CPU and RSS from /proc/<--server-pid> around the measured phase, merges the
- * workers' histograms and prints one report (text, or one JSON object with --json).
+ * loadgen command line and coordinator: forks --procs workers (by default as many as the descriptor limit needs), steps
+ * them through connect / go, reads the servers' CPU and RSS from /proc/<--server-pid ...> around the measured phase,
+ * merges the workers' histograms and prints one report (text, or one JSON object with --json).
  */
 #include "engine.h"
 
+#include <arpa/inet.h>
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -19,9 +21,16 @@ static void usage(FILE *f)
     fputs("usage: loadgen --mode idle|action|fanout|longpoll|sse [options]\n"
           "  --transport primus|eio-ws|raw-ws|polling|sse|nchan-lp|nchan-sse   client protocol (default primus)\n"
           "  --host ADDR --port N --path P      server (127.0.0.1:8080, path from the transport)\n"
+          "  --targets H:P,H:P,...              several servers (one per node): clients spread over them by index\n"
+          "  --sources N [--source-base ADDR]   bind each socket to one of N source addresses (127.0.0.2, .3, ...), so\n"
+          "                                     ephemeral ports do not cap the run; default: as many as the count needs\n"
+          "  --mix T:W,T:W,...                  members' transports by weight, e.g. primus:8,polling:1,sse:1\n"
           "  --peer                             server is a peer: no welcome/roomAdd, raw echo, \"B<msg>\" broadcasts\n"
           "  --conns N [--conns2 N2]            connections (idle: RSS slope between N and N2)\n"
-          "  --procs P                          worker processes sharing the run (default 1)\n"
+          "  --procs P                          worker processes sharing the run (default: what the descriptor limit\n"
+          "                                     needs, ~19,000 sockets per process under a limit of 20,000)\n"
+          "  --hold                             idle: once connected, print the report and hold the connections until\n"
+          "                                     stdin closes or SIGTERM, then print the final report\n"
           "  --count K | --duration S           fixed work (actions, or publishes per publisher) or a time box\n"
           "  --warmup S                         action: seconds of discarded load first (default 0)\n"
           "  --warmup-msgs K                    fan-out: discarded publishes per publisher first (default 0)\n"
@@ -29,7 +38,7 @@ static void usage(FILE *f)
           "  --room R --publishers P --rate R   fan-out: room, publishers, publishes/s per publisher\n"
           "  --pub-transport T --pub-path P     fan-out publisher (default: primus, or http for nchan)\n"
           "  --pad N                            extra payload bytes\n"
-          "  --server-pid PID                   read server CPU and RSS from /proc\n"
+          "  --server-pid PID[,PID...]          read server CPU and RSS from /proc (summed; CPU also per process)\n"
           "  --settle MS                        wait after connecting, before measuring (default 300)\n"
           "  --timeout S                        give up after S seconds without progress (default 10)\n"
           "  --json                             one JSON object on stdout\n",
@@ -110,15 +119,190 @@ static double us(uint64_t ns)
     return (double)ns / 1000.0;
 }
 
+#define MAX_SERVERS 64
+
+/* the processes named by --server-pid: CPU and RSS are their sums, -1 when one of them is unreadable */
+static pid_t servers[MAX_SERVERS];
+static int nservers;
+
+static double servers_cpu(double *each)
+{
+    double sum = nservers > 0 ? 0 : -1;
+    for (int i = 0; i < nservers; i++) {
+        double c = server_cpu(servers[i]);
+        if (each != NULL)
+            each[i] = c;
+        sum = c < 0 || sum < 0 ? -1 : sum + c;
+    }
+    return sum;
+}
+
+static long servers_rss_kb(void)
+{
+    long sum = nservers > 0 ? 0 : -1;
+    for (int i = 0; i < nservers; i++) {
+        long r = server_rss_kb(servers[i]);
+        sum = r < 0 || sum < 0 ? -1 : sum + r;
+    }
+    return sum;
+}
+
+static int parse_pids(const char *s)
+{
+    nservers = 0;
+    for (const char *p = s; *p != '\0';) {
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (end == p || v <= 0 || nservers == MAX_SERVERS || (*end != ',' && *end != '\0'))
+            return -1;
+        servers[nservers++] = (pid_t)v;
+        p = *end == ',' ? end + 1 : end;
+    }
+    return nservers > 0 ? 0 : -1;
+}
+
+static int add_target(lg_opts_t *o, const char *host, int port)
+{
+    if (o->ntargets == LG_MAX_TARGETS || strlen(host) >= sizeof(o->targets[0].host) || port <= 0 || port > 65535)
+        return -1;
+    lg_target_t *t = &o->targets[o->ntargets];
+    struct in_addr a;
+    if (inet_pton(AF_INET, host, &a) != 1)
+        return -1;
+    snprintf(t->host, sizeof(t->host), "%s", host);
+    t->port = port;
+    t->addr = a.s_addr;
+    o->ntargets++;
+    return 0;
+}
+
+/* "H:P,H:P,..." */
+static int parse_targets(lg_opts_t *o, const char *s)
+{
+    char buf[4096];
+    if (strlen(s) >= sizeof(buf))
+        return -1;
+    snprintf(buf, sizeof(buf), "%s", s);
+    char *save = NULL;
+    for (char *tok = strtok_r(buf, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save)) {
+        char *colon = strrchr(tok, ':');
+        if (colon == NULL)
+            return -1;
+        *colon = '\0';
+        char *end;
+        long port = strtol(colon + 1, &end, 10);
+        if (*end != '\0' || add_target(o, tok, (int)port) != 0)
+            return -1;
+    }
+    return o->ntargets > 0 ? 0 : -1;
+}
+
+/* "T:W,T:W,...": member transports by weight */
+static int parse_mix(lg_opts_t *o, const char *s)
+{
+    char buf[512];
+    if (strlen(s) >= sizeof(buf))
+        return -1;
+    snprintf(buf, sizeof(buf), "%s", s);
+    memset(o->mix, 0, sizeof(o->mix));
+    o->mix_total = 0;
+    char *save = NULL;
+    for (char *tok = strtok_r(buf, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save)) {
+        char *colon = strchr(tok, ':');
+        if (colon == NULL)
+            return -1;
+        *colon = '\0';
+        char *end;
+        long w = strtol(colon + 1, &end, 10);
+        int t = transport_of(tok);
+        if (*end != '\0' || t < 0 || t == LG_T_HTTP_PUB || w < 0 || w > 100 || o->mix[t] != 0)
+            return -1;
+        o->mix[t] = (uint8_t)w;
+        o->mix_total += (int)w;
+    }
+    if (o->mix_total <= 0)
+        return -1;
+    int g = 0;
+    for (int t = 0; t < LG_NTRANSPORTS; t++) {
+        for (int a = g, b = o->mix[t]; b != 0;) {
+            int r = a % b;
+            a = b;
+            b = r;
+            g = a;
+        }
+    }
+    o->mix_total /= g;
+    int cur[LG_NTRANSPORTS] = {0};
+    for (int k = 0; k < o->mix_total; k++) {
+        int best = -1;
+        for (int t = 0; t < LG_NTRANSPORTS; t++) {
+            cur[t] += o->mix[t] / g;
+            if (o->mix[t] > 0 && (best < 0 || cur[t] > cur[best]))
+                best = t;
+        }
+        cur[best] -= o->mix_total;
+        o->mix_seq[k] = (uint8_t)best;
+    }
+    return 0;
+}
+
+/* How many ports one (source, destination) pair can use: the ephemeral range, less a margin for sockets in TIME_WAIT
+ * and others' connections. */
+static long ports_per_pair(void)
+{
+    long lo = 32768, hi = 60999;
+    FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+    if (f != NULL) {
+        if (fscanf(f, "%ld %ld", &lo, &hi) != 2)
+            lo = 32768, hi = 60999;
+        fclose(f);
+    }
+    return (hi - lo + 1) * 9 / 10;
+}
+
+static volatile sig_atomic_t released;
+
+static void on_release(int sig)
+{
+    (void)sig;
+    released = 1;
+}
+
+/* --hold: block until stdin reaches its end (or is unreadable) or SIGTERM/SIGINT arrives */
+static void hold_until_released(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_release; /* no SA_RESTART: the read returns EINTR */
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    char buf[256];
+    while (!released) {
+        ssize_t r = read(0, buf, sizeof(buf));
+        if (r == 0 || (r < 0 && errno != EINTR))
+            break;
+    }
+}
+
+static void print_by_transport(const uint64_t *by_t)
+{
+    static const char *tnames[] = {"primus", "eio-ws", "raw-ws", "polling", "sse", "nchan-lp", "nchan-sse", "http"};
+    printf("{");
+    for (int t = 0, first = 1; t < LG_NTRANSPORTS; t++) {
+        if (by_t[t] == 0)
+            continue;
+        printf("%s\"%s\":%llu", first ? "" : ",", tnames[t], (unsigned long long)by_t[t]);
+        first = 0;
+    }
+    printf("}");
+}
+
 int main(int argc, char **argv)
 {
     lg_opts_t o = {.mode = -1,
                    .transport = LG_T_PRIMUS,
                    .pub_transport = -1,
-                   .host = "127.0.0.1",
-                   .port = 8080,
                    .conns = 1,
-                   .procs = 1,
                    .connect_parallel = 256,
                    .window = 1,
                    .action = "echo",
@@ -126,10 +310,27 @@ int main(int argc, char **argv)
                    .publishers = 1,
                    .rate = 100,
                    .timeout = 10};
-    pid_t server_pid = 0;
-    int settle_ms = 300, json = 0, count_set = 0;
-    const char *mode = NULL;
-    enum { O_TRANSPORT = 256, O_PATH, O_CONNS2, O_PROCS, O_WARMUP_MSGS, O_PUB_T, O_PUB_PATH, O_SERVER_PID, O_SETTLE, O_JSON };
+    int settle_ms = 300, json = 0, count_set = 0, hold = 0, bad_list = 0;
+    const char *mode = NULL, *host = "127.0.0.1", *targets = NULL, *source_base = "127.0.0.2";
+    int port = 8080;
+    o.nsources = -1; /* automatic */
+    enum {
+        O_TRANSPORT = 256,
+        O_PATH,
+        O_CONNS2,
+        O_PROCS,
+        O_WARMUP_MSGS,
+        O_PUB_T,
+        O_PUB_PATH,
+        O_SERVER_PID,
+        O_SETTLE,
+        O_JSON,
+        O_TARGETS,
+        O_SOURCES,
+        O_SOURCE_BASE,
+        O_MIX,
+        O_HOLD
+    };
     static const struct option lo[] = {{"mode", 1, 0, 'm'},
                                        {"transport", 1, 0, O_TRANSPORT},
                                        {"host", 1, 0, 'H'},
@@ -155,6 +356,11 @@ int main(int argc, char **argv)
                                        {"settle", 1, 0, O_SETTLE},
                                        {"timeout", 1, 0, 't'},
                                        {"json", 0, 0, O_JSON},
+                                       {"targets", 1, 0, O_TARGETS},
+                                       {"sources", 1, 0, O_SOURCES},
+                                       {"source-base", 1, 0, O_SOURCE_BASE},
+                                       {"mix", 1, 0, O_MIX},
+                                       {"hold", 0, 0, O_HOLD},
                                        {"help", 0, 0, 'h'},
                                        {0, 0, 0, 0}};
     int ch;
@@ -167,10 +373,25 @@ int main(int argc, char **argv)
             o.transport = transport_of(optarg);
             break;
         case 'H':
-            o.host = optarg;
+            host = optarg;
             break;
         case 'p':
-            o.port = atoi(optarg);
+            port = atoi(optarg);
+            break;
+        case O_TARGETS:
+            targets = optarg;
+            break;
+        case O_SOURCES:
+            o.nsources = atoi(optarg);
+            break;
+        case O_SOURCE_BASE:
+            source_base = optarg;
+            break;
+        case O_MIX:
+            bad_list |= parse_mix(&o, optarg) != 0;
+            break;
+        case O_HOLD:
+            hold = 1;
             break;
         case O_PATH:
             o.path = optarg;
@@ -225,7 +446,7 @@ int main(int argc, char **argv)
             o.pad = atoi(optarg);
             break;
         case O_SERVER_PID:
-            server_pid = (pid_t)atoi(optarg);
+            bad_list |= parse_pids(optarg) != 0;
             break;
         case O_SETTLE:
             settle_ms = atoi(optarg);
@@ -262,7 +483,15 @@ int main(int argc, char **argv)
         if (!explicit_t)
             o.transport = mode[0] == 'l' ? LG_T_POLLING : LG_T_SSE;
     }
-    if (o.mode < 0 || o.transport < 0 || o.transport == LG_T_HTTP_PUB || o.procs < 1 || o.conns < 0 || o.window < 1 ||
+    if (targets != NULL ? parse_targets(&o, targets) != 0 : add_target(&o, host, port) != 0)
+        bad_list = 1;
+    {
+        struct in_addr a;
+        if (inet_pton(AF_INET, source_base, &a) != 1 || o.nsources > LG_MAX_SOURCES || o.nsources < -1)
+            bad_list = 1;
+        o.source_base = a.s_addr;
+    }
+    if (bad_list || o.mode < 0 || o.transport < 0 || o.transport == LG_T_HTTP_PUB || o.procs < 0 || o.conns < 0 || o.window < 1 ||
         o.window > LG_MAX_WINDOW || o.publishers < 1 || o.publishers > LG_MAX_PUBLISHERS || o.rate <= 0 || o.pad < 0 ||
         o.pad > 4096) {
         fprintf(stderr, "loadgen: bad arguments\n");
@@ -279,6 +508,8 @@ int main(int argc, char **argv)
     }
     if (o.path == NULL)
         o.path = default_path(o.transport);
+    for (int t = 0; t < LG_NTRANSPORTS; t++)
+        o.paths[t] = t == o.transport ? o.path : default_path(t);
     if (o.pub_path == NULL)
         o.pub_path =
             o.pub_transport == o.transport || (o.peer && o.pub_transport == LG_T_EIO_WS) ? o.path : default_path(o.pub_transport);
@@ -290,15 +521,44 @@ int main(int argc, char **argv)
     }
 
     {
-        /* descriptors are capped per process (20,000 here): a worker needs one per socket, two for HTTP transports */
-        int per_client = o.transport == LG_T_POLLING || o.transport == LG_T_SSE ? 2 : 1;
+        /* descriptors are capped per process (20,000 here): a worker needs one per socket, two for HTTP transports
+         * (their POSTs have a socket of their own); a worker keeps a margin for pipes and whatever else it opens */
+        int http = o.transport == LG_T_POLLING || o.transport == LG_T_SSE;
+        for (int t = 0; t < LG_NTRANSPORTS; t++)
+            http |= o.mix_total > 0 && o.mix[t] > 0 && (t == LG_T_POLLING || t == LG_T_SSE);
+        int per_client = http ? 2 : 1;
         long most = (long)(o.conns2 > o.conns ? o.conns2 : o.conns);
-        long need = (most + o.procs - 1) / o.procs * per_client + o.publishers * 2 + 16;
         struct rlimit rl;
-        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && (rlim_t)need > rl.rlim_cur) {
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+            rl.rlim_cur = rl.rlim_max;
+            setrlimit(RLIMIT_NOFILE, &rl);
+        }
+        if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+            rl.rlim_cur = RLIM_INFINITY;
+        long fixed = o.publishers * 2 + 16;
+        if (o.procs == 0) {
+            long budget = rl.rlim_cur == RLIM_INFINITY ? 1L << 30 : (long)rl.rlim_cur;
+            budget -= budget / 20 > 64 ? budget / 20 : 64;
+            long sockets = most * per_client;
+            o.procs = budget > fixed ? (int)((sockets + budget - fixed - 1) / (budget - fixed)) : 1;
+            if (o.procs < 1)
+                o.procs = 1;
+        }
+        long need = (most + o.procs - 1) / o.procs * per_client + fixed;
+        if (rl.rlim_cur != RLIM_INFINITY && (rlim_t)need > rl.rlim_cur) {
             fprintf(stderr, "loadgen: %ld descriptors per worker exceed the limit of %llu: use more --procs\n", need,
                     (unsigned long long)rl.rlim_cur);
             return 64;
+        }
+        if (o.nsources < 0) {
+            /* one (source, destination) pair has ~28k ports here: past that, more loopback sources (a target
+             * elsewhere needs --sources and --source-base naming addresses of this host) */
+            long per_target = (most * per_client + o.ntargets - 1) / o.ntargets;
+            long ports = ports_per_pair();
+            int loopback = (ntohl(o.targets[0].addr) >> 24) == 127;
+            o.nsources = per_target > ports && loopback ? (int)((per_target + ports - 1) / ports) : 0;
+            if (o.nsources > LG_MAX_SOURCES)
+                o.nsources = LG_MAX_SOURCES;
         }
     }
     signal(SIGPIPE, SIG_IGN);
@@ -329,8 +589,9 @@ int main(int argc, char **argv)
     int steps = o.mode == LG_M_IDLE && o.conns2 > o.conns ? 2 : 1;
     long rss[2] = {-1, -1};
     uint64_t have[2] = {0, 0};
-    double connect_s = 0, cpu0 = -1;
+    double connect_s = 0, cpu0 = -1, cpu0_each[MAX_SERVERS], cpu1_each[MAX_SERVERS];
     for (int step = 0; step < steps; step++) {
+        uint64_t failed = 0, by_t[LG_NTRANSPORTS] = {0};
         for (int i = 0; i < n; i++) {
             lg_ready_msg_t m;
             if (lg_read_all(up[i], &m, sizeof(m)) != 0 || m.tag != 'R') {
@@ -338,12 +599,25 @@ int main(int argc, char **argv)
                 return 1;
             }
             have[step] += m.ok;
+            failed += m.failed;
+            for (int t = 0; t < LG_NTRANSPORTS; t++)
+                by_t[t] += m.ok_by_t[t];
             if (m.secs > connect_s)
                 connect_s = m.secs;
         }
         usleep((useconds_t)settle_ms * 1000);
-        rss[step] = server_rss_kb(server_pid);
-        cpu0 = server_cpu(server_pid);
+        rss[step] = servers_rss_kb();
+        cpu0 = servers_cpu(cpu0_each);
+        if (hold && o.mode == LG_M_IDLE && step == steps - 1) {
+            /* the connections are up: say so (one JSON line), then keep them until released */
+            printf("{\"held\":true,\"procs\":%d,\"sources\":%d,\"conns_ok\":%llu,\"conns_failed\":%llu,\"connect_s\":%.3f,"
+                   "\"rss_kb\":%ld,\"by_transport\":",
+                   n, o.nsources, (unsigned long long)have[step], (unsigned long long)failed, connect_s, rss[step]);
+            print_by_transport(by_t);
+            printf("}\n");
+            fflush(stdout);
+            hold_until_released();
+        }
         for (int i = 0; i < n; i++)
             lg_write_all(down[i], "G", 1);
     }
@@ -357,7 +631,7 @@ int main(int argc, char **argv)
         if (lg_read_all(up[i], &tag, 1) != 0)
             return 1;
         if (tag == 'W') {
-            cpu0 = server_cpu(server_pid);
+            cpu0 = servers_cpu(cpu0_each);
             if (lg_read_all(up[i], &tag, 1) != 0)
                 return 1;
         }
@@ -392,9 +666,11 @@ int main(int argc, char **argv)
         total.dup += r.dup;
         total.reorder += r.reorder;
         total.errors += r.errors;
+        for (int t = 0; t < LG_NTRANSPORTS; t++)
+            total.ok_by_t[t] += r.ok_by_t[t];
         lg_hist_merge(&total.lat, &r.lat);
     }
-    double cpu1 = server_cpu(server_pid);
+    double cpu1 = servers_cpu(cpu1_each);
     int failed_workers = 0;
     for (int i = 0; i < n; i++) {
         int st;
@@ -429,7 +705,7 @@ int main(int argc, char **argv)
                "\"per_server_cpu_s\":%.1f,\"client_cpu_s\":%.3f,\"lat_p50_us\":%.1f,\"lat_p99_us\":%.1f,\"lat_p999_us\":%.1f,"
                "\"lat_max_us\":%.1f,\"last_p50_us\":%.1f,\"last_p95_us\":%.1f,\"last_p99_us\":%.1f,\"last_max_us\":%.1f,"
                "\"last_missing\":%llu,\"n1\":%llu,\"n2\":%llu,\"rss1_kb\":%ld,\"rss2_kb\":%ld,\"rss_per_conn_bytes\":%.1f,"
-               "\"worker_failures\":%d}\n",
+               "\"worker_failures\":%d,\"sources\":%d,\"targets\":%d,\"by_transport\":",
                modes[o.mode], tnames[o.transport], n, (unsigned long long)total.conns_ok, (unsigned long long)total.conns_failed,
                connect_s, (unsigned long long)total.sent, (unsigned long long)total.received,
                (unsigned long long)total.deliveries_all, (unsigned long long)total.expected, (unsigned long long)total.lost,
@@ -438,7 +714,12 @@ int main(int argc, char **argv)
                us(lg_hist_quantile(&total.lat, 0.99)), us(lg_hist_quantile(&total.lat, 0.999)), us(total.lat.max),
                us(lg_hist_quantile(&lh, 0.5)), us(lg_hist_quantile(&lh, 0.95)), us(lg_hist_quantile(&lh, 0.99)), us(lh.max),
                (unsigned long long)missing_last, (unsigned long long)have[0], (unsigned long long)have[1], rss[0], rss[1], slope,
-               failed_workers);
+               failed_workers, o.nsources, o.ntargets);
+        print_by_transport(total.ok_by_t);
+        printf(",\"server_cpu_each_s\":[");
+        for (int i = 0; i < nservers; i++)
+            printf("%s%.3f", i ? "," : "", cpu0 >= 0 && cpu1 >= 0 ? cpu1_each[i] - cpu0_each[i] : -1.0);
+        printf("]}\n");
     } else {
         printf("mode %s, transport %s, %d worker(s): %llu connected, %llu failed (%.2f s)\n", modes[o.mode], tnames[o.transport], n,
                (unsigned long long)total.conns_ok, (unsigned long long)total.conns_failed, connect_s);
@@ -462,6 +743,9 @@ int main(int argc, char **argv)
         }
     }
     free(last);
+    free(up);
+    free(down);
+    free(pids);
     int bad = failed_workers || total.conns_failed || total.lost || total.dup || total.errors;
     return bad ? 3 : 0;
 }

@@ -141,15 +141,36 @@ void net_sock_failed(lg_sock_t *s, const char *why)
     worker_client_failed(c, why);
 }
 
+#ifndef IP_BIND_ADDRESS_NO_PORT
+#define IP_BIND_ADDRESS_NO_PORT 24
+#endif
+
+static const lg_target_t *target_of(const lg_client_t *c)
+{
+    return &lg_net.o->targets[c->target];
+}
+
 int net_connect(lg_sock_t *s)
 {
+    const lg_opts_t *o = lg_net.o;
+    const lg_target_t *t = target_of(s->cl);
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -1;
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)lg_net.o->port)};
-    inet_pton(AF_INET, lg_net.o->host, &a.sin_addr);
+    if (o->nsources > 0) {
+        /* Without IP_BIND_ADDRESS_NO_PORT, bind() would reserve a port for the source address alone (~28k in all);
+         * with it the port is picked at connect(), unique per (source, destination) pair only. */
+        setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
+        uint32_t k = lg_net.src_next[s->cl->target]++ % (uint32_t)o->nsources;
+        struct sockaddr_in src = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(ntohl(o->source_base) + k)};
+        if (bind(fd, (struct sockaddr *)&src, sizeof(src)) != 0) {
+            close(fd);
+            return -1;
+        }
+    }
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)t->port), .sin_addr.s_addr = t->addr};
     if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0 && errno != EINPROGRESS) {
         close(fd);
         return -1;
@@ -175,9 +196,10 @@ static void start_request(lg_sock_t *s)
 {
     lg_client_t *c = s->cl;
     const lg_opts_t *o = lg_net.o;
+    const lg_target_t *t = target_of(c);
     char req[1024];
     int n = 0;
-    const char *path = c->is_pub ? o->pub_path : o->path;
+    const char *path = c->is_pub ? o->pub_path : o->paths[c->transport];
     const char *sep = strchr(path, '?') ? "&" : "?";
     memset(&s->head, 0, sizeof(s->head));
     s->have_head = 0;
@@ -192,22 +214,22 @@ static void start_request(lg_sock_t *s)
                      "GET %s%s%s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                      "Sec-WebSocket-Key: " WS_KEY "\r\nSec-WebSocket-Version: 13\r\n\r\n",
                      path, c->transport == LG_T_EIO_WS ? sep : "", c->transport == LG_T_EIO_WS ? "EIO=4&transport=websocket" : "",
-                     o->host, o->port);
+                     t->host, t->port);
         break;
     case LG_T_POLLING:
     case LG_T_SSE:
         n = snprintf(req, sizeof(req), "GET %s%sEIO=4&transport=%s%s%s HTTP/1.1\r\nHost: %s:%d\r\n%s\r\n", path, sep,
-                     eio_name(c->transport), c->sid[0] ? "&sid=" : "", c->sid, o->host, o->port,
+                     eio_name(c->transport), c->sid[0] ? "&sid=" : "", c->sid, t->host, t->port,
                      c->transport == LG_T_SSE ? "Accept: text/event-stream\r\n" : "");
         break;
     case LG_T_NCHAN_LP:
-        n = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: %s:%d\r\n%s%s%s%s%s%s\r\n", path, o->host, o->port,
+        n = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: %s:%d\r\n%s%s%s%s%s%s\r\n", path, t->host, t->port,
                      c->last_modified[0] ? "If-Modified-Since: " : "", c->last_modified, c->last_modified[0] ? "\r\n" : "",
                      c->etag[0] ? "If-None-Match: " : "", c->etag, c->etag[0] ? "\r\n" : "");
         break;
     case LG_T_NCHAN_SSE:
-        n = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: %s:%d\r\nAccept: text/event-stream\r\n\r\n", path, o->host,
-                     o->port);
+        n = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: %s:%d\r\nAccept: text/event-stream\r\n\r\n", path, t->host,
+                     t->port);
         break;
     default:
         return;
@@ -229,17 +251,18 @@ static void post_kick(lg_client_t *c)
         }
     }
     const lg_opts_t *o = lg_net.o;
+    const lg_target_t *t = target_of(c);
     char hdr[512];
     int n;
     if (c->transport == LG_T_HTTP_PUB) {
-        n = snprintf(hdr, sizeof(hdr), "POST %s HTTP/1.1\r\nHost: %s:%d\r\nContent-Length: %zu\r\n\r\n", o->pub_path, o->host,
-                     o->port, c->post_pending_len);
+        n = snprintf(hdr, sizeof(hdr), "POST %s HTTP/1.1\r\nHost: %s:%d\r\nContent-Length: %zu\r\n\r\n", o->pub_path, t->host,
+                     t->port, c->post_pending_len);
     } else {
-        const char *path = c->is_pub ? o->pub_path : o->path;
+        const char *path = c->is_pub ? o->pub_path : o->paths[c->transport];
         n = snprintf(hdr, sizeof(hdr),
                      "POST %s%sEIO=4&transport=%s&sid=%s HTTP/1.1\r\nHost: %s:%d\r\nContent-Type: text/plain;charset=UTF-8\r\n"
                      "Content-Length: %zu\r\n\r\n",
-                     path, strchr(path, '?') ? "&" : "?", eio_name(c->transport), c->sid, o->host, o->port, c->post_pending_len);
+                     path, strchr(path, '?') ? "&" : "?", eio_name(c->transport), c->sid, t->host, t->port, c->post_pending_len);
     }
     memset(&s->head, 0, sizeof(s->head));
     s->have_head = 0;

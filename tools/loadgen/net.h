@@ -36,7 +36,7 @@ typedef struct {
 
 struct st_lg_client_t {
     uint32_t idx;
-    uint8_t transport, state, is_pub, post_inflight;
+    uint8_t transport, state, is_pub, post_inflight, target; /* target: index into lg_opts_t.targets */
     lg_sock_t main, post;
     char sid[64];
     char last_modified[64], etag[96];
@@ -60,6 +60,7 @@ typedef struct {
     uint8_t *scratch;
     size_t scratch_cap;
     uint64_t errors;
+    uint32_t src_next[LG_MAX_TARGETS]; /* per target, the next source address to bind, so each target sees all of them */
 } lg_net_t;
 
 extern lg_net_t lg_net;

@@ -24,6 +24,7 @@ static struct {
     uint64_t inflight, members_got, total_pub;
     lg_result_t r;
     uint64_t *lastdel;
+    uint32_t ok_by_t[LG_NTRANSPORTS];
     int logged;
 } W;
 
@@ -73,6 +74,8 @@ static void set_ready(lg_client_t *c)
 {
     c->state = LG_C_READY;
     W.ready++;
+    if (!c->is_pub)
+        W.ok_by_t[c->transport]++;
     W.t_progress = lg_now();
 }
 
@@ -334,7 +337,8 @@ static uint32_t share(uint32_t total)
 
 static void report_ready(uint64_t now)
 {
-    lg_ready_msg_t m = {'R', W.ready, W.failed, (double)(now - W.t_phase) / 1e9};
+    lg_ready_msg_t m = {'R', W.ready, W.failed, (double)(now - W.t_phase) / 1e9, {0}};
+    memcpy(m.ok_by_t, W.ok_by_t, sizeof(m.ok_by_t));
     lg_write_all(W.up, &m, sizeof(m));
     W.phase = P_WAIT_GO;
 }
@@ -461,6 +465,8 @@ static void finish(void)
     }
     W.r.conns_ok = W.ready;
     W.r.conns_failed = W.failed;
+    for (int t = 0; t < LG_NTRANSPORTS; t++)
+        W.r.ok_by_t[t] = W.ok_by_t[t];
     W.r.errors += lg_net.errors;
     W.r.nlast = W.lastdel ? W.total_pub - W.o->warmup_msgs : 0;
     W.r.nlast *= W.lastdel ? (uint64_t)W.o->publishers : 0;
@@ -469,6 +475,11 @@ static void finish(void)
     lg_write_all(W.up, &W.r, sizeof(W.r));
     if (W.r.nlast)
         lg_write_all(W.up, W.lastdel, W.r.nlast * sizeof(uint64_t));
+}
+
+static int mix_pick(const lg_opts_t *o, uint32_t g)
+{
+    return o->mix_seq[g % (uint32_t)o->mix_total];
 }
 
 int lg_worker_run(const lg_opts_t *o, int proc, int up_fd, int down_fd)
@@ -491,7 +502,11 @@ int lg_worker_run(const lg_opts_t *o, int proc, int up_fd, int down_fd)
         lg_client_t *c = &W.cl[i];
         c->is_pub = i < W.npub;
         c->idx = c->is_pub ? i : i - W.npub + (uint32_t)proc * 1000000u;
-        c->transport = (uint8_t)(c->is_pub ? o->pub_transport : o->transport);
+        /* members interleave over the workers (worker p holds p, p + procs, ...), so every worker's share spreads
+         * over the targets and the transports of --mix in the same proportions as the whole run */
+        uint32_t g = c->is_pub ? i : (i - W.npub) * (uint32_t)o->procs + (uint32_t)proc;
+        c->target = (uint8_t)(g % (uint32_t)o->ntargets);
+        c->transport = (uint8_t)(c->is_pub ? o->pub_transport : o->mix_total > 0 ? mix_pick(o, g) : o->transport);
         c->main.fd = c->post.fd = -1;
         for (int k = 0; k < LG_MAX_PUBLISHERS; k++)
             c->last_seq[k] = -1;

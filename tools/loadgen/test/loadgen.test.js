@@ -205,3 +205,99 @@ test('randomNumber actions over engine.io websocket: replies matched by messageI
   assert.strictEqual(report.received, 600);
   assert.strictEqual(report.lost + report.dup, 0);
 });
+
+// A raw WebSocket server that remembers the source address of every connection.
+async function recordingPeer() {
+  const server = http.createServer();
+  const wss = new WebSocket.Server({ server });
+  const sources = [];
+  wss.on('connection', (ws, req) => sources.push(req.socket.remoteAddress));
+  const port = await listen(server);
+  return { port, sources, close: () => new Promise((r) => { for (const c of wss.clients) c.terminate(); wss.close(); server.close(r); }) };
+}
+
+test('several targets and source addresses: clients spread evenly over both, each target sees every source', async (t) => {
+  const a = await recordingPeer();
+  const b = await recordingPeer();
+  t.after(() => Promise.all([a.close(), b.close()]));
+  const { code, report } = await loadgen(['--mode', 'idle', '--transport', 'raw-ws', '--peer', '--conns', '24', '--procs', '2',
+    '--targets', `127.0.0.1:${a.port},127.0.0.1:${b.port}`, '--sources', '3', '--settle', '50']);
+  assert.strictEqual(code, 0);
+  assert.strictEqual(report.conns_ok, 24);
+  assert.strictEqual(report.targets, 2);
+  assert.strictEqual(report.sources, 3);
+  for (const peer of [a, b]) {
+    assert.strictEqual(peer.sources.length, 12);
+    const seen = [...new Set(peer.sources.map((s) => s.replace(/^::ffff:/, '')))].sort();
+    assert.deepStrictEqual(seen, ['127.0.0.2', '127.0.0.3', '127.0.0.4']);
+    for (const s of seen) assert.strictEqual(peer.sources.filter((x) => x.endsWith(s)).length, 4, s);
+  }
+});
+
+test('a source address that is not this host\'s fails the connections, it is not silently replaced', async (t) => {
+  const a = await recordingPeer();
+  t.after(() => a.close());
+  const { code, report } = await loadgen(['--mode', 'idle', '--transport', 'raw-ws', '--peer', '--conns', '3',
+    '--port', String(a.port), '--sources', '1', '--source-base', '192.0.2.1', '--settle', '0']);
+  assert.strictEqual(code, 3);
+  assert.strictEqual(report.conns_ok, 0);
+  assert.strictEqual(report.conns_failed, 3);
+  assert.strictEqual(a.sources.length, 0);
+});
+
+test('without --procs, the descriptor limit decides how many workers share the connections', async (t) => {
+  const a = await recordingPeer();
+  t.after(() => a.close());
+  const args = ['--json', '--timeout', '5', '--mode', 'idle', '--transport', 'raw-ws', '--peer', '--conns', '300',
+    '--port', String(a.port), '--settle', '0'];
+  const run = (cmd, argv) => new Promise((resolve) => execFile(cmd, argv, { timeout: 60000 }, (err, stdout, stderr) =>
+    resolve({ code: err ? err.code : 0, report: JSON.parse(stdout.trim().split('\n').pop() || 'null'), stderr })));
+  const limited = await run('prlimit', ['--nofile=200:200', BIN, ...args]);
+  assert.strictEqual(limited.code, 0, limited.stderr);
+  assert.ok(limited.report.procs >= 3, `300 sockets under a limit of 200: ${limited.report.procs} worker(s)`);
+  assert.strictEqual(limited.report.conns_ok, 300);
+  const free = await run(BIN, args);
+  assert.strictEqual(free.code, 0, free.stderr);
+  assert.strictEqual(free.report.procs, 1);
+  assert.strictEqual(a.sources.length, 600);
+});
+
+test('--mix: one room over /primus, long-polling and SSE members in the given proportions, nothing lost', async (t) => {
+  const srv = await startServer({ config: { general: { startingChatRooms: ['defaultRoom', 'bench'] } } });
+  t.after(() => srv.stop());
+  const { code, report, stderr } = await loadgen(['--mode', 'fanout', '--mix', 'primus:2,polling:1,sse:1', '--port',
+    String(srv.port), '--room', 'bench', '--conns', '16', '--procs', '2', '--count', '20', '--warmup-msgs', '2', '--rate', '200',
+    '--server-pid', String(srv.proc.pid)]);
+  assert.strictEqual(code, 0, stderr);
+  assert.deepStrictEqual(report.by_transport, { primus: 8, polling: 4, sse: 4 });
+  assert.strictEqual(report.received, 16 * 20);
+  assert.strictEqual(report.lost + report.dup + report.reorder, 0);
+  assert.strictEqual(report.last_missing, 0);
+  assert.strictEqual(report.server_cpu_each_s.length, 1);
+});
+
+test('--hold keeps idle connections until stdin closes, then reports the ones that did not survive', async (t) => {
+  const srv = await startServer();
+  t.after(() => srv.stop());
+  const { spawn } = require('node:child_process');
+  const child = spawn(BIN, ['--json', '--timeout', '5', '--mode', 'idle', '--mix', 'primus:1,sse:1', '--port', String(srv.port),
+    '--conns', '10', '--settle', '0', '--hold', '--server-pid', `${srv.proc.pid},${srv.proc.pid}`], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d) => (out += d));
+  const exited = new Promise((r) => child.on('exit', (c) => r(c)));
+  const deadline = Date.now() + 20000;
+  while (!out.includes('\n') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  const held = JSON.parse(out.split('\n')[0]);
+  assert.strictEqual(held.held, true);
+  assert.strictEqual(held.conns_ok, 10);
+  assert.deepStrictEqual(held.by_transport, { primus: 5, sse: 5 });
+  assert.ok(held.rss_kb > 0);
+  // the connections are still open on the server while held
+  const status = await fetch(`http://127.0.0.1:${srv.port}/api/status`).then((r) => r.json());
+  assert.ok(status.limits.tcpConnections >= 10, JSON.stringify(status.limits));
+  child.stdin.end();
+  assert.strictEqual(await exited, 0);
+  const final = JSON.parse(out.trim().split('\n').pop());
+  assert.strictEqual(final.conns_ok, 10);
+  assert.strictEqual(final.errors, 0);
+});
