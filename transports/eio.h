@@ -206,6 +206,8 @@ struct st_ag__eio_held_t {
     void (*on_dropped)(ag__eio_held_t *h); /* the watched socket saw EOF or an error */
     ag_eio_buf_t acc, out;
     int sending, final, done;
+    int chunked;         /* a stream over HTTP/1.1 that frames its own chunks (see ag__eio_held_start_stream) */
+    char chunk_head[20]; /* the size line of the chunk being written */
     size_t written;
     h2o_socket_t *watched; /* HTTP/1 socket watched for the client going away (polling GET) */
 };

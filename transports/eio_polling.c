@@ -87,12 +87,28 @@ static void send_acc(ag__eio_held_t *h, int final)
     h->out = h->acc;
     h->acc = tmp;
     h->acc.len = 0;
-    h2o_iovec_t iov = h2o_iovec_init(h->out.base, h->out.len);
+    h2o_iovec_t iov[4];
+    size_t n = 0;
+    if (h->chunked && h->out.len != 0) {
+        static const char hex[] = "0123456789abcdef";
+        char *e = h->chunk_head + sizeof(h->chunk_head), *p = e;
+        *--p = '\n';
+        *--p = '\r';
+        for (size_t v = h->out.len; v != 0; v >>= 4)
+            *--p = hex[v & 15];
+        iov[n++] = h2o_iovec_init(p, (size_t)(e - p));
+    }
+    if (h->out.len != 0)
+        iov[n++] = h2o_iovec_init(h->out.base, h->out.len);
+    if (h->chunked && h->out.len != 0)
+        iov[n++] = h2o_iovec_init(H2O_STRLIT("\r\n"));
+    if (h->chunked && final)
+        iov[n++] = h2o_iovec_init(H2O_STRLIT("0\r\n\r\n"));
     h->written += h->out.len;
     h->sending = 1;
     if (final)
         h->done = 1;
-    h2o_send(h->req, &iov, iov.len != 0 ? 1 : 0, final ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS);
+    h2o_send(h->req, iov, n, final ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS);
 }
 
 static void held_proceed(h2o_generator_t *gen, h2o_req_t *req)
@@ -221,8 +237,14 @@ static void held_respond_packet(const ag__eio_session_t *s, ag__eio_held_t *h, i
     ag_eio_buf_dispose(&b);
 }
 
+/* Over HTTP/1.1 the stream frames its own chunks: h2o 2.2.5's chunked encoder formats each chunk's size with sprintf,
+ * which cost a fifth of an SSE event's instructions; a response that names its transfer-encoding passes it by. */
 void ag__eio_held_start_stream(ag__eio_held_t *h)
 {
+    if (h->req->version == 0x101 && h->req->res.content_length == SIZE_MAX) {
+        h2o_add_header(&h->req->pool, &h->req->res.headers, H2O_TOKEN_TRANSFER_ENCODING, NULL, H2O_STRLIT("chunked"));
+        h->chunked = 1;
+    }
     h->req->res.status = 200;
     h->req->res.reason = "OK";
     h2o_start_response(h->req, &h->gen);
