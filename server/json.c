@@ -7,6 +7,13 @@
 /* Deeper documents are jansson's (it allows 2048 levels); a client message is rarely more than 3 deep. */
 #define FAST_MAX_DEPTH 64
 
+/* Bytes that stand for themselves inside a JSON string, in both directions: ASCII from the space to DEL but '"' and '\\'. */
+static const unsigned char plain[256] = {
+    ['\x20' ... '\x21'] = 1,
+    ['\x23' ... '\x5b'] = 1,
+    ['\x5d' ... '\x7f'] = 1,
+};
+
 /* --- parser --- */
 
 typedef struct {
@@ -57,7 +64,7 @@ static size_t utf8_len(const unsigned char *p, const unsigned char *end)
 static ptrdiff_t scan_string(parser_t *ps, const char **out, char **scratch, char *stack, size_t stack_size)
 {
     const unsigned char *start = ps->p, *p = ps->p, *end = ps->end;
-    while (p < end && *p != '"' && *p != '\\' && *p >= 0x20 && *p < 0x80)
+    while (p < end && plain[*p])
         p++;
     if (p < end && *p == '"') { /* the common case: plain ASCII, nothing to decode */
         *out = (const char *)start;
@@ -353,7 +360,7 @@ static int put_string(out_t *o, const char *s, size_t n)
     put_c(o, '"');
     while (p < end) {
         unsigned c = *p;
-        if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
+        if (plain[c]) {
             p++;
             continue;
         }
