@@ -43,7 +43,7 @@ void ag_log(ag_log_level_t level, const char *subsys, const char *conn_id, const
  * Rate-limited logging, for every line a stranger can trigger over and over (bad input, slow consumers, refusals):
  * at most AG_LOG_SITE_LINES_PER_SEC lines per second from one call site; the rest are counted, and the first line of
  * the site's next second is preceded by one "suppressed K similar lines". A site is a static ag_log_site_t, which
- * ag_log_limited() declares at the call.
+ * ag_log_limited() declares at the call, one per thread (each worker's loop has its own budget).
  */
 #define AG_LOG_SITE_LINES_PER_SEC 10
 typedef struct st_ag_log_site_t {
@@ -55,7 +55,7 @@ void ag_log_site(ag_log_site_t *site, ag_log_level_t level, const char *subsys, 
     __attribute__((format(printf, 5, 6)));
 #define ag_log_limited(level, subsys, id, ...)                                                                                     \
     do {                                                                                                                           \
-        static ag_log_site_t ag_log_site_;                                                                                         \
+        static __thread ag_log_site_t ag_log_site_;                                                                                \
         ag_log_site(&ag_log_site_, level, subsys, id, __VA_ARGS__);                                                                \
     } while (0)
 
