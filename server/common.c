@@ -157,6 +157,15 @@ FILE *ag_log_stream(void)
     return fp;
 }
 
+void ag_log_line(const char *line)
+{
+    pthread_mutex_lock(&log_lock);
+    FILE *out = log_fp != NULL ? log_fp : stderr;
+    fputs(line, out);
+    fflush(out);
+    pthread_mutex_unlock(&log_lock);
+}
+
 int ag_log_configure(const char *path, int json, const char *node_id)
 {
     log_json = json;

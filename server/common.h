@@ -23,6 +23,8 @@ int ag_log_level_parse(const char *s);
 int ag_log_configure(const char *path, int json, const char *node_id);
 /* The stream log lines go to (borrowed until the next ag_log_configure or ag_log_reopen). */
 FILE *ag_log_stream(void);
+/* Writes a whole line (its own "\n" included) to the log's stream, under the log's lock. */
+void ag_log_line(const char *line);
 /* Escapes in (NUL-terminated) into out (size bytes, always terminated, truncated at a whole escape) as ag_log does:
  * for a text line, or (json) for the inside of a JSON string. out needs 6 bytes per input byte to hold it all. */
 void ag_log_escape(char *out, size_t size, const char *in, int json);

@@ -465,7 +465,6 @@ static void on_access(h2o_logger_t *self, h2o_req_t *req)
 {
     (void)self;
     ag_server_t *s = ag_http_server(req);
-    FILE *out = s->ops->access != NULL ? s->ops->access : ag_log_stream();
     char path[1024], method[32], ua[512], ip[64], ts[32];
     int port;
     size_t len;
@@ -487,15 +486,22 @@ static void on_access(h2o_logger_t *self, h2o_req_t *req)
     gettimeofday(&now, NULL);
     if (req->processed_at.at.tv_sec != 0)
         ms = (uint64_t)((now.tv_sec - req->processed_at.at.tv_sec) * 1000 + (now.tv_usec - req->processed_at.at.tv_usec) / 1000);
+    char line[4096];
     if (json)
-        fprintf(out,
-                "{\"ts\":\"%s\",\"type\":\"access\",\"node\":\"%s\",\"remote\":\"%s\",\"method\":\"%s\",\"path\":\"%s\","
-                "\"status\":%d,\"bytes\":%zu,\"ms\":%llu,\"ua\":\"%s\"}\n",
-                ts, s->node_id, ip, method, path, req->res.status, req->bytes_sent, (unsigned long long)ms, ua);
+        snprintf(line, sizeof(line),
+                 "{\"ts\":\"%s\",\"type\":\"access\",\"node\":\"%s\",\"remote\":\"%s\",\"method\":\"%s\",\"path\":\"%s\","
+                 "\"status\":%d,\"bytes\":%zu,\"ms\":%llu,\"ua\":\"%s\"}\n",
+                 ts, s->node_id, ip, method, path, req->res.status, req->bytes_sent, (unsigned long long)ms, ua);
     else
-        fprintf(out, "%s access %s \"%s %s HTTP/%d.%d\" %d %zu %llums \"%s\"\n", ts, ip, method, path, req->version >> 8,
-                req->version & 0xff, req->res.status, req->bytes_sent, (unsigned long long)ms, ua);
-    fflush(out);
+        snprintf(line, sizeof(line), "%s access %s \"%s %s HTTP/%d.%d\" %d %zu %llums \"%s\"\n", ts, ip, method, path,
+                 req->version >> 8, req->version & 0xff, req->res.status, req->bytes_sent, (unsigned long long)ms, ua);
+    /* the log's own stream is the process's (every worker writes it, SIGHUP replaces it): written under its lock */
+    if (s->ops->access == NULL) {
+        ag_log_line(line);
+        return;
+    }
+    fputs(line, s->ops->access);
+    fflush(s->ops->access);
 }
 
 void ag_ops_access_register(ag_server_t *s)
