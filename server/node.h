@@ -123,6 +123,15 @@ struct st_ag_server_t {
 
 /* The port actually bound (when configured as 0), or -1 before ag_server_listen. */
 int ag_server_port(ag_server_t *s);
+/* Several workers (general.workers): render runs on every other worker's own loop and returns a malloc'd text (len
+ * set), or NULL; done then runs once on s's loop with texts[i] / lens[i] per worker index (NULL for s itself and for a
+ * worker that did not answer within a second), and frees nothing: the texts are freed after done returns. Returns 0,
+ * or AG_ENOENT when s has no other workers (done is not called), AG_ENOMEM. done's data must outlive the wait: a
+ * request's pool is the caller's to guard. */
+typedef char *(*ag_server_render_fn)(ag_server_t *s, size_t *len);
+typedef void (*ag_server_gathered_fn)(void *data, char *const *texts, const size_t *lens, size_t n);
+int ag_server_gather(ag_server_t *s, ag_server_render_fn render, ag_server_gathered_fn done, void *data);
+
 /* The port other nodes forward this node's sessions' requests to: the private listener's with several workers, else
  * the public one. */
 int ag_server_forward_port(ag_server_t *s);

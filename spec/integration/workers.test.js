@@ -3,7 +3,8 @@
 // API across the loops; the requests of one engine.io session on fresh TCP connections (polling GET and POST, SSE and its
 // POSTs, a WebSocket upgrade) that land on either loop and are carried to the session's own; the stock engine.io and
 // socket.io clients; a graceful stop of both loops. Every test checks that its clients or requests really reached both
-// loops (the status action and /metrics name the worker that answered).
+// loops (the status action names the worker that answered, and /metrics, which sums the workers, names the one that
+// answered first).
 const test = require('node:test');
 const assert = require('node:assert');
 const http = require('node:http');
@@ -139,9 +140,15 @@ test('server API and push by id reach connections on both loops, from either', a
     assert.strictEqual(nodes.status, 200);
     assert.strictEqual(nodes.body.nodes.length, 2, JSON.stringify(nodes.body));
   }
-  // the calls ran on both loops: each loop answered calls the other one made
+  // the calls ran on both loops: each loop answered calls the other one made (the scrape sums the workers' counters)
   const both = await metricsOfBoth(srv);
-  for (const text of Object.values(both)) assert.ok(counter(text, 'actiongate_cluster_calls_total{direction="in"}') > 0, text);
+  for (const text of Object.values(both)) {
+    assert.ok(counter(text, 'actiongate_cluster_calls_total{direction="in"}') >= 12, text);
+    // the process's figures, whichever worker answers: both workers named, the connections of both counted
+    assert.strictEqual((text.match(/^actiongate_info\{/gm) || []).length, 2);
+    assert.strictEqual(counter(text, 'actiongate_connections{protocol="primus",transport="websocket"}'), 2);
+    assert.strictEqual(counter(text, 'actiongate_ready'), 1);
+  }
   assert.strictEqual((await api(srv, 'push', { connectionId: 'no-such-connection', data: {} })).status, 404);
   for (const c of [...w0, ...w1]) await c.close();
 });
