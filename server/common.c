@@ -148,6 +148,8 @@ static FILE *log_fp;
 static char *log_path;
 static int log_json;
 static char log_node[64];
+/* a worker's thread logs under its own node id (general.workers) */
+static __thread char thread_node[64];
 
 FILE *ag_log_stream(void)
 {
@@ -155,6 +157,11 @@ FILE *ag_log_stream(void)
     FILE *fp = log_fp != NULL ? log_fp : stderr;
     pthread_mutex_unlock(&log_lock);
     return fp;
+}
+
+void ag_log_thread_node(const char *node_id)
+{
+    snprintf(thread_node, sizeof(thread_node), "%s", node_id);
 }
 
 void ag_log_line(const char *line)
@@ -216,7 +223,7 @@ void ag_log(ag_log_level_t level, const char *subsys, const char *conn_id, const
     if (log_json) {
         char node[6 * sizeof(log_node)];
         ag_log_escape(safe, sizeof(safe), msg, 1);
-        ag_log_escape(node, sizeof(node), log_node, 1);
+        ag_log_escape(node, sizeof(node), thread_node[0] != '\0' ? thread_node : log_node, 1);
         fprintf(out, "{\"ts\":\"%s\",\"level\":\"%s\",\"subsystem\":\"%s\",\"node\":\"%s\",\"conn\":", ts, names[level], subsys,
                 node);
         if (conn_id != NULL) {

@@ -23,6 +23,8 @@ int ag_log_level_parse(const char *s);
 int ag_log_configure(const char *path, int json, const char *node_id);
 /* The stream log lines go to (borrowed until the next ag_log_configure or ag_log_reopen). */
 FILE *ag_log_stream(void);
+/* The node id the calling thread's JSON log lines carry (a worker's), over the one ag_log_configure set. */
+void ag_log_thread_node(const char *node_id);
 /* Writes a whole line (its own "\n" included) to the log's stream, under the log's lock. */
 void ag_log_line(const char *line);
 /* Escapes in (NUL-terminated) into out (size bytes, always terminated, truncated at a whole escape) as ag_log does:

@@ -862,6 +862,7 @@ static int run_loop(ag_server_t *s)
 static void *worker_main(void *arg)
 {
     ag_server_t *s = arg;
+    ag_log_thread_node(s->node_id);
     s->workers->exit_codes[s->worker] = run_loop(s);
     return NULL;
 }
@@ -883,6 +884,7 @@ int ag_server_run(ag_server_t *s)
 
     ag_workers_t *w = s->workers;
     if (w != NULL) {
+        ag_log_thread_node(s->node_id);
         for (size_t i = 1; i < w->n && w->started == i - 1; i++) {
             int e = pthread_create(&w->threads[i], NULL, worker_main, w->nodes[i]);
             if (e != 0) {
