@@ -715,6 +715,7 @@ static void gather_serve(ag_server_t *s)
         char *text = a->g->render(s, &len);
         gather_t *g = a->g, *free_it = NULL;
         int wake_from = 0;
+        size_t from = 0;
         pthread_mutex_lock(&w->lock);
         g->texts[s->worker] = text;
         g->lens[s->worker] = len;
@@ -722,14 +723,16 @@ static void gather_serve(ag_server_t *s)
             if (g->abandoned) {
                 free_it = g;
             } else {
-                g->next_done = w->done[g->from->worker];
-                w->done[g->from->worker] = g;
+                /* from's loop may finish and free g as soon as the lock is let go: nothing of g is read after */
+                from = g->from->worker;
+                g->next_done = w->done[from];
+                w->done[from] = g;
                 wake_from = 1;
             }
         }
         pthread_mutex_unlock(&w->lock);
         if (wake_from)
-            wake_worker(w, g->from->worker);
+            wake_worker(w, from);
         if (free_it != NULL)
             gather_free(free_it);
         free(a);
