@@ -1,8 +1,9 @@
 /*
  * ag_store_t: rooms, membership, cache and pub/sub behind one interface.
  *
- * Two implementations: memory (server/store/memory.c, the embedded default) and redis (server/store/redis.c, the
- * cluster). Both pass the same suite (spec/unit/server/store/test_store.c). Every operation is asynchronous: the callback runs
+ * Three implementations: memory (server/store/memory.c, the embedded default), shared (server/store/shared.c, the
+ * memory store of a process with several workers) and redis (server/store/redis.c, the cluster). All pass the same
+ * suite (spec/unit/server/store/test_store.c). Every operation is asynchronous: the callback runs
  * exactly once, possibly *before the call returns* (the memory store answers at once), so callers must not hold
  * state that a synchronous answer would invalidate.
  *
