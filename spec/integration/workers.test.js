@@ -249,3 +249,27 @@ test('graceful stop with two loops: clients on both see the restart, the process
     assert.ok(!c.frames.some((f) => f === 'primus::server::close'), 'no final close');
   }
 });
+
+test('workers: bad values are refused before anything starts', () => {
+  const { spawnSync } = require('node:child_process');
+  const fs = require('node:fs');
+  const os = require('node:os');
+  const path = require('node:path');
+  const { BIN } = require('../lib/harness');
+  for (const arg of ['abc', '-1', '65', '']) {
+    const r = spawnSync(BIN, ['--workers', arg, '--port', '0', '--host', '127.0.0.1'], { encoding: 'utf8', timeout: 10000 });
+    assert.strictEqual(r.status, 2, `--workers ${JSON.stringify(arg)}: ${r.stderr}`);
+    assert.match(r.stderr, /--workers: a number from 0/);
+  }
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ag-workers-'));
+  const file = path.join(dir, 'c.yaml');
+  for (const [v, why] of [['65', /general\.workers must be between 0 \(the online cores\) and 64/], ['-1', /general\.workers: expected a whole number/]]) {
+    fs.writeFileSync(file, `general:\n  workers: ${v}\n`);
+    const r = spawnSync(BIN, ['--config', file, '--check-config'], { encoding: 'utf8' });
+    assert.strictEqual(r.status, 2, r.stdout + r.stderr);
+    assert.match(r.stderr, why);
+  }
+  fs.writeFileSync(file, 'general:\n  workers: 2\n');
+  assert.strictEqual(spawnSync(BIN, ['--config', file, '--check-config'], { encoding: 'utf8' }).status, 0);
+  fs.rmSync(dir, { recursive: true, force: true });
+});
