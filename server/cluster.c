@@ -713,7 +713,7 @@ void ag_cluster_listening(ag_server_t *s)
         if (strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0)
             host = "127.0.0.1";
     }
-    snprintf(c->address, sizeof(c->address), "%s:%d", host, ag_server_port(s));
+    snprintf(c->address, sizeof(c->address), "%s:%d", host, ag_server_forward_port(s));
     int ret = publish_node(c);
     if (ret != 0)
         ag_log(AG_LOG_ERROR, "cluster", NULL, "node address %s not registered: %s", c->address, ag_strerror(ret));

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -141,15 +142,36 @@ void ag_log_escape(char *out, size_t size, const char *in, int json)
     out[o] = '\0';
 }
 
-/* Where lines go: stderr, or general.logFile (opened again on SIGHUP, so that a rotated file is let go). */
+/* Where lines go: stderr, or general.logFile (opened again on SIGHUP, so that a rotated file is let go). Every worker
+ * of the process logs (general.workers): the lock keeps each line whole and the stream steady while it is reopened. */
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 static FILE *log_fp;
 static char *log_path;
 static int log_json;
 static char log_node[64];
+/* a worker's thread logs under its own node id (general.workers) */
+static __thread char thread_node[64];
 
 FILE *ag_log_stream(void)
 {
-    return log_fp != NULL ? log_fp : stderr;
+    pthread_mutex_lock(&log_lock);
+    FILE *fp = log_fp != NULL ? log_fp : stderr;
+    pthread_mutex_unlock(&log_lock);
+    return fp;
+}
+
+void ag_log_thread_node(const char *node_id)
+{
+    snprintf(thread_node, sizeof(thread_node), "%s", node_id);
+}
+
+void ag_log_line(const char *line)
+{
+    pthread_mutex_lock(&log_lock);
+    FILE *out = log_fp != NULL ? log_fp : stderr;
+    fputs(line, out);
+    fflush(out);
+    pthread_mutex_unlock(&log_lock);
 }
 
 int ag_log_configure(const char *path, int json, const char *node_id)
@@ -165,20 +187,25 @@ int ag_log_configure(const char *path, int json, const char *node_id)
 
 int ag_log_reopen(void)
 {
+    pthread_mutex_lock(&log_lock);
+    int ret = 0;
     if (log_path == NULL) {
         if (log_fp != NULL)
             fclose(log_fp);
         log_fp = NULL;
-        return 0;
+    } else {
+        FILE *fp = fopen(log_path, "ae");
+        if (fp == NULL) {
+            ret = AG_EIO; /* the old file stays in use */
+        } else {
+            setvbuf(fp, NULL, _IOLBF, 0);
+            if (log_fp != NULL)
+                fclose(log_fp);
+            log_fp = fp;
+        }
     }
-    FILE *fp = fopen(log_path, "ae");
-    if (fp == NULL)
-        return AG_EIO; /* the old file stays in use */
-    setvbuf(fp, NULL, _IOLBF, 0);
-    if (log_fp != NULL)
-        fclose(log_fp);
-    log_fp = fp;
-    return 0;
+    pthread_mutex_unlock(&log_lock);
+    return ret;
 }
 
 void ag_log(ag_log_level_t level, const char *subsys, const char *conn_id, const char *fmt, ...)
@@ -192,11 +219,12 @@ void ag_log(ag_log_level_t level, const char *subsys, const char *conn_id, const
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    pthread_mutex_lock(&log_lock);
     FILE *out = log_fp != NULL ? log_fp : stderr;
     if (log_json) {
         char node[6 * sizeof(log_node)];
         ag_log_escape(safe, sizeof(safe), msg, 1);
-        ag_log_escape(node, sizeof(node), log_node, 1);
+        ag_log_escape(node, sizeof(node), thread_node[0] != '\0' ? thread_node : log_node, 1);
         fprintf(out, "{\"ts\":\"%s\",\"level\":\"%s\",\"subsystem\":\"%s\",\"node\":\"%s\",\"conn\":", ts, names[level], subsys,
                 node);
         if (conn_id != NULL) {
@@ -205,11 +233,12 @@ void ag_log(ag_log_level_t level, const char *subsys, const char *conn_id, const
         } else {
             fprintf(out, "null,\"msg\":\"%s\"}\n", safe);
         }
-        return;
+    } else {
+        ag_log_escape(safe, sizeof(safe), msg, 0);
+        ag_log_escape(id, sizeof(id), conn_id != NULL ? conn_id : "-", 0);
+        fprintf(out, "%s %-5s [%s] %s %s\n", ts, names[level], subsys, id, safe);
     }
-    ag_log_escape(safe, sizeof(safe), msg, 0);
-    ag_log_escape(id, sizeof(id), conn_id != NULL ? conn_id : "-", 0);
-    fprintf(out, "%s %-5s [%s] %s %s\n", ts, names[level], subsys, id, safe);
+    pthread_mutex_unlock(&log_lock);
 }
 
 void ag_log_site(ag_log_site_t *site, ag_log_level_t level, const char *subsys, const char *conn_id, const char *fmt, ...)
@@ -443,14 +472,17 @@ uint64_t ag_siphash(const uint8_t key[16], const void *data, size_t len, int cro
 /* Keys often come from clients (room names, channels): an unkeyed hash would let them choose colliding keys and turn
  * every probe into a scan. The key is drawn from getrandom once per process, at the first hash. */
 static uint8_t map_key[16];
-static int map_keyed;
+static pthread_once_t map_keyed = PTHREAD_ONCE_INIT;
+
+static void map_key_draw(void)
+{
+    ag_random_bytes(map_key, sizeof(map_key));
+}
 
 static uint32_t map_hash(const char *s)
 {
-    if (!map_keyed) { /* a zeroed map (static storage) needs no ag_map_init, so the key is drawn here */
-        ag_random_bytes(map_key, sizeof(map_key));
-        map_keyed = 1;
-    }
+    /* a zeroed map (static storage) needs no ag_map_init, so the key is drawn here, once for every thread */
+    pthread_once(&map_keyed, map_key_draw);
     return (uint32_t)siphash(map_key, s, strlen(s), 1, 3);
 }
 

@@ -23,6 +23,10 @@ int ag_log_level_parse(const char *s);
 int ag_log_configure(const char *path, int json, const char *node_id);
 /* The stream log lines go to (borrowed until the next ag_log_configure or ag_log_reopen). */
 FILE *ag_log_stream(void);
+/* The node id the calling thread's JSON log lines carry (a worker's), over the one ag_log_configure set. */
+void ag_log_thread_node(const char *node_id);
+/* Writes a whole line (its own "\n" included) to the log's stream, under the log's lock. */
+void ag_log_line(const char *line);
 /* Escapes in (NUL-terminated) into out (size bytes, always terminated, truncated at a whole escape) as ag_log does:
  * for a text line, or (json) for the inside of a JSON string. out needs 6 bytes per input byte to hold it all. */
 void ag_log_escape(char *out, size_t size, const char *in, int json);
@@ -43,7 +47,7 @@ void ag_log(ag_log_level_t level, const char *subsys, const char *conn_id, const
  * Rate-limited logging, for every line a stranger can trigger over and over (bad input, slow consumers, refusals):
  * at most AG_LOG_SITE_LINES_PER_SEC lines per second from one call site; the rest are counted, and the first line of
  * the site's next second is preceded by one "suppressed K similar lines". A site is a static ag_log_site_t, which
- * ag_log_limited() declares at the call.
+ * ag_log_limited() declares at the call, one per thread (each worker's loop has its own budget).
  */
 #define AG_LOG_SITE_LINES_PER_SEC 10
 typedef struct st_ag_log_site_t {
@@ -55,7 +59,7 @@ void ag_log_site(ag_log_site_t *site, ag_log_level_t level, const char *subsys, 
     __attribute__((format(printf, 5, 6)));
 #define ag_log_limited(level, subsys, id, ...)                                                                                     \
     do {                                                                                                                           \
-        static ag_log_site_t ag_log_site_;                                                                                         \
+        static __thread ag_log_site_t ag_log_site_;                                                                                \
         ag_log_site(&ag_log_site_, level, subsys, id, __VA_ARGS__);                                                                \
     } while (0)
 

@@ -44,6 +44,7 @@ static const ckey_t schema[] = {
     K("general.logFile", T_STR, general.logFile),
     K("general.accessLog", T_STR, general.accessLog),
     K("general.shutdownTimeout", T_INT, general.shutdownTimeout),
+    K("general.workers", T_INT, general.workers),
     K("general.maxRoomsPerConnection", T_INT, general.maxRoomsPerConnection),
     K("general.maxRooms", T_INT, general.maxRooms),
     K("general.maxRoomNameLength", T_INT, general.maxRoomNameLength),
@@ -214,6 +215,7 @@ ag_config_t *ag_config_create_default(void)
     c->general.logFile = strdup("");
     c->general.accessLog = strdup("");
     c->general.shutdownTimeout = 5000;
+    c->general.workers = 0;
     c->general.maxRoomsPerConnection = 100;
     c->general.maxRooms = 10000;
     c->general.maxRoomNameLength = 256;
@@ -602,6 +604,11 @@ static int check_bounds(const ag_config_t *c, const char *name, char *errbuf, si
     /* an hour is far beyond any client's connect; the timer list is one per node */
     if (c->servers.socketio.connectTimeout < 1 || c->servers.socketio.connectTimeout > 3600000) {
         snprintf(errbuf, errlen, "%s:1: servers.socketio.connectTimeout must be between 1 and 3600000 ms", name);
+        return -1;
+    }
+    /* the shared store keeps each channel's subscribed workers in one 64-bit word */
+    if (c->general.workers < 0 || c->general.workers > AG_CONFIG_WORKERS_MAX) {
+        snprintf(errbuf, errlen, "%s:1: general.workers must be between 0 (the online cores) and %d", name, AG_CONFIG_WORKERS_MAX);
         return -1;
     }
     /* the drain must fit in a stop that someone waits for; a day is far beyond any deploy */

@@ -11,6 +11,8 @@
 
 /* The largest general.maxRoomNameLength accepted: room names (and the channels named after them) fit stack buffers. */
 #define AG_CONFIG_ROOM_NAME_MAX 1024
+/* general.workers at most */
+#define AG_CONFIG_WORKERS_MAX 64
 /* The most entries `modules` may have. */
 #define AG_CONFIG_MODULES_MAX 32
 #define AG_STR_(x) #x
@@ -33,6 +35,7 @@ typedef struct st_ag_config_t {
         char *logFile;            /* "" = stderr; a file is appended to and opened again on SIGHUP */
         char *accessLog;          /* "" = none; "-" = the log's own stream; else a file (SIGHUP opens it again) */
         int shutdownTimeout;      /* ms to finish pending actions and flush closes, 5000 */
+        int workers;              /* event loops (threads) of the process, each a node; 0 = the online cores, 1..64 */
 
         /* bounds on rooms (server/rooms.c) */
         int maxRoomsPerConnection; /* rooms one connection may be in (or joining) at once, 100 */

@@ -11,7 +11,7 @@
 static void usage(FILE *fp)
 {
     fprintf(fp, "usage: actiongate [--config FILE] [--port N] [--host ADDR] [--public DIR] [--log-level L]\n"
-                "                  [--check-config] [--version] [--help]\n"
+                "                  [--workers N] [--check-config] [--version] [--help]\n"
                 "\n"
                 "  --config FILE    YAML configuration (config/actiongate.yaml documents every key);\n"
                 "                   without it the built-in defaults run: port 8080, in-memory store, demo pages\n"
@@ -19,6 +19,7 @@ static void usage(FILE *fp)
                 "  --host ADDR      bind address (servers.web.bindIP)\n"
                 "  --public DIR     public directory (servers.web.publicDir)\n"
                 "  --log-level L    debug, info, warn, error or none (general.logLevel)\n"
+                "  --workers N      event loops, one thread each (general.workers): 0 = one per online core\n"
                 "  --check-config   validate the configuration and exit (status 2 when invalid)\n"
                 "  --version        print the version\n"
                 "\n"
@@ -32,13 +33,14 @@ int main(int argc, char **argv)
                                          {"host", required_argument, NULL, 'H'},
                                          {"public", required_argument, NULL, 'P'},
                                          {"log-level", required_argument, NULL, 'l'},
+                                         {"workers", required_argument, NULL, 'w'},
                                          {"check-config", no_argument, NULL, 'C'},
                                          {"version", no_argument, NULL, 'v'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
-    const char *config_path = NULL, *port = NULL, *host = NULL, *public_dir = NULL, *log_level = NULL;
+    const char *config_path = NULL, *port = NULL, *host = NULL, *public_dir = NULL, *log_level = NULL, *workers = NULL;
     int check_only = 0, ch;
-    while ((ch = getopt_long(argc, argv, "c:p:H:P:l:Cvh", opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "c:p:H:P:l:w:Cvh", opts, NULL)) != -1) {
         switch (ch) {
         case 'c':
             config_path = optarg;
@@ -54,6 +56,9 @@ int main(int argc, char **argv)
             break;
         case 'l':
             log_level = optarg;
+            break;
+        case 'w':
+            workers = optarg;
             break;
         case 'C':
             check_only = 1;
@@ -84,7 +89,8 @@ int main(int argc, char **argv)
         return 0;
     }
     /* defaults < file < environment < command line */
-    ag_options_t o = {.config_path = config_path, .host = host, .public_dir = public_dir, .log_level = log_level};
+    ag_options_t o = {
+        .config_path = config_path, .host = host, .public_dir = public_dir, .log_level = log_level, .workers = AG_WORKERS_CONFIG};
     const char *env;
     if (port == NULL && (env = getenv("PORT")) != NULL && env[0] != '\0')
         port = env;
@@ -98,6 +104,15 @@ int main(int argc, char **argv)
             return 2;
         }
         o.port = p == 0 ? AG_PORT_ANY : (int)p;
+    }
+    if (workers != NULL) {
+        char *end;
+        long n = strtol(workers, &end, 10);
+        if (*end != '\0' || end == workers || n < 0 || n > 64) {
+            fprintf(stderr, "--workers: a number from 0 (one per online core) to 64: %s\n", workers);
+            return 2;
+        }
+        o.workers = n == 0 ? AG_WORKERS_CORES : (int)n;
     }
     if (log_level != NULL && strcmp(log_level, "debug") != 0 && strcmp(log_level, "info") != 0 && strcmp(log_level, "warn") != 0 &&
         strcmp(log_level, "error") != 0 && strcmp(log_level, "none") != 0) {

@@ -3,8 +3,10 @@
  * counters, plus one slot per module for the state that module owns. A module's init allocates its slot and its
  * dispose frees it; server/server.c (the wiring, the only file that knows every module) calls them in order.
  *
- * Single-threaded: everything runs on the h2o evloop of this process (a machine's cores are used as several processes
- * forming a cluster over Redis). The functions here are named after the type they work on.
+ * Single-threaded: everything of a node runs on its h2o evloop. A process running several workers (general.workers)
+ * holds one node per worker, each on its own thread and loop, sharing nothing but the store's data (the shared memory
+ * store, or Redis) and the process-wide log; a request that reached the wrong worker is carried to its owner by the
+ * cluster layer. The functions here are named after the type they work on.
  */
 #ifndef AG_NODE_H
 #define AG_NODE_H
@@ -35,6 +37,7 @@ struct st_ag_ops_t;          /* server/ops.c */
 struct st_ag_serverapi_t;    /* server/serverapi.c */
 struct st_ag_modules_t;      /* server/modules.c */
 struct st_ag_tokens_t;       /* server/token.c */
+struct st_ag_workers_t;      /* server/server.c */
 
 /* Disconnect reasons counted apart: the AG_DISCONNECT_* constants, and one for any other (server/conn.c). */
 #define AG_DISCONNECT_KINDS 15
@@ -73,6 +76,14 @@ struct st_ag_server_t {
     int accept_paused;                 /* listener not read: at the connection cap, or out of descriptors */
     h2o_timeout_entry_t accept_resume; /* reads it again */
     int reserve_fd;                    /* held so that a connection can be answered and closed at EMFILE */
+    /* general.workers > 1: the process's workers (owned by worker 0, server/server.c), this one's index, and its private
+     * listener (bindIP, a port of its own) where the other workers forward the requests of its sessions */
+    struct st_ag_workers_t *workers;
+    unsigned worker;
+    h2o_socket_t *private_listener;
+    h2o_accept_ctx_t private_accept_ctx;
+    h2o_socket_t *wake;   /* an eventfd the other workers write to when the process stops or reopens its logs */
+    unsigned reopen_seen; /* the workers' reopen count this worker acted on */
     char public_dir[4096];
     char client_dir[4096]; /* the browser client's templates and scripts (server/server.c says where they are found) */
     ag_store_t *store;
@@ -112,6 +123,18 @@ struct st_ag_server_t {
 
 /* The port actually bound (when configured as 0), or -1 before ag_server_listen. */
 int ag_server_port(ag_server_t *s);
+/* Several workers (general.workers): render runs on every other worker's own loop and returns a malloc'd text (len
+ * set), or NULL; done then runs once on s's loop with texts[i] / lens[i] per worker index (NULL for s itself and for a
+ * worker that did not answer within a second), and frees nothing: the texts are freed after done returns. Returns 0,
+ * or AG_ENOENT when s has no other workers (done is not called), AG_ENOMEM. done's data must outlive the wait: a
+ * request's pool is the caller's to guard. */
+typedef char *(*ag_server_render_fn)(ag_server_t *s, size_t *len);
+typedef void (*ag_server_gathered_fn)(void *data, char *const *texts, const size_t *lens, size_t n);
+int ag_server_gather(ag_server_t *s, ag_server_render_fn render, ag_server_gathered_fn done, void *data);
+
+/* The port other nodes forward this node's sessions' requests to: the private listener's with several workers, else
+ * the public one. */
+int ag_server_forward_port(ag_server_t *s);
 /* Disposes a timer list a module owns, unless entries are still linked to it: objects that h2o keeps alive until the
  * process exits (a WebSocket still closing, a spliced tunnel) may hold one. Returns 0 when disposed, -1 when the list
  * stays: the module then leaves the memory holding it, and what it reaches, with the loop, which ag_server_destroy

@@ -388,6 +388,205 @@ static int is_get(h2o_req_t *req)
            h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"));
 }
 
+/* One worker's scrape, rendered on its own loop (ag_server_gather). */
+static char *render_text(ag_server_t *s, size_t *len)
+{
+    buf_t b = {NULL, 0, 0, 0};
+    render(s, &b);
+    if (b.oom) {
+        free(b.p);
+        return NULL;
+    }
+    *len = b.len;
+    return b.p;
+}
+
+/* The process's scrape from its workers' (several workers, README "Workers"): every sample of the same name and labels
+ * is summed, families and series in the order they first appear; actiongate_ready is the least of them (the process is
+ * ready when all its workers are) and actiongate_draining the greatest. The workers' actiongate_info lines differ by
+ * their node label and all stay. */
+typedef struct {
+    char *head; /* its "# HELP" and "# TYPE" lines */
+    ag_map_t index;
+    char **keys;
+    double *values;
+    size_t n, cap;
+    int combine; /* 0 sum, 1 min, 2 max */
+} family_t;
+
+static void family_free(family_t *f)
+{
+    for (size_t i = 0; i < f->n; i++)
+        free(f->keys[i]);
+    free(f->keys);
+    free(f->values);
+    free(f->head);
+    ag_map_dispose(&f->index);
+    free(f);
+}
+
+static int family_add(family_t *f, const char *key, size_t klen, double v)
+{
+    char k[1024];
+    if (klen >= sizeof(k))
+        return 0; /* no series of ours is that long */
+    memcpy(k, key, klen);
+    k[klen] = '\0';
+    uintptr_t at = (uintptr_t)ag_map_get(&f->index, k);
+    if (at != 0) {
+        double *cur = &f->values[at - 1];
+        *cur = f->combine == 1 ? (v < *cur ? v : *cur) : f->combine == 2 ? (v > *cur ? v : *cur) : *cur + v;
+        return 0;
+    }
+    if (f->n == f->cap) {
+        size_t cap = f->cap == 0 ? 8 : f->cap * 2;
+        char **keys = realloc(f->keys, cap * sizeof(*keys));
+        if (keys == NULL)
+            return -1;
+        f->keys = keys;
+        double *values = realloc(f->values, cap * sizeof(*values));
+        if (values == NULL)
+            return -1;
+        f->values = values;
+        f->cap = cap;
+    }
+    if ((f->keys[f->n] = strdup(k)) == NULL || ag_map_set(&f->index, k, (void *)(uintptr_t)(f->n + 1)) != AG_OK) {
+        free(f->keys[f->n]);
+        return -1;
+    }
+    f->values[f->n++] = v;
+    return 0;
+}
+
+static int merge_text(ag_map_t *names, family_t ***order, size_t *nfam, size_t *capfam, const char *p, size_t len)
+{
+    const char *end = p + len;
+    family_t *cur = NULL;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *le = nl != NULL ? nl : end;
+        if (le - p > 7 && memcmp(p, "# HELP ", 7) == 0) {
+            /* "# HELP name ...\n# TYPE name type\n": the family starts */
+            const char *sp = memchr(p + 7, ' ', (size_t)(le - p - 7));
+            char name[256];
+            size_t nlen = sp != NULL ? (size_t)(sp - p - 7) : 0;
+            if (nlen == 0 || nlen >= sizeof(name))
+                return -1;
+            memcpy(name, p + 7, nlen);
+            name[nlen] = '\0';
+            const char *type_end = le < end ? memchr(le + 1, '\n', (size_t)(end - le - 1)) : NULL;
+            if (type_end == NULL)
+                return -1;
+            cur = ag_map_get(names, name);
+            if (cur == NULL) {
+                if ((cur = calloc(1, sizeof(*cur))) == NULL)
+                    return -1;
+                ag_map_init(&cur->index);
+                cur->combine = strcmp(name, "actiongate_ready") == 0 ? 1 : strcmp(name, "actiongate_draining") == 0 ? 2 : 0;
+                cur->head = strndup(p, (size_t)(type_end - p + 1));
+                if (*nfam == *capfam) {
+                    size_t cap = *capfam == 0 ? 64 : *capfam * 2;
+                    family_t **o = realloc(*order, cap * sizeof(*o));
+                    if (o == NULL) {
+                        family_free(cur);
+                        return -1;
+                    }
+                    *order = o;
+                    *capfam = cap;
+                }
+                if (cur->head == NULL || ag_map_set(names, name, cur) != AG_OK) {
+                    family_free(cur);
+                    return -1;
+                }
+                (*order)[(*nfam)++] = cur;
+            }
+            p = type_end + 1;
+            continue;
+        }
+        if (le > p && p[0] != '#' && cur != NULL) {
+            const char *sp = NULL;
+            for (const char *q = le; q > p; q--)
+                if (q[-1] == ' ') {
+                    sp = q - 1;
+                    break;
+                }
+            if (sp != NULL && family_add(cur, p, (size_t)(sp - p), strtod(sp + 1, NULL)) != 0)
+                return -1;
+        }
+        p = le + 1;
+    }
+    return 0;
+}
+
+static void render_merged(char *const *texts, const size_t *lens, size_t n, buf_t *b)
+{
+    ag_map_t names;
+    ag_map_init(&names);
+    family_t **order = NULL;
+    size_t nfam = 0, capfam = 0;
+    for (size_t i = 0; i < n && !b->oom; i++)
+        if (texts[i] != NULL && merge_text(&names, &order, &nfam, &capfam, texts[i], lens[i]) != 0)
+            b->oom = 1;
+    for (size_t i = 0; i < nfam; i++) {
+        put(b, "%s", order[i]->head);
+        for (size_t j = 0; j < order[i]->n; j++)
+            put(b, "%s %.15g\n", order[i]->keys[j], order[i]->values[j]);
+        family_free(order[i]);
+    }
+    free(order);
+    ag_map_dispose(&names);
+}
+
+/* A scrape waiting for the other workers; the request may go first (HTTP/2 reset): a pool-owned guard clears req. */
+typedef struct st_scrape_t {
+    h2o_req_t *req;
+    struct st_scrape_t **guard;
+} scrape_t;
+
+static void on_scrape_guard_dispose(void *p)
+{
+    scrape_t **guard = p;
+    if (*guard != NULL)
+        (*guard)->req = NULL;
+}
+
+static void on_gathered(void *data, char *const *texts, const size_t *lens, size_t n)
+{
+    scrape_t *sc = data;
+    h2o_req_t *req = sc->req;
+    if (req != NULL)
+        *sc->guard = NULL;
+    free(sc);
+    if (req == NULL)
+        return;
+    ag_server_t *s = ag_http_server(req);
+    char *all[AG_CONFIG_WORKERS_MAX];
+    size_t alens[AG_CONFIG_WORKERS_MAX];
+    for (size_t i = 0; i < n && i < AG_CONFIG_WORKERS_MAX; i++) {
+        all[i] = texts[i];
+        alens[i] = lens[i];
+    }
+    /* this worker's own, rendered now: it goes first, so the families keep its order */
+    size_t own_len = 0;
+    char *own = render_text(s, &own_len);
+    all[s->worker] = own;
+    alens[s->worker] = own_len;
+    char *first = all[0];
+    size_t first_len = alens[0];
+    all[0] = all[s->worker];
+    alens[0] = alens[s->worker];
+    all[s->worker] = first;
+    alens[s->worker] = first_len;
+    buf_t b = {NULL, 0, 0, own == NULL};
+    render_merged(all, alens, n, &b);
+    free(own);
+    if (b.oom)
+        ag_http_respond(req, 503, "Service Unavailable", "text/plain", H2O_STRLIT("out of memory\n"));
+    else
+        ag_http_respond(req, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", b.p, b.len);
+    free(b.p);
+}
+
 static int on_metrics(h2o_handler_t *self, h2o_req_t *req)
 {
     (void)self;
@@ -400,6 +599,19 @@ static int on_metrics(h2o_handler_t *self, h2o_req_t *req)
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL, H2O_STRLIT("Bearer"));
         ag_http_respond(req, 401, "Unauthorized", "text/plain", H2O_STRLIT("a metrics key is required\n"));
         return 0;
+    }
+    if (s->workers != NULL) {
+        /* the process's figures: every worker renders its own on its loop, summed here */
+        scrape_t *sc = calloc(1, sizeof(*sc));
+        if (sc != NULL) {
+            sc->req = req;
+            sc->guard = h2o_mem_alloc_shared(&req->pool, sizeof(*sc->guard), on_scrape_guard_dispose);
+            *sc->guard = sc;
+            if (ag_server_gather(s, render_text, on_gathered, sc) == 0)
+                return 0;
+            *sc->guard = NULL;
+            free(sc);
+        }
     }
     buf_t b = {NULL, 0, 0, 0};
     render(s, &b);
@@ -465,7 +677,6 @@ static void on_access(h2o_logger_t *self, h2o_req_t *req)
 {
     (void)self;
     ag_server_t *s = ag_http_server(req);
-    FILE *out = s->ops->access != NULL ? s->ops->access : ag_log_stream();
     char path[1024], method[32], ua[512], ip[64], ts[32];
     int port;
     size_t len;
@@ -487,15 +698,22 @@ static void on_access(h2o_logger_t *self, h2o_req_t *req)
     gettimeofday(&now, NULL);
     if (req->processed_at.at.tv_sec != 0)
         ms = (uint64_t)((now.tv_sec - req->processed_at.at.tv_sec) * 1000 + (now.tv_usec - req->processed_at.at.tv_usec) / 1000);
+    char line[4096];
     if (json)
-        fprintf(out,
-                "{\"ts\":\"%s\",\"type\":\"access\",\"node\":\"%s\",\"remote\":\"%s\",\"method\":\"%s\",\"path\":\"%s\","
-                "\"status\":%d,\"bytes\":%zu,\"ms\":%llu,\"ua\":\"%s\"}\n",
-                ts, s->node_id, ip, method, path, req->res.status, req->bytes_sent, (unsigned long long)ms, ua);
+        snprintf(line, sizeof(line),
+                 "{\"ts\":\"%s\",\"type\":\"access\",\"node\":\"%s\",\"remote\":\"%s\",\"method\":\"%s\",\"path\":\"%s\","
+                 "\"status\":%d,\"bytes\":%zu,\"ms\":%llu,\"ua\":\"%s\"}\n",
+                 ts, s->node_id, ip, method, path, req->res.status, req->bytes_sent, (unsigned long long)ms, ua);
     else
-        fprintf(out, "%s access %s \"%s %s HTTP/%d.%d\" %d %zu %llums \"%s\"\n", ts, ip, method, path, req->version >> 8,
-                req->version & 0xff, req->res.status, req->bytes_sent, (unsigned long long)ms, ua);
-    fflush(out);
+        snprintf(line, sizeof(line), "%s access %s \"%s %s HTTP/%d.%d\" %d %zu %llums \"%s\"\n", ts, ip, method, path,
+                 req->version >> 8, req->version & 0xff, req->res.status, req->bytes_sent, (unsigned long long)ms, ua);
+    /* the log's own stream is the process's (every worker writes it, SIGHUP replaces it): written under its lock */
+    if (s->ops->access == NULL) {
+        ag_log_line(line);
+        return;
+    }
+    fputs(line, s->ops->access);
+    fflush(s->ops->access);
 }
 
 void ag_ops_access_register(ag_server_t *s)

@@ -10,11 +10,15 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -58,6 +62,29 @@ static const char turn_away_503[] = TURN_AWAY("503 Service Unavailable", "20") T
 static const char turn_away_429[] = TURN_AWAY("429 Too Many Requests", "38") TURN_AWAY_429_BODY;
 
 static void on_accept_resume(h2o_timeout_entry_t *entry);
+
+/* The workers of one process (general.workers > 1): each a node on its own thread and loop. Worker 0 is the node the
+ * public API hands out; it owns this, runs on the caller's thread, reads the signals and tells the others. */
+typedef struct st_gather_t gather_t;
+/* A gather waiting for one worker's answer (in that worker's asks list). */
+typedef struct st_ask_t {
+    struct st_ask_t *next;
+    gather_t *g;
+} ask_t;
+
+typedef struct st_ag_workers_t {
+    size_t n;
+    pthread_mutex_t lock;                  /* the asks and done lists, and every gather's counts */
+    ask_t *asks[AG_CONFIG_WORKERS_MAX];    /* what worker i is asked to render */
+    gather_t *done[AG_CONFIG_WORKERS_MAX]; /* worker i's gathers that every worker answered */
+    ag_server_t *nodes[AG_CONFIG_WORKERS_MAX];
+    pthread_t threads[AG_CONFIG_WORKERS_MAX];
+    int exit_codes[AG_CONFIG_WORKERS_MAX];
+    size_t started; /* threads started by ag_server_run */
+    ag_store_shared_t *shared;
+    atomic_int stop;    /* 1: every worker stops */
+    atomic_uint reopen; /* bumped at each SIGHUP: every worker reopens its access log */
+} ag_workers_t;
 
 /* --- building the node --- */
 
@@ -134,14 +161,15 @@ static void register_static(ag_server_t *s)
     h2o_expires_register(pc, &expires);
 }
 
-/* servers.web.maxConnections, or (0, or more than the descriptors allow) the descriptor limit minus a reserve. */
-static size_t connection_cap(const ag_config_t *cfg)
+/* servers.web.maxConnections, or (0, or more than the descriptors allow) the descriptor limit minus a reserve. The
+ * descriptors are the process's: with several workers each gets its share. */
+static size_t connection_cap(const ag_config_t *cfg, size_t workers)
 {
     struct rlimit rl;
     size_t fds = 1u << 20;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < fds)
         fds = (size_t)rl.rlim_cur;
-    size_t room = fds > 2 * FD_RESERVE ? fds - FD_RESERVE : fds / 2;
+    size_t room = fds > 2 * FD_RESERVE * workers ? (fds - FD_RESERVE * workers) / workers : fds / (2 * workers);
     size_t want = (size_t)cfg->servers.web.maxConnections;
     if (want > room)
         ag_log(AG_LOG_WARN, "server", NULL, "servers.web.maxConnections %zu: the descriptor limit (%zu) allows %zu; using that",
@@ -169,7 +197,9 @@ static int create_store(ag_server_t *s, char *errbuf, size_t errlen)
         snprintf(errbuf, errlen, "redis.compat: %s shares the app's Redis: set redis.url (or env REDIS_URL)", cfg->redis.compat);
         return AG_ECONFIG;
     }
-    if ((s->store = ag_store_memory_create(s->loop)) == NULL) {
+    s->store =
+        s->workers != NULL ? ag_store_shared_attach(s->workers->shared, s->loop, s->node_id) : ag_store_memory_create(s->loop);
+    if (s->store == NULL) {
         snprintf(errbuf, errlen, "out of memory");
         return AG_ENOMEM;
     }
@@ -257,7 +287,11 @@ static void tune_heap(void)
     mallopt(M_TOP_PAD, 1 << 20);
 }
 
-ag_server_t *ag_server_create(ag_config_t *cfg, char *errbuf, size_t errlen)
+static void on_wake(h2o_socket_t *sock, const char *err);
+
+/* A node, or worker `index` of a process's workers (w non-NULL). */
+static ag_server_t *server_create(ag_config_t *cfg, ag_workers_t *w, unsigned index, const char *base_id, char *errbuf,
+                                  size_t errlen)
 {
     tune_heap();
     ag_server_t *s = calloc(1, sizeof(*s));
@@ -270,8 +304,13 @@ ag_server_t *ag_server_create(ag_config_t *cfg, char *errbuf, size_t errlen)
     s->started_ms = ag_now_ms();
     s->reserve_fd = -1;
     s->accept_resume.cb = on_accept_resume;
+    s->workers = w;
+    s->worker = index;
     ag_map_init(&s->conns);
-    if (cfg->general.id[0] != '\0') {
+    if (w != NULL) {
+        /* every worker is a node of its own (the status action and the metrics name it) */
+        snprintf(s->node_id, sizeof(s->node_id), "%.50s-w%u", base_id, index);
+    } else if (cfg->general.id[0] != '\0') {
         snprintf(s->node_id, sizeof(s->node_id), "%s", cfg->general.id);
     } else {
         unsigned char b[6];
@@ -295,6 +334,19 @@ ag_server_t *ag_server_create(ag_config_t *cfg, char *errbuf, size_t errlen)
     s->loop = h2o_evloop_create();
     s->accept_ctx.ctx = &s->ctx;
     s->accept_ctx.hosts = s->h2o_config.hosts;
+    /* forwarded requests come from the other workers in plain HTTP/1 */
+    s->private_accept_ctx.ctx = &s->ctx;
+    s->private_accept_ctx.hosts = s->h2o_config.hosts;
+    if (w != NULL) {
+        int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (efd == -1) {
+            snprintf(errbuf, errlen, "eventfd: %s", strerror(errno));
+            goto fail;
+        }
+        s->wake = h2o_evloop_socket_create(s->loop, efd, H2O_SOCKET_FLAG_DONT_READ);
+        s->wake->data = s;
+        h2o_socket_read_start(s->wake, on_wake);
+    }
 
     if (cfg->servers.web.secure && setup_tls(s, errbuf, errlen) != 0)
         goto fail;
@@ -306,7 +358,7 @@ ag_server_t *ag_server_create(ag_config_t *cfg, char *errbuf, size_t errlen)
     ag_ops_access_register(s);
     h2o_context_init(&s->ctx, s->loop, &s->h2o_config);
     s->ctx_ready = 1;
-    if ((s->limits = ag_limits_create(s, connection_cap(cfg))) == NULL) {
+    if ((s->limits = ag_limits_create(s, connection_cap(cfg, w != NULL ? w->n : 1))) == NULL) {
         snprintf(errbuf, errlen, "out of memory");
         goto fail;
     }
@@ -314,6 +366,11 @@ ag_server_t *ag_server_create(ag_config_t *cfg, char *errbuf, size_t errlen)
 fail:
     ag_server_destroy(s);
     return NULL;
+}
+
+ag_server_t *ag_server_create(ag_config_t *cfg, char *errbuf, size_t errlen)
+{
+    return server_create(cfg, NULL, 0, NULL, errbuf, errlen);
 }
 
 /* --- listening and accepting: the node's connection cap, the per-address cap, running out of descriptors --- */
@@ -326,7 +383,10 @@ static void accept_pause(ag_server_t *s)
 {
     if (!s->accept_paused) {
         s->accept_paused = 1;
-        h2o_socket_read_stop(s->listener);
+        if (s->listener != NULL)
+            h2o_socket_read_stop(s->listener);
+        if (s->private_listener != NULL)
+            h2o_socket_read_stop(s->private_listener);
     }
     if (h2o_timeout_is_linked(&s->accept_resume))
         h2o_timeout_unlink(&s->accept_resume);
@@ -336,10 +396,14 @@ static void accept_pause(ag_server_t *s)
 static void on_accept_resume(h2o_timeout_entry_t *entry)
 {
     ag_server_t *s = H2O_STRUCT_FROM_MEMBER(ag_server_t, accept_resume, entry);
-    if (!s->accept_paused || s->listener == NULL || s->stopping)
+    if (!s->accept_paused)
         return;
+    /* a stopping worker still takes what the others forward to its sessions */
+    if (s->listener != NULL && !s->stopping)
+        h2o_socket_read_start(s->listener, on_accept);
+    if (s->private_listener != NULL)
+        h2o_socket_read_start(s->private_listener, on_accept);
     s->accept_paused = 0;
-    h2o_socket_read_start(s->listener, on_accept);
 }
 
 static void on_tcp_close(void *data)
@@ -347,7 +411,7 @@ static void on_tcp_close(void *data)
     ag_peer_t *p = data;
     ag_server_t *s = p->owner->server;
     ag_limits_tcp_closed(p);
-    if (s->accept_paused && !s->stopping) {
+    if (s->accept_paused) {
         /* room again: look at the backlog on the next iteration */
         if (h2o_timeout_is_linked(&s->accept_resume))
             h2o_timeout_unlink(&s->accept_resume);
@@ -430,7 +494,7 @@ static void on_accept(h2o_socket_t *listener, const char *err)
         h2o_socket_setpeername(sock, (struct sockaddr *)&ss, sslen);
         sock->on_close.cb = on_tcp_close;
         sock->on_close.data = peer;
-        h2o_accept(&s->accept_ctx, sock);
+        h2o_accept(listener == s->private_listener ? &s->private_accept_ctx : &s->accept_ctx, sock);
     }
     if (at_cap) {
         ag_log_limited(AG_LOG_WARN, "server", NULL, "at servers.web.maxConnections (%zu): turning new connections away",
@@ -439,11 +503,9 @@ static void on_accept(h2o_socket_t *listener, const char *err)
     }
 }
 
-int ag_server_listen(ag_server_t *s, char *errbuf, size_t errlen)
+/* A listening socket on bind_ip:port; -1 with one line in errbuf. */
+static int bind_listener(const char *bind_ip, int port, char *errbuf, size_t errlen)
 {
-    if (s->listener != NULL)
-        return 0;
-    const char *bind_ip = s->config->servers.web.bindIP;
     struct sockaddr_storage ss;
     socklen_t sslen;
     memset(&ss, 0, sizeof(ss));
@@ -451,26 +513,53 @@ int ag_server_listen(ag_server_t *s, char *errbuf, size_t errlen)
     struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
     if (inet_pton(AF_INET, bind_ip, &sin->sin_addr) == 1) {
         sin->sin_family = AF_INET;
-        sin->sin_port = htons((uint16_t)s->config->servers.web.port);
+        sin->sin_port = htons((uint16_t)port);
         sslen = sizeof(*sin);
     } else if (inet_pton(AF_INET6, bind_ip, &sin6->sin6_addr) == 1) {
         sin6->sin6_family = AF_INET6;
-        sin6->sin6_port = htons((uint16_t)s->config->servers.web.port);
+        sin6->sin6_port = htons((uint16_t)port);
         sslen = sizeof(*sin6);
     } else {
         snprintf(errbuf, errlen, "servers.web.bindIP: not an IP address: %s", bind_ip);
-        return AG_ECONFIG;
+        return -1;
     }
     int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
     if (fd == -1 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
         bind(fd, (struct sockaddr *)&ss, sslen) != 0 || listen(fd, SOMAXCONN) != 0) {
-        snprintf(errbuf, errlen, "cannot listen on %s:%d: %s", bind_ip, s->config->servers.web.port, strerror(errno));
+        snprintf(errbuf, errlen, "cannot listen on %s:%d: %s", bind_ip, port, strerror(errno));
         if (fd != -1)
             close(fd);
-        return AG_EIO;
+        return -1;
+    }
+    return fd;
+}
+
+int ag_server_listen(ag_server_t *s, char *errbuf, size_t errlen)
+{
+    if (s->listener != NULL)
+        return 0;
+    const char *bind_ip = s->config->servers.web.bindIP;
+    int fd;
+    if (s->workers != NULL && s->worker != 0) {
+        /* one public socket for the process, as h2o's own server shares it: each worker polls a descriptor of its own
+         * and runs its own accept loop (its limits, its pauses); whoever accepts first takes the connection */
+        ag_server_t *first = s->workers->nodes[0];
+        if (first->listener == NULL || (fd = fcntl(h2o_socket_get_fd(first->listener), F_DUPFD_CLOEXEC, 0)) == -1) {
+            snprintf(errbuf, errlen, "cannot share the listener with worker %u: %s", s->worker, strerror(errno));
+            return AG_EIO;
+        }
+    } else if ((fd = bind_listener(bind_ip, s->config->servers.web.port, errbuf, errlen)) == -1) {
+        return strncmp(errbuf, "servers.web.bindIP", 18) == 0 ? AG_ECONFIG : AG_EIO;
     }
     s->listener = h2o_evloop_socket_create(s->loop, fd, H2O_SOCKET_FLAG_DONT_READ);
     s->listener->data = s;
+    if (s->workers != NULL) {
+        /* where the other workers forward this one's sessions: its own port, so that a request reaches this loop */
+        if ((fd = bind_listener(bind_ip, 0, errbuf, errlen)) == -1)
+            return AG_EIO;
+        s->private_listener = h2o_evloop_socket_create(s->loop, fd, H2O_SOCKET_FLAG_DONT_READ);
+        s->private_listener->data = s;
+    }
     s->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     ag_cluster_listening(s);
     return 0;
@@ -478,7 +567,202 @@ int ag_server_listen(ag_server_t *s, char *errbuf, size_t errlen)
 
 /* --- running and stopping --- */
 
-/* Signals come through a signalfd on the loop, so the handler runs as a normal loop callback. */
+/* Writes to worker i's eventfd: it reads the process's flags on its next pass. */
+static void wake_worker(ag_workers_t *w, size_t i)
+{
+    uint64_t one = 1;
+    if (w->nodes[i] != NULL && w->nodes[i]->wake != NULL && write(h2o_socket_get_fd(w->nodes[i]->wake), &one, sizeof(one)) < 0)
+        ag_log(AG_LOG_ERROR, "server", NULL, "cannot wake worker %zu: %s", i, strerror(errno));
+}
+
+static void wake_others(ag_server_t *s)
+{
+    for (size_t i = 0; i < s->workers->n; i++)
+        if (i != s->worker)
+            wake_worker(s->workers, i);
+}
+
+/* --- gathering a text from every worker (the process's /metrics) --- */
+
+struct st_gather_t {
+    ag_server_t *from;
+    ag_server_render_fn render;
+    ag_server_gathered_fn cb;
+    void *data;
+    h2o_timeout_entry_t timer; /* on from's loop: the wait's end */
+    gather_t *next_done;
+    /* under the workers' lock */
+    size_t pending;
+    int abandoned; /* from answered without the missing workers: the last one to answer frees it */
+    char *texts[AG_CONFIG_WORKERS_MAX];
+    size_t lens[AG_CONFIG_WORKERS_MAX];
+};
+
+static void gather_free(gather_t *g)
+{
+    for (size_t i = 0; i < AG_CONFIG_WORKERS_MAX; i++)
+        free(g->texts[i]);
+    free(g);
+}
+
+/* On from's loop: answered by everyone (from the done list) or out of time (from the timer). */
+static void gather_finish(gather_t *g)
+{
+    ag_workers_t *w = g->from->workers;
+    if (h2o_timeout_is_linked(&g->timer))
+        h2o_timeout_unlink(&g->timer);
+    pthread_mutex_lock(&w->lock);
+    int last = g->pending == 0;
+    g->abandoned = 1;
+    /* a worker that answers later finds it abandoned and frees it; the texts read below are complete until then */
+    char *texts[AG_CONFIG_WORKERS_MAX];
+    size_t lens[AG_CONFIG_WORKERS_MAX];
+    for (size_t i = 0; i < w->n; i++) {
+        texts[i] = g->texts[i];
+        lens[i] = g->lens[i];
+        g->texts[i] = NULL;
+    }
+    pthread_mutex_unlock(&w->lock);
+    g->cb(g->data, texts, lens, w->n);
+    for (size_t i = 0; i < w->n; i++)
+        free(texts[i]);
+    if (last)
+        gather_free(g);
+}
+
+static void on_gather_timeout(h2o_timeout_entry_t *entry)
+{
+    gather_finish(H2O_STRUCT_FROM_MEMBER(gather_t, timer, entry));
+}
+
+int ag_server_gather(ag_server_t *s, ag_server_render_fn render, ag_server_gathered_fn done, void *data)
+{
+    ag_workers_t *w = s->workers;
+    if (w == NULL || w->n < 2)
+        return AG_ENOENT;
+    gather_t *g = calloc(1, sizeof(*g));
+    ask_t *asks[AG_CONFIG_WORKERS_MAX] = {NULL};
+    int oom = g == NULL;
+    for (size_t i = 0; !oom && i < w->n; i++)
+        if (i != s->worker && (asks[i] = calloc(1, sizeof(*asks[i]))) == NULL)
+            oom = 1;
+    if (oom) {
+        for (size_t i = 0; i < w->n; i++)
+            free(asks[i]);
+        free(g);
+        return AG_ENOMEM;
+    }
+    g->from = s;
+    g->render = render;
+    g->cb = done;
+    g->data = data;
+    g->timer.cb = on_gather_timeout;
+    g->pending = w->n - 1;
+    h2o_timeout_link(s->loop, &s->ctx.one_sec_timeout, &g->timer);
+    pthread_mutex_lock(&w->lock);
+    for (size_t i = 0; i < w->n; i++) {
+        if (asks[i] != NULL) {
+            asks[i]->g = g;
+            asks[i]->next = w->asks[i];
+            w->asks[i] = asks[i];
+        }
+    }
+    pthread_mutex_unlock(&w->lock);
+    wake_others(s);
+    return 0;
+}
+
+/* The loops have ended: what was still asked or answered goes (its requests went with their loops). */
+static void gathers_drop(ag_workers_t *w)
+{
+    for (size_t i = 0; i < w->n; i++) {
+        while (w->asks[i] != NULL) {
+            ask_t *a = w->asks[i];
+            w->asks[i] = a->next;
+            gather_t *g = a->g;
+            free(a);
+            if (--g->pending != 0)
+                continue;
+            if (!g->abandoned && h2o_timeout_is_linked(&g->timer))
+                h2o_timeout_unlink(&g->timer);
+            gather_free(g);
+        }
+    }
+    for (size_t i = 0; i < w->n; i++) {
+        while (w->done[i] != NULL) {
+            gather_t *g = w->done[i];
+            w->done[i] = g->next_done;
+            if (h2o_timeout_is_linked(&g->timer))
+                h2o_timeout_unlink(&g->timer);
+            gather_free(g);
+        }
+    }
+}
+
+/* On s's loop: renders what the others asked, and finishes its own gathers that everyone answered. */
+static void gather_serve(ag_server_t *s)
+{
+    ag_workers_t *w = s->workers;
+    pthread_mutex_lock(&w->lock);
+    ask_t *asks = w->asks[s->worker];
+    gather_t *done = w->done[s->worker];
+    w->asks[s->worker] = NULL;
+    w->done[s->worker] = NULL;
+    pthread_mutex_unlock(&w->lock);
+    while (asks != NULL) {
+        ask_t *a = asks;
+        asks = a->next;
+        size_t len = 0;
+        char *text = a->g->render(s, &len);
+        gather_t *g = a->g, *free_it = NULL;
+        int wake_from = 0;
+        size_t from = 0;
+        pthread_mutex_lock(&w->lock);
+        g->texts[s->worker] = text;
+        g->lens[s->worker] = len;
+        if (--g->pending == 0) {
+            if (g->abandoned) {
+                free_it = g;
+            } else {
+                /* from's loop may finish and free g as soon as the lock is let go: nothing of g is read after */
+                from = g->from->worker;
+                g->next_done = w->done[from];
+                w->done[from] = g;
+                wake_from = 1;
+            }
+        }
+        pthread_mutex_unlock(&w->lock);
+        if (wake_from)
+            wake_worker(w, from);
+        if (free_it != NULL)
+            gather_free(free_it);
+        free(a);
+    }
+    while (done != NULL) {
+        gather_t *g = done;
+        done = g->next_done;
+        gather_finish(g);
+    }
+}
+
+/* Another worker asked: the process stops, or its logs are reopened (SIGHUP), or texts are gathered. */
+static void on_wake(h2o_socket_t *sock, const char *err)
+{
+    ag_server_t *s = sock->data;
+    h2o_buffer_consume(&sock->input, sock->input->size);
+    if (err != NULL)
+        return;
+    gather_serve(s);
+    unsigned reopen = atomic_load(&s->workers->reopen);
+    if (reopen != s->reopen_seen) {
+        s->reopen_seen = reopen;
+        ag_ops_reopen(s);
+    }
+    if (atomic_load(&s->workers->stop))
+        ag_server_stop(s);
+}
+
+/* Signals come through a signalfd on the loop (worker 0's), so the handler runs as a normal loop callback. */
 static void on_signal(h2o_socket_t *sock, const char *err)
 {
     (void)err;
@@ -487,6 +771,10 @@ static void on_signal(h2o_socket_t *sock, const char *err)
     while (read(h2o_socket_get_fd(sock), &si, sizeof(si)) == (ssize_t)sizeof(si)) {
         if (si.ssi_signo == SIGHUP) {
             ag_ops_reopen(s);
+            if (s->workers != NULL) {
+                s->reopen_seen = atomic_fetch_add(&s->workers->reopen, 1) + 1;
+                wake_others(s);
+            }
             continue;
         }
         ag_log(AG_LOG_INFO, "server", NULL, "signal %u: shutting down", si.ssi_signo);
@@ -505,6 +793,12 @@ static void stop_listening(ag_server_t *s)
         h2o_socket_close(s->listener);
         s->listener = NULL;
     }
+    /* the private listener stays open: while the process drains, the other workers still forward this one's
+     * sessions' requests to it */
+    if (s->accept_paused && s->private_listener != NULL) {
+        s->accept_paused = 0;
+        h2o_socket_read_start(s->private_listener, on_accept);
+    }
 }
 
 /* Without a drain delay or window, connections are told at once and pending actions fail at once (the old stop). */
@@ -518,6 +812,9 @@ void ag_server_stop(ag_server_t *s)
     if (s->stopping)
         return;
     s->stopping = 1;
+    /* one worker stopping stops the process: every worker drains its own connections */
+    if (s->workers != NULL && !atomic_exchange(&s->workers->stop, 1))
+        wake_others(s);
     const ag_config_t *cfg = s->config;
     s->stop_deadline =
         h2o_now(s->loop) + (uint64_t)cfg->ops.drainDelay + (uint64_t)cfg->ops.drainWindow + (uint64_t)cfg->general.shutdownTimeout;
@@ -537,26 +834,13 @@ void ag_server_stop(ag_server_t *s)
     }
 }
 
-int ag_server_run(ag_server_t *s)
+/* One node's loop, from the first accept to the end of its drain. */
+static int run_loop(ag_server_t *s)
 {
-    sigset_t mask;
-    sigemptyset(&mask);
-    sigaddset(&mask, SIGINT);
-    sigaddset(&mask, SIGTERM);
-    sigaddset(&mask, SIGHUP);
-    sigprocmask(SIG_BLOCK, &mask, NULL);
-    signal(SIGPIPE, SIG_IGN);
-    int sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
-    h2o_socket_t *sigsock = h2o_evloop_socket_create(s->loop, sfd, H2O_SOCKET_FLAG_DONT_READ);
-    sigsock->data = s;
-    h2o_socket_read_start(sigsock, on_signal);
-
-    if (s->listener != NULL)
+    if (s->listener != NULL && !s->stopping)
         h2o_socket_read_start(s->listener, on_accept);
-    ag_log(AG_LOG_INFO, "server", NULL, "actiongate %s node %s listening on %s://%s:%d (store: %s, public: %s)", AG_VERSION,
-           s->node_id, s->config->servers.web.secure ? "https" : "http", s->config->servers.web.bindIP, ag_server_port(s),
-           s->store->ops->name, s->public_dir);
-    ag_ops_notify("READY=1");
+    if (s->private_listener != NULL)
+        h2o_socket_read_start(s->private_listener, on_accept);
     while (!s->stopping)
         h2o_evloop_run(s->loop, INT32_MAX);
     if (!drain_at_once(s->config)) {
@@ -576,10 +860,62 @@ int ag_server_run(ag_server_t *s)
         h2o_evloop_run(s->loop, 50);
     if (s->num_conns != 0)
         ag_log(AG_LOG_WARN, "server", NULL, "%zu connections still open at the shutdown deadline", s->num_conns);
+    return s->exit_code;
+}
+
+static void *worker_main(void *arg)
+{
+    ag_server_t *s = arg;
+    ag_log_thread_node(s->node_id);
+    s->workers->exit_codes[s->worker] = run_loop(s);
+    return NULL;
+}
+
+int ag_server_run(ag_server_t *s)
+{
+    /* blocked before the workers' threads start, so that they inherit the mask and only the signalfd sees them */
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGHUP);
+    sigprocmask(SIG_BLOCK, &mask, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    int sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+    h2o_socket_t *sigsock = h2o_evloop_socket_create(s->loop, sfd, H2O_SOCKET_FLAG_DONT_READ);
+    sigsock->data = s;
+    h2o_socket_read_start(sigsock, on_signal);
+
+    ag_workers_t *w = s->workers;
+    if (w != NULL) {
+        ag_log_thread_node(s->node_id);
+        for (size_t i = 1; i < w->n && w->started == i - 1; i++) {
+            int e = pthread_create(&w->threads[i], NULL, worker_main, w->nodes[i]);
+            if (e != 0) {
+                ag_log(AG_LOG_ERROR, "server", NULL, "cannot start worker %zu: %s; stopping", i, strerror(e));
+                ag_server_stop(s);
+                break;
+            }
+            w->started++;
+        }
+    }
+    ag_log(AG_LOG_INFO, "server", NULL, "actiongate %s node %s listening on %s://%s:%d (store: %s, public: %s, workers: %zu)",
+           AG_VERSION, s->node_id, s->config->servers.web.secure ? "https" : "http", s->config->servers.web.bindIP,
+           ag_server_port(s), s->store->ops->name, s->public_dir, w != NULL ? w->n : 1);
+    ag_ops_notify("READY=1");
+    int ret = run_loop(s);
+    if (w != NULL) {
+        for (size_t i = 1; i <= w->started; i++) {
+            pthread_join(w->threads[i], NULL);
+            if (ret == 0)
+                ret = w->exit_codes[i];
+        }
+        w->started = 0;
+    }
     h2o_socket_read_stop(sigsock);
     h2o_socket_close(sigsock);
     ag_log(AG_LOG_INFO, "server", NULL, "stopped");
-    return s->exit_code;
+    return ret;
 }
 
 /* h2o's side of the node: freed when nothing h2o runs is left (no timer linked: a node that never served, or whose
@@ -613,11 +949,26 @@ void ag_server_destroy(ag_server_t *s)
 {
     if (s == NULL)
         return;
+    /* worker 0 owns the others (their threads have ended: ag_server_run joined them) and the shared store */
+    ag_workers_t *w = s->workers != NULL && s->worker == 0 && s->workers->nodes[0] == s ? s->workers : NULL;
+    if (w != NULL)
+        gathers_drop(w);
+    for (size_t i = 1; w != NULL && i < w->n; i++)
+        ag_server_destroy(w->nodes[i]);
     /* unloaded last: the actions, hooks and calls freed below point into them */
     struct st_ag_modules_t *modules = ag_modules_detach(s);
     if (s->listener != NULL) {
         h2o_socket_close(s->listener);
         s->listener = NULL;
+    }
+    if (s->private_listener != NULL) {
+        h2o_socket_close(s->private_listener);
+        s->private_listener = NULL;
+    }
+    if (s->wake != NULL) {
+        h2o_socket_read_stop(s->wake);
+        h2o_socket_close(s->wake);
+        s->wake = NULL;
     }
     if (s->reserve_fd >= 0)
         close(s->reserve_fd);
@@ -636,6 +987,11 @@ void ag_server_destroy(ag_server_t *s)
     ag_config_destroy(s->config);
     free(s);
     ag_modules_unload(modules);
+    if (w != NULL) {
+        ag_store_shared_release(w->shared);
+        pthread_mutex_destroy(&w->lock);
+        free(w);
+    }
 }
 
 /* --- the public node API (include/actiongate.h) --- */
@@ -690,39 +1046,119 @@ static int check_token_keys(const ag_config_t *cfg, const char *name, char *errb
     return 0;
 }
 
+/* The configuration with the options over it, validated; NULL with one line in errbuf and the code in *ret. */
+static ag_config_t *load_config(const ag_options_t *o, int *ret, char *errbuf, size_t errlen)
+{
+    ag_config_t *cfg = o->config_path != NULL ? ag_config_load(o->config_path, errbuf, errlen) : ag_config_create_default();
+    if (cfg == NULL) {
+        if (o->config_path == NULL)
+            snprintf(errbuf, errlen, "out of memory");
+        *ret = o->config_path == NULL ? AG_ENOMEM : AG_ECONFIG;
+        return NULL;
+    }
+    *ret = apply_options(cfg, o, errbuf, errlen);
+    if (*ret == 0)
+        *ret = check_token_keys(cfg, o->config_path, errbuf, errlen);
+    if (*ret != 0) {
+        ag_config_destroy(cfg);
+        return NULL;
+    }
+    return cfg;
+}
+
+/* A node, with its modules loaded and its listener bound; NULL with one line in errbuf and the code in *ret. */
+static ag_server_t *build_node(ag_config_t *cfg, ag_workers_t *w, unsigned index, const char *base_id, int *ret, char *errbuf,
+                               size_t errlen)
+{
+    ag_server_t *s = server_create(cfg, w, index, base_id, errbuf, errlen);
+    if (s == NULL) {
+        *ret = AG_EIO;
+        return NULL;
+    }
+    if (w != NULL)
+        w->nodes[index] = s; /* from here on worker 0 destroys it */
+    /* before binding: a node whose modules fail never takes a connection */
+    if ((*ret = ag_modules_load(s, errbuf, errlen)) == 0 && ag_server_listen(s, errbuf, errlen) != 0)
+        *ret = AG_EIO;
+    if (*ret == 0)
+        return s;
+    if (w == NULL)
+        ag_server_destroy(s);
+    return NULL;
+}
+
+/* How many workers: the options', else general.workers; 0 = the cores this process may run on (its CPU affinity:
+ * `taskset -c 0` or a container's cpuset means one), else the online cores. */
+static size_t workers_wanted(const ag_options_t *o, const ag_config_t *cfg)
+{
+    long n = o->workers == AG_WORKERS_CONFIG ? cfg->general.workers : o->workers == AG_WORKERS_CORES ? 0 : o->workers;
+    cpu_set_t set;
+    if (n == 0 && sched_getaffinity(0, sizeof(set), &set) == 0)
+        n = CPU_COUNT(&set);
+    if (n == 0)
+        n = sysconf(_SC_NPROCESSORS_ONLN);
+    if (n < 1)
+        n = 1;
+    return n > AG_CONFIG_WORKERS_MAX ? AG_CONFIG_WORKERS_MAX : (size_t)n;
+}
+
 int ag_create_ex(const ag_options_t *opts, ag_server_t **out, char *errbuf, size_t errlen)
 {
     static const ag_options_t none;
     const ag_options_t *o = opts != NULL ? opts : &none;
     *out = NULL;
-    ag_config_t *cfg = o->config_path != NULL ? ag_config_load(o->config_path, errbuf, errlen) : ag_config_create_default();
-    if (cfg == NULL) {
-        if (o->config_path == NULL) {
-            snprintf(errbuf, errlen, "out of memory");
-            return AG_ENOMEM;
-        }
+    if (o->workers < AG_WORKERS_CORES || o->workers > AG_CONFIG_WORKERS_MAX) {
+        snprintf(errbuf, errlen, "workers: between 0 (the online cores) and %d", AG_CONFIG_WORKERS_MAX);
         return AG_ECONFIG;
     }
-    int ret = apply_options(cfg, o, errbuf, errlen);
-    if (ret == 0)
-        ret = check_token_keys(cfg, o->config_path, errbuf, errlen);
-    if (ret != 0) {
+    int ret;
+    ag_config_t *cfg = load_config(o, &ret, errbuf, errlen);
+    if (cfg == NULL)
+        return ret;
+    size_t n = o->workers == 0 ? 1 : workers_wanted(o, cfg);
+    if (n == 1) {
+        ag_server_t *s = build_node(cfg, NULL, 0, NULL, &ret, errbuf, errlen);
+        if (s == NULL)
+            return ret;
+        *out = s;
+        return 0;
+    }
+    ag_workers_t *w = calloc(1, sizeof(*w));
+    if (w == NULL || (w->shared = ag_store_shared_create()) == NULL) {
+        free(w);
         ag_config_destroy(cfg);
+        snprintf(errbuf, errlen, "out of memory");
+        return AG_ENOMEM;
+    }
+    w->n = n;
+    pthread_mutex_init(&w->lock, NULL);
+    char base[64];
+    if (cfg->general.id[0] != '\0') {
+        snprintf(base, sizeof(base), "%s", cfg->general.id);
+    } else {
+        unsigned char b[6];
+        ag_random_bytes(b, sizeof(b));
+        snprintf(base, sizeof(base), "n%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2], b[3], b[4], b[5]);
+    }
+    /* each worker owns a configuration of its own (nothing of a node is shared between threads) */
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0 && (cfg = load_config(o, &ret, errbuf, errlen)) == NULL)
+            break;
+        if (build_node(cfg, w, (unsigned)i, base, &ret, errbuf, errlen) == NULL)
+            break;
+        ret = 0;
+    }
+    if (ret != 0) {
+        if (w->nodes[0] != NULL) {
+            ag_server_destroy(w->nodes[0]); /* the other workers and w with it */
+        } else {
+            ag_store_shared_release(w->shared);
+            pthread_mutex_destroy(&w->lock);
+            free(w);
+        }
         return ret;
     }
-    ag_server_t *s = ag_server_create(cfg, errbuf, errlen);
-    if (s == NULL)
-        return AG_EIO;
-    /* before binding: a node whose modules fail never takes a connection */
-    if ((ret = ag_modules_load(s, errbuf, errlen)) != 0) {
-        ag_server_destroy(s);
-        return ret;
-    }
-    if (ag_server_listen(s, errbuf, errlen) != 0) {
-        ag_server_destroy(s);
-        return AG_EIO;
-    }
-    *out = s;
+    *out = w->nodes[0];
     return 0;
 }
 

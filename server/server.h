@@ -9,7 +9,10 @@
  *     ag_server_destroy(s);
  *
  * The public ag_create/ag_run/ag_stop/ag_destroy (include/actiongate.h) are these, with the configuration loaded and the
- * listener bound by ag_create.
+ * listener bound by ag_create. With several workers (general.workers, ag_options_t.workers) ag_create_ex builds one
+ * node per worker, each from its own copy of the configuration, sharing the listening socket and the shared memory
+ * store; worker 0 is the node handed out: ag_server_run runs the others on threads of their own and joins them,
+ * ag_server_stop on any worker stops them all, ag_server_destroy of worker 0 frees them all.
  */
 #ifndef AG_SERVER_H
 #define AG_SERVER_H

@@ -862,6 +862,7 @@ int ag_eio_register(ag_server_t *s)
     const ag_config_t *cfg = s->config;
     n->server = s;
     ag_map_init(&n->sessions);
+    h2o_linklist_init_anchor(&n->sse_rings);
     ag_ptrmap_init(&n->watched);
     h2o_timeout_init(s->loop, &n->ping_interval, (uint64_t)cfg->servers.websocket.server.pingInterval);
     h2o_timeout_init(s->loop, &n->ping_timeout, (uint64_t)cfg->servers.websocket.server.pingTimeout);

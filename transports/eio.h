@@ -141,6 +141,7 @@ typedef struct st_ag__eio_node_t {
     ag_map_t sessions;   /* sid -> session */
     ag_ptrmap_t watched; /* an HTTP/1 socket -> the held GET reading it (eio_polling.c) */
     h2o_timeout_t ping_interval, ping_timeout, upgrade_timeout, keepalive, hundred_ms;
+    h2o_linklist_t sse_rings; /* every non-empty SSE replay ring of the node, written to longest ago first (eio_sse.c) */
 } ag__eio_node_t;
 
 void ag__eio_session_addref(ag__eio_session_t *s);

@@ -34,11 +34,8 @@ typedef struct st_sse_t {
     h2o_timeout_entry_t keepalive;
     /* the stream's URL carries the sid: an EventSource reconnect comes back to this session, so it may be recycled */
     int recyclable;
-    h2o_linklist_t lru; /* in `rings` while the ring holds events */
+    h2o_linklist_t lru; /* in the node's sse_rings while the ring holds events */
 } sse_t;
-
-/* Every non-empty ring of the node, the one written to longest ago first (one node per process). */
-static h2o_linklist_t rings = {&rings, &rings};
 
 static void ring_drop_oldest(sse_t *x)
 {
@@ -100,11 +97,12 @@ static void ring_push(sse_t *x, uint64_t id, const char *data, size_t len)
     server->stats.sse_replay_bytes += len;
     if (h2o_linklist_is_linked(&x->lru))
         h2o_linklist_unlink(&x->lru);
-    h2o_linklist_insert(&rings, &x->lru);
+    h2o_linklist_t *rings = &ag__eio_node(server)->sse_rings;
+    h2o_linklist_insert(rings, &x->lru);
     /* the node's budget: the rings written to longest ago shrink first (this one last) */
     size_t budget = (size_t)cfg->servers.websocket.server.sse.replayTotalBytes;
-    while (server->stats.sse_replay_bytes > budget && !h2o_linklist_is_empty(&rings)) {
-        sse_t *old = H2O_STRUCT_FROM_MEMBER(sse_t, lru, rings.next);
+    while (server->stats.sse_replay_bytes > budget && !h2o_linklist_is_empty(rings)) {
+        sse_t *old = H2O_STRUCT_FROM_MEMBER(sse_t, lru, rings->next);
         ring_drop_oldest(old);
         ring_free_if_empty(old);
     }

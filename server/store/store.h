@@ -1,8 +1,9 @@
 /*
  * ag_store_t: rooms, membership, cache and pub/sub behind one interface.
  *
- * Two implementations: memory (server/store/memory.c, the embedded default) and redis (server/store/redis.c, the
- * cluster). Both pass the same suite (spec/unit/server/store/test_store.c). Every operation is asynchronous: the callback runs
+ * Three implementations: memory (server/store/memory.c, the embedded default), shared (server/store/shared.c, the
+ * memory store of a process with several workers) and redis (server/store/redis.c, the cluster). All pass the same
+ * suite (spec/unit/server/store/test_store.c). Every operation is asynchronous: the callback runs
  * exactly once, possibly *before the call returns* (the memory store answers at once), so callers must not hold
  * state that a synchronous answer would invalidate.
  *
@@ -129,6 +130,16 @@ struct st_h2o_evloop_t;
 /* Published messages reach on_message on loop's next pass (the order the Redis store gives); with loop NULL (unit tests
  * without a loop) they are delivered before publish returns. */
 ag_store_t *ag_store_memory_create(struct st_h2o_evloop_t *loop);
+
+/* The memory store of a process running several workers (server/store/shared.c): one set of rooms, members, cache and
+ * node registry under a lock, one handle per worker. The creator holds one reference, each handle another; the data
+ * go with the last. Published messages reach each subscribed worker's on_message on its own loop, on a later pass, in
+ * one order for every worker. attach: the worker's handle on its loop (called before that loop runs; at most
+ * AG_CONFIG_WORKERS_MAX), NULL when out of memory or slots; its destroy releases the handle's reference. */
+typedef struct st_ag_store_shared_t ag_store_shared_t;
+ag_store_shared_t *ag_store_shared_create(void);
+void ag_store_shared_release(ag_store_shared_t *sh);
+ag_store_t *ag_store_shared_attach(ag_store_shared_t *sh, struct st_h2o_evloop_t *loop, const char *node_id);
 
 /* The Redis store (cluster mode): see server/store/redis.c for the key layout. It connects in the background and keeps
  * reconnecting; operations fail with "redis unavailable" while Redis is away. */

@@ -7,6 +7,9 @@
 // which gives every such server a private redis-server of its own (started before it, stopped after it), so the same
 // suite runs, and asserts the same frames in the same order, on both stores (spec/run runs the integration suites once
 // per store).
+//
+// AG_WORKERS sets general.workers for every server whose test does not choose it (default 1: one loop, whatever the
+// machine's cores): AG_WORKERS=2 runs a suite with two event loops per server, where requests land on either loop.
 const { spawn, execFileSync } = require('node:child_process');
 const fs = require('node:fs');
 const net = require('node:net');
@@ -53,7 +56,11 @@ function deepMerge(a, b) {
 const STORE = process.env.AG_STORE || 'memory';
 if (STORE !== 'memory' && STORE !== 'redis') throw new Error(`AG_STORE=${STORE}: "memory" or "redis"`);
 
-const SANITIZER = /(ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:|SUMMARY: UndefinedBehaviorSanitizer)/;
+const WORKERS = Number(process.env.AG_WORKERS || 1);
+if (!Number.isInteger(WORKERS) || WORKERS < 1) throw new Error(`AG_WORKERS=${process.env.AG_WORKERS}: a number of workers`);
+
+const SANITIZER =
+  /(ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:|SUMMARY: UndefinedBehaviorSanitizer|WARNING: ThreadSanitizer)/;
 
 class Server {
   constructor(opts = {}) {
@@ -68,7 +75,7 @@ class Server {
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ag-test-'));
     const config = deepMerge(
       {
-        general: { logLevel: 'warn', shutdownTimeout: 2000 },
+        general: { logLevel: 'warn', shutdownTimeout: 2000, workers: WORKERS },
         servers: { web: { port, bindIP: '127.0.0.1' } },
       },
       this.opts.config
@@ -186,4 +193,5 @@ class Redis {
   }
 }
 
-module.exports = { startServer, Server, Redis, freePort, toYaml, ROOT, BIN, STORE };
+module.exports = {
+  WORKERS, startServer, Server, Redis, freePort, toYaml, ROOT, BIN, STORE };

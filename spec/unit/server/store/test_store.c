@@ -27,6 +27,18 @@ static void memory_pump(void *ctx)
 }
 
 static store_backend_t memory_backend = {"memory", memory_create, memory_pump, NULL};
+
+/* The shared memory store (general.workers > 1) through one worker's handle: the handle holds the data's only
+ * reference, so each test starts empty. */
+static ag_store_t *shared_create(void *ctx)
+{
+    ag_store_shared_t *sh = ag_store_shared_create();
+    ag_store_t *h = sh != NULL ? ag_store_shared_attach(sh, ctx, "worker-0") : NULL;
+    ag_store_shared_release(sh);
+    return h;
+}
+
+static store_backend_t shared_backend = {"shared", shared_create, memory_pump, NULL};
 static const store_backend_t *backend;
 
 /* One answer, kept until the next call. */
@@ -304,7 +316,7 @@ static void test_publish_delivers_later(void **state)
     st->ops->publish(st, ch, "gone", 4, NULL, NULL);
     st->ops->unsubscribe(st, ch);
     wait_messages(&in, before + 3);
-    if (strcmp(backend->name, "memory") == 0)
+    if (strcmp(backend->name, "memory") == 0 || strcmp(backend->name, "shared") == 0)
         assert_int_equal(in.count, before + 2);
     st->on_message = NULL;
 }
@@ -425,10 +437,112 @@ static int run_suite(const store_backend_t *b)
     return _cmocka_run_group_tests(b->name, tests, sizeof(tests) / sizeof(tests[0]), NULL, NULL);
 }
 
+/* Two workers' handles on one shared store, each on a loop of its own: what one writes the other reads, a message
+ * published by either reaches both in one order, the registry lists both and leaving removes one worker's members. */
+typedef struct {
+    int count;
+    char seq[64][8];
+} order_t;
+
+static void on_ordered(void *data, const char *channel, const char *payload, size_t len)
+{
+    order_t *o = data;
+    (void)channel;
+    if (o->count < 64)
+        snprintf(o->seq[o->count++], sizeof(o->seq[0]), "%.*s", (int)len, payload);
+}
+
+static void test_shared_two_workers(void **state)
+{
+    h2o_evloop_t *l0 = h2o_evloop_create(), *l1 = h2o_evloop_create();
+    ag_store_shared_t *sh = ag_store_shared_create();
+    ag_store_t *a = ag_store_shared_attach(sh, l0, "w0"), *b = ag_store_shared_attach(sh, l1, "w1");
+    ag_store_shared_release(sh);
+    assert_non_null(a);
+    assert_non_null(b);
+    answer_t r = {0};
+    const store_backend_t *saved = backend;
+    backend = &(store_backend_t){"shared", NULL, NULL, NULL}; /* answers come before the calls return */
+    /* cache and rooms: one set of data */
+    json_t *v = json_pack("{s:s}", "from", "a");
+    CALL(&r, a->ops->cache_save(a, "k", v, 0, on_answer, &r));
+    CALL(&r, b->ops->cache_load(b, "k", on_answer, &r));
+    assert_true(json_equal(json_object_get(r.result, "value"), v));
+    CALL(&r, b->ops->cache_size(b, on_answer, &r));
+    assert_int_equal(json_integer_value(r.result), 1);
+    CALL(&r, a->ops->room_add(a, "room", on_answer, &r));
+    CALL(&r, b->ops->room_add(b, "room", on_answer, &r));
+    assert_string_equal(r.err, "room exists");
+    json_t *d0 = json_pack("{s:s,s:s}", "id", "c0", "node", "w0"), *d1 = json_pack("{s:s,s:s}", "id", "c1", "node", "w1");
+    CALL(&r, a->ops->member_add(a, "room", "c0", d0, on_answer, &r));
+    CALL(&r, b->ops->member_add(b, "room", "c1", d1, on_answer, &r));
+    CALL(&r, a->ops->members(a, "room", on_answer, &r));
+    assert_int_equal(json_object_size(r.result), 2);
+    /* pub/sub: both publish in turn, both hear everything in the same order */
+    order_t o0 = {0}, o1 = {0};
+    a->on_message = b->on_message = on_ordered;
+    a->on_message_data = &o0;
+    b->on_message_data = &o1;
+    a->ops->subscribe(a, "room:room");
+    b->ops->subscribe(b, "room:room");
+    char msg[8];
+    for (int i = 0; i < 20; i++) {
+        ag_store_t *from = i % 3 == 0 ? b : a;
+        snprintf(msg, sizeof(msg), "m%d", i);
+        from->ops->publish(from, "room:room", msg, strlen(msg), NULL, NULL);
+    }
+    assert_int_equal(o0.count + o1.count, 0); /* never inside publish */
+    for (int i = 0; i < 100 && (o0.count < 20 || o1.count < 20); i++) {
+        h2o_evloop_run(l0, 1);
+        h2o_evloop_run(l1, 1);
+    }
+    assert_int_equal(o0.count, 20);
+    assert_int_equal(o1.count, 20);
+    for (int i = 0; i < 20; i++) {
+        snprintf(msg, sizeof(msg), "m%d", i);
+        assert_string_equal(o0.seq[i], msg);
+        assert_string_equal(o1.seq[i], msg);
+    }
+    /* the registry: both workers, each found by its tag */
+    ag_store_node_t n0 = {.tag = "TAG0", .address = "127.0.0.1:1000", .token = "t0"};
+    ag_store_node_t n1 = {.tag = "TAG1", .address = "127.0.0.1:1001", .token = "t1"};
+    assert_int_equal(a->ops->node_register(a, &n0), 0);
+    assert_int_equal(b->ops->node_register(b, &n1), 0);
+    CALL(&r, a->ops->node_lookup(a, "TAG1", on_answer, &r));
+    assert_string_equal(json_string_value(json_object_get(r.result, "address")), "127.0.0.1:1001");
+    CALL(&r, b->ops->node_list(b, on_answer, &r));
+    assert_int_equal(json_array_size(r.result), 2);
+    /* a worker that leaves takes its registration and its members with it */
+    b->ops->node_leave(b);
+    CALL(&r, a->ops->node_lookup(a, "TAG1", on_answer, &r));
+    assert_true(json_is_null(r.result));
+    CALL(&r, a->ops->members(a, "room", on_answer, &r));
+    assert_int_equal(json_object_size(r.result), 1);
+    assert_non_null(json_object_get(r.result, "c0"));
+    b->ops->destroy(b);
+    /* what is published after a worker went reaches the others */
+    a->ops->publish(a, "room:room", "last", 4, NULL, NULL);
+    for (int i = 0; i < 100 && o0.count < 21; i++)
+        h2o_evloop_run(l0, 1);
+    assert_string_equal(o0.seq[20], "last");
+    a->ops->destroy(a);
+    backend = saved;
+    json_decref(v);
+    json_decref(d0);
+    json_decref(d1);
+    json_decref(r.result);
+    h2o_evloop_destroy(l0);
+    h2o_evloop_destroy(l1);
+}
+
 int main(void)
 {
     memory_backend.ctx = h2o_evloop_create();
     int failed = run_suite(&memory_backend);
+    shared_backend.ctx = memory_backend.ctx;
+    failed += run_suite(&shared_backend);
+    const struct CMUnitTest shared_tests[] = {cmocka_unit_test(test_shared_two_workers)};
+    failed += cmocka_run_group_tests_name("shared, two workers", shared_tests, NULL, NULL);
     const char *url = getenv("AG_TEST_REDIS_URL");
     if (url != NULL && url[0] != '\0' && ag__store_redis_test_backend != NULL) {
         const store_backend_t *redis = ag__store_redis_test_backend(url);
