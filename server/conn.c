@@ -563,10 +563,10 @@ int ag_conn_is_away(const ag_conn_t *c)
     return c->_resume != NULL && c->_resume->away && !ag_conn_is_closed(c);
 }
 
-ag_conn_t *ag_conn_find_away(ag_server_t *s, const char *id, const char *token)
+ag_conn_t *ag_conn_find_resumable(ag_server_t *s, const char *id, const char *token)
 {
     ag_conn_t *c = ag_map_get(&s->conns, id);
-    if (c == NULL || !ag_conn_is_away(c) || strlen(token) != AG_RESUME_TOKEN_LEN)
+    if (c == NULL || c->_resume == NULL || ag_conn_is_closed(c) || strlen(token) != AG_RESUME_TOKEN_LEN)
         return NULL;
     unsigned char diff = 0;
     for (size_t i = 0; i < AG_RESUME_TOKEN_LEN; i++)
@@ -588,19 +588,30 @@ int ag_conn_can_replay(const ag_conn_t *c, uint64_t last_seq)
 int ag_conn_resume(ag_conn_t *c, ag_conn_t *carrier, uint64_t last_seq)
 {
     resume_t *r = c->_resume;
-    if (!ag_conn_is_away(c) || !ag_conn_can_replay(c, last_seq) || carrier->_transport == NULL ||
-        carrier->_transport->rebind == NULL)
+    if (r == NULL || ag_conn_is_closed(c) || !ag_conn_can_replay(c, last_seq) || carrier->_transport == NULL ||
+        carrier->_transport->rebind == NULL || (c->_transport != NULL && c->_transport->rebind == NULL))
         return AG_ENOENT;
-    const ag_transport_t *t = carrier->_transport;
-    void *self = carrier->_transport_self;
-    /* the carrier ends here as a connection; its transport's reference moves to c, which holds the away one */
-    carrier->_why = &DISCONNECT_RESUMED;
-    carrier->_transport = NULL;
-    carrier->_transport_self = NULL;
+    const ag_transport_t *t = carrier->_transport, *t_old = c->_transport;
+    void *self = carrier->_transport_self, *self_old = c->_transport_self;
+    /* what c's queue holds is numbered in its outbox or kept in its rooms' history: replayed from what the client has */
+    queue_clear(c);
     t->rebind(c, self);
-    conn_finish(carrier);
-    ag_conn_release(carrier);
-    away_leave(c);
+    if (t_old != NULL) {
+        /* its carrier is not known dead yet (a long-poll waits for its heartbeat): the two transports swap, each keeping
+         * its reference, and the carrier, now on the old transport, ends with it */
+        t_old->rebind(carrier, self_old);
+        carrier->_transport = t_old;
+        carrier->_transport_self = self_old;
+        ag_conn_close(carrier, &DISCONNECT_RESUMED);
+    } else {
+        /* the carrier ends here; c's away reference becomes its transport's, and the carrier's goes */
+        carrier->_why = &DISCONNECT_RESUMED;
+        carrier->_transport = NULL;
+        carrier->_transport_self = NULL;
+        conn_finish(carrier);
+        ag_conn_release(carrier);
+        away_leave(c);
+    }
     c->_transport = t;
     c->_transport_self = self;
     c->transport_name = carrier->transport_name;

@@ -222,14 +222,15 @@ static inline int ag_conn_is_resumable(const ag_conn_t *c)
 }
 /* 1 while c is away (resumable, without a carrier). */
 int ag_conn_is_away(const ag_conn_t *c);
-/* The away connection id whose token is token (compared in constant time), or NULL: an unknown id and a wrong token
- * are one answer. */
-ag_conn_t *ag_conn_find_away(ag_server_t *s, const char *id, const char *token);
+/* The resumable connection id whose token is token (compared in constant time), or NULL: an unknown id and a wrong
+ * token are one answer. It may still have a carrier its client gave up on (a long-poll not known dead yet). */
+ag_conn_t *ag_conn_find_resumable(ag_server_t *s, const char *id, const char *token);
 /* 1 when every numbered frame of c after last_seq is still kept (a resume from last_seq loses nothing), else 0. */
 int ag_conn_can_replay(const ag_conn_t *c, uint64_t last_seq);
-/* Hands carrier's transport to the away connection c and ends carrier (reason "resumed"; carrier must have no rooms
- * and no requests); then queues c's numbered frames after last_seq again. The caller holds references to both. AG_OK,
- * or AG_ENOENT when something after last_seq was dropped (nothing changed: check with ag_conn_can_replay first). */
+/* Hands carrier's transport to the resumable connection c and ends carrier (reason "resumed"; carrier must have no
+ * rooms and no requests; c's own carrier, if it still has one, goes with carrier); then queues c's numbered frames
+ * after last_seq again. The caller holds references to both. AG_OK, or AG_ENOENT when something after last_seq was
+ * dropped (nothing changed: check with ag_conn_can_replay first). */
 int ag_conn_resume(ag_conn_t *c, ag_conn_t *carrier, uint64_t last_seq);
 /* Ends an away connection now (its resume failed for good, or the node stops); why is what the consumer sees (NULL:
  * why its carrier dropped). */

@@ -71,11 +71,14 @@ static void on_replayed(ag_conn_t *old, const char *reason, ag_frame_t **frames,
     ag_conn_t *carrier = p->carrier;
     if (ag_conn_is_closed(carrier)) {
         /* gone meanwhile: the away connection waits on */
-    } else if (reason == NULL && (!ag_conn_is_away(old) || !is_fresh(carrier))) {
-        answer_resumable(carrier, p->message_id, ag_conn_is_away(old) ? R_BUSY : R_UNKNOWN);
+    } else if (reason == NULL && (ag_conn_is_closed(old) || old == carrier || !is_fresh(carrier))) {
+        answer_resumable(carrier, p->message_id, ag_conn_is_closed(old) ? R_UNKNOWN : R_BUSY);
     } else if (reason != NULL || ag_conn_resume(old, carrier, p->seq) != AG_OK) {
         /* it can never be resumed now: it ends as it would have without resume */
-        ag_conn_away_end(old, NULL);
+        if (ag_conn_is_away(old))
+            ag_conn_away_end(old, NULL);
+        else
+            ag_conn_close(old, &AG_DISCONNECT_TRANSPORT_ERROR);
         answer_resumable(carrier, p->message_id, reason != NULL ? reason : R_OUTBOX);
     } else {
         /* old carries on, on carrier's transport: what it missed first, then the answer */
@@ -102,7 +105,7 @@ void ag__resume_verb(ag_conn_t *c, json_t *rest, const json_t *message_id)
         return;
     }
     ag_conn_t *old = json_is_string(id) && json_is_string(token)
-                         ? ag_conn_find_away(c->server, json_string_value(id), json_string_value(token))
+                         ? ag_conn_find_resumable(c->server, json_string_value(id), json_string_value(token))
                          : NULL;
     json_int_t last = json_is_integer(seq) ? json_integer_value(seq) : -1;
     if (old == NULL || last < 0) {
@@ -110,7 +113,10 @@ void ag__resume_verb(ag_conn_t *c, json_t *rest, const json_t *message_id)
         return;
     }
     if (!ag_conn_can_replay(old, (uint64_t)last)) {
-        ag_conn_away_end(old, NULL);
+        if (ag_conn_is_away(old))
+            ag_conn_away_end(old, NULL);
+        else
+            ag_conn_close(old, &AG_DISCONNECT_TRANSPORT_ERROR);
         answer_resumable(c, message_id, R_OUTBOX);
         return;
     }
