@@ -23,6 +23,8 @@ const ag_disconnect_t AG_DISCONNECT_RATE = {1008, "message rate exceeded", 0};
 const ag_disconnect_t AG_DISCONNECT_TOKEN_REFUSED = {4401, "token refused", 0};
 const ag_disconnect_t AG_DISCONNECT_TOKEN_EXPIRED = {4408, "token expired", 1};
 
+const ag_disconnect_t AG_DISCONNECT_PEER_BYE = {1000, "transport close", 1};
+
 /* The connection a client left for the one it resumed (README "Resume"): counted as "other". */
 static const ag_disconnect_t DISCONNECT_RESUMED = {1000, "resumed", 0};
 
@@ -64,6 +66,8 @@ static const struct {
 
 size_t ag_disconnect_kind(const ag_disconnect_t *why)
 {
+    if (why == &AG_DISCONNECT_PEER_BYE)
+        why = &AG_DISCONNECT_PEER_CLOSED;
     for (size_t i = 0; i < AG_DISCONNECT_KINDS - 1; i++)
         if (kinds[i].why == why)
             return i;

@@ -351,7 +351,7 @@ void ag__eio_on_packet(ag__eio_session_t *s, ag__eio_transport_t *t, const ag_ei
         return;
     switch (pkt->type) {
     case AG_EIO_CLOSE:
-        ag__eio_session_close(s, &AG_DISCONNECT_PEER_CLOSED, 0);
+        ag__eio_session_close(s, &AG_DISCONNECT_PEER_BYE, 0);
         break;
     case AG_EIO_PING:
         if (s->protocol == 3) {
