@@ -80,6 +80,9 @@ const { connect: wsConnect } = require('../lib/wsclient');
 
 for (const [name, { expect, opts }] of Object.entries(PATHS)) {
   test(`ActionheroWebsocketClient.js in node, ${name}: cuts mid-stream, resumed whole`, async (t) => {
+    // the memory store whatever AG_STORE says: room history on Redis is the next stage
+    const srv = await startServer({ config: { redis: { url: '' }, servers: { web: { publicDir: pub } } } });
+    t.after(() => srv.stop());
     const proxy = await startCutProxy(srv.port);
     t.after(() => proxy.close());
     const C = require(path.join(pub, 'javascript', 'ActionheroWebsocketClient.js'));
