@@ -23,8 +23,6 @@ const ag_disconnect_t AG_DISCONNECT_RATE = {1008, "message rate exceeded", 0};
 const ag_disconnect_t AG_DISCONNECT_TOKEN_REFUSED = {4401, "token refused", 0};
 const ag_disconnect_t AG_DISCONNECT_TOKEN_EXPIRED = {4408, "token expired", 1};
 
-const ag_disconnect_t AG_DISCONNECT_PEER_BYE = {1000, "transport close", 1};
-
 /* The connection a client left for the one it resumed (README "Resume"): counted as "other". */
 static const ag_disconnect_t DISCONNECT_RESUMED = {1000, "resumed", 0};
 
@@ -42,6 +40,7 @@ typedef struct st_ag_conn_resume_t {
 /* The node's away connections: one list per node, in the order they went away, as the window is the same for all. */
 struct st_ag_away_t {
     h2o_timeout_t window;
+    h2o_timeout_t now; /* away connections closed while away: their reference goes on the next pass */
 };
 
 static const struct {
@@ -66,8 +65,6 @@ static const struct {
 
 size_t ag_disconnect_kind(const ag_disconnect_t *why)
 {
-    if (why == &AG_DISCONNECT_PEER_BYE)
-        why = &AG_DISCONNECT_PEER_CLOSED;
     for (size_t i = 0; i < AG_DISCONNECT_KINDS - 1; i++)
         if (kinds[i].why == why)
             return i;
@@ -353,6 +350,11 @@ static int may_go_away(ag_conn_t *c, const ag_disconnect_t *why)
     return c->_state == AG_CONN_CLOSING && c->_why == &AG_DISCONNECT_HEARTBEAT;
 }
 
+static void on_deferred_release(h2o_timeout_entry_t *entry)
+{
+    ag_conn_release(H2O_STRUCT_FROM_MEMBER(resume_t, expiry, entry)->conn);
+}
+
 static void on_away_expired(h2o_timeout_entry_t *entry)
 {
     resume_t *r = H2O_STRUCT_FROM_MEMBER(resume_t, expiry, entry);
@@ -546,6 +548,7 @@ int ag_conn_resumable(ag_conn_t *c, char token[AG_RESUME_TOKEN_LEN + 1])
             if ((s->away = calloc(1, sizeof(*s->away))) == NULL)
                 return AG_ENOMEM;
             h2o_timeout_init(s->loop, &s->away->window, (uint64_t)s->config->general.resumeWindow);
+            h2o_timeout_init(s->loop, &s->away->now, 0);
         }
         resume_t *r = calloc(1, sizeof(*r));
         if (r == NULL)
@@ -659,7 +662,15 @@ void ag_conn_away_end_all(ag_server_t *s)
 void ag_conn_away_dispose(ag_server_t *s)
 {
     ag_conn_away_end_all(s);
-    if (s->away != NULL && ag_server_timeout_dispose(s, &s->away->window) == 0) {
+    if (s->away == NULL)
+        return;
+    /* the releases still due */
+    while (!h2o_linklist_is_empty(&s->away->now._entries)) {
+        h2o_timeout_entry_t *e = H2O_STRUCT_FROM_MEMBER(h2o_timeout_entry_t, _link, s->away->now._entries.next);
+        h2o_timeout_unlink(e);
+        e->cb(e);
+    }
+    if (ag_server_timeout_dispose(s, &s->away->window) == 0 && ag_server_timeout_dispose(s, &s->away->now) == 0) {
         free(s->away);
         s->away = NULL;
     }
@@ -685,5 +696,12 @@ void ag_conn_close(ag_conn_t *c, const ag_disconnect_t *why)
     if (c->_transport != NULL) {
         /* Keep what is queued: the transport flushes it before its close frame where it can. */
         c->_transport->close(c, c->_transport_self, why);
+    } else if (c->_resume != NULL && c->_resume->away) {
+        /* away (a kick, an expired token): it ends now, and its away reference goes on the loop's next pass, as the
+         * caller may hold none of its own */
+        resume_t *r = c->_resume;
+        conn_finish(c);
+        r->expiry.cb = on_deferred_release;
+        h2o_timeout_link(c->server->loop, &c->server->away->now, &r->expiry);
     }
 }

@@ -49,10 +49,6 @@ typedef struct st_ag_transport_t {
     void (*rebind)(ag_conn_t *to, void *self);
 } ag_transport_t;
 
-/* AG_DISCONNECT_PEER_CLOSED as the consumer sees it, said on purpose (an engine.io close packet): a resumable
- * connection ends at once rather than wait for its client (README "Resume"). */
-extern const ag_disconnect_t AG_DISCONNECT_PEER_BYE;
-
 /* The index of why among the reasons counted apart (stats.disconnects), and that index's name for metrics. */
 size_t ag_disconnect_kind(const ag_disconnect_t *why);
 const char *ag_disconnect_kind_name(size_t kind);

@@ -49,7 +49,7 @@ for (const kind of ['primus', 'websocket', 'polling']) {
     }
     const answers = await Promise.all(replies);
     for (let i = 0; i < N; i++) {
-      assert.strictEqual(answers[2 * i].status, 'OK');
+      assert.strictEqual(answers[2 * i].status, 'OK', `notResumed: ${JSON.stringify(a.notResumed)}`);
       assert.strictEqual(answers[2 * i + 1].payload, i);
     }
     const said = (c, prefix) => c.lines.filter((f) => f.context === 'user' && f.message.startsWith(prefix)).map((f) => f.message);

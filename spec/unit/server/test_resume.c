@@ -2,6 +2,7 @@
  * missed replayed once and in order (its numbered frames, then its rooms' lines with their offsets), a re-sent request
  * not run twice, and the refusals (a wrong token, a gap in the outbox, a room's history gone). */
 #include "session_fixture.h"
+#include "rooms.h"
 
 static ag_server_t *srv;
 
@@ -181,6 +182,27 @@ static void test_refusals(void **state)
     fixture_drop(b);
 }
 
+/* Closed while away (kicked, its token expired): it ends at once, leaves its rooms, and its memory goes with the loop's
+ * next pass. Before, it stayed "closing" with nothing to finish it. */
+static void test_closed_while_away(void **state)
+{
+    char id[37], token[65];
+    fake_t *a = resumable(id, token);
+    fixture_send(a, "{\"event\":\"roomAdd\",\"room\":\"defaultRoom\"}");
+    ag_conn_t *c = ag_conn_addref(a->conn);
+    size_t conns = srv->num_conns;
+    fixture_drop(a);
+    assert_true(ag_conn_is_away(c));
+    assert_int_equal(ag__room_local_members(srv, "defaultRoom"), 1);
+    ag_conn_close(c, &AG_DISCONNECT_KICKED);
+    assert_true(ag_conn_is_closed(c));
+    assert_int_equal(srv->num_conns, conns - 1);
+    assert_int_equal(srv->stats.conns_away, 0);
+    assert_int_equal(ag__room_local_members(srv, "defaultRoom"), 0);
+    fixture_settle(srv);
+    ag_conn_release(c); /* the last reference: the away one went on the pass above */
+}
+
 /* Without the verb a connection behaves as before: dropped is gone. */
 static void test_not_asked(void **state)
 {
@@ -197,6 +219,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_resume_replays_once_in_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_closed_while_away, setup, teardown),
         cmocka_unit_test_setup_teardown(test_not_asked, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
