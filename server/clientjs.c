@@ -109,6 +109,8 @@ static int put_value(sbuf_t *b, const ag_config_t *cfg, const char *name, size_t
         put_json(b, json_integer(c->reconnectRetries));
     } else if (IS("QUEUE_SIZE")) {
         put_json(b, json_integer(c->queueSize));
+    } else if (IS("RESUME")) {
+        put_json(b, json_boolean(cfg->general.resumeWindow > 0));
     } else if (IS("PACKET_TYPES")) {
         /* the engine.io packet types and separator come from the codec the server uses, so the two cannot drift */
         static const struct {

@@ -48,6 +48,12 @@ static const ckey_t schema[] = {
     K("general.maxRoomsPerConnection", T_INT, general.maxRoomsPerConnection),
     K("general.maxRooms", T_INT, general.maxRooms),
     K("general.maxRoomNameLength", T_INT, general.maxRoomNameLength),
+    K("general.resumeWindow", T_INT, general.resumeWindow),
+    K("general.resumeMaxAway", T_INT, general.resumeMaxAway),
+    K("general.resumeOutboxFrames", T_INT, general.resumeOutboxFrames),
+    K("general.resumeOutboxBytes", T_INT, general.resumeOutboxBytes),
+    K("general.resumeHistoryLines", T_INT, general.resumeHistoryLines),
+    K("general.resumeHistoryBytes", T_INT, general.resumeHistoryBytes),
     K("servers.web.enabled", T_BOOL, servers.web.enabled),
     K("servers.web.port", T_INT, servers.web.port),
     K("servers.web.bindIP", T_STR, servers.web.bindIP),
@@ -219,6 +225,12 @@ ag_config_t *ag_config_create_default(void)
     c->general.maxRoomsPerConnection = 100;
     c->general.maxRooms = 10000;
     c->general.maxRoomNameLength = 256;
+    c->general.resumeWindow = 120000;
+    c->general.resumeMaxAway = 10000;
+    c->general.resumeOutboxFrames = 64;
+    c->general.resumeOutboxBytes = 65536;
+    c->general.resumeHistoryLines = 100;
+    c->general.resumeHistoryBytes = 262144;
 
     c->servers.web.enabled = 1;
     c->servers.web.port = 8080;
@@ -617,6 +629,10 @@ static int check_bounds(const ag_config_t *c, const char *name, char *errbuf, si
         return -1;
     }
     const int namemax = c->general.maxRoomNameLength;
+    if (c->general.resumeWindow > 0 && (c->general.resumeOutboxFrames < 1 || c->general.resumeHistoryLines < 1)) {
+        snprintf(errbuf, errlen, "%s:1: general.resumeOutboxFrames and resumeHistoryLines must be at least 1 with resume on", name);
+        return -1;
+    }
     if (c->general.maxRoomsPerConnection < 1) {
         snprintf(errbuf, errlen, "%s:1: general.maxRoomsPerConnection must be at least 1", name);
         return -1;

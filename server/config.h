@@ -41,6 +41,14 @@ typedef struct st_ag_config_t {
         int maxRoomsPerConnection; /* rooms one connection may be in (or joining) at once, 100 */
         int maxRooms;              /* rooms the store holds (per node on the memory store, per cluster on Redis), 10000 */
         int maxRoomNameLength;     /* bytes, 256 (at most AG_CONFIG_ROOM_NAME_MAX) */
+
+        /* resume (README "Resume") */
+        int resumeWindow;       /* ms an away connection waits for its client, 120000; 0 = no resume, no room history */
+        int resumeMaxAway;      /* away connections per node, 10000 */
+        int resumeOutboxFrames; /* numbered frames kept per resumable connection, 64 */
+        int resumeOutboxBytes;  /* their bytes, 65536 */
+        int resumeHistoryLines; /* lines kept per room (for resumeWindow at most), 100 */
+        int resumeHistoryBytes; /* their bytes, 262144 */
     } general;
     struct {
         struct {

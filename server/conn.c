@@ -4,6 +4,7 @@
 #include <string.h>
 #include "limit.h"
 #include "node.h"
+#include "outbox.h"
 
 const ag_disconnect_t AG_DISCONNECT_PEER_CLOSED = {1000, "transport close", 1};
 const ag_disconnect_t AG_DISCONNECT_TRANSPORT_ERROR = {1006, "transport error", 1};
@@ -21,6 +22,26 @@ const ag_disconnect_t AG_DISCONNECT_SHUTDOWN_FINAL = {1001, "going away", 0};
 const ag_disconnect_t AG_DISCONNECT_RATE = {1008, "message rate exceeded", 0};
 const ag_disconnect_t AG_DISCONNECT_TOKEN_REFUSED = {4401, "token refused", 0};
 const ag_disconnect_t AG_DISCONNECT_TOKEN_EXPIRED = {4408, "token expired", 1};
+
+/* The connection a client left for the one it resumed (README "Resume"): counted as "other". */
+static const ag_disconnect_t DISCONNECT_RESUMED = {1000, "resumed", 0};
+
+/* A resumable connection's state (conn.h, "Resume"). */
+typedef struct st_ag_conn_resume_t {
+    ag_outbox_t outbox;
+    char token[AG_RESUME_TOKEN_LEN + 1];
+    int away;
+    uint64_t seq_at_away;       /* the outbox's last number when the carrier dropped */
+    const ag_disconnect_t *why; /* why the carrier dropped: the reason the consumer sees if it never comes back */
+    h2o_timeout_entry_t expiry; /* in the node's window list while away */
+    ag_conn_t *conn;
+} resume_t;
+
+/* The node's away connections: one list per node, in the order they went away, as the window is the same for all. */
+struct st_ag_away_t {
+    h2o_timeout_t window;
+    h2o_timeout_t now; /* away connections closed while away: their reference goes on the next pass */
+};
 
 static const struct {
     const ag_disconnect_t *why;
@@ -61,8 +82,18 @@ void ag_conn_set_handler(ag_server_t *s, const ag_conn_handler_t *handler, void 
     s->conn_handler_data = data;
 }
 
+static void resume_free(ag_conn_t *c)
+{
+    if (c->_resume == NULL)
+        return;
+    ag_outbox_dispose(&c->_resume->outbox);
+    free(c->_resume);
+    c->_resume = NULL;
+}
+
 static void conn_free_fields(ag_conn_t *c)
 {
+    resume_free(c);
     json_decref(c->hook_data);
     json_decref(c->handshake);
     json_decref(c->claims);
@@ -233,11 +264,23 @@ void ag_conn_release(ag_conn_t *c)
     free(c);
 }
 
+static void away_leave(ag_conn_t *c)
+{
+    resume_t *r = c->_resume;
+    if (r == NULL || !r->away)
+        return;
+    r->away = 0;
+    if (h2o_timeout_is_linked(&r->expiry))
+        h2o_timeout_unlink(&r->expiry);
+    c->server->stats.conns_away--;
+}
+
 /* Marks the connection closed, unregisters it and tells the consumer. Runs once. */
 static void conn_finish(ag_conn_t *c)
 {
     if (c->_state == AG_CONN_CLOSED)
         return;
+    away_leave(c);
     c->_state = AG_CONN_CLOSED;
     ag_map_del(&c->server->conns, c->id);
     c->server->num_conns--;
@@ -293,8 +336,53 @@ int ag_conn_inbound_control(ag_conn_t *c)
     return r == AG_BUCKET_OK;
 }
 
+/* A resumable connection whose carrier dropped (not closed on purpose: a peer that went, a transport error, a missed
+ * heartbeat) waits for its client, unless the node stops or holds general.resumeMaxAway away connections already. */
+static int may_go_away(ag_conn_t *c, const ag_disconnect_t *why)
+{
+    ag_server_t *s = c->server;
+    if (c->_resume == NULL || s->stopping || !c->accepted || s->away == NULL ||
+        s->stats.conns_away >= (size_t)s->config->general.resumeMaxAway)
+        return 0;
+    if (c->_state == AG_CONN_OPEN)
+        return why == NULL || why == &AG_DISCONNECT_PEER_CLOSED || why == &AG_DISCONNECT_TRANSPORT_ERROR ||
+               why == &AG_DISCONNECT_HEARTBEAT;
+    return c->_state == AG_CONN_CLOSING && c->_why == &AG_DISCONNECT_HEARTBEAT;
+}
+
+static void on_deferred_release(h2o_timeout_entry_t *entry)
+{
+    ag_conn_release(H2O_STRUCT_FROM_MEMBER(resume_t, expiry, entry)->conn);
+}
+
+static void on_away_expired(h2o_timeout_entry_t *entry)
+{
+    resume_t *r = H2O_STRUCT_FROM_MEMBER(resume_t, expiry, entry);
+    ag_conn_t *c = r->conn;
+    c->server->stats.away_expired++;
+    ag_debug("conn", c->id, "not back within general.resumeWindow");
+    ag_conn_away_end(c, NULL);
+}
+
 void ag_conn_on_transport_gone(ag_conn_t *c, const ag_disconnect_t *why)
 {
+    if (may_go_away(c, why)) {
+        /* the transport's reference stays, as the away connection's */
+        resume_t *r = c->_resume;
+        r->why = c->_why != NULL ? c->_why : why != NULL ? why : &AG_DISCONNECT_TRANSPORT_ERROR;
+        c->_why = NULL;
+        c->_state = AG_CONN_OPEN;
+        c->_transport = NULL;
+        c->_transport_self = NULL;
+        queue_clear(c); /* numbered frames are in the outbox, chat lines in their rooms' history */
+        r->away = 1;
+        r->seq_at_away = r->outbox.seq;
+        r->expiry.cb = on_away_expired;
+        h2o_timeout_link(c->server->loop, &c->server->away->window, &r->expiry);
+        c->server->stats.conns_away++;
+        ag_debug("conn", c->id, "away (%s): resumable for %d ms", r->why->reason, c->server->config->general.resumeWindow);
+        return;
+    }
     if (c->_why == NULL)
         c->_why = why != NULL ? why : &AG_DISCONNECT_TRANSPORT_ERROR;
     c->_transport = NULL;
@@ -382,7 +470,8 @@ size_t ag_conn_max_frame(const ag_server_t *s)
     return (size_t)s->config->servers.websocket.server.queueMaxBytes / 2;
 }
 
-int ag_conn_send(ag_conn_t *c, ag_frame_t *f)
+/* The queue itself: every check but numbering. */
+static int queue_frame(ag_conn_t *c, ag_frame_t *f)
 {
     if (ag_conn_is_closed(c))
         return AG_ECLOSED;
@@ -408,6 +497,185 @@ int ag_conn_send(ag_conn_t *c, ag_frame_t *f)
     return AG_OK;
 }
 
+int ag_conn_send_reply(ag_conn_t *c, ag_frame_t *f, const char *message_id)
+{
+    if (c->_resume == NULL)
+        return queue_frame(c, f);
+    if (ag_conn_is_closed(c))
+        return AG_ECLOSED;
+    if (f->len > ag_conn_max_frame(c->server))
+        return queue_frame(c, f); /* refused there, unnumbered */
+    resume_t *r = c->_resume;
+    ag_frame_t *n = ag_outbox_push(&r->outbox, f, message_id);
+    if (n == NULL)
+        return AG_ENOMEM;
+    int ret = AG_OK;
+    if (!r->away)
+        ret = queue_frame(c, n);
+    else if (r->outbox.floor > r->seq_at_away)
+        ag_conn_away_end(c, &AG_DISCONNECT_SLOW); /* what its client missed is no longer kept: it cannot resume */
+    ag_frame_release(n);
+    return ret;
+}
+
+int ag_conn_send(ag_conn_t *c, ag_frame_t *f)
+{
+    return ag_conn_send_reply(c, f, NULL);
+}
+
+int ag_conn_send_unnumbered(ag_conn_t *c, ag_frame_t *f)
+{
+    if (c->_resume != NULL && c->_resume->away)
+        return ag_conn_is_closed(c) ? AG_ECLOSED : AG_OK;
+    return queue_frame(c, f);
+}
+
+ag_frame_t *ag_conn_reply_of(const ag_conn_t *c, const char *message_id)
+{
+    return c->_resume != NULL ? ag_outbox_reply_of(&c->_resume->outbox, message_id) : NULL;
+}
+
+/* --- resume --- */
+
+int ag_conn_resumable(ag_conn_t *c, char token[AG_RESUME_TOKEN_LEN + 1])
+{
+    ag_server_t *s = c->server;
+    if (c->_resume == NULL) {
+        if (s->config->general.resumeWindow <= 0 || s->store->ops->history_since == NULL || c->_transport == NULL ||
+            c->_transport->rebind == NULL)
+            return AG_EINVAL;
+        if (s->away == NULL) {
+            if ((s->away = calloc(1, sizeof(*s->away))) == NULL)
+                return AG_ENOMEM;
+            h2o_timeout_init(s->loop, &s->away->window, (uint64_t)s->config->general.resumeWindow);
+            h2o_timeout_init(s->loop, &s->away->now, 0);
+        }
+        resume_t *r = calloc(1, sizeof(*r));
+        if (r == NULL)
+            return AG_ENOMEM;
+        ag_outbox_init(&r->outbox, (size_t)s->config->general.resumeOutboxFrames, (size_t)s->config->general.resumeOutboxBytes);
+        unsigned char raw[AG_RESUME_TOKEN_LEN / 2];
+        ag_random_bytes(raw, sizeof(raw));
+        for (size_t i = 0; i < sizeof(raw); i++)
+            snprintf(r->token + 2 * i, 3, "%02x", raw[i]);
+        r->conn = c;
+        c->_resume = r;
+    }
+    memcpy(token, c->_resume->token, AG_RESUME_TOKEN_LEN + 1);
+    return AG_OK;
+}
+
+int ag_conn_is_away(const ag_conn_t *c)
+{
+    return c->_resume != NULL && c->_resume->away && !ag_conn_is_closed(c);
+}
+
+ag_conn_t *ag_conn_find_resumable(ag_server_t *s, const char *id, const char *token)
+{
+    ag_conn_t *c = ag_map_get(&s->conns, id);
+    if (c == NULL || c->_resume == NULL || ag_conn_is_closed(c) || strlen(token) != AG_RESUME_TOKEN_LEN)
+        return NULL;
+    unsigned char diff = 0;
+    for (size_t i = 0; i < AG_RESUME_TOKEN_LEN; i++)
+        diff |= (unsigned char)(c->_resume->token[i] ^ token[i]);
+    return diff == 0 ? c : NULL;
+}
+
+static void replay_one(ag_frame_t *f, void *data)
+{
+    queue_frame(data, f);
+}
+
+int ag_conn_can_replay(const ag_conn_t *c, uint64_t last_seq)
+{
+    const resume_t *r = c->_resume;
+    return r != NULL && last_seq <= r->outbox.seq && last_seq >= r->outbox.floor;
+}
+
+int ag_conn_resume(ag_conn_t *c, ag_conn_t *carrier, uint64_t last_seq)
+{
+    resume_t *r = c->_resume;
+    if (r == NULL || ag_conn_is_closed(c) || !ag_conn_can_replay(c, last_seq) || carrier->_transport == NULL ||
+        carrier->_transport->rebind == NULL || (c->_transport != NULL && c->_transport->rebind == NULL))
+        return AG_ENOENT;
+    const ag_transport_t *t = carrier->_transport, *t_old = c->_transport;
+    void *self = carrier->_transport_self, *self_old = c->_transport_self;
+    /* what c's queue holds is numbered in its outbox or kept in its rooms' history: replayed from what the client has */
+    queue_clear(c);
+    t->rebind(c, self);
+    if (t_old != NULL) {
+        /* its carrier is not known dead yet (a long-poll waits for its heartbeat): the two transports swap, each keeping
+         * its reference, and the carrier, now on the old transport, ends with it */
+        t_old->rebind(carrier, self_old);
+        carrier->_transport = t_old;
+        carrier->_transport_self = self_old;
+        ag_conn_close(carrier, &DISCONNECT_RESUMED);
+    } else {
+        /* the carrier ends here; c's away reference becomes its transport's, and the carrier's goes */
+        carrier->_why = &DISCONNECT_RESUMED;
+        carrier->_transport = NULL;
+        carrier->_transport_self = NULL;
+        conn_finish(carrier);
+        ag_conn_release(carrier);
+        away_leave(c);
+    }
+    c->_transport = t;
+    c->_transport_self = self;
+    c->transport_name = carrier->transport_name;
+    memcpy(c->remote_ip, carrier->remote_ip, sizeof(c->remote_ip));
+    c->remote_port = carrier->remote_port;
+    c->server->stats.resumes++;
+    ag_debug("conn", c->id, "resumed from %llu of %llu via %s", (unsigned long long)last_seq, (unsigned long long)r->outbox.seq,
+             c->transport_name);
+    ag_outbox_since(&r->outbox, last_seq, replay_one, c);
+    return AG_OK;
+}
+
+void ag_conn_away_end(ag_conn_t *c, const ag_disconnect_t *why)
+{
+    if (!ag_conn_is_away(c))
+        return;
+    c->_why = why != NULL ? why : c->_resume->why;
+    conn_finish(c);
+    ag_conn_release(c); /* the away reference */
+}
+
+void ag_conn_away_end_all(ag_server_t *s)
+{
+    if (s->away == NULL)
+        return;
+    const char *k;
+    void *v;
+    /* conn_finish removes entries: collect first */
+    size_t n = 0, cap = s->stats.conns_away;
+    ag_conn_t **list = cap != 0 ? malloc(cap * sizeof(*list)) : NULL;
+    for (size_t it = 0; list != NULL && ag_map_next(&s->conns, &it, &k, &v);)
+        if (ag_conn_is_away(v) && n < cap)
+            list[n++] = ag_conn_addref(v);
+    for (size_t i = 0; i < n; i++) {
+        ag_conn_away_end(list[i], NULL);
+        ag_conn_release(list[i]);
+    }
+    free(list);
+}
+
+void ag_conn_away_dispose(ag_server_t *s)
+{
+    ag_conn_away_end_all(s);
+    if (s->away == NULL)
+        return;
+    /* the releases still due */
+    while (!h2o_linklist_is_empty(&s->away->now._entries)) {
+        h2o_timeout_entry_t *e = H2O_STRUCT_FROM_MEMBER(h2o_timeout_entry_t, _link, s->away->now._entries.next);
+        h2o_timeout_unlink(e);
+        e->cb(e);
+    }
+    if (ag_server_timeout_dispose(s, &s->away->window) == 0 && ag_server_timeout_dispose(s, &s->away->now) == 0) {
+        free(s->away);
+        s->away = NULL;
+    }
+}
+
 int ag_conn_send_json(ag_conn_t *c, const json_t *obj)
 {
     ag_frame_t *f = ag_frame_from_json(obj);
@@ -428,5 +696,12 @@ void ag_conn_close(ag_conn_t *c, const ag_disconnect_t *why)
     if (c->_transport != NULL) {
         /* Keep what is queued: the transport flushes it before its close frame where it can. */
         c->_transport->close(c, c->_transport_self, why);
+    } else if (c->_resume != NULL && c->_resume->away) {
+        /* away (a kick, an expired token): it ends now, and its away reference goes on the loop's next pass, as the
+         * caller may hold none of its own */
+        resume_t *r = c->_resume;
+        conn_finish(c);
+        r->expiry.cb = on_deferred_release;
+        h2o_timeout_link(c->server->loop, &c->server->away->now, &r->expiry);
     }
 }

@@ -44,6 +44,9 @@ typedef struct st_ag_transport_t {
      * down and calls ag_conn_on_transport_gone() — possibly later, never before returning from close(). */
     void (*close)(ag_conn_t *conn, void *self, const ag_disconnect_t *why);
     const char *protocol; /* "primus", "engine.io", "socket.io": the metrics' protocol label */
+    /* Optional (NULL: its connections cannot resume). From now on the transport carries `to` instead of the
+     * connection it was made for: what it called with that one it calls with `to` (README "Resume"). */
+    void (*rebind)(ag_conn_t *to, void *self);
 } ag_transport_t;
 
 /* The index of why among the reasons counted apart (stats.disconnects), and that index's name for metrics. */
@@ -126,9 +129,10 @@ struct st_ag_conn_t {
     size_t _q_cap, _q_head, _q_len;
     size_t _q_bytes;
     int _in_dispatch;
-    ag_bucket_t _in_rate; /* inbound messages (servers.websocket.server.messageRate) */
-    int _rate_exempt;     /* the peer is a trusted proxy (README "Limits") */
-    uint8_t _data_empty;  /* the hook's data is {} and hook_data is not made yet */
+    ag_bucket_t _in_rate;                /* inbound messages (servers.websocket.server.messageRate) */
+    int _rate_exempt;                    /* the peer is a trusted proxy (README "Limits") */
+    uint8_t _data_empty;                 /* the hook's data is {} and hook_data is not made yet */
+    struct st_ag_conn_resume_t *_resume; /* NULL unless its client made it resumable (ag_conn_resumable) */
 };
 
 /* The connect hook's data (borrowed), or NULL when there is none: an empty answer is made on the first call. */
@@ -199,5 +203,49 @@ size_t ag_conn_max_frame(const ag_server_t *s);
 int ag_conn_send(ag_conn_t *c, ag_frame_t *f);
 /* Encodes obj once and sends it; obj is borrowed. */
 int ag_conn_send_json(ag_conn_t *c, const json_t *obj);
+
+/*
+ * Resume (README "Resume"). A resumable connection numbers what it is sent (ag_outbox_t: every frame that goes through
+ * ag_conn_send) and, when its carrier drops, stays "away" for general.resumeWindow instead of ending: still in the
+ * connection table, its rooms kept, what it is sent kept in its outbox. Its client comes back on a new connection and
+ * presents the connection's id, its secret token and the last number it got (ag_conn_resume); the new connection's
+ * transport then carries the old one, and the new one ends (reason "resumed").
+ */
+#define AG_RESUME_TOKEN_LEN 64
+/* Makes c resumable and writes its token (AG_RESUME_TOKEN_LEN hex digits and a NUL) into token: the same one when
+ * called again. AG_OK; AG_EINVAL when resume is off (general.resumeWindow 0), the store keeps no room history or the
+ * transport cannot be handed over; AG_ENOMEM. */
+int ag_conn_resumable(ag_conn_t *c, char token[AG_RESUME_TOKEN_LEN + 1]);
+static inline int ag_conn_is_resumable(const ag_conn_t *c)
+{
+    return c->_resume != NULL;
+}
+/* 1 while c is away (resumable, without a carrier). */
+int ag_conn_is_away(const ag_conn_t *c);
+/* The resumable connection id whose token is token (compared in constant time), or NULL: an unknown id and a wrong
+ * token are one answer. It may still have a carrier its client gave up on (a long-poll not known dead yet). */
+ag_conn_t *ag_conn_find_resumable(ag_server_t *s, const char *id, const char *token);
+/* 1 when every numbered frame of c after last_seq is still kept (a resume from last_seq loses nothing), else 0. */
+int ag_conn_can_replay(const ag_conn_t *c, uint64_t last_seq);
+/* Hands carrier's transport to the resumable connection c and ends carrier (reason "resumed"; carrier must have no
+ * rooms and no requests; c's own carrier, if it still has one, goes with carrier); then queues c's numbered frames
+ * after last_seq again. The caller holds references to both. AG_OK, or AG_ENOENT when something after last_seq was
+ * dropped (nothing changed: check with ag_conn_can_replay first). */
+int ag_conn_resume(ag_conn_t *c, ag_conn_t *carrier, uint64_t last_seq);
+/* Ends an away connection now (its resume failed for good, or the node stops); why is what the consumer sees (NULL:
+ * why its carrier dropped). */
+void ag_conn_away_end(ag_conn_t *c, const ag_disconnect_t *why);
+/* Ends every away connection of s (the node stops). */
+void ag_conn_away_end_all(ag_server_t *s);
+/* The same, then frees the node's away state (ag_server_destroy). */
+void ag_conn_away_dispose(ag_server_t *s);
+/* ag_conn_send for a reply to the request message_id (may be NULL): a resumable connection keeps the number it got
+ * with the messageId, for ag_conn_reply_of. */
+int ag_conn_send_reply(ag_conn_t *c, ag_frame_t *f, const char *message_id);
+/* The numbered reply c was sent for message_id (borrowed), or NULL. */
+ag_frame_t *ag_conn_reply_of(const ag_conn_t *c, const char *message_id);
+/* Queues f as it is, neither numbered nor kept (a chat line with its room offset, a frame sent again); dropped while c
+ * is away. Otherwise as ag_conn_send. */
+int ag_conn_send_unnumbered(ag_conn_t *c, ag_frame_t *f);
 
 #endif

@@ -38,6 +38,7 @@ struct st_ag_serverapi_t;    /* server/serverapi.c */
 struct st_ag_modules_t;      /* server/modules.c */
 struct st_ag_tokens_t;       /* server/token.c */
 struct st_ag_workers_t;      /* server/server.c */
+struct st_ag_away_t;         /* server/conn.c */
 
 /* Disconnect reasons counted apart: the AG_DISCONNECT_* constants, and one for any other (server/conn.c). */
 #define AG_DISCONNECT_KINDS 15
@@ -58,6 +59,9 @@ typedef struct st_ag_stats_t {
     uint64_t sse_resumes, sse_replayed;        /* SSE streams resumed with Last-Event-ID, and the events replayed */
     uint64_t sse_resumes_refused;              /* Last-Event-ID older than the replay ring: the session ended */
     size_t actions_in_progress;                /* action requests started and not completed (server/actions.c) */
+    size_t conns_away;                         /* resumable connections without a carrier now (README "Resume") */
+    uint64_t resumes, resumes_refused;         /* connections resumed, and resume requests answered "not resumed" */
+    uint64_t away_expired;                     /* away connections that ended (window over, outbox over its bound) */
     uint64_t disconnects[AG_DISCONNECT_KINDS]; /* by ag_disconnect_kind() */
 } ag_stats_t;
 
@@ -111,6 +115,7 @@ struct st_ag_server_t {
     struct st_ag_ops_t *ops;
     struct st_ag_serverapi_t *serverapi; /* the calls modules added (ag_api_register); NULL until the first */
     struct st_ag_modules_t *modules;     /* the loaded shared objects; NULL without any */
+    struct st_ag_away_t *away;           /* the away connections and their window (server/conn.c); NULL until one */
 
     ag_stats_t stats;
     /* Called when an action request is answered (server/ops.c registers it for its metrics): name is the registered

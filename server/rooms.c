@@ -16,6 +16,8 @@ struct st_ag_room_member_t {
     lroom_t *room;
     size_t slot;                   /* index in room->members */
     ag_room_member_t *prev, *next; /* the connection's rooms, in join order */
+    /* a resumable connection's: where the room's history stood when it joined (its epoch, and the last offset then) */
+    uint64_t since, epoch;
 };
 
 /* A room with members on this node. Exists while it has at least one. */
@@ -337,9 +339,30 @@ static int publish(ag_server_t *s, const char *room, char type, const json_t *fr
     ag_json_dumpb(frame, buf + 1, len);
     char ch[CHANNEL_MAX];
     channel_of(room, ch);
-    s->store->ops->publish(s->store, ch, buf, len + 1, NULL, NULL);
+    /* chat lines and room pushes are kept once per room for resumes (the recipients keep nothing of them) */
+    if (type != 'd' && s->store->history_lines != 0 && s->store->ops->history_publish != NULL)
+        s->store->ops->history_publish(s->store, room, ch, buf, len + 1, NULL, NULL);
+    else
+        s->store->ops->publish(s->store, ch, buf, len + 1, NULL, NULL);
     free(buf);
     return AG_OK;
+}
+
+/* A room frame (a JSON object's text) with "offset" as its last member, for resumable recipients. */
+static ag_frame_t *with_offset(const char *frame, size_t len, uint64_t offset)
+{
+    if (len < 2 || frame[len - 1] != '}')
+        return NULL;
+    char tail[40];
+    int tl = snprintf(tail, sizeof(tail), "%s\"offset\":%llu}", len > 2 ? "," : "", (unsigned long long)offset);
+    char *buf = malloc(len - 1 + (size_t)tl);
+    if (buf == NULL)
+        return NULL;
+    memcpy(buf, frame, len - 1);
+    memcpy(buf + len - 1, tail, (size_t)tl);
+    ag_frame_t *f = ag_frame_create(buf, len - 1 + (size_t)tl, 0);
+    free(buf);
+    return f;
 }
 
 static json_t *chat_payload(const char *room, const char *from, const char *message)
@@ -368,7 +391,7 @@ int ag_push_room(ag_server_t *s, const char *room, json_t *obj)
 
 /* --- delivery (store -> this node) --- */
 
-static void deliver(ag_server_t *s, const char *room, char type, const char *frame, size_t len)
+static void deliver(ag_server_t *s, const char *room, char type, const char *frame, size_t len, uint64_t offset)
 {
     lroom_t *lr = ag_map_get(&s->rooms->local, room);
     if (lr == NULL || lr->n == 0)
@@ -392,17 +415,38 @@ static void deliver(ag_server_t *s, const char *room, char type, const char *fra
             if (ag_conn_is_closed(snap[i]))
                 continue;
             json_t *out = hooks_say_recipient(snap[i], room, payload);
-            if (out != NULL)
+            if (out != NULL && ag_conn_is_resumable(snap[i])) {
+                if (offset != 0)
+                    json_object_set_new(out, "offset", json_integer((json_int_t)offset));
+                ag_frame_t *f = ag_frame_from_json(out);
+                if (f != NULL)
+                    ag_conn_send_unnumbered(snap[i], f);
+                if (f != NULL)
+                    ag_frame_release(f);
+            } else if (out != NULL) {
                 ag_conn_send_json(snap[i], out);
+            }
             json_decref(out);
         }
         json_decref(payload);
     } else {
-        ag_frame_t *f = ag_frame_create(frame, len, 0);
-        for (size_t i = 0; f != NULL && i < n; i++)
-            if (!ag_conn_is_closed(snap[i]))
+        /* encoded at most twice: as it is, and with its offset for the resumable members */
+        ag_frame_t *f = ag_frame_create(frame, len, 0), *fo = NULL;
+        for (size_t i = 0; f != NULL && i < n; i++) {
+            if (ag_conn_is_closed(snap[i]))
+                continue;
+            if (!ag_conn_is_resumable(snap[i])) {
                 ag_conn_send(snap[i], f);
-        ag_frame_release(f);
+                continue;
+            }
+            if (fo == NULL && offset != 0)
+                fo = with_offset(frame, len, offset);
+            ag_conn_send_unnumbered(snap[i], fo != NULL ? fo : f);
+        }
+        if (fo != NULL)
+            ag_frame_release(fo);
+        if (f != NULL)
+            ag_frame_release(f);
     }
     for (size_t i = 0; i < n; i++)
         ag_conn_release(snap[i]);
@@ -423,10 +467,20 @@ static void on_message(void *data, const char *channel, const char *payload, siz
     if (strncmp(channel, "room:", 5) != 0 || len < 2)
         return;
     const char *room = channel + 5;
+    uint64_t offset = 0;
+    if (payload[0] == '#') {
+        /* "#<offset>:" from history_publish */
+        const char *colon = memchr(payload, ':', len < 24 ? len : 24);
+        if (colon == NULL || (size_t)(colon - payload) + 2 > len)
+            return;
+        offset = strtoull(payload + 1, NULL, 10);
+        len -= (size_t)(colon + 1 - payload);
+        payload = colon + 1;
+    }
     switch (payload[0]) {
     case 'c':
     case 'p':
-        deliver(s, room, payload[0], payload + 1, len - 1);
+        deliver(s, room, payload[0], payload + 1, len - 1, offset);
         break;
     case 'd':
         on_room_deleted(s, room);
@@ -506,6 +560,138 @@ static void announce(ag_conn_t *c, const char *room, const char *what)
     ag_room_broadcast(c->server, room, msg);
 }
 
+/* --- resume --- */
+
+typedef struct {
+    ag_conn_t *c; /* a reference */
+    char room[];
+} since_t;
+
+static uint64_t epoch_of(const json_t *res)
+{
+    const char *e = json_string_value(json_object_get(res, "epoch"));
+    return e != NULL ? strtoull(e, NULL, 16) : 0;
+}
+
+static void on_join_since(void *data, const char *err, json_t *res)
+{
+    since_t *st = data;
+    ag_room_member_t *m = member_find(st->c, st->room);
+    if (m != NULL && err == NULL) {
+        m->epoch = epoch_of(res);
+        m->since = (uint64_t)json_integer_value(json_object_get(res, "last"));
+    }
+    ag_conn_release(st->c);
+    free(st);
+}
+
+/* A resumable connection's new membership starts where the room's history stands: a resume replays from there. */
+static void note_since(ag_conn_t *c, const char *room)
+{
+    ag_store_t *st = c->server->store;
+    if (!ag_conn_is_resumable(c) || st->ops->history_since == NULL)
+        return;
+    size_t len = strlen(room);
+    since_t *d = malloc(sizeof(*d) + len + 1);
+    if (d == NULL)
+        return; /* epoch 0: a resume will say the room's history is gone */
+    d->c = ag_conn_addref(c);
+    memcpy(d->room, room, len + 1);
+    st->ops->history_since(st, room, AG_STORE_HISTORY_TAIL, on_join_since, d);
+}
+
+typedef struct {
+    ag_conn_t *c; /* a reference */
+    size_t pending;
+    const char *reason;
+    ag_frame_t **frames;
+    size_t n, cap;
+    ag__rooms_replay_cb cb;
+    void *ud;
+} replay_t;
+
+typedef struct {
+    replay_t *r;
+    uint64_t epoch;
+} replay_room_t;
+
+static void replay_done(replay_t *r)
+{
+    if (--r->pending != 0)
+        return;
+    r->cb(r->c, r->reason, r->frames, r->n, r->ud);
+    for (size_t i = 0; i < r->n; i++)
+        ag_frame_release(r->frames[i]);
+    free(r->frames);
+    ag_conn_release(r->c);
+    free(r);
+}
+
+static void on_replay_room(void *data, const char *err, json_t *res)
+{
+    replay_room_t *rr = data;
+    replay_t *r = rr->r;
+    json_t *items = json_object_get(res, "items");
+    if (err != NULL || epoch_of(res) != rr->epoch || rr->epoch == 0) {
+        r->reason = AG_RESUME_HISTORY_GONE;
+    } else if (r->reason == NULL) {
+        for (size_t i = 0; i < json_array_size(items); i++) {
+            json_t *it = json_array_get(items, i);
+            const char *p = json_string_value(json_array_get(it, 1));
+            size_t len = json_string_length(json_array_get(it, 1));
+            ag_frame_t *f = p != NULL && len > 1 && (p[0] == 'c' || p[0] == 'p')
+                                ? with_offset(p + 1, len - 1, (uint64_t)json_integer_value(json_array_get(it, 0)))
+                                : NULL;
+            if (f == NULL)
+                continue;
+            if (r->n == r->cap) {
+                size_t ncap = r->cap == 0 ? 16 : r->cap * 2;
+                ag_frame_t **nf = realloc(r->frames, ncap * sizeof(*nf));
+                if (nf == NULL) {
+                    ag_frame_release(f);
+                    r->reason = "server error";
+                    break;
+                }
+                r->frames = nf;
+                r->cap = ncap;
+            }
+            r->frames[r->n++] = f;
+        }
+    }
+    free(rr);
+    replay_done(r);
+}
+
+void ag__rooms_replay(ag_conn_t *c, const json_t *offsets, ag__rooms_replay_cb cb, void *ud)
+{
+    ag_store_t *st = c->server->store;
+    replay_t *r = calloc(1, sizeof(*r));
+    if (r == NULL) {
+        cb(c, "server error", NULL, 0, ud);
+        return;
+    }
+    r->c = ag_conn_addref(c);
+    r->cb = cb;
+    r->ud = ud;
+    r->pending = 1; /* this call's own, so that answers given at once do not finish it early */
+    for (ag_room_member_t *m = c->rooms_first; m != NULL; m = m->next) {
+        replay_room_t *rr = st->ops->history_since != NULL ? malloc(sizeof(*rr)) : NULL;
+        if (rr == NULL) {
+            r->reason = AG_RESUME_HISTORY_GONE;
+            break;
+        }
+        json_t *o = json_object_get(offsets, m->room->name);
+        uint64_t after = m->since;
+        if (json_is_integer(o) && json_integer_value(o) > 0 && (uint64_t)json_integer_value(o) > after)
+            after = (uint64_t)json_integer_value(o);
+        rr->r = r;
+        rr->epoch = m->epoch;
+        r->pending++;
+        st->ops->history_since(st, m->room->name, after, on_replay_room, rr);
+    }
+    replay_done(r);
+}
+
 static void join_subscribed(void *data, const char *err, json_t *res)
 {
     (void)err;
@@ -538,6 +724,7 @@ static void join_added(void *data, const char *err, json_t *res)
         /* the membership is local now and num_rooms counts it: waiting for the subscription must not count it twice */
         c->joining--;
         op->in_flight = 0;
+        note_since(c, op->room);
     }
     if (err == NULL && c->server->store->ops->subscribed != NULL) {
         /* answered once this node hears the room (Redis): a say right after the reply must reach the new member */
@@ -740,6 +927,11 @@ int ag__rooms_init(ag_server_t *s, char *errbuf, size_t errlen)
     ag_map_init(&s->rooms->local);
     ag_map_init(&s->rooms->memberships);
     s->store->max_rooms = (size_t)s->config->general.maxRooms;
+    if (s->config->general.resumeWindow > 0) {
+        s->store->history_lines = (size_t)s->config->general.resumeHistoryLines;
+        s->store->history_bytes = (size_t)s->config->general.resumeHistoryBytes;
+        s->store->history_ms = (uint64_t)s->config->general.resumeWindow;
+    }
     s->store->on_message = on_message;
     s->store->on_message_data = s;
     for (char **r = s->config->general.startingChatRooms; r != NULL && *r != NULL; r++)

@@ -60,6 +60,15 @@ void ag__room_say(ag_conn_t *c, const char *room, const char *message, ag__room_
 void ag__rooms_conn_closed(ag_conn_t *c);
 /* Whether c is in room (O(1)). */
 int ag__conn_in_room(const ag_conn_t *c, const char *room);
+/* A resume's answer when a room's history no longer holds what the client missed (or was made anew). */
+#define AG_RESUME_HISTORY_GONE "room history gone"
+/* frames: the lines c's client missed, with their offsets, ready for ag_conn_send_unnumbered (borrowed for the call);
+ * reason: why it cannot resume (frames NULL) */
+typedef void (*ag__rooms_replay_cb)(ag_conn_t *c, const char *reason, ag_frame_t **frames, size_t n, void *ud);
+/* Gathers the lines of every room of c after the offset its client last got in it (offsets: an object room ->
+ * offset, borrowed for the call; a room missing there: from where c joined it). cb runs once, maybe before this
+ * returns. */
+void ag__rooms_replay(ag_conn_t *c, const json_t *offsets, ag__rooms_replay_cb cb, void *ud);
 /* The rooms of c in join order: for (const ag_room_member_t *m = c->rooms_first; m != NULL; m = ag__room_next(m)). */
 const ag_room_member_t *ag__room_next(const ag_room_member_t *m);
 /* The room's name, borrowed while the membership lasts. */

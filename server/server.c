@@ -252,6 +252,7 @@ static int modules_init(ag_server_t *s, char *errbuf, size_t errlen)
 /* Graceful stop, first phase: stop taking work, answer what is pending. */
 static void modules_stop(ag_server_t *s)
 {
+    ag_conn_away_end_all(s); /* nobody can come back to a node that stops */
     ag__actions_stop(s);
     ag_backend_stop(s);
     ag_eio_stop(s);
@@ -261,7 +262,8 @@ static void modules_stop(ag_server_t *s)
 /* Last: free module state (the connections are gone). */
 static void modules_dispose(ag_server_t *s)
 {
-    ag_backend_dispose(s); /* its callbacks reach into the transports' state */
+    ag_conn_away_dispose(s); /* first: they leave their rooms and call the disconnect hooks like any other */
+    ag_backend_dispose(s);   /* its callbacks reach into the transports' state */
     ag_token_dispose(s);
     ag_eio_dispose(s);
     ag_primus_dispose(s);

@@ -13,6 +13,7 @@
 #include "rooms.h"
 #include "node.h"
 #include "json.h"
+#include "resume.h"
 #include "token.h"
 
 /* --- codec helpers --- */
@@ -185,8 +186,12 @@ static void send_owned(ag_conn_t *c, json_t *obj)
         f = small != NULL ? ag_frame_from_json(small) : NULL;
         json_decref(small);
     }
-    if (f != NULL)
-        ag_conn_send(c, f); /* AG_ETOOBIG for a messageId that alone is too big: logged there */
+    if (f != NULL) {
+        /* AG_ETOOBIG for a messageId that alone is too big: logged there */
+        char *key = ag_conn_is_resumable(c) ? ag__resume_key(json_object_get(obj, "messageId")) : NULL;
+        ag_conn_send_reply(c, f, key);
+        free(key);
+    }
     ag_frame_release(f);
     json_decref(obj);
 }
@@ -419,6 +424,8 @@ static void do_verb(ag_conn_t *c, const char *verb, json_t *rest, const json_t *
         else if (v != NULL)
             verb_ctx_free(v);
         free(message);
+    } else if (strcmp(verb, "resume") == 0) {
+        ag__resume_verb(c, rest, message_id);
     } else if (strcmp(verb, "refreshToken") == 0 && ag_token_enabled(c->server)) {
         refresh_token(c, rest, message_id);
     } else if (strcmp(verb, "quit") == 0 || strcmp(verb, "exit") == 0) {
@@ -472,8 +479,13 @@ static void on_frame(ag_conn_t *c, const char *data, size_t len, int binary, voi
         json_decref(msg);
         return;
     }
-    json_t *message_id = ag__message_id(msg);
     json_t *event = json_object_get(msg, "event");
+    if (ag__resume_seen(c, msg)) {
+        /* sent again after a resume: answered once already, or still running */
+        json_decref(msg);
+        return;
+    }
+    json_t *message_id = ag__message_id(msg);
     char *verb = event != NULL ? ag__js_string(event) : strdup("undefined");
     if (verb != NULL && strcmp(verb, "action") == 0) {
         do_action(c, msg, message_id); /* takes message_id */

@@ -351,6 +351,7 @@ void ag__eio_on_packet(ag__eio_session_t *s, ag__eio_transport_t *t, const ag_ei
         return;
     switch (pkt->type) {
     case AG_EIO_CLOSE:
+        /* not "on purpose" for resume: engine.io-client sends it when it gives up on a transport after an error too */
         ag__eio_session_close(s, &AG_DISCONNECT_PEER_CLOSED, 0);
         break;
     case AG_EIO_PING:

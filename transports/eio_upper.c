@@ -21,7 +21,12 @@ static void conn_close(ag_conn_t *conn, void *self, const ag_disconnect_t *why)
     ag__eio_session_close(self, why, !why->reconnect);
 }
 
-static const ag_transport_t conn_transport = {"websocket", conn_on_pending, conn_close, "engine.io"};
+static void conn_rebind(ag_conn_t *to, void *self)
+{
+    ((ag__eio_session_t *)self)->upper_self = to;
+}
+
+static const ag_transport_t conn_transport = {"websocket", conn_on_pending, conn_close, "engine.io", conn_rebind};
 
 static void conn_on_message(void *self, const char *data, size_t len, int binary)
 {

@@ -60,7 +60,12 @@ static void transport_close(ag_conn_t *conn, void *self, const ag_disconnect_t *
     ag_ws_close(p->ws, code, why->reason);
 }
 
-static const ag_transport_t primus_transport = {"websocket", on_pending, transport_close, "primus"};
+static void rebind(ag_conn_t *to, void *self)
+{
+    ((primus_t *)self)->conn = to;
+}
+
+static const ag_transport_t primus_transport = {"websocket", on_pending, transport_close, "primus", rebind};
 
 static int starts_with(const uint8_t *data, size_t len, const char *prefix)
 {

@@ -258,7 +258,7 @@ static void tr_close(ag_conn_t *conn, void *self, const ag_disconnect_t *why)
     lower_close(sio);
 }
 
-static const ag_transport_t sio_transport = {"socket.io", tr_on_pending, tr_close, "socket.io"};
+static const ag_transport_t sio_transport = {"socket.io", tr_on_pending, tr_close, "socket.io", NULL};
 
 /* --- inbound --- */
 

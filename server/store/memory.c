@@ -6,7 +6,8 @@
  * caller that publishes and then replies (the say verb) thus sends its reply before the published line on both stores.
  * A message is queued only when the channel is subscribed at publish time, and dropped when it is no longer subscribed
  * at delivery. The queue holds what one loop pass published, so it is bounded by what the node accepts in one pass.
- * There are no other nodes, hence no node registry.
+ * There are no other nodes, hence no node registry. A room's history (resume) is a ring of its last lines, made with its
+ * first line and dropped with the room.
  */
 #include "store.h"
 
@@ -28,6 +29,20 @@ typedef struct st_pending_t {
 } pending_t;
 
 typedef struct {
+    uint64_t offset, at_ms;
+    size_t len;
+    char *data;
+} hline_t;
+
+/* One room's history: lines floor+1 .. last, oldest at head. */
+typedef struct {
+    char epoch[17];
+    uint64_t last, floor;
+    hline_t *ring;
+    size_t cap, head, n, bytes;
+} hist_t;
+
+typedef struct {
     ag_store_t super;
     h2o_evloop_t *loop; /* NULL: deliver synchronously */
     h2o_timeout_t zero;
@@ -36,6 +51,7 @@ typedef struct {
     ag_map_t rooms; /* name -> json object conn_id -> details */
     ag_map_t cache; /* key -> centry_t* */
     ag_map_t subs;  /* channel -> (void *)1 */
+    ag_map_t hist;  /* room -> hist_t* */
 } memstore_t;
 
 #define M(s) ((memstore_t *)(s))
@@ -62,6 +78,31 @@ static void pending_free(pending_t *p)
     }
 }
 
+static void hist_drop_oldest(hist_t *h)
+{
+    hline_t *l = &h->ring[h->head];
+    h->floor = l->offset;
+    h->bytes -= l->len;
+    free(l->data);
+    h->head = (h->head + 1) % h->cap;
+    h->n--;
+}
+
+static void hist_free(hist_t *h)
+{
+    while (h->n != 0)
+        hist_drop_oldest(h);
+    free(h->ring);
+    free(h);
+}
+
+/* Lines older than the age bound go first, whenever the history is touched. */
+static void hist_expire(ag_store_t *s, hist_t *h, uint64_t now)
+{
+    while (h->n != 0 && s->history_ms != 0 && h->ring[h->head].at_ms + s->history_ms < now)
+        hist_drop_oldest(h);
+}
+
 static void destroy(ag_store_t *s)
 {
     memstore_t *m = M(s);
@@ -77,6 +118,9 @@ static void destroy(ag_store_t *s)
         json_decref(v);
     for (size_t it = 0; ag_map_next(&M(s)->cache, &it, &k, &v);)
         centry_free(v);
+    for (size_t it = 0; ag_map_next(&M(s)->hist, &it, &k, &v);)
+        hist_free(v);
+    ag_map_dispose(&M(s)->hist);
     ag_map_dispose(&M(s)->rooms);
     ag_map_dispose(&M(s)->cache);
     ag_map_dispose(&M(s)->subs);
@@ -110,6 +154,9 @@ static void room_del(ag_store_t *s, const char *room, ag_store_cb cb, void *data
         return;
     }
     json_decref(members);
+    hist_t *h = ag_map_del(&M(s)->hist, room);
+    if (h != NULL)
+        hist_free(h); /* a room made again starts a new epoch */
     reply(cb, data, NULL, json_true());
 }
 
@@ -280,6 +327,90 @@ static void publish(ag_store_t *s, const char *channel, const char *payload, siz
     reply(cb, data, NULL, json_true());
 }
 
+static hist_t *hist_of(ag_store_t *s, const char *room)
+{
+    hist_t *h = ag_map_get(&M(s)->hist, room);
+    if (h != NULL || s->history_lines == 0 || ag_map_get(&M(s)->rooms, room) == NULL)
+        return h;
+    if ((h = calloc(1, sizeof(*h))) == NULL || (h->ring = calloc(s->history_lines, sizeof(*h->ring))) == NULL ||
+        ag_map_set(&M(s)->hist, room, h) != AG_OK) {
+        if (h != NULL)
+            free(h->ring);
+        free(h);
+        return NULL;
+    }
+    h->cap = s->history_lines;
+    uint64_t e;
+    ag_random_bytes(&e, sizeof(e));
+    snprintf(h->epoch, sizeof(h->epoch), "%016llx", (unsigned long long)e);
+    return h;
+}
+
+static void history_publish(ag_store_t *s, const char *room, const char *channel, const char *payload, size_t len, ag_store_cb cb,
+                            void *data)
+{
+    hist_t *h = hist_of(s, room);
+    char *copy = h != NULL && len <= s->history_bytes ? malloc(len + 1) : NULL;
+    if (copy == NULL) {
+        /* no history (or a line over the whole bound): the offset still moves, so that a resume across it fails */
+        if (h != NULL) {
+            while (h->n != 0)
+                hist_drop_oldest(h);
+            h->floor = ++h->last;
+        }
+        publish(s, channel, payload, len, NULL, NULL);
+        reply(cb, data, NULL, json_null());
+        return;
+    }
+    uint64_t now = ag_now_ms();
+    hist_expire(s, h, now);
+    while (h->n != 0 && (h->n == h->cap || h->bytes + len > s->history_bytes))
+        hist_drop_oldest(h);
+    memcpy(copy, payload, len);
+    copy[len] = '\0';
+    hline_t *l = &h->ring[(h->head + h->n) % h->cap];
+    l->offset = ++h->last;
+    l->at_ms = now;
+    l->len = len;
+    l->data = copy;
+    h->n++;
+    h->bytes += len;
+    char head[32];
+    int hl = snprintf(head, sizeof(head), "#%llu:", (unsigned long long)l->offset);
+    char *msg = malloc((size_t)hl + len);
+    if (msg != NULL) {
+        memcpy(msg, head, (size_t)hl);
+        memcpy(msg + hl, payload, len);
+        publish(s, channel, msg, (size_t)hl + len, NULL, NULL);
+        free(msg);
+    }
+    reply(cb, data, NULL, json_pack("{s:I,s:s}", "offset", (json_int_t)l->offset, "epoch", h->epoch));
+}
+
+static void history_since(ag_store_t *s, const char *room, uint64_t after, ag_store_cb cb, void *data)
+{
+    hist_t *h = hist_of(s, room);
+    if (h == NULL) {
+        reply(cb, data, AG_STORE_HISTORY_GONE, NULL);
+        return;
+    }
+    hist_expire(s, h, ag_now_ms());
+    json_t *items = json_array();
+    if (after != AG_STORE_HISTORY_TAIL) {
+        if (after < h->floor || after > h->last) {
+            json_decref(items);
+            reply(cb, data, AG_STORE_HISTORY_GONE, NULL);
+            return;
+        }
+        for (size_t i = 0; i < h->n; i++) {
+            const hline_t *l = &h->ring[(h->head + i) % h->cap];
+            if (l->offset > after)
+                json_array_append_new(items, json_pack("[I,s%]", (json_int_t)l->offset, l->data, l->len));
+        }
+    }
+    reply(cb, data, NULL, json_pack("{s:s,s:I,s:o}", "epoch", h->epoch, "last", (json_int_t)h->last, "items", items));
+}
+
 static void subscribe(ag_store_t *s, const char *channel)
 {
     ag_map_set(&M(s)->subs, channel, (void *)1);
@@ -333,6 +464,8 @@ static const ag_store_ops_t ops = {
     .publish = publish,
     .subscribe = subscribe,
     .unsubscribe = unsubscribe,
+    .history_publish = history_publish,
+    .history_since = history_since,
     .node_register = node_register,
     .node_lookup = node_lookup,
     .node_leave = node_leave,
@@ -354,5 +487,6 @@ ag_store_t *ag_store_memory_create(h2o_evloop_t *loop)
     ag_map_init(&m->rooms);
     ag_map_init(&m->cache);
     ag_map_init(&m->subs);
+    ag_map_init(&m->hist);
     return &m->super;
 }

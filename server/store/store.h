@@ -80,6 +80,22 @@ typedef struct st_ag_store_ops_t {
      * included once it beat), in no order; err AG_STORE_NOT_CLUSTERED without a registry, or why the registry cannot be
      * read ("redis unavailable"). The list is as long as the cluster: only nodes write it. */
     void (*node_list)(ag_store_t *store, ag_store_cb cb, void *data);
+    /*
+     * Room history, for resume (README "Resume"). Optional: a store without it keeps none, and connections on it are
+     * not resumable. A room's history lives as long as the room (room_del drops it) and holds its last
+     * history_lines lines, history_bytes bytes and history_ms milliseconds (the bounds below), whichever is smallest.
+     * Offsets are 1, 2, 3, ... per room; epoch names one life of a room's history (a new one when the room is made
+     * again, or the store lost its data): an offset means something only together with its epoch.
+     */
+    /* Appends payload (copied) to room's history under the next offset, then publishes "#<offset>:" followed by
+     * payload on channel, as publish does (one step: no other line can come between). A room that does not exist
+     * keeps no history: payload is published as it is. result {"offset": n, "epoch": "e"}, or null without history. */
+    void (*history_publish)(ag_store_t *store, const char *room, const char *channel, const char *payload, size_t len,
+                            ag_store_cb cb, void *data);
+    /* result {"epoch": "e", "last": n, "items": [[offset, "payload"], ...]}: the lines after offset `after`, in order
+     * (none when after is AG_STORE_HISTORY_TAIL: only where the history stands); err AG_STORE_HISTORY_GONE when a
+     * line after `after` is no longer kept, or the room has no history. */
+    void (*history_since)(ag_store_t *store, const char *room, uint64_t after, ag_store_cb cb, void *data);
     /* Optional (NULL: always): 1 while the store can be used (Redis connected), for /readyz and metrics. */
     int (*is_up)(ag_store_t *store);
     /* Optional (NULL: no remote commands): the figures of the store's commands so far, for metrics. */
@@ -103,6 +119,9 @@ typedef struct st_ag_store_stats_t {
 } ag_store_stats_t;
 
 #define AG_STORE_NOT_CLUSTERED "not clustered"
+/* history_since: what was asked for is no longer kept (or never was) */
+#define AG_STORE_HISTORY_GONE "history gone"
+#define AG_STORE_HISTORY_TAIL UINT64_MAX
 
 /* This node as the registry publishes it. */
 struct st_ag_store_node_t {
@@ -117,6 +136,9 @@ struct st_ag_store_node_t {
 struct st_ag_store_t {
     const ag_store_ops_t *ops;
     size_t max_rooms; /* room_add refuses a new room when the store holds this many (0: no bound); set by its user */
+    /* the bounds of one room's history (history_publish), set by its user; history_lines 0: no history is kept */
+    size_t history_lines, history_bytes;
+    uint64_t history_ms;
     /* Messages on the session layer's channels (rooms.c). */
     ag_store_message_cb on_message;
     void *on_message_data;

@@ -71,3 +71,64 @@ for (const file of ['ActionheroWebsocketClient.js', 'ActionheroWebsocketClient.m
     });
   }
 }
+
+// Resume (README "Resume"): the rendered client behind a proxy that cuts its TCP connections while chat flows both
+// ways and its says are in flight comes back as the same connection each time: every line once and in order, every
+// say run once and answered once, `resumed` emitted and `notResumed` never.
+const { startCutProxy } = require('../lib/cut_proxy');
+const { connect: wsConnect } = require('../lib/wsclient');
+
+for (const [name, { expect, opts }] of Object.entries(PATHS)) {
+  test(`ActionheroWebsocketClient.js in node, ${name}: cuts mid-stream, resumed whole`, async (t) => {
+    // the memory store whatever AG_STORE says: room history on Redis is the next stage
+    const srv = await startServer({ config: { redis: { url: '' }, servers: { web: { publicDir: pub } } } });
+    t.after(() => srv.stop());
+    const proxy = await startCutProxy(srv.port);
+    t.after(() => proxy.close());
+    const C = require(path.join(pub, 'javascript', 'ActionheroWebsocketClient.js'));
+    const a = new C({ url: `http://127.0.0.1:${proxy.port}`, XMLHttpRequest: makeXhr(), rememberUpgrade: false,
+      reconnect: { min: 20, max: 60, factor: 1.5, retries: 0 }, ...opts });
+    const events = { resumed: 0, notResumed: [] };
+    a.on('resumed', () => events.resumed++);
+    a.on('notResumed', (e) => events.notResumed.push(e.reason));
+    const heard = [];
+    a.on('say', (m) => heard.push(m));
+    const b = await wsConnect(`${srv.wsUrl}/primus`);
+    t.after(() => b.close());
+    await b.welcome();
+    const room = 'resume ' + name;
+    await b.request({ event: 'action', params: { action: 'createChatRoom', name: room } });
+    assert.equal((await b.request({ event: 'roomAdd', room })).status, 'OK');
+    try {
+      await new Promise((resolve) => a.connect(resolve));
+      const id = a.id;
+      await new Promise((resolve) => a.roomAdd(room, resolve));
+      await waitFor(() => a.transport === expect, 5000, `transport ${expect}`);
+      const N = 40;
+      const answers = [];
+      for (let i = 0; i < N; i++) {
+        b.sendRaw(JSON.stringify({ event: 'say', room, message: `b-${i}` }));
+        answers.push(new Promise((resolve) => a.say(room, `a-${i}`, resolve)));
+        if (i % 10 === 5) proxy.cut();
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      const replies = await Promise.all(answers);
+      for (const r of replies) assert.equal(r.status, 'OK');
+      const lines = (list, prefix) => list.filter((m) => m.message.startsWith(prefix)).map((m) => m.message);
+      const want = (prefix) => Array.from({ length: N }, (_, i) => `${prefix}-${i}`);
+      await waitFor(() => lines(heard, 'b-').length >= N && lines(heard, 'a-').length >= N, 10000, 'every line');
+      const bHeard = () => lines(b.frames.filter((f) => f.context === 'user'), 'a-');
+      await waitFor(() => bHeard().length >= N, 10000, 'b hears every say');
+      await b.request({ event: 'detailsView' }); // a round trip later: nothing more
+      assert.deepEqual(lines(heard, 'b-'), want('b'));
+      assert.deepEqual(lines(heard, 'a-'), want('a'));
+      assert.deepEqual(bHeard(), want('a')); // each say ran once
+      assert.deepEqual(events.notResumed, []);
+      assert.ok(events.resumed >= 1, `resumed ${events.resumed} times, ${proxy.cuts} cuts`);
+      assert.equal(a.id, id);
+      assert.equal(Object.keys(heard[0]).includes('offset'), false); // the application sees today's frames
+    } finally {
+      a.disconnect();
+    }
+  });
+}

@@ -26,7 +26,7 @@ static void fuzz_close(ag_conn_t *c, void *self, const ag_disconnect_t *why)
     *(int *)self = 1;
 }
 
-static const ag_transport_t fuzz_transport = {"fuzz", fuzz_pending, fuzz_close, "fuzz"};
+static const ag_transport_t fuzz_transport = {"fuzz", fuzz_pending, fuzz_close, "fuzz", NULL};
 
 /* A node from yaml, or abort. */
 static ag_server_t *fuzz_node(const char *yaml)

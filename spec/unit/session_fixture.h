@@ -33,7 +33,13 @@ static void fake_close(ag_conn_t *c, void *self, const ag_disconnect_t *why)
     f->why = why;
 }
 
-static const ag_transport_t fake_transport = {"fake", fake_pending, fake_close, "fake"};
+/* A resume hands the fake to the connection it resumed */
+static void fake_rebind(ag_conn_t *to, void *self)
+{
+    ((fake_t *)self)->conn = to;
+}
+
+static const ag_transport_t fake_transport = {"fake", fake_pending, fake_close, "fake", fake_rebind};
 
 /* A node from yaml (NULL: the built-in defaults). */
 static inline ag_server_t *fixture_server(const char *yaml)

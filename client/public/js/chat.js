@@ -179,6 +179,12 @@
             showState();
             refreshMembers();
         });
+        client.on('resumed', function () {
+            addLine('info', null, 'resumed: the same connection, nothing missed');
+        });
+        client.on('notResumed', function (e) {
+            addLine('info', null, 'not resumed (' + e.reason + '): a new connection, rooms joined again');
+        });
         client.on('disconnected', function (why) {
             addLine('info', null, 'disconnected (' + why + ')');
             showState();

@@ -421,6 +421,80 @@ static void test_node_registry(void **state)
     json_decref(a.result);
 }
 
+/* Room history (resume): offsets 1, 2, ... per room, the published message carries its offset, what is asked after an
+ * offset comes back in order, and what the bounds dropped is "gone", never skipped. */
+static void test_history(void **state)
+{
+    if (st->ops->history_publish == NULL)
+        skip(); /* a store without history: its connections are not resumable */
+    inbox_t in = {0};
+    st->on_message = on_message;
+    st->on_message_data = &in;
+    st->history_lines = 3;
+    st->history_bytes = 1000;
+    st->history_ms = 60000;
+    answer_t a = {0};
+    char room[128], ch[160];
+    snprintf(room, sizeof(room), "%s", name("hist"));
+    snprintf(ch, sizeof(ch), "room:%s", room);
+    CALL(&a, st->ops->history_since(st, room, AG_STORE_HISTORY_TAIL, on_answer, &a));
+    assert_string_equal(a.err, AG_STORE_HISTORY_GONE); /* no such room */
+    CALL(&a, st->ops->room_add(st, room, on_answer, &a));
+    st->ops->subscribe(st, ch);
+    CALL(&a, st->ops->history_since(st, room, AG_STORE_HISTORY_TAIL, on_answer, &a));
+    assert_false(a.has_err);
+    assert_int_equal(json_integer_value(json_object_get(a.result, "last")), 0);
+    char epoch[32];
+    snprintf(epoch, sizeof(epoch), "%s", json_string_value(json_object_get(a.result, "epoch")));
+    assert_true(strlen(epoch) > 0);
+    for (int i = 1; i <= 5; i++) {
+        char line[16];
+        int n = snprintf(line, sizeof(line), "cline%d", i);
+        CALL(&a, st->ops->history_publish(st, room, ch, line, (size_t)n, on_answer, &a));
+        assert_int_equal(json_integer_value(json_object_get(a.result, "offset")), i);
+        assert_string_equal(json_string_value(json_object_get(a.result, "epoch")), epoch);
+        wait_messages(&in, i);
+        char want[32];
+        snprintf(want, sizeof(want), "#%d:cline%d", i, i);
+        assert_string_equal(in.payload, want);
+    }
+    /* three kept: 3, 4, 5 */
+    CALL(&a, st->ops->history_since(st, room, 2, on_answer, &a));
+    assert_false(a.has_err);
+    json_t *items = json_object_get(a.result, "items");
+    assert_int_equal(json_array_size(items), 3);
+    for (size_t i = 0; i < 3; i++) {
+        assert_int_equal(json_integer_value(json_array_get(json_array_get(items, i), 0)), 3 + (int)i);
+        char want[16];
+        snprintf(want, sizeof(want), "cline%d", 3 + (int)i);
+        assert_string_equal(json_string_value(json_array_get(json_array_get(items, i), 1)), want);
+    }
+    CALL(&a, st->ops->history_since(st, room, 4, on_answer, &a));
+    assert_int_equal(json_array_size(json_object_get(a.result, "items")), 1);
+    CALL(&a, st->ops->history_since(st, room, 5, on_answer, &a));
+    assert_false(a.has_err);
+    assert_int_equal(json_array_size(json_object_get(a.result, "items")), 0);
+    CALL(&a, st->ops->history_since(st, room, 1, on_answer, &a)); /* line 2 was dropped */
+    assert_string_equal(a.err, AG_STORE_HISTORY_GONE);
+    CALL(&a, st->ops->history_since(st, room, 9, on_answer, &a)); /* never given */
+    assert_string_equal(a.err, AG_STORE_HISTORY_GONE);
+    /* the byte bound: a line over it leaves nothing to replay across it */
+    char big[1200];
+    memset(big, 'c', sizeof(big));
+    CALL(&a, st->ops->history_publish(st, room, ch, big, sizeof(big), on_answer, &a));
+    CALL(&a, st->ops->history_since(st, room, 5, on_answer, &a));
+    assert_string_equal(a.err, AG_STORE_HISTORY_GONE);
+    /* a room made again is another epoch */
+    CALL(&a, st->ops->room_del(st, room, on_answer, &a));
+    CALL(&a, st->ops->room_add(st, room, on_answer, &a));
+    CALL(&a, st->ops->history_since(st, room, AG_STORE_HISTORY_TAIL, on_answer, &a));
+    assert_false(a.has_err);
+    assert_string_not_equal(json_string_value(json_object_get(a.result, "epoch")), epoch);
+    st->ops->unsubscribe(st, ch);
+    json_decref(a.result);
+    st->on_message = NULL;
+}
+
 static int run_suite(const store_backend_t *b)
 {
     backend = b;
@@ -433,6 +507,7 @@ static int run_suite(const store_backend_t *b)
         cmocka_unit_test_setup_teardown(test_publish_delivers_later, setup, teardown),
         cmocka_unit_test_setup_teardown(test_node_events, setup, teardown),
         cmocka_unit_test_setup_teardown(test_node_registry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_history, setup, teardown),
     };
     return _cmocka_run_group_tests(b->name, tests, sizeof(tests) / sizeof(tests[0]), NULL, NULL);
 }

@@ -1,0 +1,165 @@
+/*
+ * The resume verb (resume.h). The connection layer keeps what an away connection is sent and hands a carrier over
+ * (conn.h, "Resume"); the rooms keep their history in the store (rooms.h, ag__rooms_replay); this file asks both and
+ * answers the client.
+ */
+#include "resume.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include "actions.h"
+#include "node.h"
+#include "rooms.h"
+
+#define NOT_RESUMED "not resumed: "
+/* The reasons a client is told (README "Resume"). */
+#define R_UNKNOWN "unknown connection or wrong token"
+#define R_OUTBOX "missed messages are no longer kept"
+#define R_OFF "resume is off"
+#define R_BUSY "resume must be the first request"
+
+static void answer(ag_conn_t *c, json_t *reply)
+{
+    ag_frame_t *f = reply != NULL ? ag_frame_from_json(reply) : NULL;
+    if (f != NULL)
+        ag_conn_send_unnumbered(c, f);
+    if (f != NULL)
+        ag_frame_release(f);
+    json_decref(reply);
+}
+
+/* c is a fresh connection: nothing it did may be lost when it becomes resumable or hands itself over. */
+static int is_fresh(const ag_conn_t *c)
+{
+    return c->num_rooms == 0 && c->joining == 0 && c->pending_actions == 0;
+}
+
+/* Makes c resumable and says so (data {id, token, seq}); with reason, as the answer to a resume that failed. */
+static void answer_resumable(ag_conn_t *c, const json_t *message_id, const char *reason)
+{
+    char token[AG_RESUME_TOKEN_LEN + 1];
+    int ret = is_fresh(c) ? ag_conn_resumable(c, token) : AG_EBUSY;
+    const char *why = ret == AG_OK ? NULL : ret == AG_EBUSY ? R_BUSY : ret == AG_EINVAL ? R_OFF : "server error";
+    char text[128];
+    json_t *data;
+    if (reason != NULL) {
+        c->server->stats.resumes_refused++;
+        snprintf(text, sizeof(text), NOT_RESUMED "%s", reason);
+        data = json_pack("{s:b,s:s}", "resumed", 0, "reason", reason);
+    } else {
+        snprintf(text, sizeof(text), "%s", why != NULL ? why : "");
+        data = json_object();
+    }
+    if (data != NULL && ret == AG_OK) {
+        json_object_set_new(data, "id", json_string(c->id));
+        json_object_set_new(data, "token", json_string(token));
+        json_object_set_new(data, "seq", json_integer(0));
+    }
+    answer(c, ag__verb_reply(reason != NULL || why != NULL ? text : NULL, data, message_id));
+    json_decref(data);
+}
+
+typedef struct {
+    ag_conn_t *carrier; /* a reference */
+    uint64_t seq;
+    json_t *message_id;
+} pending_t;
+
+static void on_replayed(ag_conn_t *old, const char *reason, ag_frame_t **frames, size_t n, void *ud)
+{
+    pending_t *p = ud;
+    ag_conn_t *carrier = p->carrier;
+    if (ag_conn_is_closed(carrier)) {
+        /* gone meanwhile: the away connection waits on */
+    } else if (reason == NULL && (ag_conn_is_closed(old) || old == carrier || !is_fresh(carrier))) {
+        answer_resumable(carrier, p->message_id, ag_conn_is_closed(old) ? R_UNKNOWN : R_BUSY);
+    } else if (reason != NULL || ag_conn_resume(old, carrier, p->seq) != AG_OK) {
+        /* it can never be resumed now: it ends as it would have without resume */
+        if (ag_conn_is_away(old))
+            ag_conn_away_end(old, NULL);
+        else
+            ag_conn_close(old, &AG_DISCONNECT_TRANSPORT_ERROR);
+        answer_resumable(carrier, p->message_id, reason != NULL ? reason : R_OUTBOX);
+    } else {
+        /* old carries on, on carrier's transport: what it missed first, then the answer */
+        for (size_t i = 0; i < n; i++)
+            ag_conn_send_unnumbered(old, frames[i]);
+        json_t *data = json_pack("{s:b,s:s,s:I}", "resumed", 1, "id", old->id, "seq", (json_int_t)p->seq);
+        answer(old, ag__verb_reply(NULL, data, p->message_id));
+        json_decref(data);
+    }
+    ag_conn_release(carrier);
+    json_decref(p->message_id);
+    free(p);
+}
+
+void ag__resume_verb(ag_conn_t *c, json_t *rest, const json_t *message_id)
+{
+    json_t *id = json_object_get(rest, "id"), *token = json_object_get(rest, "token"), *seq = json_object_get(rest, "seq");
+    if (id == NULL) {
+        answer_resumable(c, message_id, NULL);
+        return;
+    }
+    if (!is_fresh(c) || ag_conn_is_resumable(c)) {
+        answer(c, ag__verb_reply(R_BUSY, NULL, message_id));
+        return;
+    }
+    ag_conn_t *old = json_is_string(id) && json_is_string(token)
+                         ? ag_conn_find_resumable(c->server, json_string_value(id), json_string_value(token))
+                         : NULL;
+    json_int_t last = json_is_integer(seq) ? json_integer_value(seq) : -1;
+    if (old == NULL || last < 0) {
+        answer_resumable(c, message_id, R_UNKNOWN);
+        return;
+    }
+    if (!ag_conn_can_replay(old, (uint64_t)last)) {
+        if (ag_conn_is_away(old))
+            ag_conn_away_end(old, NULL);
+        else
+            ag_conn_close(old, &AG_DISCONNECT_TRANSPORT_ERROR);
+        answer_resumable(c, message_id, R_OUTBOX);
+        return;
+    }
+    pending_t *p = malloc(sizeof(*p));
+    if (p == NULL) {
+        answer(c, ag__verb_reply("server error", NULL, message_id));
+        return;
+    }
+    p->carrier = ag_conn_addref(c);
+    p->seq = (uint64_t)last;
+    p->message_id = json_incref((json_t *)message_id);
+    json_t *offsets = json_object_get(rest, "offsets");
+    ag__rooms_replay(old, json_is_object(offsets) ? offsets : NULL, on_replayed, p);
+}
+
+char *ag__resume_key(const json_t *message_id)
+{
+    /* "7" and 7 are one messageId to actionhero's client, which matches replies with == */
+    if (json_is_string(message_id))
+        return strdup(json_string_value(message_id));
+    if (!json_is_integer(message_id))
+        return NULL;
+    char buf[32];
+    snprintf(buf, sizeof(buf), "%lld", (long long)json_integer_value(message_id));
+    return strdup(buf);
+}
+
+int ag__resume_seen(ag_conn_t *c, const json_t *msg)
+{
+    if (!ag_conn_is_resumable(c))
+        return 0;
+    const json_t *mid = json_object_get(msg, "messageId");
+    char *key = ag__resume_key(mid);
+    if (key == NULL)
+        return 0;
+    int seen = 0;
+    ag_frame_t *f = ag_conn_reply_of(c, key);
+    if (f != NULL) {
+        seen = 1;
+        ag_conn_send_unnumbered(c, f); /* the same number: a client that has it drops it */
+    }
+    for (ag_action_req_t *r = c->requests; !seen && r != NULL; r = r->conn_next)
+        seen = json_equal(r->message_id, (json_t *)mid);
+    free(key);
+    return seen;
+}

@@ -1,0 +1,167 @@
+'use strict';
+// Resume (README "Resume"): a client that asked to be resumable and loses its connection comes back as the same
+// connection, with everything addressed to it meanwhile, in order, once, and every request answered once. A proxy cuts
+// the TCP connections mid-stream while chat flows both ways and requests are in flight. The memory store: room history
+// on Redis is the next stage.
+const test = require('node:test');
+const assert = require('node:assert');
+const { startServer } = require('../lib/harness');
+const { connect } = require('../lib/wsclient');
+const { startCutProxy } = require('../lib/cut_proxy');
+const { ResumeClient } = require('../lib/resume_client');
+
+const MEMORY = { redis: { url: '' } };
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function stockClient(srv) {
+  const c = await connect(`${srv.wsUrl}/primus`);
+  await c.welcome();
+  return c;
+}
+
+for (const kind of ['primus', 'websocket', 'polling']) {
+  test(`${kind}: cuts mid-stream lose nothing, double nothing, keep the order`, async (t) => {
+    const srv = await startServer({ config: MEMORY });
+    t.after(() => srv.stop());
+    const proxy = await startCutProxy(srv.port);
+    t.after(() => proxy.close());
+    const b = await stockClient(srv);
+    t.after(() => b.close());
+    assert.strictEqual((await b.request({ event: 'roomAdd', room: 'defaultRoom' })).status, 'OK');
+
+    const a = new ResumeClient(kind, proxy.port);
+    t.after(() => a.stop());
+    a.start();
+    await a.until((c) => c.ready);
+    assert.strictEqual(a.resumed, 0);
+    assert.match(a.token, /^[0-9a-f]{64}$/);
+    const firstId = a.id;
+    assert.strictEqual((await a.request({ event: 'roomAdd', room: 'defaultRoom' })).status, 'OK');
+
+    const N = 60;
+    const replies = [];
+    for (let i = 0; i < N; i++) {
+      b.sendRaw(JSON.stringify({ event: 'say', room: 'defaultRoom', message: `b-${i}` }));
+      replies.push(a.request({ event: 'say', room: 'defaultRoom', message: `a-${i}` }));
+      replies.push(a.request({ event: 'action', params: { action: 'echo', payload: i } }));
+      if (i % 10 === 5) proxy.cut();
+      await sleep(5);
+    }
+    const answers = await Promise.all(replies);
+    for (let i = 0; i < N; i++) {
+      assert.strictEqual(answers[2 * i].status, 'OK', `notResumed: ${JSON.stringify(a.notResumed)}`);
+      assert.strictEqual(answers[2 * i + 1].payload, i);
+    }
+    const said = (c, prefix) => c.lines.filter((f) => f.context === 'user' && f.message.startsWith(prefix)).map((f) => f.message);
+    const want = (prefix) => Array.from({ length: N }, (_, i) => `${prefix}-${i}`);
+    await a.until((c) => said(c, 'b-').length >= N && said(c, 'a-').length >= N);
+    // the stock member saw every line of A once: each say ran once, whatever was re-sent
+    const bSaid = () => b.frames.filter((f) => f.context === 'user' && f.message.startsWith('a-')).length;
+    for (let i = 0; i < 400 && bSaid() < N; i++) await sleep(10);
+    await b.request({ event: 'detailsView' }); // a round trip later: nothing more
+    assert.deepStrictEqual(b.frames.filter((f) => f.context === 'user' && f.message.startsWith('a-')).map((f) => f.message), want('a'));
+    assert.deepStrictEqual(said(a, 'b-'), want('b'));
+    assert.deepStrictEqual(said(a, 'a-'), want('a'));
+    assert.deepStrictEqual(a.gaps, []);
+    assert.deepStrictEqual(a.notResumed, []);
+    assert.ok(proxy.cuts >= 3, `cuts: ${proxy.cuts}`);
+    assert.strictEqual(a.resumed, a.connects - 1, `every reconnect resumed (${proxy.cuts} cuts)`);
+    assert.strictEqual(a.id, firstId);
+    // the same connection: same id, in its room, and the server holds no away connection any more
+    const v = await b.request({ event: 'roomView', room: 'defaultRoom' });
+    assert.strictEqual(v.data.membersCount, 2);
+    assert.ok(Object.keys(v.data.members).includes(firstId));
+  });
+}
+
+test('a stolen connection id without its token does not resume; the owner still can', async (t) => {
+  const srv = await startServer({ config: MEMORY });
+  t.after(() => srv.stop());
+  const proxy = await startCutProxy(srv.port);
+  t.after(() => proxy.close());
+  const a = new ResumeClient('primus', proxy.port);
+  t.after(() => a.stop());
+  a.start();
+  await a.until((c) => c.ready);
+  await a.request({ event: 'roomAdd', room: 'defaultRoom' });
+  const id = a.id;
+  a.ready = false;
+  a.stopped = true;
+  proxy.cut();
+  await sleep(100);
+  const wrong = a.token.slice(0, 63) + (a.token[63] === '0' ? '1' : '0');
+  const tries = [{ id }, { id, token: '', seq: 0 }, { id, token: 'f'.repeat(64), seq: 0 }, { id, token: wrong, seq: 0 },
+    { id, token: wrong.toUpperCase(), seq: 0 }, { id, token: a.token + '0', seq: 0 }];
+  let thief;
+  for (const tr of tries) {
+    const c = await stockClient(srv);
+    t.after(() => c.close());
+    thief = c;
+    const r = await thief.request({ event: 'resume', seq: 0, offsets: { defaultRoom: 0 }, ...tr });
+    assert.strictEqual(r.status, 'Error: not resumed: unknown connection or wrong token', JSON.stringify(tr));
+    assert.strictEqual(r.data.resumed, false);
+    assert.notStrictEqual(r.data.id, id);
+  }
+  // once resumable, a connection cannot become another one
+  const again = await thief.request({ event: 'resume', id, token: a.token, seq: 0 });
+  assert.strictEqual(again.status, 'Error: resume must be the first request');
+  // the thief is not in the room; the owner comes back whole
+  assert.strictEqual((await thief.request({ event: 'detailsView' })).data.rooms.length, 0);
+  a.stopped = false;
+  a.start();
+  await a.until((c) => c.resumed === 1);
+  assert.strictEqual(a.id, id);
+});
+
+test('outside the window: not resumed, a new connection, the old one gone from its room', async (t) => {
+  const srv = await startServer({ config: { ...MEMORY, general: { resumeWindow: 300 } } });
+  t.after(() => srv.stop());
+  const proxy = await startCutProxy(srv.port);
+  t.after(() => proxy.close());
+  const a = new ResumeClient('primus', proxy.port);
+  t.after(() => a.stop());
+  a.start();
+  await a.until((c) => c.ready);
+  await a.request({ event: 'roomAdd', room: 'defaultRoom' });
+  const id = a.id;
+  const b = await stockClient(srv);
+  t.after(() => b.close());
+  await b.request({ event: 'roomAdd', room: 'defaultRoom' });
+  a.stopped = true;
+  proxy.cut();
+  await sleep(50);
+  // away: still a member, as roomView counts it
+  assert.strictEqual((await b.request({ event: 'roomView', room: 'defaultRoom' })).data.membersCount, 2);
+  await sleep(800); // the window is 300 ms
+  assert.strictEqual((await b.request({ event: 'roomView', room: 'defaultRoom' })).data.membersCount, 1);
+  a.stopped = false;
+  a.start();
+  await a.until((c) => c.notResumed.length === 1);
+  assert.deepStrictEqual(a.notResumed, ['unknown connection or wrong token']);
+  assert.notStrictEqual(a.id, id);
+  assert.match(a.token, /^[0-9a-f]{64}$/); // the new connection is resumable already
+});
+
+test('an away connection sent more than its outbox keeps ends: not resumed, and its requests run again', async (t) => {
+  const srv = await startServer({ config: { ...MEMORY, general: { resumeOutboxFrames: 3 } } });
+  t.after(() => srv.stop());
+  const proxy = await startCutProxy(srv.port);
+  t.after(() => proxy.close());
+  const a = new ResumeClient('primus', proxy.port);
+  t.after(() => a.stop());
+  a.start();
+  await a.until((c) => c.ready);
+  const id = a.id;
+  // four replies will come while it is away; three are kept
+  const sleeps = [1, 2, 3, 4].map((i) => a.request({ event: 'action', params: { action: 'sleepTest', sleepDuration: 100 + i } }));
+  await sleep(30);
+  a.stopped = true;
+  proxy.cut();
+  await sleep(500);
+  a.stopped = false;
+  a.start();
+  const answers = await Promise.all(sleeps);
+  assert.deepStrictEqual(a.notResumed, ['unknown connection or wrong token']);
+  assert.notStrictEqual(a.id, id);
+  for (const r of answers) assert.strictEqual(r.error, undefined);
+});

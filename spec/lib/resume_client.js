@@ -1,0 +1,168 @@
+'use strict';
+// A client of actiongate's resume protocol (README "Resume") for tests, over a carrier of choice: 'primus' (the plain
+// WebSocket at /primus), or engine.io-client on 'websocket' or 'polling'. It does what the generated browser client
+// does: asks to be resumable after the welcome, reconnects when its carrier drops and presents its id, token, last
+// sequence number and last offset per room, drops what it already has, and sends again the requests still unanswered.
+// It checks the protocol as it goes: `gaps` lists every number or offset that skipped one, `dups` counts what it
+// dropped as already had.
+const WebSocket = require('ws');
+const { Socket } = require('engine.io-client');
+
+function openCarrier(kind, port, handlers) {
+  if (kind === 'primus') {
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/primus`);
+    ws.on('message', (data) => {
+      const text = data.toString();
+      if (text.startsWith('"primus::ping::')) {
+        ws.send(JSON.stringify('primus::pong::' + JSON.parse(text).slice('primus::ping::'.length)));
+        return;
+      }
+      handlers.message(text);
+    });
+    ws.on('error', () => {});
+    ws.on('close', () => handlers.close());
+    return {
+      send: (t) => ws.readyState === WebSocket.OPEN && ws.send(t),
+      close: () => ws.terminate(),
+    };
+  }
+  const socket = new Socket(`http://127.0.0.1:${port}`, { path: '/primus/', transports: [kind], upgrade: false });
+  socket.on('message', (m) => handlers.message(String(m)));
+  socket.on('error', () => {});
+  socket.on('close', () => handlers.close());
+  return {
+    send: (t) => socket.readyState === 'open' && socket.send(t),
+    close: () => socket.close(),
+  };
+}
+
+class ResumeClient {
+  constructor(kind, port) {
+    this.kind = kind;
+    this.port = port;
+    this.id = null;
+    this.token = null;
+    this.seq = 0;
+    this.offsets = {};
+    this.ready = false;
+    this.pending = new Map(); // messageId -> { msg, resolve }
+    this.nextId = 1;
+    this.lines = []; // chat lines and pushes, as delivered to the application
+    this.gaps = [];
+    this.dups = 0;
+    this.resumed = 0;
+    this.notResumed = [];
+    this.connects = 0;
+    this.stopped = false;
+    this.listeners = [];
+  }
+
+  start() {
+    this.connects++;
+    this.ready = false;
+    this.carrier = openCarrier(this.kind, this.port, {
+      message: (t) => this.onText(t),
+      close: () => {
+        this.ready = false;
+        if (!this.stopped && this.connects < 200) setTimeout(() => this.start(), 10);
+      },
+    });
+  }
+
+  stop() {
+    this.stopped = true;
+    this.carrier.close();
+  }
+
+  // Resolves when pred(this) holds, checked after every frame; rejects after timeoutMs.
+  until(pred, timeoutMs = 20000) {
+    if (pred(this)) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const l = { pred, resolve };
+      l.timer = setTimeout(() => {
+        this.listeners = this.listeners.filter((x) => x !== l);
+        reject(new Error(`timed out: ${this.kind} connects=${this.connects} resumed=${this.resumed} pending=${this.pending.size} ` +
+          `lines=${this.lines.length} gaps=${JSON.stringify(this.gaps)} notResumed=${JSON.stringify(this.notResumed)}`));
+      }, timeoutMs);
+      this.listeners.push(l);
+    });
+  }
+
+  notify() {
+    this.listeners = this.listeners.filter((l) => {
+      if (!l.pred(this)) return true;
+      clearTimeout(l.timer);
+      l.resolve();
+      return false;
+    });
+  }
+
+  // Sends a request (queued while the carrier is down) and resolves with its one reply.
+  request(obj) {
+    const msg = { ...obj, messageId: `m${this.nextId++}` };
+    return new Promise((resolve) => {
+      this.pending.set(msg.messageId, { msg, resolve });
+      if (this.ready) this.carrier.send(JSON.stringify(msg));
+    });
+  }
+
+  onText(text) {
+    const f = JSON.parse(text);
+    if (f.welcome !== undefined && f.context === 'api') {
+      const hello = this.token
+        ? { event: 'resume', id: this.id, token: this.token, seq: this.seq, offsets: this.offsets }
+        : { event: 'resume' };
+      this.carrier.send(JSON.stringify({ ...hello, messageId: `resume${this.connects}` }));
+      return;
+    }
+    if (f.seq !== undefined) {
+      if (f.seq <= this.seq) {
+        this.dups++;
+        return;
+      }
+      if (f.seq !== this.seq + 1) this.gaps.push(`seq ${this.seq} -> ${f.seq}`);
+      this.seq = f.seq;
+    }
+    if (f.offset !== undefined && f.room !== undefined) {
+      const last = this.offsets[f.room] || 0;
+      if (f.offset <= last) {
+        this.dups++;
+        return;
+      }
+      if (last !== 0 && f.offset !== last + 1) this.gaps.push(`${f.room} ${last} -> ${f.offset}`);
+      this.offsets[f.room] = f.offset;
+    }
+    if (f.context === 'response' && typeof f.messageId === 'string' && f.messageId.startsWith('resume')) {
+      this.onResumeAnswer(f);
+    } else if (f.context === 'response' && this.pending.has(f.messageId)) {
+      const p = this.pending.get(f.messageId);
+      this.pending.delete(f.messageId);
+      p.resolve(f);
+    } else if (f.context === 'user' || f.context === 'api') {
+      this.lines.push(f);
+    }
+    this.notify();
+  }
+
+  onResumeAnswer(f) {
+    const d = f.data || {};
+    if (d.resumed === true) {
+      this.resumed++;
+    } else {
+      if (d.resumed === false) this.notResumed.push(d.reason);
+      // a new connection: numbering starts again, rooms are joined again by the application
+      this.seq = 0;
+      this.offsets = {};
+      this.rejoin = true;
+    }
+    if (d.token) {
+      this.id = d.id;
+      this.token = d.token;
+    }
+    this.ready = true;
+    for (const { msg } of this.pending.values()) this.carrier.send(JSON.stringify(msg));
+    this.notify();
+  }
+}
+
+module.exports = { ResumeClient };
