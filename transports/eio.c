@@ -926,5 +926,7 @@ void ag_eio_dispose(ag_server_t *s)
         return;
     ag_map_dispose(&n->sessions);
     ag_ptrmap_dispose(&n->watched);
+    ag_eio_buf_dispose(&n->sse_payload);
+    ag_eio_buf_dispose(&n->sse_event);
     free(n);
 }

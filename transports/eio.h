@@ -141,7 +141,9 @@ typedef struct st_ag__eio_node_t {
     ag_map_t sessions;   /* sid -> session */
     ag_ptrmap_t watched; /* an HTTP/1 socket -> the held GET reading it (eio_polling.c) */
     h2o_timeout_t ping_interval, ping_timeout, upgrade_timeout, keepalive, hundred_ms;
-    h2o_linklist_t sse_rings; /* every non-empty SSE replay ring of the node, written to longest ago first (eio_sse.c) */
+    h2o_linklist_t sse_rings;            /* every non-empty SSE replay ring of the node, written to longest ago first (eio_sse.c) */
+    ag_eio_buf_t sse_payload, sse_event; /* scratch for the event being written (eio_sse.c): reused, not freed */
+    int sse_scratch_busy;                /* a write nested in another (through a close's hooks) gets buffers of its own */
 } ag__eio_node_t;
 
 void ag__eio_session_addref(ag__eio_session_t *s);

@@ -136,16 +136,24 @@ static void write_stream(sse_t *x, const char *data, size_t len)
     }
 }
 
-/* Writes one event carrying payload, with the next id, and keeps it for replay. */
-static void emit(sse_t *x, const char *payload, size_t len)
+/* Writes one event carrying payload, with the next id, into ev, and keeps it for replay. */
+static void emit(sse_t *x, ag_eio_buf_t *ev, const char *payload, size_t len)
 {
-    ag_eio_buf_t ev = {NULL, 0, 0};
     uint64_t id = ++x->seq;
-    if (ag_eio_sse_event_append(&ev, id, payload, len) == AG_OK) {
-        ring_push(x, id, ev.base, ev.len);
-        write_stream(x, ev.base, ev.len);
+    if (ag_eio_sse_event_append(ev, id, payload, len) == AG_OK) {
+        ring_push(x, id, ev->base, ev->len);
+        write_stream(x, ev->base, ev->len);
     }
-    ag_eio_buf_dispose(&ev);
+}
+
+/* The node's scratch buffers serve one event after the other (a fan-out writes one event per recipient), so an event
+ * costs no allocation; one grown by a large message is let go rather than kept. A write that starts while another is
+ * under way (a close's hooks may send to another connection) gets buffers of its own. */
+static void scratch_done(ag_eio_buf_t *b, int shared)
+{
+    b->len = 0;
+    if (!shared || b->cap > 64 * 1024)
+        ag_eio_buf_dispose(b);
 }
 
 static int sse_writable(ag__eio_transport_t *t)
@@ -157,14 +165,21 @@ static int sse_writable(ag__eio_transport_t *t)
 static void sse_send(ag__eio_transport_t *t, const ag__eio_out_t *pkts, size_t n)
 {
     sse_t *x = (sse_t *)t;
-    ag_eio_buf_t b = {NULL, 0, 0};
+    ag__eio_node_t *node = ag__eio_node(x->super.session->server);
+    ag_eio_buf_t own_b = {NULL, 0, 0}, own_ev = {NULL, 0, 0};
+    int shared = !node->sse_scratch_busy;
+    ag_eio_buf_t *b = shared ? &node->sse_payload : &own_b, *ev = shared ? &node->sse_event : &own_ev;
+    node->sse_scratch_busy = 1;
     for (size_t i = 0; i < n; i++) {
         const char *d = pkts[i].frame != NULL ? pkts[i].frame->data : pkts[i].text;
         size_t len = pkts[i].frame != NULL ? pkts[i].frame->len : d != NULL ? strlen(d) : 0;
-        ag_eio_payload_append(&b, pkts[i].type, d, len, pkts[i].frame != NULL && pkts[i].frame->binary);
+        ag_eio_payload_append(b, pkts[i].type, d, len, pkts[i].frame != NULL && pkts[i].frame->binary);
     }
-    emit(x, b.base, b.len);
-    ag_eio_buf_dispose(&b);
+    emit(x, ev, b->base, b->len);
+    scratch_done(ev, shared);
+    scratch_done(b, shared);
+    if (shared)
+        node->sse_scratch_busy = 0;
 }
 
 static void end_stream(sse_t *x)
@@ -319,7 +334,9 @@ void ag__eio_sse_get(ag__eio_session_t *s, h2o_req_t *req)
         char body[512];
         body[0] = '0';
         size_t n = ag__eio_open_json(s, AG__EIO_SSE, 0, body + 1, sizeof(body) - 1);
-        emit(x, body, n + 1);
+        ag_eio_buf_t ev = {NULL, 0, 0};
+        emit(x, &ev, body, n + 1);
+        ag_eio_buf_dispose(&ev);
         ag__eio_session_start(s, s->sse);
         return;
     }
