@@ -113,6 +113,37 @@ static void test_query_params(void **state)
     r = request("/p/", "127.0.0.1", 5);
     assert_null(ag_http_query_param(&r->req, "EIO"));
     done(r);
+    /* one request after another, same length, other layout */
+    r = request("/p/?a=1&bb=2", "127.0.0.1", 5);
+    assert_string_equal(ag_http_query_param(&r->req, "bb"), "2");
+    done(r);
+    r = request("/p/?bb=1&a=2", "127.0.0.1", 5);
+    assert_string_equal(ag_http_query_param(&r->req, "bb"), "1");
+    assert_string_equal(ag_http_query_param(&r->req, "a"), "2");
+    done(r);
+    r = request("/p/?&&x=1&", "127.0.0.1", 5);
+    assert_string_equal(ag_http_query_param(&r->req, "x"), "1");
+    assert_null(ag_http_query_param(&r->req, "a"));
+    done(r);
+    r = request("/p/?", "127.0.0.1", 5);
+    assert_null(ag_http_query_param(&r->req, "x"));
+    done(r);
+    /* a long query, many parameters */
+    char path[700];
+    int n = snprintf(path, sizeof(path), "/p/?pad=");
+    memset(path + n, 'x', 300);
+    snprintf(path + n + 300, sizeof(path) - (size_t)n - 300, "&last=%s", "ok");
+    r = request(path, "127.0.0.1", 5);
+    assert_string_equal(ag_http_query_param(&r->req, "last"), "ok");
+    assert_int_equal(strlen(ag_http_query_param(&r->req, "pad")), 300);
+    done(r);
+    n = snprintf(path, sizeof(path), "/p/?");
+    for (int i = 0; i < 30; i++)
+        n += snprintf(path + n, sizeof(path) - (size_t)n, "k%d=%d&", i, i);
+    r = request(path, "127.0.0.1", 5);
+    assert_string_equal(ag_http_query_param(&r->req, "k29"), "29");
+    assert_string_equal(ag_http_query_param(&r->req, "k0"), "0");
+    done(r);
 }
 
 static void test_cookies_and_headers(void **state)
