@@ -9,10 +9,42 @@
 #define IDLE_CHECK_MS 1000
 
 /* The node's timer lists (h2o keeps one list per duration; entries are per socket, no OS timer each), s->ws. */
+/* Frame buffers of the base size freed by written sockets, kept for the next writes: a fan-out writes one per
+ * recipient, then frees them all when the writes complete, so without these every delivery cost a malloc and a free. */
+#define FRAME_BUF 1024
+#define SPARE_MAX 2048 /* 2 MiB at most per node */
+
 struct st_ag_ws_node_t {
     h2o_timeout_t close_timeout, idle_timeout;
     h2o_timeout_entry_t trim_entry; /* one per node: a burst of hibernations trims the heap once */
+    void *spare;                    /* free frame buffers, each holding the next one's address */
+    size_t spares;
 };
+
+static char *buf_take(ag_server_t *s)
+{
+    struct st_ag_ws_node_t *n = s->ws;
+    if (n == NULL || n->spare == NULL)
+        return malloc(FRAME_BUF);
+    char *b = n->spare;
+    memcpy(&n->spare, b, sizeof(void *));
+    n->spares--;
+    return b;
+}
+
+static void buf_give(ag_server_t *s, char *b, size_t cap)
+{
+    struct st_ag_ws_node_t *n = s->ws;
+    if (b == NULL)
+        return;
+    if (n == NULL || cap != FRAME_BUF || n->spares >= SPARE_MAX) {
+        free(b);
+        return;
+    }
+    memcpy(b, &n->spare, sizeof(void *));
+    n->spare = b;
+    n->spares++;
+}
 
 static void schedule_flush(ag_ws_t *ws);
 static void schedule_idle_check(ag_ws_t *ws);
@@ -40,8 +72,8 @@ static void destroy(ag_ws_t *ws)
     h2o_websocket_conn_t *conn = ws->conn;
     ws->cb->on_closed(ws, closed_why(ws));
     h2o_websocket_close(conn); /* a hibernating socket has no wslay context: wslay_event_context_free(NULL) is a no-op */
-    free(ws->_acc.base);
-    free(ws->_wr.base);
+    buf_give(ws->server, ws->_acc.base, ws->_acc_cap);
+    buf_give(ws->server, ws->_wr.base, ws->_wr_cap);
     free(ws);
 }
 
@@ -181,10 +213,20 @@ static int append_frame(ag_ws_t *ws, const void *data, size_t len, int binary)
 {
     size_t hl = len < 126 ? 2 : len <= 0xffff ? 4 : 10;
     if (ws->_acc.len + hl + len > ws->_acc_cap) {
-        size_t cap = ws->_acc_cap < 1024 ? 1024 : ws->_acc_cap;
+        size_t cap = ws->_acc_cap < FRAME_BUF ? FRAME_BUF : ws->_acc_cap;
         while (cap < ws->_acc.len + hl + len)
             cap *= 2;
-        char *n = realloc(ws->_acc.base, cap);
+        char *n;
+        if (ws->_acc.base == NULL && cap == FRAME_BUF) {
+            n = buf_take(ws->server);
+        } else if (ws->_acc_cap == FRAME_BUF) { /* outgrows a spare: the spare goes back */
+            if ((n = malloc(cap)) != NULL) {
+                memcpy(n, ws->_acc.base, ws->_acc.len);
+                buf_give(ws->server, ws->_acc.base, ws->_acc_cap);
+            }
+        } else {
+            n = realloc(ws->_acc.base, cap);
+        }
         if (n == NULL)
             return AG_ENOMEM;
         ws->_acc.base = n;
@@ -215,8 +257,9 @@ static void on_written(h2o_socket_t *sock, const char *err)
 {
     h2o_websocket_conn_t *conn = sock->data;
     ag_ws_t *ws = conn->data;
-    free(ws->_wr.base);
+    buf_give(ws->server, ws->_wr.base, ws->_wr_cap);
     ws->_wr = h2o_iovec_init(NULL, 0);
+    ws->_wr_cap = 0;
     ws->_wr_ours = 0;
     if (err != NULL) {
         ws->_write_failed = 1;
@@ -245,6 +288,7 @@ static void flush_now(ag_ws_t *ws)
     }
     if (ws->_acc.len != 0) {
         ws->_wr = ws->_acc;
+        ws->_wr_cap = ws->_acc_cap;
         ws->_acc = h2o_iovec_init(NULL, 0);
         ws->_acc_cap = 0;
         ws->_acc_frames = 0;
@@ -426,7 +470,13 @@ void ag_ws_dispose(ag_server_t *s)
     struct st_ag_ws_node_t *n = s->ws;
     if (n == NULL)
         return;
-    s->ws = NULL;
+    s->ws = NULL; /* sockets that outlive the node free their buffers themselves */
+    while (n->spare != NULL) {
+        void *b = n->spare;
+        memcpy(&n->spare, b, sizeof(void *));
+        free(b);
+    }
+    n->spares = 0;
     if (h2o_timeout_is_linked(&n->trim_entry))
         h2o_timeout_unlink(&n->trim_entry);
     /* sockets still open link their timers here: then the lists stay with the loop */

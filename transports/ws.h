@@ -55,6 +55,7 @@ struct st_ag_ws_t {
     h2o_iovec_t _acc; /* framed data waiting for the socket */
     size_t _acc_cap, _acc_frames;
     h2o_iovec_t _wr; /* framed data being written */
+    size_t _wr_cap;
     int _wr_ours;
     /* where the inbound byte stream stands, frame by frame (hibernation needs a frame boundary) */
     uint8_t _hdr[14];
