@@ -133,6 +133,30 @@ void ag__eio_send_message(ag__eio_session_t *s, ag_frame_t *f)
 
 /* --- lifetime --- */
 
+void ag__eio_scratch_get(ag__eio_node_t *n, ag_eio_buf_t *own, ag_eio_buf_t **payload, ag_eio_buf_t **event, int *shared)
+{
+    *shared = !n->scratch_busy;
+    *payload = *shared ? &n->scratch_payload : &own[0];
+    *event = *shared ? &n->scratch_event : &own[1];
+    n->scratch_busy = 1;
+}
+
+/* One grown by a large message is let go rather than kept. */
+static void scratch_clear(ag_eio_buf_t *b, int shared)
+{
+    b->len = 0;
+    if (!shared || b->cap > 64 * 1024)
+        ag_eio_buf_dispose(b);
+}
+
+void ag__eio_scratch_put(ag__eio_node_t *n, ag_eio_buf_t *payload, ag_eio_buf_t *event, int shared)
+{
+    scratch_clear(payload, shared);
+    scratch_clear(event, shared);
+    if (shared)
+        n->scratch_busy = 0;
+}
+
 void ag__eio_session_addref(ag__eio_session_t *s)
 {
     ++s->refcnt;
@@ -926,7 +950,7 @@ void ag_eio_dispose(ag_server_t *s)
         return;
     ag_map_dispose(&n->sessions);
     ag_ptrmap_dispose(&n->watched);
-    ag_eio_buf_dispose(&n->sse_payload);
-    ag_eio_buf_dispose(&n->sse_event);
+    ag_eio_buf_dispose(&n->scratch_payload);
+    ag_eio_buf_dispose(&n->scratch_event);
     free(n);
 }

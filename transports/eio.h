@@ -141,10 +141,17 @@ typedef struct st_ag__eio_node_t {
     ag_map_t sessions;   /* sid -> session */
     ag_ptrmap_t watched; /* an HTTP/1 socket -> the held GET reading it (eio_polling.c) */
     h2o_timeout_t ping_interval, ping_timeout, upgrade_timeout, keepalive, hundred_ms;
-    h2o_linklist_t sse_rings;            /* every non-empty SSE replay ring of the node, written to longest ago first (eio_sse.c) */
-    ag_eio_buf_t sse_payload, sse_event; /* scratch for the event being written (eio_sse.c): reused, not freed */
-    int sse_scratch_busy;                /* a write nested in another (through a close's hooks) gets buffers of its own */
+    h2o_linklist_t sse_rings; /* every non-empty SSE replay ring of the node, written to longest ago first (eio_sse.c) */
+    /* Scratch for the answer or event being written (eio_polling.c, eio_sse.c): reused from one to the next, so a
+     * fan-out allocates nothing per recipient. A write nested in another (a close's hooks may send to another
+     * connection) gets buffers of its own: ag__eio_scratch_get / _put. */
+    ag_eio_buf_t scratch_payload, scratch_event;
+    int scratch_busy;
 } ag__eio_node_t;
+
+/* The node's scratch buffers when free (*shared = 1), else own's (empty: the caller's locals); give both back with _put. */
+void ag__eio_scratch_get(ag__eio_node_t *n, ag_eio_buf_t *own, ag_eio_buf_t **payload, ag_eio_buf_t **event, int *shared);
+void ag__eio_scratch_put(ag__eio_node_t *n, ag_eio_buf_t *payload, ag_eio_buf_t *event, int shared);
 
 void ag__eio_session_addref(ag__eio_session_t *s);
 void ag__eio_session_release(ag__eio_session_t *s);

@@ -285,7 +285,10 @@ static void polling_send(ag__eio_transport_t *t, const ag__eio_out_t *pkts, size
     if (h == NULL)
         return;
     ag__eio_session_t *s = t->session;
-    ag_eio_buf_t b = {NULL, 0, 0};
+    ag__eio_node_t *node = ag__eio_node(s->server);
+    ag_eio_buf_t own[2] = {{NULL, 0, 0}, {NULL, 0, 0}}, *b, *unused;
+    int shared;
+    ag__eio_scratch_get(node, own, &b, &unused, &shared);
     /* Protocol 3 clients that did not ask for b64 take binary as octets, as engine.io 3 sends it: the whole answer is
      * then a binary payload. */
     int octets = 0;
@@ -295,11 +298,11 @@ static void polling_send(ag__eio_transport_t *t, const ag__eio_out_t *pkts, size
     for (size_t i = 0; i < n; i++) {
         const char *d = pkts[i].frame != NULL ? pkts[i].frame->data : pkts[i].text;
         size_t len = pkts[i].frame != NULL ? pkts[i].frame->len : d != NULL ? strlen(d) : 0;
-        ag__eio_payload_append(s, &b, pkts[i].type, d, len, pkts[i].frame != NULL && pkts[i].frame->binary, octets);
+        ag__eio_payload_append(s, b, pkts[i].type, d, len, pkts[i].frame != NULL && pkts[i].frame->binary, octets);
     }
     p->get = NULL;
-    held_respond(s, h, b.base, b.len, octets);
-    ag_eio_buf_dispose(&b);
+    held_respond(s, h, b->base, b->len, octets); /* the answer is copied into the request's pool */
+    ag__eio_scratch_put(node, b, unused, shared);
 }
 
 static void polling_close(ag__eio_transport_t *t)

@@ -146,16 +146,6 @@ static void emit(sse_t *x, ag_eio_buf_t *ev, const char *payload, size_t len)
     }
 }
 
-/* The node's scratch buffers serve one event after the other (a fan-out writes one event per recipient), so an event
- * costs no allocation; one grown by a large message is let go rather than kept. A write that starts while another is
- * under way (a close's hooks may send to another connection) gets buffers of its own. */
-static void scratch_done(ag_eio_buf_t *b, int shared)
-{
-    b->len = 0;
-    if (!shared || b->cap > 64 * 1024)
-        ag_eio_buf_dispose(b);
-}
-
 static int sse_writable(ag__eio_transport_t *t)
 {
     sse_t *x = (sse_t *)t;
@@ -166,20 +156,16 @@ static void sse_send(ag__eio_transport_t *t, const ag__eio_out_t *pkts, size_t n
 {
     sse_t *x = (sse_t *)t;
     ag__eio_node_t *node = ag__eio_node(x->super.session->server);
-    ag_eio_buf_t own_b = {NULL, 0, 0}, own_ev = {NULL, 0, 0};
-    int shared = !node->sse_scratch_busy;
-    ag_eio_buf_t *b = shared ? &node->sse_payload : &own_b, *ev = shared ? &node->sse_event : &own_ev;
-    node->sse_scratch_busy = 1;
+    ag_eio_buf_t own[2] = {{NULL, 0, 0}, {NULL, 0, 0}}, *b, *ev;
+    int shared;
+    ag__eio_scratch_get(node, own, &b, &ev, &shared);
     for (size_t i = 0; i < n; i++) {
         const char *d = pkts[i].frame != NULL ? pkts[i].frame->data : pkts[i].text;
         size_t len = pkts[i].frame != NULL ? pkts[i].frame->len : d != NULL ? strlen(d) : 0;
         ag_eio_payload_append(b, pkts[i].type, d, len, pkts[i].frame != NULL && pkts[i].frame->binary);
     }
     emit(x, ev, b->base, b->len);
-    scratch_done(ev, shared);
-    scratch_done(b, shared);
-    if (shared)
-        node->sse_scratch_busy = 0;
+    ag__eio_scratch_put(node, b, ev, shared);
 }
 
 static void end_stream(sse_t *x)
