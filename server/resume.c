@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "actions.h"
+#include "cluster.h"
 #include "node.h"
 #include "rooms.h"
 
@@ -55,6 +56,10 @@ static void answer_resumable(ag_conn_t *c, const json_t *message_id, const char 
         json_object_set_new(data, "id", json_string(c->id));
         json_object_set_new(data, "token", json_string(token));
         json_object_set_new(data, "seq", json_integer(0));
+        /* where this connection lives (several workers): the new connection of a resume asks to be made there */
+        const char *route = ag_cluster_tag(c->server);
+        if (route != NULL)
+            json_object_set_new(data, "route", json_string(route));
     }
     answer(c, ag__verb_reply(reason != NULL || why != NULL ? text : NULL, data, message_id));
     json_decref(data);
