@@ -330,6 +330,8 @@ static int route(ag_cluster_t *c, h2o_handler_t *handler, h2o_req_t *req, const 
     return 0;
 }
 
+static const char *owner_key(h2o_req_t *req);
+
 /* Whether h2o's proxy could not connect to the owner at all. Only that says the owner is gone: a 502 for a failure later
  * in the exchange is one request's trouble, and must not let one request make a live owner unreachable from here. */
 static int connect_failed(h2o_req_t *req)
@@ -351,7 +353,7 @@ static void on_setup_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t *
     ag_cluster_t *c = ag_http_server(req)->cluster;
     char tag[AG_CLUSTER_TAG_LEN + 1];
     if (c != NULL && req->res.status == 502 && req->overrides != NULL && req->overrides->client_ctx == &c->client_ctx &&
-        connect_failed(req) && ag_cluster_owner_of_sid(ag_http_query_param(req, "sid"), tag) == 0) {
+        connect_failed(req) && ag_cluster_owner_of_sid(owner_key(req), tag) == 0) {
         uint64_t now = h2o_now(c->server->loop);
         ag_map_set(&c->unreachable, tag, (void *)(uintptr_t)(now != 0 ? now : 1));
         free(ag_map_del(&c->routes, tag));
@@ -360,14 +362,29 @@ static void on_setup_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t *
     h2o_setup_next_ostream(req, slot);
 }
 
-/* The first handler on the engine.io path: takes requests for sids owned elsewhere, passes everything else on. */
+/* What names the node a request belongs to: an engine.io request's sid; else, for the first request of a resume's
+ * new connection (a /primus WebSocket, an engine.io handshake), the resume parameter, the tag the resumable connection
+ * was given (ag_cluster_tag), so that the new carrier is made where the connection it resumes lives. */
+static const char *owner_key(h2o_req_t *req)
+{
+    const char *sid = ag_http_query_param(req, "EIO") != NULL ? ag_http_query_param(req, "sid") : NULL;
+    return sid != NULL ? sid : ag_http_query_param(req, AG_CLUSTER_RESUME_PARAM);
+}
+
+/* The first handler on the engine.io path: takes requests owned elsewhere, passes everything else on. */
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     ag_cluster_t *c = ag_http_server(req)->cluster;
-    if (c == NULL || ag_http_query_param(req, "EIO") == NULL)
+    if (c == NULL)
         return -1;
-    const char *sid = ag_http_query_param(req, "sid");
-    return sid != NULL && route(c, self, req, sid) == 0 ? 0 : -1;
+    const char *key = owner_key(req);
+    return key != NULL && route(c, self, req, key) == 0 ? 0 : -1;
+}
+
+const char *ag_cluster_tag(ag_server_t *s)
+{
+    ag_cluster_t *c = s->cluster;
+    return c != NULL && c->clustered ? c->tag : NULL;
 }
 
 /* --- push --- */

@@ -12,7 +12,8 @@
  *   - polling GET/POST and the SSE stream and its POSTs: HTTP/1.1 through h2o's proxy (a fresh upstream connection per
  *     request, response streamed back as it comes, so a held GET or an SSE stream stays held/streaming);
  *   - a WebSocket upgrade: the handshake is proxied and, on 101, both sockets are spliced (h2o's tunnel).
- * A plain /primus WebSocket is one TCP connection: it lives where it lands and is never forwarded.
+ * A plain /primus WebSocket is one TCP connection: it lives where it lands and is never forwarded, except the new
+ * connection of a resume, which names the node of the connection it resumes (AG_CLUSTER_RESUME_PARAM).
  * A sid whose owner is not registered (dead, never stamped, or the registry cannot be read) is handled here, where it
  * is unknown: the client gets engine.io's "Session ID unknown" and reconnects.
  *
@@ -46,6 +47,11 @@ void ag_cluster_dispose(ag_server_t *s);
 void ag_cluster_sid_stamp(ag_server_t *s, char *sid);
 /* The owner tag of a sid into tag (AG_CLUSTER_TAG_LEN + 1 bytes). 0, or AG_EINVAL when the sid is too short. */
 int ag_cluster_owner_of_sid(const char *sid, char tag[AG_CLUSTER_TAG_LEN + 1]);
+/* The query parameter a resume's new connection carries with the tag the resumable connection was given: its first
+ * request (a /primus WebSocket upgrade, an engine.io handshake) is forwarded to that node as a sid's would be. */
+#define AG_CLUSTER_RESUME_PARAM "resume"
+/* This node's tag (a sid's first characters), or NULL without a cluster (one node: every connection is here). */
+const char *ag_cluster_tag(ag_server_t *s);
 /* Whether sid belongs to this node (always true without a cluster). */
 int ag_cluster_is_local_sid(ag_server_t *s, const char *sid);
 

@@ -556,6 +556,10 @@ int ag_conn_resumable(ag_conn_t *c, char token[AG_RESUME_TOKEN_LEN + 1])
         ag_outbox_init(&r->outbox, (size_t)s->config->general.resumeOutboxFrames, (size_t)s->config->general.resumeOutboxBytes);
         unsigned char raw[AG_RESUME_TOKEN_LEN / 2];
         ag_random_bytes(raw, sizeof(raw));
+        /* with several workers the token names the worker holding the connection, so that a resume reaching another
+         * worker's loop is told so (the rest, 248 random bits, is the secret) */
+        if (s->workers != NULL)
+            raw[0] = (unsigned char)s->worker;
         for (size_t i = 0; i < sizeof(raw); i++)
             snprintf(r->token + 2 * i, 3, "%02x", raw[i]);
         r->conn = c;
@@ -563,6 +567,15 @@ int ag_conn_resumable(ag_conn_t *c, char token[AG_RESUME_TOKEN_LEN + 1])
     }
     memcpy(token, c->_resume->token, AG_RESUME_TOKEN_LEN + 1);
     return AG_OK;
+}
+
+int ag_conn_token_elsewhere(const ag_server_t *s, const char *token)
+{
+    static const char hex[] = "0123456789abcdef";
+    if (s->workers == NULL || strlen(token) != AG_RESUME_TOKEN_LEN || strspn(token, hex) != AG_RESUME_TOKEN_LEN)
+        return 0;
+    unsigned v = (unsigned)(strchr(hex, token[0]) - hex) * 16 + (unsigned)(strchr(hex, token[1]) - hex);
+    return v != s->worker && v < AG_CONFIG_WORKERS_MAX;
 }
 
 int ag_conn_is_away(const ag_conn_t *c)

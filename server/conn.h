@@ -216,6 +216,9 @@ int ag_conn_send_json(ag_conn_t *c, const json_t *obj);
  * called again. AG_OK; AG_EINVAL when resume is off (general.resumeWindow 0), the store keeps no room history or the
  * transport cannot be handed over; AG_ENOMEM. */
 int ag_conn_resumable(ag_conn_t *c, char token[AG_RESUME_TOKEN_LEN + 1]);
+/* 1 when s is one of several workers and token, by the worker index its first byte carries, was issued by another
+ * worker: the connection it resumes lives on that worker's loop, out of s's reach. */
+int ag_conn_token_elsewhere(const ag_server_t *s, const char *token);
 static inline int ag_conn_is_resumable(const ag_conn_t *c)
 {
     return c->_resume != NULL;

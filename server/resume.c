@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "actions.h"
+#include "cluster.h"
 #include "node.h"
 #include "rooms.h"
 
@@ -17,6 +18,7 @@
 #define R_OUTBOX "missed messages are no longer kept"
 #define R_OFF "resume is off"
 #define R_BUSY "resume must be the first request"
+#define R_ELSEWHERE "the connection is on another worker"
 
 static void answer(ag_conn_t *c, json_t *reply)
 {
@@ -54,6 +56,10 @@ static void answer_resumable(ag_conn_t *c, const json_t *message_id, const char 
         json_object_set_new(data, "id", json_string(c->id));
         json_object_set_new(data, "token", json_string(token));
         json_object_set_new(data, "seq", json_integer(0));
+        /* where this connection lives (several workers): the new connection of a resume asks to be made there */
+        const char *route = ag_cluster_tag(c->server);
+        if (route != NULL)
+            json_object_set_new(data, "route", json_string(route));
     }
     answer(c, ag__verb_reply(reason != NULL || why != NULL ? text : NULL, data, message_id));
     json_decref(data);
@@ -109,7 +115,10 @@ void ag__resume_verb(ag_conn_t *c, json_t *rest, const json_t *message_id)
                          : NULL;
     json_int_t last = json_is_integer(seq) ? json_integer_value(seq) : -1;
     if (old == NULL || last < 0) {
-        answer_resumable(c, message_id, R_UNKNOWN);
+        /* The away connection, if any, stays where it is (a connection does not move between loops) and ends when its
+         * window does: this one starts afresh, as after any refusal. */
+        int elsewhere = old == NULL && json_is_string(token) && ag_conn_token_elsewhere(c->server, json_string_value(token));
+        answer_resumable(c, message_id, elsewhere ? R_ELSEWHERE : R_UNKNOWN);
         return;
     }
     if (!ag_conn_can_replay(old, (uint64_t)last)) {

@@ -14,6 +14,11 @@
  * is shared by the inboxes (reference counted). An inbox holds what the other workers published since its loop last
  * ran, so it is bounded by what the workers accept in that time.
  *
+ * Room history (resume) lives with the rooms, under the same lock: history_publish appends the line and puts the
+ * published message in the inboxes in one step, so a line's offset is its place in the one global order every worker
+ * delivers, whichever worker published it. history_since answers a copy (the lines' bytes copied under the lock, the
+ * jansson values built after it) on the caller's thread.
+ *
  * The node registry is what the cluster layer (server/cluster.c) needs to carry a request that reached the wrong
  * worker to the one owning its session: each worker registers its sid tag, private address and token.
  */
@@ -39,13 +44,31 @@ typedef struct {
 typedef struct {
     atomic_size_t refs;
     size_t len;
+    char *payload; /* points into data: after the room kept for a history line's "#<offset>:", if any */
     char *channel; /* points into data, after the payload */
     char data[];
 } smsg_t;
 
+/* the longest "#<offset>:" a history line's message starts with */
+#define HEAD_MAX 24
+
 typedef struct {
     char *id, *address, *token; /* the node id, "host:port", its forwarding secret */
 } regentry_t;
+
+typedef struct {
+    uint64_t offset, at_ms;
+    size_t len;
+    char *data;
+} hline_t;
+
+/* One room's history: lines floor+1 .. last, oldest at head; made with the room's first line, dropped with the room. */
+typedef struct {
+    char epoch[17];
+    uint64_t last, floor;
+    hline_t *ring;
+    size_t cap, head, n, bytes;
+} hist_t;
 
 typedef struct st_shared_handle_t shandle_t;
 
@@ -56,6 +79,7 @@ struct st_ag_store_shared_t {
     ag_map_t cache;    /* key -> centry_t* */
     ag_map_t channels; /* channel -> (uintptr_t) bit mask of the subscribed handles' slots */
     ag_map_t registry; /* sid tag -> regentry_t* */
+    ag_map_t hist;     /* room -> hist_t* */
     shandle_t *slots[AG_CONFIG_WORKERS_MAX];
 };
 
@@ -104,6 +128,27 @@ static void regentry_free(regentry_t *r)
     free(r);
 }
 
+static void hist_drop_oldest(hist_t *h)
+{
+    hline_t *l = &h->ring[h->head];
+    h->floor = l->offset;
+    h->bytes -= l->len;
+    free(l->data);
+    l->data = NULL;
+    h->head = (h->head + 1) % h->cap;
+    h->n--;
+}
+
+static void hist_free(hist_t *h)
+{
+    if (h == NULL)
+        return;
+    while (h->n != 0)
+        hist_drop_oldest(h);
+    free(h->ring);
+    free(h);
+}
+
 ag_store_shared_t *ag_store_shared_create(void)
 {
     ag_store_shared_t *sh = calloc(1, sizeof(*sh));
@@ -118,6 +163,7 @@ ag_store_shared_t *ag_store_shared_create(void)
     ag_map_init(&sh->cache);
     ag_map_init(&sh->channels);
     ag_map_init(&sh->registry);
+    ag_map_init(&sh->hist);
     return sh;
 }
 
@@ -138,6 +184,9 @@ void ag_store_shared_release(ag_store_shared_t *sh)
         centry_free(v);
     for (size_t it = 0; ag_map_next(&sh->registry, &it, &k, &v);)
         regentry_free(v);
+    for (size_t it = 0; ag_map_next(&sh->hist, &it, &k, &v);)
+        hist_free(v);
+    ag_map_dispose(&sh->hist);
     ag_map_dispose(&sh->rooms);
     ag_map_dispose(&sh->cache);
     ag_map_dispose(&sh->channels);
@@ -172,8 +221,10 @@ static void room_del(ag_store_t *s, const char *room, ag_store_cb cb, void *data
     ag_store_shared_t *sh = H(s)->sh;
     pthread_mutex_lock(&sh->lock);
     json_t *members = ag_map_del(&sh->rooms, room);
+    hist_t *h = members != NULL ? ag_map_del(&sh->hist, room) : NULL; /* a room made again starts a new epoch */
     pthread_mutex_unlock(&sh->lock);
     json_decref(members);
+    hist_free(h);
     reply(cb, data, members == NULL ? "room does not exist" : NULL, members != NULL ? json_true() : NULL);
 }
 
@@ -354,7 +405,7 @@ static void on_wake(h2o_socket_t *sock, const char *err)
     pthread_mutex_unlock(&h->sh->lock);
     for (size_t i = 0; i < n; i++) {
         if (ag_map_get(&h->subs, batch[i]->channel) != NULL)
-            deliver_one(&h->super, batch[i]->channel, batch[i]->data, batch[i]->len);
+            deliver_one(&h->super, batch[i]->channel, batch[i]->payload, batch[i]->len);
         smsg_release(batch[i]);
     }
     free(batch);
@@ -384,33 +435,186 @@ static int inbox_push(shandle_t *h, smsg_t *m)
     return h->inbox_len == 1;
 }
 
+/* A message of len bytes on channel, with head bytes free before its payload; the payload is not written. */
+static smsg_t *smsg_new(const char *channel, size_t head, size_t len)
+{
+    size_t clen = strlen(channel);
+    smsg_t *m = malloc(offsetof(smsg_t, data) + head + len + clen + 1);
+    if (m == NULL)
+        return NULL;
+    atomic_init(&m->refs, 1); /* the publisher's */
+    m->len = len;
+    m->payload = m->data + head;
+    m->channel = m->payload + len;
+    memcpy(m->channel, channel, clen + 1);
+    return m;
+}
+
+/* Under the lock: m goes to every worker subscribed to its channel; those whose loop must be woken are added to
+ * to_wake. */
+static void fan_out(ag_store_shared_t *sh, smsg_t *m, shandle_t **to_wake, size_t *nwake)
+{
+    uint64_t mask = (uint64_t)(uintptr_t)ag_map_get(&sh->channels, m->channel);
+    for (unsigned i = 0; mask != 0 && i < AG_CONFIG_WORKERS_MAX; i++, mask >>= 1)
+        if ((mask & 1) != 0 && sh->slots[i] != NULL && inbox_push(sh->slots[i], m))
+            to_wake[(*nwake)++] = sh->slots[i];
+}
+
+/* After the lock: a handle is destroyed only after every worker's loop stopped, so the ones to wake are still there. */
+static void wake_all(shandle_t **to_wake, size_t nwake, smsg_t *m)
+{
+    for (size_t i = 0; i < nwake; i++)
+        wake(to_wake[i]);
+    smsg_release(m);
+}
+
 static void publish(ag_store_t *s, const char *channel, const char *payload, size_t len, ag_store_cb cb, void *data)
 {
     ag_store_shared_t *sh = H(s)->sh;
-    size_t clen = strlen(channel);
-    smsg_t *m = malloc(offsetof(smsg_t, data) + len + clen + 1);
+    smsg_t *m = smsg_new(channel, 0, len);
     if (m == NULL) {
         reply(cb, data, "out of memory", NULL);
         return;
     }
-    atomic_init(&m->refs, 1); /* this function's */
-    m->len = len;
-    memcpy(m->data, payload, len);
-    m->channel = m->data + len;
-    memcpy(m->channel, channel, clen + 1);
+    memcpy(m->payload, payload, len);
     shandle_t *to_wake[AG_CONFIG_WORKERS_MAX];
     size_t nwake = 0;
     pthread_mutex_lock(&sh->lock);
-    uint64_t mask = (uint64_t)(uintptr_t)ag_map_get(&sh->channels, channel);
-    for (unsigned i = 0; mask != 0 && i < AG_CONFIG_WORKERS_MAX; i++, mask >>= 1)
-        if ((mask & 1) != 0 && sh->slots[i] != NULL && inbox_push(sh->slots[i], m))
-            to_wake[nwake++] = sh->slots[i];
+    fan_out(sh, m, to_wake, &nwake);
     pthread_mutex_unlock(&sh->lock);
-    /* a handle is destroyed only after every worker's loop stopped, so the ones above are still there */
-    for (size_t i = 0; i < nwake; i++)
-        wake(to_wake[i]);
-    smsg_release(m);
+    wake_all(to_wake, nwake, m);
     reply(cb, data, NULL, json_true());
+}
+
+/* --- room history (under the lock) --- */
+
+/* Lines older than the age bound go first, whenever the history is touched. */
+static void hist_expire(ag_store_t *s, hist_t *h, uint64_t now)
+{
+    while (h->n != 0 && s->history_ms != 0 && h->ring[h->head].at_ms + s->history_ms < now)
+        hist_drop_oldest(h);
+}
+
+/* room's history, made (with a new epoch) when the room exists and has none yet; NULL without history. */
+static hist_t *hist_of(ag_store_t *s, const char *room)
+{
+    ag_store_shared_t *sh = H(s)->sh;
+    hist_t *h = ag_map_get(&sh->hist, room);
+    if (h != NULL || s->history_lines == 0 || ag_map_get(&sh->rooms, room) == NULL)
+        return h;
+    if ((h = calloc(1, sizeof(*h))) == NULL || (h->ring = calloc(s->history_lines, sizeof(*h->ring))) == NULL ||
+        ag_map_set(&sh->hist, room, h) != AG_OK) {
+        if (h != NULL)
+            free(h->ring);
+        free(h);
+        return NULL;
+    }
+    h->cap = s->history_lines;
+    uint64_t e;
+    ag_random_bytes(&e, sizeof(e));
+    snprintf(h->epoch, sizeof(h->epoch), "%016llx", (unsigned long long)e);
+    return h;
+}
+
+static void history_publish(ag_store_t *s, const char *room, const char *channel, const char *payload, size_t len, ag_store_cb cb,
+                            void *data)
+{
+    ag_store_shared_t *sh = H(s)->sh;
+    /* both copies are made before the lock; the offset is only known under it, so the message keeps room for it */
+    smsg_t *m = smsg_new(channel, HEAD_MAX, len);
+    char *line = len <= s->history_bytes ? malloc(len + 1) : NULL;
+    if (m == NULL) {
+        free(line);
+        reply(cb, data, "out of memory", NULL);
+        return;
+    }
+    memcpy(m->payload, payload, len);
+    if (line != NULL) {
+        memcpy(line, payload, len);
+        line[len] = '\0';
+    }
+    shandle_t *to_wake[AG_CONFIG_WORKERS_MAX];
+    size_t nwake = 0;
+    uint64_t offset = 0, now = ag_now_ms();
+    char epoch[sizeof(((hist_t *)NULL)->epoch)] = "";
+    pthread_mutex_lock(&sh->lock);
+    hist_t *h = hist_of(s, room);
+    if (h != NULL && line == NULL) {
+        /* a line over the whole bound (or no memory for it): the offset still moves, so that a resume across it fails */
+        while (h->n != 0)
+            hist_drop_oldest(h);
+        h->floor = ++h->last;
+    } else if (h != NULL) {
+        hist_expire(s, h, now);
+        while (h->n != 0 && (h->n == h->cap || h->bytes + len > s->history_bytes))
+            hist_drop_oldest(h);
+        hline_t *l = &h->ring[(h->head + h->n) % h->cap];
+        l->offset = offset = ++h->last;
+        l->at_ms = now;
+        l->len = len;
+        l->data = line;
+        line = NULL;
+        h->n++;
+        h->bytes += len;
+        memcpy(epoch, h->epoch, sizeof(epoch));
+        char head[HEAD_MAX + 1];
+        int hl = snprintf(head, sizeof(head), "#%llu:", (unsigned long long)offset);
+        m->payload -= hl;
+        memcpy(m->payload, head, (size_t)hl);
+        m->len += (size_t)hl;
+    }
+    fan_out(sh, m, to_wake, &nwake);
+    pthread_mutex_unlock(&sh->lock);
+    free(line);
+    wake_all(to_wake, nwake, m);
+    reply(cb, data, NULL, offset != 0 ? json_pack("{s:I,s:s}", "offset", (json_int_t)offset, "epoch", epoch) : json_null());
+}
+
+static void history_since(ag_store_t *s, const char *room, uint64_t after, ag_store_cb cb, void *data)
+{
+    ag_store_shared_t *sh = H(s)->sh;
+    const char *err = NULL;
+    char epoch[sizeof(((hist_t *)NULL)->epoch)] = "";
+    uint64_t last = 0;
+    hline_t *copy = NULL; /* the lines after `after`, each data its own copy */
+    size_t n = 0;
+    pthread_mutex_lock(&sh->lock);
+    hist_t *h = hist_of(s, room);
+    if (h != NULL)
+        hist_expire(s, h, ag_now_ms());
+    if (h == NULL || (after != AG_STORE_HISTORY_TAIL && (after < h->floor || after > h->last))) {
+        err = AG_STORE_HISTORY_GONE;
+    } else {
+        memcpy(epoch, h->epoch, sizeof(epoch));
+        last = h->last;
+        size_t want = after == AG_STORE_HISTORY_TAIL ? 0 : (size_t)(h->last - after);
+        if (want != 0 && (copy = calloc(want, sizeof(*copy))) == NULL)
+            err = "out of memory";
+        for (size_t i = 0; err == NULL && i < h->n; i++) {
+            const hline_t *l = &h->ring[(h->head + i) % h->cap];
+            if (l->offset <= after)
+                continue;
+            copy[n] = *l;
+            if ((copy[n].data = malloc(l->len + 1)) == NULL) {
+                err = "out of memory";
+                break;
+            }
+            memcpy(copy[n].data, l->data, l->len + 1);
+            n++;
+        }
+    }
+    pthread_mutex_unlock(&sh->lock);
+    json_t *items = err == NULL ? json_array() : NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (items != NULL)
+            json_array_append_new(items, json_pack("[I,s%]", (json_int_t)copy[i].offset, copy[i].data, copy[i].len));
+        free(copy[i].data);
+    }
+    free(copy);
+    if (err != NULL)
+        reply(cb, data, err, NULL);
+    else
+        reply(cb, data, NULL, json_pack("{s:s,s:I,s:o}", "epoch", epoch, "last", (json_int_t)last, "items", items));
 }
 
 static void subscribe(ag_store_t *s, const char *channel)
@@ -579,6 +783,8 @@ static const ag_store_ops_t ops = {
     .publish = publish,
     .subscribe = subscribe,
     .unsubscribe = unsubscribe,
+    .history_publish = history_publish,
+    .history_since = history_since,
     .node_register = node_register,
     .node_lookup = node_lookup,
     .node_leave = node_leave,

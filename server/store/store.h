@@ -156,8 +156,9 @@ ag_store_t *ag_store_memory_create(struct st_h2o_evloop_t *loop);
 /* The memory store of a process running several workers (server/store/shared.c): one set of rooms, members, cache and
  * node registry under a lock, one handle per worker. The creator holds one reference, each handle another; the data
  * go with the last. Published messages reach each subscribed worker's on_message on its own loop, on a later pass, in
- * one order for every worker. attach: the worker's handle on its loop (called before that loop runs; at most
- * AG_CONFIG_WORKERS_MAX), NULL when out of memory or slots; its destroy releases the handle's reference. */
+ * one order for every worker; a room's history (history_publish) is kept in that same order. attach: the worker's handle on its
+ * loop (called before that loop runs; at most AG_CONFIG_WORKERS_MAX), NULL when out of memory or slots; its destroy releases the
+ * handle's reference. */
 typedef struct st_ag_store_shared_t ag_store_shared_t;
 ag_store_shared_t *ag_store_shared_create(void);
 void ag_store_shared_release(ag_store_shared_t *sh);

@@ -2,7 +2,9 @@
 // Resume (README "Resume"): a client that asked to be resumable and loses its connection comes back as the same
 // connection, with everything addressed to it meanwhile, in order, once, and every request answered once. A proxy cuts
 // the TCP connections mid-stream while chat flows both ways and requests are in flight. The memory store: room history
-// on Redis is the next stage.
+// on Redis is the next stage. The suite runs with one worker and, in spec/run, with two (AG_WORKERS=2): a resuming
+// client's new connection then names the worker of the connection it resumes (the route it was given) and is made
+// there, whichever loop accepted it.
 const test = require('node:test');
 const assert = require('node:assert');
 const { startServer } = require('../lib/harness');
@@ -13,10 +15,19 @@ const { ResumeClient } = require('../lib/resume_client');
 const MEMORY = { redis: { url: '' } };
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-async function stockClient(srv) {
-  const c = await connect(`${srv.wsUrl}/primus`);
+// route: the resumable answer's route (several workers): the connection is made on that worker, as a resuming
+// client's is.
+async function stockClient(srv, route) {
+  const c = await connect(`${srv.wsUrl}/primus${route ? `?resume=${encodeURIComponent(route)}` : ''}`);
   await c.welcome();
   return c;
+}
+
+// The worker a connection lives on, by the status action's node id ("<id>-w<index>"); 0 with one worker.
+async function workerOf(c) {
+  const r = await c.request({ event: 'action', params: { action: 'status' } });
+  const m = /-w(\d+)$/.exec(r.id);
+  return m ? Number(m[1]) : 0;
 }
 
 for (const kind of ['primus', 'websocket', 'polling']) {
@@ -65,7 +76,10 @@ for (const kind of ['primus', 'websocket', 'polling']) {
     assert.deepStrictEqual(a.gaps, []);
     assert.deepStrictEqual(a.notResumed, []);
     assert.ok(proxy.cuts >= 3, `cuts: ${proxy.cuts}`);
-    assert.strictEqual(a.resumed, a.connects - 1, `every reconnect resumed (${proxy.cuts} cuts)`);
+    // every reconnect that got its answer resumed (a cut can also fall between a reconnect and its answer: the next
+    // one resumes)
+    assert.strictEqual(a.resumed, a.answered - 1, `every reconnect resumed (${proxy.cuts} cuts, ${a.connects} connects)`);
+    assert.ok(a.resumed >= 1);
     assert.strictEqual(a.id, firstId);
     // the same connection: same id, in its room, and the server holds no away connection any more
     const v = await b.request({ event: 'roomView', room: 'defaultRoom' });
@@ -94,7 +108,7 @@ test('a stolen connection id without its token does not resume; the owner still 
     { id, token: wrong.toUpperCase(), seq: 0 }, { id, token: a.token + '0', seq: 0 }];
   let thief;
   for (const tr of tries) {
-    const c = await stockClient(srv);
+    const c = await stockClient(srv, a.route); // on the owner's worker: only the token decides
     t.after(() => c.close());
     thief = c;
     const r = await thief.request({ event: 'resume', seq: 0, offsets: { defaultRoom: 0 }, ...tr });
@@ -164,4 +178,55 @@ test('an away connection sent more than its outbox keeps ends: not resumed, and 
   assert.deepStrictEqual(a.notResumed, ['unknown connection or wrong token']);
   assert.notStrictEqual(a.id, id);
   for (const r of answers) assert.strictEqual(r.error, undefined);
+});
+
+test('two workers: a resume that reaches the other worker without the route is refused as such; with it, it resumes', async (t) => {
+  const srv = await startServer({ config: { ...MEMORY, general: { workers: 2 } } });
+  t.after(() => srv.stop());
+  const proxy = await startCutProxy(srv.port);
+  t.after(() => proxy.close());
+  const a = new ResumeClient('primus', proxy.port);
+  t.after(() => a.stop());
+  a.start();
+  await a.until((c) => c.ready);
+  assert.strictEqual(typeof a.route, 'string', 'several workers: the resumable answer names a route');
+  await a.request({ event: 'roomAdd', room: 'defaultRoom' });
+  const id = a.id;
+  const probe = await stockClient(srv, a.route);
+  t.after(() => probe.close());
+  assert.strictEqual((await probe.request({ event: 'roomAdd', room: 'defaultRoom' })).status, 'OK');
+  const home = await workerOf(probe);
+  // connections without the route land on either loop; with it, on the owner's, whichever loop accepted them
+  let other = null;
+  const seen = new Set();
+  for (let i = 0; i < 40 && !other; i++) {
+    const c = await stockClient(srv);
+    t.after(() => c.close());
+    const w = await workerOf(c);
+    seen.add(w);
+    if (w !== home) other = c;
+  }
+  assert.ok(other, `a connection on the other worker within 40 tries (seen ${[...seen]})`);
+  for (let i = 0; i < 6; i++) {
+    const c = await stockClient(srv, a.route);
+    t.after(() => c.close());
+    assert.strictEqual(await workerOf(c), home);
+  }
+  a.stopped = true;
+  proxy.cut();
+  await sleep(100);
+  // the away connection cannot move between loops: the other worker says where it is, and starts a new one
+  const r = await other.request({ event: 'resume', id, token: a.token, seq: a.seq, offsets: a.offsets });
+  assert.strictEqual(r.status, 'Error: not resumed: the connection is on another worker');
+  assert.strictEqual(r.data.resumed, false);
+  assert.notStrictEqual(r.data.id, id);
+  assert.notStrictEqual(r.data.route, a.route);
+  // the owner, routed, comes back whole: same id, still in its room
+  a.stopped = false;
+  a.start();
+  await a.until((c) => c.resumed === 1);
+  assert.strictEqual(a.id, id);
+  assert.deepStrictEqual(a.notResumed, []);
+  const v = await probe.request({ event: 'roomView', room: 'defaultRoom' });
+  assert.ok(Object.keys(v.data.members).includes(id), JSON.stringify(v));
 });

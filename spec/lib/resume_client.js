@@ -8,9 +8,12 @@
 const WebSocket = require('ws');
 const { Socket } = require('engine.io-client');
 
-function openCarrier(kind, port, handlers) {
+// route: where the connection to resume lives (the resumable answer's route, several workers): the new carrier asks
+// to be made there.
+function openCarrier(kind, port, handlers, route) {
+  const query = route ? { resume: route } : {};
   if (kind === 'primus') {
-    const ws = new WebSocket(`ws://127.0.0.1:${port}/primus`);
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/primus${route ? `?resume=${encodeURIComponent(route)}` : ''}`);
     ws.on('message', (data) => {
       const text = data.toString();
       if (text.startsWith('"primus::ping::')) {
@@ -26,7 +29,7 @@ function openCarrier(kind, port, handlers) {
       close: () => ws.terminate(),
     };
   }
-  const socket = new Socket(`http://127.0.0.1:${port}`, { path: '/primus/', transports: [kind], upgrade: false });
+  const socket = new Socket(`http://127.0.0.1:${port}`, { path: '/primus/', transports: [kind], upgrade: false, query });
   socket.on('message', (m) => handlers.message(String(m)));
   socket.on('error', () => {});
   socket.on('close', () => handlers.close());
@@ -42,6 +45,8 @@ class ResumeClient {
     this.port = port;
     this.id = null;
     this.token = null;
+    this.route = null;
+    this.noRoute = false; // true: reconnect without the route, as a client that ignores it does
     this.seq = 0;
     this.offsets = {};
     this.ready = false;
@@ -53,6 +58,7 @@ class ResumeClient {
     this.resumed = 0;
     this.notResumed = [];
     this.connects = 0;
+    this.answered = 0; // resume verbs answered (a carrier cut before its answer came counts in connects only)
     this.stopped = false;
     this.listeners = [];
   }
@@ -66,7 +72,7 @@ class ResumeClient {
         this.ready = false;
         if (!this.stopped && this.connects < 200) setTimeout(() => this.start(), 10);
       },
-    });
+    }, this.token && !this.noRoute ? this.route : null);
   }
 
   stop() {
@@ -145,6 +151,7 @@ class ResumeClient {
   }
 
   onResumeAnswer(f) {
+    this.answered++;
     const d = f.data || {};
     if (d.resumed === true) {
       this.resumed++;
@@ -158,6 +165,7 @@ class ResumeClient {
     if (d.token) {
       this.id = d.id;
       this.token = d.token;
+      this.route = d.route || null;
     }
     this.ready = true;
     for (const { msg } of this.pending.values()) this.carrier.send(JSON.stringify(msg));

@@ -610,13 +610,96 @@ static void test_shared_two_workers(void **state)
     h2o_evloop_destroy(l1);
 }
 
+/* Room history with two workers: lines published from both get offsets in the one order both workers deliver, and
+ * history_since through either handle gives the same lines under those offsets. */
+static void test_shared_two_workers_history(void **state)
+{
+    h2o_evloop_t *l0 = h2o_evloop_create(), *l1 = h2o_evloop_create();
+    ag_store_shared_t *sh = ag_store_shared_create();
+    ag_store_t *a = ag_store_shared_attach(sh, l0, "w0"), *b = ag_store_shared_attach(sh, l1, "w1");
+    ag_store_shared_release(sh);
+    assert_non_null(a);
+    assert_non_null(b);
+    ag_store_t *both[2] = {a, b};
+    for (int i = 0; i < 2; i++) {
+        both[i]->history_lines = 16;
+        both[i]->history_bytes = 4096;
+        both[i]->history_ms = 60000;
+    }
+    answer_t r = {0};
+    const store_backend_t *saved = backend;
+    backend = &(store_backend_t){"shared", NULL, NULL, NULL};
+    order_t o0 = {0}, o1 = {0};
+    a->on_message = b->on_message = on_ordered;
+    a->on_message_data = &o0;
+    b->on_message_data = &o1;
+    CALL(&r, a->ops->room_add(a, "hroom", on_answer, &r));
+    a->ops->subscribe(a, "room:hroom");
+    b->ops->subscribe(b, "room:hroom");
+    char epoch[32] = "";
+    for (int i = 0; i < 12; i++) {
+        ag_store_t *from = i % 3 == 0 ? b : a;
+        char msg[8];
+        snprintf(msg, sizeof(msg), "h%d", i);
+        CALL(&r, from->ops->history_publish(from, "hroom", "room:hroom", msg, strlen(msg), on_answer, &r));
+        assert_int_equal(json_integer_value(json_object_get(r.result, "offset")), i + 1);
+        if (i == 0)
+            snprintf(epoch, sizeof(epoch), "%s", json_string_value(json_object_get(r.result, "epoch")));
+        assert_string_equal(json_string_value(json_object_get(r.result, "epoch")), epoch);
+    }
+    assert_int_equal(o0.count + o1.count, 0); /* never inside the call */
+    for (int i = 0; i < 100 && (o0.count < 12 || o1.count < 12); i++) {
+        h2o_evloop_run(l0, 1);
+        h2o_evloop_run(l1, 1);
+    }
+    assert_int_equal(o0.count, 12);
+    assert_int_equal(o1.count, 12);
+    for (int i = 0; i < 12; i++) {
+        char want[16];
+        snprintf(want, sizeof(want), "#%d:h%d", i + 1, i);
+        assert_string_equal(o0.seq[i], want);
+        assert_string_equal(o1.seq[i], want);
+    }
+    /* either worker reads the same lines under the same offsets */
+    for (int w = 0; w < 2; w++) {
+        CALL(&r, both[w]->ops->history_since(both[w], "hroom", 4, on_answer, &r));
+        assert_false(r.has_err);
+        assert_string_equal(json_string_value(json_object_get(r.result, "epoch")), epoch);
+        assert_int_equal(json_integer_value(json_object_get(r.result, "last")), 12);
+        json_t *items = json_object_get(r.result, "items");
+        assert_int_equal(json_array_size(items), 8);
+        for (int i = 0; i < 8; i++) {
+            char want[8];
+            snprintf(want, sizeof(want), "h%d", i + 4);
+            assert_int_equal(json_integer_value(json_array_get(json_array_get(items, (size_t)i), 0)), i + 5);
+            assert_string_equal(json_string_value(json_array_get(json_array_get(items, (size_t)i), 1)), want);
+        }
+    }
+    /* the room deleted by one worker and made again by the other: a new epoch for both */
+    CALL(&r, b->ops->room_del(b, "hroom", on_answer, &r));
+    CALL(&r, a->ops->history_since(a, "hroom", 4, on_answer, &r));
+    assert_string_equal(r.err, AG_STORE_HISTORY_GONE);
+    CALL(&r, b->ops->room_add(b, "hroom", on_answer, &r));
+    CALL(&r, a->ops->history_since(a, "hroom", AG_STORE_HISTORY_TAIL, on_answer, &r));
+    assert_false(r.has_err);
+    assert_int_equal(json_integer_value(json_object_get(r.result, "last")), 0);
+    assert_string_not_equal(json_string_value(json_object_get(r.result, "epoch")), epoch);
+    a->ops->destroy(a);
+    b->ops->destroy(b);
+    backend = saved;
+    json_decref(r.result);
+    h2o_evloop_destroy(l0);
+    h2o_evloop_destroy(l1);
+}
+
 int main(void)
 {
     memory_backend.ctx = h2o_evloop_create();
     int failed = run_suite(&memory_backend);
     shared_backend.ctx = memory_backend.ctx;
     failed += run_suite(&shared_backend);
-    const struct CMUnitTest shared_tests[] = {cmocka_unit_test(test_shared_two_workers)};
+    const struct CMUnitTest shared_tests[] = {cmocka_unit_test(test_shared_two_workers),
+                                              cmocka_unit_test(test_shared_two_workers_history)};
     failed += cmocka_run_group_tests_name("shared, two workers", shared_tests, NULL, NULL);
     const char *url = getenv("AG_TEST_REDIS_URL");
     if (url != NULL && url[0] != '\0' && ag__store_redis_test_backend != NULL) {
