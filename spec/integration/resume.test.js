@@ -51,11 +51,13 @@ for (const kind of ['primus', 'websocket', 'polling']) {
 
     const N = 60;
     const replies = [];
+    let cutsDue = 0; // a cut when nothing is open through the proxy (between two polls) waits for the next step
     for (let i = 0; i < N; i++) {
       b.sendRaw(JSON.stringify({ event: 'say', room: 'defaultRoom', message: `b-${i}` }));
       replies.push(a.request({ event: 'say', room: 'defaultRoom', message: `a-${i}` }));
       replies.push(a.request({ event: 'action', params: { action: 'echo', payload: i } }));
-      if (i % 10 === 5) proxy.cut();
+      if (i % 10 === 5) cutsDue++;
+      if (cutsDue > 0 && proxy.cut() > 0) cutsDue--;
       await sleep(5);
     }
     const answers = await Promise.all(replies);
