@@ -620,7 +620,8 @@ static int check_bounds(const ag_config_t *c, const char *name, char *errbuf, si
     }
     /* the shared store keeps each channel's subscribed workers in one 64-bit word */
     if (c->general.workers < 0 || c->general.workers > AG_CONFIG_WORKERS_MAX) {
-        snprintf(errbuf, errlen, "%s:1: general.workers must be between 0 (the online cores) and %d", name, AG_CONFIG_WORKERS_MAX);
+        snprintf(errbuf, errlen, "%s:1: general.workers must be between 0 (the cores this process may run on) and %d", name,
+                 AG_CONFIG_WORKERS_MAX);
         return -1;
     }
     /* the drain must fit in a stop that someone waits for; a day is far beyond any deploy */

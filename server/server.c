@@ -1112,7 +1112,7 @@ int ag_create_ex(const ag_options_t *opts, ag_server_t **out, char *errbuf, size
     const ag_options_t *o = opts != NULL ? opts : &none;
     *out = NULL;
     if (o->workers < AG_WORKERS_CORES || o->workers > AG_CONFIG_WORKERS_MAX) {
-        snprintf(errbuf, errlen, "workers: between 0 (the online cores) and %d", AG_CONFIG_WORKERS_MAX);
+        snprintf(errbuf, errlen, "workers: between 0 (the cores this process may run on) and %d", AG_CONFIG_WORKERS_MAX);
         return AG_ECONFIG;
     }
     int ret;
