@@ -49,6 +49,7 @@ typedef struct st_ag_config_t {
         int resumeOutboxBytes;  /* their bytes, 65536 */
         int resumeHistoryLines; /* lines kept per room (for resumeWindow at most), 100 */
         int resumeHistoryBytes; /* their bytes, 262144 */
+        char *resumeStateFile;  /* "" = off: where a graceful stop saves what resumable connections need (memory store) */
     } general;
     struct {
         struct {
