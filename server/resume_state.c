@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "cluster.h"
 #include "node.h"
 #include "outbox.h"
 #include "rooms.h"
@@ -202,16 +203,26 @@ void ag_resume_state_save(ag_server_t *const *nodes, size_t n)
         ag_log(AG_LOG_INFO, "resume", NULL, "no resumable connection to save");
         return;
     }
+    /* with several workers, the tag each one's clients name to reach it (their route, their sids): taken back at boot */
+    json_t *routes = json_array();
+    for (size_t i = 0; routes != NULL && i < n; i++) {
+        const char *tag = ag_cluster_tag(nodes[i]);
+        json_array_append_new(routes, tag != NULL ? json_string(tag) : json_null());
+    }
     s->store->ops->history_dump(s->store, on_dump, &rooms);
     char config[256];
     ag_resume_state_config_id(s->config, n, config, sizeof(config));
     size_t nconns = json_array_size(conns), nrooms = json_object_size(rooms);
-    json_t *root = rooms != NULL ? json_pack("{s:s,s:i,s:s,s:s,s:I,s:o,s:o}", "format", FORMAT, "version", VERSION, "node",
-                                             s->config->general.id, "config", config, "savedAt", (json_int_t)ag_now_ms(), "rooms",
-                                             rooms, "conns", conns)
-                                 : NULL;
-    if (rooms == NULL)
+    json_t *root =
+        rooms != NULL && routes != NULL
+            ? json_pack("{s:s,s:i,s:s,s:s,s:I,s:o,s:o,s:o}", "format", FORMAT, "version", VERSION, "node", s->config->general.id,
+                        "config", config, "savedAt", (json_int_t)ag_now_ms(), "routes", routes, "rooms", rooms, "conns", conns)
+            : NULL;
+    if (root == NULL) {
+        json_decref(rooms);
+        json_decref(routes);
         json_decref(conns);
+    }
     char *text = root != NULL ? json_dumps(root, JSON_COMPACT) : NULL;
     json_decref(root);
     if (text == NULL) {
@@ -367,6 +378,12 @@ static int check(const json_t *root, const ag_resume_state_expect_t *e, char *er
         FAIL("written in the future");
     if ((uint64_t)saved + e->window_ms < e->now_ms)
         FAIL("stale: written %llu ms ago, over general.resumeWindow", (unsigned long long)(e->now_ms - (uint64_t)saved));
+    const json_t *routes = json_object_get(root, "routes");
+    if (!json_is_array(routes) || json_array_size(routes) != e->workers)
+        FAIL("routes missing or not one per worker");
+    for (size_t i = 0; i < e->workers; i++)
+        if (!json_is_null(json_array_get(routes, i)) && !ag_cluster_is_tag(json_string_value(json_array_get(routes, i))))
+            FAIL("route %zu is not a tag", i);
     const json_t *rooms = json_object_get(root, "rooms"), *conns = json_object_get(root, "conns");
     if (!json_is_object(rooms) || json_object_size(rooms) > e->max_rooms)
         FAIL("rooms missing or over maxRooms");
@@ -546,6 +563,13 @@ void ag_resume_state_load(ag_server_t *const *nodes, size_t n)
     if (root == NULL) {
         ag_log(AG_LOG_WARN, "resume", NULL, "resume state file %s refused: %s; starting clean", path, err);
         return;
+    }
+    const json_t *routes = json_object_get(root, "routes");
+    for (size_t i = 0; i < n; i++) {
+        const char *tag = json_string_value(json_array_get(routes, i));
+        if (tag != NULL && ag_cluster_adopt_tag(nodes[i], tag) != AG_OK)
+            ag_log(AG_LOG_WARN, "resume", NULL, "worker %zu cannot take back its route %s: its clients resume elsewhere or not", i,
+                   tag);
     }
     /* the rooms' history first, so that the memberships find their rooms' epochs as they were */
     const char *name;
