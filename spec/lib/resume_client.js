@@ -128,6 +128,7 @@ class ResumeClient {
     this.lines = []; // chat lines and pushes, as delivered to the application
     this.gaps = [];
     this.dups = 0;
+    this.extraAnswers = 0;
     this.resumed = 0;
     this.notResumed = [];
     this.connects = 0;
@@ -217,6 +218,8 @@ class ResumeClient {
       const p = this.pending.get(f.messageId);
       this.pending.delete(f.messageId);
       p.resolve(f);
+    } else if (f.context === 'response' && f.messageId !== undefined) {
+      this.extraAnswers++; // a second answer, under a number of its own, to a request answered already
     } else if (f.context === 'user' || f.context === 'api') {
       this.lines.push(f);
     }
