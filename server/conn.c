@@ -743,7 +743,9 @@ ag_conn_t *ag_conn_restore(ag_server_t *s, const ag_conn_saved_t *saved, ag_outb
     c->server = s;
     c->_rate_exempt = ag_limits_exempt(s, c->remote_ip);
     c->accepted = 1;
-    c->_data_empty = 1;
+    c->claims = json_is_object(saved->claims) ? json_incref(saved->claims) : NULL;
+    c->hook_data = json_is_object(saved->hook_data) ? json_incref(saved->hook_data) : NULL;
+    c->_data_empty = c->hook_data == NULL;
     c->_refcnt = 1; /* the away reference */
     r->outbox = *outbox;
     memset(outbox, 0, sizeof(*outbox));

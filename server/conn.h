@@ -253,6 +253,7 @@ typedef struct st_ag_conn_saved_t {
     const char *id, *fingerprint, *user, *remote_ip, *token; /* copied; user may be NULL */
     const char *transport_name;                              /* as it was: "websocket", "polling" or "sse" */
     uint64_t connected_at, left_ms;                          /* left_ms: of its window, at most general.resumeWindow */
+    json_t *claims, *hook_data; /* objects or NULL, borrowed: the connection takes its own references */
 } ag_conn_saved_t;
 /* An away connection made again from what a stopped node saved: in the connection table under its id, resumable with
  * its token, its outbox the one given (whose frames it takes: *outbox is left empty), away for left_ms, after which

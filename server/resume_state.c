@@ -12,6 +12,7 @@
 #include "outbox.h"
 #include "rooms.h"
 #include "store/history.h"
+#include "token.h"
 
 #define FORMAT "actiongate resume state"
 #define VERSION 1
@@ -21,6 +22,8 @@
 #define HARD_MAX_BYTES ((uint64_t)1 << 30)
 /* fingerprints, users and messageIds are strings a client chose: the bound the file holds them to */
 #define STRING_MAX 4096
+/* a token's claims and the connect hook's data, each as JSON text (a token is at most tokens.maxBytes) */
+#define OBJECT_MAX 65536
 
 static const char hexdigits[] = "0123456789abcdef";
 
@@ -90,11 +93,11 @@ static json_t *conn_json(ag_conn_t *c)
         json_decref(outbox);
         return NULL;
     }
-    return json_pack("{s:I,s:s,s:s,s:s,s:s?,s:s,s:s,s:I,s:I,s:I,s:I,s:o,s:o}", "worker", (json_int_t)c->server->worker, "id", c->id,
-                     "token", token, "fingerprint", c->fingerprint, "user", c->user, "remoteIp", c->remote_ip, "transport",
-                     c->transport_name != NULL ? c->transport_name : "websocket", "connectedAt", (json_int_t)c->connected_at,
-                     "left", (json_int_t)left, "seq", (json_int_t)o->seq, "floor", (json_int_t)o->floor, "outbox", outbox, "rooms",
-                     rooms);
+    return json_pack("{s:I,s:s,s:s,s:s,s:s?,s:s,s:s,s:I,s:I,s:I,s:I,s:o,s:o,s:O?,s:O?}", "worker", (json_int_t)c->server->worker,
+                     "id", c->id, "token", token, "fingerprint", c->fingerprint, "user", c->user, "remoteIp", c->remote_ip,
+                     "transport", c->transport_name != NULL ? c->transport_name : "websocket", "connectedAt",
+                     (json_int_t)c->connected_at, "left", (json_int_t)left, "seq", (json_int_t)o->seq, "floor",
+                     (json_int_t)o->floor, "outbox", outbox, "rooms", rooms, "claims", c->claims, "data", c->hook_data);
 }
 
 void ag_resume_state_collect(ag_server_t *s)
@@ -275,7 +278,7 @@ uint64_t ag_resume_state_max_bytes(const ag_resume_state_expect_t *e)
     /* JSON escaping at most doubles a frame's or a line's text (it is JSON text already: quotes and backslashes) */
     uint64_t room_ref = sat_add(2 * (uint64_t)e->room_name_max, 64);
     uint64_t conn = sat_add(sat_add(2 * (uint64_t)e->outbox_bytes, sat_mul(e->outbox_frames, 2 * STRING_MAX + 64)),
-                            sat_add(sat_mul(e->max_rooms_per_conn, room_ref), 4 * STRING_MAX + 1024));
+                            sat_add(sat_mul(e->max_rooms_per_conn, room_ref), 4 * STRING_MAX + 4 * OBJECT_MAX + 1024));
     uint64_t room = sat_add(sat_add(2 * (uint64_t)e->history_bytes, sat_mul(e->history_lines, 64)), room_ref + 128);
     return sat_add(sat_add(sat_mul(sat_mul(e->workers, e->max_conns), conn), sat_mul(e->max_rooms, room)), 4096);
 }
@@ -323,6 +326,11 @@ static int check_conn(const json_t *c, size_t index, const ag_resume_state_expec
         str_of(json_object_get(c, "remoteIp"), 63) == NULL || str_of(json_object_get(c, "transport"), 16) == NULL ||
         uint_of(json_object_get(c, "connectedAt"), INT64_MAX) < 0)
         FAIL("connection %s: a bad fingerprint, user, address, transport or time", id);
+    for (size_t i = 0; i < 2; i++) {
+        const json_t *v = json_object_get(c, i == 0 ? "claims" : "data");
+        if (v != NULL && !json_is_null(v) && (!json_is_object(v) || json_dumpb(v, NULL, 0, JSON_COMPACT) > OBJECT_MAX))
+            FAIL("connection %s: its %s not an object within bounds", id, i == 0 ? "token's claims are" : "hook's data is");
+    }
     if (uint_of(json_object_get(c, "left"), (json_int_t)e->window_ms) < 0)
         FAIL("connection %s: window left out of bounds", id);
     json_int_t seq = uint_of(json_object_get(c, "seq"), INT64_MAX), floor = uint_of(json_object_get(c, "floor"), INT64_MAX);
@@ -514,6 +522,8 @@ static int restore_conn(ag_server_t *s, const json_t *j, uint64_t elapsed)
         .transport_name = json_string_value(json_object_get(j, "transport")),
         .connected_at = (uint64_t)json_integer_value(json_object_get(j, "connectedAt")),
         .left_ms = left - elapsed,
+        .claims = json_object_get(j, "claims"),
+        .hook_data = json_object_get(j, "data"),
     };
     ag_conn_t *c = ret == AG_OK ? ag_conn_restore(s, &saved, &o) : NULL;
     ag_outbox_dispose(&o);
@@ -521,6 +531,8 @@ static int restore_conn(ag_server_t *s, const json_t *j, uint64_t elapsed)
         ag_log(AG_LOG_WARN, "resume", saved.id, "cannot be restored");
         return 0;
     }
+    /* a token that expired meanwhile ends it at the loop's first pass, as it would have without the restart */
+    ag_token_watch(c);
     const json_t *rooms = json_object_get(j, "rooms");
     for (size_t i = 0; i < json_array_size(rooms); i++) {
         const json_t *r = json_array_get(rooms, i);

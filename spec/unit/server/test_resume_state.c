@@ -84,7 +84,9 @@ static void test_good_file(void **state)
         fail_msg("refused: %s", err);
     assert_true(json_equal(v, j));
     json_decref(v);
-    /* a connection without rooms and frames, a user, a route: fine too */
+    /* a connection without rooms and frames, with a user, a token's claims and the hook's data: fine too */
+    json_object_set_new(CONN(j), "claims", json_pack("{s:s,s:i}", "sub", "ann", "exp", 1800000100));
+    json_object_set_new(CONN(j), "data", json_pack("{s:s}", "user", "ann"));
     json_object_set_new(CONN(j), "user", json_string("ann"));
     json_object_set_new(CONN(j), "outbox", json_array());
     json_object_set_new(CONN(j), "floor", json_integer(7));
@@ -152,6 +154,15 @@ static void test_conns(void **state)
     j = good(), json_object_set_new(CONN(j), "token", json_string(TOKEN "0")), refused(j, "token");
     j = good(), json_object_set_new(CONN(j), "fingerprint", json_integer(1)), refused(j, "fingerprint");
     j = good(), json_object_set_new(CONN(j), "user", json_integer(1)), refused(j, "user");
+    j = good(), json_object_set_new(CONN(j), "claims", json_string("sub")), refused(j, "claims are not an object");
+    j = good(), json_object_set_new(CONN(j), "data", json_pack("[]")), refused(j, "data is not an object");
+    j = good();
+    char *big = malloc(70000);
+    memset(big, 'x', 69999);
+    big[69999] = '\0';
+    json_object_set_new(CONN(j), "data", json_pack("{s:s}", "big", big));
+    free(big);
+    refused(j, "data is not an object within bounds");
     j = good(), json_object_set_new(CONN(j), "left", json_integer(120001)), refused(j, "window left");
     j = good(), json_object_set_new(CONN(j), "left", json_integer(-1)), refused(j, "window left");
     j = good(),
