@@ -498,6 +498,9 @@ static int restore_conn(ag_server_t *s, const json_t *j, uint64_t elapsed)
     uint64_t left = (uint64_t)json_integer_value(json_object_get(j, "left"));
     if (left <= elapsed)
         return 0; /* its window ended while the node was down */
+    const json_t *exp = json_object_get(json_object_get(j, "claims"), "exp");
+    if (json_is_integer(exp) && json_integer_value(exp) >= 0 && (uint64_t)json_integer_value(exp) * 1000 <= ag_now_ms())
+        return 0; /* its token expired while the node was down: it would end at once, and must not resume first */
     const typeof(s->config->general) *g = &s->config->general;
     ag_outbox_t o;
     ag_outbox_init(&o, (size_t)g->resumeOutboxFrames, (size_t)g->resumeOutboxBytes);

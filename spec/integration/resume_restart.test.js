@@ -14,6 +14,7 @@ const path = require('node:path');
 const { Server, Redis, WORKERS } = require('../lib/harness');
 const { connect } = require('../lib/wsclient');
 const { ResumeClient } = require('../lib/resume_client');
+const { sign, now } = require('../lib/jwt');
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const KINDS = ['primus', 'websocket', 'polling', 'sse'];
@@ -245,4 +246,33 @@ test('on the Redis store the state file is not used', async (t) => {
   await srv.stop();
   await logSays(srv, /general\.resumeStateFile is not used on this store/);
   assert.strictEqual(fs.existsSync(file), false);
+});
+
+test('a token keeps its expiry across the restart: one still valid resumes with its claims, one that expired does not', async (t) => {
+  const { file } = stateDir(t);
+  const SECRET = 'a-test-secret-of-at-least-32-bytes-0123';
+  const config = { ...configOf(file), tokens: { secret: SECRET } };
+  let srv = await new Server({ config }).start();
+  t.after(() => srv.stop());
+  const port = srv.port;
+  const long = new ResumeClient('primus', port);
+  const short = new ResumeClient('primus', port);
+  long.firstQuery = `?token=${sign({ alg: 'HS256' }, { sub: 'long', exp: now() + 600 }, SECRET)}`;
+  short.firstQuery = `?token=${sign({ alg: 'HS256' }, { sub: 'short', exp: now() + 2 }, SECRET)}`;
+  for (const c of [long, short]) {
+    c.maxConnects = 2000; // it retries every 10 ms while the node is down
+    t.after(() => c.stop());
+    c.start();
+    await c.until((x) => x.ready);
+  }
+  await srv.stop();
+  await sleep(2500); // the short token expires while the node is down
+  srv = await new Server({ config, port }).start();
+  await long.until((x) => x.resumed === 1);
+  await short.until((x) => x.notResumed.length === 1);
+  assert.deepStrictEqual(short.notResumed, ['unknown connection or wrong token']);
+  const d = await long.request({ event: 'detailsView' });
+  assert.strictEqual(d.data.id, long.id);
+  assert.strictEqual(d.data.claims.sub, 'long');
+  await logSays(srv, /restored 1 of 2 resumable connections/);
 });

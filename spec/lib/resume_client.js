@@ -12,10 +12,10 @@ const { Socket } = require('engine.io-client');
 
 // route: where the connection to resume lives (the resumable answer's route, several workers): the new carrier asks
 // to be made there.
-function openCarrier(kind, port, handlers, route) {
+function openCarrier(kind, port, handlers, route, firstQuery) {
   const query = route ? { resume: route } : {};
   if (kind === 'primus') {
-    const ws = new WebSocket(`ws://127.0.0.1:${port}/primus${route ? `?resume=${encodeURIComponent(route)}` : ''}`);
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/primus${route ? `?resume=${encodeURIComponent(route)}` : firstQuery || ''}`);
     ws.on('message', (data) => {
       const text = data.toString();
       if (text.startsWith('"primus::ping::')) {
@@ -135,6 +135,8 @@ class ResumeClient {
     this.answered = 0; // resume verbs answered (a carrier cut before its answer came counts in connects only)
     this.stopped = false;
     this.listeners = [];
+    this.maxConnects = 200; // bounded: a test that keeps its node down longer raises it
+    this.firstQuery = ''; // added to the first carrier's /primus URL only (e.g. "?token=..."): a resume needs none
   }
 
   start() {
@@ -144,9 +146,9 @@ class ResumeClient {
       message: (t) => this.onText(t),
       close: () => {
         this.ready = false;
-        if (!this.stopped && this.connects < 200) setTimeout(() => this.start(), 10);
+        if (!this.stopped && this.connects < this.maxConnects) setTimeout(() => this.start(), 10);
       },
-    }, this.token && !this.noRoute ? this.route : null);
+    }, this.token && !this.noRoute ? this.route : null, this.token ? '' : this.firstQuery);
   }
 
   stop() {
