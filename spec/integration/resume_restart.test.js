@@ -33,6 +33,7 @@ function configOf(file, extra = {}) {
 async function roomOfClients(t, port) {
   const clients = KINDS.map((k) => new ResumeClient(k, port));
   for (const c of clients) {
+    c.maxConnects = 1000; // it retries every 10 ms while the node is down
     t.after(() => c.stop());
     c.start();
   }
@@ -132,6 +133,7 @@ test('a stock client is told to reconnect and comes back as a new connection', a
   await stock.welcome();
   const id = (await stock.request({ event: 'detailsView' })).data.id;
   const a = new ResumeClient('primus', port);
+  a.maxConnects = 1000; // it retries every 10 ms while the node is down
   t.after(() => a.stop());
   a.start();
   await a.until((x) => x.ready);
@@ -199,6 +201,7 @@ test('a damaged, cut short, stale or foreign state file is refused: a clean star
   t.after(() => srv.stop());
   const port = srv.port;
   const a = new ResumeClient('primus', port);
+  a.maxConnects = 5000; // nine restarts, retrying every 10 ms while the node is down
   t.after(() => a.stop());
   a.start();
   await a.until((x) => x.ready);
