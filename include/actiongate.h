@@ -92,7 +92,7 @@ ag_server_t *ag_create(const char *config_path, char *errbuf, size_t errlen);
  * the file's value, so that {.config_path = "x.yaml"} overrides nothing. */
 #define AG_PORT_ANY (-1)       /* as a port: any free one (servers.web.port: 0) */
 #define AG_WORKERS_CONFIG (-1) /* as workers: general.workers */
-#define AG_WORKERS_CORES (-2)  /* as workers: one per online core */
+#define AG_WORKERS_CORES (-2)  /* as workers: one per core this process may run on */
 typedef struct st_ag_options_t {
     const char *config_path; /* the YAML file; NULL = built-in defaults */
     int port;                /* servers.web.port: 1 to 65535, or AG_PORT_ANY; 0 keeps the file's */
@@ -102,8 +102,8 @@ typedef struct st_ag_options_t {
     const char *redis_url;   /* redis.url ("" = the memory store) */
     /* Event loops, one thread and one node each, sharing the port (README "Workers"): 0 = one, on the caller's thread
      * (an embedding application's actions and hooks are registered on the node it gets); AG_WORKERS_CONFIG =
-     * general.workers (what the binary does; its default is one per online core); AG_WORKERS_CORES = one per online
-     * core; N = N (at most 64). With more than
+     * general.workers (what the binary does; its default is one per core this process may run on: its CPU affinity);
+     * AG_WORKERS_CORES = the same; N = N (at most 64). With more than
      * one, the node returned is worker 0: ag_run runs the others on threads of their own and returns when all have
      * stopped, ag_stop stops them all, ag_destroy frees them all; modules are loaded by every worker. */
     int workers;

@@ -652,6 +652,22 @@ static int publish_node(ag_cluster_t *c)
     return c->store->ops->node_register(c->store, &self);
 }
 
+int ag_cluster_is_tag(const char *tag)
+{
+    return tag != NULL && strlen(tag) == AG_CLUSTER_TAG_LEN && strspn(tag, TAG_ALPHABET) == AG_CLUSTER_TAG_LEN;
+}
+
+int ag_cluster_adopt_tag(ag_server_t *s, const char *tag)
+{
+    ag_cluster_t *c = s->cluster;
+    if (c == NULL || !c->clustered)
+        return AG_ENOENT;
+    if (!ag_cluster_is_tag(tag))
+        return AG_EINVAL;
+    memcpy(c->tag, tag, AG_CLUSTER_TAG_LEN + 1);
+    return publish_node(c);
+}
+
 int ag_cluster_init(ag_server_t *s, char *errbuf, size_t errlen)
 {
     ag_cluster_t *c = calloc(1, sizeof(*c));

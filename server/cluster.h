@@ -45,6 +45,12 @@ void ag_cluster_dispose(ag_server_t *s);
 /* Writes this node's tag over the first AG_CLUSTER_TAG_LEN characters of a freshly generated sid (NUL-terminated,
  * URL-safe, at least AG_CLUSTER_TAG_LEN long). No-op without a cluster. */
 void ag_cluster_sid_stamp(ag_server_t *s, char *sid);
+/* A graceful restart (README "Resume"): the node takes back the tag it had before the stop (tag: AG_CLUSTER_TAG_LEN
+ * characters of the sid alphabet), so that what its clients were told to name (a resume's route, their sids) leads
+ * here again; it is registered anew. Call before the loop runs. 0, AG_EINVAL (not a tag), AG_ENOENT (no cluster). */
+int ag_cluster_adopt_tag(ag_server_t *s, const char *tag);
+/* 1 when tag is AG_CLUSTER_TAG_LEN characters of the alphabet tags are made of, else 0. */
+int ag_cluster_is_tag(const char *tag);
 /* The owner tag of a sid into tag (AG_CLUSTER_TAG_LEN + 1 bytes). 0, or AG_EINVAL when the sid is too short. */
 int ag_cluster_owner_of_sid(const char *sid, char tag[AG_CLUSTER_TAG_LEN + 1]);
 /* The query parameter a resume's new connection carries with the tag the resumable connection was given: its first

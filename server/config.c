@@ -54,6 +54,7 @@ static const ckey_t schema[] = {
     K("general.resumeOutboxBytes", T_INT, general.resumeOutboxBytes),
     K("general.resumeHistoryLines", T_INT, general.resumeHistoryLines),
     K("general.resumeHistoryBytes", T_INT, general.resumeHistoryBytes),
+    K("general.resumeStateFile", T_STR, general.resumeStateFile),
     K("servers.web.enabled", T_BOOL, servers.web.enabled),
     K("servers.web.port", T_INT, servers.web.port),
     K("servers.web.bindIP", T_STR, servers.web.bindIP),
@@ -231,6 +232,7 @@ ag_config_t *ag_config_create_default(void)
     c->general.resumeOutboxBytes = 65536;
     c->general.resumeHistoryLines = 100;
     c->general.resumeHistoryBytes = 262144;
+    c->general.resumeStateFile = strdup("");
 
     c->servers.web.enabled = 1;
     c->servers.web.port = 8080;
@@ -620,7 +622,8 @@ static int check_bounds(const ag_config_t *c, const char *name, char *errbuf, si
     }
     /* the shared store keeps each channel's subscribed workers in one 64-bit word */
     if (c->general.workers < 0 || c->general.workers > AG_CONFIG_WORKERS_MAX) {
-        snprintf(errbuf, errlen, "%s:1: general.workers must be between 0 (the online cores) and %d", name, AG_CONFIG_WORKERS_MAX);
+        snprintf(errbuf, errlen, "%s:1: general.workers must be between 0 (the cores this process may run on) and %d", name,
+                 AG_CONFIG_WORKERS_MAX);
         return -1;
     }
     /* the drain must fit in a stop that someone waits for; a day is far beyond any deploy */

@@ -35,7 +35,7 @@ typedef struct st_ag_config_t {
         char *logFile;            /* "" = stderr; a file is appended to and opened again on SIGHUP */
         char *accessLog;          /* "" = none; "-" = the log's own stream; else a file (SIGHUP opens it again) */
         int shutdownTimeout;      /* ms to finish pending actions and flush closes, 5000 */
-        int workers;              /* event loops (threads) of the process, each a node; 0 = the online cores, 1..64 */
+        int workers; /* event loops (threads) of the process, each a node; 0 = the cores this process may run on, 1..64 */
 
         /* bounds on rooms (server/rooms.c) */
         int maxRoomsPerConnection; /* rooms one connection may be in (or joining) at once, 100 */
@@ -49,6 +49,7 @@ typedef struct st_ag_config_t {
         int resumeOutboxBytes;  /* their bytes, 65536 */
         int resumeHistoryLines; /* lines kept per room (for resumeWindow at most), 100 */
         int resumeHistoryBytes; /* their bytes, 262144 */
+        char *resumeStateFile;  /* "" = off: where a graceful stop saves what resumable connections need (memory store) */
     } general;
     struct {
         struct {

@@ -689,6 +689,89 @@ void ag_conn_away_dispose(ag_server_t *s)
     }
 }
 
+/* --- graceful restart --- */
+
+int ag_conn_resume_info(const ag_conn_t *c, const char **token, const ag_outbox_t **outbox, uint64_t *left_ms)
+{
+    const resume_t *r = c->_resume;
+    if (r == NULL)
+        return AG_ENOENT;
+    uint64_t window = (uint64_t)c->server->config->general.resumeWindow, now = h2o_now(c->server->loop);
+    *token = r->token;
+    *outbox = &r->outbox;
+    *left_ms = window;
+    if (r->away && h2o_timeout_is_linked((h2o_timeout_entry_t *)&r->expiry))
+        *left_ms = r->expiry.registered_at + window > now ? r->expiry.registered_at + window - now : 0;
+    return AG_OK;
+}
+
+static const char *static_transport_name(const char *name)
+{
+    static const char *const names[] = {"websocket", "polling", "sse"};
+    for (size_t i = 0; name != NULL && i < sizeof(names) / sizeof(names[0]); i++)
+        if (strcmp(name, names[i]) == 0)
+            return names[i];
+    return names[0];
+}
+
+ag_conn_t *ag_conn_restore(ag_server_t *s, const ag_conn_saved_t *saved, ag_outbox_t *outbox)
+{
+    uint64_t window = (uint64_t)s->config->general.resumeWindow;
+    if (window == 0 || strlen(saved->id) >= sizeof(((ag_conn_t *)NULL)->id) || strlen(saved->token) != AG_RESUME_TOKEN_LEN ||
+        ag_map_get(&s->conns, saved->id) != NULL)
+        return NULL;
+    if (s->away == NULL) {
+        if ((s->away = calloc(1, sizeof(*s->away))) == NULL)
+            return NULL;
+        h2o_timeout_init(s->loop, &s->away->window, window);
+        h2o_timeout_init(s->loop, &s->away->now, 0);
+    }
+    ag_conn_t *c = calloc(1, sizeof(*c));
+    resume_t *r = calloc(1, sizeof(*r));
+    if (c == NULL || r == NULL || (c->fingerprint = strdup(saved->fingerprint)) == NULL ||
+        (saved->user != NULL && (c->user = strdup(saved->user)) == NULL)) {
+        if (c != NULL)
+            conn_free_fields(c);
+        free(c);
+        free(r);
+        return NULL;
+    }
+    memcpy(c->id, saved->id, strlen(saved->id) + 1);
+    snprintf(c->remote_ip, sizeof(c->remote_ip), "%s", saved->remote_ip != NULL ? saved->remote_ip : "");
+    c->connected_at = saved->connected_at;
+    c->transport_name = static_transport_name(saved->transport_name);
+    c->server = s;
+    c->_rate_exempt = ag_limits_exempt(s, c->remote_ip);
+    c->accepted = 1;
+    c->claims = json_is_object(saved->claims) ? json_incref(saved->claims) : NULL;
+    c->hook_data = json_is_object(saved->hook_data) ? json_incref(saved->hook_data) : NULL;
+    c->_data_empty = c->hook_data == NULL;
+    c->_refcnt = 1; /* the away reference */
+    r->outbox = *outbox;
+    memset(outbox, 0, sizeof(*outbox));
+    memcpy(r->token, saved->token, AG_RESUME_TOKEN_LEN + 1);
+    r->conn = c;
+    r->away = 1;
+    r->seq_at_away = r->outbox.seq;
+    r->why = &AG_DISCONNECT_SHUTDOWN;
+    c->_resume = r;
+    if (ag_map_set(&s->conns, c->id, c) != AG_OK) {
+        conn_free_fields(c);
+        free(c);
+        return NULL;
+    }
+    s->num_conns++;
+    s->stats.conns_away++;
+    r->expiry.cb = on_away_expired;
+    h2o_timeout_link(s->loop, &s->away->window, &r->expiry);
+    /* the window it has left, not a new one: it went away before the restart (h2o keeps a list in link order, which
+     * the caller's shortest-first order preserves) */
+    uint64_t left = saved->left_ms < window ? saved->left_ms : window;
+    r->expiry.registered_at -= window - left;
+    ag_debug("conn", c->id, "restored: resumable for %llu ms", (unsigned long long)left);
+    return c;
+}
+
 int ag_conn_send_json(ag_conn_t *c, const json_t *obj)
 {
     ag_frame_t *f = ag_frame_from_json(obj);

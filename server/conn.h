@@ -242,6 +242,25 @@ void ag_conn_away_end(ag_conn_t *c, const ag_disconnect_t *why);
 void ag_conn_away_end_all(ag_server_t *s);
 /* The same, then frees the node's away state (ag_server_destroy). */
 void ag_conn_away_dispose(ag_server_t *s);
+/*
+ * A graceful restart (README "Resume"; server/resume_state.c saves and loads the file). ag_conn_resume_info reads what
+ * a resumable connection c holds: its token (borrowed), its outbox (borrowed while c is not sent anything) and the
+ * ms left of its window (the whole window while it has a carrier). AG_ENOENT when c is not resumable.
+ */
+struct st_ag_outbox_t;
+int ag_conn_resume_info(const ag_conn_t *c, const char **token, const struct st_ag_outbox_t **outbox, uint64_t *left_ms);
+typedef struct st_ag_conn_saved_t {
+    const char *id, *fingerprint, *user, *remote_ip, *token; /* copied; user may be NULL */
+    const char *transport_name;                              /* as it was: "websocket", "polling" or "sse" */
+    uint64_t connected_at, left_ms;                          /* left_ms: of its window, at most general.resumeWindow */
+    json_t *claims, *hook_data; /* objects or NULL, borrowed: the connection takes its own references */
+} ag_conn_saved_t;
+/* An away connection made again from what a stopped node saved: in the connection table under its id, resumable with
+ * its token, its outbox the one given (whose frames it takes: *outbox is left empty), away for left_ms, after which
+ * it ends with "going away" as it would have. The consumer is not told it opened (its welcome went long ago); the
+ * caller joins its rooms again. Call before the loop runs, the shortest left_ms first (the window's list stays in
+ * order). NULL when resume is off, the id is taken or out of memory. */
+ag_conn_t *ag_conn_restore(ag_server_t *s, const ag_conn_saved_t *saved, struct st_ag_outbox_t *outbox);
 /* ag_conn_send for a reply to the request message_id (may be NULL): a resumable connection keeps the number it got
  * with the messageId, for ag_conn_reply_of. */
 int ag_conn_send_reply(ag_conn_t *c, ag_frame_t *f, const char *message_id);

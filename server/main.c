@@ -19,7 +19,7 @@ static void usage(FILE *fp)
                 "  --host ADDR      bind address (servers.web.bindIP)\n"
                 "  --public DIR     public directory (servers.web.publicDir)\n"
                 "  --log-level L    debug, info, warn, error or none (general.logLevel)\n"
-                "  --workers N      event loops, one thread each (general.workers): 0 = one per online core\n"
+                "  --workers N      event loops, one thread each (general.workers): 0 = one per core this process may run on\n"
                 "  --check-config   validate the configuration and exit (status 2 when invalid)\n"
                 "  --version        print the version\n"
                 "\n"
@@ -109,7 +109,7 @@ int main(int argc, char **argv)
         char *end;
         long n = strtol(workers, &end, 10);
         if (*end != '\0' || end == workers || n < 0 || n > 64) {
-            fprintf(stderr, "--workers: a number from 0 (one per online core) to 64: %s\n", workers);
+            fprintf(stderr, "--workers: a number from 0 (one per core this process may run on) to 64: %s\n", workers);
             return 2;
         }
         o.workers = n == 0 ? AG_WORKERS_CORES : (int)n;

@@ -116,6 +116,7 @@ struct st_ag_server_t {
     struct st_ag_serverapi_t *serverapi; /* the calls modules added (ag_api_register); NULL until the first */
     struct st_ag_modules_t *modules;     /* the loaded shared objects; NULL without any */
     struct st_ag_away_t *away;           /* the away connections and their window (server/conn.c); NULL until one */
+    json_t *resume_saved; /* what a stop saves of its resumable connections (server/resume_state.c); NULL until then */
 
     ag_stats_t stats;
     /* Called when an action request is answered (server/ops.c registers it for its metrics): name is the registered

@@ -22,6 +22,7 @@
 #include "conn.h"
 #include "http.h"
 #include "limit.h"
+#include "resume_state.h"
 #include "upstream.h"
 
 #define OPS_MAX_ACTIONS 256
@@ -815,7 +816,7 @@ int ag_ops_drain_step(ag_server_t *s)
     void *v;
     for (size_t it = 0; o->drain_told < due && ag_map_next(&s->conns, &it, &id, &v);) {
         ag_conn_t *c = v;
-        if (ag_conn_is_closed(c))
+        if (ag_conn_is_closed(c) || ag_resume_state_keeps(c))
             continue;
         o->drain_told++;
         ag_conn_close(c, why); /* may delete this entry, which the iteration allows */
@@ -826,8 +827,8 @@ int ag_ops_drain_step(ag_server_t *s)
         o->draining = 0;
         /* latecomers (an engine.io session still handshaking) go now */
         for (size_t it = 0; ag_map_next(&s->conns, &it, &id, &v);)
-            if (!ag_conn_is_closed(v))
-                ag_conn_close(v, why);
+            if (!ag_conn_is_closed(v) && !ag_resume_state_keeps(v))
+                ag_conn_close(v, why); /* those kept are saved first (server/resume_state.c) */
         return 0;
     }
     return 1;

@@ -112,3 +112,31 @@ ag_frame_t *ag_outbox_reply_of(const ag_outbox_t *o, const char *message_id)
     }
     return NULL;
 }
+
+const ag_outbox_entry_t *ag_outbox_at(const ag_outbox_t *o, size_t i)
+{
+    return &o->ring[(o->head + i) % o->cap];
+}
+
+int ag_outbox_put(ag_outbox_t *o, uint64_t seq, ag_frame_t *f, const char *message_id)
+{
+    if (seq <= o->seq || seq <= o->floor)
+        return AG_EINVAL;
+    char *mid = message_id != NULL ? strdup(message_id) : NULL;
+    if (message_id != NULL && mid == NULL)
+        return AG_ENOMEM;
+    while (o->n != 0 && (o->n == o->max_frames || o->bytes + f->len > o->max_bytes))
+        drop_oldest(o);
+    if (reserve(o) != AG_OK) {
+        free(mid);
+        return AG_ENOMEM;
+    }
+    ag_outbox_entry_t *e = &o->ring[(o->head + o->n) % o->cap];
+    e->frame = ag_frame_addref(f);
+    e->message_id = mid;
+    e->seq = seq;
+    o->n++;
+    o->bytes += f->len;
+    o->seq = seq;
+    return AG_OK;
+}

@@ -40,6 +40,12 @@ ag_frame_t *ag_outbox_push(ag_outbox_t *o, ag_frame_t *f, const char *message_id
 /* Calls cb for every kept frame numbered after `after`, oldest first (frames borrowed for the call). 0, or AG_ENOENT
  * (nothing sent) when one of them was dropped or `after` was never given. */
 int ag_outbox_since(const ag_outbox_t *o, uint64_t after, void (*cb)(ag_frame_t *f, void *data), void *data);
+/* The i-th kept entry, oldest first (i < o->n): borrowed while o is not changed. */
+const ag_outbox_entry_t *ag_outbox_at(const ag_outbox_t *o, size_t i);
+/* Puts back a frame kept before (a saved outbox, README "Resume", graceful restart): f (borrowed; a reference is
+ * taken) must carry seq, numbered after every kept one, and message_id (copied; may be NULL) its request. Counted in the
+ * bounds like any other (older entries may go). AG_OK, AG_EINVAL (out of order), AG_ENOMEM. */
+int ag_outbox_put(ag_outbox_t *o, uint64_t seq, ag_frame_t *f, const char *message_id);
 /* The kept answer to message_id (borrowed), or NULL. */
 ag_frame_t *ag_outbox_reply_of(const ag_outbox_t *o, const char *message_id);
 

@@ -224,6 +224,12 @@ const char *ag__room_name(const ag_room_member_t *m)
     return m->room->name;
 }
 
+void ag__room_resume_point(const ag_room_member_t *m, uint64_t *epoch, uint64_t *since)
+{
+    *epoch = m->epoch;
+    *since = m->since;
+}
+
 const char *ag__conn_first_room(const ag_conn_t *c)
 {
     return c->rooms_first != NULL ? c->rooms_first->room->name : NULL;
@@ -690,6 +696,39 @@ void ag__rooms_replay(ag_conn_t *c, const json_t *offsets, ag__rooms_replay_cb c
         st->ops->history_since(st, m->room->name, after, on_replay_room, rr);
     }
     replay_done(r);
+}
+
+/* The store's answer, kept by the caller (the memory stores answer before returning). */
+static void on_restore_step(void *data, const char *err, json_t *res)
+{
+    (void)res;
+    *(int *)data = err == NULL || strcmp(err, "room exists") == 0 ? AG_OK : AG_ENOENT;
+}
+
+int ag__rooms_restore(ag_conn_t *c, const char *room, uint64_t epoch, uint64_t since)
+{
+    ag_store_t *st = c->server->store;
+    if (ag__room_name_check(c->server, room) != AG_OK || ag__conn_in_room(c, room))
+        return AG_EINVAL;
+    int ret = AG_EBUSY;
+    st->ops->room_add(st, room, on_restore_step, &ret);
+    if (ret != AG_OK)
+        return ret == AG_EBUSY ? AG_EINVAL : ret;
+    json_t *details = json_pack("{s:s,s:I,s:s}", "id", c->id, "joinedAt", (json_int_t)ag_now_ms(), "node", c->server->node_id);
+    ret = AG_EBUSY;
+    if (details != NULL)
+        st->ops->member_add(st, room, c->id, details, on_restore_step, &ret);
+    json_decref(details);
+    if (ret != AG_OK)
+        return details == NULL ? AG_ENOMEM : ret == AG_EBUSY ? AG_EINVAL : ret;
+    if ((ret = local_add(c, room)) != AG_OK) {
+        st->ops->member_del(st, room, c->id, NULL, NULL);
+        return ret;
+    }
+    ag_room_member_t *m = member_find(c, room);
+    m->epoch = epoch;
+    m->since = since;
+    return AG_OK;
 }
 
 static void join_subscribed(void *data, const char *err, json_t *res)

@@ -73,6 +73,13 @@ void ag__rooms_replay(ag_conn_t *c, const json_t *offsets, ag__rooms_replay_cb c
 const ag_room_member_t *ag__room_next(const ag_room_member_t *m);
 /* The room's name, borrowed while the membership lasts. */
 const char *ag__room_name(const ag_room_member_t *m);
+/* Where the history of m's room stood when its resumable connection joined (its epoch; 0 when unknown, and the last
+ * offset then), for the resume state file (server/resume_state.c). */
+void ag__room_resume_point(const ag_room_member_t *m, uint64_t *epoch, uint64_t *since);
+/* A membership of a restored connection (ag_conn_restore) back as it was: in the store (the room made when missing)
+ * and locally, with its resume point, without hooks, announcement or answer. The store must answer at once (the
+ * memory stores do). AG_OK, AG_EINVAL (a bad name, or c is in room already), AG_ENOMEM, AG_ENOENT (the store refused). */
+int ag__rooms_restore(ag_conn_t *c, const char *room, uint64_t epoch, uint64_t since);
 /* The first room c joined among those it is still in, or NULL. */
 const char *ag__conn_first_room(const ag_conn_t *c);
 /* 0 when room is a usable name here (non-empty, at most general.maxRoomNameLength bytes), else AG_EINVAL. */

@@ -36,6 +36,7 @@
 #include "ops.h"
 #include "primus.h"
 #include "push.h"
+#include "resume_state.h"
 #include "rooms.h"
 #include "session.h"
 #include "socketio.h"
@@ -262,8 +263,10 @@ static void modules_stop(ag_server_t *s)
 /* Last: free module state (the connections are gone). */
 static void modules_dispose(ag_server_t *s)
 {
-    ag_conn_away_dispose(s); /* first: they leave their rooms and call the disconnect hooks like any other */
-    ag_backend_dispose(s);   /* its callbacks reach into the transports' state */
+    ag_conn_away_dispose(s);      /* first: they leave their rooms and call the disconnect hooks like any other */
+    json_decref(s->resume_saved); /* a stop that was never followed by ag_server_run's save */
+    s->resume_saved = NULL;
+    ag_backend_dispose(s); /* its callbacks reach into the transports' state */
     ag_token_dispose(s);
     ag_eio_dispose(s);
     ag_primus_dispose(s);
@@ -805,10 +808,11 @@ static void stop_listening(ag_server_t *s)
     }
 }
 
-/* Without a drain delay or window, connections are told at once and pending actions fail at once (the old stop). */
-static int drain_at_once(const ag_config_t *cfg)
+/* Without a drain delay or window, connections are told at once and pending actions fail at once (the old stop),
+ * unless resumable connections are saved for a restart: their requests are answered first. */
+static int drain_at_once(const ag_server_t *s)
 {
-    return cfg->ops.drainDelay == 0 && cfg->ops.drainWindow == 0;
+    return s->config->ops.drainDelay == 0 && s->config->ops.drainWindow == 0 && !ag_resume_state_on(s);
 }
 
 void ag_server_stop(ag_server_t *s)
@@ -828,7 +832,7 @@ void ag_server_stop(ag_server_t *s)
     /* /readyz answers 503 from here on; the connections are told to go by the drain (ag_server_run), spread over
      * ops.drainWindow; what they asked before the stop finishes meanwhile, and new actions are refused */
     ag_ops_drain_start(s);
-    if (drain_at_once(cfg)) {
+    if (drain_at_once(s)) {
         modules_stop(s);
         ag_ops_drain_step(s);
         h2o_context_request_shutdown(&s->ctx);
@@ -847,13 +851,17 @@ static int run_loop(ag_server_t *s)
         h2o_socket_read_start(s->private_listener, on_accept);
     while (!s->stopping)
         h2o_evloop_run(s->loop, INT32_MAX);
-    if (!drain_at_once(s->config)) {
+    if (!drain_at_once(s)) {
         while (ag_ops_drain_step(s) && h2o_now(s->loop) < s->stop_deadline) {
             if (s->listener != NULL && !ag_ops_drain_waiting(s))
                 stop_listening(s);
             h2o_evloop_run(s->loop, 10);
         }
         stop_listening(s);
+        /* resumable connections saved for a restart: their requests answered first, within the same deadline */
+        while (ag_resume_state_busy(s) && h2o_now(s->loop) < s->stop_deadline)
+            h2o_evloop_run(s->loop, 10);
+        ag_resume_state_collect(s);
         modules_stop(s);
         h2o_context_request_shutdown(&s->ctx);
     }
@@ -891,6 +899,10 @@ int ag_server_run(ag_server_t *s)
     h2o_socket_read_start(sigsock, on_signal);
 
     ag_workers_t *w = s->workers;
+    ag_server_t *const *nodes = w != NULL ? w->nodes : &s;
+    size_t nnodes = w != NULL ? w->n : 1;
+    /* a graceful restart's connections come back before any loop runs (each to its worker's loop) */
+    ag_resume_state_load(nodes, nnodes);
     if (w != NULL) {
         ag_log_thread_node(s->node_id);
         for (size_t i = 1; i < w->n && w->started == i - 1; i++) {
@@ -916,6 +928,8 @@ int ag_server_run(ag_server_t *s)
         }
         w->started = 0;
     }
+    /* every loop has stopped: what they collected of their resumable connections, with the rooms' history */
+    ag_resume_state_save(nodes, nnodes);
     h2o_socket_read_stop(sigsock);
     h2o_socket_close(sigsock);
     ag_log(AG_LOG_INFO, "server", NULL, "stopped");
@@ -1112,7 +1126,7 @@ int ag_create_ex(const ag_options_t *opts, ag_server_t **out, char *errbuf, size
     const ag_options_t *o = opts != NULL ? opts : &none;
     *out = NULL;
     if (o->workers < AG_WORKERS_CORES || o->workers > AG_CONFIG_WORKERS_MAX) {
-        snprintf(errbuf, errlen, "workers: between 0 (the online cores) and %d", AG_CONFIG_WORKERS_MAX);
+        snprintf(errbuf, errlen, "workers: between 0 (the cores this process may run on) and %d", AG_CONFIG_WORKERS_MAX);
         return AG_ECONFIG;
     }
     int ret;

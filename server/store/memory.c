@@ -15,6 +15,7 @@
 #include <string.h>
 #include <h2o.h>
 #include "common.h"
+#include "history.h"
 
 typedef struct {
     json_t *value;
@@ -29,20 +30,6 @@ typedef struct st_pending_t {
 } pending_t;
 
 typedef struct {
-    uint64_t offset, at_ms;
-    size_t len;
-    char *data;
-} hline_t;
-
-/* One room's history: lines floor+1 .. last, oldest at head. */
-typedef struct {
-    char epoch[17];
-    uint64_t last, floor;
-    hline_t *ring;
-    size_t cap, head, n, bytes;
-} hist_t;
-
-typedef struct {
     ag_store_t super;
     h2o_evloop_t *loop; /* NULL: deliver synchronously */
     h2o_timeout_t zero;
@@ -51,7 +38,7 @@ typedef struct {
     ag_map_t rooms; /* name -> json object conn_id -> details */
     ag_map_t cache; /* key -> centry_t* */
     ag_map_t subs;  /* channel -> (void *)1 */
-    ag_map_t hist;  /* room -> hist_t* */
+    ag_map_t hist;  /* room -> ag_store_hist_t* */
 } memstore_t;
 
 #define M(s) ((memstore_t *)(s))
@@ -78,31 +65,6 @@ static void pending_free(pending_t *p)
     }
 }
 
-static void hist_drop_oldest(hist_t *h)
-{
-    hline_t *l = &h->ring[h->head];
-    h->floor = l->offset;
-    h->bytes -= l->len;
-    free(l->data);
-    h->head = (h->head + 1) % h->cap;
-    h->n--;
-}
-
-static void hist_free(hist_t *h)
-{
-    while (h->n != 0)
-        hist_drop_oldest(h);
-    free(h->ring);
-    free(h);
-}
-
-/* Lines older than the age bound go first, whenever the history is touched. */
-static void hist_expire(ag_store_t *s, hist_t *h, uint64_t now)
-{
-    while (h->n != 0 && s->history_ms != 0 && h->ring[h->head].at_ms + s->history_ms < now)
-        hist_drop_oldest(h);
-}
-
 static void destroy(ag_store_t *s)
 {
     memstore_t *m = M(s);
@@ -119,7 +81,7 @@ static void destroy(ag_store_t *s)
     for (size_t it = 0; ag_map_next(&M(s)->cache, &it, &k, &v);)
         centry_free(v);
     for (size_t it = 0; ag_map_next(&M(s)->hist, &it, &k, &v);)
-        hist_free(v);
+        ag_store_hist_free(v);
     ag_map_dispose(&M(s)->hist);
     ag_map_dispose(&M(s)->rooms);
     ag_map_dispose(&M(s)->cache);
@@ -154,9 +116,7 @@ static void room_del(ag_store_t *s, const char *room, ag_store_cb cb, void *data
         return;
     }
     json_decref(members);
-    hist_t *h = ag_map_del(&M(s)->hist, room);
-    if (h != NULL)
-        hist_free(h); /* a room made again starts a new epoch */
+    ag_store_hist_free(ag_map_del(&M(s)->hist, room)); /* a room made again starts a new epoch */
     reply(cb, data, NULL, json_true());
 }
 
@@ -327,56 +287,41 @@ static void publish(ag_store_t *s, const char *channel, const char *payload, siz
     reply(cb, data, NULL, json_true());
 }
 
-static hist_t *hist_of(ag_store_t *s, const char *room)
+static ag_store_hist_t *hist_of(ag_store_t *s, const char *room)
 {
-    hist_t *h = ag_map_get(&M(s)->hist, room);
+    ag_store_hist_t *h = ag_map_get(&M(s)->hist, room);
     if (h != NULL || s->history_lines == 0 || ag_map_get(&M(s)->rooms, room) == NULL)
         return h;
-    if ((h = calloc(1, sizeof(*h))) == NULL || (h->ring = calloc(s->history_lines, sizeof(*h->ring))) == NULL ||
-        ag_map_set(&M(s)->hist, room, h) != AG_OK) {
-        if (h != NULL)
-            free(h->ring);
-        free(h);
-        return NULL;
+    if ((h = ag_store_hist_create(s->history_lines)) != NULL && ag_map_set(&M(s)->hist, room, h) != AG_OK) {
+        ag_store_hist_free(h);
+        h = NULL;
     }
-    h->cap = s->history_lines;
-    uint64_t e;
-    ag_random_bytes(&e, sizeof(e));
-    snprintf(h->epoch, sizeof(h->epoch), "%016llx", (unsigned long long)e);
     return h;
 }
 
 static void history_publish(ag_store_t *s, const char *room, const char *channel, const char *payload, size_t len, ag_store_cb cb,
                             void *data)
 {
-    hist_t *h = hist_of(s, room);
-    char *copy = h != NULL && len <= s->history_bytes ? malloc(len + 1) : NULL;
-    if (copy == NULL) {
-        /* no history (or a line over the whole bound): the offset still moves, so that a resume across it fails */
-        if (h != NULL) {
-            while (h->n != 0)
-                hist_drop_oldest(h);
-            h->floor = ++h->last;
-        }
+    ag_store_hist_t *h = hist_of(s, room);
+    if (h == NULL) {
         publish(s, channel, payload, len, NULL, NULL);
         reply(cb, data, NULL, json_null());
         return;
     }
-    uint64_t now = ag_now_ms();
-    hist_expire(s, h, now);
-    while (h->n != 0 && (h->n == h->cap || h->bytes + len > s->history_bytes))
-        hist_drop_oldest(h);
-    memcpy(copy, payload, len);
-    copy[len] = '\0';
-    hline_t *l = &h->ring[(h->head + h->n) % h->cap];
-    l->offset = ++h->last;
-    l->at_ms = now;
-    l->len = len;
-    l->data = copy;
-    h->n++;
-    h->bytes += len;
+    char *copy = len <= s->history_bytes ? malloc(len + 1) : NULL;
+    if (copy != NULL) {
+        memcpy(copy, payload, len);
+        copy[len] = '\0';
+    }
+    uint64_t offset = ag_store_hist_append(h, copy, len, s->history_bytes, s->history_ms, ag_now_ms());
+    if (copy == NULL) {
+        /* not kept: published as it is, and a resume across this offset fails */
+        publish(s, channel, payload, len, NULL, NULL);
+        reply(cb, data, NULL, json_null());
+        return;
+    }
     char head[32];
-    int hl = snprintf(head, sizeof(head), "#%llu:", (unsigned long long)l->offset);
+    int hl = snprintf(head, sizeof(head), "#%llu:", (unsigned long long)offset);
     char *msg = malloc((size_t)hl + len);
     if (msg != NULL) {
         memcpy(msg, head, (size_t)hl);
@@ -384,31 +329,69 @@ static void history_publish(ag_store_t *s, const char *room, const char *channel
         publish(s, channel, msg, (size_t)hl + len, NULL, NULL);
         free(msg);
     }
-    reply(cb, data, NULL, json_pack("{s:I,s:s}", "offset", (json_int_t)l->offset, "epoch", h->epoch));
+    reply(cb, data, NULL, json_pack("{s:I,s:s}", "offset", (json_int_t)offset, "epoch", h->epoch));
 }
 
 static void history_since(ag_store_t *s, const char *room, uint64_t after, ag_store_cb cb, void *data)
 {
-    hist_t *h = hist_of(s, room);
-    if (h == NULL) {
+    ag_store_hist_t *h = hist_of(s, room);
+    if (h != NULL)
+        ag_store_hist_expire(h, s->history_ms, ag_now_ms());
+    if (h == NULL || (after != AG_STORE_HISTORY_TAIL && !ag_store_hist_has_after(h, after))) {
         reply(cb, data, AG_STORE_HISTORY_GONE, NULL);
         return;
     }
-    hist_expire(s, h, ag_now_ms());
     json_t *items = json_array();
-    if (after != AG_STORE_HISTORY_TAIL) {
-        if (after < h->floor || after > h->last) {
-            json_decref(items);
-            reply(cb, data, AG_STORE_HISTORY_GONE, NULL);
-            return;
-        }
-        for (size_t i = 0; i < h->n; i++) {
-            const hline_t *l = &h->ring[(h->head + i) % h->cap];
-            if (l->offset > after)
-                json_array_append_new(items, json_pack("[I,s%]", (json_int_t)l->offset, l->data, l->len));
-        }
+    for (size_t i = 0; after != AG_STORE_HISTORY_TAIL && i < h->n; i++) {
+        const ag_store_hline_t *l = ag_store_hist_line(h, i);
+        if (l->offset > after)
+            json_array_append_new(items, json_pack("[I,s%]", (json_int_t)l->offset, l->data, l->len));
     }
     reply(cb, data, NULL, json_pack("{s:s,s:I,s:o}", "epoch", h->epoch, "last", (json_int_t)h->last, "items", items));
+}
+
+static void history_dump(ag_store_t *s, ag_store_cb cb, void *data)
+{
+    json_t *rooms = json_object();
+    const char *k;
+    void *v;
+    for (size_t it = 0; rooms != NULL && ag_map_next(&M(s)->hist, &it, &k, &v);) {
+        ag_store_hist_expire(v, s->history_ms, ag_now_ms());
+        json_t *d = ag_store_hist_dump(v);
+        if (d == NULL || json_object_set_new(rooms, k, d) != 0) {
+            json_decref(rooms);
+            rooms = NULL;
+        }
+    }
+    reply(cb, data, rooms != NULL ? NULL : "out of memory", rooms);
+}
+
+static void history_load(ag_store_t *s, const char *room, const json_t *hist, ag_store_cb cb, void *data)
+{
+    const char *err = NULL;
+    ag_store_hist_t *h = s->history_lines != 0 ? ag_store_hist_load(hist, s->history_lines, s->history_bytes, &err) : NULL;
+    if (h == NULL) {
+        reply(cb, data, err != NULL ? err : "no room history kept", NULL);
+        return;
+    }
+    if (ag_map_get(&M(s)->hist, room) != NULL) {
+        ag_store_hist_free(h);
+        reply(cb, data, "room exists", NULL);
+        return;
+    }
+    json_t *members = ag_map_get(&M(s)->rooms, room);
+    int made = members == NULL;
+    if ((made && ((members = json_object()) == NULL || ag_map_set(&M(s)->rooms, room, members) != AG_OK)) ||
+        ag_map_set(&M(s)->hist, room, h) != AG_OK) {
+        if (made && members != NULL && ag_map_get(&M(s)->rooms, room) == members)
+            ag_map_del(&M(s)->rooms, room);
+        if (made)
+            json_decref(members);
+        ag_store_hist_free(h);
+        reply(cb, data, "out of memory", NULL);
+        return;
+    }
+    reply(cb, data, NULL, json_true());
 }
 
 static void subscribe(ag_store_t *s, const char *channel)
@@ -466,6 +449,8 @@ static const ag_store_ops_t ops = {
     .unsubscribe = unsubscribe,
     .history_publish = history_publish,
     .history_since = history_since,
+    .history_dump = history_dump,
+    .history_load = history_load,
     .node_register = node_register,
     .node_lookup = node_lookup,
     .node_leave = node_leave,

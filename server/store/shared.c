@@ -23,6 +23,7 @@
  * worker to the one owning its session: each worker registers its sid tag, private address and token.
  */
 #include "store.h"
+#include "history.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -56,20 +57,6 @@ typedef struct {
     char *id, *address, *token; /* the node id, "host:port", its forwarding secret */
 } regentry_t;
 
-typedef struct {
-    uint64_t offset, at_ms;
-    size_t len;
-    char *data;
-} hline_t;
-
-/* One room's history: lines floor+1 .. last, oldest at head; made with the room's first line, dropped with the room. */
-typedef struct {
-    char epoch[17];
-    uint64_t last, floor;
-    hline_t *ring;
-    size_t cap, head, n, bytes;
-} hist_t;
-
 typedef struct st_shared_handle_t shandle_t;
 
 struct st_ag_store_shared_t {
@@ -79,7 +66,7 @@ struct st_ag_store_shared_t {
     ag_map_t cache;    /* key -> centry_t* */
     ag_map_t channels; /* channel -> (uintptr_t) bit mask of the subscribed handles' slots */
     ag_map_t registry; /* sid tag -> regentry_t* */
-    ag_map_t hist;     /* room -> hist_t* */
+    ag_map_t hist;     /* room -> ag_store_hist_t*: made with the room's first line, dropped with the room */
     shandle_t *slots[AG_CONFIG_WORKERS_MAX];
 };
 
@@ -128,27 +115,6 @@ static void regentry_free(regentry_t *r)
     free(r);
 }
 
-static void hist_drop_oldest(hist_t *h)
-{
-    hline_t *l = &h->ring[h->head];
-    h->floor = l->offset;
-    h->bytes -= l->len;
-    free(l->data);
-    l->data = NULL;
-    h->head = (h->head + 1) % h->cap;
-    h->n--;
-}
-
-static void hist_free(hist_t *h)
-{
-    if (h == NULL)
-        return;
-    while (h->n != 0)
-        hist_drop_oldest(h);
-    free(h->ring);
-    free(h);
-}
-
 ag_store_shared_t *ag_store_shared_create(void)
 {
     ag_store_shared_t *sh = calloc(1, sizeof(*sh));
@@ -185,7 +151,7 @@ void ag_store_shared_release(ag_store_shared_t *sh)
     for (size_t it = 0; ag_map_next(&sh->registry, &it, &k, &v);)
         regentry_free(v);
     for (size_t it = 0; ag_map_next(&sh->hist, &it, &k, &v);)
-        hist_free(v);
+        ag_store_hist_free(v);
     ag_map_dispose(&sh->hist);
     ag_map_dispose(&sh->rooms);
     ag_map_dispose(&sh->cache);
@@ -221,10 +187,10 @@ static void room_del(ag_store_t *s, const char *room, ag_store_cb cb, void *data
     ag_store_shared_t *sh = H(s)->sh;
     pthread_mutex_lock(&sh->lock);
     json_t *members = ag_map_del(&sh->rooms, room);
-    hist_t *h = members != NULL ? ag_map_del(&sh->hist, room) : NULL; /* a room made again starts a new epoch */
+    ag_store_hist_t *h = members != NULL ? ag_map_del(&sh->hist, room) : NULL; /* a room made again starts a new epoch */
     pthread_mutex_unlock(&sh->lock);
     json_decref(members);
-    hist_free(h);
+    ag_store_hist_free(h);
     reply(cb, data, members == NULL ? "room does not exist" : NULL, members != NULL ? json_true() : NULL);
 }
 
@@ -488,31 +454,17 @@ static void publish(ag_store_t *s, const char *channel, const char *payload, siz
 
 /* --- room history (under the lock) --- */
 
-/* Lines older than the age bound go first, whenever the history is touched. */
-static void hist_expire(ag_store_t *s, hist_t *h, uint64_t now)
-{
-    while (h->n != 0 && s->history_ms != 0 && h->ring[h->head].at_ms + s->history_ms < now)
-        hist_drop_oldest(h);
-}
-
 /* room's history, made (with a new epoch) when the room exists and has none yet; NULL without history. */
-static hist_t *hist_of(ag_store_t *s, const char *room)
+static ag_store_hist_t *hist_of(ag_store_t *s, const char *room)
 {
     ag_store_shared_t *sh = H(s)->sh;
-    hist_t *h = ag_map_get(&sh->hist, room);
+    ag_store_hist_t *h = ag_map_get(&sh->hist, room);
     if (h != NULL || s->history_lines == 0 || ag_map_get(&sh->rooms, room) == NULL)
         return h;
-    if ((h = calloc(1, sizeof(*h))) == NULL || (h->ring = calloc(s->history_lines, sizeof(*h->ring))) == NULL ||
-        ag_map_set(&sh->hist, room, h) != AG_OK) {
-        if (h != NULL)
-            free(h->ring);
-        free(h);
-        return NULL;
+    if ((h = ag_store_hist_create(s->history_lines)) != NULL && ag_map_set(&sh->hist, room, h) != AG_OK) {
+        ag_store_hist_free(h);
+        h = NULL;
     }
-    h->cap = s->history_lines;
-    uint64_t e;
-    ag_random_bytes(&e, sizeof(e));
-    snprintf(h->epoch, sizeof(h->epoch), "%016llx", (unsigned long long)e);
     return h;
 }
 
@@ -535,33 +487,24 @@ static void history_publish(ag_store_t *s, const char *room, const char *channel
     }
     shandle_t *to_wake[AG_CONFIG_WORKERS_MAX];
     size_t nwake = 0;
-    uint64_t offset = 0, now = ag_now_ms();
-    char epoch[sizeof(((hist_t *)NULL)->epoch)] = "";
+    uint64_t offset = 0;
+    char epoch[sizeof(((ag_store_hist_t *)NULL)->epoch)] = "";
     pthread_mutex_lock(&sh->lock);
-    hist_t *h = hist_of(s, room);
-    if (h != NULL && line == NULL) {
-        /* a line over the whole bound (or no memory for it): the offset still moves, so that a resume across it fails */
-        while (h->n != 0)
-            hist_drop_oldest(h);
-        h->floor = ++h->last;
-    } else if (h != NULL) {
-        hist_expire(s, h, now);
-        while (h->n != 0 && (h->n == h->cap || h->bytes + len > s->history_bytes))
-            hist_drop_oldest(h);
-        hline_t *l = &h->ring[(h->head + h->n) % h->cap];
-        l->offset = offset = ++h->last;
-        l->at_ms = now;
-        l->len = len;
-        l->data = line;
+    ag_store_hist_t *h = hist_of(s, room);
+    if (h != NULL) {
+        /* a line not kept (over the whole bound, or no memory for it) still moves the offset: a resume across it fails */
+        int kept = line != NULL;
+        uint64_t o = ag_store_hist_append(h, line, len, s->history_bytes, s->history_ms, ag_now_ms());
         line = NULL;
-        h->n++;
-        h->bytes += len;
-        memcpy(epoch, h->epoch, sizeof(epoch));
-        char head[HEAD_MAX + 1];
-        int hl = snprintf(head, sizeof(head), "#%llu:", (unsigned long long)offset);
-        m->payload -= hl;
-        memcpy(m->payload, head, (size_t)hl);
-        m->len += (size_t)hl;
+        if (kept) {
+            offset = o;
+            memcpy(epoch, h->epoch, sizeof(epoch));
+            char head[HEAD_MAX + 1];
+            int hl = snprintf(head, sizeof(head), "#%llu:", (unsigned long long)offset);
+            m->payload -= hl;
+            memcpy(m->payload, head, (size_t)hl);
+            m->len += (size_t)hl;
+        }
     }
     fan_out(sh, m, to_wake, &nwake);
     pthread_mutex_unlock(&sh->lock);
@@ -574,15 +517,15 @@ static void history_since(ag_store_t *s, const char *room, uint64_t after, ag_st
 {
     ag_store_shared_t *sh = H(s)->sh;
     const char *err = NULL;
-    char epoch[sizeof(((hist_t *)NULL)->epoch)] = "";
+    char epoch[sizeof(((ag_store_hist_t *)NULL)->epoch)] = "";
     uint64_t last = 0;
-    hline_t *copy = NULL; /* the lines after `after`, each data its own copy */
+    ag_store_hline_t *copy = NULL; /* the lines after `after`, each data its own copy */
     size_t n = 0;
     pthread_mutex_lock(&sh->lock);
-    hist_t *h = hist_of(s, room);
+    ag_store_hist_t *h = hist_of(s, room);
     if (h != NULL)
-        hist_expire(s, h, ag_now_ms());
-    if (h == NULL || (after != AG_STORE_HISTORY_TAIL && (after < h->floor || after > h->last))) {
+        ag_store_hist_expire(h, s->history_ms, ag_now_ms());
+    if (h == NULL || (after != AG_STORE_HISTORY_TAIL && !ag_store_hist_has_after(h, after))) {
         err = AG_STORE_HISTORY_GONE;
     } else {
         memcpy(epoch, h->epoch, sizeof(epoch));
@@ -590,8 +533,8 @@ static void history_since(ag_store_t *s, const char *room, uint64_t after, ag_st
         size_t want = after == AG_STORE_HISTORY_TAIL ? 0 : (size_t)(h->last - after);
         if (want != 0 && (copy = calloc(want, sizeof(*copy))) == NULL)
             err = "out of memory";
-        for (size_t i = 0; err == NULL && i < h->n; i++) {
-            const hline_t *l = &h->ring[(h->head + i) % h->cap];
+        for (size_t i = 0; err == NULL && want != 0 && i < h->n; i++) {
+            const ag_store_hline_t *l = ag_store_hist_line(h, i);
             if (l->offset <= after)
                 continue;
             copy[n] = *l;
@@ -615,6 +558,57 @@ static void history_since(ag_store_t *s, const char *room, uint64_t after, ag_st
         reply(cb, data, err, NULL);
     else
         reply(cb, data, NULL, json_pack("{s:s,s:I,s:o}", "epoch", epoch, "last", (json_int_t)last, "items", items));
+}
+
+/* Both run at a stop and a boot, when no line is published (the values made under the lock are the caller's alone). */
+static void history_dump(ag_store_t *s, ag_store_cb cb, void *data)
+{
+    ag_store_shared_t *sh = H(s)->sh;
+    json_t *rooms = json_object();
+    const char *k;
+    void *v;
+    pthread_mutex_lock(&sh->lock);
+    for (size_t it = 0; rooms != NULL && ag_map_next(&sh->hist, &it, &k, &v);) {
+        ag_store_hist_expire(v, s->history_ms, ag_now_ms());
+        json_t *d = ag_store_hist_dump(v);
+        if (d == NULL || json_object_set_new(rooms, k, d) != 0) {
+            json_decref(rooms);
+            rooms = NULL;
+        }
+    }
+    pthread_mutex_unlock(&sh->lock);
+    reply(cb, data, rooms != NULL ? NULL : "out of memory", rooms);
+}
+
+static void history_load(ag_store_t *s, const char *room, const json_t *hist, ag_store_cb cb, void *data)
+{
+    ag_store_shared_t *sh = H(s)->sh;
+    const char *err = NULL;
+    ag_store_hist_t *h = s->history_lines != 0 ? ag_store_hist_load(hist, s->history_lines, s->history_bytes, &err) : NULL;
+    json_t *fresh = json_object();
+    if (h == NULL || fresh == NULL) {
+        ag_store_hist_free(h);
+        json_decref(fresh);
+        reply(cb, data, err != NULL ? err : h == NULL ? "no room history kept" : "out of memory", NULL);
+        return;
+    }
+    pthread_mutex_lock(&sh->lock);
+    if (ag_map_get(&sh->hist, room) != NULL) {
+        err = "room exists";
+    } else if (ag_map_get(&sh->rooms, room) == NULL) {
+        if (ag_map_set(&sh->rooms, room, fresh) != AG_OK)
+            err = "out of memory";
+        else
+            fresh = NULL;
+    }
+    if (err == NULL && ag_map_set(&sh->hist, room, h) != AG_OK)
+        err = "out of memory";
+    if (err == NULL)
+        h = NULL;
+    pthread_mutex_unlock(&sh->lock);
+    ag_store_hist_free(h);
+    json_decref(fresh);
+    reply(cb, data, err, err == NULL ? json_true() : NULL);
 }
 
 static void subscribe(ag_store_t *s, const char *channel)
@@ -785,6 +779,8 @@ static const ag_store_ops_t ops = {
     .unsubscribe = unsubscribe,
     .history_publish = history_publish,
     .history_since = history_since,
+    .history_dump = history_dump,
+    .history_load = history_load,
     .node_register = node_register,
     .node_lookup = node_lookup,
     .node_leave = node_leave,

@@ -96,6 +96,13 @@ typedef struct st_ag_store_ops_t {
      * (none when after is AG_STORE_HISTORY_TAIL: only where the history stands); err AG_STORE_HISTORY_GONE when a
      * line after `after` is no longer kept, or the room has no history. */
     void (*history_since)(ag_store_t *store, const char *room, uint64_t after, ag_store_cb cb, void *data);
+    /* Optional (NULL: the store's history cannot be saved; the Redis store keeps its own). For the resume state file of
+     * a graceful restart (README "Resume"): history_dump answers {"<room>": history, ...} for every room that keeps
+     * one, each as ag_store_hist_dump writes it (store/history.h); history_load makes room (when missing) with that
+     * history (borrowed) before any line is published there: result true | err "room exists" when the room keeps one
+     * already, or why the value was refused (nothing changed). */
+    void (*history_dump)(ag_store_t *store, ag_store_cb cb, void *data);
+    void (*history_load)(ag_store_t *store, const char *room, const json_t *hist, ag_store_cb cb, void *data);
     /* Optional (NULL: always): 1 while the store can be used (Redis connected), for /readyz and metrics. */
     int (*is_up)(ag_store_t *store);
     /* Optional (NULL: no remote commands): the figures of the store's commands so far, for metrics. */

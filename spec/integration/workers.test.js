@@ -263,7 +263,7 @@ test('workers: bad values are refused before anything starts', () => {
   }
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ag-workers-'));
   const file = path.join(dir, 'c.yaml');
-  for (const [v, why] of [['65', /general\.workers must be between 0 \(the online cores\) and 64/], ['-1', /general\.workers: expected a whole number/]]) {
+  for (const [v, why] of [['65', /general\.workers must be between 0 \(the cores this process may run on\) and 64/], ['-1', /general\.workers: expected a whole number/]]) {
     fs.writeFileSync(file, `general:\n  workers: ${v}\n`);
     const r = spawnSync(BIN, ['--config', file, '--check-config'], { encoding: 'utf8' });
     assert.strictEqual(r.status, 2, r.stdout + r.stderr);
