@@ -26,10 +26,9 @@ typedef struct st_pending_t {
 } pending_t;
 
 #define MAX_PENDING 1024
-/* Connection state recovery (README "Resume", socket.io): the rooms an offset string can name, the requests a recovered
- * client may emit again, and the longest pid and offset a client may present. */
+/* Connection state recovery (README "Resume", socket.io): the rooms an offset string can name, and the longest pid and
+ * offset a client may present. */
 #define TRACKED_ROOMS 16
-#define RECENT_REQUESTS 32
 #define ID_MAX 36
 #define PID_MAX (ID_MAX + 1 + AG_RESUME_TOKEN_LEN)
 #define OFFSET_MAX (20 + TRACKED_ROOMS * (1 + 8 + 1 + 20))
@@ -53,12 +52,10 @@ typedef struct st_sio_state_t {
     tracked_t rooms[TRACKED_ROOMS];
     size_t num_rooms;
     int overflow; /* a room line could not be tracked: offsets say so from then on, and nothing recovers from them */
-    struct {
-        uint64_t hash; /* of the EVENT's text after its ack id */
-        int64_t mid;
-    } recent[RECENT_REQUESTS];
-    size_t num_recent, next_recent;
-    int matching;            /* recovered: the first events may be ones the client emits again (see reemitted) */
+    /* the newest request with an ack the client sent: its ack id, the hash of its text after that id, its messageId */
+    int64_t last_ack, last_mid;
+    uint64_t last_hash;
+    int matching;            /* recovered: the first event may be that request again (see reemitted) */
     uint64_t recovered_from; /* the seq the client's offset said it had */
 } sio_state_t;
 /* Refusals of binary packets waiting in sio->out: a client that sends binary events and reads nothing is closed here
@@ -856,13 +853,11 @@ static void submit(ag_sio_t *sio, json_t *req, int64_t ack, int swallow, const c
     pending_t *p = pending_add(st, -1, ack, swallow, room);
     if (p == NULL)
         return;
-    if (ack >= 0 && st->pid[0] != '\0') {
+    if (ack >= 0) {
         /* a recovered client may emit it again: see reemitted */
-        st->recent[st->next_recent].hash = sio->ev_hash;
-        st->recent[st->next_recent].mid = p->mid;
-        st->next_recent = (st->next_recent + 1) % RECENT_REQUESTS;
-        if (st->num_recent < RECENT_REQUESTS)
-            st->num_recent++;
+        st->last_ack = ack;
+        st->last_mid = p->mid;
+        st->last_hash = sio->ev_hash;
     }
     json_object_set_new(req, "messageId", json_integer(p->mid));
     char *text = json_dumps(req, AG_JSON_FLAGS);
@@ -882,47 +877,41 @@ static uint64_t frame_seq(const ag_frame_t *f)
 }
 
 /*
- * socket.io-client forgets the acks it waits for when its connection drops; with `retries` it emits the request again
- * once it is connected (a new ack id, the same text), and an application may do so by hand. After a recovery, an
- * event with an ack whose text is that of a request the client may not have the answer of (answered after the seq its
- * offset named, or still running) is that request again: it gets the stored answer, or the answer when it comes, under
- * its new ack id, and does not run twice. Only the first events after the recovery are looked at so: the first that
- * is none of those ends it. 1 when handled.
+ * socket.io-client forgets the acks it waits for when its connection drops; with `retries` (one request in flight at a
+ * time) it emits the unanswered one again as soon as it is connected: the same text under the next ack id. So the first
+ * event after a recovery is that request again when its ack id follows the newest one the connection got (the client
+ * emitted nothing in between), its text is the same, and the client may not have the answer (it came after the seq the
+ * client's offset named, as an ACK moves no offset, or is still to come): it gets the stored answer, or the answer
+ * when it comes, under its new ack id, and does not run twice. 1 when handled.
  */
 static int reemitted(ag_sio_t *sio, sio_state_t *st, int64_t ack)
 {
-    for (size_t k = 0; k < st->num_recent; k++) {
-        size_t i = (st->next_recent + RECENT_REQUESTS - 1 - k) % RECENT_REQUESTS;
-        if (st->recent[i].hash != sio->ev_hash)
-            continue;
-        int64_t mid = st->recent[i].mid;
-        char key[32];
-        snprintf(key, sizeof(key), "%lld", (long long)mid);
-        ag_frame_t *f = ag_conn_reply_of(sio->conn, key);
-        pending_t *p = pending_find(st, mid);
-        if (f != NULL) {
-            if (frame_seq(f) <= st->recovered_from || pending_add(st, mid, ack, 0, NULL) == NULL)
-                return 0; /* the client had that answer: this is a new request */
-            ag_conn_send_unnumbered(sio->conn, f);
-        } else if (p != NULL) {
-            p->ack = ack;
-        } else {
-            return 0;
-        }
-        st->recent[i].hash = 0;
-        st->recent[i].mid = -1;
-        return 1;
+    if (st->last_mid <= 0 || st->last_ack == INT64_MAX || ack != st->last_ack + 1 || st->last_hash != sio->ev_hash)
+        return 0;
+    char key[32];
+    snprintf(key, sizeof(key), "%lld", (long long)st->last_mid);
+    ag_frame_t *f = ag_conn_reply_of(sio->conn, key);
+    pending_t *p = pending_find(st, st->last_mid);
+    if (f != NULL) {
+        if (frame_seq(f) <= st->recovered_from || pending_add(st, st->last_mid, ack, 0, NULL) == NULL)
+            return 0; /* the client had that answer: this is a new request */
+        ag_conn_send_unnumbered(sio->conn, f);
+    } else if (p != NULL) {
+        p->ack = ack;
+    } else {
+        return 0;
     }
-    return 0;
+    st->last_ack = ack;
+    return 1;
 }
 
 static void on_event(ag_sio_t *sio, const ag_sio_packet_t *p)
 {
     sio_state_t *st = state_of(sio);
     if (st->matching) {
+        st->matching = 0;
         if (p->id >= 0 && reemitted(sio, st, p->id))
             return;
-        st->matching = 0;
     }
     json_t *jname = json_array_get(p->data, 0), *arg = json_array_get(p->data, 1);
     char numbuf[32];
@@ -1043,7 +1032,7 @@ void ag_sio_on_message(ag_sio_t *sio, const char *data, size_t len, int binary)
         break;
     case AG_SIO_EVENT:
         if (main_nsp && sio->conn != NULL && !sio->recovering) {
-            const char *args = memchr(data, '[', len);
+            const char *args = state_of(sio)->pid[0] != '\0' ? memchr(data, '[', len) : NULL;
             sio->ev_hash = args != NULL ? hash64(args, len - (size_t)(args - data)) : 0;
             on_event(sio, &p);
         } else {
