@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include "backend.h"
-#include "resume.h"
 #include "token.h"
 #include "http.h"
 #include "json.h"
@@ -17,47 +16,7 @@
 
 /* --- the layer --- */
 
-/* What to do with the session layer's reply to a request the layer made for the client. */
-typedef struct st_pending_t {
-    int64_t mid; /* the messageId the layer gave the request */
-    int64_t ack; /* the client's ack id, or -1: the reply is emitted as "response" */
-    int swallow; /* the request was the layer's own (roomChange's leave): nobody sees the reply */
-    char *room;  /* roomChange's join: the room that becomes current when the join succeeds */
-} pending_t;
-
 #define MAX_PENDING 1024
-/* Connection state recovery (README "Resume", socket.io): the rooms an offset string can name, and the longest pid and
- * offset a client may present. */
-#define TRACKED_ROOMS 16
-#define ID_MAX 36
-#define PID_MAX (ID_MAX + 1 + AG_RESUME_TOKEN_LEN)
-#define OFFSET_MAX (20 + TRACKED_ROOMS * (1 + 8 + 1 + 20))
-
-typedef struct st_tracked_t {
-    uint32_t hash; /* of the name: what an offset string carries */
-    uint64_t offset;
-    char *name;
-} tracked_t;
-
-/* What the layer keeps with the connection (its carrier_state) rather than with the engine.io session, so that a
- * connection recovered on another session keeps numbering its requests and routing their answers. */
-typedef struct st_sio_state_t {
-    char *room; /* the current room of the socket.io era's single-room model */
-    int64_t next_mid;
-    pending_t *pend;
-    size_t num_pend, cap_pend;
-    /* recovery: "<connection id>.<token>", empty while the connection is not resumable (no offsets are sent then) */
-    char pid[PID_MAX + 1];
-    uint64_t seq; /* the newest numbered frame translated for the client */
-    tracked_t rooms[TRACKED_ROOMS];
-    size_t num_rooms;
-    int overflow; /* a room line could not be tracked: offsets say so from then on, and nothing recovers from them */
-    /* the newest request with an ack the client sent: its ack id, the hash of its text after that id, its messageId */
-    int64_t last_ack, last_mid;
-    uint64_t last_hash;
-    int matching;            /* recovered: the first event may be that request again (see reemitted) */
-    uint64_t recovered_from; /* the seq the client's offset said it had */
-} sio_state_t;
 /* Refusals of binary packets waiting in sio->out: a client that sends binary events and reads nothing is closed here
  * rather than queued for without end. */
 #define MAX_REFUSALS_QUEUED 256
@@ -74,20 +33,20 @@ struct st_ag_sio_t {
     ag_frame_t **out; /* packets that go before the connection's queue (CONNECT replies), or were drained at close */
     size_t out_head, out_len, out_cap;
     h2o_timeout_entry_t connect_timer;
-    int creating;                       /* inside ag_conn_create: the welcome is queued before the CONNECT reply exists */
-    int closing;                        /* the engine.io session was asked to close */
-    int legacy;                         /* socket.io protocol 4 (socket.io-client 2.x over engine.io protocol 3) */
-    unsigned drop;                      /* attachments of a refused binary packet still to read (and drop) */
-    int64_t drop_ack;                   /* that packet's ack id for the refusal, or -1: a "response" event */
-    const ag_disconnect_t *why;         /* the layer's own reason for closing (a client that broke the protocol), or NULL */
-    ag_backend_call_t *hook_call;       /* the connect hook, asked at CONNECT */
-    json_t *handshake;                  /* what the engine.io handshake tells the connect hook, or NULL */
-    char *hook_fp;                      /* the fingerprint the CONNECT named, while the hook works */
-    json_t *hs_claims;                  /* the engine.io handshake's verified token, or NULL */
-    json_t *hook_claims;                /* the CONNECT's token claims, while the hook works */
-    char *want_pid, *want_offset;       /* what the CONNECT presented for a recovery (untrusted), until it is answered */
-    int recovering;                     /* the CONNECT answer waits for the recovery: nothing of the connection goes out */
-    tracked_t rec_rooms[TRACKED_ROOMS]; /* the client's offsets, read, while it recovers */
+    int creating;                 /* inside ag_conn_create: the welcome is queued before the CONNECT reply exists */
+    int closing;                  /* the engine.io session was asked to close */
+    int legacy;                   /* socket.io protocol 4 (socket.io-client 2.x over engine.io protocol 3) */
+    unsigned drop;                /* attachments of a refused binary packet still to read (and drop) */
+    int64_t drop_ack;             /* that packet's ack id for the refusal, or -1: a "response" event */
+    const ag_disconnect_t *why;   /* the layer's own reason for closing (a client that broke the protocol), or NULL */
+    ag_backend_call_t *hook_call; /* the connect hook, asked at CONNECT */
+    json_t *handshake;            /* what the engine.io handshake tells the connect hook, or NULL */
+    char *hook_fp;                /* the fingerprint the CONNECT named, while the hook works */
+    json_t *hs_claims;            /* the engine.io handshake's verified token, or NULL */
+    json_t *hook_claims;          /* the CONNECT's token claims, while the hook works */
+    char *want_pid, *want_offset; /* what the CONNECT presented for a recovery (untrusted), until it is answered */
+    int recovering;               /* the CONNECT answer waits for the recovery: nothing of the connection goes out */
+    ag__sio_tracked_t rec_rooms[AG__SIO_TRACKED_ROOMS]; /* the client's offsets, read, while it recovers */
     size_t num_rec_rooms;
     uint64_t rec_seq;
     uint64_t ev_hash; /* the EVENT being handled, for the requests it makes */
@@ -137,42 +96,35 @@ static ag_frame_t *out_pop(ag_sio_t *sio)
     return f;
 }
 
-static void tracked_clear(tracked_t *t, size_t *n)
+void ag__sio_state_free(void *data)
 {
-    for (size_t i = 0; i < *n; i++)
-        free(t[i].name);
-    *n = 0;
-}
-
-static void state_free(void *data)
-{
-    sio_state_t *st = data;
+    ag__sio_state_t *st = data;
     for (size_t i = 0; i < st->num_pend; i++)
         free(st->pend[i].room);
     free(st->pend);
     free(st->room);
-    tracked_clear(st->rooms, &st->num_rooms);
+    ag__sio_tracked_clear(st->rooms, &st->num_rooms);
     free(st);
 }
 
 /* The layer's state of the connection sio carries, or NULL when it carries none. */
-static sio_state_t *state_of(const ag_sio_t *sio)
+static ag__sio_state_t *state_of(const ag_sio_t *sio)
 {
     return sio->conn != NULL ? sio->conn->carrier_state : NULL;
 }
 
 /* mid < 0: the next messageId of the connection. */
-static pending_t *pending_add(sio_state_t *st, int64_t mid, int64_t ack, int swallow, const char *room)
+static ag__sio_pending_t *pending_add(ag__sio_state_t *st, int64_t mid, int64_t ack, int swallow, const char *room)
 {
     if (st->num_pend == st->cap_pend) {
         size_t ncap = st->cap_pend == 0 ? 8 : st->cap_pend * 2;
-        pending_t *n = realloc(st->pend, ncap * sizeof(*n));
+        ag__sio_pending_t *n = realloc(st->pend, ncap * sizeof(*n));
         if (n == NULL)
             return NULL;
         st->pend = n;
         st->cap_pend = ncap;
     }
-    pending_t *p = &st->pend[st->num_pend];
+    ag__sio_pending_t *p = &st->pend[st->num_pend];
     p->mid = mid >= 0 ? mid : ++st->next_mid;
     p->ack = ack;
     p->swallow = swallow;
@@ -181,7 +133,7 @@ static pending_t *pending_add(sio_state_t *st, int64_t mid, int64_t ack, int swa
     return p;
 }
 
-static pending_t *pending_find(sio_state_t *st, int64_t mid)
+static ag__sio_pending_t *pending_find(ag__sio_state_t *st, int64_t mid)
 {
     for (size_t i = 0; i < st->num_pend; i++)
         if (st->pend[i].mid == mid)
@@ -190,10 +142,10 @@ static pending_t *pending_find(sio_state_t *st, int64_t mid)
 }
 
 /* Removes the entry for mid into *out (the caller frees out->room); 0 when mid is not one of ours. */
-static int pending_take(sio_state_t *st, int64_t mid, pending_t *out)
+static int pending_take(ag__sio_state_t *st, int64_t mid, ag__sio_pending_t *out)
 {
     /* Replies mostly come back in request order: the oldest entries are looked at first. */
-    pending_t *p = st != NULL ? pending_find(st, mid) : NULL;
+    ag__sio_pending_t *p = st != NULL ? pending_find(st, mid) : NULL;
     if (p == NULL)
         return 0;
     *out = *p;
@@ -203,7 +155,7 @@ static int pending_take(sio_state_t *st, int64_t mid, pending_t *out)
     return 1;
 }
 
-static void set_room(sio_state_t *st, const char *room)
+static void set_room(ag__sio_state_t *st, const char *room)
 {
     free(st->room);
     st->room = room != NULL ? strdup(room) : NULL;
@@ -213,215 +165,10 @@ static void set_room(sio_state_t *st, const char *room)
  * else the first room the connection joined. */
 static const char *current_room(ag_sio_t *sio)
 {
-    sio_state_t *st = state_of(sio);
+    ag__sio_state_t *st = state_of(sio);
     if (st->room != NULL && ag__conn_in_room(sio->conn, st->room))
         return st->room;
     return ag__conn_first_room(sio->conn);
-}
-
-/* --- connection state recovery: offsets --- */
-
-static uint32_t hash32(const char *s)
-{
-    uint32_t h = 2166136261u; /* FNV-1a */
-    for (; *s != '\0'; s++)
-        h = (h ^ (unsigned char)*s) * 16777619u;
-    return h;
-}
-
-static uint64_t hash64(const char *s, size_t len)
-{
-    uint64_t h = 14695981039346656037ull;
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
-    return h;
-}
-
-/* A room line reached the client: its room's offset moves on. A room the offsets cannot name makes them unusable. */
-static void track_room(ag_sio_t *sio, sio_state_t *st, const char *name, uint64_t offset)
-{
-    uint32_t h = hash32(name);
-    for (size_t i = 0; i < st->num_rooms; i++) {
-        if (st->rooms[i].hash != h)
-            continue;
-        if (strcmp(st->rooms[i].name, name) != 0)
-            st->overflow = 1; /* two rooms, one hash: an offset could not tell them apart */
-        else if (offset > st->rooms[i].offset)
-            st->rooms[i].offset = offset;
-        return;
-    }
-    /* room lines of rooms the connection left are of no use to a recovery */
-    for (size_t i = 0; st->num_rooms == TRACKED_ROOMS && i < st->num_rooms; i++) {
-        if (!ag__conn_in_room(sio->conn, st->rooms[i].name)) {
-            free(st->rooms[i].name);
-            st->rooms[i] = st->rooms[--st->num_rooms];
-        }
-    }
-    char *copy = st->num_rooms < TRACKED_ROOMS ? strdup(name) : NULL;
-    if (copy == NULL) {
-        st->overflow = 1;
-        return;
-    }
-    st->rooms[st->num_rooms++] = (tracked_t){h, offset, copy};
-}
-
-/* What a translated session frame tells about where the client stands: a numbered frame's seq, a room line's offset. */
-static void track(ag_sio_t *sio, sio_state_t *st, json_t *obj)
-{
-    json_t *seq = json_object_get(obj, "seq"), *off = json_object_get(obj, "offset"), *room = json_object_get(obj, "room");
-    if (json_is_integer(seq)) {
-        if (json_integer_value(seq) > 0 && (uint64_t)json_integer_value(seq) > st->seq)
-            st->seq = (uint64_t)json_integer_value(seq);
-    } else if (json_is_integer(off) && json_integer_value(off) > 0 && json_is_string(room)) {
-        track_room(sio, st, json_string_value(room), (uint64_t)json_integer_value(off));
-    }
-}
-
-/* "<seq>" then ".<room hash, 8 hex digits>-<offset>" per tracked room; "x" when they cannot be told. */
-static void offset_text(const sio_state_t *st, char buf[OFFSET_MAX + 1])
-{
-    if (st->overflow) {
-        snprintf(buf, OFFSET_MAX + 1, "x");
-        return;
-    }
-    size_t n = (size_t)snprintf(buf, OFFSET_MAX + 1, "%llu", (unsigned long long)st->seq);
-    for (size_t i = 0; i < st->num_rooms && n < OFFSET_MAX; i++)
-        n += (size_t)snprintf(buf + n, OFFSET_MAX + 1 - n, ".%08x-%llu", (unsigned)st->rooms[i].hash,
-                              (unsigned long long)st->rooms[i].offset);
-}
-
-/* A decimal number of 1 to 20 digits that fits an int64 (offsets and seqs travel as JSON integers); advances *p. */
-static int read_u64(const char **p, uint64_t *v)
-{
-    const char *s = *p;
-    uint64_t x = 0;
-    size_t n = 0;
-    for (; *s >= '0' && *s <= '9'; s++, n++) {
-        if (n == 19 || (x == 0 && n == 1))
-            return -1; /* too long, or a leading zero */
-        x = x * 10 + (uint64_t)(*s - '0');
-    }
-    if (n == 0 || x > (uint64_t)INT64_MAX)
-        return -1;
-    *p = s;
-    *v = x;
-    return 0;
-}
-
-/* The offset a client presents (untrusted): its seq and, for each room it names, the offset, as {room: offset} in
- * offsets, the rooms' names read from st (the connection it recovers) into out. 0, or -1 when any of it is wrong. */
-static int offset_parse(const sio_state_t *st, const char *text, uint64_t *seq, json_t *offsets, tracked_t *out, size_t *nout)
-{
-    const char *p = text;
-    *nout = 0;
-    if (strlen(text) > OFFSET_MAX || read_u64(&p, seq) != 0)
-        return -1;
-    while (*p != '\0') {
-        char hex[9];
-        uint64_t off;
-        if (*p++ != '.' || *nout == TRACKED_ROOMS || strspn(p, "0123456789abcdef") < 8)
-            return -1;
-        memcpy(hex, p, 8);
-        hex[8] = '\0';
-        p += 8;
-        if (*p++ != '-' || read_u64(&p, &off) != 0 || off == 0)
-            return -1;
-        uint32_t h = (uint32_t)strtoul(hex, NULL, 16);
-        const tracked_t *t = NULL;
-        for (size_t i = 0; i < st->num_rooms && t == NULL; i++)
-            if (st->rooms[i].hash == h)
-                t = &st->rooms[i];
-        if (t == NULL || json_object_get(offsets, t->name) != NULL)
-            return -1; /* a room it never got a line of, or named twice */
-        char *name = strdup(t->name);
-        if (name == NULL || json_object_set_new(offsets, t->name, json_integer((json_int_t)off)) != 0) {
-            free(name);
-            return -1;
-        }
-        out[(*nout)++] = (tracked_t){h, off, name};
-    }
-    return 0;
-}
-
-/* A recoverable connection's frame as it was before the resume core numbered it ({"seq":n, first) or gave it its room
- * offset (,"offset":n} last): the client is sent the same frames as any, and its position in the offset argument. */
-typedef struct st_body_t {
-    const char *lead, *data, *trail;
-    size_t len;
-} body_t;
-
-static body_t bare_body(const ag_frame_t *f)
-{
-    static const char head[] = "{\"seq\":";
-    body_t b = {"", f->data, "", f->len};
-    const char *end = f->data + f->len;
-    if (f->len > sizeof(head) && memcmp(f->data, head, sizeof(head) - 1) == 0) {
-        const char *p = f->data + sizeof(head) - 1;
-        while (p < end && *p >= '0' && *p <= '9')
-            p++;
-        if (p < end && (*p == ',' || *p == '}')) {
-            b.lead = "{";
-            b.data = *p == ',' ? p + 1 : p;
-            b.len = (size_t)(end - b.data);
-        }
-        return b;
-    }
-    /* the offset is the last member of a room line (rooms.c, with_offset) */
-    const char *p = end - 1;
-    if (b.len < 12 || *p != '}')
-        return b;
-    for (p--; p > b.data && *p >= '0' && *p <= '9'; p--)
-        ;
-    static const char key[] = "\"offset\":";
-    size_t kl = sizeof(key) - 1;
-    if (p == end - 2 || (size_t)(p - b.data) < kl || memcmp(p + 1 - kl, key, kl) != 0)
-        return b;
-    p -= kl; /* at the character before the key: ',' or the opening brace */
-    if (*p == ',') {
-        b.len = (size_t)(p - b.data);
-        b.trail = "}";
-    } else if (*p == '{' && p == b.data) {
-        b.len = 1;
-        b.trail = "}";
-    }
-    return b;
-}
-
-/* "<opening><lead>" and "<trail><closing>" around b, as one packet. */
-static ag_frame_t *encode_body(ag_sio_type_t type, int64_t id, const char *opening, const body_t *b, const char *closing)
-{
-    size_t ol = strlen(opening), cl = strlen(closing);
-    char *pre = malloc(ol + 2), *suf = malloc(cl + 2);
-    ag_frame_t *f = NULL;
-    if (pre != NULL && suf != NULL) {
-        snprintf(pre, ol + 2, "%s%s", opening, b->lead);
-        snprintf(suf, cl + 2, "%s%s", b->trail, closing);
-        f = ag_sio_encode(type, NULL, id, pre, b->data, b->len, suf);
-    }
-    free(pre);
-    free(suf);
-    return f;
-}
-
-/* EVENT ["<name>",<json>,"<offset>"]: the offset, last, is what socket.io-client keeps and presents when it comes back. */
-static ag_frame_t *encode_event_offset(const sio_state_t *st, const char *name, const body_t *b)
-{
-    json_t *jn = json_string(name);
-    char *esc = jn != NULL ? json_dumps(jn, JSON_ENCODE_ANY) : NULL;
-    json_decref(jn);
-    char off[OFFSET_MAX + 1], closing[OFFSET_MAX + 8];
-    offset_text(st, off);
-    snprintf(closing, sizeof(closing), ",\"%s\"]", off);
-    size_t el = esc != NULL ? strlen(esc) : 0;
-    char *opening = esc != NULL ? malloc(el + 3) : NULL;
-    ag_frame_t *f = NULL;
-    if (opening != NULL) {
-        snprintf(opening, el + 3, "[%s,", esc);
-        f = encode_body(AG_SIO_EVENT, -1, opening, b, closing);
-    }
-    free(opening);
-    free(esc);
-    return f;
 }
 
 /* The event a pushed frame is emitted as; socket.io clients drop a packet that uses a reserved name. */
@@ -442,7 +189,7 @@ static ag_frame_t *translate(ag_sio_t *sio, ag_frame_t *f)
 {
     if (f->binary)
         return NULL; /* no binary events on this endpoint */
-    sio_state_t *st = state_of(sio);
+    ag__sio_state_t *st = state_of(sio);
     /* a recoverable connection's events carry its own offset: they are made for it alone */
     int recoverable = st != NULL && st->pid[0] != '\0';
     /* A broadcast is one frame in every recipient's queue, pulled by one recipient after the other: what it becomes
@@ -457,11 +204,11 @@ static ag_frame_t *translate(ag_sio_t *sio, ag_frame_t *f)
     if (!json_is_object(obj))
         goto event;
     if (recoverable)
-        track(sio, st, obj);
+        ag__sio_track(sio->conn, st, obj);
     const char *ctx = json_string_value(json_object_get(obj, "context"));
     json_t *mid = json_object_get(obj, "messageId");
     int is_response = ctx != NULL && strcmp(ctx, "response") == 0;
-    pending_t p;
+    ag__sio_pending_t p;
     if (is_response && json_is_integer(mid) && pending_take(st, json_integer_value(mid), &p)) {
         if (p.room != NULL) {
             const char *status = json_string_value(json_object_get(obj, "status"));
@@ -472,8 +219,8 @@ static ag_frame_t *translate(ag_sio_t *sio, ag_frame_t *f)
         if (p.swallow)
             goto done;
         if (p.ack >= 0) {
-            body_t b = bare_body(f);
-            out = recoverable ? encode_body(AG_SIO_ACK, p.ack, "[", &b, "]")
+            ag__sio_body_t b = ag__sio_bare_body(f);
+            out = recoverable ? ag__sio_encode_body(AG_SIO_ACK, p.ack, "[", &b, "]")
                               : ag_sio_encode(AG_SIO_ACK, NULL, p.ack, "[", f->data, f->len, "]");
             goto done;
         }
@@ -484,8 +231,8 @@ static ag_frame_t *translate(ag_sio_t *sio, ag_frame_t *f)
     cache = !is_response;
 event:
     if (recoverable) {
-        body_t b = bare_body(f);
-        out = encode_event_offset(st, name, &b);
+        ag__sio_body_t b = ag__sio_bare_body(f);
+        out = ag__sio_encode_event_offset(st, name, &b);
     } else {
         out = ag_sio_encode_event(NULL, -1, name, f->data, f->len);
         if (out != NULL && cache) {
@@ -593,7 +340,7 @@ static void fail(ag_sio_t *sio, const char *what)
 static void connect_answer(ag_sio_t *sio, const ag_conn_t *c, const char *pid)
 {
     /* protocol 4's CONNECT has no payload; pid only when the connection can be recovered (socket.io's rule) */
-    char text[64 + PID_MAX];
+    char text[64 + AG__SIO_PID_MAX];
     int n = pid != NULL && pid[0] != '\0' ? snprintf(text, sizeof(text), "{\"sid\":\"%s\",\"pid\":\"%s\"}", c->id, pid)
                                           : snprintf(text, sizeof(text), "{\"sid\":\"%s\"}", c->id);
     /* in front of the welcome (or the replay) the connection already queued */
@@ -603,7 +350,7 @@ static void connect_answer(ag_sio_t *sio, const ag_conn_t *c, const char *pid)
 /* The connection becomes resumable and gets its pid when resume is on (general.resumeWindow, a store with history). */
 static void make_recoverable(ag_sio_t *sio, ag_conn_t *c)
 {
-    sio_state_t *st = c->carrier_state;
+    ag__sio_state_t *st = c->carrier_state;
     char token[AG_RESUME_TOKEN_LEN + 1];
     if (!sio->legacy && sio->server->config->servers.socketio.connectionStateRecovery && ag_conn_resumable(c, token) == AG_OK)
         snprintf(st->pid, sizeof(st->pid), "%s.%s", c->id, token);
@@ -614,7 +361,7 @@ static void want_clear(ag_sio_t *sio)
     free(sio->want_pid);
     free(sio->want_offset);
     sio->want_pid = sio->want_offset = NULL;
-    tracked_clear(sio->rec_rooms, &sio->num_rec_rooms);
+    ag__sio_tracked_clear(sio->rec_rooms, &sio->num_rec_rooms);
 }
 
 static void on_recovered(ag_conn_t *carrier, ag_conn_t *resumed, const char *reason, void *ud)
@@ -623,8 +370,8 @@ static void on_recovered(ag_conn_t *carrier, ag_conn_t *resumed, const char *rea
     sio->recovering = 0;
     if (resumed != NULL) {
         /* the session now carries resumed (tr_rebind); the client stands where its offset said */
-        sio_state_t *st = resumed->carrier_state;
-        tracked_clear(st->rooms, &st->num_rooms);
+        ag__sio_state_t *st = resumed->carrier_state;
+        ag__sio_tracked_clear(st->rooms, &st->num_rooms);
         memcpy(st->rooms, sio->rec_rooms, sio->num_rec_rooms * sizeof(*st->rooms));
         st->num_rooms = sio->num_rec_rooms;
         sio->num_rec_rooms = 0;
@@ -637,7 +384,7 @@ static void on_recovered(ag_conn_t *carrier, ag_conn_t *resumed, const char *rea
     } else {
         ag_debug("socket.io", carrier->id, "not recovered: %s", reason);
         make_recoverable(sio, carrier);
-        connect_answer(sio, carrier, ((sio_state_t *)carrier->carrier_state)->pid);
+        connect_answer(sio, carrier, ((ag__sio_state_t *)carrier->carrier_state)->pid);
     }
     want_clear(sio);
     lower_kick(sio);
@@ -647,10 +394,10 @@ static void on_recovered(ag_conn_t *carrier, ag_conn_t *resumed, const char *rea
 static void recover(ag_sio_t *sio)
 {
     const char *pid = sio->want_pid, *dot = strchr(pid, '.');
-    char id[ID_MAX + 1];
+    char id[AG__SIO_ID_MAX + 1];
     uint64_t seq = 0;
     json_t *offsets = json_object();
-    if (dot == NULL || (size_t)(dot - pid) > ID_MAX || offsets == NULL) {
+    if (dot == NULL || (size_t)(dot - pid) > AG__SIO_ID_MAX || offsets == NULL) {
         json_decref(offsets);
         on_recovered(sio->conn, NULL, "a malformed pid", sio);
         return;
@@ -659,8 +406,9 @@ static void recover(ag_sio_t *sio)
     id[dot - pid] = '\0';
     /* only a socket.io connection can be recovered here; the offset is read against what it was sent */
     ag_conn_t *old = ag_conn_find(sio->server, id);
-    if (old != NULL && (old->carrier_state_free != state_free || offset_parse(old->carrier_state, sio->want_offset, &seq, offsets,
-                                                                              sio->rec_rooms, &sio->num_rec_rooms) != 0)) {
+    if (old != NULL &&
+        (old->carrier_state_free != ag__sio_state_free ||
+         ag__sio_offset_parse(old->carrier_state, sio->want_offset, &seq, offsets, sio->rec_rooms, &sio->num_rec_rooms) != 0)) {
         json_decref(offsets);
         on_recovered(sio->conn, NULL, "a pid or an offset that does not fit", sio);
         return;
@@ -677,7 +425,7 @@ static void attach_conn(ag_sio_t *sio, const char *fp, json_t *hook_data, json_t
 {
     ag_conn_info_t info = {fp,  sio->remote_ip, sio->remote_port, sio->transport_name, hook_data != NULL, hook_data, NULL, claims,
                            NULL};
-    sio_state_t *st = calloc(1, sizeof(*st));
+    ag__sio_state_t *st = calloc(1, sizeof(*st));
     sio->creating = 1;
     sio->conn = st != NULL ? ag_conn_create(sio->server, &sio_transport, sio, &info) : NULL;
     sio->creating = 0;
@@ -687,7 +435,7 @@ static void attach_conn(ag_sio_t *sio, const char *fp, json_t *hook_data, json_t
         out_push(sio, ag_sio_encode(AG_SIO_CONNECT_ERROR, NULL, -1, NULL, "{\"message\":\"server error\"}", 26, NULL), 0);
     } else {
         sio->conn->carrier_state = st;
-        sio->conn->carrier_state_free = state_free;
+        sio->conn->carrier_state_free = ag__sio_state_free;
         if (h2o_timeout_is_linked(&sio->connect_timer))
             h2o_timeout_unlink(&sio->connect_timer);
         if (sio->want_pid != NULL && sio->want_offset != NULL && !sio->legacy &&
@@ -770,7 +518,7 @@ static void on_connect(ag_sio_t *sio, const ag_sio_packet_t *p)
     const char *pid = json_string_value(json_object_get(p->data, "pid"));
     const char *offset = json_string_value(json_object_get(p->data, "offset"));
     want_clear(sio);
-    if (pid != NULL && offset != NULL && strlen(pid) <= PID_MAX && strlen(offset) <= OFFSET_MAX) {
+    if (pid != NULL && offset != NULL && strlen(pid) <= AG__SIO_PID_MAX && strlen(offset) <= AG__SIO_OFFSET_MAX) {
         sio->want_pid = strdup(pid);
         sio->want_offset = strdup(offset);
     }
@@ -845,12 +593,12 @@ static void copy_args(json_t *req, json_t *arg)
 /* Hands one request to the session layer, remembering how its reply goes back. */
 static void submit(ag_sio_t *sio, json_t *req, int64_t ack, int swallow, const char *room)
 {
-    sio_state_t *st = state_of(sio);
+    ag__sio_state_t *st = state_of(sio);
     if (st->num_pend >= MAX_PENDING) {
         fail(sio, "too many unanswered requests");
         return;
     }
-    pending_t *p = pending_add(st, -1, ack, swallow, room);
+    ag__sio_pending_t *p = pending_add(st, -1, ack, swallow, room);
     if (p == NULL)
         return;
     if (ack >= 0) {
@@ -868,14 +616,6 @@ static void submit(ag_sio_t *sio, json_t *req, int64_t ack, int swallow, const c
     }
 }
 
-static uint64_t frame_seq(const ag_frame_t *f)
-{
-    static const char head[] = "{\"seq\":";
-    if (f->len <= sizeof(head) || memcmp(f->data, head, sizeof(head) - 1) != 0)
-        return 0;
-    return strtoull(f->data + sizeof(head) - 1, NULL, 10);
-}
-
 /*
  * socket.io-client forgets the acks it waits for when its connection drops; with `retries` (one request in flight at a
  * time) it emits the unanswered one again as soon as it is connected: the same text under the next ack id. So the first
@@ -884,16 +624,16 @@ static uint64_t frame_seq(const ag_frame_t *f)
  * client's offset named, as an ACK moves no offset, or is still to come): it gets the stored answer, or the answer
  * when it comes, under its new ack id, and does not run twice. 1 when handled.
  */
-static int reemitted(ag_sio_t *sio, sio_state_t *st, int64_t ack)
+static int reemitted(ag_sio_t *sio, ag__sio_state_t *st, int64_t ack)
 {
     if (st->last_mid <= 0 || st->last_ack == INT64_MAX || ack != st->last_ack + 1 || st->last_hash != sio->ev_hash)
         return 0;
     char key[32];
     snprintf(key, sizeof(key), "%lld", (long long)st->last_mid);
     ag_frame_t *f = ag_conn_reply_of(sio->conn, key);
-    pending_t *p = pending_find(st, st->last_mid);
+    ag__sio_pending_t *p = pending_find(st, st->last_mid);
     if (f != NULL) {
-        if (frame_seq(f) <= st->recovered_from || pending_add(st, st->last_mid, ack, 0, NULL) == NULL)
+        if (ag__sio_frame_seq(f) <= st->recovered_from || pending_add(st, st->last_mid, ack, 0, NULL) == NULL)
             return 0; /* the client had that answer: this is a new request */
         ag_conn_send_unnumbered(sio->conn, f);
     } else if (p != NULL) {
@@ -907,7 +647,7 @@ static int reemitted(ag_sio_t *sio, sio_state_t *st, int64_t ack)
 
 static void on_event(ag_sio_t *sio, const ag_sio_packet_t *p)
 {
-    sio_state_t *st = state_of(sio);
+    ag__sio_state_t *st = state_of(sio);
     if (st->matching) {
         st->matching = 0;
         if (p->id >= 0 && reemitted(sio, st, p->id))
@@ -1033,7 +773,7 @@ void ag_sio_on_message(ag_sio_t *sio, const char *data, size_t len, int binary)
     case AG_SIO_EVENT:
         if (main_nsp && sio->conn != NULL && !sio->recovering) {
             const char *args = state_of(sio)->pid[0] != '\0' ? memchr(data, '[', len) : NULL;
-            sio->ev_hash = args != NULL ? hash64(args, len - (size_t)(args - data)) : 0;
+            sio->ev_hash = args != NULL ? ag__sio_text_hash(args, len - (size_t)(args - data)) : 0;
             on_event(sio, &p);
         } else {
             fail(sio, "EVENT for a namespace that is not connected");
