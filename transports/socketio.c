@@ -114,7 +114,7 @@ static ag__sio_state_t *state_of(const ag_sio_t *sio)
 }
 
 /* mid < 0: the next messageId of the connection. */
-static ag__sio_pending_t *pending_add(ag__sio_state_t *st, int64_t mid, int64_t ack, int swallow, const char *room)
+static ag__sio_pending_t *pending_add(ag__sio_state_t *st, int64_t mid, int64_t ack, int swallow, const char *room, int current)
 {
     if (st->num_pend == st->cap_pend) {
         size_t ncap = st->cap_pend == 0 ? 8 : st->cap_pend * 2;
@@ -129,6 +129,7 @@ static ag__sio_pending_t *pending_add(ag__sio_state_t *st, int64_t mid, int64_t 
     p->ack = ack;
     p->swallow = swallow;
     p->room = room != NULL ? strdup(room) : NULL;
+    p->current = current;
     st->num_pend++;
     return p;
 }
@@ -203,8 +204,8 @@ static ag_frame_t *translate(ag_sio_t *sio, ag_frame_t *f)
     int cache = 0;
     if (!json_is_object(obj))
         goto event;
-    if (recoverable)
-        ag__sio_track(sio->conn, st, obj);
+    if (recoverable && ag__sio_track(sio->conn, st, obj))
+        goto done;
     const char *ctx = json_string_value(json_object_get(obj, "context"));
     json_t *mid = json_object_get(obj, "messageId");
     int is_response = ctx != NULL && strcmp(ctx, "response") == 0;
@@ -212,8 +213,10 @@ static ag_frame_t *translate(ag_sio_t *sio, ag_frame_t *f)
     if (is_response && json_is_integer(mid) && pending_take(st, json_integer_value(mid), &p)) {
         if (p.room != NULL) {
             const char *status = json_string_value(json_object_get(obj, "status"));
-            if (status != NULL && strcmp(status, "OK") == 0)
+            if (status != NULL && strcmp(status, "OK") == 0 && p.current)
                 set_room(st, p.room);
+            if (status != NULL && strcmp(status, "OK") == 0 && recoverable)
+                ag__sio_forget_room(st, p.room);
             free(p.room);
         }
         if (p.swallow)
@@ -591,14 +594,14 @@ static void copy_args(json_t *req, json_t *arg)
 }
 
 /* Hands one request to the session layer, remembering how its reply goes back. */
-static void submit(ag_sio_t *sio, json_t *req, int64_t ack, int swallow, const char *room)
+static void submit(ag_sio_t *sio, json_t *req, int64_t ack, int swallow, const char *room, int current)
 {
     ag__sio_state_t *st = state_of(sio);
     if (st->num_pend >= MAX_PENDING) {
         fail(sio, "too many unanswered requests");
         return;
     }
-    ag__sio_pending_t *p = pending_add(st, -1, ack, swallow, room);
+    ag__sio_pending_t *p = pending_add(st, -1, ack, swallow, room, current);
     if (p == NULL)
         return;
     if (ack >= 0) {
@@ -633,7 +636,7 @@ static int reemitted(ag_sio_t *sio, ag__sio_state_t *st, int64_t ack)
     ag_frame_t *f = ag_conn_reply_of(sio->conn, key);
     ag__sio_pending_t *p = pending_find(st, st->last_mid);
     if (f != NULL) {
-        if (ag__sio_frame_seq(f) <= st->recovered_from || pending_add(st, st->last_mid, ack, 0, NULL) == NULL)
+        if (ag__sio_frame_seq(f) <= st->recovered_from || pending_add(st, st->last_mid, ack, 0, NULL, 0) == NULL)
             return 0; /* the client had that answer: this is a new request */
         ag_conn_send_unnumbered(sio->conn, f);
     } else if (p != NULL) {
@@ -665,14 +668,14 @@ static void on_event(ag_sio_t *sio, const ag_sio_packet_t *p)
     if (is_name(name, "action")) {
         json_object_set_new(req, "event", json_string("action"));
         json_object_set_new(req, "params", json_is_object(arg) ? json_incref(arg) : json_object());
-        submit(sio, req, p->id, 0, NULL);
+        submit(sio, req, p->id, 0, NULL, 0);
     } else if (is_name(name, "roomChange")) {
         const char *room = arg_room != NULL ? arg_room : json_string_value(arg);
         const char *from = current_room(sio);
         if (from != NULL) {
             json_t *leave = json_pack("{s:s,s:s}", "event", "roomLeave", "room", from);
             set_room(st, NULL);
-            submit(sio, leave, -1, 1, NULL);
+            submit(sio, leave, -1, 1, NULL, 0);
             json_decref(leave);
         }
         if (sio->conn == NULL || ag_conn_is_closed(sio->conn))
@@ -680,7 +683,7 @@ static void on_event(ag_sio_t *sio, const ag_sio_packet_t *p)
         json_object_set_new(req, "event", json_string("roomAdd"));
         if (room != NULL)
             json_object_set_new(req, "room", json_string(room));
-        submit(sio, req, p->id, 0, room);
+        submit(sio, req, p->id, 0, room, 1);
     } else {
         /* say, roomView, detailsView, quit, and every other verb by name: the session layer answers what it does not
          * know with its own error. */
@@ -697,7 +700,7 @@ static void on_event(ag_sio_t *sio, const ag_sio_packet_t *p)
             copy_args(req, arg);
         else if (json_is_string(arg) && (is_say || is_file))
             json_object_set(req, is_say ? "message" : "file", arg);
-        submit(sio, req, p->id, 0, NULL);
+        submit(sio, req, p->id, 0, is_name(name, "roomAdd") ? room : NULL, 0);
     }
 done:
     json_decref(req);

@@ -76,7 +76,8 @@ typedef struct st_ag__sio_pending_t {
     int64_t mid; /* the messageId the layer gave the request */
     int64_t ack; /* the client's ack id, or -1: the reply is emitted as "response" */
     int swallow; /* the request was the layer's own (roomChange's leave): nobody sees the reply */
-    char *room;  /* roomChange's join: the room that becomes current when the join succeeds */
+    char *room;  /* the room a join (roomAdd, roomChange) names */
+    int current; /* roomChange: room becomes the current room when the join succeeds */
 } ag__sio_pending_t;
 
 /* Connection state recovery (README "Resume", socket.io): the rooms an offset string can name, and the longest pid and
@@ -119,8 +120,11 @@ void ag__sio_tracked_clear(ag__sio_tracked_t *t, size_t *n);
 uint32_t ag__sio_room_hash(const char *name);
 uint64_t ag__sio_text_hash(const char *s, size_t len);
 /* What a session frame translated for conn's client (obj, borrowed) tells about where the client stands: a numbered
- * frame's seq, a room line's offset. */
-void ag__sio_track(ag_conn_t *conn, ag__sio_state_t *st, json_t *obj);
+ * frame's seq, a room line's offset. 1 when it is a room line the client has already (a line delivered to a connection
+ * while it recovered, which the recovery replayed too): it is not sent again. */
+int ag__sio_track(ag_conn_t *conn, ag__sio_state_t *st, json_t *obj);
+/* The connection joined room anew (its offsets may start again, in a room made anew): what st knew of it goes. */
+void ag__sio_forget_room(ag__sio_state_t *st, const char *room);
 /* st's position as the offset string every event carries last: "<seq>" then ".<room hash, 8 hex digits>-<offset>" per
  * tracked room; "x" when the rooms cannot be told apart (nothing recovers from it). */
 void ag__sio_offset_text(const ag__sio_state_t *st, char buf[AG__SIO_OFFSET_MAX + 1]);

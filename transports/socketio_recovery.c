@@ -33,18 +33,22 @@ uint64_t ag__sio_text_hash(const char *s, size_t len)
     return h;
 }
 
-/* A room line reached the client: its room's offset moves on. A room the offsets cannot name makes them unusable. */
-static void track_room(ag_conn_t *conn, ag__sio_state_t *st, const char *name, uint64_t offset)
+/* A room line reaches the client: its room's offset moves on (1: the client has it already). A room the offsets cannot
+ * name makes them unusable. */
+static int track_room(ag_conn_t *conn, ag__sio_state_t *st, const char *name, uint64_t offset)
 {
     uint32_t h = ag__sio_room_hash(name);
     for (size_t i = 0; i < st->num_rooms; i++) {
         if (st->rooms[i].hash != h)
             continue;
-        if (strcmp(st->rooms[i].name, name) != 0)
+        if (strcmp(st->rooms[i].name, name) != 0) {
             st->overflow = 1; /* two rooms, one hash: an offset could not tell them apart */
-        else if (offset > st->rooms[i].offset)
-            st->rooms[i].offset = offset;
-        return;
+            return 0;
+        }
+        if (offset <= st->rooms[i].offset)
+            return 1;
+        st->rooms[i].offset = offset;
+        return 0;
     }
     /* room lines of rooms the connection left are of no use to a recovery */
     for (size_t i = 0; st->num_rooms == AG__SIO_TRACKED_ROOMS && i < st->num_rooms; i++) {
@@ -56,21 +60,34 @@ static void track_room(ag_conn_t *conn, ag__sio_state_t *st, const char *name, u
     char *copy = st->num_rooms < AG__SIO_TRACKED_ROOMS ? strdup(name) : NULL;
     if (copy == NULL) {
         st->overflow = 1;
-        return;
+        return 0;
     }
     st->rooms[st->num_rooms++] = (ag__sio_tracked_t){h, offset, copy};
+    return 0;
+}
+
+void ag__sio_forget_room(ag__sio_state_t *st, const char *room)
+{
+    for (size_t i = 0; i < st->num_rooms; i++) {
+        if (strcmp(st->rooms[i].name, room) == 0) {
+            free(st->rooms[i].name);
+            st->rooms[i] = st->rooms[--st->num_rooms];
+            return;
+        }
+    }
 }
 
 /* What a translated session frame tells about where the client stands: a numbered frame's seq, a room line's offset. */
-void ag__sio_track(ag_conn_t *conn, ag__sio_state_t *st, json_t *obj)
+int ag__sio_track(ag_conn_t *conn, ag__sio_state_t *st, json_t *obj)
 {
     json_t *seq = json_object_get(obj, "seq"), *off = json_object_get(obj, "offset"), *room = json_object_get(obj, "room");
     if (json_is_integer(seq)) {
         if (json_integer_value(seq) > 0 && (uint64_t)json_integer_value(seq) > st->seq)
             st->seq = (uint64_t)json_integer_value(seq);
     } else if (json_is_integer(off) && json_integer_value(off) > 0 && json_is_string(room)) {
-        track_room(conn, st, json_string_value(room), (uint64_t)json_integer_value(off));
+        return track_room(conn, st, json_string_value(room), (uint64_t)json_integer_value(off));
     }
+    return 0;
 }
 
 /* "<seq>" then ".<room hash, 8 hex digits>-<offset>" per tracked room; "x" when they cannot be told. */

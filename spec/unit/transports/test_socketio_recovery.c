@@ -153,12 +153,49 @@ static void test_bare_body(void **state)
     ag__sio_tracked_clear(st.rooms, &st.num_rooms);
 }
 
+static int track_text(ag__sio_state_t *st, const char *frame)
+{
+    json_t *obj = json_loads(frame, 0, NULL);
+    assert_non_null(obj);
+    int have = ag__sio_track(NULL, st, obj); /* the connection is asked only when every slot is taken */
+    json_decref(obj);
+    return have;
+}
+
+/* Where the client stands moves on with what it is sent; a room line it has already is not sent again. */
+static void test_track(void **state)
+{
+    ag__sio_state_t st;
+    memset(&st, 0, sizeof(st));
+    assert_int_equal(track_text(&st, "{\"seq\":3,\"status\":\"OK\"}"), 0);
+    assert_true(st.seq == 3);
+    assert_int_equal(track_text(&st, "{\"seq\":2,\"status\":\"OK\"}"), 0); /* a stored answer sent again */
+    assert_true(st.seq == 3);
+    assert_int_equal(track_text(&st, "{\"message\":\"a\",\"room\":\"lobby\",\"offset\":5}"), 0);
+    assert_int_equal(track_text(&st, "{\"message\":\"a\",\"room\":\"lobby\",\"offset\":5}"), 1);
+    assert_int_equal(track_text(&st, "{\"message\":\"a\",\"room\":\"lobby\",\"offset\":4}"), 1);
+    assert_int_equal(track_text(&st, "{\"message\":\"b\",\"room\":\"lobby\",\"offset\":6}"), 0);
+    assert_int_equal(track_text(&st, "{\"message\":\"c\",\"room\":\"other\",\"offset\":1}"), 0);
+    char text[AG__SIO_OFFSET_MAX + 1], want[64];
+    ag__sio_offset_text(&st, text);
+    snprintf(want, sizeof(want), "3.%08x-6.%08x-1", (unsigned)ag__sio_room_hash("lobby"), (unsigned)ag__sio_room_hash("other"));
+    assert_string_equal(text, want);
+    /* joined anew (a room made again starts its offsets again): its lines count from there */
+    ag__sio_forget_room(&st, "lobby");
+    assert_int_equal(track_text(&st, "{\"message\":\"d\",\"room\":\"lobby\",\"offset\":1}"), 0);
+    /* a push without its room, or a frame that is neither, moves nothing */
+    assert_int_equal(track_text(&st, "{\"context\":\"api\",\"offset\":99}"), 0);
+    assert_int_equal(st.num_rooms, 2);
+    ag__sio_tracked_clear(st.rooms, &st.num_rooms);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_offset_round_trip),
         cmocka_unit_test(test_offset_refused),
         cmocka_unit_test(test_bare_body),
+        cmocka_unit_test(test_track),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
