@@ -627,16 +627,17 @@ static void submit(ag_sio_t *sio, json_t *req, int64_t ack, int swallow, const c
 
 /*
  * socket.io-client forgets the acks it waits for when its connection drops; with `retries` (one request in flight at a
- * time) it emits the unanswered one again as soon as it is connected: the same text under the next ack id. So the first
- * event after a recovery is that request again when its ack id follows the newest one the connection got (the client
- * emitted nothing in between), its text is the same, and the client may not have the answer: it is still to come, or
+ * time) it emits the unanswered one again as soon as it is connected: the same text under a new ack id (the next, or a
+ * later one when an emit again was itself lost in a drop). So the first event after a recovery is that request again
+ * when its ack id is above the newest one the connection got (nothing the client emitted since reached it), its text
+ * is the same, and the client may not have the answer: it is still to come, or
  * it never went out as an ACK the client still waited for, or the client's offset counts fewer ACKs than had gone out
  * by then (an ACK moves no offset: the offsets count them). Then it gets the stored answer, or the answer when it
  * comes, under its new ack id, and does not run twice. 1 when handled.
  */
 static int reemitted(ag_sio_t *sio, ag__sio_state_t *st, int64_t ack)
 {
-    if (st->last_mid <= 0 || st->last_ack == INT64_MAX || ack != st->last_ack + 1 || st->last_hash != sio->ev_hash)
+    if (st->last_mid <= 0 || ack <= st->last_ack || st->last_hash != sio->ev_hash)
         return 0;
     char key[32];
     snprintf(key, sizeof(key), "%lld", (long long)st->last_mid);
