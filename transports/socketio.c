@@ -48,7 +48,7 @@ struct st_ag_sio_t {
     int recovering;               /* the CONNECT answer waits for the recovery: nothing of the connection goes out */
     ag__sio_tracked_t rec_rooms[AG__SIO_TRACKED_ROOMS]; /* the client's offsets, read, while it recovers */
     size_t num_rec_rooms;
-    uint64_t rec_seq, rec_acks;
+    uint64_t rec_seq;
     uint64_t ev_hash; /* the EVENT being handled, for the requests it makes */
 };
 
@@ -222,8 +222,6 @@ static ag_frame_t *translate(ag_sio_t *sio, ag_frame_t *f)
         if (p.swallow)
             goto done;
         if (p.ack >= 0) {
-            if (recoverable && ++st->acks != 0 && p.mid == st->last_mid && p.ack >= st->live_ack_floor)
-                st->last_answer_ack = st->acks;
             ag__sio_body_t b = ag__sio_bare_body(f);
             out = recoverable ? ag__sio_encode_body(AG_SIO_ACK, p.ack, "[", &b, "]")
                               : ag_sio_encode(AG_SIO_ACK, NULL, p.ack, "[", f->data, f->len, "]");
@@ -381,11 +379,6 @@ static void on_recovered(ag_conn_t *carrier, ag_conn_t *resumed, const char *rea
         st->num_rooms = sio->num_rec_rooms;
         sio->num_rec_rooms = 0;
         st->seq = sio->rec_seq;
-        /* the client dropped every ack callback with its connection, and got no ACK its offset does not count */
-        st->acks = sio->rec_acks;
-        if (st->last_answer_ack > sio->rec_acks)
-            st->last_answer_ack = 0;
-        st->live_ack_floor = st->last_ack + 1;
         st->overflow = 0;
         st->matching = 1;
         ag_debug("socket.io", resumed->id, "recovered from %llu", (unsigned long long)sio->rec_seq);
@@ -415,9 +408,9 @@ static void recover(ag_sio_t *sio)
     id[dot - pid] = '\0';
     /* only a socket.io connection can be recovered here; the offset is read against what it was sent */
     ag_conn_t *old = ag_conn_find(sio->server, id);
-    if (old != NULL && (old->carrier_state_free != ag__sio_state_free ||
-                        ag__sio_offset_parse(old->carrier_state, sio->want_offset, &seq, &sio->rec_acks, offsets, sio->rec_rooms,
-                                             &sio->num_rec_rooms) != 0)) {
+    if (old != NULL &&
+        (old->carrier_state_free != ag__sio_state_free ||
+         ag__sio_offset_parse(old->carrier_state, sio->want_offset, &seq, offsets, sio->rec_rooms, &sio->num_rec_rooms) != 0)) {
         json_decref(offsets);
         on_recovered(sio->conn, NULL, "a pid or an offset that does not fit", sio);
         return;
@@ -630,10 +623,10 @@ static void submit(ag_sio_t *sio, json_t *req, int64_t ack, int swallow, const c
  * time) it emits the unanswered one again as soon as it is connected: the same text under a new ack id (the next, or a
  * later one when an emit again was itself lost in a drop). So the first event after a recovery is that request again
  * when its ack id is above the newest one the connection got (nothing the client emitted since reached it), its text
- * is the same, and the client may not have the answer: it is still to come, or
- * it never went out as an ACK the client still waited for, or the client's offset counts fewer ACKs than had gone out
- * by then (an ACK moves no offset: the offsets count them). Then it gets the stored answer, or the answer when it
- * comes, under its new ack id, and does not run twice. 1 when handled.
+ * is the same, and its answer is kept or still to come: it gets the stored answer, or the answer when it comes, under
+ * its new ack id, and does not run twice. Whether the client got the answer cannot be told (it may have, and still
+ * emit again: an ACK that arrives after it gave up on its connection is dropped), so a new request of the same text,
+ * first after a recovery, is answered so too. 1 when handled.
  */
 static int reemitted(ag_sio_t *sio, ag__sio_state_t *st, int64_t ack)
 {
@@ -644,8 +637,8 @@ static int reemitted(ag_sio_t *sio, ag__sio_state_t *st, int64_t ack)
     ag_frame_t *f = ag_conn_reply_of(sio->conn, key);
     ag__sio_pending_t *p = pending_find(st, st->last_mid);
     if (f != NULL) {
-        if (st->last_answer_ack != 0 || pending_add(st, st->last_mid, ack, 0, NULL, 0) == NULL)
-            return 0; /* the client had that answer: this is a new request */
+        if (pending_add(st, st->last_mid, ack, 0, NULL, 0) == NULL)
+            return 0;
         ag_conn_send_unnumbered(sio->conn, f);
     } else if (p != NULL) {
         p->ack = ack;

@@ -85,7 +85,7 @@ typedef struct st_ag__sio_pending_t {
 #define AG__SIO_TRACKED_ROOMS 16
 #define AG__SIO_ID_MAX 36
 #define AG__SIO_PID_MAX (AG__SIO_ID_MAX + 1 + AG_RESUME_TOKEN_LEN)
-#define AG__SIO_OFFSET_MAX (20 + 1 + 20 + AG__SIO_TRACKED_ROOMS * (1 + 8 + 1 + 20))
+#define AG__SIO_OFFSET_MAX (20 + AG__SIO_TRACKED_ROOMS * (1 + 8 + 1 + 20))
 
 typedef struct st_ag__sio_tracked_t {
     uint32_t hash; /* of the name: what an offset string carries */
@@ -102,19 +102,14 @@ typedef struct st_ag__sio_state_t {
     size_t num_pend, cap_pend;
     /* recovery: "<connection id>.<token>", empty while the connection is not resumable (no offsets are sent then) */
     char pid[AG__SIO_PID_MAX + 1];
-    uint64_t seq;  /* the newest numbered frame translated for the client */
-    uint64_t acks; /* ACKs translated for the client: as an ACK moves no offset, offsets count them */
+    uint64_t seq; /* the newest numbered frame translated for the client */
     ag__sio_tracked_t rooms[AG__SIO_TRACKED_ROOMS];
     size_t num_rooms;
     int overflow; /* a room line could not be tracked: offsets say so from then on, and nothing recovers from them */
     /* the newest request with an ack the client sent: its ack id, the hash of its text after that id, its messageId */
     int64_t last_ack, last_mid;
     uint64_t last_hash;
-    /* the value of acks when the answer to last_mid went out as an ACK the client still waited for, 0 if it never did
-     * (or the client's offset says it did not get it) */
-    uint64_t last_answer_ack;
-    int64_t live_ack_floor; /* the client forgot every ack id under this one when its connection dropped */
-    int matching;           /* recovered: the first event may be that request again (see reemitted) */
+    int matching; /* recovered: the first event may be that request again (see reemitted) */
 } ag__sio_state_t;
 
 /* Frees an ag__sio_state_t (a connection's carrier_state_free). */
@@ -129,15 +124,14 @@ uint64_t ag__sio_text_hash(const char *s, size_t len);
 int ag__sio_track(ag_conn_t *conn, ag__sio_state_t *st, json_t *obj);
 /* The connection joined room anew (its offsets may start again, in a room made anew): what st knew of it goes. */
 void ag__sio_forget_room(ag__sio_state_t *st, const char *room);
-/* st's position as the offset string every event carries last: "<seq>", ":<acks>" when there were any, then
- * ".<room hash, 8 hex digits>-<offset>" per tracked room; "x" when the rooms cannot be told apart (nothing recovers
- * from it). */
+/* st's position as the offset string every event carries last: "<seq>" then ".<room hash, 8 hex digits>-<offset>" per
+ * tracked room; "x" when the rooms cannot be told apart (nothing recovers from it). */
 void ag__sio_offset_text(const ag__sio_state_t *st, char buf[AG__SIO_OFFSET_MAX + 1]);
-/* Reads an offset a client presents (untrusted): its seq, its acks and, for each room it names, {room: offset} into offsets,
+/* Reads an offset a client presents (untrusted): its seq and, for each room it names, {room: offset} into offsets,
  * the rooms' names taken from st (the connection it recovers) into out (AG__SIO_TRACKED_ROOMS entries; the caller
  * frees them with ag__sio_tracked_clear). 0, or -1 when any of it is wrong (then out may hold entries too). */
-int ag__sio_offset_parse(const ag__sio_state_t *st, const char *text, uint64_t *seq, uint64_t *acks, json_t *offsets,
-                         ag__sio_tracked_t *out, size_t *nout);
+int ag__sio_offset_parse(const ag__sio_state_t *st, const char *text, uint64_t *seq, json_t *offsets, ag__sio_tracked_t *out,
+                         size_t *nout);
 /* A recoverable connection's frame as it was before the resume core numbered it ({"seq":n, first) or gave it its room
  * offset (,"offset":n} last): lead + data + trail, data borrowed from the frame. */
 typedef struct st_ag__sio_body_t {

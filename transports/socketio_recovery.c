@@ -98,8 +98,6 @@ void ag__sio_offset_text(const ag__sio_state_t *st, char buf[AG__SIO_OFFSET_MAX 
         return;
     }
     size_t n = (size_t)snprintf(buf, AG__SIO_OFFSET_MAX + 1, "%llu", (unsigned long long)st->seq);
-    if (st->acks != 0)
-        n += (size_t)snprintf(buf + n, AG__SIO_OFFSET_MAX + 1 - n, ":%llu", (unsigned long long)st->acks);
     for (size_t i = 0; i < st->num_rooms && n < AG__SIO_OFFSET_MAX; i++)
         n += (size_t)snprintf(buf + n, AG__SIO_OFFSET_MAX + 1 - n, ".%08x-%llu", (unsigned)st->rooms[i].hash,
                               (unsigned long long)st->rooms[i].offset);
@@ -125,15 +123,12 @@ static int read_u64(const char **p, uint64_t *v)
 
 /* The offset a client presents (untrusted): its seq and, for each room it names, the offset, as {room: offset} in
  * offsets, the rooms' names read from st (the connection it recovers) into out. 0, or -1 when any of it is wrong. */
-int ag__sio_offset_parse(const ag__sio_state_t *st, const char *text, uint64_t *seq, uint64_t *acks, json_t *offsets,
-                         ag__sio_tracked_t *out, size_t *nout)
+int ag__sio_offset_parse(const ag__sio_state_t *st, const char *text, uint64_t *seq, json_t *offsets, ag__sio_tracked_t *out,
+                         size_t *nout)
 {
     const char *p = text;
     *nout = 0;
-    *acks = 0;
     if (strlen(text) > AG__SIO_OFFSET_MAX || read_u64(&p, seq) != 0)
-        return -1;
-    if (*p == ':' && (p++, read_u64(&p, acks) != 0 || *acks == 0))
         return -1;
     while (*p != '\0') {
         char hex[9];
