@@ -119,6 +119,7 @@ static const ckey_t schema[] = {
     K("servers.socketio.path", T_STR, servers.socketio.path),
     K("servers.socketio.connectTimeout", T_INT, servers.socketio.connectTimeout),
     K("servers.socketio.conformance", T_BOOL, servers.socketio.conformance),
+    K("servers.socketio.connectionStateRecovery", T_BOOL, servers.socketio.connectionStateRecovery),
     K("servers.engineio.path", T_STR, servers.engineio.path),
     K("redis.url", T_STR, redis.url),
     K("redis.connectTimeout", T_INT, redis.connectTimeout),

@@ -127,6 +127,8 @@ typedef struct st_ag_config_t {
             char *path;         /* "/socket.io" */
             int connectTimeout; /* ms without a CONNECT before the session closes, 45000 */
             int conformance;    /* 0: 1 answers as socket.io-protocol's reference server (test suites only) */
+            /* 0: 1 recovers socket.io-client's connections (pid / offset) within general.resumeWindow */
+            int connectionStateRecovery;
         } socketio;
         struct {
             char *path; /* "/engine.io": engine.io v4 on a path of its own; "" = off */

@@ -94,6 +94,8 @@ static void resume_free(ag_conn_t *c)
 static void conn_free_fields(ag_conn_t *c)
 {
     resume_free(c);
+    if (c->carrier_state_free != NULL)
+        c->carrier_state_free(c->carrier_state);
     json_decref(c->hook_data);
     json_decref(c->handshake);
     json_decref(c->claims);

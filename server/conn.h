@@ -108,6 +108,10 @@ struct st_ag_conn_t {
     uint32_t pending_actions;
     struct st_ag_action_req_t *requests; /* its action requests in progress, linked by server/actions.c */
     void *user_data;                     /* for the embedding application's hooks */
+    /* What a transport keeps with the connection rather than with itself, so that it follows the connection to the
+     * carrier that resumes it (socket.io's ack table and offsets); freed with the connection by carrier_state_free. */
+    void *carrier_state;
+    void (*carrier_state_free)(void *state);
     json_t *hook_data; /* what the connect hook answered as "data" (an object), or NULL; shown by detailsView; read it
                         * through ag__conn_hook_data (an empty answer is made on demand) */
     char *user;        /* who the connection is: a token's sub, or the connect hook's data.user; owned, NULL if unknown */

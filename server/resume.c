@@ -141,6 +141,71 @@ void ag__resume_verb(ag_conn_t *c, json_t *rest, const json_t *message_id)
     ag__rooms_replay(old, json_is_object(offsets) ? offsets : NULL, on_replayed, p);
 }
 
+typedef struct {
+    ag_conn_t *carrier; /* a reference */
+    uint64_t seq;
+    ag__resume_done_cb done;
+    void *ud;
+} take_over_t;
+
+/* An away connection that can never be resumed now ends as it would have without resume. */
+static void give_up(ag_conn_t *old)
+{
+    if (ag_conn_is_away(old))
+        ag_conn_away_end(old, NULL);
+    else
+        ag_conn_close(old, &AG_DISCONNECT_TRANSPORT_ERROR);
+}
+
+static void on_taken_over(ag_conn_t *old, const char *reason, ag_frame_t **frames, size_t n, void *ud)
+{
+    take_over_t *t = ud;
+    ag_conn_t *carrier = t->carrier;
+    if (ag_conn_is_closed(carrier)) {
+        /* gone meanwhile: nobody waits for the answer, and the away connection waits on */
+    } else if (reason == NULL && (ag_conn_is_closed(old) || old == carrier || !is_fresh(carrier))) {
+        t->done(carrier, NULL, ag_conn_is_closed(old) ? R_UNKNOWN : R_BUSY, t->ud);
+    } else if (reason != NULL || ag_conn_resume(old, carrier, t->seq) != AG_OK) {
+        give_up(old);
+        t->done(carrier, NULL, reason != NULL ? reason : R_OUTBOX, t->ud);
+    } else {
+        for (size_t i = 0; i < n; i++)
+            ag_conn_send_unnumbered(old, frames[i]);
+        t->done(carrier, old, NULL, t->ud);
+    }
+    ag_conn_release(carrier);
+    free(t);
+}
+
+void ag__resume_take_over(ag_conn_t *carrier, const char *id, const char *token, uint64_t last_seq, const json_t *offsets,
+                          ag__resume_done_cb done, void *ud)
+{
+    if (!is_fresh(carrier)) {
+        done(carrier, NULL, R_BUSY, ud);
+        return;
+    }
+    ag_conn_t *old = ag_conn_find_resumable(carrier->server, id, token);
+    if (old == NULL || old == carrier) {
+        done(carrier, NULL, old == NULL && ag_conn_token_elsewhere(carrier->server, token) ? R_ELSEWHERE : R_UNKNOWN, ud);
+        return;
+    }
+    if (!ag_conn_can_replay(old, last_seq)) {
+        give_up(old);
+        done(carrier, NULL, R_OUTBOX, ud);
+        return;
+    }
+    take_over_t *t = malloc(sizeof(*t));
+    if (t == NULL) {
+        done(carrier, NULL, "server error", ud);
+        return;
+    }
+    t->carrier = ag_conn_addref(carrier);
+    t->seq = last_seq;
+    t->done = done;
+    t->ud = ud;
+    ag__rooms_replay(old, offsets, on_taken_over, t);
+}
+
 char *ag__resume_key(const json_t *message_id)
 {
     /* "7" and 7 are one messageId to actionhero's client, which matches replies with == */

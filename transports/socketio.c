@@ -16,14 +16,6 @@
 
 /* --- the layer --- */
 
-/* What to do with the session layer's reply to a request the layer made for the client. */
-typedef struct st_pending_t {
-    int64_t mid; /* the messageId the layer gave the request */
-    int64_t ack; /* the client's ack id, or -1: the reply is emitted as "response" */
-    int swallow; /* the request was the layer's own (roomChange's leave): nobody sees the reply */
-    char *room;  /* roomChange's join: the room that becomes current when the join succeeds */
-} pending_t;
-
 #define MAX_PENDING 1024
 /* Refusals of binary packets waiting in sio->out: a client that sends binary events and reads nothing is closed here
  * rather than queued for without end. */
@@ -38,10 +30,6 @@ struct st_ag_sio_t {
     char remote_ip[64];
     int remote_port;
     const char *transport_name;
-    char *room; /* the current room of the socket.io era's single-room model */
-    int64_t next_mid;
-    pending_t *pend;
-    size_t num_pend, cap_pend;
     ag_frame_t **out; /* packets that go before the connection's queue (CONNECT replies), or were drained at close */
     size_t out_head, out_len, out_cap;
     h2o_timeout_entry_t connect_timer;
@@ -56,6 +44,12 @@ struct st_ag_sio_t {
     char *hook_fp;                /* the fingerprint the CONNECT named, while the hook works */
     json_t *hs_claims;            /* the engine.io handshake's verified token, or NULL */
     json_t *hook_claims;          /* the CONNECT's token claims, while the hook works */
+    char *want_pid, *want_offset; /* what the CONNECT presented for a recovery (untrusted), until it is answered */
+    int recovering;               /* the CONNECT answer waits for the recovery: nothing of the connection goes out */
+    ag__sio_tracked_t rec_rooms[AG__SIO_TRACKED_ROOMS]; /* the client's offsets, read, while it recovers */
+    size_t num_rec_rooms;
+    uint64_t rec_seq;
+    uint64_t ev_hash; /* the EVENT being handled, for the requests it makes */
 };
 
 /* The node's socket.io state (s->sio). */
@@ -102,59 +96,79 @@ static ag_frame_t *out_pop(ag_sio_t *sio)
     return f;
 }
 
-static void pending_clear(ag_sio_t *sio)
+void ag__sio_state_free(void *data)
 {
-    for (size_t i = 0; i < sio->num_pend; i++)
-        free(sio->pend[i].room);
-    sio->num_pend = 0;
+    ag__sio_state_t *st = data;
+    for (size_t i = 0; i < st->num_pend; i++)
+        free(st->pend[i].room);
+    free(st->pend);
+    free(st->room);
+    ag__sio_tracked_clear(st->rooms, &st->num_rooms);
+    free(st);
 }
 
-static pending_t *pending_add(ag_sio_t *sio, int64_t ack, int swallow, const char *room)
+/* The layer's state of the connection sio carries, or NULL when it carries none. */
+static ag__sio_state_t *state_of(const ag_sio_t *sio)
 {
-    if (sio->num_pend == sio->cap_pend) {
-        size_t ncap = sio->cap_pend == 0 ? 8 : sio->cap_pend * 2;
-        pending_t *n = realloc(sio->pend, ncap * sizeof(*n));
+    return sio->conn != NULL ? sio->conn->carrier_state : NULL;
+}
+
+/* mid < 0: the next messageId of the connection. */
+static ag__sio_pending_t *pending_add(ag__sio_state_t *st, int64_t mid, int64_t ack, int swallow, const char *room, int current)
+{
+    if (st->num_pend == st->cap_pend) {
+        size_t ncap = st->cap_pend == 0 ? 8 : st->cap_pend * 2;
+        ag__sio_pending_t *n = realloc(st->pend, ncap * sizeof(*n));
         if (n == NULL)
             return NULL;
-        sio->pend = n;
-        sio->cap_pend = ncap;
+        st->pend = n;
+        st->cap_pend = ncap;
     }
-    pending_t *p = &sio->pend[sio->num_pend];
-    p->mid = ++sio->next_mid;
+    ag__sio_pending_t *p = &st->pend[st->num_pend];
+    p->mid = mid >= 0 ? mid : ++st->next_mid;
     p->ack = ack;
     p->swallow = swallow;
     p->room = room != NULL ? strdup(room) : NULL;
-    sio->num_pend++;
+    p->current = current;
+    st->num_pend++;
     return p;
 }
 
-/* Removes the entry for mid into *out (the caller frees out->room); 0 when mid is not one of ours. */
-static int pending_take(ag_sio_t *sio, int64_t mid, pending_t *out)
+static ag__sio_pending_t *pending_find(ag__sio_state_t *st, int64_t mid)
 {
-    /* Replies mostly come back in request order: the oldest entries are looked at first. */
-    for (size_t i = 0; i < sio->num_pend; i++) {
-        if (sio->pend[i].mid == mid) {
-            *out = sio->pend[i];
-            memmove(&sio->pend[i], &sio->pend[i + 1], (sio->num_pend - i - 1) * sizeof(*sio->pend));
-            sio->num_pend--;
-            return 1;
-        }
-    }
-    return 0;
+    for (size_t i = 0; i < st->num_pend; i++)
+        if (st->pend[i].mid == mid)
+            return &st->pend[i];
+    return NULL;
 }
 
-static void set_room(ag_sio_t *sio, const char *room)
+/* Removes the entry for mid into *out (the caller frees out->room); 0 when mid is not one of ours. */
+static int pending_take(ag__sio_state_t *st, int64_t mid, ag__sio_pending_t *out)
 {
-    free(sio->room);
-    sio->room = room != NULL ? strdup(room) : NULL;
+    /* Replies mostly come back in request order: the oldest entries are looked at first. */
+    ag__sio_pending_t *p = st != NULL ? pending_find(st, mid) : NULL;
+    if (p == NULL)
+        return 0;
+    *out = *p;
+    size_t i = (size_t)(p - st->pend);
+    memmove(&st->pend[i], &st->pend[i + 1], (st->num_pend - i - 1) * sizeof(*st->pend));
+    st->num_pend--;
+    return 1;
+}
+
+static void set_room(ag__sio_state_t *st, const char *room)
+{
+    free(st->room);
+    st->room = room != NULL ? strdup(room) : NULL;
 }
 
 /* The room a "say" or "roomView" without one goes to: the one roomChange chose while the connection is still in it,
  * else the first room the connection joined. */
 static const char *current_room(ag_sio_t *sio)
 {
-    if (sio->room != NULL && ag__conn_in_room(sio->conn, sio->room))
-        return sio->room;
+    ag__sio_state_t *st = state_of(sio);
+    if (st->room != NULL && ag__conn_in_room(sio->conn, st->room))
+        return st->room;
     return ag__conn_first_room(sio->conn);
 }
 
@@ -176,43 +190,61 @@ static ag_frame_t *translate(ag_sio_t *sio, ag_frame_t *f)
 {
     if (f->binary)
         return NULL; /* no binary events on this endpoint */
+    ag__sio_state_t *st = state_of(sio);
+    /* a recoverable connection's events carry its own offset: they are made for it alone */
+    int recoverable = st != NULL && st->pid[0] != '\0';
     /* A broadcast is one frame in every recipient's queue, pulled by one recipient after the other: what it becomes
      * does not depend on the recipient (only replies do), so the last one is kept. */
     sio_node_t *node = sio->server->sio;
-    if (f == node->last_in)
+    if (!recoverable && f == node->last_in)
         return ag_frame_addref(node->last_out);
     json_t *obj = ag_json_loadb(f->data, f->len, JSON_DECODE_ANY, NULL);
     ag_frame_t *out = NULL;
-    if (!json_is_object(obj)) {
-        out = ag_sio_encode_event(NULL, -1, "message", f->data, f->len);
+    const char *name = "message";
+    int cache = 0;
+    if (!json_is_object(obj))
+        goto event;
+    if (recoverable && ag__sio_track(sio->conn, st, obj))
         goto done;
-    }
     const char *ctx = json_string_value(json_object_get(obj, "context"));
     json_t *mid = json_object_get(obj, "messageId");
-    pending_t p;
-    if (ctx != NULL && strcmp(ctx, "response") == 0 && json_is_integer(mid) && pending_take(sio, json_integer_value(mid), &p)) {
+    int is_response = ctx != NULL && strcmp(ctx, "response") == 0;
+    ag__sio_pending_t p;
+    if (is_response && json_is_integer(mid) && pending_take(st, json_integer_value(mid), &p)) {
         if (p.room != NULL) {
             const char *status = json_string_value(json_object_get(obj, "status"));
-            if (status != NULL && strcmp(status, "OK") == 0)
-                set_room(sio, p.room);
+            if (status != NULL && strcmp(status, "OK") == 0 && p.current)
+                set_room(st, p.room);
+            if (status != NULL && strcmp(status, "OK") == 0 && recoverable)
+                ag__sio_forget_room(st, p.room);
             free(p.room);
         }
         if (p.swallow)
-            out = NULL;
-        else if (p.ack >= 0)
-            out = ag_sio_encode(AG_SIO_ACK, NULL, p.ack, "[", f->data, f->len, "]");
-        else
-            out = ag_sio_encode_event(NULL, -1, "response", f->data, f->len);
-        goto done;
+            goto done;
+        if (p.ack >= 0) {
+            ag__sio_body_t b = ag__sio_bare_body(f);
+            out = recoverable ? ag__sio_encode_body(AG_SIO_ACK, p.ack, "[", &b, "]")
+                              : ag_sio_encode(AG_SIO_ACK, NULL, p.ack, "[", f->data, f->len, "]");
+            goto done;
+        }
+        name = "response";
+        goto event;
     }
-    out = ag_sio_encode_event(NULL, -1, ctx != NULL && strcmp(ctx, "response") == 0 ? "response" : push_event_name(obj), f->data,
-                              f->len);
-    if (out != NULL && (ctx == NULL || strcmp(ctx, "response") != 0)) {
-        /* the references keep the pointer from being reused by another frame while it is the key */
-        ag_frame_release(node->last_in);
-        ag_frame_release(node->last_out);
-        node->last_in = ag_frame_addref(f);
-        node->last_out = ag_frame_addref(out);
+    name = is_response ? "response" : push_event_name(obj);
+    cache = !is_response;
+event:
+    if (recoverable) {
+        ag__sio_body_t b = ag__sio_bare_body(f);
+        out = ag__sio_encode_event_offset(st, name, &b);
+    } else {
+        out = ag_sio_encode_event(NULL, -1, name, f->data, f->len);
+        if (out != NULL && cache) {
+            /* the references keep the pointer from being reused by another frame while it is the key */
+            ag_frame_release(node->last_in);
+            ag_frame_release(node->last_out);
+            node->last_in = ag_frame_addref(f);
+            node->last_out = ag_frame_addref(out);
+        }
     }
 done:
     json_decref(obj);
@@ -258,7 +290,14 @@ static void tr_close(ag_conn_t *conn, void *self, const ag_disconnect_t *why)
     lower_close(sio);
 }
 
-static const ag_transport_t sio_transport = {"socket.io", tr_on_pending, tr_close, "socket.io", NULL};
+/* The session carries another connection from now on: the one its client recovered (README "Resume"). */
+static void tr_rebind(ag_conn_t *to, void *self)
+{
+    ag_sio_t *sio = self;
+    sio->conn = to;
+}
+
+static const ag_transport_t sio_transport = {"socket.io", tr_on_pending, tr_close, "socket.io", tr_rebind};
 
 /* --- inbound --- */
 
@@ -301,22 +340,114 @@ static void fail(ag_sio_t *sio, const char *what)
     lower_close(sio);
 }
 
+static void connect_answer(ag_sio_t *sio, const ag_conn_t *c, const char *pid)
+{
+    /* protocol 4's CONNECT has no payload; pid only when the connection can be recovered (socket.io's rule) */
+    char text[64 + AG__SIO_PID_MAX];
+    int n = pid != NULL && pid[0] != '\0' ? snprintf(text, sizeof(text), "{\"sid\":\"%s\",\"pid\":\"%s\"}", c->id, pid)
+                                          : snprintf(text, sizeof(text), "{\"sid\":\"%s\"}", c->id);
+    /* in front of the welcome (or the replay) the connection already queued */
+    out_push(sio, ag_sio_encode(AG_SIO_CONNECT, NULL, -1, NULL, sio->legacy ? NULL : text, sio->legacy ? 0 : (size_t)n, NULL), 1);
+}
+
+/* The connection becomes resumable and gets its pid when resume is on (general.resumeWindow, a store with history). */
+static void make_recoverable(ag_sio_t *sio, ag_conn_t *c)
+{
+    ag__sio_state_t *st = c->carrier_state;
+    char token[AG_RESUME_TOKEN_LEN + 1];
+    if (!sio->legacy && sio->server->config->servers.socketio.connectionStateRecovery && ag_conn_resumable(c, token) == AG_OK)
+        snprintf(st->pid, sizeof(st->pid), "%s.%s", c->id, token);
+}
+
+static void want_clear(ag_sio_t *sio)
+{
+    free(sio->want_pid);
+    free(sio->want_offset);
+    sio->want_pid = sio->want_offset = NULL;
+    ag__sio_tracked_clear(sio->rec_rooms, &sio->num_rec_rooms);
+}
+
+static void on_recovered(ag_conn_t *carrier, ag_conn_t *resumed, const char *reason, void *ud)
+{
+    ag_sio_t *sio = ud;
+    sio->recovering = 0;
+    if (resumed != NULL) {
+        /* the session now carries resumed (tr_rebind); the client stands where its offset said */
+        ag__sio_state_t *st = resumed->carrier_state;
+        ag__sio_tracked_clear(st->rooms, &st->num_rooms);
+        memcpy(st->rooms, sio->rec_rooms, sio->num_rec_rooms * sizeof(*st->rooms));
+        st->num_rooms = sio->num_rec_rooms;
+        sio->num_rec_rooms = 0;
+        st->seq = sio->rec_seq;
+        st->overflow = 0;
+        st->matching = 1;
+        ag_debug("socket.io", resumed->id, "recovered from %llu", (unsigned long long)sio->rec_seq);
+        connect_answer(sio, resumed, st->pid);
+    } else {
+        ag_debug("socket.io", carrier->id, "not recovered: %s", reason);
+        make_recoverable(sio, carrier);
+        connect_answer(sio, carrier, ((ag__sio_state_t *)carrier->carrier_state)->pid);
+    }
+    want_clear(sio);
+    lower_kick(sio);
+}
+
+/* The CONNECT presented a pid and an offset: the connection they name carries on on this session if they are right. */
+static void recover(ag_sio_t *sio)
+{
+    const char *pid = sio->want_pid, *dot = strchr(pid, '.');
+    char id[AG__SIO_ID_MAX + 1];
+    uint64_t seq = 0;
+    json_t *offsets = json_object();
+    if (dot == NULL || (size_t)(dot - pid) > AG__SIO_ID_MAX || offsets == NULL) {
+        json_decref(offsets);
+        on_recovered(sio->conn, NULL, "a malformed pid", sio);
+        return;
+    }
+    memcpy(id, pid, (size_t)(dot - pid));
+    id[dot - pid] = '\0';
+    /* only a socket.io connection can be recovered here; the offset is read against what it was sent */
+    ag_conn_t *old = ag_conn_find(sio->server, id);
+    if (old != NULL &&
+        (old->carrier_state_free != ag__sio_state_free ||
+         ag__sio_offset_parse(old->carrier_state, sio->want_offset, &seq, offsets, sio->rec_rooms, &sio->num_rec_rooms) != 0)) {
+        json_decref(offsets);
+        on_recovered(sio->conn, NULL, "a pid or an offset that does not fit", sio);
+        return;
+    }
+    sio->rec_seq = seq;
+    sio->recovering = 1;
+    /* an unknown id, a wrong token, a window that passed: refused there, with the reason */
+    ag__resume_take_over(sio->conn, id, dot + 1, seq, offsets, on_recovered, sio);
+    json_decref(offsets);
+}
+
 /* claims: the verified token, or NULL (borrowed). */
 static void attach_conn(ag_sio_t *sio, const char *fp, json_t *hook_data, json_t *claims)
 {
     ag_conn_info_t info = {fp,  sio->remote_ip, sio->remote_port, sio->transport_name, hook_data != NULL, hook_data, NULL, claims,
                            NULL};
+    ag__sio_state_t *st = calloc(1, sizeof(*st));
     sio->creating = 1;
-    sio->conn = ag_conn_create(sio->server, &sio_transport, sio, &info);
+    sio->conn = st != NULL ? ag_conn_create(sio->server, &sio_transport, sio, &info) : NULL;
     sio->creating = 0;
     if (sio->conn == NULL) {
+        free(st);
+        want_clear(sio);
         out_push(sio, ag_sio_encode(AG_SIO_CONNECT_ERROR, NULL, -1, NULL, "{\"message\":\"server error\"}", 26, NULL), 0);
     } else {
-        char sid[64];
-        int n = snprintf(sid, sizeof(sid), "{\"sid\":\"%s\"}", sio->conn->id);
-        /* In front of the welcome the connection already queued; protocol 4's CONNECT has no payload. */
-        out_push(sio, ag_sio_encode(AG_SIO_CONNECT, NULL, -1, NULL, sio->legacy ? NULL : sid, sio->legacy ? 0 : (size_t)n, NULL),
-                 1);
+        sio->conn->carrier_state = st;
+        sio->conn->carrier_state_free = ag__sio_state_free;
+        if (h2o_timeout_is_linked(&sio->connect_timer))
+            h2o_timeout_unlink(&sio->connect_timer);
+        if (sio->want_pid != NULL && sio->want_offset != NULL && !sio->legacy &&
+            sio->server->config->servers.socketio.connectionStateRecovery) {
+            recover(sio); /* answers the CONNECT when it knows */
+            return;
+        }
+        want_clear(sio);
+        make_recoverable(sio, sio->conn);
+        connect_answer(sio, sio->conn, st->pid);
     }
     if (h2o_timeout_is_linked(&sio->connect_timer))
         h2o_timeout_unlink(&sio->connect_timer);
@@ -385,6 +516,14 @@ static void on_connect(ag_sio_t *sio, const ag_sio_packet_t *p)
     /* A page that cannot put the fingerprint in the URL may pass it in the CONNECT auth payload. */
     if (fp == NULL && json_is_string(json_object_get(p->data, cookie_key)))
         fp = json_string_value(json_object_get(p->data, cookie_key));
+    /* socket.io-client's recovery: {pid, offset} merged into the auth payload (bounded; checked when it is used) */
+    const char *pid = json_string_value(json_object_get(p->data, "pid"));
+    const char *offset = json_string_value(json_object_get(p->data, "offset"));
+    want_clear(sio);
+    if (pid != NULL && offset != NULL && strlen(pid) <= AG__SIO_PID_MAX && strlen(offset) <= AG__SIO_OFFSET_MAX) {
+        sio->want_pid = strdup(pid);
+        sio->want_offset = strdup(offset);
+    }
     json_t *claims;
     ag_token_err_t terr = connect_token(sio, p, &claims);
     if (terr != AG_TOKEN_OK) {
@@ -416,18 +555,24 @@ static void on_connect(ag_sio_t *sio, const ag_sio_packet_t *p)
 
 /* The connection ends for why: the client left "/" (it keeps its engine.io session and may CONNECT again), or the
  * session is gone. */
-static void detach(ag_sio_t *sio, const ag_disconnect_t *why)
+static void detach(ag_sio_t *sio, const ag_disconnect_t *why, int for_good)
 {
     ag_conn_t *c = sio->conn;
     sio->conn = NULL;
-    pending_clear(sio);
-    set_room(sio, NULL);
+    sio->recovering = 0; /* its connection was never resumable: it ends, and the recovery's answer with it */
+    want_clear(sio);
     /* an engine.io session in no namespace is closed unless it CONNECTs again in time */
     sio_node_t *node = sio->server->sio;
     if (node->started && !sio->closing && !h2o_timeout_is_linked(&sio->connect_timer))
         h2o_timeout_link(sio->server->loop, &node->connect_timeout, &sio->connect_timer);
-    if (c != NULL)
+    if (c != NULL) {
+        ag_conn_addref(c);
         ag_conn_on_transport_gone(c, why);
+        /* a client that left "/" on purpose does not come back for it */
+        if (for_good && ag_conn_is_away(c))
+            ag_conn_away_end(c, NULL);
+        ag_conn_release(c);
+    }
 }
 
 static int is_name(const char *name, const char *what)
@@ -448,15 +593,22 @@ static void copy_args(json_t *req, json_t *arg)
 }
 
 /* Hands one request to the session layer, remembering how its reply goes back. */
-static void submit(ag_sio_t *sio, json_t *req, int64_t ack, int swallow, const char *room)
+static void submit(ag_sio_t *sio, json_t *req, int64_t ack, int swallow, const char *room, int current)
 {
-    if (sio->num_pend >= MAX_PENDING) {
+    ag__sio_state_t *st = state_of(sio);
+    if (st->num_pend >= MAX_PENDING) {
         fail(sio, "too many unanswered requests");
         return;
     }
-    pending_t *p = pending_add(sio, ack, swallow, room);
+    ag__sio_pending_t *p = pending_add(st, -1, ack, swallow, room, current);
     if (p == NULL)
         return;
+    if (ack >= 0) {
+        /* a recovered client may emit it again: see reemitted */
+        st->last_ack = ack;
+        st->last_mid = p->mid;
+        st->last_hash = sio->ev_hash;
+    }
     json_object_set_new(req, "messageId", json_integer(p->mid));
     char *text = json_dumps(req, AG_JSON_FLAGS);
     if (text != NULL) {
@@ -466,8 +618,45 @@ static void submit(ag_sio_t *sio, json_t *req, int64_t ack, int swallow, const c
     }
 }
 
+/*
+ * socket.io-client forgets the acks it waits for when its connection drops; with `retries` (one request in flight at a
+ * time) it emits the unanswered one again as soon as it is connected: the same text under a new ack id (the next, or a
+ * later one when an emit again was itself lost in a drop). So the first event after a recovery is that request again
+ * when its ack id is above the newest one the connection got (nothing the client emitted since reached it), its text
+ * is the same, and its answer is kept or still to come: it gets the stored answer, or the answer when it comes, under
+ * its new ack id, and does not run twice. Whether the client got the answer cannot be told (it may have, and still
+ * emit again: an ACK that arrives after it gave up on its connection is dropped), so a new request of the same text,
+ * first after a recovery, is answered so too. 1 when handled.
+ */
+static int reemitted(ag_sio_t *sio, ag__sio_state_t *st, int64_t ack)
+{
+    if (st->last_mid <= 0 || ack <= st->last_ack || st->last_hash != sio->ev_hash)
+        return 0;
+    char key[32];
+    snprintf(key, sizeof(key), "%lld", (long long)st->last_mid);
+    ag_frame_t *f = ag_conn_reply_of(sio->conn, key);
+    ag__sio_pending_t *p = pending_find(st, st->last_mid);
+    if (f != NULL) {
+        if (pending_add(st, st->last_mid, ack, 0, NULL, 0) == NULL)
+            return 0;
+        ag_conn_send_unnumbered(sio->conn, f);
+    } else if (p != NULL) {
+        p->ack = ack;
+    } else {
+        return 0;
+    }
+    st->last_ack = ack;
+    return 1;
+}
+
 static void on_event(ag_sio_t *sio, const ag_sio_packet_t *p)
 {
+    ag__sio_state_t *st = state_of(sio);
+    if (st->matching) {
+        st->matching = 0;
+        if (p->id >= 0 && reemitted(sio, st, p->id))
+            return;
+    }
     json_t *jname = json_array_get(p->data, 0), *arg = json_array_get(p->data, 1);
     char numbuf[32];
     const char *name = json_string_value(jname);
@@ -480,14 +669,14 @@ static void on_event(ag_sio_t *sio, const ag_sio_packet_t *p)
     if (is_name(name, "action")) {
         json_object_set_new(req, "event", json_string("action"));
         json_object_set_new(req, "params", json_is_object(arg) ? json_incref(arg) : json_object());
-        submit(sio, req, p->id, 0, NULL);
+        submit(sio, req, p->id, 0, NULL, 0);
     } else if (is_name(name, "roomChange")) {
         const char *room = arg_room != NULL ? arg_room : json_string_value(arg);
         const char *from = current_room(sio);
         if (from != NULL) {
             json_t *leave = json_pack("{s:s,s:s}", "event", "roomLeave", "room", from);
-            set_room(sio, NULL);
-            submit(sio, leave, -1, 1, NULL);
+            set_room(st, NULL);
+            submit(sio, leave, -1, 1, NULL, 0);
             json_decref(leave);
         }
         if (sio->conn == NULL || ag_conn_is_closed(sio->conn))
@@ -495,7 +684,7 @@ static void on_event(ag_sio_t *sio, const ag_sio_packet_t *p)
         json_object_set_new(req, "event", json_string("roomAdd"));
         if (room != NULL)
             json_object_set_new(req, "room", json_string(room));
-        submit(sio, req, p->id, 0, room);
+        submit(sio, req, p->id, 0, room, 1);
     } else {
         /* say, roomView, detailsView, quit, and every other verb by name: the session layer answers what it does not
          * know with its own error. */
@@ -512,7 +701,7 @@ static void on_event(ag_sio_t *sio, const ag_sio_packet_t *p)
             copy_args(req, arg);
         else if (json_is_string(arg) && (is_say || is_file))
             json_object_set(req, is_say ? "message" : "file", arg);
-        submit(sio, req, p->id, 0, NULL);
+        submit(sio, req, p->id, 0, is_name(name, "roomAdd") ? room : NULL, 0);
     }
 done:
     json_decref(req);
@@ -581,15 +770,18 @@ void ag_sio_on_message(ag_sio_t *sio, const char *data, size_t len, int binary)
         break;
     case AG_SIO_DISCONNECT:
         if (main_nsp && sio->conn != NULL)
-            detach(sio, &AG_DISCONNECT_PEER_CLOSED);
+            detach(sio, &AG_DISCONNECT_PEER_CLOSED, 1);
         else
             fail(sio, "DISCONNECT from a namespace that is not connected");
         break;
     case AG_SIO_EVENT:
-        if (main_nsp && sio->conn != NULL)
+        if (main_nsp && sio->conn != NULL && !sio->recovering) {
+            const char *args = state_of(sio)->pid[0] != '\0' ? memchr(data, '[', len) : NULL;
+            sio->ev_hash = args != NULL ? ag__sio_text_hash(args, len - (size_t)(args - data)) : 0;
             on_event(sio, &p);
-        else
+        } else {
             fail(sio, "EVENT for a namespace that is not connected");
+        }
         break;
     case AG_SIO_ACK:
     case AG_SIO_CONNECT_ERROR:
@@ -627,7 +819,7 @@ void ag_sio_set_transport_name(ag_sio_t *sio, const char *name)
 ag_frame_t *ag_sio_shift(ag_sio_t *sio)
 {
     ag_frame_t *f = out_pop(sio);
-    if (f != NULL || sio->conn == NULL)
+    if (f != NULL || sio->conn == NULL || sio->recovering)
         return f;
     ag_frame_t *in;
     while ((in = ag_conn_shift(sio->conn)) != NULL) {
@@ -661,13 +853,11 @@ void ag_sio_on_gone(ag_sio_t *sio, const ag_disconnect_t *why)
     json_decref(sio->handshake);
     json_decref(sio->hs_claims);
     json_decref(sio->hook_claims);
-    detach(sio, sio->why != NULL ? sio->why : why);
+    detach(sio, sio->why != NULL ? sio->why : why, 0);
     ag_frame_t *f;
     while ((f = out_pop(sio)) != NULL)
         ag_frame_release(f);
     free(sio->out);
-    free(sio->pend);
-    free(sio->room);
     free(sio->fingerprint);
     free(sio);
 }

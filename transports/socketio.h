@@ -21,6 +21,7 @@
 #include "conn.h"
 #include "node.h"
 #include "socketio_packet.h"
+#include "resume.h"
 
 /* --- the layer over one engine.io session --- */
 
@@ -67,6 +68,81 @@ struct st_ag__eio_session_t;
 void ag__sio_attach_conformance(struct st_ag__eio_session_t *s, const ag_conn_info_t *info);
 /* Links a session's connect timer to the node's connectTimeout list (servers.socketio.connectTimeout). */
 void ag__sio_connect_timer_link(ag_server_t *s, h2o_timeout_entry_t *entry);
+
+/* --- connection state recovery (socketio_recovery.c; README "Resume", socket.io): internal to the layer --- */
+
+/* What to do with the session layer's reply to a request the layer made for the client. */
+typedef struct st_ag__sio_pending_t {
+    int64_t mid; /* the messageId the layer gave the request */
+    int64_t ack; /* the client's ack id, or -1: the reply is emitted as "response" */
+    int swallow; /* the request was the layer's own (roomChange's leave): nobody sees the reply */
+    char *room;  /* the room a join (roomAdd, roomChange) names */
+    int current; /* roomChange: room becomes the current room when the join succeeds */
+} ag__sio_pending_t;
+
+/* Connection state recovery (README "Resume", socket.io): the rooms an offset string can name, and the longest pid and
+ * offset a client may present. */
+#define AG__SIO_TRACKED_ROOMS 16
+#define AG__SIO_ID_MAX 36
+#define AG__SIO_PID_MAX (AG__SIO_ID_MAX + 1 + AG_RESUME_TOKEN_LEN)
+#define AG__SIO_OFFSET_MAX (20 + AG__SIO_TRACKED_ROOMS * (1 + 8 + 1 + 20))
+
+typedef struct st_ag__sio_tracked_t {
+    uint32_t hash; /* of the name: what an offset string carries */
+    uint64_t offset;
+    char *name;
+} ag__sio_tracked_t;
+
+/* What the layer keeps with the connection (its carrier_state) rather than with the engine.io session, so that a
+ * connection recovered on another session keeps numbering its requests and routing their answers. */
+typedef struct st_ag__sio_state_t {
+    char *room; /* the current room of the socket.io era's single-room model */
+    int64_t next_mid;
+    ag__sio_pending_t *pend;
+    size_t num_pend, cap_pend;
+    /* recovery: "<connection id>.<token>", empty while the connection is not resumable (no offsets are sent then) */
+    char pid[AG__SIO_PID_MAX + 1];
+    uint64_t seq; /* the newest numbered frame translated for the client */
+    ag__sio_tracked_t rooms[AG__SIO_TRACKED_ROOMS];
+    size_t num_rooms;
+    int overflow; /* a room line could not be tracked: offsets say so from then on, and nothing recovers from them */
+    /* the newest request with an ack the client sent: its ack id, the hash of its text after that id, its messageId */
+    int64_t last_ack, last_mid;
+    uint64_t last_hash;
+    int matching; /* recovered: the first event may be that request again (see reemitted) */
+} ag__sio_state_t;
+
+/* Frees an ag__sio_state_t (a connection's carrier_state_free). */
+void ag__sio_state_free(void *state);
+void ag__sio_tracked_clear(ag__sio_tracked_t *t, size_t *n);
+/* The hash of a room's name an offset string names it by, and the hash of an EVENT's text. */
+uint32_t ag__sio_room_hash(const char *name);
+uint64_t ag__sio_text_hash(const char *s, size_t len);
+/* What a session frame translated for conn's client (obj, borrowed) tells about where the client stands: a numbered
+ * frame's seq, a room line's offset. 1 when it is a room line the client has already (a line delivered to a connection
+ * while it recovered, which the recovery replayed too): it is not sent again. */
+int ag__sio_track(ag_conn_t *conn, ag__sio_state_t *st, json_t *obj);
+/* The connection joined room anew (its offsets may start again, in a room made anew): what st knew of it goes. */
+void ag__sio_forget_room(ag__sio_state_t *st, const char *room);
+/* st's position as the offset string every event carries last: "<seq>" then ".<room hash, 8 hex digits>-<offset>" per
+ * tracked room; "x" when the rooms cannot be told apart (nothing recovers from it). */
+void ag__sio_offset_text(const ag__sio_state_t *st, char buf[AG__SIO_OFFSET_MAX + 1]);
+/* Reads an offset a client presents (untrusted): its seq and, for each room it names, {room: offset} into offsets,
+ * the rooms' names taken from st (the connection it recovers) into out (AG__SIO_TRACKED_ROOMS entries; the caller
+ * frees them with ag__sio_tracked_clear). 0, or -1 when any of it is wrong (then out may hold entries too). */
+int ag__sio_offset_parse(const ag__sio_state_t *st, const char *text, uint64_t *seq, json_t *offsets, ag__sio_tracked_t *out,
+                         size_t *nout);
+/* A recoverable connection's frame as it was before the resume core numbered it ({"seq":n, first) or gave it its room
+ * offset (,"offset":n} last): lead + data + trail, data borrowed from the frame. */
+typedef struct st_ag__sio_body_t {
+    const char *lead, *data, *trail;
+    size_t len;
+} ag__sio_body_t;
+ag__sio_body_t ag__sio_bare_body(const ag_frame_t *f);
+/* "<opening><lead>" + data + "<trail><closing>" as one packet of type (id < 0: none). NULL on ENOMEM. */
+ag_frame_t *ag__sio_encode_body(ag_sio_type_t type, int64_t id, const char *opening, const ag__sio_body_t *b, const char *closing);
+/* EVENT ["<name>",<body>,"<st's offset>"]. NULL on ENOMEM. */
+ag_frame_t *ag__sio_encode_event_offset(const ag__sio_state_t *st, const char *name, const ag__sio_body_t *b);
 
 /* --- module --- */
 /* Serves, from memory: /faye/client.js (a script that defines nothing, for the faye era's pages), the rendered
