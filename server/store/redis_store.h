@@ -1,6 +1,7 @@
 /*
  * Internals shared by the Redis store's files: server/store/redis.c (the store operations) and
- * server/store/redis_nodes.c (the node registry: heartbeat, routes, dead-node reaper, resync, clean leave). Not for
+ * server/store/redis_nodes.c (the node registry: heartbeat, routes, dead-node reaper, resync, clean leave) and
+ * server/store/redis_history.c (the rooms' history, for resume). Not for
  * other modules.
  */
 #ifndef AG_REDIS_STORE_H
@@ -53,6 +54,10 @@ int ag__redis_node_register(ag_store_t *store, const ag_store_node_t *self);
 void ag__redis_node_lookup(ag_store_t *store, const char *tag, ag_store_cb cb, void *data);
 void ag__redis_node_leave(ag_store_t *store);
 void ag__redis_node_list(ag_store_t *store, ag_store_cb cb, void *data);
+/* redis_history.c: the room history's store operations (store.h). */
+void ag__redis_history_publish(ag_store_t *store, const char *room, const char *channel, const char *payload, size_t len,
+                               ag_store_cb cb, void *data);
+void ag__redis_history_since(ag_store_t *store, const char *room, uint64_t after, ag_store_cb cb, void *data);
 /* The node layer's event hook (store.h on_node_event), when set. */
 void ag__redis_node_event(ag__redis_store_t *s, const char *name, const char *payload, size_t len);
 
