@@ -112,3 +112,27 @@ ag_frame_t *ag_outbox_reply_of(const ag_outbox_t *o, const char *message_id)
     }
     return NULL;
 }
+
+int ag_outbox_keep(ag_outbox_t *o, uint64_t seq, ag_frame_t *f, const char *message_id)
+{
+    if (seq <= o->seq)
+        return AG_EINVAL;
+    if (seq > o->seq + 1)
+        o->floor = seq - 1; /* a gap is a frame no resume may count on */
+    o->seq = seq;
+    while (o->n != 0 && (o->n == o->max_frames || o->bytes + f->len > o->max_bytes))
+        drop_oldest(o);
+    char *mid = message_id != NULL ? strdup(message_id) : NULL;
+    if ((message_id != NULL && mid == NULL) || reserve(o) != AG_OK) {
+        free(mid);
+        o->floor = seq;
+        return AG_ENOMEM;
+    }
+    ag_outbox_entry_t *e = &o->ring[(o->head + o->n) % o->cap];
+    e->frame = ag_frame_addref(f);
+    e->message_id = mid;
+    e->seq = seq;
+    o->n++;
+    o->bytes += f->len;
+    return AG_OK;
+}

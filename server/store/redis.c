@@ -809,8 +809,13 @@ static const ag_store_stats_t *stats(ag_store_t *store)
     .subscribe = subscribe, .unsubscribe = unsubscribe, .subscribed = subscribed, .node_register = ag__redis_node_register,        \
     .node_lookup = ag__redis_node_lookup, .node_leave = ag__redis_node_leave, .node_list = ag__redis_node_list
 
-static const ag_store_ops_t ops = {REDIS_OPS, .history_publish = ag__redis_history_publish,
-                                   .history_since = ag__redis_history_since};
+static const ag_store_ops_t ops = {REDIS_OPS,
+                                   .history_publish = ag__redis_history_publish,
+                                   .history_since = ag__redis_history_since,
+                                   .rconn_put = ag__redis_rconn_put,
+                                   .rconn_touch = ag__redis_rconn_touch,
+                                   .rconn_del = ag__redis_rconn_del,
+                                   .rconn_claim = ag__redis_rconn_claim};
 /* Compat mode keeps no history: chat goes out as actionhero's envelope, which has no room for an offset, so connections
  * there are not resumable (the verb answers "resume is off"). */
 static const ag_store_ops_t ops_compat = {REDIS_OPS};

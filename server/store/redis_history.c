@@ -67,12 +67,7 @@ static const char LUA_HIST_SINCE[] =
 
 /* --- EVALSHA, with EVAL when Redis does not have the script --- */
 
-typedef struct {
-    const char *src;
-    char sha[41];
-} script_t;
-
-static script_t publish_script = {LUA_HIST_PUBLISH, ""}, since_script = {LUA_HIST_SINCE, ""};
+static ag__redis_script_t publish_script = {LUA_HIST_PUBLISH, ""}, since_script = {LUA_HIST_SINCE, ""};
 
 #define EVAL_ARGS_MAX 16
 
@@ -80,14 +75,14 @@ typedef struct {
     ag__redis_store_t *s;
     ag_redis_reply_cb cb;
     void *data;
-    const script_t *script;
+    const ag__redis_script_t *script;
     int argc;
     const char *argv[EVAL_ARGS_MAX];
     size_t lens[EVAL_ARGS_MAX];
     char *copy; /* argv[3...] point into it */
 } eval_t;
 
-static const char *sha_of(script_t *sc)
+static const char *sha_of(ag__redis_script_t *sc)
 {
     /* the digest is the script's, the same in every thread: writing it twice writes the same bytes, read once written */
     if (__atomic_load_n(&sc->sha[0], __ATOMIC_ACQUIRE) == '\0') {
@@ -119,9 +114,8 @@ static void on_eval(void *_e, const char *err, redisReply *reply)
     free(e);
 }
 
-/* EVALSHA script with keys then args (lens[i] bytes each, so a payload may hold any byte); cb as ag_redis_command's. */
-static void evalsha(ag__redis_store_t *s, script_t *script, ag_redis_reply_cb cb, void *data, int nkeys, int nall, const char **all,
-                    const size_t *lens)
+void ag__redis_evalsha(ag__redis_store_t *s, ag__redis_script_t *script, ag_redis_reply_cb cb, void *data, int nkeys, int nall,
+                       const char **all, const size_t *lens)
 {
     eval_t *e = calloc(1, sizeof(*e));
     size_t total = 0;
@@ -241,7 +235,7 @@ void ag__redis_history_publish(ag_store_t *store, const char *room, const char *
     size_t lens[sizeof(all) / sizeof(all[0])];
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
         lens[i] = all[i] == payload ? len : strlen(all[i]);
-    evalsha(s, &publish_script, on_published, r, 3, (int)(sizeof(all) / sizeof(all[0])), all, lens);
+    ag__redis_evalsha(s, &publish_script, on_published, r, 3, (int)(sizeof(all) / sizeof(all[0])), all, lens);
     free(rooms);
     free(meta);
     free(lines);
@@ -301,7 +295,7 @@ void ag__redis_history_since(ag_store_t *store, const char *room, uint64_t after
     size_t lens[sizeof(all) / sizeof(all[0])];
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
         lens[i] = strlen(all[i]);
-    evalsha(s, &since_script, on_since, r, 3, (int)(sizeof(all) / sizeof(all[0])), all, lens);
+    ag__redis_evalsha(s, &since_script, on_since, r, 3, (int)(sizeof(all) / sizeof(all[0])), all, lens);
     free(rooms);
     free(meta);
     free(lines);

@@ -10,7 +10,7 @@ const assert = require('node:assert');
 const { startRoundRobinProxy } = require('../lib/rr_proxy');
 const { startCutProxy } = require('../lib/cut_proxy');
 const { ResumeClient } = require('../lib/resume_client');
-const { sleep, primus, cluster, teardown } = require('../lib/cluster_clients');
+const { sleep, waitFor, primus, cluster, teardown } = require('../lib/cluster_clients');
 
 const said = (c, prefix) => c.lines.filter((f) => f.context === 'user' && f.message.startsWith(prefix)).map((f) => f.message);
 const want = (prefix, n) => Array.from({ length: n }, (_, i) => `${prefix}-${i}`);
@@ -84,6 +84,76 @@ for (const kind of ['primus', 'websocket', 'polling']) {
       assert.strictEqual(ownerOf(cl, a.route), owner);
     });
 }
+
+test('SIGKILL of the node holding clients mid-stream: each resumes on another node, nothing lost, doubled or reordered',
+  async (t) => {
+    const cl = await cluster(3);
+    const rr = await startRoundRobinProxy(cl.nodes.map((s) => s.port));
+    t.after(() => teardown(cl, rr));
+    const kinds = ['primus', 'websocket', 'polling', 'primus', 'websocket', 'polling'];
+    const clients = [];
+    for (const kind of kinds) {
+      const c = new ResumeClient(kind, rr.port);
+      t.after(() => c.stop());
+      c.start();
+      await c.until((x) => x.ready);
+      assert.strictEqual((await c.request({ event: 'roomAdd', room: 'defaultRoom' })).status, 'OK');
+      clients.push(c);
+    }
+    const owners = clients.map((c) => ownerOf(cl, c.route));
+    const victim = owners[0];
+    const doomed = clients.filter((c, i) => owners[i] === victim);
+    const firstIds = doomed.map((c) => c.id);
+    // the observer, a stock member, lives on a node that stays
+    const b = await primus(cl.nodes[(victim + 1) % 3]);
+    t.after(() => b.close());
+    assert.strictEqual((await b.request({ event: 'roomAdd', room: 'defaultRoom' })).status, 'OK');
+
+    const N = 40;
+    const replies = clients.map(() => []);
+    for (let i = 0; i < N; i++) {
+      b.sendRaw(JSON.stringify({ event: 'say', room: 'defaultRoom', message: `b-${i}` }));
+      clients.forEach((c, k) => {
+        replies[k].push(c.request({ event: 'say', room: 'defaultRoom', message: `c${k}-${i}` }));
+        replies[k].push(c.request({ event: 'action', params: { action: 'echo', payload: i } }));
+      });
+      if (i === N / 2) cl.nodes[victim].kill('SIGKILL');
+      await sleep(10);
+    }
+    for (let k = 0; k < clients.length; k++) {
+      const answers = await Promise.all(replies[k]);
+      for (let i = 0; i < N; i++) {
+        assert.strictEqual(answers[2 * i].status, 'OK', `client ${k}: ${JSON.stringify(clients[k].notResumed)}`);
+        assert.strictEqual(answers[2 * i + 1].payload, i);
+      }
+    }
+    for (const c of clients) await c.until((x) => said(x, 'b-').length >= N, 30000);
+    const lines = (k) => b.frames.filter((f) => f.context === 'user' && f.message.startsWith(`c${k}-`)).map((f) => f.message);
+    for (let i = 0; i < 500 && clients.some((_, k) => lines(k).length < N); i++) await sleep(20);
+    await b.request({ event: 'detailsView' });
+    clients.forEach((c, k) => {
+      // each say ran once: the observer saw every line of every client once, in order
+      assert.deepStrictEqual(lines(k), want(`c${k}`, N), `client ${k} (${c.kind}) as the observer saw it`);
+      assert.deepStrictEqual(said(c, 'b-'), want('b', N), `client ${k} (${c.kind})`);
+      assert.deepStrictEqual(c.gaps, [], `client ${k} (${c.kind})`);
+      assert.deepStrictEqual(c.notResumed, [], `client ${k} (${c.kind})`);
+    });
+    doomed.forEach((c, i) => {
+      assert.ok(c.resumed >= 1, `${c.kind} resumed`);
+      assert.strictEqual(c.id, firstIds[i]);
+      assert.notStrictEqual(ownerOf(cl, c.route), victim, `${c.kind} lives on a live node now`);
+    });
+    // once the dead node's members are reaped, every client is a member exactly once (the taken-over ones under their
+    // own ids, on their new nodes)
+    await waitFor(async () => {
+      const v = await b.request({ event: 'roomView', room: 'defaultRoom' });
+      return v.data.membersCount === clients.length + 1;
+    }, 10000, 'members after the reaper');
+    await sleep(1500); // a reaper run after the dead node's heartbeat expired must not remove the taken-over members
+    const v = await b.request({ event: 'roomView', room: 'defaultRoom' });
+    assert.strictEqual(v.data.membersCount, clients.length + 1);
+    for (const c of clients) assert.ok(Object.keys(v.data.members).includes(c.id));
+  });
 
 test('Redis loses its data during the gap: not resumed (room history gone), nothing wrong delivered, the client starts afresh',
   async (t) => {

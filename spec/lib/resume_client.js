@@ -155,6 +155,7 @@ class ResumeClient {
     const d = f.data || {};
     if (d.resumed === true) {
       this.resumed++;
+      if (d.route) this.route = d.route; // taken over by another node: the next carrier goes there
     } else {
       if (d.resumed === false) this.notResumed.push(d.reason);
       // a new connection: numbering starts again, rooms are joined again by the application
