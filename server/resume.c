@@ -191,7 +191,6 @@ typedef struct {
     json_t *offsets; /* the client's, or NULL */
     json_t *message_id;
     json_t *rec; /* the claimed record */
-    int forced;
     size_t pending;
     const char *reason;
 } takeover_t;
@@ -352,17 +351,20 @@ static void on_checked(void *data, const char *err, json_t *res)
     checks_done(t);
 }
 
-static void claim(takeover_t *t);
-
 static void on_claimed(void *data, const char *err, json_t *res)
 {
     takeover_t *t = data;
     ag_server_t *s = t->carrier->server;
-    if (err != NULL && strcmp(err, AG_STORE_RCONN_ALIVE) == 0 && !t->forced &&
-        ag_cluster_is_unreachable(s, json_string_value(json_object_get(res, "tag")) ?: "")) {
-        /* its node refused a forward from here: dead, though its heartbeat has not expired yet */
-        t->forced = 1;
-        claim(t);
+    if (err != NULL && strcmp(err, AG_STORE_RCONN_ALIVE) == 0 &&
+        (!json_is_true(json_object_get(res, "routed")) ||
+         ag_cluster_is_unreachable(s, json_string_value(json_object_get(res, "tag")) ?: ""))) {
+        /* Its node refused a forward from here, or its route expired before its heartbeat: dead, most likely, though its
+         * heartbeat is still there. Never taken from a node that may be alive (a slow one would hold it twice): the
+         * carrier ends unanswered, and the client tries again, until the heartbeat expires (redis.nodeTtl) or the node
+         * answers. */
+        if (!ag_conn_is_closed(t->carrier))
+            ag_conn_close(t->carrier, &AG_DISCONNECT_TRANSPORT_ERROR);
+        takeover_free(t);
         return;
     }
     if (err != NULL || !json_is_object(res)) {
@@ -400,7 +402,7 @@ static void claim(takeover_t *t)
     ag_store_t *st = t->carrier->server->store;
     char hash[2 * 32 + 1];
     ag_conn_token_hash(t->token, hash);
-    st->ops->rconn_claim(st, t->id, hash, t->forced, on_claimed, t);
+    st->ops->rconn_claim(st, t->id, hash, on_claimed, t);
 }
 
 static int takeover(ag_conn_t *c, const char *id, const char *token, uint64_t seq, const json_t *offsets, const json_t *message_id)

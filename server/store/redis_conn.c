@@ -41,13 +41,14 @@ static ag__redis_script_t del_script = {"if redis.call('HGET', KEYS[1], 'node') 
                                         "return 1",
                                         ""};
 
-/* KEYS record; ARGV token hash, node, tag, force, prefix. The record (HGETALL), false, or {"alive", tag}. */
+/* KEYS record; ARGV token hash, node, tag, prefix. The record (HGETALL), false, or {"alive", tag, 1 when its route is
+ * registered}. */
 static ag__redis_script_t claim_script = {
     "local h = redis.call('HGETALL', KEYS[1]) if #h == 0 then return false end local t = {} "
     "for i = 1, #h, 2 do t[h[i]] = h[i + 1] end "
     "if t.th ~= ARGV[1] then return false end "
-    "if t.node ~= ARGV[2] and ARGV[4] ~= '1' and redis.call('EXISTS', ARGV[5] .. 'node:' .. t.node) == 1 then "
-    "return {'alive', t.tag or ''} end "
+    "if t.node ~= ARGV[2] and redis.call('EXISTS', ARGV[4] .. 'node:' .. t.node) == 1 then "
+    "return {'alive', t.tag or '', redis.call('EXISTS', ARGV[4] .. 'route:' .. (t.tag or ''))} end "
     "redis.call('HSET', KEYS[1], 'node', ARGV[2], 'tag', ARGV[3]) return h",
     ""};
 
@@ -209,11 +210,12 @@ static void on_claim(void *_c, const char *err, redisReply *reply)
 {
     claim_t *c = _c;
     json_t *result = NULL;
-    if (err == NULL && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 && is_str(reply->element[0]) &&
+    if (err == NULL && reply->type == REDIS_REPLY_ARRAY && reply->elements == 3 && is_str(reply->element[0]) &&
         reply->element[0]->len == 5 && memcmp(reply->element[0]->str, "alive", 5) == 0) {
         err = AG_STORE_RCONN_ALIVE;
-        result = json_pack("{s:s%}", "tag", is_str(reply->element[1]) ? reply->element[1]->str : "",
-                           is_str(reply->element[1]) ? reply->element[1]->len : 0);
+        result = json_pack("{s:s%,s:b}", "tag", is_str(reply->element[1]) ? reply->element[1]->str : "",
+                           is_str(reply->element[1]) ? reply->element[1]->len : 0, "routed",
+                           reply->element[2]->type == REDIS_REPLY_INTEGER && reply->element[2]->integer == 1);
     } else if (err == NULL) {
         result = reply->type == REDIS_REPLY_ARRAY ? record_of(reply) : json_null();
         if (result == NULL)
@@ -225,7 +227,7 @@ static void on_claim(void *_c, const char *err, redisReply *reply)
     free(c);
 }
 
-void ag__redis_rconn_claim(ag_store_t *store, const char *id, const char *token_hash, int force, ag_store_cb cb, void *data)
+void ag__redis_rconn_claim(ag_store_t *store, const char *id, const char *token_hash, ag_store_cb cb, void *data)
 {
     ag__redis_store_t *s = (void *)store;
     claim_t *c = malloc(sizeof(*c));
@@ -238,7 +240,7 @@ void ag__redis_rconn_claim(ag_store_t *store, const char *id, const char *token_
     }
     c->cb = cb;
     c->data = data;
-    const char *all[] = {key, token_hash, s->node_id, s->tag, force ? "1" : "0", s->prefix};
+    const char *all[] = {key, token_hash, s->node_id, s->tag, s->prefix};
     size_t lens[sizeof(all) / sizeof(all[0])];
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
         lens[i] = strlen(all[i]);

@@ -71,7 +71,7 @@ void ag__redis_history_since(ag_store_t *store, const char *room, uint64_t after
 void ag__redis_rconn_put(ag_store_t *store, const char *id, const ag_store_rconn_write_t *w);
 void ag__redis_rconn_touch(ag_store_t *store, const char *id, uint64_t ttl_ms);
 void ag__redis_rconn_del(ag_store_t *store, const char *id);
-void ag__redis_rconn_claim(ag_store_t *store, const char *id, const char *token_hash, int force, ag_store_cb cb, void *data);
+void ag__redis_rconn_claim(ag_store_t *store, const char *id, const char *token_hash, ag_store_cb cb, void *data);
 /* The node layer's event hook (store.h on_node_event), when set. */
 void ag__redis_node_event(ag__redis_store_t *s, const char *name, const char *payload, size_t len);
 

@@ -109,12 +109,12 @@ typedef struct st_ag_store_ops_t {
     void (*rconn_touch)(ag_store_t *store, const char *id, uint64_t ttl_ms);
     /* Removes the record of conn id when this node owns it (the connection ended). Fire and forget. */
     void (*rconn_del)(ag_store_t *store, const char *id);
-    /* Makes this node the owner of conn id when token_hash matches and its owner is this node, a node that is dead (its
-     * heartbeat expired) or, with force, one this node could not reach. result: the record as it was,
+    /* Makes this node the owner of conn id when token_hash matches and its owner is this node or a node that is dead
+     * (its heartbeat expired). result: the record as it was,
      * {"node", "tag", "seq", "floor", "fingerprint", "frames": [[seq, "messageId" or null, "frame"], ...] in seq order,
      * "rooms": {room: [epoch (hex), since]}}; null when there is no such record or the token does not match; err
-     * AG_STORE_RCONN_ALIVE (with result {"tag"}) when its owner is alive. */
-    void (*rconn_claim)(ag_store_t *store, const char *id, const char *token_hash, int force, ag_store_cb cb, void *data);
+     * AG_STORE_RCONN_ALIVE (with result {"tag", "routed": its route is registered}) when its owner's heartbeat is alive. */
+    void (*rconn_claim)(ag_store_t *store, const char *id, const char *token_hash, ag_store_cb cb, void *data);
     /* Optional (NULL: always): 1 while the store can be used (Redis connected), for /readyz and metrics. */
     int (*is_up)(ag_store_t *store);
     /* Optional (NULL: no remote commands): the figures of the store's commands so far, for metrics. */

@@ -87,7 +87,8 @@ for (const kind of ['primus', 'websocket', 'polling']) {
 
 test('SIGKILL of the node holding clients mid-stream: each resumes on another node, nothing lost, doubled or reordered',
   async (t) => {
-    const cl = await cluster(3);
+    // every line published while the clients wait for the dead node's heartbeat to expire must still be kept
+    const cl = await cluster(3, { general: { resumeHistoryLines: 2000, resumeHistoryBytes: 1048576 } });
     const rr = await startRoundRobinProxy(cl.nodes.map((s) => s.port));
     t.after(() => teardown(cl, rr));
     const kinds = ['primus', 'websocket', 'polling', 'primus', 'websocket', 'polling'];

@@ -70,7 +70,7 @@ class ResumeClient {
       message: (t) => this.onText(t),
       close: () => {
         this.ready = false;
-        if (!this.stopped && this.connects < 200) setTimeout(() => this.start(), 10);
+        if (!this.stopped && this.connects < 1000) setTimeout(() => this.start(), 10);
       },
     }, this.token && !this.noRoute ? this.route : null);
   }
