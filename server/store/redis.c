@@ -759,6 +759,10 @@ static void on_cmd_state(void *data, int up)
         if (s->down_logged)
             ag_log(AG_LOG_WARN, "redis", NULL, "store available again");
         s->down_logged = 0;
+        if (s->super.ops->history_publish != NULL) {
+            ag__redis_history_up(s);
+            ag__redis_conn_up(s);
+        }
         ag__redis_store_beat(s);
         ag__redis_node_event(s, "_up", "", 0);
     } else if (!s->down_logged) {

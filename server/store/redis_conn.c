@@ -247,3 +247,10 @@ void ag__redis_rconn_claim(ag_store_t *store, const char *id, const char *token_
     ag__redis_evalsha(s, &claim_script, on_claim, c, 1, (int)(sizeof(all) / sizeof(all[0])), all, lens);
     free(key);
 }
+
+void ag__redis_conn_up(ag__redis_store_t *s)
+{
+    ag__redis_script_load(s, &put_script);
+    ag__redis_script_load(s, &del_script);
+    ag__redis_script_load(s, &claim_script);
+}

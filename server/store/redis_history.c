@@ -14,8 +14,9 @@
  * place in the channel's publish order on every node (the script INCRs, appends and PUBLISHes at once). The epoch is
  * drawn by the node and written by the script only when the hash is missing: Redis that lost its data (a restart
  * without persistence, FLUSHALL) gets a new epoch with the next touch, so offsets from before are refused, never
- * replayed wrong. Scripts go as EVALSHA; a NOSCRIPT answer (a Redis that never saw the script, or was restarted or
- * flushed) sends the same command again as EVAL once, which loads it.
+ * replayed wrong. Scripts go as EVALSHA: they are loaded (SCRIPT LOAD) first thing on every connection to Redis, so no
+ * command overtakes another; a NOSCRIPT answer all the same (someone ran SCRIPT FLUSH) sends the command again once as
+ * EVAL, which loads it (that command then comes after those sent meanwhile).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -145,6 +146,18 @@ void ag__redis_evalsha(ag__redis_store_t *s, ag__redis_script_t *script, ag_redi
     for (int i = 0; i < 3; i++)
         e->lens[i] = strlen(e->argv[i]);
     ag_redis_command(s->cmd, on_eval, e, e->argc, e->argv, e->lens);
+}
+
+void ag__redis_script_load(ag__redis_store_t *s, ag__redis_script_t *script)
+{
+    sha_of(script);
+    ag_redis_commandv(s->cmd, NULL, NULL, "SCRIPT", "LOAD", script->src, NULL);
+}
+
+void ag__redis_history_up(ag__redis_store_t *s)
+{
+    ag__redis_script_load(s, &publish_script);
+    ag__redis_script_load(s, &since_script);
 }
 
 /* --- the operations --- */

@@ -53,6 +53,12 @@ typedef struct st_ag__redis_script_t {
  * any byte; at most 13); cb as ag_redis_command's. */
 void ag__redis_evalsha(ag__redis_store_t *s, ag__redis_script_t *script, ag_redis_reply_cb cb, void *data, int nkeys, int nall,
                        const char **all, const size_t *lens);
+/* SCRIPT LOAD script on the command connection (sent first when the connection comes up, so that no EVALSHA of it
+ * meets NOSCRIPT and has to be sent again behind later commands). */
+void ag__redis_script_load(ag__redis_store_t *s, ag__redis_script_t *script);
+/* The scripts of redis_history.c and redis_conn.c, loaded when the command connection is up. */
+void ag__redis_history_up(ag__redis_store_t *s);
+void ag__redis_conn_up(ag__redis_store_t *s);
 /* An integer reply's value, or -1. */
 int ag__redis_reply_int(const redisReply *r);
 

@@ -758,6 +758,71 @@ static void test_history_two_nodes(void **state)
     rx->ops->destroy(rx);
 }
 
+/* --- resumable connections' records: written by their owner only, claimed with the token's hash from a dead owner --- */
+
+static void test_rconn_claim(void **state)
+{
+    ag_store_t *owner = new_store("rown", 300, "rc:"), *other = new_store("roth", 300, "rc:");
+    redisContext *c = raw_connect();
+    answer_t a = {0};
+    ag_store_rconn_write_t open = {.ttl_ms = 60000, .token_hash = "aaaa", .fingerprint = "fp1"};
+    owner->ops->rconn_put(owner, "conn1", &open);
+    for (uint64_t n = 1; n <= 4; n++) {
+        char frame[32];
+        snprintf(frame, sizeof(frame), "{\"seq\":%llu}", (unsigned long long)n);
+        ag_store_rconn_write_t w = {.ttl_ms = 60000,
+                                    .seq = n,
+                                    .floor = n > 2 ? n - 2 : 0, /* two kept */
+                                    .frame = frame,
+                                    .frame_len = strlen(frame),
+                                    .message_id = n == 4 ? "m:4" : NULL};
+        owner->ops->rconn_put(owner, "conn1", &w);
+    }
+    ag_store_rconn_write_t room = {.ttl_ms = 60000, .room = "r1", .epoch = "00000000000000ab", .since = 7};
+    owner->ops->rconn_put(owner, "conn1", &room);
+    /* another node cannot write it */
+    ag_store_rconn_write_t foreign = {.ttl_ms = 60000, .room = "r2", .epoch = "01", .since = 1};
+    other->ops->rconn_put(other, "conn1", &foreign);
+    /* a wrong token hash, and a live owner, refuse */
+    other->ops->rconn_claim(other, "conn1", "bbbb", on_answer, &a);
+    assert_string_equal(wait_answer(&a)->err, "");
+    assert_true(json_is_null(a.result));
+    answer_reset(&a);
+    other->ops->rconn_claim(other, "conn1", "aaaa", on_answer, &a);
+    assert_string_equal(wait_answer(&a)->err, AG_STORE_RCONN_ALIVE);
+    answer_reset(&a);
+    long long ttl = raw_int(c, "PTTL", "rc:rconn:conn1");
+    assert_true(ttl > 0 && ttl <= 60000);
+    /* the owner dies: once its heartbeat expired, the record is the claimer's, as it was */
+    owner->ops->destroy(owner);
+    test_run_for(loop, 600);
+    other->ops->rconn_claim(other, "conn1", "aaaa", on_answer, &a);
+    assert_string_equal(wait_answer(&a)->err, "");
+    json_t *r = a.result;
+    assert_int_equal(json_integer_value(json_object_get(r, "seq")), 4);
+    assert_int_equal(json_integer_value(json_object_get(r, "floor")), 2);
+    assert_string_equal(json_string_value(json_object_get(r, "fingerprint")), "fp1");
+    assert_string_equal(json_string_value(json_object_get(r, "node")), "rown");
+    json_t *frames = json_object_get(r, "frames");
+    assert_int_equal(json_array_size(frames), 2);
+    assert_int_equal(json_integer_value(json_array_get(json_array_get(frames, 0), 0)), 3);
+    assert_true(json_is_null(json_array_get(json_array_get(frames, 0), 1)));
+    assert_string_equal(json_string_value(json_array_get(json_array_get(frames, 1), 1)), "m:4");
+    assert_string_equal(json_string_value(json_array_get(json_array_get(frames, 1), 2)), "{\"seq\":4}");
+    json_t *rooms = json_object_get(r, "rooms");
+    assert_int_equal(json_object_size(rooms), 1);
+    assert_string_equal(json_string_value(json_array_get(json_object_get(rooms, "r1"), 0)), "00000000000000ab");
+    assert_int_equal(json_integer_value(json_array_get(json_object_get(rooms, "r1"), 1)), 7);
+    answer_reset(&a);
+    /* the claimer owns it now: it deletes it when the connection ends */
+    other->ops->rconn_del(other, "conn1");
+    other->ops->rconn_claim(other, "conn1", "aaaa", on_answer, &a);
+    assert_true(json_is_null(wait_answer(&a)->result));
+    answer_reset(&a);
+    redisFree(c);
+    other->ops->destroy(other);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -774,6 +839,7 @@ int main(void)
         cmocka_unit_test(test_cache_size_without_keys),
         cmocka_unit_test(test_history_redis),
         cmocka_unit_test(test_history_two_nodes),
+        cmocka_unit_test(test_rconn_claim),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
