@@ -381,6 +381,13 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     return key != NULL && route(c, self, req, key) == 0 ? 0 : -1;
 }
 
+int ag_cluster_is_unreachable(ag_server_t *s, const char *tag)
+{
+    ag_cluster_t *c = s->cluster;
+    uintptr_t failed_at = c != NULL ? (uintptr_t)ag_map_get(&c->unreachable, tag) : 0;
+    return failed_at != 0 && h2o_now(s->loop) - failed_at < c->ttl_ms;
+}
+
 const char *ag_cluster_tag(ag_server_t *s)
 {
     ag_cluster_t *c = s->cluster;

@@ -60,6 +60,9 @@ int ag_cluster_owner_of_sid(const char *sid, char tag[AG_CLUSTER_TAG_LEN + 1]);
 const char *ag_cluster_tag(ag_server_t *s);
 /* Whether sid belongs to this node (always true without a cluster). */
 int ag_cluster_is_local_sid(ag_server_t *s, const char *sid);
+/* 1 when a forward to the node with sid tag `tag` failed lately (it refused the connection: dead, its route not yet
+ * expired). */
+int ag_cluster_is_unreachable(ag_server_t *s, const char *tag);
 
 /* Cross-node push (server/push.c uses it for connections that are not local): publishes obj (borrowed) for connection
  * conn_id on the cluster channel, and the node that holds it hands it to its push receiver. 0, AG_ENOENT without a

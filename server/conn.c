@@ -1,7 +1,9 @@
 #include "conn.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <openssl/sha.h>
 #include "limit.h"
 #include "node.h"
 #include "outbox.h"
@@ -35,13 +37,89 @@ typedef struct st_ag_conn_resume_t {
     const ag_disconnect_t *why; /* why the carrier dropped: the reason the consumer sees if it never comes back */
     h2o_timeout_entry_t expiry; /* in the node's window list while away */
     ag_conn_t *conn;
+    /* a connection taken over holds its live room lines until the lines it missed are replayed (ag_conn_hold_end) */
+    int holding;
+    ag_frame_t **held;
+    size_t n_held;
 } resume_t;
+
+/* What a connection being taken over may hold at most: past it, it cannot be resumed whole. */
+#define HELD_MAX 4096
 
 /* The node's away connections: one list per node, in the order they went away, as the window is the same for all. */
 struct st_ag_away_t {
     h2o_timeout_t window;
     h2o_timeout_t now; /* away connections closed while away: their reference goes on the next pass */
+    /* a store that keeps resumable connections (rconn_put): their records are kept alive every half window */
+    h2o_timeout_t touch;
+    h2o_timeout_entry_t touch_entry;
+    ag_server_t *server;
 };
+
+/* --- the store's copy of a resumable connection (store.h rconn_*), so that another node can take it over --- */
+
+/* A record outlives its last touch by a window and a half: touched every half window, it lasts a window after its node
+ * died. */
+static uint64_t record_ttl(const ag_server_t *s)
+{
+    return (uint64_t)s->config->general.resumeWindow * 3 / 2;
+}
+
+void ag_conn_token_hash(const char *token, char out[2 * 32 + 1])
+{
+    unsigned char md[SHA256_DIGEST_LENGTH];
+    SHA256((const unsigned char *)token, strlen(token), md);
+    for (size_t i = 0; i < sizeof(md); i++)
+        snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
+static void record_open(ag_conn_t *c, const char *token)
+{
+    ag_store_t *st = c->server->store;
+    if (st->ops->rconn_put == NULL)
+        return;
+    char hash[2 * 32 + 1];
+    ag_conn_token_hash(token, hash);
+    ag_store_rconn_write_t w = {.ttl_ms = record_ttl(c->server), .token_hash = hash, .fingerprint = c->fingerprint};
+    st->ops->rconn_put(st, c->id, &w);
+}
+
+static void record_frame(ag_conn_t *c, const ag_frame_t *f, const char *message_id)
+{
+    ag_store_t *st = c->server->store;
+    if (st->ops->rconn_put == NULL)
+        return;
+    ag_store_rconn_write_t w = {.ttl_ms = record_ttl(c->server),
+                                .seq = c->_resume->outbox.seq,
+                                .floor = c->_resume->outbox.floor,
+                                .frame = f->data,
+                                .frame_len = f->len,
+                                .message_id = message_id};
+    st->ops->rconn_put(st, c->id, &w);
+}
+
+void ag_conn_record_room(ag_conn_t *c, const char *room, const char *epoch, uint64_t since)
+{
+    ag_store_t *st = c->server->store;
+    if (c->_resume == NULL || ag_conn_is_closed(c) || st->ops->rconn_put == NULL)
+        return;
+    ag_store_rconn_write_t w = {.ttl_ms = record_ttl(c->server), .room = room, .epoch = epoch, .since = since};
+    st->ops->rconn_put(st, c->id, &w);
+}
+
+/* One PEXPIRE per resumable connection, sent without waiting (pipelined): a live connection's record never expires,
+ * however quiet the connection is. */
+static void on_touch(h2o_timeout_entry_t *entry)
+{
+    struct st_ag_away_t *a = H2O_STRUCT_FROM_MEMBER(struct st_ag_away_t, touch_entry, entry);
+    ag_server_t *s = a->server;
+    const char *k;
+    void *v;
+    for (size_t it = 0; ag_map_next(&s->conns, &it, &k, &v);)
+        if (((ag_conn_t *)v)->_resume != NULL)
+            s->store->ops->rconn_touch(s->store, k, record_ttl(s));
+    h2o_timeout_link(s->loop, &a->touch, &a->touch_entry);
+}
 
 static const struct {
     const ag_disconnect_t *why;
@@ -87,6 +165,9 @@ static void resume_free(ag_conn_t *c)
     if (c->_resume == NULL)
         return;
     ag_outbox_dispose(&c->_resume->outbox);
+    for (size_t i = 0; i < c->_resume->n_held; i++)
+        ag_frame_release(c->_resume->held[i]);
+    free(c->_resume->held);
     free(c->_resume);
     c->_resume = NULL;
 }
@@ -283,6 +364,8 @@ static void conn_finish(ag_conn_t *c)
     if (c->_state == AG_CONN_CLOSED)
         return;
     away_leave(c);
+    if (c->_resume != NULL && c->server->store->ops->rconn_del != NULL)
+        c->server->store->ops->rconn_del(c->server->store, c->id);
     c->_state = AG_CONN_CLOSED;
     ag_map_del(&c->server->conns, c->id);
     c->server->num_conns--;
@@ -508,9 +591,12 @@ int ag_conn_send_reply(ag_conn_t *c, ag_frame_t *f, const char *message_id)
     if (f->len > ag_conn_max_frame(c->server))
         return queue_frame(c, f); /* refused there, unnumbered */
     resume_t *r = c->_resume;
+    uint64_t before = r->outbox.seq;
     ag_frame_t *n = ag_outbox_push(&r->outbox, f, message_id);
     if (n == NULL)
         return AG_ENOMEM;
+    if (r->outbox.seq != before)
+        record_frame(c, n, message_id);
     int ret = AG_OK;
     if (!r->away)
         ret = queue_frame(c, n);
@@ -529,6 +615,17 @@ int ag_conn_send_unnumbered(ag_conn_t *c, ag_frame_t *f)
 {
     if (c->_resume != NULL && c->_resume->away)
         return ag_conn_is_closed(c) ? AG_ECLOSED : AG_OK;
+    if (c->_resume != NULL && c->_resume->holding && !ag_conn_is_closed(c)) {
+        resume_t *r = c->_resume;
+        ag_frame_t **n = r->n_held < HELD_MAX ? realloc(r->held, (r->n_held + 1) * sizeof(*n)) : NULL;
+        if (n == NULL) {
+            ag_conn_close(c, &AG_DISCONNECT_SLOW);
+            return AG_ENOMEM;
+        }
+        r->held = n;
+        r->held[r->n_held++] = ag_frame_addref(f);
+        return AG_OK;
+    }
     return queue_frame(c, f);
 }
 
@@ -539,23 +636,34 @@ ag_frame_t *ag_conn_reply_of(const ag_conn_t *c, const char *message_id)
 
 /* --- resume --- */
 
-int ag_conn_resumable(ag_conn_t *c, char token[AG_RESUME_TOKEN_LEN + 1])
+static void replay_one(ag_frame_t *f, void *data);
+
+/* c's resume state, with `given` as its token (a connection taken over) or a new one. */
+static int resume_create(ag_conn_t *c, const char *given)
 {
     ag_server_t *s = c->server;
-    if (c->_resume == NULL) {
-        if (s->config->general.resumeWindow <= 0 || s->store->ops->history_since == NULL || c->_transport == NULL ||
-            c->_transport->rebind == NULL)
-            return AG_EINVAL;
-        if (s->away == NULL) {
-            if ((s->away = calloc(1, sizeof(*s->away))) == NULL)
-                return AG_ENOMEM;
-            h2o_timeout_init(s->loop, &s->away->window, (uint64_t)s->config->general.resumeWindow);
-            h2o_timeout_init(s->loop, &s->away->now, 0);
-        }
-        resume_t *r = calloc(1, sizeof(*r));
-        if (r == NULL)
+    if (s->config->general.resumeWindow <= 0 || s->store->ops->history_since == NULL || c->_transport == NULL ||
+        c->_transport->rebind == NULL)
+        return AG_EINVAL;
+    if (s->away == NULL) {
+        if ((s->away = calloc(1, sizeof(*s->away))) == NULL)
             return AG_ENOMEM;
-        ag_outbox_init(&r->outbox, (size_t)s->config->general.resumeOutboxFrames, (size_t)s->config->general.resumeOutboxBytes);
+        h2o_timeout_init(s->loop, &s->away->window, (uint64_t)s->config->general.resumeWindow);
+        h2o_timeout_init(s->loop, &s->away->now, 0);
+        s->away->server = s;
+        if (s->store->ops->rconn_touch != NULL) {
+            h2o_timeout_init(s->loop, &s->away->touch, (uint64_t)s->config->general.resumeWindow / 2);
+            s->away->touch_entry.cb = on_touch;
+            h2o_timeout_link(s->loop, &s->away->touch, &s->away->touch_entry);
+        }
+    }
+    resume_t *r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        return AG_ENOMEM;
+    ag_outbox_init(&r->outbox, (size_t)s->config->general.resumeOutboxFrames, (size_t)s->config->general.resumeOutboxBytes);
+    if (given != NULL) {
+        memcpy(r->token, given, AG_RESUME_TOKEN_LEN + 1);
+    } else {
         unsigned char raw[AG_RESUME_TOKEN_LEN / 2];
         ag_random_bytes(raw, sizeof(raw));
         /* with several workers the token names the worker holding the connection, so that a resume reaching another
@@ -564,10 +672,71 @@ int ag_conn_resumable(ag_conn_t *c, char token[AG_RESUME_TOKEN_LEN + 1])
             raw[0] = (unsigned char)s->worker;
         for (size_t i = 0; i < sizeof(raw); i++)
             snprintf(r->token + 2 * i, 3, "%02x", raw[i]);
-        r->conn = c;
-        c->_resume = r;
+    }
+    r->conn = c;
+    c->_resume = r;
+    return AG_OK;
+}
+
+int ag_conn_resumable(ag_conn_t *c, char token[AG_RESUME_TOKEN_LEN + 1])
+{
+    if (c->_resume == NULL) {
+        int ret = resume_create(c, NULL);
+        if (ret != AG_OK)
+            return ret;
+        record_open(c, c->_resume->token);
     }
     memcpy(token, c->_resume->token, AG_RESUME_TOKEN_LEN + 1);
+    return AG_OK;
+}
+
+int ag_conn_adopt(ag_conn_t *c, const char *id, const char *token, const json_t *rec, uint64_t last_seq)
+{
+    ag_server_t *s = c->server;
+    if (c->_resume != NULL || ag_conn_is_closed(c) || strlen(id) >= sizeof(c->id) || strlen(token) != AG_RESUME_TOKEN_LEN ||
+        ag_map_get(&s->conns, id) != NULL)
+        return AG_EINVAL;
+    int ret = resume_create(c, token);
+    if (ret != AG_OK)
+        return ret;
+    /* the carrier becomes the connection it resumes: same id (and fingerprint), the numbered frames it had */
+    ag_map_del(&s->conns, c->id);
+    snprintf(c->id, sizeof(c->id), "%s", id);
+    if (ag_map_set(&s->conns, c->id, c) != AG_OK)
+        return AG_ENOMEM; /* not in the table: it ends unfound, as an unknown connection would */
+    const char *fp = json_string_value(json_object_get(rec, "fingerprint"));
+    if (fp != NULL && fp[0] != '\0') {
+        char *copy = strdup(fp);
+        if (copy != NULL) {
+            free(c->fingerprint);
+            c->fingerprint = copy;
+        }
+    }
+    ag_outbox_t *o = &c->_resume->outbox;
+    json_t *frames = json_object_get(rec, "frames"), *e;
+    size_t i;
+    json_array_foreach(frames, i, e)
+    {
+        ag_frame_t *f = ag_frame_create(json_string_value(json_array_get(e, 2)), json_string_length(json_array_get(e, 2)), 0);
+        if (f != NULL)
+            ag_outbox_keep(o, (uint64_t)json_integer_value(json_array_get(e, 0)), f, json_string_value(json_array_get(e, 1)));
+        if (f != NULL)
+            ag_frame_release(f);
+    }
+    uint64_t seq = (uint64_t)json_integer_value(json_object_get(rec, "seq")),
+             floor = (uint64_t)json_integer_value(json_object_get(rec, "floor"));
+    if (seq > o->seq)
+        o->floor = o->seq = seq; /* its last frames were not all written: none of them may be counted on */
+    if (floor > o->floor)
+        o->floor = floor;
+    record_open(c, token);
+    c->_resume->holding = 1;
+    if (!ag_conn_can_replay(c, last_seq))
+        return AG_ENOENT;
+    s->stats.resumes++;
+    ag_debug("conn", c->id, "taken over from %llu of %llu via %s", (unsigned long long)last_seq, (unsigned long long)o->seq,
+             c->transport_name);
+    ag_outbox_since(o, last_seq, replay_one, c);
     return AG_OK;
 }
 
@@ -685,7 +854,13 @@ void ag_conn_away_dispose(ag_server_t *s)
         h2o_timeout_unlink(e);
         e->cb(e);
     }
-    if (ag_server_timeout_dispose(s, &s->away->window) == 0 && ag_server_timeout_dispose(s, &s->away->now) == 0) {
+    if (h2o_timeout_is_linked(&s->away->touch_entry))
+        h2o_timeout_unlink(&s->away->touch_entry);
+    if (h2o_linklist_is_empty(&s->away->window._entries) && h2o_linklist_is_empty(&s->away->now._entries)) {
+        if (s->store->ops->rconn_touch != NULL)
+            ag_server_timeout_dispose(s, &s->away->touch);
+        ag_server_timeout_dispose(s, &s->away->window);
+        ag_server_timeout_dispose(s, &s->away->now);
         free(s->away);
         s->away = NULL;
     }
@@ -802,4 +977,25 @@ void ag_conn_close(ag_conn_t *c, const ag_disconnect_t *why)
         r->expiry.cb = on_deferred_release;
         h2o_timeout_link(c->server->loop, &c->server->away->now, &r->expiry);
     }
+}
+
+void ag_conn_hold_end(ag_conn_t *c, ag_frame_t **first, size_t n, ag_frame_t *then)
+{
+    resume_t *r = c->_resume;
+    if (r == NULL || !r->holding)
+        return;
+    r->holding = 0;
+    ag_frame_t **held = r->held;
+    size_t n_held = r->n_held;
+    r->held = NULL;
+    r->n_held = 0;
+    for (size_t i = 0; i < n; i++)
+        ag_conn_send_unnumbered(c, first[i]);
+    if (then != NULL)
+        ag_conn_send_unnumbered(c, then);
+    for (size_t i = 0; i < n_held; i++) {
+        ag_conn_send_unnumbered(c, held[i]);
+        ag_frame_release(held[i]);
+    }
+    free(held);
 }

@@ -227,6 +227,21 @@ static inline int ag_conn_is_resumable(const ag_conn_t *c)
 {
     return c->_resume != NULL;
 }
+/* c (a fresh connection: no rooms, nothing in flight, not resumable) becomes resumable connection id, taken over from a
+ * node that died (README "Resume"): rec is its record in the store (store.h rconn_claim), token its client's (the
+ * caller checked it against the record's hash). Its numbered frames after last_seq are queued. AG_OK; AG_ENOENT when
+ * a frame after last_seq is no longer kept (c is id now, resumable: the caller ends it); AG_EINVAL when c cannot (id
+ * in use here, c not fresh, resume off). */
+int ag_conn_adopt(ag_conn_t *c, const char *id, const char *token, const json_t *rec, uint64_t last_seq);
+/* A connection taken over holds what it is sent unnumbered (the live lines of the rooms it joined again) from
+ * ag_conn_adopt on, until this: first[0..n) (the lines it missed), then `then` (the resume's answer; may be NULL), then what
+ * it held, in order. Frames borrowed. */
+void ag_conn_hold_end(ag_conn_t *c, ag_frame_t **first, size_t n, ag_frame_t *then);
+/* The SHA-256 of token, in hex: what the store keeps of it. */
+void ag_conn_token_hash(const char *token, char out[2 * 32 + 1]);
+/* Notes in the store's record of resumable c (when the store keeps records) that c joined room where its history stood at
+ * (epoch, since); epoch NULL: it left. */
+void ag_conn_record_room(ag_conn_t *c, const char *room, const char *epoch, uint64_t since);
 /* 1 while c is away (resumable, without a carrier). */
 int ag_conn_is_away(const ag_conn_t *c);
 /* The resumable connection id whose token is token (compared in constant time), or NULL: an unknown id and a wrong

@@ -118,17 +118,19 @@ const ag_outbox_entry_t *ag_outbox_at(const ag_outbox_t *o, size_t i)
     return &o->ring[(o->head + i) % o->cap];
 }
 
-int ag_outbox_put(ag_outbox_t *o, uint64_t seq, ag_frame_t *f, const char *message_id)
+int ag_outbox_keep(ag_outbox_t *o, uint64_t seq, ag_frame_t *f, const char *message_id)
 {
-    if (seq <= o->seq || seq <= o->floor)
+    if (seq <= o->seq)
         return AG_EINVAL;
-    char *mid = message_id != NULL ? strdup(message_id) : NULL;
-    if (message_id != NULL && mid == NULL)
-        return AG_ENOMEM;
+    if (seq > o->seq + 1)
+        o->floor = seq - 1; /* a gap is a frame no resume may count on */
+    o->seq = seq;
     while (o->n != 0 && (o->n == o->max_frames || o->bytes + f->len > o->max_bytes))
         drop_oldest(o);
-    if (reserve(o) != AG_OK) {
+    char *mid = message_id != NULL ? strdup(message_id) : NULL;
+    if ((message_id != NULL && mid == NULL) || reserve(o) != AG_OK) {
         free(mid);
+        o->floor = seq;
         return AG_ENOMEM;
     }
     ag_outbox_entry_t *e = &o->ring[(o->head + o->n) % o->cap];
@@ -137,6 +139,5 @@ int ag_outbox_put(ag_outbox_t *o, uint64_t seq, ag_frame_t *f, const char *messa
     e->seq = seq;
     o->n++;
     o->bytes += f->len;
-    o->seq = seq;
     return AG_OK;
 }

@@ -37,15 +37,16 @@ void ag_outbox_dispose(ag_outbox_t *o);
  * and keeps a reference to it with message_id (copied; may be NULL). A frame that is not a JSON object is returned as
  * it is (a new reference), neither numbered nor kept. NULL when out of memory (nothing changed). */
 ag_frame_t *ag_outbox_push(ag_outbox_t *o, ag_frame_t *f, const char *message_id);
+/* Takes frame f (borrowed; a numbered frame, as ag_outbox_push made it, on another node) as number seq with message_id
+ * (copied; may be NULL): seq must be above the last number; the numbers skipped count as dropped. AG_OK or AG_ENOMEM
+ * (then nothing after the last number may be counted on: floor moves to seq), AG_EINVAL (not above the last number).
+ * For a connection taken over from another node, and for a saved outbox put back (graceful restart). */
+int ag_outbox_keep(ag_outbox_t *o, uint64_t seq, ag_frame_t *f, const char *message_id);
 /* Calls cb for every kept frame numbered after `after`, oldest first (frames borrowed for the call). 0, or AG_ENOENT
  * (nothing sent) when one of them was dropped or `after` was never given. */
 int ag_outbox_since(const ag_outbox_t *o, uint64_t after, void (*cb)(ag_frame_t *f, void *data), void *data);
 /* The i-th kept entry, oldest first (i < o->n): borrowed while o is not changed. */
 const ag_outbox_entry_t *ag_outbox_at(const ag_outbox_t *o, size_t i);
-/* Puts back a frame kept before (a saved outbox, README "Resume", graceful restart): f (borrowed; a reference is
- * taken) must carry seq, numbered after every kept one, and message_id (copied; may be NULL) its request. Counted in the
- * bounds like any other (older entries may go). AG_OK, AG_EINVAL (out of order), AG_ENOMEM. */
-int ag_outbox_put(ag_outbox_t *o, uint64_t seq, ag_frame_t *f, const char *message_id);
 /* The kept answer to message_id (borrowed), or NULL. */
 ag_frame_t *ag_outbox_reply_of(const ag_outbox_t *o, const char *message_id);
 

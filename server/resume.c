@@ -20,6 +20,10 @@
 #define R_BUSY "resume must be the first request"
 #define R_ELSEWHERE "the connection is on another worker"
 
+/* A resume of a connection no node here holds: taken over from the store when its node died (below). 1 when started (it
+ * answers), 0 when the store keeps no records. */
+static int takeover(ag_conn_t *c, const char *id, const char *token, uint64_t seq, const json_t *offsets, const json_t *message_id);
+
 static void answer(ag_conn_t *c, json_t *reply)
 {
     ag_frame_t *f = reply != NULL ? ag_frame_from_json(reply) : NULL;
@@ -114,6 +118,10 @@ void ag__resume_verb(ag_conn_t *c, json_t *rest, const json_t *message_id)
                          ? ag_conn_find_resumable(c->server, json_string_value(id), json_string_value(token))
                          : NULL;
     json_int_t last = json_is_integer(seq) ? json_integer_value(seq) : -1;
+    if (old == NULL && last >= 0 && json_is_string(id) && json_is_string(token) &&
+        !ag_conn_token_elsewhere(c->server, json_string_value(token)) &&
+        takeover(c, json_string_value(id), json_string_value(token), (uint64_t)last, json_object_get(rest, "offsets"), message_id))
+        return;
     if (old == NULL || last < 0) {
         /* The away connection, if any, stays where it is (a connection does not move between loops) and ends when its
          * window does: this one starts afresh, as after any refusal. */
@@ -236,4 +244,246 @@ int ag__resume_seen(ag_conn_t *c, const json_t *msg)
         seen = json_equal(r->message_id, (json_t *)mid);
     free(key);
     return seen;
+}
+
+/* --- taking over a connection whose node died (README "Resume"): its record in the store --- */
+
+typedef struct {
+    ag_conn_t *carrier; /* a reference */
+    char id[48];
+    char token[AG_RESUME_TOKEN_LEN + 1];
+    uint64_t seq;
+    json_t *offsets; /* the client's, or NULL */
+    json_t *message_id;
+    json_t *rec; /* the claimed record */
+    size_t pending;
+    const char *reason;
+} takeover_t;
+
+static void takeover_free(takeover_t *t)
+{
+    ag_conn_release(t->carrier);
+    json_decref(t->offsets);
+    json_decref(t->message_id);
+    json_decref(t->rec);
+    free(t);
+}
+
+static uint64_t hex64(const char *e)
+{
+    return e != NULL ? strtoull(e, NULL, 16) : 0;
+}
+
+/* Where a room's replay starts: where the history stood at the join, or the client's later offset. */
+static uint64_t replay_from(const takeover_t *t, const char *room, const json_t *at)
+{
+    uint64_t after = (uint64_t)json_integer_value(json_array_get(at, 1));
+    json_t *o = json_object_get(t->offsets, room);
+    if (json_is_integer(o) && json_integer_value(o) > 0 && (uint64_t)json_integer_value(o) > after)
+        after = (uint64_t)json_integer_value(o);
+    return after;
+}
+
+/* Refused for good: the record is this node's now, and goes; the carrier starts afresh. */
+static void takeover_refuse(takeover_t *t, const char *reason)
+{
+    ag_store_t *st = t->carrier->server->store;
+    if (t->rec != NULL && st->ops->rconn_del != NULL)
+        st->ops->rconn_del(st, t->id);
+    if (!ag_conn_is_closed(t->carrier))
+        answer_resumable(t->carrier, t->message_id, reason);
+    takeover_free(t);
+}
+
+/* c became the connection but cannot be resumed whole after all: the client is told why, and c ends (the client's next
+ * try finds nothing and starts afresh). */
+static void adopted_fail(ag_conn_t *c, takeover_t *t, const char *reason)
+{
+    char text[128];
+    snprintf(text, sizeof(text), NOT_RESUMED "%s", reason);
+    json_t *data = json_pack("{s:b,s:s}", "resumed", 0, "reason", reason);
+    json_t *reply = ag__verb_reply(text, data, t->message_id);
+    ag_frame_t *f = reply != NULL ? ag_frame_from_json(reply) : NULL;
+    ag_conn_hold_end(c, NULL, 0, f);
+    if (f != NULL)
+        ag_frame_release(f);
+    json_decref(reply);
+    json_decref(data);
+    ag_conn_close(c, &AG_DISCONNECT_TRANSPORT_ERROR);
+}
+
+static void on_taken_replayed(ag_conn_t *c, const char *reason, ag_frame_t **frames, size_t n, void *ud)
+{
+    takeover_t *t = ud;
+    if (ag_conn_is_closed(c)) {
+        /* gone meanwhile: its record stays, for the client's next try */
+    } else if (reason != NULL) {
+        /* the rooms' history moved on between the check and the replay: it cannot be resumed whole */
+        adopted_fail(c, t, AG_RESUME_HISTORY_GONE);
+    } else {
+        json_t *data = json_pack("{s:b,s:s,s:I}", "resumed", 1, "id", c->id, "seq", (json_int_t)t->seq);
+        /* the connection lives here now: the client's next carrier names this node */
+        const char *route = ag_cluster_tag(c->server);
+        if (data != NULL && route != NULL)
+            json_object_set_new(data, "route", json_string(route));
+        json_t *reply = ag__verb_reply(NULL, data, t->message_id);
+        ag_frame_t *f = reply != NULL ? ag_frame_from_json(reply) : NULL;
+        /* what it missed, the answer, then the live lines that came meanwhile (the client drops those it has) */
+        ag_conn_hold_end(c, frames, n, f);
+        if (f != NULL)
+            ag_frame_release(f);
+        json_decref(reply);
+        json_decref(data);
+    }
+    takeover_free(t);
+}
+
+static void on_room_adopted(ag_conn_t *c, const char *err, void *data)
+{
+    takeover_t *t = data;
+    if (err != NULL && t->reason == NULL)
+        t->reason = AG_RESUME_HISTORY_GONE; /* the room is gone */
+    if (--t->pending != 0)
+        return;
+    if (t->reason != NULL || ag_conn_is_closed(c)) {
+        if (!ag_conn_is_closed(c))
+            adopted_fail(c, t, AG_RESUME_HISTORY_GONE);
+        takeover_free(t);
+        return;
+    }
+    ag__rooms_replay(c, t->offsets, on_taken_replayed, t);
+}
+
+static void adopt(takeover_t *t)
+{
+    ag_conn_t *c = t->carrier;
+    if (ag_conn_is_closed(c)) {
+        takeover_free(t);
+        return;
+    }
+    if (!is_fresh(c) || ag_conn_is_resumable(c)) {
+        takeover_refuse(t, R_BUSY);
+        return;
+    }
+    int ret = ag_conn_adopt(c, t->id, t->token, t->rec, t->seq);
+    if (ret == AG_EINVAL) {
+        takeover_refuse(t, R_UNKNOWN);
+        return;
+    }
+    if (ret != AG_OK) {
+        /* c is the connection now, and what its client missed is not all there: it ends, as it would have */
+        adopted_fail(c, t, R_OUTBOX);
+        takeover_free(t);
+        return;
+    }
+    ag_log(AG_LOG_INFO, "resume", c->id, "taken over from node %s", json_string_value(json_object_get(t->rec, "node")));
+    /* its rooms again, in the order it joined them (the record keeps no order: by name), then their lines it missed */
+    json_t *rooms = json_object_get(t->rec, "rooms"), *at;
+    const char *room;
+    t->pending = 1;
+    json_object_foreach(rooms, room, at)
+    {
+        t->pending++;
+        ag__rooms_adopt(c, room, hex64(json_string_value(json_array_get(at, 0))),
+                        (uint64_t)json_integer_value(json_array_get(at, 1)), on_room_adopted, t);
+    }
+    on_room_adopted(c, NULL, t);
+}
+
+typedef struct {
+    takeover_t *t;
+    uint64_t epoch;
+} check_t;
+
+static void checks_done(takeover_t *t)
+{
+    if (--t->pending != 0)
+        return;
+    if (t->reason != NULL)
+        takeover_refuse(t, t->reason);
+    else
+        adopt(t);
+}
+
+static void on_checked(void *data, const char *err, json_t *res)
+{
+    check_t *k = data;
+    takeover_t *t = k->t;
+    const char *e = json_string_value(json_object_get(res, "epoch"));
+    if ((err != NULL || hex64(e) != k->epoch || k->epoch == 0) && t->reason == NULL)
+        t->reason = AG_RESUME_HISTORY_GONE;
+    free(k);
+    checks_done(t);
+}
+
+static void on_claimed(void *data, const char *err, json_t *res)
+{
+    takeover_t *t = data;
+    ag_server_t *s = t->carrier->server;
+    if (err != NULL && strcmp(err, AG_STORE_RCONN_ALIVE) == 0 &&
+        (!json_is_true(json_object_get(res, "routed")) ||
+         ag_cluster_is_unreachable(s, json_string_value(json_object_get(res, "tag")) ?: ""))) {
+        /* Its node refused a forward from here, or its route expired before its heartbeat: dead, most likely, though its
+         * heartbeat is still there. Never taken from a node that may be alive (a slow one would hold it twice): the
+         * carrier ends unanswered, and the client tries again, until the heartbeat expires (redis.nodeTtl) or the node
+         * answers. */
+        if (!ag_conn_is_closed(t->carrier))
+            ag_conn_close(t->carrier, &AG_DISCONNECT_TRANSPORT_ERROR);
+        takeover_free(t);
+        return;
+    }
+    if (err != NULL || !json_is_object(res)) {
+        takeover_refuse(t, R_UNKNOWN);
+        return;
+    }
+    t->rec = json_incref(res);
+    uint64_t seq = (uint64_t)json_integer_value(json_object_get(res, "seq")),
+             floor = (uint64_t)json_integer_value(json_object_get(res, "floor"));
+    if (t->seq > seq || t->seq < floor) {
+        takeover_refuse(t, R_OUTBOX);
+        return;
+    }
+    /* every room's history must still hold what the client missed, in the same life of the room, before c becomes it */
+    json_t *rooms = json_object_get(res, "rooms"), *at;
+    const char *room;
+    t->pending = 1;
+    json_object_foreach(rooms, room, at)
+    {
+        check_t *k = malloc(sizeof(*k));
+        if (k == NULL) {
+            t->reason = "server error";
+            break;
+        }
+        k->t = t;
+        k->epoch = hex64(json_string_value(json_array_get(at, 0)));
+        t->pending++;
+        s->store->ops->history_since(s->store, room, replay_from(t, room, at), on_checked, k);
+    }
+    checks_done(t);
+}
+
+static void claim(takeover_t *t)
+{
+    ag_store_t *st = t->carrier->server->store;
+    char hash[2 * 32 + 1];
+    ag_conn_token_hash(t->token, hash);
+    st->ops->rconn_claim(st, t->id, hash, on_claimed, t);
+}
+
+static int takeover(ag_conn_t *c, const char *id, const char *token, uint64_t seq, const json_t *offsets, const json_t *message_id)
+{
+    ag_store_t *st = c->server->store;
+    if (st->ops->rconn_claim == NULL || strlen(id) >= sizeof(((takeover_t *)0)->id) || strlen(token) != AG_RESUME_TOKEN_LEN)
+        return 0;
+    takeover_t *t = calloc(1, sizeof(*t));
+    if (t == NULL)
+        return 0;
+    t->carrier = ag_conn_addref(c);
+    snprintf(t->id, sizeof(t->id), "%s", id);
+    memcpy(t->token, token, AG_RESUME_TOKEN_LEN + 1);
+    t->seq = seq;
+    t->offsets = json_is_object(offsets) ? json_incref((json_t *)offsets) : NULL;
+    t->message_id = json_incref((json_t *)message_id);
+    claim(t);
+    return 1;
 }

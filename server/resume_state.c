@@ -510,8 +510,8 @@ static int restore_conn(ag_server_t *s, const json_t *j, uint64_t elapsed)
     for (size_t i = 0; ret == AG_OK && i < json_array_size(outbox); i++) {
         const json_t *it = json_array_get(outbox, i), *text = json_array_get(it, 2);
         ag_frame_t *f = ag_frame_create(json_string_value(text), json_string_length(text), 0);
-        ret = f != NULL ? ag_outbox_put(&o, (uint64_t)json_integer_value(json_array_get(it, 0)), f,
-                                        json_string_value(json_array_get(it, 1)))
+        ret = f != NULL ? ag_outbox_keep(&o, (uint64_t)json_integer_value(json_array_get(it, 0)), f,
+                                         json_string_value(json_array_get(it, 1)))
                         : AG_ENOMEM;
         if (f != NULL)
             ag_frame_release(f);

@@ -322,6 +322,7 @@ static void local_remove(ag_room_member_t *m)
     char key[MEMBER_KEY_MAX];
     if (member_key(c, lr->name, key))
         ag_map_del(&s->rooms->memberships, key);
+    ag_conn_record_room(c, lr->name, NULL, 0); /* nothing while it closes: its record goes whole */
     free(m);
     if (lr->n == 0)
         lroom_free(s, lr);
@@ -530,6 +531,8 @@ typedef struct {
     void (*cb)(ag_conn_t *c, const char *err, void *data);
     void *data;
     int in_flight; /* counted in c->joining: until the membership is local (then num_rooms counts it) or the join ends */
+    int adopt;     /* a membership of a connection taken over (ag__rooms_adopt): where its history stood, no announce */
+    uint64_t epoch, since;
     char room[];
 } op_t;
 
@@ -543,6 +546,7 @@ static op_t *op_new(ag_conn_t *c, const char *room, void (*cb)(ag_conn_t *, cons
     op->cb = cb;
     op->data = data;
     op->in_flight = 0;
+    op->adopt = 0;
     memcpy(op->room, room, len + 1);
     return op;
 }
@@ -586,6 +590,7 @@ static void on_join_since(void *data, const char *err, json_t *res)
     if (m != NULL && err == NULL) {
         m->epoch = epoch_of(res);
         m->since = (uint64_t)json_integer_value(json_object_get(res, "last"));
+        ag_conn_record_room(st->c, st->room, json_string_value(json_object_get(res, "epoch")), m->since);
     }
     ag_conn_release(st->c);
     free(st);
@@ -739,8 +744,9 @@ static void join_subscribed(void *data, const char *err, json_t *res)
     ag_conn_t *c = ag_conn_addref(op->c);
     char room[AG_CONFIG_ROOM_NAME_MAX + 1];
     snprintf(room, sizeof(room), "%s", op->room);
+    int adopt = op->adopt;
     op_finish(op, NULL);
-    if (!ag_conn_is_closed(c))
+    if (!ag_conn_is_closed(c) && !adopt)
         announce(c, room, "entered");
     ag_conn_release(c);
 }
@@ -763,7 +769,13 @@ static void join_added(void *data, const char *err, json_t *res)
         /* the membership is local now and num_rooms counts it: waiting for the subscription must not count it twice */
         c->joining--;
         op->in_flight = 0;
-        note_since(c, op->room);
+        ag_room_member_t *m = op->adopt ? member_find(c, op->room) : NULL;
+        if (m != NULL) {
+            m->epoch = op->epoch;
+            m->since = op->since;
+        } else {
+            note_since(c, op->room);
+        }
     }
     if (err == NULL && c->server->store->ops->subscribed != NULL) {
         /* answered once this node hears the room (Redis): a say right after the reply must reach the new member */
@@ -772,9 +784,33 @@ static void join_added(void *data, const char *err, json_t *res)
     }
     char room[AG_CONFIG_ROOM_NAME_MAX + 1];
     snprintf(room, sizeof(room), "%s", op->room);
+    int adopt = op->adopt;
     op_finish(op, err);
-    if (err == NULL)
+    if (err == NULL && !adopt)
         announce(c, room, "entered");
+}
+
+void ag__rooms_adopt(ag_conn_t *c, const char *room, uint64_t epoch, uint64_t since,
+                     void (*cb)(ag_conn_t *c, const char *err, void *data), void *data)
+{
+    op_t *op = ag__room_name_check(c->server, room) == AG_OK && !ag__conn_in_room(c, room) ? op_new(c, room, cb, data) : NULL;
+    json_t *details = op != NULL
+                          ? json_pack("{s:s,s:I,s:s}", "id", c->id, "joinedAt", (json_int_t)ag_now_ms(), "node", c->server->node_id)
+                          : NULL;
+    if (details == NULL) {
+        if (op != NULL)
+            op_finish(op, "out of memory");
+        else if (cb != NULL)
+            cb(c, "bad room", data);
+        return;
+    }
+    op->adopt = 1;
+    op->epoch = epoch;
+    op->since = since;
+    c->joining++;
+    op->in_flight = 1;
+    c->server->store->ops->member_add(c->server->store, op->room, c->id, details, join_added, op);
+    json_decref(details);
 }
 
 static void join_exists(void *data, const char *err, json_t *res)

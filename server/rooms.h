@@ -69,6 +69,10 @@ typedef void (*ag__rooms_replay_cb)(ag_conn_t *c, const char *reason, ag_frame_t
  * offset, borrowed for the call; a room missing there: from where c joined it). cb runs once, maybe before this
  * returns. */
 void ag__rooms_replay(ag_conn_t *c, const json_t *offsets, ag__rooms_replay_cb cb, void *ud);
+/* Makes c (a connection taken over, ag_conn_adopt) a member of room again, as it was on the node that died: no join
+ * hook, no announcement, its history from (epoch, since). cb(c, err, data) once the membership is in effect. */
+void ag__rooms_adopt(ag_conn_t *c, const char *room, uint64_t epoch, uint64_t since,
+                     void (*cb)(ag_conn_t *c, const char *err, void *data), void *data);
 /* The rooms of c in join order: for (const ag_room_member_t *m = c->rooms_first; m != NULL; m = ag__room_next(m)). */
 const ag_room_member_t *ag__room_next(const ag_room_member_t *m);
 /* The room's name, borrowed while the membership lasts. */

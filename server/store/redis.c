@@ -11,6 +11,7 @@
  *   P nodes                  SET   node ids that registered
  *   P node:<id>              STRING "<sid tag> <host:port>", PX redis.nodeTtl: the node's heartbeat
  *   P route:<sid tag>        HASH  address ("host:port"), token; PEXPIRE redis.nodeTtl: the registry (node_register)
+ *   P hist:<room>, P histlines:<room>   the room's history, for resume (redis_history.c)
  * Channels: P<channel> for the session layer's channels; P_ctl for the stores themselves (room deletions);
  * P_<name> (reserved, e.g. P_cluster) for the node layer (on_node_event).
  *
@@ -54,10 +55,12 @@ static const char LUA_MEMBER_DEL[] = LUA_NODE_OF "local d = redis.call('HGET', K
                                                  "redis.call('SREM', ARGV[3] .. 'nodemembers:' .. node_of(d, ARGV[4]), "
                                                  "ARGV[1] .. ' ' .. ARGV[2]) return 1";
 
-static const char LUA_ROOM_DEL[] = LUA_NODE_OF "if redis.call('SREM', KEYS[1], ARGV[1]) == 0 then return 0 end "
-                                               "local m = redis.call('HGETALL', KEYS[2]) for i = 1, #m, 2 do "
-                                               "redis.call('SREM', ARGV[2] .. 'nodemembers:' .. node_of(m[i + 1], ARGV[3]), "
-                                               "m[i] .. ' ' .. ARGV[1]) end redis.call('DEL', KEYS[2]) return 1";
+static const char LUA_ROOM_DEL[] =
+    LUA_NODE_OF "if redis.call('SREM', KEYS[1], ARGV[1]) == 0 then return 0 end "
+                "local m = redis.call('HGETALL', KEYS[2]) for i = 1, #m, 2 do "
+                "redis.call('SREM', ARGV[2] .. 'nodemembers:' .. node_of(m[i + 1], ARGV[3]), "
+                "m[i] .. ' ' .. ARGV[1]) end redis.call('DEL', KEYS[2], ARGV[2] .. 'hist:' .. ARGV[1], "
+                "ARGV[2] .. 'histlines:' .. ARGV[1]) return 1";
 
 static const char LUA_MEMBERS[] = "if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then return false end "
                                   "return redis.call('HGETALL', KEYS[2])";
@@ -756,6 +759,10 @@ static void on_cmd_state(void *data, int up)
         if (s->down_logged)
             ag_log(AG_LOG_WARN, "redis", NULL, "store available again");
         s->down_logged = 0;
+        if (s->super.ops->history_publish != NULL) {
+            ag__redis_history_up(s);
+            ag__redis_conn_up(s);
+        }
         ag__redis_store_beat(s);
         ag__redis_node_event(s, "_up", "", 0);
     } else if (!s->down_logged) {
@@ -799,29 +806,23 @@ static const ag_store_stats_t *stats(ag_store_t *store)
     return ag_redis_stats(((ag__redis_store_t *)store)->cmd);
 }
 
-static const ag_store_ops_t ops = {.name = "redis",
-                                   .is_up = is_up,
-                                   .stats = stats,
-                                   .destroy = destroy,
-                                   .room_add = room_add,
-                                   .room_del = room_del,
-                                   .room_exists = room_exists,
-                                   .room_list = room_list,
-                                   .member_add = member_add,
-                                   .member_del = member_del,
-                                   .members = members,
-                                   .cache_save = cache_save,
-                                   .cache_load = cache_load,
-                                   .cache_del = cache_del,
-                                   .cache_size = cache_size,
-                                   .publish = publish,
-                                   .subscribe = subscribe,
-                                   .unsubscribe = unsubscribe,
-                                   .subscribed = subscribed,
-                                   .node_register = ag__redis_node_register,
-                                   .node_lookup = ag__redis_node_lookup,
-                                   .node_leave = ag__redis_node_leave,
-                                   .node_list = ag__redis_node_list};
+#define REDIS_OPS                                                                                                                  \
+    .name = "redis", .is_up = is_up, .stats = stats, .destroy = destroy, .room_add = room_add, .room_del = room_del,               \
+    .room_exists = room_exists, .room_list = room_list, .member_add = member_add, .member_del = member_del, .members = members,    \
+    .cache_save = cache_save, .cache_load = cache_load, .cache_del = cache_del, .cache_size = cache_size, .publish = publish,      \
+    .subscribe = subscribe, .unsubscribe = unsubscribe, .subscribed = subscribed, .node_register = ag__redis_node_register,        \
+    .node_lookup = ag__redis_node_lookup, .node_leave = ag__redis_node_leave, .node_list = ag__redis_node_list
+
+static const ag_store_ops_t ops = {REDIS_OPS,
+                                   .history_publish = ag__redis_history_publish,
+                                   .history_since = ag__redis_history_since,
+                                   .rconn_put = ag__redis_rconn_put,
+                                   .rconn_touch = ag__redis_rconn_touch,
+                                   .rconn_del = ag__redis_rconn_del,
+                                   .rconn_claim = ag__redis_rconn_claim};
+/* Compat mode keeps no history: chat goes out as actionhero's envelope, which has no room for an offset, so connections
+ * there are not resumable (the verb answers "resume is off"). */
+static const ag_store_ops_t ops_compat = {REDIS_OPS};
 
 ag_store_t *ag_store_redis_create(h2o_evloop_t *loop, const ag_store_redis_options_t *o, char *errbuf, size_t errlen)
 {
@@ -836,9 +837,9 @@ ag_store_t *ag_store_redis_create(h2o_evloop_t *loop, const ag_store_redis_optio
         snprintf(errbuf, errlen, "out of memory");
         return NULL;
     }
-    s->super.ops = &ops;
-    s->loop = loop;
     int ah = o->actionhero_channel != NULL && o->actionhero_channel[0] != '\0';
+    s->super.ops = ah ? &ops_compat : &ops;
+    s->loop = loop;
     /* actionhero's key names are fixed in its chatRoom initializer */
     s->rooms_key = ah ? strdup("actionhero:chatRoom:rooms") : ag__redis_pkey(s, "rooms", NULL);
     s->members_prefix = ah ? strdup("actionhero:chatRoom:members:") : ag__redis_pkey(s, "members:", NULL);
@@ -891,5 +892,5 @@ ag_store_t *ag_store_redis_create(h2o_evloop_t *loop, const ag_store_redis_optio
 
 ag_redis_t *ag__store_redis_cmd(ag_store_t *store)
 {
-    return store != NULL && store->ops == &ops ? ((ag__redis_store_t *)store)->cmd : NULL;
+    return store != NULL && (store->ops == &ops || store->ops == &ops_compat) ? ((ag__redis_store_t *)store)->cmd : NULL;
 }

@@ -18,12 +18,17 @@ static const char LUA_BEAT[] = "local existed = redis.call('EXISTS', KEYS[1]) "
                                "redis.call('HSET', KEYS[3], 'address', ARGV[4], 'token', ARGV[5]) "
                                "redis.call('PEXPIRE', KEYS[3], ARGV[2]) end return existed";
 
+/* A member is removed only while its details still name the dead node: a connection another node took over (resume)
+ * is a member again under the same id, with its new node, and stays. */
 static const char LUA_REAP[] = "local dead = {} for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do "
                                "if redis.call('EXISTS', ARGV[1] .. 'node:' .. id) == 0 then "
                                "local idx = ARGV[1] .. 'nodemembers:' .. id "
                                "for _, e in ipairs(redis.call('SMEMBERS', idx)) do "
                                "local sp = string.find(e, ' ', 1, true) if sp then "
-                               "redis.call('HDEL', ARGV[2] .. string.sub(e, sp + 1), string.sub(e, 1, sp - 1)) "
+                               "local mk = ARGV[2] .. string.sub(e, sp + 1) local cid = string.sub(e, 1, sp - 1) "
+                               "local d = redis.call('HGET', mk, cid) "
+                               "if d and (string.find(d, '\"node\":\"' .. id .. '\"', 1, true) or "
+                               "string.find(d, '\"host\":\"' .. id .. '\"', 1, true)) then redis.call('HDEL', mk, cid) end "
                                "end end redis.call('DEL', idx) redis.call('SREM', KEYS[1], id) dead[#dead + 1] = id end end "
                                "return dead";
 

@@ -1,6 +1,7 @@
 /*
  * Internals shared by the Redis store's files: server/store/redis.c (the store operations) and
- * server/store/redis_nodes.c (the node registry: heartbeat, routes, dead-node reaper, resync, clean leave). Not for
+ * server/store/redis_nodes.c (the node registry: heartbeat, routes, dead-node reaper, resync, clean leave) and
+ * server/store/redis_history.c (the rooms' history, for resume). Not for
  * other modules.
  */
 #ifndef AG_REDIS_STORE_H
@@ -43,6 +44,21 @@ char *ag__redis_members_key(ag__redis_store_t *s, const char *room);
 /* EVAL script with nkeys keys and nargs args (all NUL-terminated) on the command connection. */
 void ag__redis_eval(ag__redis_store_t *s, ag_redis_reply_cb cb, void *data, const char *script, int nkeys, const char **keys,
                     int nargs, const char **args);
+/* A script run with EVALSHA (its digest computed once); NOSCRIPT makes the command go again once as EVAL. */
+typedef struct st_ag__redis_script_t {
+    const char *src;
+    char sha[41];
+} ag__redis_script_t;
+/* EVALSHA script with nkeys keys, then the args, all nall of them in `all` (lens[i] bytes each, so a payload may hold
+ * any byte; at most 13); cb as ag_redis_command's. */
+void ag__redis_evalsha(ag__redis_store_t *s, ag__redis_script_t *script, ag_redis_reply_cb cb, void *data, int nkeys, int nall,
+                       const char **all, const size_t *lens);
+/* SCRIPT LOAD script on the command connection (sent first when the connection comes up, so that no EVALSHA of it
+ * meets NOSCRIPT and has to be sent again behind later commands). */
+void ag__redis_script_load(ag__redis_store_t *s, ag__redis_script_t *script);
+/* The scripts of redis_history.c and redis_conn.c, loaded when the command connection is up. */
+void ag__redis_history_up(ag__redis_store_t *s);
+void ag__redis_conn_up(ag__redis_store_t *s);
 /* An integer reply's value, or -1. */
 int ag__redis_reply_int(const redisReply *r);
 
@@ -53,6 +69,15 @@ int ag__redis_node_register(ag_store_t *store, const ag_store_node_t *self);
 void ag__redis_node_lookup(ag_store_t *store, const char *tag, ag_store_cb cb, void *data);
 void ag__redis_node_leave(ag_store_t *store);
 void ag__redis_node_list(ag_store_t *store, ag_store_cb cb, void *data);
+/* redis_history.c: the room history's store operations (store.h). */
+void ag__redis_history_publish(ag_store_t *store, const char *room, const char *channel, const char *payload, size_t len,
+                               ag_store_cb cb, void *data);
+void ag__redis_history_since(ag_store_t *store, const char *room, uint64_t after, ag_store_cb cb, void *data);
+/* redis_conn.c: resumable connections' records (store.h rconn_*). */
+void ag__redis_rconn_put(ag_store_t *store, const char *id, const ag_store_rconn_write_t *w);
+void ag__redis_rconn_touch(ag_store_t *store, const char *id, uint64_t ttl_ms);
+void ag__redis_rconn_del(ag_store_t *store, const char *id);
+void ag__redis_rconn_claim(ag_store_t *store, const char *id, const char *token_hash, ag_store_cb cb, void *data);
 /* The node layer's event hook (store.h on_node_event), when set. */
 void ag__redis_node_event(ag__redis_store_t *s, const char *name, const char *payload, size_t len);
 

@@ -20,6 +20,7 @@
 
 typedef struct st_ag_store_t ag_store_t;
 typedef struct st_ag_store_node_t ag_store_node_t;
+typedef struct st_ag_store_rconn_write_t ag_store_rconn_write_t;
 typedef void (*ag_store_cb)(void *data, const char *err, json_t *result);
 /* A message published on a channel this node subscribed to. payload borrowed for the call. */
 typedef void (*ag_store_message_cb)(void *data, const char *channel, const char *payload, size_t len);
@@ -103,6 +104,24 @@ typedef struct st_ag_store_ops_t {
      * already, or why the value was refused (nothing changed). */
     void (*history_dump)(ag_store_t *store, ag_store_cb cb, void *data);
     void (*history_load)(ag_store_t *store, const char *room, const json_t *hist, ag_store_cb cb, void *data);
+    /*
+     * Resumable connections kept in the store (README "Resume", "A node that dies"), so that another node can take one
+     * over when the node holding it died. Optional (NULL: kept by its node only). One record per connection, owned by
+     * one node, expiring ttl_ms after its last write or touch.
+     */
+    /* Applies w to the record of conn id (strings borrowed for the call); nothing happens when another node owns it
+     * (it took the connection over) or, without w->token_hash, when there is no record. Fire and forget. */
+    void (*rconn_put)(ag_store_t *store, const char *id, const ag_store_rconn_write_t *w);
+    /* Keeps the record of conn id for ttl_ms more. Fire and forget. */
+    void (*rconn_touch)(ag_store_t *store, const char *id, uint64_t ttl_ms);
+    /* Removes the record of conn id when this node owns it (the connection ended). Fire and forget. */
+    void (*rconn_del)(ag_store_t *store, const char *id);
+    /* Makes this node the owner of conn id when token_hash matches and its owner is this node or a node that is dead
+     * (its heartbeat expired). result: the record as it was,
+     * {"node", "tag", "seq", "floor", "fingerprint", "frames": [[seq, "messageId" or null, "frame"], ...] in seq order,
+     * "rooms": {room: [epoch (hex), since]}}; null when there is no such record or the token does not match; err
+     * AG_STORE_RCONN_ALIVE (with result {"tag", "routed": its route is registered}) when its owner's heartbeat is alive. */
+    void (*rconn_claim)(ag_store_t *store, const char *id, const char *token_hash, ag_store_cb cb, void *data);
     /* Optional (NULL: always): 1 while the store can be used (Redis connected), for /readyz and metrics. */
     int (*is_up)(ag_store_t *store);
     /* Optional (NULL: no remote commands): the figures of the store's commands so far, for metrics. */
@@ -129,6 +148,24 @@ typedef struct st_ag_store_stats_t {
 /* history_since: what was asked for is no longer kept (or never was) */
 #define AG_STORE_HISTORY_GONE "history gone"
 #define AG_STORE_HISTORY_TAIL UINT64_MAX
+/* rconn_claim: the record's owner is alive */
+#define AG_STORE_RCONN_ALIVE "owner alive"
+
+/* One write to a resumable connection's record (rconn_put): the fields given are set, the others kept. */
+struct st_ag_store_rconn_write_t {
+    uint64_t ttl_ms;
+    const char *token_hash;  /* non-NULL: (re)creates the record, owned by this node */
+    const char *fingerprint; /* with token_hash */
+    /* frame != NULL: numbered frame seq (its messageId or NULL) was sent; frames up to floor are no longer kept */
+    uint64_t seq, floor;
+    const char *frame;
+    size_t frame_len;
+    const char *message_id;
+    /* room != NULL: the connection is in room since the room's history stood at (epoch, since); epoch NULL: it left */
+    const char *room;
+    const char *epoch;
+    uint64_t since;
+};
 
 /* This node as the registry publishes it. */
 struct st_ag_store_node_t {

@@ -1,10 +1,10 @@
 'use strict';
 // Resume (README "Resume"): a client that asked to be resumable and loses its connection comes back as the same
 // connection, with everything addressed to it meanwhile, in order, once, and every request answered once. A proxy cuts
-// the TCP connections mid-stream while chat flows both ways and requests are in flight. The memory store: room history
-// on Redis is the next stage. The suite runs with one worker and, in spec/run, with two (AG_WORKERS=2): a resuming
-// client's new connection then names the worker of the connection it resumes (the route it was given) and is made
-// there, whichever loop accepted it.
+// the TCP connections mid-stream while chat flows both ways and requests are in flight. On the store AG_STORE names
+// (spec/run runs it on the memory store and on Redis, where the rooms' history is Redis's). The suite runs with one
+// worker and, in spec/run, with two (AG_WORKERS=2): a resuming client's new connection then names the worker of the
+// connection it resumes (the route it was given) and is made there, whichever loop accepted it.
 const test = require('node:test');
 const assert = require('node:assert');
 const { startServer } = require('../lib/harness');
@@ -12,7 +12,8 @@ const { connect } = require('../lib/wsclient');
 const { startCutProxy } = require('../lib/cut_proxy');
 const { ResumeClient } = require('../lib/resume_client');
 
-const MEMORY = { redis: { url: '' } };
+// the store AG_STORE names (spec/run runs this file on both)
+const STORE = {};
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // route: the resumable answer's route (several workers): the connection is made on that worker, as a resuming
@@ -32,7 +33,7 @@ async function workerOf(c) {
 
 for (const kind of ['primus', 'websocket', 'polling']) {
   test(`${kind}: cuts mid-stream lose nothing, double nothing, keep the order`, async (t) => {
-    const srv = await startServer({ config: MEMORY });
+    const srv = await startServer({ config: STORE });
     t.after(() => srv.stop());
     const proxy = await startCutProxy(srv.port);
     t.after(() => proxy.close());
@@ -91,7 +92,7 @@ for (const kind of ['primus', 'websocket', 'polling']) {
 }
 
 test('a stolen connection id without its token does not resume; the owner still can', async (t) => {
-  const srv = await startServer({ config: MEMORY });
+  const srv = await startServer({ config: STORE });
   t.after(() => srv.stop());
   const proxy = await startCutProxy(srv.port);
   t.after(() => proxy.close());
@@ -130,7 +131,7 @@ test('a stolen connection id without its token does not resume; the owner still 
 });
 
 test('outside the window: not resumed, a new connection, the old one gone from its room', async (t) => {
-  const srv = await startServer({ config: { ...MEMORY, general: { resumeWindow: 300 } } });
+  const srv = await startServer({ config: { ...STORE, general: { resumeWindow: 300 } } });
   t.after(() => srv.stop());
   const proxy = await startCutProxy(srv.port);
   t.after(() => proxy.close());
@@ -159,7 +160,7 @@ test('outside the window: not resumed, a new connection, the old one gone from i
 });
 
 test('an away connection sent more than its outbox keeps ends: not resumed, and its requests run again', async (t) => {
-  const srv = await startServer({ config: { ...MEMORY, general: { resumeOutboxFrames: 3 } } });
+  const srv = await startServer({ config: { ...STORE, general: { resumeOutboxFrames: 3 } } });
   t.after(() => srv.stop());
   const proxy = await startCutProxy(srv.port);
   t.after(() => proxy.close());
@@ -183,7 +184,7 @@ test('an away connection sent more than its outbox keeps ends: not resumed, and 
 });
 
 test('two workers: a resume that reaches the other worker without the route is refused as such; with it, it resumes', async (t) => {
-  const srv = await startServer({ config: { ...MEMORY, general: { workers: 2 } } });
+  const srv = await startServer({ config: { ...STORE, general: { workers: 2 } } });
   t.after(() => srv.stop());
   const proxy = await startCutProxy(srv.port);
   t.after(() => proxy.close());

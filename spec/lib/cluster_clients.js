@@ -138,7 +138,7 @@ async function cluster(n, extra = {}) {
   const redis = await new Redis().start();
   const nodes = [];
   for (let i = 0; i < n; i++) {
-    nodes.push(await startServer({ config: { general: { id: `node${i}` }, redis: { url: redis.url, nodeTtl: 1 }, ...extra } }));
+    nodes.push(await startServer({ config: { ...extra, general: { id: `node${i}`, ...(extra.general || {}) }, redis: { url: redis.url, nodeTtl: 1 } } }));
   }
   // every node knows every other's route before the first request
   await waitFor(() => redis.cli('--scan', '--pattern', 'actiongate:route:*').split('\n').filter(Boolean).length === n, 5000,

@@ -135,7 +135,7 @@ class ResumeClient {
     this.answered = 0; // resume verbs answered (a carrier cut before its answer came counts in connects only)
     this.stopped = false;
     this.listeners = [];
-    this.maxConnects = 200; // bounded: a test that keeps its node down longer raises it
+    this.maxConnects = 1000; // bounded: a test that keeps its node down longer raises it
     this.firstQuery = ''; // added to the first carrier's /primus URL only (e.g. "?token=..."): a resume needs none
   }
 
@@ -233,6 +233,7 @@ class ResumeClient {
     const d = f.data || {};
     if (d.resumed === true) {
       this.resumed++;
+      if (d.route) this.route = d.route; // taken over by another node: the next carrier goes there
     } else {
       if (d.resumed === false) this.notResumed.push(d.reason);
       // a new connection: numbering starts again, rooms are joined again by the application

@@ -600,6 +600,229 @@ static void test_auth_select(void **state)
     assert_non_null(strstr(err, "redis.url"));
 }
 
+/* --- room history (resume): one script run per publish, lines expiring with the window, a new epoch when Redis lost
+ * its data, and offsets in one publish order whichever node published --- */
+
+static redisContext *raw_connect(void)
+{
+    struct timeval tv = {1, 0};
+    redisContext *c = redisConnectWithTimeout("127.0.0.1", redis.port, tv);
+    assert_true(c != NULL && c->err == 0);
+    return c;
+}
+
+static long long raw_int(redisContext *c, const char *cmd, const char *arg)
+{
+    redisReply *r = redisCommand(c, "%s %s", cmd, arg);
+    assert_non_null(r);
+    long long v = r->type == REDIS_REPLY_INTEGER ? r->integer : -999;
+    freeReplyObject(r);
+    return v;
+}
+
+static void hist_publish(ag_store_t *s, const char *room, const char *line, answer_t *a)
+{
+    char ch[64];
+    snprintf(ch, sizeof(ch), "room:%s", room);
+    s->ops->history_publish(s, room, ch, line, strlen(line), on_answer, a);
+    wait_answer(a);
+}
+
+static void hist_bounds(ag_store_t *s, size_t lines, uint64_t ms)
+{
+    s->history_lines = lines;
+    s->history_bytes = 4096;
+    s->history_ms = ms;
+}
+
+static void test_history_redis(void **state)
+{
+    ag_store_t *s = new_store("hs", 5000, "hs:");
+    hist_bounds(s, 10, 60000);
+    redisContext *c = raw_connect();
+    answer_t a = {0};
+    s->ops->room_add(s, "hr", on_answer, &a);
+    wait_answer(&a);
+    answer_reset(&a);
+
+    /* a Redis without the script (never seen, or flushed) answers NOSCRIPT once: the line still goes, under offset 1 */
+    freeReplyObject(redisCommand(c, "SCRIPT FLUSH"));
+    hist_publish(s, "hr", "cfirst", &a);
+    assert_string_equal(a.err, "");
+    assert_int_equal(json_integer_value(json_object_get(a.result, "offset")), 1);
+    char epoch[32];
+    snprintf(epoch, sizeof(epoch), "%s", json_string_value(json_object_get(a.result, "epoch")));
+    assert_int_equal(strlen(epoch), 16);
+    answer_reset(&a);
+
+    /* one command per publish whatever happens inside */
+    freeReplyObject(redisCommand(c, "CONFIG RESETSTAT"));
+    for (int i = 2; i <= 6; i++) {
+        hist_publish(s, "hr", "cline", &a);
+        assert_int_equal(json_integer_value(json_object_get(a.result, "offset")), i);
+        answer_reset(&a);
+    }
+    assert_int_equal(command_calls(c, "evalsha"), 5);
+    assert_int_equal(command_calls(c, "eval"), 0);
+    assert_int_equal(command_calls(c, "publish"), 5); /* inside the script: one PUBLISH per line */
+
+    /* the lines expire with the window; the room's offsets and epoch live with the room */
+    long long ttl = raw_int(c, "PTTL", "hs:histlines:hr");
+    assert_true(ttl > 0 && ttl <= 60000);
+    assert_int_equal(raw_int(c, "PTTL", "hs:hist:hr"), -1);
+
+    /* Redis loses its data: the room comes back (a node writes its rooms again), its history is another epoch, and an
+     * offset from before is refused */
+    freeReplyObject(redisCommand(c, "FLUSHALL"));
+    s->ops->room_add(s, "hr", on_answer, &a);
+    wait_answer(&a);
+    answer_reset(&a);
+    s->ops->history_since(s, "hr", 3, on_answer, &a);
+    assert_string_equal(wait_answer(&a)->err, AG_STORE_HISTORY_GONE);
+    answer_reset(&a);
+    s->ops->history_since(s, "hr", AG_STORE_HISTORY_TAIL, on_answer, &a);
+    assert_string_equal(wait_answer(&a)->err, "");
+    assert_string_not_equal(json_string_value(json_object_get(a.result, "epoch")), epoch);
+    assert_int_equal(json_integer_value(json_object_get(a.result, "last")), 0);
+    answer_reset(&a);
+
+    /* the age bound: lines older than history_ms are gone, the offset after them still answers */
+    hist_bounds(s, 10, 100);
+    hist_publish(s, "hr", "cold1", &a);
+    answer_reset(&a);
+    hist_publish(s, "hr", "cold2", &a);
+    answer_reset(&a);
+    test_run_for(loop, 250);
+    s->ops->history_since(s, "hr", 1, on_answer, &a);
+    assert_string_equal(wait_answer(&a)->err, AG_STORE_HISTORY_GONE);
+    answer_reset(&a);
+    s->ops->history_since(s, "hr", 2, on_answer, &a);
+    assert_string_equal(wait_answer(&a)->err, "");
+    assert_int_equal(json_array_size(json_object_get(a.result, "items")), 0);
+    answer_reset(&a);
+    /* a deleted room takes its history keys with it */
+    s->ops->room_del(s, "hr", on_answer, &a);
+    wait_answer(&a);
+    answer_reset(&a);
+    assert_int_equal(raw_int(c, "EXISTS", "hs:hist:hr"), 0);
+    redisFree(c);
+    s->ops->destroy(s);
+}
+
+typedef struct {
+    int n;
+    unsigned long long offsets[64];
+} order_t;
+
+static void on_order(void *d, const char *channel, const char *payload, size_t len)
+{
+    order_t *o = d;
+    if (len > 1 && payload[0] == '#' && o->n < 64)
+        o->offsets[o->n++] = strtoull(payload + 1, NULL, 10);
+}
+
+/* Two nodes publishing at once: every line has its own offset, and a third node receives them in offset order. */
+static void test_history_two_nodes(void **state)
+{
+    ag_store_t *a1 = new_store("ha", 5000, "ho:"), *a2 = new_store("hb", 5000, "ho:"), *rx = new_store("hc", 5000, "ho:");
+    hist_bounds(a1, 100, 60000);
+    hist_bounds(a2, 100, 60000);
+    answer_t a = {0};
+    a1->ops->room_add(a1, "two", on_answer, &a);
+    wait_answer(&a);
+    answer_reset(&a);
+    order_t got = {0};
+    rx->on_message = on_order;
+    rx->on_message_data = &got;
+    rx->ops->subscribe(rx, "room:two");
+    int ok = 0;
+    rx->ops->subscribed(rx, on_answer, &a);
+    wait_answer(&a);
+    answer_reset(&a);
+    for (int i = 0; i < 20; i++) {
+        ag_store_t *from = i % 2 == 0 ? a1 : a2;
+        from->ops->history_publish(from, "two", "room:two", "cx", 2, NULL, NULL);
+    }
+    for (int i = 0; i < 300 && got.n < 20; i++)
+        h2o_evloop_run(loop, 10);
+    assert_int_equal(got.n, 20);
+    for (int i = 0; i < 20; i++)
+        ok += got.offsets[i] == (unsigned long long)i + 1;
+    assert_int_equal(ok, 20);
+    a2->ops->history_since(a2, "two", 15, on_answer, &a);
+    assert_int_equal(json_array_size(json_object_get(wait_answer(&a)->result, "items")), 5);
+    answer_reset(&a);
+    rx->on_message = NULL;
+    a1->ops->destroy(a1);
+    a2->ops->destroy(a2);
+    rx->ops->destroy(rx);
+}
+
+/* --- resumable connections' records: written by their owner only, claimed with the token's hash from a dead owner --- */
+
+static void test_rconn_claim(void **state)
+{
+    ag_store_t *owner = new_store("rown", 300, "rc:"), *other = new_store("roth", 300, "rc:");
+    redisContext *c = raw_connect();
+    answer_t a = {0};
+    ag_store_rconn_write_t open = {.ttl_ms = 60000, .token_hash = "aaaa", .fingerprint = "fp1"};
+    owner->ops->rconn_put(owner, "conn1", &open);
+    for (uint64_t n = 1; n <= 4; n++) {
+        char frame[32];
+        snprintf(frame, sizeof(frame), "{\"seq\":%llu}", (unsigned long long)n);
+        ag_store_rconn_write_t w = {.ttl_ms = 60000,
+                                    .seq = n,
+                                    .floor = n > 2 ? n - 2 : 0, /* two kept */
+                                    .frame = frame,
+                                    .frame_len = strlen(frame),
+                                    .message_id = n == 4 ? "m:4" : NULL};
+        owner->ops->rconn_put(owner, "conn1", &w);
+    }
+    ag_store_rconn_write_t room = {.ttl_ms = 60000, .room = "r1", .epoch = "00000000000000ab", .since = 7};
+    owner->ops->rconn_put(owner, "conn1", &room);
+    /* another node cannot write it */
+    ag_store_rconn_write_t foreign = {.ttl_ms = 60000, .room = "r2", .epoch = "01", .since = 1};
+    other->ops->rconn_put(other, "conn1", &foreign);
+    /* a wrong token hash, and a live owner, refuse */
+    other->ops->rconn_claim(other, "conn1", "bbbb", on_answer, &a);
+    assert_string_equal(wait_answer(&a)->err, "");
+    assert_true(json_is_null(a.result));
+    answer_reset(&a);
+    other->ops->rconn_claim(other, "conn1", "aaaa", on_answer, &a);
+    assert_string_equal(wait_answer(&a)->err, AG_STORE_RCONN_ALIVE);
+    answer_reset(&a);
+    long long ttl = raw_int(c, "PTTL", "rc:rconn:conn1");
+    assert_true(ttl > 0 && ttl <= 60000);
+    /* the owner dies: once its heartbeat expired, the record is the claimer's, as it was */
+    owner->ops->destroy(owner);
+    test_run_for(loop, 600);
+    other->ops->rconn_claim(other, "conn1", "aaaa", on_answer, &a);
+    assert_string_equal(wait_answer(&a)->err, "");
+    json_t *r = a.result;
+    assert_int_equal(json_integer_value(json_object_get(r, "seq")), 4);
+    assert_int_equal(json_integer_value(json_object_get(r, "floor")), 2);
+    assert_string_equal(json_string_value(json_object_get(r, "fingerprint")), "fp1");
+    assert_string_equal(json_string_value(json_object_get(r, "node")), "rown");
+    json_t *frames = json_object_get(r, "frames");
+    assert_int_equal(json_array_size(frames), 2);
+    assert_int_equal(json_integer_value(json_array_get(json_array_get(frames, 0), 0)), 3);
+    assert_true(json_is_null(json_array_get(json_array_get(frames, 0), 1)));
+    assert_string_equal(json_string_value(json_array_get(json_array_get(frames, 1), 1)), "m:4");
+    assert_string_equal(json_string_value(json_array_get(json_array_get(frames, 1), 2)), "{\"seq\":4}");
+    json_t *rooms = json_object_get(r, "rooms");
+    assert_int_equal(json_object_size(rooms), 1);
+    assert_string_equal(json_string_value(json_array_get(json_object_get(rooms, "r1"), 0)), "00000000000000ab");
+    assert_int_equal(json_integer_value(json_array_get(json_object_get(rooms, "r1"), 1)), 7);
+    answer_reset(&a);
+    /* the claimer owns it now: it deletes it when the connection ends */
+    other->ops->rconn_del(other, "conn1");
+    other->ops->rconn_claim(other, "conn1", "aaaa", on_answer, &a);
+    assert_true(json_is_null(wait_answer(&a)->result));
+    answer_reset(&a);
+    redisFree(c);
+    other->ops->destroy(other);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -614,6 +837,9 @@ int main(void)
         cmocka_unit_test(test_redis_restart),
         cmocka_unit_test(test_node_registry_expiry),
         cmocka_unit_test(test_cache_size_without_keys),
+        cmocka_unit_test(test_history_redis),
+        cmocka_unit_test(test_history_two_nodes),
+        cmocka_unit_test(test_rconn_claim),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
