@@ -613,19 +613,24 @@ int ag_conn_send(ag_conn_t *c, ag_frame_t *f)
 
 int ag_conn_send_unnumbered(ag_conn_t *c, ag_frame_t *f)
 {
-    if (c->_resume != NULL && c->_resume->away)
-        return ag_conn_is_closed(c) ? AG_ECLOSED : AG_OK;
+    /* holding comes first: an away connection being resumed keeps the live lines that come while its rooms' history
+     * is read (they may be newer than what the store answers) */
     if (c->_resume != NULL && c->_resume->holding && !ag_conn_is_closed(c)) {
         resume_t *r = c->_resume;
         ag_frame_t **n = r->n_held < HELD_MAX ? realloc(r->held, (r->n_held + 1) * sizeof(*n)) : NULL;
         if (n == NULL) {
-            ag_conn_close(c, &AG_DISCONNECT_SLOW);
+            if (r->away)
+                ag_conn_away_end(c, &AG_DISCONNECT_SLOW);
+            else
+                ag_conn_close(c, &AG_DISCONNECT_SLOW);
             return AG_ENOMEM;
         }
         r->held = n;
         r->held[r->n_held++] = ag_frame_addref(f);
         return AG_OK;
     }
+    if (c->_resume != NULL && c->_resume->away)
+        return ag_conn_is_closed(c) ? AG_ECLOSED : AG_OK;
     return queue_frame(c, f);
 }
 
@@ -977,6 +982,12 @@ void ag_conn_close(ag_conn_t *c, const ag_disconnect_t *why)
         r->expiry.cb = on_deferred_release;
         h2o_timeout_link(c->server->loop, &c->server->away->now, &r->expiry);
     }
+}
+
+void ag_conn_hold_begin(ag_conn_t *c)
+{
+    if (c->_resume != NULL)
+        c->_resume->holding = 1;
 }
 
 void ag_conn_hold_end(ag_conn_t *c, ag_frame_t **first, size_t n, ag_frame_t *then)

@@ -233,9 +233,12 @@ static inline int ag_conn_is_resumable(const ag_conn_t *c)
  * a frame after last_seq is no longer kept (c is id now, resumable: the caller ends it); AG_EINVAL when c cannot (id
  * in use here, c not fresh, resume off). */
 int ag_conn_adopt(ag_conn_t *c, const char *id, const char *token, const json_t *rec, uint64_t last_seq);
+/* Resumable c holds what it is sent unnumbered (its rooms' live lines), even while away, until ag_conn_hold_end: a
+ * resume reading its rooms' history must not lose a line published after the store answered and delivered before. */
+void ag_conn_hold_begin(ag_conn_t *c);
 /* A connection taken over holds what it is sent unnumbered (the live lines of the rooms it joined again) from
- * ag_conn_adopt on, until this: first[0..n) (the lines it missed), then `then` (the resume's answer; may be NULL), then what
- * it held, in order. Frames borrowed. */
+ * ag_conn_adopt on (one being resumed here, from ag_conn_hold_begin), until this: first[0..n) (the lines it missed), then `then`
+ * (the resume's answer; may be NULL), then what it held, in order. Frames borrowed. */
 void ag_conn_hold_end(ag_conn_t *c, ag_frame_t **first, size_t n, ag_frame_t *then);
 /* The SHA-256 of token, in hex: what the store keeps of it. */
 void ag_conn_token_hash(const char *token, char out[2 * 32 + 1]);

@@ -69,6 +69,15 @@ static void answer_resumable(ag_conn_t *c, const json_t *message_id, const char 
     json_decref(data);
 }
 
+/* An away connection that can never be resumed now ends as it would have without resume. */
+static void give_up(ag_conn_t *old)
+{
+    if (ag_conn_is_away(old))
+        ag_conn_away_end(old, NULL);
+    else
+        ag_conn_close(old, &AG_DISCONNECT_TRANSPORT_ERROR);
+}
+
 typedef struct {
     ag_conn_t *carrier; /* a reference */
     uint64_t seq;
@@ -80,22 +89,26 @@ static void on_replayed(ag_conn_t *old, const char *reason, ag_frame_t **frames,
     pending_t *p = ud;
     ag_conn_t *carrier = p->carrier;
     if (ag_conn_is_closed(carrier)) {
-        /* gone meanwhile: the away connection waits on */
+        /* gone meanwhile: the away connection waits on (what it held goes: its rooms' history has it) */
+        ag_conn_hold_end(old, NULL, 0, NULL);
     } else if (reason == NULL && (ag_conn_is_closed(old) || old == carrier || !is_fresh(carrier))) {
+        ag_conn_hold_end(old, NULL, 0, NULL);
         answer_resumable(carrier, p->message_id, ag_conn_is_closed(old) ? R_UNKNOWN : R_BUSY);
     } else if (reason != NULL || ag_conn_resume(old, carrier, p->seq) != AG_OK) {
         /* it can never be resumed now: it ends as it would have without resume */
-        if (ag_conn_is_away(old))
-            ag_conn_away_end(old, NULL);
-        else
-            ag_conn_close(old, &AG_DISCONNECT_TRANSPORT_ERROR);
+        ag_conn_hold_end(old, NULL, 0, NULL);
+        give_up(old);
         answer_resumable(carrier, p->message_id, reason != NULL ? reason : R_OUTBOX);
     } else {
-        /* old carries on, on carrier's transport: what it missed first, then the answer */
-        for (size_t i = 0; i < n; i++)
-            ag_conn_send_unnumbered(old, frames[i]);
+        /* old carries on, on carrier's transport: what it missed first, then the answer, then the live lines that came
+         * while the history was read (the client drops those it already has, by offset) */
         json_t *data = json_pack("{s:b,s:s,s:I}", "resumed", 1, "id", old->id, "seq", (json_int_t)p->seq);
-        answer(old, ag__verb_reply(NULL, data, p->message_id));
+        json_t *reply = ag__verb_reply(NULL, data, p->message_id);
+        ag_frame_t *f = reply != NULL ? ag_frame_from_json(reply) : NULL;
+        ag_conn_hold_end(old, frames, n, f);
+        if (f != NULL)
+            ag_frame_release(f);
+        json_decref(reply);
         json_decref(data);
     }
     ag_conn_release(carrier);
@@ -146,6 +159,7 @@ void ag__resume_verb(ag_conn_t *c, json_t *rest, const json_t *message_id)
     p->seq = (uint64_t)last;
     p->message_id = json_incref((json_t *)message_id);
     json_t *offsets = json_object_get(rest, "offsets");
+    ag_conn_hold_begin(old);
     ag__rooms_replay(old, json_is_object(offsets) ? offsets : NULL, on_replayed, p);
 }
 
@@ -156,29 +170,23 @@ typedef struct {
     void *ud;
 } take_over_t;
 
-/* An away connection that can never be resumed now ends as it would have without resume. */
-static void give_up(ag_conn_t *old)
-{
-    if (ag_conn_is_away(old))
-        ag_conn_away_end(old, NULL);
-    else
-        ag_conn_close(old, &AG_DISCONNECT_TRANSPORT_ERROR);
-}
-
 static void on_taken_over(ag_conn_t *old, const char *reason, ag_frame_t **frames, size_t n, void *ud)
 {
     take_over_t *t = ud;
     ag_conn_t *carrier = t->carrier;
     if (ag_conn_is_closed(carrier)) {
         /* gone meanwhile: nobody waits for the answer, and the away connection waits on */
+        ag_conn_hold_end(old, NULL, 0, NULL);
     } else if (reason == NULL && (ag_conn_is_closed(old) || old == carrier || !is_fresh(carrier))) {
+        ag_conn_hold_end(old, NULL, 0, NULL);
         t->done(carrier, NULL, ag_conn_is_closed(old) ? R_UNKNOWN : R_BUSY, t->ud);
     } else if (reason != NULL || ag_conn_resume(old, carrier, t->seq) != AG_OK) {
+        ag_conn_hold_end(old, NULL, 0, NULL);
         give_up(old);
         t->done(carrier, NULL, reason != NULL ? reason : R_OUTBOX, t->ud);
     } else {
-        for (size_t i = 0; i < n; i++)
-            ag_conn_send_unnumbered(old, frames[i]);
+        /* what it missed, then the live lines that came while the history was read */
+        ag_conn_hold_end(old, frames, n, NULL);
         t->done(carrier, old, NULL, t->ud);
     }
     ag_conn_release(carrier);
@@ -211,6 +219,7 @@ void ag__resume_take_over(ag_conn_t *carrier, const char *id, const char *token,
     t->seq = last_seq;
     t->done = done;
     t->ud = ud;
+    ag_conn_hold_begin(old);
     ag__rooms_replay(old, offsets, on_taken_over, t);
 }
 

@@ -4,6 +4,15 @@
 //   const p = await startCutProxy(serverPort);  p.port, p.cut() -> number of connections cut, p.cuts, await p.close()
 const net = require('node:net');
 
+// A reset (RST) where one can be made. Not on a socket whose end was already asked (pipe() ends one side when the
+// other ends): node cannot reset a socket with a pending shutdown, and its handle would then never close, which
+// leaves the process spinning at exit; nor on one still connecting. Those are destroyed (a FIN, or nothing sent).
+function drop(s) {
+  if (s.destroyed) return;
+  if (s.connecting || s.writableEnded) s.destroy();
+  else s.resetAndDestroy();
+}
+
 function startCutProxy(upstreamPort) {
   const pairs = new Set();
   const server = net.createServer((down) => {
@@ -32,8 +41,8 @@ function startCutProxy(upstreamPort) {
       for (const p of [...pairs]) {
         pairs.delete(p);
         // a reset on both sides: nothing buffered is delivered any more
-        p.down.resetAndDestroy();
-        p.up.resetAndDestroy();
+        drop(p.down);
+        drop(p.up);
       }
       if (n > 0) proxy.cuts++;
       return n;
