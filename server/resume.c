@@ -84,34 +84,47 @@ typedef struct {
     json_t *message_id;
 } pending_t;
 
+static const char R_GONE[] = "the new connection went meanwhile";
+
+/* The end of a resume's replay (both kinds: the verb, socket.io's CONNECT): old takes carrier's place and gets frames[0..n)
+ * (what it missed in its rooms), then `then` (the answer; may be NULL), then the live lines it held while the history was
+ * read (the client drops those it already has, by offset). NULL when old carries on; else why not: R_GONE (nobody to
+ * answer: the away connection waits on, what it held goes as its rooms' history has it), or the refusal's reason (old
+ * ended when it can never be resumed now, as it would have without resume). */
+static const char *replay_end(ag_conn_t *old, ag_conn_t *carrier, const char *reason, uint64_t seq, ag_frame_t **frames, size_t n,
+                              ag_frame_t *then)
+{
+    if (ag_conn_is_closed(carrier)) {
+        ag_conn_hold_end(old, NULL, 0, NULL);
+        return R_GONE;
+    }
+    if (reason == NULL && (ag_conn_is_closed(old) || old == carrier || !is_fresh(carrier))) {
+        ag_conn_hold_end(old, NULL, 0, NULL);
+        return ag_conn_is_closed(old) ? R_UNKNOWN : R_BUSY;
+    }
+    if (reason != NULL || ag_conn_resume(old, carrier, seq) != AG_OK) {
+        ag_conn_hold_end(old, NULL, 0, NULL);
+        give_up(old);
+        return reason != NULL ? reason : R_OUTBOX;
+    }
+    ag_conn_hold_end(old, frames, n, then);
+    return NULL;
+}
+
 static void on_replayed(ag_conn_t *old, const char *reason, ag_frame_t **frames, size_t n, void *ud)
 {
     pending_t *p = ud;
-    ag_conn_t *carrier = p->carrier;
-    if (ag_conn_is_closed(carrier)) {
-        /* gone meanwhile: the away connection waits on (what it held goes: its rooms' history has it) */
-        ag_conn_hold_end(old, NULL, 0, NULL);
-    } else if (reason == NULL && (ag_conn_is_closed(old) || old == carrier || !is_fresh(carrier))) {
-        ag_conn_hold_end(old, NULL, 0, NULL);
-        answer_resumable(carrier, p->message_id, ag_conn_is_closed(old) ? R_UNKNOWN : R_BUSY);
-    } else if (reason != NULL || ag_conn_resume(old, carrier, p->seq) != AG_OK) {
-        /* it can never be resumed now: it ends as it would have without resume */
-        ag_conn_hold_end(old, NULL, 0, NULL);
-        give_up(old);
-        answer_resumable(carrier, p->message_id, reason != NULL ? reason : R_OUTBOX);
-    } else {
-        /* old carries on, on carrier's transport: what it missed first, then the answer, then the live lines that came
-         * while the history was read (the client drops those it already has, by offset) */
-        json_t *data = json_pack("{s:b,s:s,s:I}", "resumed", 1, "id", old->id, "seq", (json_int_t)p->seq);
-        json_t *reply = ag__verb_reply(NULL, data, p->message_id);
-        ag_frame_t *f = reply != NULL ? ag_frame_from_json(reply) : NULL;
-        ag_conn_hold_end(old, frames, n, f);
-        if (f != NULL)
-            ag_frame_release(f);
-        json_decref(reply);
-        json_decref(data);
-    }
-    ag_conn_release(carrier);
+    json_t *data = json_pack("{s:b,s:s,s:I}", "resumed", 1, "id", old->id, "seq", (json_int_t)p->seq);
+    json_t *reply = ag__verb_reply(NULL, data, p->message_id);
+    ag_frame_t *f = reply != NULL ? ag_frame_from_json(reply) : NULL;
+    const char *why = replay_end(old, p->carrier, reason, p->seq, frames, n, f);
+    if (why != NULL && why != R_GONE)
+        answer_resumable(p->carrier, p->message_id, why);
+    if (f != NULL)
+        ag_frame_release(f);
+    json_decref(reply);
+    json_decref(data);
+    ag_conn_release(p->carrier);
     json_decref(p->message_id);
     free(p);
 }
@@ -173,23 +186,12 @@ typedef struct {
 static void on_taken_over(ag_conn_t *old, const char *reason, ag_frame_t **frames, size_t n, void *ud)
 {
     take_over_t *t = ud;
-    ag_conn_t *carrier = t->carrier;
-    if (ag_conn_is_closed(carrier)) {
-        /* gone meanwhile: nobody waits for the answer, and the away connection waits on */
-        ag_conn_hold_end(old, NULL, 0, NULL);
-    } else if (reason == NULL && (ag_conn_is_closed(old) || old == carrier || !is_fresh(carrier))) {
-        ag_conn_hold_end(old, NULL, 0, NULL);
-        t->done(carrier, NULL, ag_conn_is_closed(old) ? R_UNKNOWN : R_BUSY, t->ud);
-    } else if (reason != NULL || ag_conn_resume(old, carrier, t->seq) != AG_OK) {
-        ag_conn_hold_end(old, NULL, 0, NULL);
-        give_up(old);
-        t->done(carrier, NULL, reason != NULL ? reason : R_OUTBOX, t->ud);
-    } else {
-        /* what it missed, then the live lines that came while the history was read */
-        ag_conn_hold_end(old, frames, n, NULL);
-        t->done(carrier, old, NULL, t->ud);
-    }
-    ag_conn_release(carrier);
+    const char *why = replay_end(old, t->carrier, reason, t->seq, frames, n, NULL);
+    if (why == NULL)
+        t->done(t->carrier, old, NULL, t->ud);
+    else if (why != R_GONE)
+        t->done(t->carrier, NULL, why, t->ud);
+    ag_conn_release(t->carrier);
     free(t);
 }
 
