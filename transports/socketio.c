@@ -636,12 +636,17 @@ static int reemitted(ag_sio_t *sio, ag__sio_state_t *st, int64_t ack)
     snprintf(key, sizeof(key), "%lld", (long long)st->last_mid);
     ag_frame_t *f = ag_conn_reply_of(sio->conn, key);
     ag__sio_pending_t *p = pending_find(st, st->last_mid);
-    if (f != NULL) {
+    if (p != NULL) {
+        /* still to be answered, or answered under an ack id an earlier emit again had (its ACK was lost in a drop, and
+         * the client forgot that id): one entry per request, under the newest ack id, or the stale one would take the
+         * answer and this emit wait forever */
+        p->ack = ack;
+        if (f != NULL)
+            ag_conn_send_unnumbered(sio->conn, f);
+    } else if (f != NULL) {
         if (pending_add(st, st->last_mid, ack, 0, NULL, 0) == NULL)
             return 0;
         ag_conn_send_unnumbered(sio->conn, f);
-    } else if (p != NULL) {
-        p->ack = ack;
     } else {
         return 0;
     }
