@@ -62,6 +62,8 @@ typedef struct st_ag_stats_t {
     size_t conns_away;                         /* resumable connections without a carrier now (README "Resume") */
     uint64_t resumes, resumes_refused;         /* connections resumed, and resume requests answered "not resumed" */
     uint64_t away_expired;                     /* away connections that ended (window over, outbox over its bound) */
+    uint64_t room_lines_fetched;               /* room lines this node missed and read from the room's history */
+    uint64_t room_lines_missed;                /* room lines this node missed that the history no longer held */
     uint64_t disconnects[AG_DISCONNECT_KINDS]; /* by ag_disconnect_kind() */
 } ag_stats_t;
 

@@ -335,6 +335,16 @@ static void render(ag_server_t *s, buf_t *b)
     one(b, "actiongate_sse_resumes_refused_total", "counter",
         "SSE streams that came back too late (Last-Event-ID older than the replay ring): their session ended.",
         (double)st->sse_resumes_refused);
+    one(b, "actiongate_connections_away", "gauge", "Resumable connections waiting for their client to come back.",
+        (double)st->conns_away);
+    one(b, "actiongate_resumes_total", "counter", "Connections resumed.", (double)st->resumes);
+    one(b, "actiongate_resumes_refused_total", "counter", "Resume requests answered \"not resumed\".", (double)st->resumes_refused);
+    one(b, "actiongate_away_expired_total", "counter", "Away connections that ended unresumed.", (double)st->away_expired);
+    one(b, "actiongate_room_lines_fetched_total", "counter",
+        "Room lines this node missed (its store subscription was lost) and read from the room's history.",
+        (double)st->room_lines_fetched);
+    one(b, "actiongate_room_lines_missed_total", "counter", "Room lines this node missed that the room's history no longer held.",
+        (double)st->room_lines_missed);
     render_actions(s->ops, b);
     const ag_upstream_stats_t *up = ag_upstream_stats(s);
     one(b, "actiongate_upstream_calls_total", "counter", "Calls to the app behind the node.", (double)up->calls);

@@ -4,6 +4,7 @@
  */
 #include "rooms.h"
 #include "json.h"
+#include "line_order.h"
 #include "push.h"
 
 #include <stdlib.h>
@@ -24,6 +25,7 @@ struct st_ag_room_member_t {
 struct st_lroom_t {
     ag_room_member_t **members;
     size_t n, cap;
+    ag_line_order_t order; /* the offsets of the lines given out here (line_order.h) */
     char name[];
 };
 
@@ -247,6 +249,7 @@ static void lroom_free(ag_server_t *s, lroom_t *lr)
     channel_of(lr->name, ch);
     s->store->ops->unsubscribe(s->store, ch);
     ag_map_del(&s->rooms->local, lr->name);
+    ag_line_order_dispose(&lr->order);
     free(lr->members);
     free(lr);
 }
@@ -468,6 +471,98 @@ static void on_room_deleted(ag_server_t *s, const char *room)
         local_remove(lr->members[lr->n - 1]);
 }
 
+/* --- lines this node missed (line_order.h): fetched from the room's history, given out in offset order --- */
+
+typedef struct {
+    ag_server_t *s;
+    uint64_t fetch;
+    char room[];
+} fetch_t;
+
+static void dispatch(ag_server_t *s, const char *room, const char *payload, size_t len, uint64_t offset);
+
+static void give_out(ag_server_t *s, const char *room, ag_line_t *lines, uint64_t missed, uint64_t after)
+{
+    if (missed != 0) {
+        s->stats.room_lines_missed += missed;
+        ag_log_limited(AG_LOG_WARN, "rooms", NULL,
+                       "%llu line(s) of %.100s after offset %llu never reached this node and are no longer kept",
+                       (unsigned long long)missed, room, (unsigned long long)after);
+    }
+    for (ag_line_t *l = lines; l != NULL; l = l->next)
+        dispatch(s, room, l->payload, l->len, l->offset);
+    ag_line_list_free(lines);
+}
+
+/* Settles lr's fetch with what was found (items borrowed; NULL: nothing) and gives the lines out. */
+static void settle(ag_server_t *s, lroom_t *lr, const json_t *items)
+{
+    char room[AG_CONFIG_ROOM_NAME_MAX + 1];
+    snprintf(room, sizeof(room), "%s", lr->name);
+    uint64_t after = lr->order.last, missed = 0;
+    size_t before = json_array_size(items);
+    ag_line_t *lines = ag_line_order_settle(&lr->order, items, &missed);
+    s->stats.room_lines_fetched += before;
+    /* giving out may end the room here (a slow consumer closed): lr is not used again */
+    give_out(s, room, lines, missed, after);
+}
+
+static void on_fetched(void *data, const char *err, json_t *res)
+{
+    fetch_t *f = data;
+    lroom_t *lr = ag_map_get(&f->s->rooms->local, f->room);
+    /* the room went meanwhile (what it held went with it), or this fetch was given up */
+    if (lr != NULL && lr->order.fetch == f->fetch) {
+        if (err != NULL && strcmp(err, AG_STORE_HISTORY_GONE) != 0)
+            ag_log_limited(AG_LOG_WARN, "rooms", NULL, "lines of %.100s missed here could not be read: %s", f->room, err);
+        settle(f->s, lr, err == NULL ? json_object_get(res, "items") : NULL);
+    }
+    free(f);
+}
+
+static void fetch_missed(ag_server_t *s, lroom_t *lr)
+{
+    size_t len = strlen(lr->name);
+    fetch_t *f = malloc(sizeof(*f) + len + 1);
+    if (f == NULL) {
+        settle(s, lr, NULL);
+        return;
+    }
+    f->s = s;
+    f->fetch = lr->order.fetch;
+    memcpy(f->room, lr->name, len + 1);
+    s->store->ops->history_since(s->store, lr->name, lr->order.last, on_fetched, f);
+}
+
+/* The store's subscription was made again: lines published meanwhile never came. Each room that saw a line asks its
+ * history for what followed (one command per room with members here). */
+static void on_resubscribed(void *data)
+{
+    ag_server_t *s = data;
+    if (s->store->ops->history_since == NULL)
+        return;
+    const char *k;
+    void *v;
+    for (size_t it = 0; ag_map_next(&s->rooms->local, &it, &k, &v);) {
+        lroom_t *lr = v;
+        if (ag_line_order_begin(&lr->order))
+            fetch_missed(s, lr);
+    }
+}
+
+static void dispatch(ag_server_t *s, const char *room, const char *payload, size_t len, uint64_t offset)
+{
+    switch (payload[0]) {
+    case 'c':
+    case 'p':
+        deliver(s, room, payload[0], payload + 1, len - 1, offset);
+        break;
+    case 'd':
+        on_room_deleted(s, room);
+        break;
+    }
+}
+
 static void on_message(void *data, const char *channel, const char *payload, size_t len)
 {
     ag_server_t *s = data;
@@ -483,6 +578,22 @@ static void on_message(void *data, const char *channel, const char *payload, siz
         offset = strtoull(payload + 1, NULL, 10);
         len -= (size_t)(colon + 1 - payload);
         payload = colon + 1;
+    }
+    lroom_t *lr = offset != 0 && s->store->ops->history_since != NULL ? ag_map_get(&s->rooms->local, room) : NULL;
+    if (lr != NULL) {
+        ag_line_verdict_t v = ag_line_order_take(&lr->order, offset, payload, len);
+        if (v == AG_LINE_FULL) {
+            /* too much waits for the fetch: it is given up (the gap stays), what waits goes out, then this line */
+            settle(s, lr, NULL);
+            lr = ag_map_get(&s->rooms->local, room);
+            v = lr != NULL ? ag_line_order_take(&lr->order, offset, payload, len) : AG_LINE_NOW;
+        }
+        if (v == AG_LINE_HELD || v == AG_LINE_DUP)
+            return;
+        if (v == AG_LINE_FETCH) {
+            fetch_missed(s, lr);
+            return;
+        }
     }
     switch (payload[0]) {
     case 'c':
@@ -1009,6 +1120,7 @@ int ag__rooms_init(ag_server_t *s, char *errbuf, size_t errlen)
     }
     s->store->on_message = on_message;
     s->store->on_message_data = s;
+    s->store->on_resubscribed = on_resubscribed;
     for (char **r = s->config->general.startingChatRooms; r != NULL && *r != NULL; r++)
         s->store->ops->room_add(s->store, *r, NULL, NULL);
     return AG_OK;

@@ -771,6 +771,27 @@ static void on_cmd_state(void *data, int up)
     }
 }
 
+static void on_resubscribed(void *data)
+{
+    ag__redis_store_t *s = data;
+    if (!s->sub_lost || !ag_redis_is_up(s->sub))
+        return; /* lost again meanwhile: the next reconnect tells */
+    s->sub_lost = 0;
+    if (s->super.on_resubscribed != NULL)
+        s->super.on_resubscribed(s->super.on_message_data);
+}
+
+/* The pub/sub connection: once it is back and every channel is subscribed again, the session layer hears that what was
+ * published meanwhile never came (rooms.c fetches it from the rooms' history). */
+static void on_sub_state(void *data, int up)
+{
+    ag__redis_store_t *s = data;
+    if (!up)
+        s->sub_lost = 1;
+    else if (s->sub_lost)
+        ag_redis_when_subscribed(s->sub, on_resubscribed, s);
+}
+
 /* --- lifecycle --- */
 
 static void destroy(ag_store_t *store)
@@ -869,7 +890,7 @@ ag_store_t *ag_store_redis_create(h2o_evloop_t *loop, const ag_store_redis_optio
                              .on_state = on_cmd_state,
                              .data = s};
     s->cmd = ag_redis_create(&ro);
-    ro.on_state = NULL;
+    ro.on_state = on_sub_state;
     ro.on_message = on_message;
     s->sub = ag_redis_create(&ro);
     char *ctl = ag__redis_pkey(s, "_ctl", NULL);

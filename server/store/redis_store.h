@@ -34,6 +34,7 @@ struct st_ag__redis_store_t {
     ag_map_t local_rooms;   /* room -> (void*)1 */
     ag_map_t subs;          /* channel (unprefixed) -> (void*)1 */
     int down_logged;
+    int sub_lost; /* the pub/sub connection was lost and is not subscribed again yet */
     /* the epoch a room's history gets if a script finds it missing (redis_history.c): a random start drawn once, then
      * the next value at each offer, so no two offers repeat without a syscall per publish */
     uint64_t epoch_next;

@@ -186,6 +186,9 @@ struct st_ag_store_t {
     /* Messages on the session layer's channels (rooms.c). */
     ag_store_message_cb on_message;
     void *on_message_data;
+    /* Optional: the subscriptions were lost and are in effect again (Redis reconnected): what was published meanwhile
+     * never came (called with on_message_data). */
+    void (*on_resubscribed)(void *data);
     /* The node layer's events (server/cluster.c): messages on reserved channels ("_" + name), "_up" (empty payload)
      * each time the store is connected again, "_dead" (payload: the node id) when this node found a node dead. */
     ag_store_message_cb on_node_event;
