@@ -102,8 +102,10 @@ test('the chat page keeps every line, once and in order, both ways, across a SIG
   const KILL_AT = 6;
   const N = 30;
   let killed = false;
+  let saidAway = 0; // lines typed while the page had no connection: they wait in the client's offline queue
   while (pageSaid < N) {
     await say(page, `page ${++pageSaid}`);
+    if (killed && (await page.evaluate(() => window.chatClient.state)) !== 'connected') saidAway++;
     if (pageSaid === KILL_AT) {
       await waitFor(() => heard().length >= KILL_AT - 2 && otherSaid >= 5, 10000, 'lines flowing both ways');
       cl.nodes[victim].kill();
@@ -129,6 +131,7 @@ test('the chat page keeps every line, once and in order, both ways, across a SIG
   await screenshot(page, 'kill-after.png');
 
   assert.deepEqual((await cl.nodes[victim].exitPromise).signal, 'SIGKILL');
+  assert.ok(saidAway >= 1, 'some of the page\'s lines were typed while it was away');
   // what the page shows: every line of the other client once, in order, and its own lines likewise
   assert.deepEqual(await shown(page, 'other'), want('other', otherSaid));
   assert.deepEqual(await shown(page, 'page'), want('page', pageSaid));
