@@ -12,7 +12,8 @@ const { Server } = require('../lib/harness');
 const { launch, screenshot } = require('../lib/browser');
 const { openChat, say, waitLine, waitTransport } = require('./helpers');
 
-const RESUMED = 'resumed: the same connection, nothing missed';
+// what the page shows when it resumed, naming the connection it kept
+const RESUMED = (id) => `resumed as ${id}: the same connection, nothing missed`;
 
 // The page's chat lines of this conversation, in the order it shows them.
 function numbered(page) {
@@ -65,7 +66,7 @@ test('two chat pages keep every line, once and in order, across a graceful resta
   srv = await new Server({ config, port }).start();
   for (const p of [one, two]) {
     // an info line has no sender: waited for by its count (waitLine returns who said a line)
-    await p.waitForFunction((t) => [...document.querySelectorAll('#messages li .body')].some((b) => b.textContent === t), RESUMED,
+    await p.waitForFunction((t) => [...document.querySelectorAll('#messages li .body')].some((b) => b.textContent === t), RESUMED(p.clientId),
       { timeout: 20000 });
     await p.waitForFunction(() => window.chatClient.state === 'connected', null, { timeout: 20000 });
   }
@@ -86,7 +87,7 @@ test('two chat pages keep every line, once and in order, across a graceful resta
     assert.deepEqual(mine, [...mine].sort((x, y) => x - y), `${who}'s lines in the order said`);
   }
   for (const p of [one, two]) {
-    assert.equal(await lineCount(p, RESUMED), 1, 'the page shows that it resumed');
+    assert.equal(await lineCount(p, RESUMED(p.clientId)), 1, 'the page shows that it resumed, under its id');
     assert.equal(await p.evaluate(() => document.body.textContent.indexOf('not resumed')), -1);
     assert.deepEqual(p.consoleLines.filter((l) => /pageerror/.test(l)), []);
   }

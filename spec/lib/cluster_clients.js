@@ -146,11 +146,15 @@ async function cluster(n, extra = {}) {
   return { redis, nodes };
 }
 
+// Stops everything even when a node's stop throws (a sanitizer report, an unclean exit), then throws the first error:
+// a node left running would keep the test process alive for ever.
 async function teardown({ redis, nodes }, ...proxies) {
-  for (const p of proxies) await p.close();
+  const errors = [];
+  for (const p of proxies) await p.close().catch((e) => errors.push(e));
   // a node a test killed on purpose is only checked for sanitizer reports
-  for (const s of nodes) await s.stop(s.exited && s.exited.signal === 'SIGKILL' ? 'SIGKILL' : 'SIGTERM');
+  for (const s of nodes) await s.stop(s.exited && s.exited.signal === 'SIGKILL' ? 'SIGKILL' : 'SIGTERM').catch((e) => errors.push(e));
   await redis.stop();
+  if (errors.length) throw errors[0];
 }
 
 module.exports = { WELCOME, sleep, waitFor, Frames, eio, sse, primus, getJson, cluster, teardown };

@@ -179,8 +179,8 @@
             showState();
             refreshMembers();
         });
-        client.on('resumed', function () {
-            addLine('info', null, 'resumed: the same connection, nothing missed');
+        client.on('resumed', function (e) {
+            addLine('info', null, 'resumed as ' + e.id + ': the same connection, nothing missed');
         });
         client.on('notResumed', function (e) {
             addLine('info', null, 'not resumed (' + e.reason + '): a new connection, rooms joined again');
