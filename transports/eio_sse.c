@@ -14,10 +14,8 @@
  */
 #include "eio.h"
 
-#include <errno.h>
 #include <h2o/http1.h>
 #include <stdio.h>
-#include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
 #include "http.h"
@@ -184,29 +182,6 @@ static void raw_pump(sse_raw_t *r)
     h2o_socket_write(r->sock, &iov, r->out.len != 0 ? 1 : 0, raw_on_written);
 }
 
-/* Appends data to what the stream writes. A plain socket with nothing in flight takes it with one send(2): no buffer,
- * and no completion to come back through the loop for (a fifth of a delivery's instructions went to h2o's write, its
- * callback and the buffer's malloc and free). What the kernel does not take now, or an error, goes through h2o's
- * write, which reports the error from the loop. */
-static void raw_write(sse_raw_t *r, const char *data, size_t len)
-{
-    h2o_socket_t *sock = r->sock;
-    if (sock != NULL && sock->ssl == NULL && r->acc.len == 0 && !h2o_socket_is_writing(sock)) {
-        ssize_t n;
-        while ((n = send(h2o_socket_get_fd(sock), data, len, MSG_NOSIGNAL | MSG_DONTWAIT)) == -1 && errno == EINTR)
-            ;
-        if (n > 0) {
-            r->written += (size_t)n;
-            data += n;
-            len -= (size_t)n;
-        }
-        if (len == 0)
-            return;
-    }
-    if (ag_eio_buf_append(&r->acc, data, len) == AG_OK)
-        raw_pump(r);
-}
-
 static void raw_on_written(h2o_socket_t *sock, const char *err)
 {
     sse_raw_t *r = sock->data;
@@ -353,7 +328,9 @@ static void write_stream(sse_t *x, const char *data, size_t len)
     if (ag__eio_note_backlog(x->super.session, (r != NULL ? r->acc.len : h->acc.len) + len, 0))
         return;
     if (r != NULL) {
-        raw_write(r, data, len);
+        if (ag_eio_buf_append(&r->acc, data, len) != AG_OK)
+            return;
+        raw_pump(r);
     } else {
         ag__eio_held_write(h, data, len);
     }
