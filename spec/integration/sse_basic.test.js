@@ -2,7 +2,8 @@
 // The SSE transport (PROTOCOL.md §5) with the npm `eventsource` client plus POSTs, and raw reads for exact bytes:
 // headers and prelude, the open event, ping/pong, LF and CR framing, keepalive comments, padding, replay after a cut
 // TCP stream (nothing lost, nothing doubled), a newer stream replacing an older one, polling -> sse upgrade, the
-// opt-in advertisement, recycling.
+// opt-in advertisement, recycling; over HTTP/1.x the stream on its own socket: the head, a close-delimited body, a
+// client that sends bytes or closes its side.
 const test = require('node:test');
 const assert = require('node:assert');
 const net = require('node:net');
