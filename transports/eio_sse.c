@@ -8,9 +8,13 @@
  * budget, the rings written to longest ago lose their oldest events first. A reconnect whose Last-Event-ID is older
  * than what its ring still holds cannot be served without a gap: it is answered as for a session that is gone
  * ("Session ID unknown", the session ends) and the client starts a new one; nothing is lost silently.
+ *
+ * Over HTTP/1.x the stream leaves h2o's request once its head is written (sse_raw_t below); over HTTP/2 it stays a
+ * held response (ag__eio_held_t).
  */
 #include "eio.h"
 
+#include <h2o/http1.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,9 +28,31 @@ typedef struct st_sse_event_t {
     char data[];
 } sse_event_t;
 
-typedef struct st_sse_t {
+typedef struct st_sse_t sse_t;
+
+/*
+ * Over HTTP/1.x a stream does not stay on h2o's request: h2o_http1_upgrade writes the response head and hands the
+ * socket over, and h2o frees the request, its pool and its connection (an idle stream then costs its socket, not
+ * ~11 KB of request). The body is close-delimited (no length, no chunks) and written straight on the socket.
+ *
+ * A raw stream owns itself: h2o calls back once the head is written, whatever became of the session meanwhile, and
+ * a stream that was let go still writes what it holds (a close packet) before it closes. It holds a reference on its
+ * session until it is freed, and touches the session only while its transport owns it.
+ */
+typedef struct st_sse_raw_t {
+    sse_t *owner; /* the transport using it; NULL once let go */
+    ag__eio_session_t *session;
+    h2o_socket_t *sock;    /* NULL while h2o writes the head */
+    ag_eio_buf_t acc, out; /* what waits for the socket; what the socket is writing */
+    size_t written;
+    int final;                  /* close once everything is written */
+    h2o_timeout_entry_t linger; /* a stream let go with bytes unwritten is closed after keepaliveMs at the latest */
+} sse_raw_t;
+
+struct st_sse_t {
     ag__eio_transport_t super;
-    ag__eio_held_t *stream; /* the current response, or NULL between reconnects */
+    ag__eio_held_t *stream; /* the current response over HTTP/2, or NULL */
+    sse_raw_t *raw;         /* the current stream over HTTP/1.x, or NULL */
     int closed;
     uint64_t seq;
     sse_event_t **ring; /* the last events written, oldest first from ring_head */
@@ -35,7 +61,7 @@ typedef struct st_sse_t {
     /* the stream's URL carries the sid: an EventSource reconnect comes back to this session, so it may be recycled */
     int recyclable;
     h2o_linklist_t lru; /* in the node's sse_rings while the ring holds events */
-} sse_t;
+};
 
 static void ring_drop_oldest(sse_t *x)
 {
@@ -108,32 +134,210 @@ static void ring_push(sse_t *x, uint64_t id, const char *data, size_t len)
     }
 }
 
+/* --- HTTP/1.x streams on their own socket --- */
+
+static void raw_on_written(h2o_socket_t *sock, const char *err);
+static void stream_dropped(sse_t *x);
+
+static void raw_free(sse_raw_t *r)
+{
+    if (h2o_timeout_is_linked(&r->linger))
+        h2o_timeout_unlink(&r->linger);
+    if (r->sock != NULL)
+        h2o_socket_close(r->sock);
+    ag_eio_buf_dispose(&r->acc);
+    ag_eio_buf_dispose(&r->out);
+    ag__eio_session_t *s = r->session;
+    free(r);
+    ag__eio_session_release(s);
+}
+
+/* The client went away (EOF, an error, bytes it should not send) or the head could not be written. */
+static void raw_dropped(sse_raw_t *r)
+{
+    if (r->sock != NULL)
+        h2o_socket_close(r->sock);
+    r->sock = NULL;
+    sse_t *x = r->owner;
+    if (x != NULL) {
+        r->owner = NULL;
+        x->raw = NULL;
+        stream_dropped(x);
+    }
+    raw_free(r);
+}
+
+/* Starts the next write: what is buffered, or, once let go with nothing left, an empty write whose completion closes
+ * the socket from the loop instead of from inside whoever let the stream go. */
+static void raw_pump(sse_raw_t *r)
+{
+    if (r->sock == NULL || h2o_socket_is_writing(r->sock) || (r->acc.len == 0 && !r->final))
+        return;
+    ag_eio_buf_t tmp = r->out;
+    r->out = r->acc;
+    r->acc = tmp;
+    r->acc.len = 0;
+    r->written += r->out.len;
+    h2o_iovec_t iov = h2o_iovec_init(r->out.base, r->out.len);
+    h2o_socket_write(r->sock, &iov, r->out.len != 0 ? 1 : 0, raw_on_written);
+}
+
+static void raw_on_written(h2o_socket_t *sock, const char *err)
+{
+    sse_raw_t *r = sock->data;
+    if (err != NULL) {
+        raw_dropped(r);
+        return;
+    }
+    if (r->acc.len != 0) {
+        raw_pump(r);
+        return;
+    }
+    if (r->final) {
+        raw_free(r);
+        return;
+    }
+    /* an idle stream keeps no buffers */
+    ag_eio_buf_dispose(&r->out);
+    ag_eio_buf_dispose(&r->acc);
+    if (r->owner != NULL)
+        ag__eio_on_writable(r->session);
+}
+
+/* An EventSource sends nothing after its request: EOF, an error or any byte ends the stream, so a client cannot make
+ * the node keep what it sends. */
+static void raw_on_read(h2o_socket_t *sock, const char *err)
+{
+    if (err == NULL && sock->input->size == 0)
+        return; /* woken by a TLS record not complete yet */
+    raw_dropped(sock->data);
+}
+
+static void raw_on_linger(h2o_timeout_entry_t *entry)
+{
+    raw_free(H2O_STRUCT_FROM_MEMBER(sse_raw_t, linger, entry));
+}
+
+/* A stream let go with bytes unwritten (a client that stopped reading) is closed after keepaliveMs at the latest. */
+static void raw_arm_linger(sse_raw_t *r)
+{
+    if (r->final && r->sock != NULL && !h2o_timeout_is_linked(&r->linger))
+        h2o_timeout_link(r->session->server->loop, &ag__eio_node(r->session->server)->keepalive, &r->linger);
+}
+
+/* h2o wrote the head and freed the request and its connection: the socket is the stream's. */
+static void raw_on_head(void *data, h2o_socket_t *sock, size_t reqsize)
+{
+    sse_raw_t *r = data;
+    if (sock == NULL) {
+        raw_dropped(r);
+        return;
+    }
+    r->sock = sock;
+    sock->data = r;
+    h2o_buffer_consume(&sock->input, reqsize);
+    if (sock->input->size != 0) {
+        raw_dropped(r); /* the client sent more than its request */
+        return;
+    }
+    /* the buffer that held the request goes back; a read takes one only when bytes come */
+    h2o_buffer_dispose(&sock->input);
+    h2o_buffer_init(&sock->input, &h2o_socket_buffer_prototype);
+    h2o_socket_read_start(sock, raw_on_read);
+    raw_arm_linger(r);
+    raw_pump(r);
+}
+
+/* Takes req's connection for x: the head (status and headers already in req->res) is written by h2o; 0 when out of
+ * memory (the caller keeps the stream on the request). */
+static int raw_start(sse_t *x, h2o_req_t *req)
+{
+    sse_raw_t *r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        return 0;
+    r->owner = x;
+    r->session = x->super.session;
+    r->linger.cb = raw_on_linger;
+    x->raw = r;
+    req->res.status = 200;
+    req->res.reason = "OK";
+    /* h2o's head says "Connection: upgrade" (it names no Upgrade header, so it means nothing to a client or a proxy);
+     * the body ends when the socket closes, which this says too */
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONNECTION, NULL, H2O_STRLIT("close"));
+    h2o_http1_upgrade(req, NULL, 0, raw_on_head, r);
+    return 1;
+}
+
+static void raw_let_go(sse_raw_t *r)
+{
+    r->owner = NULL;
+    r->final = 1;
+    raw_arm_linger(r);
+    raw_pump(r);
+}
+
+/* --- the stream, on the request (HTTP/2) or on its socket (HTTP/1.x) --- */
+
+static int has_stream(const sse_t *x)
+{
+    return x->stream != NULL || x->raw != NULL;
+}
+
 static void arm_keepalive(sse_t *x)
 {
     ag__eio_session_t *s = x->super.session;
     if (h2o_timeout_is_linked(&x->keepalive))
         h2o_timeout_unlink(&x->keepalive);
-    if (x->stream != NULL)
+    if (has_stream(x))
         h2o_timeout_link(s->server->loop, &ag__eio_node(s->server)->keepalive, &x->keepalive);
+}
+
+static void end_stream(sse_t *x)
+{
+    ag__eio_held_t *h = x->stream;
+    sse_raw_t *r = x->raw;
+    x->stream = NULL;
+    x->raw = NULL;
+    if (h != NULL)
+        ag__eio_held_finish(h);
+    if (r != NULL)
+        raw_let_go(r);
+    if (h2o_timeout_is_linked(&x->keepalive))
+        h2o_timeout_unlink(&x->keepalive);
+}
+
+/* The current stream is gone under the transport: a dropped probe ends the probe; a dropped current stream waits for
+ * the reconnect (the ping timeout runs). */
+static void stream_dropped(sse_t *x)
+{
+    ag__eio_session_t *s = x->super.session;
+    if (h2o_timeout_is_linked(&x->keepalive))
+        h2o_timeout_unlink(&x->keepalive);
+    if (&x->super == s->probe)
+        ag__eio_transport_gone(s, &x->super, &AG_DISCONNECT_PEER_CLOSED);
 }
 
 static void write_stream(sse_t *x, const char *data, size_t len)
 {
     ag__eio_held_t *h = x->stream;
-    if (h == NULL)
+    sse_raw_t *r = x->raw;
+    if (h == NULL && r == NULL)
         return;
     const ag_config_t *cfg = x->super.session->server->config;
-    /* what the response has not written yet is the consumer's backlog */
-    if (ag__eio_note_backlog(x->super.session, h->acc.len + len, 0))
+    /* what the stream has not written yet is the consumer's backlog */
+    if (ag__eio_note_backlog(x->super.session, (r != NULL ? r->acc.len : h->acc.len) + len, 0))
         return;
-    ag__eio_held_write(h, data, len);
-    arm_keepalive(x);
-    if (x->recyclable && h->written + h->acc.len >= (size_t)cfg->servers.websocket.server.sse.recycleBytes) {
-        /* recycle: end cleanly; EventSource reconnects with Last-Event-ID */
-        x->stream = NULL;
-        ag__eio_held_finish(h);
-        arm_keepalive(x);
+    if (r != NULL) {
+        if (ag_eio_buf_append(&r->acc, data, len) != AG_OK)
+            return;
+        raw_pump(r);
+    } else {
+        ag__eio_held_write(h, data, len);
     }
+    arm_keepalive(x);
+    size_t total = r != NULL ? r->written + r->acc.len : h->written + h->acc.len;
+    if (x->recyclable && total >= (size_t)cfg->servers.websocket.server.sse.recycleBytes)
+        end_stream(x); /* recycle: end cleanly; EventSource reconnects with Last-Event-ID */
 }
 
 /* Writes one event carrying payload, with the next id, into ev, and keeps it for replay. */
@@ -149,7 +353,7 @@ static void emit(sse_t *x, ag_eio_buf_t *ev, const char *payload, size_t len)
 static int sse_writable(ag__eio_transport_t *t)
 {
     sse_t *x = (sse_t *)t;
-    return !x->closed && x->stream != NULL;
+    return !x->closed && has_stream(x);
 }
 
 static void sse_send(ag__eio_transport_t *t, const ag__eio_out_t *pkts, size_t n)
@@ -166,16 +370,6 @@ static void sse_send(ag__eio_transport_t *t, const ag__eio_out_t *pkts, size_t n
     }
     emit(x, ev, b->base, b->len);
     ag__eio_scratch_put(node, b, ev, shared);
-}
-
-static void end_stream(sse_t *x)
-{
-    ag__eio_held_t *h = x->stream;
-    x->stream = NULL;
-    if (h != NULL)
-        ag__eio_held_finish(h);
-    if (h2o_timeout_is_linked(&x->keepalive))
-        h2o_timeout_unlink(&x->keepalive);
 }
 
 static void sse_close(ag__eio_transport_t *t)
@@ -229,11 +423,7 @@ static void stream_dispose(ag__eio_held_t *h, int premature)
     ag__eio_session_t *s = x->super.session;
     if (x->stream == h) {
         x->stream = NULL;
-        if (h2o_timeout_is_linked(&x->keepalive))
-            h2o_timeout_unlink(&x->keepalive);
-        /* a dropped probe ends the probe; a dropped current stream waits for the reconnect (the ping timeout runs) */
-        if (&x->super == s->probe)
-            ag__eio_transport_gone(s, &x->super, &AG_DISCONNECT_PEER_CLOSED);
+        stream_dropped(x);
     }
     ag__eio_session_release(s);
 }
@@ -243,18 +433,20 @@ static void attach(sse_t *x, h2o_req_t *req)
 {
     ag__eio_session_t *s = x->super.session;
     const ag_config_t *cfg = s->server->config;
-    if (x->stream != NULL)
-        end_stream(x); /* a newer stream replaces the older one */
-    ag__eio_session_addref(s);
+    if (has_stream(x))
+        end_stream(x);         /* a newer stream replaces the older one */
+    ag__eio_session_addref(s); /* released when the stream is freed */
     x->recyclable = ag_http_query_param(req, "sid") != NULL;
-    ag__eio_held_t *h = ag__eio_held_create(req, x, stream_proceed, stream_dispose);
     ag__eio_add_common_headers(req);
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("text/event-stream; charset=utf-8"));
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL,
                    H2O_STRLIT("no-cache, no-store, no-transform, must-revalidate, max-age=0"));
     h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-accel-buffering"), 0, NULL, H2O_STRLIT("no"));
-    ag__eio_held_start_stream(h);
-    x->stream = h;
+    if (req->version >= 0x200 || !raw_start(x, req)) {
+        ag__eio_held_t *h = ag__eio_held_create(req, x, stream_proceed, stream_dispose);
+        ag__eio_held_start_stream(h);
+        x->stream = h;
+    }
     ag_eio_buf_t pre = {NULL, 0, 0};
     const char *pad = ag_http_query_param(req, "pad");
     if (pad != NULL && strcmp(pad, "1") == 0) {
@@ -341,7 +533,7 @@ void ag__eio_sse_get(ag__eio_session_t *s, h2o_req_t *req)
         attach(x, req);
         if (resume) {
             s->server->stats.sse_resumes++;
-            for (size_t i = 0; i < x->ring_len && x->stream != NULL; i++) {
+            for (size_t i = 0; i < x->ring_len && has_stream(x); i++) {
                 sse_event_t *e = x->ring[(x->ring_head + i) % x->ring_cap];
                 if (e->id > last) {
                     write_stream(x, e->data, e->len);

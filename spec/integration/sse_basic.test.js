@@ -2,7 +2,8 @@
 // The SSE transport (PROTOCOL.md §5) with the npm `eventsource` client plus POSTs, and raw reads for exact bytes:
 // headers and prelude, the open event, ping/pong, LF and CR framing, keepalive comments, padding, replay after a cut
 // TCP stream (nothing lost, nothing doubled), a newer stream replacing an older one, polling -> sse upgrade, the
-// opt-in advertisement, recycling.
+// opt-in advertisement, recycling; over HTTP/1.x the stream on its own socket: the head, a close-delimited body, a
+// client that sends bytes or closes its side.
 const test = require('node:test');
 const assert = require('node:assert');
 const net = require('node:net');
@@ -98,7 +99,11 @@ test('sse: exact bytes', async (t) => {
   await t.test('binary as b<base64>, UTF-8 intact, replayed after the open event id', async () => {
     const [resumes, replayed] = [await metric(srv, 'actiongate_sse_resumes_total'), await metric(srv, 'actiongate_sse_replayed_events_total')];
     const sid = await sseSession(eio);
+    // written to a stream first (ids 2 and 3), then cut: the reconnect gets them again
+    const first = await sseOpen(eio.url(`transport=sse&sid=${sid}`));
     await eio.post(sid, 'bAQID\x1e4😀', { transport: 'sse' });
+    assert.deepStrictEqual([await first.next(), await first.next()].map((e) => e.id), ['2', '3']);
+    first.destroy();
     const st = await sseOpen(eio.url(`transport=sse&sid=${sid}`), { 'last-event-id': '1' });
     const evs = [await st.next(), await st.next()];
     assert.deepStrictEqual(evs.map((e) => [e.id, e.payload]), [['2', 'bAQID'], ['3', '4😀']]);
@@ -235,11 +240,94 @@ test('sse with the eventsource client', async (t) => {
 
   await t.test('lastEventId in the query replays too', async () => {
     const sid = await sseSession(eio);
+    const first = await sseOpen(eio.url(`transport=sse&sid=${sid}`));
     for (let i = 0; i < 3; i++) await eio.post(sid, `4q${i}`, { transport: 'sse' });
+    assert.deepStrictEqual([await first.next(), await first.next(), await first.next()].map((e) => e.id), ['2', '3', '4']);
+    first.destroy();
     const st = await sseOpen(eio.url(`transport=sse&sid=${sid}&lastEventId=2`));
     const evs = [await st.next(), await st.next()];
     assert.deepStrictEqual(evs.map((e) => e.payload), ['4q1', '4q2']);
     assert.deepStrictEqual(evs.map((e) => e.id), ['3', '4']);
     st.destroy();
+  });
+});
+
+// Over HTTP/1.x the stream is taken off h2o's request (h2o_http1_upgrade): the head says "Connection: upgrade" and
+// "connection: close", the body is close-delimited, the node reads the socket itself, so a client that goes away or
+// sends bytes is seen at once.
+test('sse: the HTTP/1.x stream on its own socket', async (t) => {
+  const srv = await sseServer();
+  t.after(() => srv.stop());
+  const eio = new Eio(srv.url);
+  const port = Number(new URL(srv.url).port);
+
+  // A raw TCP stream: everything the server writes, and whether it closed the connection.
+  function rawStream(path, extra = '') {
+    const sock = net.connect(port, '127.0.0.1');
+    const st = { text: '', closed: false };
+    sock.setEncoding('utf8');
+    sock.on('data', (d) => { st.text += d; });
+    st.ended = new Promise((r) => sock.on('close', () => { st.closed = true; r(); }));
+    sock.on('error', () => {});
+    sock.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n${extra}`);
+    st.sock = sock;
+    st.waitFor = async (re) => {
+      for (let i = 0; i < 200 && !re.test(st.text) && !st.closed; i++) await sleep(10);
+      return re.test(st.text);
+    };
+    return st;
+  }
+  const path = (q) => `/primus/?EIO=4&transport=sse${q}`;
+
+  await t.test('the head: 200, event-stream, no length and no chunks; the body ends with the connection', async () => {
+    const st = rawStream(path(''));
+    assert.ok(await st.waitFor(/\r\n\r\nretry: 2000\n\nid: 1\ndata: 0\{/), st.text);
+    const head = st.text.slice(0, st.text.indexOf('\r\n\r\n')).split('\r\n');
+    assert.strictEqual(head[0], 'HTTP/1.1 200 OK');
+    const names = head.slice(1).map((l) => l.slice(0, l.indexOf(':')).toLowerCase());
+    assert.ok(!names.includes('content-length') && !names.includes('transfer-encoding'), head.join('\n'));
+    const conn = head.slice(1).filter((l) => /^connection:/i.test(l)).map((l) => l.slice(11).trim().toLowerCase());
+    assert.deepStrictEqual(conn, ['upgrade', 'close']);
+    assert.ok(head.includes('content-type: text/event-stream; charset=utf-8'));
+    const sid = JSON.parse(/data: 0(\{.*\})\n/.exec(st.text)[1]).sid;
+    // a newer stream ends this one: the server closes the connection, which is the body's end
+    const b = await sseOpen(eio.url(`transport=sse&sid=${sid}`));
+    await st.ended;
+    assert.ok(st.closed);
+    b.destroy();
+  });
+
+  await t.test('a client that sends bytes on its stream is cut; the session stays for the reconnect', async () => {
+    const st = rawStream(path(''));
+    assert.ok(await st.waitFor(/id: 1\ndata: 0\{.*\}\n\n/), st.text);
+    const sid = JSON.parse(/data: 0(\{.*\})\n/.exec(st.text)[1]).sid;
+    st.sock.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n'.repeat(64));
+    await Promise.race([st.ended, sleep(3000)]);
+    assert.ok(st.closed, 'the server closed the stream');
+    const again = await sseOpen(eio.url(`transport=sse&sid=${sid}`), { 'last-event-id': '1' });
+    await eio.post(sid, '4still here', { transport: 'sse' });
+    assert.strictEqual((await again.next()).payload, '4still here');
+    again.destroy();
+  });
+
+  await t.test('bytes sent along with the request cut the stream too', async () => {
+    const st = rawStream(path(''), 'x'.repeat(100));
+    await Promise.race([st.ended, sleep(3000)]);
+    assert.ok(st.closed, 'the server closed the stream');
+  });
+
+  await t.test('a stream the client closed is seen at once: what follows waits for the reconnect, in one event', async () => {
+    const st = rawStream(path(''));
+    assert.ok(await st.waitFor(/id: 1\ndata: 0\{.*\}\n\n/), st.text);
+    const sid = JSON.parse(/data: 0(\{.*\})\n/.exec(st.text)[1]).sid;
+    // the client's FIN: keepaliveMs is 15 s, so no write finds it; the node's read does, and it closes its side
+    st.sock.end();
+    await Promise.race([st.ended, sleep(3000)]);
+    assert.ok(st.closed, 'the server closed the stream the client had closed');
+    for (let i = 0; i < 3; i++) await eio.post(sid, `4q${i}`, { transport: 'sse' });
+    const again = await sseOpen(eio.url(`transport=sse&sid=${sid}`), { 'last-event-id': '1' });
+    const ev = await again.next();
+    assert.deepStrictEqual([ev.id, ev.payload], ['2', '4q0\x1e4q1\x1e4q2']);
+    again.destroy();
   });
 });

@@ -92,3 +92,85 @@ test('a secure config without certificate files is rejected with FILE:LINE', asy
   assert.strictEqual(err.status, 2);
   assert.match(err.stderr.toString(), new RegExp(`^${f.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:\\d+: servers\\.web\\.secure needs`));
 });
+
+// An engine.io SSE session over TLS: the stream (on its own socket over HTTP/1.1, a held response over h2) carries the
+// open event and then the echo of a POST.
+async function sseOverTls(open, post) {
+  let text = '';
+  const { close, waitFor } = await open((d) => (text += d));
+  try {
+    const seen = (re) => waitFor(() => re.test(text));
+    await seen(/id: 1\ndata: 0\{/);
+    const sid = JSON.parse(/data: 0(\{.*\})\n/.exec(text)[1]).sid;
+    assert.strictEqual(await post(sid, '4over tls'), 'ok');
+    await seen(/data: 4over tls\n\n/);
+  } finally {
+    close();
+  }
+}
+
+function poller(getText) {
+  return async (pred) => {
+    for (let i = 0; i < 300 && !pred(); i++) await new Promise((r) => setTimeout(r, 10));
+    assert.ok(pred(), getText());
+  };
+}
+
+test('TLS: an SSE stream over HTTP/1.1 and over h2', async (t) => {
+  const c = makeCert();
+  t.after(() => fs.rmSync(c.dir, { recursive: true, force: true }));
+  const srv = await startServer({
+    config: { servers: { web: { secure: true, http2: true, certFile: c.cert, keyFile: c.key }, websocket: { server: { echo: true } } } },
+  });
+  t.after(() => srv.stop());
+  const base = `https://127.0.0.1:${srv.port}/primus/?EIO=4&transport=sse`;
+
+  await t.test('HTTP/1.1', async () => {
+    const agent = new https.Agent({ rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] });
+    await sseOverTls(
+      (onData) => new Promise((resolve, reject) => {
+        let text = '';
+        const req = https.get(base, { agent, headers: { accept: 'text/event-stream' } }, (res) => {
+          assert.strictEqual(res.headers['content-type'], 'text/event-stream; charset=utf-8');
+          res.setEncoding('utf8');
+          res.on('data', (d) => { text += d; onData(d); });
+          resolve({ close: () => req.destroy(), waitFor: poller(() => text) });
+        });
+        req.on('error', reject);
+      }),
+      (sid, body) => new Promise((resolve, reject) => {
+        const req = https.request(`${base}&sid=${sid}`, { method: 'POST', agent, headers: { 'content-type': 'text/plain' } }, (res) => {
+          let b = '';
+          res.on('data', (d) => (b += d));
+          res.on('end', () => resolve(b));
+        });
+        req.on('error', reject);
+        req.end(body);
+      }),
+    );
+    agent.destroy();
+  });
+
+  await t.test('h2', async () => {
+    const s = http2.connect(`https://127.0.0.1:${srv.port}`, { rejectUnauthorized: false });
+    t.after(() => s.close());
+    const path = '/primus/?EIO=4&transport=sse';
+    await sseOverTls(
+      (onData) => new Promise((resolve) => {
+        let text = '';
+        const req = s.request({ ':path': path, accept: 'text/event-stream' });
+        req.setEncoding('utf8');
+        req.on('data', (d) => { text += d; onData(d); });
+        req.on('response', () => resolve({ close: () => req.close(), waitFor: poller(() => text) }));
+      }),
+      (sid, body) => new Promise((resolve) => {
+        const req = s.request({ ':path': `${path}&sid=${sid}`, ':method': 'POST', 'content-type': 'text/plain' });
+        let b = '';
+        req.setEncoding('utf8');
+        req.on('data', (d) => (b += d));
+        req.on('end', () => resolve(b));
+        req.end(body);
+      }),
+    );
+  });
+});
