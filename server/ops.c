@@ -335,6 +335,14 @@ static void render(ag_server_t *s, buf_t *b)
     one(b, "actiongate_sse_resumes_refused_total", "counter",
         "SSE streams that came back too late (Last-Event-ID older than the replay ring): their session ended.",
         (double)st->sse_resumes_refused);
+    one(b, "actiongate_ws_io_uring", "gauge",
+        "Workers (1 for each) whose WebSocket writes of a loop iteration go out in io_uring submits.", (double)st->ws_io_uring);
+    one(b, "actiongate_ws_batch_submits_total", "counter", "io_uring submits of batched WebSocket writes.",
+        (double)st->ws_batch_submits);
+    head(b, "actiongate_ws_batch_writes_total", "counter",
+         "WebSocket writes in a batch: sent whole, or with a rest (a full socket, an error) left to the normal write path.");
+    put(b, "actiongate_ws_batch_writes_total{result=\"whole\"} %llu\n", (unsigned long long)st->ws_batch_whole);
+    put(b, "actiongate_ws_batch_writes_total{result=\"rest\"} %llu\n", (unsigned long long)st->ws_batch_rest);
     render_actions(s->ops, b);
     const ag_upstream_stats_t *up = ag_upstream_stats(s);
     one(b, "actiongate_upstream_calls_total", "counter", "Calls to the app behind the node.", (double)up->calls);
