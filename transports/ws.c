@@ -426,15 +426,15 @@ static int batchable(ag_ws_t *ws)
 static void batch_send(struct st_ag_ws_node_t *n, size_t count)
 {
     ag_server_t *s = n->server;
-    for (size_t i = 0; i < count; i++) {
-        ag_ws_t *ws = n->picked[i];
-        ag_batch_send_add(n->ring, h2o_socket_get_fd(ws->conn->sock), ws->_acc.base, ws->_acc.len);
-    }
+    size_t queued = 0;
+    while (queued < count && ag_batch_send_add(n->ring, h2o_socket_get_fd(n->picked[queued]->conn->sock),
+                                               n->picked[queued]->_acc.base, n->picked[queued]->_acc.len) >= 0)
+        queued++;
     ag_batch_send_submit(n->ring, n->results);
     s->stats.ws_batch_submits++;
     for (size_t i = 0; i < count; i++) {
         ag_ws_t *ws = n->picked[i];
-        ssize_t r = n->results[i];
+        ssize_t r = i < queued ? n->results[i] : -EAGAIN; /* (not taken by the ring: sent as before) */
         if (r <= 0) {
             s->stats.ws_batch_rest++; /* a full socket or an error: h2o's write meets it as it would have */
             continue;
