@@ -208,7 +208,7 @@ static void test_errors(void **state)
     assert_int_equal(ag_batch_send_add(b, reset_c, "x", 1), 2);
     assert_int_equal(ag_batch_send_add(b, ok[0], "still", 5), 3);
     ssize_t res[4];
-    assert_int_equal(ag_batch_send_submit(b, res), 4); /* no SIGPIPE either: the test would die of it */
+    assert_int_equal(ag_batch_send_submit(b, res), 4); /* and no SIGPIPE: the test would end of it */
     assert_int_equal(res[0], -EPIPE);
     assert_int_equal(res[1], -EBADF);
     assert_true(res[2] == -ECONNRESET || res[2] == -EPIPE);
@@ -250,7 +250,7 @@ static void test_many_submits(void **state)
 
 int main(void)
 {
-    signal(SIGPIPE, SIG_DFL); /* a send without MSG_NOSIGNAL to a closed peer would end the test */
+    signal(SIGPIPE, SIG_DFL); /* a send to a closed peer that raised SIGPIPE would end the test */
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_create), cmocka_unit_test(test_whole),
                                        cmocka_unit_test(test_full),   cmocka_unit_test(test_partial_and_eagain),
                                        cmocka_unit_test(test_errors), cmocka_unit_test(test_many_submits)};
