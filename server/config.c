@@ -45,6 +45,7 @@ static const ckey_t schema[] = {
     K("general.accessLog", T_STR, general.accessLog),
     K("general.shutdownTimeout", T_INT, general.shutdownTimeout),
     K("general.workers", T_INT, general.workers),
+    K("general.ioUring", T_STR, general.ioUring),
     K("general.maxRoomsPerConnection", T_INT, general.maxRoomsPerConnection),
     K("general.maxRooms", T_INT, general.maxRooms),
     K("general.maxRoomNameLength", T_INT, general.maxRoomNameLength),
@@ -224,6 +225,7 @@ ag_config_t *ag_config_create_default(void)
     c->general.accessLog = strdup("");
     c->general.shutdownTimeout = 5000;
     c->general.workers = 0;
+    c->general.ioUring = strdup("auto");
     c->general.maxRoomsPerConnection = 100;
     c->general.maxRooms = 10000;
     c->general.maxRoomNameLength = 256;
@@ -592,6 +594,10 @@ static int check_bounds(const ag_config_t *c, const char *name, char *errbuf, si
                      name, in_keys[i], in_values[i], queue);
             return -1;
         }
+    }
+    if (strcmp(c->general.ioUring, "auto") != 0 && strcmp(c->general.ioUring, "off") != 0) {
+        snprintf(errbuf, errlen, "%s:1: general.ioUring must be \"auto\" or \"off\"", name);
+        return -1;
     }
     if (strcmp(c->general.logFormat, "text") != 0 && strcmp(c->general.logFormat, "json") != 0) {
         snprintf(errbuf, errlen, "%s:1: general.logFormat must be \"text\" or \"json\"", name);

@@ -35,7 +35,9 @@ typedef struct st_ag_config_t {
         char *logFile;            /* "" = stderr; a file is appended to and opened again on SIGHUP */
         char *accessLog;          /* "" = none; "-" = the log's own stream; else a file (SIGHUP opens it again) */
         int shutdownTimeout;      /* ms to finish pending actions and flush closes, 5000 */
-        int workers; /* event loops (threads) of the process, each a node; 0 = the cores this process may run on, 1..64 */
+        int workers;   /* event loops (threads) of the process, each a node; 0 = the cores this process may run on, 1..64 */
+        char *ioUring; /* "auto": WebSocket writes of one loop iteration go out in one io_uring submit where the kernel
+                          allows it (transports/ws.c, server/batch_send.c); "off": one write each */
 
         /* bounds on rooms (server/rooms.c) */
         int maxRoomsPerConnection; /* rooms one connection may be in (or joining) at once, 100 */

@@ -65,6 +65,10 @@ typedef struct st_ag_stats_t {
     uint64_t room_lines_fetched;               /* room lines this node missed and read from the room's history */
     uint64_t room_lines_missed;                /* room lines this node missed that the history no longer held */
     uint64_t disconnects[AG_DISCONNECT_KINDS]; /* by ag_disconnect_kind() */
+    /* general.ioUring (transports/ws.c): whether WebSocket writes are batched, the submits, and the writes in them that
+     * went out whole or left a rest (or all) to the normal write path */
+    int ws_io_uring;
+    uint64_t ws_batch_submits, ws_batch_whole, ws_batch_rest;
 } ag_stats_t;
 
 struct st_ag_server_t {

@@ -1,5 +1,8 @@
 #include "ws.h"
 
+#include "batch_send.h"
+
+#include <errno.h>
 #include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,11 +17,23 @@
 #define FRAME_BUF 1024
 #define SPARE_MAX 2048 /* 2 MiB at most per node */
 
+/* Sends per io_uring submit: a room of 1,000 takes four submits instead of 1,000 writes; the ring then holds ~24 KiB. */
+#define BATCH_MAX 256
+
 struct st_ag_ws_node_t {
+    ag_server_t *server;
     h2o_timeout_t close_timeout, idle_timeout;
     h2o_timeout_entry_t trim_entry; /* one per node: a burst of hibernations trims the heap once */
     void *spare;                    /* free frame buffers, each holding the next one's address */
     size_t spares;
+    /* general.ioUring: sockets with something to write this loop iteration wait here (ag_ws_t._batch) for one zero
+     * timeout that writes them together */
+    int batching; /* 1: yes (the ring is made at the first batch), -1: off, or the kernel refused io_uring */
+    h2o_linklist_t batch;
+    h2o_timeout_entry_t batch_entry;
+    ag_batch_send_t *ring;
+    ag_ws_t **picked; /* BATCH_MAX each, with the ring */
+    ssize_t *results;
 };
 
 static char *buf_take(ag_server_t *s)
@@ -67,6 +82,8 @@ static const ag_disconnect_t *closed_why(ag_ws_t *ws)
 static void destroy(ag_ws_t *ws)
 {
     unlink_entry(&ws->_flush);
+    if (h2o_linklist_is_linked(&ws->_batch))
+        h2o_linklist_unlink(&ws->_batch);
     unlink_entry(&ws->_close_deadline);
     unlink_entry(&ws->_idle);
     h2o_websocket_conn_t *conn = ws->conn;
@@ -174,7 +191,8 @@ static int can_hibernate(ag_ws_t *ws)
     wslay_event_context_ptr ctx = ws->conn->ws_ctx;
     return sock != NULL && ctx != NULL && !ws->_closing && ws->_hdr_len == 0 && ws->_payload_left == 0 && !ws->_in_msg &&
            !h2o_socket_is_writing(sock) && ws->_acc.len == 0 && sock->input->size == 0 &&
-           wslay_event_get_queued_msg_count(ctx) == 0 && !wslay_event_want_write(ctx) && !h2o_timeout_is_linked(&ws->_flush);
+           wslay_event_get_queued_msg_count(ctx) == 0 && !wslay_event_want_write(ctx) && !h2o_timeout_is_linked(&ws->_flush) &&
+           !h2o_linklist_is_linked(&ws->_batch);
 }
 
 static void on_hibernating_read(h2o_socket_t *sock, const char *err);
@@ -276,6 +294,8 @@ static void flush_now(ag_ws_t *ws)
 {
     h2o_socket_t *sock = ws->conn->sock;
     unlink_entry(&ws->_flush);
+    if (h2o_linklist_is_linked(&ws->_batch))
+        h2o_linklist_unlink(&ws->_batch);
     if (sock == NULL) { /* the 101 is still being written */
         h2o_timeout_link(ws->server->loop, &ws->server->ctx.zero_timeout, &ws->_flush);
         return;
@@ -378,8 +398,112 @@ static void on_flush(h2o_timeout_entry_t *entry)
 
 static void schedule_flush(ag_ws_t *ws)
 {
-    if (!h2o_timeout_is_linked(&ws->_flush))
-        h2o_timeout_link(ws->server->loop, &ws->server->ctx.zero_timeout, &ws->_flush);
+    struct st_ag_ws_node_t *n = ws->server->ws;
+    if (h2o_timeout_is_linked(&ws->_flush) || h2o_linklist_is_linked(&ws->_batch))
+        return;
+    if (n != NULL && n->batching > 0) {
+        h2o_linklist_insert(&n->batch, &ws->_batch);
+        if (!h2o_timeout_is_linked(&n->batch_entry))
+            h2o_timeout_link(ws->server->loop, &ws->server->ctx.zero_timeout, &n->batch_entry);
+        return;
+    }
+    h2o_timeout_link(ws->server->loop, &ws->server->ctx.zero_timeout, &ws->_flush);
+}
+
+/* --- batched writes (general.ioUring) --- */
+
+/* A socket flush_now would write right now, with nothing of h2o's in the way: not TLS (h2o encrypts in its write), no
+ * write in flight (ours or wslay's), something of ours framed. */
+static int batchable(ag_ws_t *ws)
+{
+    h2o_socket_t *sock = ws->conn->sock;
+    return sock != NULL && sock->ssl == NULL && !h2o_socket_is_writing(sock) && ws->_acc.len != 0;
+}
+
+/* Sends the picked sockets' framed data in one submit and takes what each socket took off its buffer, as if an h2o
+ * write had completed; a rest stays framed for flush_now to give to h2o. No callback runs here, so no socket of the
+ * batch can go away before every result is in. */
+static void batch_send(struct st_ag_ws_node_t *n, size_t count)
+{
+    ag_server_t *s = n->server;
+    size_t queued = 0;
+    while (queued < count && ag_batch_send_add(n->ring, h2o_socket_get_fd(n->picked[queued]->conn->sock),
+                                               n->picked[queued]->_acc.base, n->picked[queued]->_acc.len) >= 0)
+        queued++;
+    ag_batch_send_submit(n->ring, n->results);
+    s->stats.ws_batch_submits++;
+    for (size_t i = 0; i < count; i++) {
+        ag_ws_t *ws = n->picked[i];
+        ssize_t r = i < queued ? n->results[i] : -EAGAIN; /* (not taken by the ring: sent as before) */
+        if (r <= 0) {
+            s->stats.ws_batch_rest++; /* a full socket or an error: h2o's write meets it as it would have */
+            continue;
+        }
+        ws->conn->sock->bytes_written += (size_t)r;
+        if ((size_t)r < ws->_acc.len) {
+            s->stats.ws_batch_rest++;
+            memmove(ws->_acc.base, ws->_acc.base + r, ws->_acc.len - (size_t)r);
+            ws->_acc.len -= (size_t)r;
+            continue;
+        }
+        s->stats.ws_batch_whole++;
+        buf_give(s, ws->_acc.base, ws->_acc_cap);
+        ws->_acc = h2o_iovec_init(NULL, 0);
+        ws->_acc_cap = 0;
+        ws->_acc_frames = 0;
+        schedule_idle_check(ws);
+    }
+}
+
+static int batch_ring(struct st_ag_ws_node_t *n)
+{
+    if (n->ring != NULL)
+        return 1;
+    /* made on the loop's own thread: the ring is tied to the thread that submits */
+    n->picked = malloc(BATCH_MAX * sizeof(*n->picked));
+    n->results = malloc(BATCH_MAX * sizeof(*n->results));
+    if (n->picked != NULL && n->results != NULL && (n->ring = ag_batch_send_create(BATCH_MAX)) != NULL) {
+        n->server->stats.ws_io_uring = 1;
+        return 1;
+    }
+    ag_log(AG_LOG_INFO, "ws", NULL, "io_uring is not available (%s): each WebSocket write is its own",
+           n->picked == NULL || n->results == NULL ? "out of memory" : strerror(errno));
+    free(n->picked);
+    free(n->results);
+    n->picked = NULL;
+    n->results = NULL;
+    n->batching = -1;
+    return 0;
+}
+
+/* The node's zero timeout: every socket that was given something to write in this loop iteration. Those h2o would
+ * write at once are sent in submits of BATCH_MAX, then each socket is flushed as before: one that went out whole has
+ * nothing framed left (wslay's control frames, the close, hibernation follow as after a completed write), one with a
+ * rest or behind a write in flight takes h2o's write. A lone socket is not worth a submit. */
+static void on_batch(h2o_timeout_entry_t *entry)
+{
+    struct st_ag_ws_node_t *n = H2O_STRUCT_FROM_MEMBER(struct st_ag_ws_node_t, batch_entry, entry);
+    h2o_linklist_t todo;
+    h2o_linklist_init_anchor(&todo);
+    h2o_linklist_insert_list(&todo, &n->batch);
+    if (todo.next->next != &todo && batch_ring(n)) {
+        size_t count = 0;
+        for (h2o_linklist_t *l = todo.next; l != &todo; l = l->next) {
+            ag_ws_t *ws = H2O_STRUCT_FROM_MEMBER(ag_ws_t, _batch, l);
+            if (!batchable(ws))
+                continue;
+            n->picked[count++] = ws;
+            if (count == BATCH_MAX) {
+                batch_send(n, count);
+                count = 0;
+            }
+        }
+        if (count > 1)
+            batch_send(n, count);
+    }
+    /* a flush may end its socket, and an ending socket may end others: each leaves this list as it goes */
+    while (!h2o_linklist_is_empty(&todo))
+        flush_now(H2O_STRUCT_FROM_MEMBER(ag_ws_t, _batch, todo.next));
 }
 
 static void on_close_deadline(h2o_timeout_entry_t *entry)
@@ -461,6 +585,10 @@ int ag_ws_init(ag_server_t *s)
     h2o_timeout_init(s->loop, &n->close_timeout, CLOSE_DEADLINE_MS);
     h2o_timeout_init(s->loop, &n->idle_timeout, IDLE_CHECK_MS);
     n->trim_entry.cb = on_trim;
+    n->server = s;
+    n->batching = strcmp(s->config->general.ioUring, "off") != 0 ? 1 : -1;
+    h2o_linklist_init_anchor(&n->batch);
+    n->batch_entry.cb = on_batch;
     s->ws = n;
     return 0;
 }
@@ -471,6 +599,18 @@ void ag_ws_dispose(ag_server_t *s)
     if (n == NULL)
         return;
     s->ws = NULL; /* sockets that outlive the node free their buffers themselves */
+    /* sockets waiting for a batch flush on their own timer */
+    while (!h2o_linklist_is_empty(&n->batch)) {
+        ag_ws_t *ws = H2O_STRUCT_FROM_MEMBER(ag_ws_t, _batch, n->batch.next);
+        h2o_linklist_unlink(&ws->_batch);
+        h2o_timeout_link(s->loop, &s->ctx.zero_timeout, &ws->_flush);
+    }
+    unlink_entry(&n->batch_entry);
+    ag_batch_send_destroy(n->ring);
+    free(n->picked);
+    free(n->results);
+    n->ring = NULL;
+    s->stats.ws_io_uring = 0;
     while (n->spare != NULL) {
         void *b = n->spare;
         memcpy(&n->spare, b, sizeof(void *));

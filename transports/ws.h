@@ -13,7 +13,9 @@
  *   and its input buffer, and gets them back when bytes arrive; a new socket that has not spoken yet sleeps as soon as
  *   its greeting is written, so a burst of connections leaves no freed buffers between their long-lived parts;
  * - data frames are framed here and gathered: everything sent to a socket in one loop iteration leaves in one write
- *   (h2o 2.2.5 writes each wslay frame on its own), and a hibernating socket is written without waking it.
+ *   (h2o 2.2.5 writes each wslay frame on its own), and a hibernating socket is written without waking it;
+ * - with general.ioUring, the writes of many sockets in one loop iteration (a room's line to its members) go out in
+ *   one io_uring submit (server/batch_send.h); what a full socket does not take goes to h2o's write as before.
  *
  * Lifetime: on_closed() is the last callback; the ag_ws_t is freed right after it returns.
  */
@@ -50,6 +52,7 @@ struct st_ag_ws_t {
     uint8_t _out_hdr_len;
     size_t _max_message;
     h2o_timeout_entry_t _flush;
+    h2o_linklist_t _batch; /* in the node's list of sockets to write together (general.ioUring), instead of _flush */
     h2o_timeout_entry_t _close_deadline;
     h2o_timeout_entry_t _idle;
     h2o_iovec_t _acc; /* framed data waiting for the socket */

@@ -10,6 +10,9 @@
 //
 // AG_WORKERS sets general.workers for every server whose test does not choose it (default 1: one loop, whatever the
 // machine's cores): AG_WORKERS=2 runs a suite with two event loops per server, where requests land on either loop.
+//
+// AG_IO_URING sets general.ioUring for every server whose test does not choose it ("auto", the binary's default, or
+// "off"): AG_IO_URING=off runs a suite with every WebSocket written on its own, the path a kernel without io_uring takes.
 const { spawn, execFileSync } = require('node:child_process');
 const fs = require('node:fs');
 const net = require('node:net');
@@ -59,6 +62,9 @@ if (STORE !== 'memory' && STORE !== 'redis') throw new Error(`AG_STORE=${STORE}:
 const WORKERS = Number(process.env.AG_WORKERS || 1);
 if (!Number.isInteger(WORKERS) || WORKERS < 1) throw new Error(`AG_WORKERS=${process.env.AG_WORKERS}: a number of workers`);
 
+const IO_URING = process.env.AG_IO_URING || '';
+if (IO_URING !== '' && IO_URING !== 'auto' && IO_URING !== 'off') throw new Error(`AG_IO_URING=${IO_URING}: "auto" or "off"`);
+
 const SANITIZER =
   /(ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:|SUMMARY: UndefinedBehaviorSanitizer|WARNING: ThreadSanitizer)/;
 
@@ -75,7 +81,7 @@ class Server {
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ag-test-'));
     const config = deepMerge(
       {
-        general: { logLevel: 'warn', shutdownTimeout: 2000, workers: WORKERS },
+        general: { logLevel: 'warn', shutdownTimeout: 2000, workers: WORKERS, ...(IO_URING ? { ioUring: IO_URING } : {}) },
         servers: { web: { port, bindIP: '127.0.0.1' } },
       },
       this.opts.config
