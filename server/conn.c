@@ -735,6 +735,17 @@ int ag_conn_adopt(ag_conn_t *c, const char *id, const char *token, const json_t 
     if (floor > o->floor)
         o->floor = floor;
     record_open(c, token);
+    /* the record is this node's now: what it keeps of the frames comes along (a hand-over's holder dropped its record) */
+    for (size_t k = 0; k < o->n && s->store->ops->rconn_put != NULL; k++) {
+        const ag_outbox_entry_t *e = ag_outbox_at(o, k);
+        ag_store_rconn_write_t w = {.ttl_ms = record_ttl(s),
+                                    .seq = e->seq,
+                                    .floor = o->floor,
+                                    .frame = e->frame->data,
+                                    .frame_len = e->frame->len,
+                                    .message_id = e->message_id};
+        s->store->ops->rconn_put(s->store, c->id, &w);
+    }
     c->_resume->holding = 1;
     if (!ag_conn_can_replay(c, last_seq))
         return AG_ENOENT;
@@ -827,6 +838,15 @@ void ag_conn_away_end(ag_conn_t *c, const ag_disconnect_t *why)
     c->_why = why != NULL ? why : c->_resume->why;
     conn_finish(c);
     ag_conn_release(c); /* the away reference */
+}
+
+void ag_conn_hand_over_end(ag_conn_t *c)
+{
+    static const ag_disconnect_t handed = {1000, "handed over", 1};
+    if (!ag_conn_is_away(c))
+        return;
+    c->handed_over = 1;
+    ag_conn_away_end(c, &handed);
 }
 
 void ag_conn_away_end_all(ag_server_t *s)

@@ -771,8 +771,11 @@ static void join_added(void *data, const char *err, json_t *res)
         op->in_flight = 0;
         ag_room_member_t *m = op->adopt ? member_find(c, op->room) : NULL;
         if (m != NULL) {
+            char e[17];
             m->epoch = op->epoch;
             m->since = op->since;
+            snprintf(e, sizeof(e), "%016llx", (unsigned long long)op->epoch);
+            ag_conn_record_room(c, op->room, e, op->since);
         } else {
             note_since(c, op->room);
         }
@@ -908,6 +911,12 @@ void ag__rooms_conn_closed(ag_conn_t *c)
         c->server->store->ops->member_del(c->server->store, room, c->id, NULL, NULL);
         announce(c, room, "left");
     }
+}
+
+void ag__rooms_conn_handed_over(ag_conn_t *c)
+{
+    while (c->rooms_last != NULL)
+        local_remove(c->rooms_last);
 }
 
 /* --- view / say --- */

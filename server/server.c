@@ -34,6 +34,7 @@
 #include "limit.h"
 #include "modules.h"
 #include "ops.h"
+#include "resume.h"
 #include "primus.h"
 #include "push.h"
 #include "resume_state.h"
@@ -266,6 +267,7 @@ static void modules_dispose(ag_server_t *s)
     ag_conn_away_dispose(s);      /* first: they leave their rooms and call the disconnect hooks like any other */
     json_decref(s->resume_saved); /* a stop that was never followed by ag_server_run's save */
     s->resume_saved = NULL;
+    ag__resume_dispose(s);
     ag_backend_dispose(s); /* its callbacks reach into the transports' state */
     ag_token_dispose(s);
     ag_eio_dispose(s);
