@@ -12,6 +12,7 @@
 #include "token.h"
 #include "http.h"
 #include "json.h"
+#include "outbox.h"
 #include "rooms.h"
 
 /* --- the layer --- */
@@ -411,6 +412,25 @@ static void state_load(ag__sio_state_t *st, const json_t *in)
     }
 }
 
+/* A connection whose node died comes without the layer's request table: its requests are numbered after every answer
+ * it kept, so that an answer replayed from before never reaches a request made after. */
+static int64_t newest_answered(const ag_conn_t *c)
+{
+    const char *token;
+    const ag_outbox_t *o;
+    uint64_t left;
+    int64_t newest = 0;
+    if (ag_conn_resume_info(c, &token, &o, &left) != AG_OK)
+        return 0;
+    for (size_t i = 0; i < o->n; i++) {
+        const char *mid = ag_outbox_at(o, i)->message_id;
+        long long v = mid != NULL ? strtoll(mid, NULL, 10) : 0;
+        if (v > newest)
+            newest = v;
+    }
+    return newest;
+}
+
 static void on_recovered(ag_conn_t *carrier, ag_conn_t *resumed, const char *reason, const json_t *carried, void *ud)
 {
     ag_sio_t *sio = ud;
@@ -424,6 +444,8 @@ static void on_recovered(ag_conn_t *carrier, ag_conn_t *resumed, const char *rea
             snprintf(st->pid, sizeof(st->pid), "%s", sio->want_pid);
             if (carried != NULL)
                 state_load(st, carried);
+            else
+                st->next_mid = newest_answered(resumed);
         }
         ag__sio_tracked_clear(st->rooms, &st->num_rooms);
         memcpy(st->rooms, sio->rec_rooms, sio->num_rec_rooms * sizeof(*st->rooms));
