@@ -114,7 +114,7 @@ struct st_ag_conn_t {
     void (*carrier_state_free)(void *state);
     /* that state as JSON, for the node or worker it is handed over to (server/resume.c); NULL: nothing goes with it */
     json_t *(*carrier_state_save)(const void *state);
-    int handed_over; /* it ends here because it lives on elsewhere: nothing of it leaves its rooms or is announced */
+    int handed_over;   /* it ends here because it lives on elsewhere: nothing of it leaves its rooms or is announced */
     json_t *hook_data; /* what the connect hook answered as "data" (an object), or NULL; shown by detailsView; read it
                         * through ag__conn_hook_data (an empty answer is made on demand) */
     char *user;        /* who the connection is: a token's sub, or the connect hook's data.user; owned, NULL if unknown */

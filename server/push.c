@@ -5,7 +5,6 @@
 #include "actiongate.h"
 #include "cluster.h"
 #include "conn.h"
-#include "resume.h"
 
 json_t *ag__push_payload(const json_t *obj)
 {
@@ -85,8 +84,6 @@ json_t *ag__push_call(ag_server_t *s, const json_t *call)
     json_t *data = json_object_get(call, "data");
     if (op == NULL)
         return json_object();
-    if (strcmp(op, AG_RESUME_OP_HANDOVER) == 0)
-        return ag__resume_hand_over_call(s, call);
     if (strcmp(op, AG_PUSH_OP_COUNT) == 0)
         return json_pack("{s:I}", "connections", (json_int_t)s->num_conns);
     if (strcmp(op, AG_PUSH_OP_PUSH) == 0 && id != NULL && json_is_object(data)) {

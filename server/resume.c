@@ -11,6 +11,7 @@
 #include "cluster.h"
 #include "node.h"
 #include "outbox.h"
+#include "push.h"
 #include "rooms.h"
 
 #define NOT_RESUMED "not resumed: "
@@ -208,7 +209,8 @@ void ag__resume_take_over(ag_conn_t *carrier, const char *id, const char *token,
         return;
     }
     ag_conn_t *old = ag_conn_find_resumable(carrier->server, id, token);
-    if (old == NULL && ag_map_get(&carrier->server->conns, id) == NULL && take_over_elsewhere(carrier, id, token, position, done, ud))
+    if (old == NULL && ag_map_get(&carrier->server->conns, id) == NULL &&
+        take_over_elsewhere(carrier, id, token, position, done, ud))
         return;
     if (old == NULL || old == carrier) {
         done(carrier, NULL, R_UNKNOWN, NULL, ud);
@@ -635,7 +637,8 @@ static void ask(takeover_t *t)
     char hash[2 * 32 + 1];
     ag_conn_token_hash(t->token, hash);
     /* never the token: the call travels to every node */
-    json_t *call = json_pack("{s:s,s:s,s:s}", "op", AG_RESUME_OP_HANDOVER, "id", t->id, "th", hash);
+    json_t *call = json_pack("{s:s,s:s,s:s,s:b}", "op", AG_RESUME_OP_HANDOVER, "id", t->id, "th", hash, "state",
+                             t->carrier->carrier_state_save != NULL);
     if (call == NULL) {
         takeover_refuse(t, "server error");
         return;
@@ -707,7 +710,7 @@ static json_t *export_record(ag_conn_t *c)
     return rec;
 }
 
-json_t *ag__resume_hand_over_call(ag_server_t *s, const json_t *call)
+static json_t *hand_over_call(ag_server_t *s, const json_t *call)
 {
     const char *id = json_string_value(json_object_get(call, "id")), *th = json_string_value(json_object_get(call, "th"));
     ag_conn_t *c = id != NULL && th != NULL ? ag_conn_find(s, id) : NULL;
@@ -721,7 +724,8 @@ json_t *ag__resume_hand_over_call(ag_server_t *s, const json_t *call)
     unsigned char diff = 0;
     for (size_t i = 0; i < sizeof(hash) - 1; i++)
         diff |= (unsigned char)(hash[i] ^ th[i]);
-    if (diff != 0)
+    /* a transport with state of its own (socket.io) takes over only a connection of its kind, and the others none */
+    if (diff != 0 || json_is_true(json_object_get(call, "state")) != (c->carrier_state_save != NULL))
         return json_object();
     /* Live on a carrier, or something of it in flight (an action, a join, the connect hook): not handed over now, the
      * asker asks again. An export that waited for them would need the call to answer later; the asker's pause costs
@@ -734,6 +738,17 @@ json_t *ag__resume_hand_over_call(ag_server_t *s, const json_t *call)
     ag_log(AG_LOG_INFO, "resume", c->id, "handed over");
     ag_conn_hand_over_end(c);
     return json_pack("{s:o}", "record", rec);
+}
+
+static json_t *on_call(ag_server_t *s, const json_t *call)
+{
+    const char *op = json_string_value(json_object_get(call, "op"));
+    return op != NULL && strcmp(op, AG_RESUME_OP_HANDOVER) == 0 ? hand_over_call(s, call) : ag__push_call(s, call);
+}
+
+void ag__resume_init(ag_server_t *s)
+{
+    ag_cluster_set_call_receiver(s, on_call);
 }
 
 void ag__resume_dispose(ag_server_t *s)

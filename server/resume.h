@@ -38,13 +38,16 @@ typedef void (*ag__resume_done_cb)(ag_conn_t *carrier, ag_conn_t *resumed, const
 typedef int (*ag__resume_position_cb)(void *ud, const json_t *rec, uint64_t *last_seq, json_t *offsets);
 void ag__resume_take_over(ag_conn_t *carrier, const char *id, const char *token, uint64_t last_seq, const json_t *offsets,
                           ag__resume_position_cb position, ag__resume_done_cb done, void *ud);
-/* The cluster call (server/push.c dispatches it) that asks every node for an away connection: {"op":"handover","id",
- * "th": the SHA-256 of its token, hex}. The node holding `id` as an away connection whose token has that hash, with
+/* The cluster call that asks every node for an away connection: {"op":"handover","id",
+ * "th": the SHA-256 of its token, hex, "state": whether the asker's transport keeps state of its own (only a connection of
+ * the same kind is handed over)}. The node holding `id` as an away connection whose token has that hash, with
  * nothing in flight, ends it here without telling anyone (no leave, no disconnect hook: it lives on elsewhere; its
  * store memberships stay) and answers {"record": {...}} (the rconn_claim shape, plus "carrier"); one that holds it
  * otherwise (on a carrier, requests running) answers {"busy":true}; any other answers {}. call borrowed. */
 #define AG_RESUME_OP_HANDOVER "handover"
-json_t *ag__resume_hand_over_call(ag_server_t *s, const json_t *call);
+/* Answers that call on this node: registers the node's cluster call receiver, which hands every other call to
+ * server/push.c's (call after ag__push_init). */
+void ag__resume_init(ag_server_t *s);
 /* Frees the node's resume state (ag_server_destroy). */
 void ag__resume_dispose(ag_server_t *s);
 /* The key a messageId (a string or an integer) is kept under with its answer: malloc'ed, or NULL for any other. */

@@ -235,6 +235,7 @@ static int modules_init(ag_server_t *s, char *errbuf, size_t errlen)
     if ((ret = ag_cluster_init(s, errbuf, errlen)) != 0)
         return ret;
     ag__push_init(s);
+    ag__resume_init(s); /* after push: it answers the cluster calls it does not know */
     ag_ahrpc_init(s);
     /* before the transports: it takes engine.io requests whose session lives on another node */
     ag_cluster_register(s);

@@ -376,15 +376,15 @@ static json_t *state_save(const void *state)
     json_t *pend = json_array(), *rooms = json_array();
     char hash[24];
     snprintf(hash, sizeof(hash), "%llu", (unsigned long long)st->last_hash);
-    json_t *out = json_pack("{s:I,s:o,s:o,s:I,s:I,s:s,s:s?}", "next_mid", (json_int_t)st->next_mid, "pend", pend, "rooms", rooms,
-                            "last_ack", (json_int_t)st->last_ack, "last_mid", (json_int_t)st->last_mid, "last_hash", hash,
-                            "room", st->room);
+    json_t *out =
+        json_pack("{s:I,s:o,s:o,s:I,s:I,s:s,s:s?}", "next_mid", (json_int_t)st->next_mid, "pend", pend, "rooms", rooms, "last_ack",
+                  (json_int_t)st->last_ack, "last_mid", (json_int_t)st->last_mid, "last_hash", hash, "room", st->room);
     if (out == NULL)
         return NULL;
     for (size_t i = 0; i < st->num_pend; i++) {
         const ag__sio_pending_t *p = &st->pend[i];
-        json_array_append_new(pend, json_pack("[I,I,b,s?,b]", (json_int_t)p->mid, (json_int_t)p->ack, p->swallow, p->room,
-                                              p->current));
+        json_array_append_new(pend,
+                              json_pack("[I,I,b,s?,b]", (json_int_t)p->mid, (json_int_t)p->ack, p->swallow, p->room, p->current));
     }
     for (size_t i = 0; i < st->num_rooms; i++)
         json_array_append_new(rooms, json_string(st->rooms[i].name));
@@ -408,7 +408,8 @@ static void state_load(ag__sio_state_t *st, const json_t *in)
         if (i >= MAX_PENDING)
             break;
         pending_add(st, json_integer_value(json_array_get(e, 0)), json_integer_value(json_array_get(e, 1)),
-                    json_is_true(json_array_get(e, 2)), json_string_value(json_array_get(e, 3)), json_is_true(json_array_get(e, 4)));
+                    json_is_true(json_array_get(e, 2)), json_string_value(json_array_get(e, 3)),
+                    json_is_true(json_array_get(e, 4)));
     }
 }
 
@@ -479,7 +480,8 @@ static int recovery_position(void *ud, const json_t *rec, uint64_t *seq, json_t 
         json_array_foreach(names, i, e)
         {
             if (json_is_string(e) && tmp.num_rooms < AG__SIO_TRACKED_ROOMS)
-                tmp.rooms[tmp.num_rooms++] = (ag__sio_tracked_t){ag__sio_room_hash(json_string_value(e)), 0, (char *)json_string_value(e)};
+                tmp.rooms[tmp.num_rooms++] =
+                    (ag__sio_tracked_t){ag__sio_room_hash(json_string_value(e)), 0, (char *)json_string_value(e)};
         }
     } else {
         json_object_foreach(json_object_get(rec, "rooms"), name, e)
