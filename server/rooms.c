@@ -915,8 +915,12 @@ void ag__rooms_conn_closed(ag_conn_t *c)
 
 void ag__rooms_conn_handed_over(ag_conn_t *c)
 {
-    while (c->rooms_last != NULL)
+    ag_store_t *st = c->server->store;
+    while (c->rooms_last != NULL) {
+        if (st->ops->member_forget != NULL)
+            st->ops->member_forget(st, c->rooms_last->room->name, c->id);
         local_remove(c->rooms_last);
+    }
 }
 
 /* --- view / say --- */

@@ -41,6 +41,10 @@ typedef struct st_ag_store_ops_t {
     void (*member_add)(ag_store_t *store, const char *room, const char *conn_id, const json_t *details, ag_store_cb cb, void *data);
     /* result true (removed) / false (was not a member) */
     void (*member_del)(ag_store_t *store, const char *room, const char *conn_id, ag_store_cb cb, void *data);
+    /* Optional (NULL: nothing to do): conn_id's membership of room lives on under another node now (a connection handed
+     * over, server/resume.c): this node stops counting it as its own (what it writes again after Redis lost its data,
+     * what it removes when it leaves) without touching the membership. */
+    void (*member_forget)(ag_store_t *store, const char *room, const char *conn_id);
     /* result: object conn_id -> details | err "room does not exist" */
     void (*members)(ag_store_t *store, const char *room, ag_store_cb cb, void *data);
 

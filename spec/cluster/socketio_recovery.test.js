@@ -198,3 +198,34 @@ test('socket.io: a forged pid (wrong token) reaching another node is not recover
     const details = await a.socket.emitWithAck('detailsView');
     assert.deepStrictEqual(details.data.rooms, [ROOM]);
   });
+
+test('socket.io: the node that handed a connection over stops gracefully; the connection stays a member where it lives now',
+  async (t) => {
+    const cl = await cluster(2, SIO);
+    const rr = await startRoundRobinProxy(cl.nodes.map((s) => s.port));
+    const cut = await startCutProxy(rr.port);
+    t.after(() => teardown(cl, cut, rr));
+    const a = recovering(cut.port);
+    t.after(() => a.socket.disconnect());
+    await a.connected();
+    const id = a.socket.id;
+    assert.strictEqual((await a.socket.emitWithAck('roomAdd', { room: ROOM })).status, 'OK');
+    const first = holderOf(cl, id);
+    // cut until a recovery lands on the other node (the proxy sends each new connection to the next one)
+    for (let i = 0; i < 6 && holderOf(cl, id) === first; i++) {
+      const n = a.connects.length;
+      cut.cut();
+      await until(() => a.connects.length > n, 'reconnected');
+    }
+    const now = holderOf(cl, id);
+    assert.notStrictEqual(now, first, 'handed over to the other node');
+    assert.strictEqual(a.connects[a.connects.length - 1].recovered, true);
+    await cl.nodes[first].stop('SIGTERM');
+    const b = await primus(cl.nodes[now]);
+    t.after(() => b.close());
+    assert.strictEqual((await b.request({ event: 'roomAdd', room: ROOM })).status, 'OK');
+    const v = await b.request({ event: 'roomView', room: ROOM });
+    assert.deepStrictEqual(Object.keys(v.data.members).sort(), [id, b.id].sort(), JSON.stringify(v));
+    const details = await a.socket.emitWithAck('detailsView');
+    assert.deepStrictEqual(details.data.rooms, [ROOM]);
+  });
