@@ -87,14 +87,19 @@ static void record_open(ag_conn_t *c, const char *token)
 static void record_frame(ag_conn_t *c, const ag_frame_t *f, const char *message_id)
 {
     ag_store_t *st = c->server->store;
+    char brief[AG_STORE_RCONN_CARRIER_MAX + 1];
     if (st->ops->rconn_put == NULL)
         return;
+    size_t bl = message_id != NULL && c->carrier_state_brief != NULL && c->carrier_state != NULL
+                    ? c->carrier_state_brief(c->carrier_state, brief, sizeof(brief))
+                    : 0;
     ag_store_rconn_write_t w = {.ttl_ms = record_ttl(c->server),
                                 .seq = c->_resume->outbox.seq,
                                 .floor = c->_resume->outbox.floor,
                                 .frame = f->data,
                                 .frame_len = f->len,
-                                .message_id = message_id};
+                                .message_id = message_id,
+                                .carrier = bl > 0 && bl < sizeof(brief) ? brief : NULL};
     st->ops->rconn_put(st, c->id, &w);
 }
 

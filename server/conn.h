@@ -114,6 +114,9 @@ struct st_ag_conn_t {
     void (*carrier_state_free)(void *state);
     /* that state as JSON, for the node or worker it is handed over to (server/resume.c); NULL: nothing goes with it */
     json_t *(*carrier_state_save)(const void *state);
+    /* the part of it a node that takes the connection over from a dead one needs, written to its store record with each
+     * answer (at most AG_STORE_RCONN_CARRIER_MAX bytes into buf): its length, 0 for nothing; NULL: none */
+    size_t (*carrier_state_brief)(const void *state, char *buf, size_t cap);
     int handed_over;   /* it ends here because it lives on elsewhere: nothing of it leaves its rooms or is announced */
     json_t *hook_data; /* what the connect hook answered as "data" (an object), or NULL; shown by detailsView; read it
                         * through ag__conn_hook_data (an empty answer is made on demand) */

@@ -32,7 +32,8 @@ int ag__resume_seen(ag_conn_t *c, const json_t *msg);
  * it never runs): with resumed the connection that carries on (carrier's transport now carries it: carrier ended,
  * reason "resumed", or carrier itself became it, taken over) and reason NULL, or with resumed NULL and the reason it
  * was refused (carrier is left as it was, the away connection ends when it can never be resumed). carried: the record's
- * "carrier" member when the connection came from elsewhere with it, else NULL (borrowed for the call).
+ * "carrier" member when the connection came from elsewhere with it (an object, conn.h carrier_state_save, when it was
+ * handed over live; a string, carrier_state_brief, from a dead node's record), else NULL (borrowed for the call).
  */
 typedef void (*ag__resume_done_cb)(ag_conn_t *carrier, ag_conn_t *resumed, const char *reason, const json_t *carried, void *ud);
 typedef int (*ag__resume_position_cb)(void *ud, const json_t *rec, uint64_t *last_seq, json_t *offsets);

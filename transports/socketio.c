@@ -413,6 +413,35 @@ static void state_load(ag__sio_state_t *st, const json_t *in)
     }
 }
 
+/* What a node that takes the connection over from a dead one needs to match a request emitted again (reemitted): written
+ * to the store's record with each answer (conn.h carrier_state_brief). */
+static size_t state_brief(const void *state, char *buf, size_t cap)
+{
+    const ag__sio_state_t *st = state;
+    int n =
+        snprintf(buf, cap, "%lld:%lld:%llu", (long long)st->last_ack, (long long)st->last_mid, (unsigned long long)st->last_hash);
+    return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+}
+
+/* What state_brief wrote (read from the store: checked as anything read back is). */
+static void brief_load(ag_conn_t *c, ag__sio_state_t *st, const char *brief)
+{
+    long long ack, mid;
+    unsigned long long hash;
+    int used = 0;
+    if (sscanf(brief, "%lld:%lld:%llu%n", &ack, &mid, &hash, &used) != 3 || (size_t)used != strlen(brief) || ack < 0 || mid <= 0)
+        return;
+    st->last_ack = ack;
+    st->last_mid = mid;
+    st->last_hash = hash;
+    char key[32];
+    snprintf(key, sizeof(key), "%lld", mid);
+    /* its answer is among the frames replayed: it goes as the ACK it was (the client dropped that id and ignores it), not
+     * as an event; the request emitted again gets it under its new id (reemitted) */
+    if (ag_conn_reply_of(c, key) != NULL)
+        pending_add(st, mid, ack, 0, NULL, 0);
+}
+
 /* A connection whose node died comes without the layer's request table: its requests are numbered after every answer
  * it kept, so that an answer replayed from before never reaches a request made after. */
 static int64_t newest_answered(const ag_conn_t *c)
@@ -443,10 +472,15 @@ static void on_recovered(ag_conn_t *carrier, ag_conn_t *resumed, const char *rea
             /* taken over from another node or worker: its pid is the one the client presented (checked: the token is
              * the connection's), and what the layer knew of it came along when it was handed over live */
             snprintf(st->pid, sizeof(st->pid), "%s", sio->want_pid);
-            if (carried != NULL)
+            if (json_is_object(carried)) {
                 state_load(st, carried);
-            else
+            } else {
                 st->next_mid = newest_answered(resumed);
+                if (json_is_string(carried))
+                    brief_load(resumed, st, json_string_value(carried));
+                if (st->last_mid > st->next_mid)
+                    st->next_mid = st->last_mid;
+            }
         }
         ag__sio_tracked_clear(st->rooms, &st->num_rooms);
         memcpy(st->rooms, sio->rec_rooms, sio->num_rec_rooms * sizeof(*st->rooms));
@@ -545,6 +579,7 @@ static void attach_conn(ag_sio_t *sio, const char *fp, json_t *hook_data, json_t
         sio->conn->carrier_state = st;
         sio->conn->carrier_state_free = ag__sio_state_free;
         sio->conn->carrier_state_save = state_save;
+        sio->conn->carrier_state_brief = state_brief;
         if (h2o_timeout_is_linked(&sio->connect_timer))
             h2o_timeout_unlink(&sio->connect_timer);
         if (sio->want_pid != NULL && sio->want_offset != NULL && !sio->legacy &&

@@ -123,8 +123,9 @@ typedef struct st_ag_store_ops_t {
     /* Makes this node the owner of conn id when token_hash matches and its owner is this node or a node that is dead
      * (its heartbeat expired). result: the record as it was,
      * {"node", "tag", "seq", "floor", "fingerprint", "frames": [[seq, "messageId" or null, "frame"], ...] in seq order,
-     * "rooms": {room: [epoch (hex), since]}}; null when there is no such record or the token does not match; err
-     * AG_STORE_RCONN_ALIVE (with result {"tag", "routed": its route is registered}) when its owner's heartbeat is alive. */
+     * "rooms": {room: [epoch (hex), since]}, "carrier": the last carrier string written, when one was}; null when there is no such
+     * record or the token does not match; err AG_STORE_RCONN_ALIVE (with result {"tag", "routed": its route is registered}) when
+     * its owner's heartbeat is alive. */
     void (*rconn_claim)(ag_store_t *store, const char *id, const char *token_hash, ag_store_cb cb, void *data);
     /* Optional (NULL: always): 1 while the store can be used (Redis connected), for /readyz and metrics. */
     int (*is_up)(ag_store_t *store);
@@ -156,6 +157,9 @@ typedef struct st_ag_store_stats_t {
 #define AG_STORE_RCONN_ALIVE "owner alive"
 
 /* One write to a resumable connection's record (rconn_put): the fields given are set, the others kept. */
+/* The longest carrier string a record keeps (ag_store_rconn_write_t.carrier). */
+#define AG_STORE_RCONN_CARRIER_MAX 128
+
 struct st_ag_store_rconn_write_t {
     uint64_t ttl_ms;
     const char *token_hash;  /* non-NULL: (re)creates the record, owned by this node */
@@ -165,6 +169,9 @@ struct st_ag_store_rconn_write_t {
     const char *frame;
     size_t frame_len;
     const char *message_id;
+    /* non-NULL: what the connection's transport keeps of its own (a short string, conn.h carrier_state_brief), as it
+     * stood when that answer was sent */
+    const char *carrier;
     /* room != NULL: the connection is in room since the room's history stood at (epoch, since); epoch NULL: it left */
     const char *room;
     const char *epoch;

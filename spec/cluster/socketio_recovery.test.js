@@ -229,3 +229,35 @@ test('socket.io: the node that handed a connection over stops gracefully; the co
     const details = await a.socket.emitWithAck('detailsView');
     assert.deepStrictEqual(details.data.rooms, [ROOM]);
   });
+
+test('socket.io: a request answered while the client was away, then its node killed: the emit again gets that answer, not a second run',
+  async (t) => {
+    const cl = await cluster(3, SIO);
+    const rr = await startRoundRobinProxy(cl.nodes.map((s) => s.port));
+    const cut = await startCutProxy(rr.port);
+    t.after(() => teardown(cl, cut, rr));
+    const a = recovering(cut.port);
+    t.after(() => a.socket.disconnect());
+    await a.connected();
+    const id = a.socket.id;
+    const victim = holderOf(cl, id);
+    a.socket.io.reconnectionDelay(1200);
+    a.socket.io.reconnectionDelayMax(1200);
+    // an action that answers after the cut, while the client is away: its answer is in the connection's record
+    const slow = a.socket.emitWithAck('action', { action: 'sleepTest', sleepDuration: 300 });
+    await sleep(50);
+    cut.cut();
+    await sleep(600);
+    const killedAt = Date.now();
+    cl.nodes[victim].kill('SIGKILL');
+    const answer = await slow; // socket.io-client emits it again once recovered (retries)
+    assert.strictEqual(answer.sleepDuration, 300);
+    assert.ok(answer.sleepStarted < killedAt, `ran once, before the kill (${answer.sleepStarted} < ${killedAt})`);
+    assert.strictEqual(a.connects[1].recovered, true, JSON.stringify(a.connects));
+    assert.strictEqual(a.socket.id, id);
+    assert.notStrictEqual(holderOf(cl, id), victim);
+    // the answer came once, as the ack of the emit again (a "response" event would be a second copy)
+    assert.deepStrictEqual(a.events.filter((e) => e.name === 'response'), []);
+    const echo = await a.socket.emitWithAck('action', { action: 'echo', payload: 'after' });
+    assert.strictEqual(echo.payload, 'after');
+  });
