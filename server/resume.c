@@ -473,6 +473,10 @@ static void retry_later(takeover_t *t);
 static void got_record(takeover_t *t, json_t *res)
 {
     ag_server_t *s = t->carrier->server;
+    if (t->done != NULL && ag_conn_is_closed(t->carrier)) {
+        takeover_free(t); /* nobody to answer, and the transport's state (position's) may be gone with it */
+        return;
+    }
     t->rec = json_incref(res);
     if (t->position != NULL) {
         json_decref(t->offsets);
