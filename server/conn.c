@@ -87,14 +87,19 @@ static void record_open(ag_conn_t *c, const char *token)
 static void record_frame(ag_conn_t *c, const ag_frame_t *f, const char *message_id)
 {
     ag_store_t *st = c->server->store;
+    char brief[AG_STORE_RCONN_CARRIER_MAX + 1];
     if (st->ops->rconn_put == NULL)
         return;
+    size_t bl = message_id != NULL && c->carrier_state_brief != NULL && c->carrier_state != NULL
+                    ? c->carrier_state_brief(c->carrier_state, brief, sizeof(brief))
+                    : 0;
     ag_store_rconn_write_t w = {.ttl_ms = record_ttl(c->server),
                                 .seq = c->_resume->outbox.seq,
                                 .floor = c->_resume->outbox.floor,
                                 .frame = f->data,
                                 .frame_len = f->len,
-                                .message_id = message_id};
+                                .message_id = message_id,
+                                .carrier = bl > 0 && bl < sizeof(brief) ? brief : NULL};
     st->ops->rconn_put(st, c->id, &w);
 }
 
@@ -735,6 +740,17 @@ int ag_conn_adopt(ag_conn_t *c, const char *id, const char *token, const json_t 
     if (floor > o->floor)
         o->floor = floor;
     record_open(c, token);
+    /* the record is this node's now: what it keeps of the frames comes along (a hand-over's holder dropped its record) */
+    for (size_t k = 0; k < o->n && s->store->ops->rconn_put != NULL; k++) {
+        const ag_outbox_entry_t *e = ag_outbox_at(o, k);
+        ag_store_rconn_write_t w = {.ttl_ms = record_ttl(s),
+                                    .seq = e->seq,
+                                    .floor = o->floor,
+                                    .frame = e->frame->data,
+                                    .frame_len = e->frame->len,
+                                    .message_id = e->message_id};
+        s->store->ops->rconn_put(s->store, c->id, &w);
+    }
     c->_resume->holding = 1;
     if (!ag_conn_can_replay(c, last_seq))
         return AG_ENOENT;
@@ -827,6 +843,15 @@ void ag_conn_away_end(ag_conn_t *c, const ag_disconnect_t *why)
     c->_why = why != NULL ? why : c->_resume->why;
     conn_finish(c);
     ag_conn_release(c); /* the away reference */
+}
+
+void ag_conn_hand_over_end(ag_conn_t *c)
+{
+    static const ag_disconnect_t handed = {1000, "handed over", 1};
+    if (!ag_conn_is_away(c))
+        return;
+    c->handed_over = 1;
+    ag_conn_away_end(c, &handed);
 }
 
 void ag_conn_away_end_all(ag_server_t *s)

@@ -112,6 +112,12 @@ struct st_ag_conn_t {
      * carrier that resumes it (socket.io's ack table and offsets); freed with the connection by carrier_state_free. */
     void *carrier_state;
     void (*carrier_state_free)(void *state);
+    /* that state as JSON, for the node or worker it is handed over to (server/resume.c); NULL: nothing goes with it */
+    json_t *(*carrier_state_save)(const void *state);
+    /* the part of it a node that takes the connection over from a dead one needs, written to its store record with each
+     * answer (at most AG_STORE_RCONN_CARRIER_MAX bytes into buf): its length, 0 for nothing; NULL: none */
+    size_t (*carrier_state_brief)(const void *state, char *buf, size_t cap);
+    int handed_over;   /* it ends here because it lives on elsewhere: nothing of it leaves its rooms or is announced */
     json_t *hook_data; /* what the connect hook answered as "data" (an object), or NULL; shown by detailsView; read it
                         * through ag__conn_hook_data (an empty answer is made on demand) */
     char *user;        /* who the connection is: a token's sub, or the connect hook's data.user; owned, NULL if unknown */
@@ -260,6 +266,10 @@ int ag_conn_resume(ag_conn_t *c, ag_conn_t *carrier, uint64_t last_seq);
 /* Ends an away connection now (its resume failed for good, or the node stops); why is what the consumer sees (NULL:
  * why its carrier dropped). */
 void ag_conn_away_end(ag_conn_t *c, const ag_disconnect_t *why);
+/* Ends away connection c here because another node or worker took it over (server/resume.c): handed_over is set, the
+ * consumer drops what it holds of it without leaving its rooms in the store or telling anyone, and its store record
+ * goes (the new owner writes its own). */
+void ag_conn_hand_over_end(ag_conn_t *c);
 /* Ends every away connection of s (the node stops). */
 void ag_conn_away_end_all(ag_server_t *s);
 /* The same, then frees the node's away state (ag_server_destroy). */

@@ -122,6 +122,10 @@ struct st_ag_server_t {
     struct st_ag_serverapi_t *serverapi; /* the calls modules added (ag_api_register); NULL until the first */
     struct st_ag_modules_t *modules;     /* the loaded shared objects; NULL without any */
     struct st_ag_away_t *away;           /* the away connections and their window (server/conn.c); NULL until one */
+    /* socket.io recoveries waiting for a connection another node or worker holds (server/resume.c): the pause between
+     * two tries; initialised with the first */
+    h2o_timeout_t resume_retry;
+    int resume_retry_ready;
     json_t *resume_saved; /* what a stop saves of its resumable connections (server/resume_state.c); NULL until then */
 
     ag_stats_t stats;

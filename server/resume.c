@@ -10,6 +10,8 @@
 #include "actions.h"
 #include "cluster.h"
 #include "node.h"
+#include "outbox.h"
+#include "push.h"
 #include "rooms.h"
 
 #define NOT_RESUMED "not resumed: "
@@ -188,33 +190,40 @@ static void on_taken_over(ag_conn_t *old, const char *reason, ag_frame_t **frame
     take_over_t *t = ud;
     const char *why = replay_end(old, t->carrier, reason, t->seq, frames, n, NULL);
     if (why == NULL)
-        t->done(t->carrier, old, NULL, t->ud);
+        t->done(t->carrier, old, NULL, NULL, t->ud);
     else if (why != R_GONE)
-        t->done(t->carrier, NULL, why, t->ud);
+        t->done(t->carrier, NULL, why, NULL, t->ud);
     ag_conn_release(t->carrier);
     free(t);
 }
 
+/* Another node or worker may hold it (below): 1 when that is being found out (done runs then), else 0. */
+static int take_over_elsewhere(ag_conn_t *carrier, const char *id, const char *token, ag__resume_position_cb position,
+                               ag__resume_done_cb done, void *ud);
+
 void ag__resume_take_over(ag_conn_t *carrier, const char *id, const char *token, uint64_t last_seq, const json_t *offsets,
-                          ag__resume_done_cb done, void *ud)
+                          ag__resume_position_cb position, ag__resume_done_cb done, void *ud)
 {
     if (!is_fresh(carrier)) {
-        done(carrier, NULL, R_BUSY, ud);
+        done(carrier, NULL, R_BUSY, NULL, ud);
         return;
     }
     ag_conn_t *old = ag_conn_find_resumable(carrier->server, id, token);
+    if (old == NULL && ag_map_get(&carrier->server->conns, id) == NULL &&
+        take_over_elsewhere(carrier, id, token, position, done, ud))
+        return;
     if (old == NULL || old == carrier) {
-        done(carrier, NULL, old == NULL && ag_conn_token_elsewhere(carrier->server, token) ? R_ELSEWHERE : R_UNKNOWN, ud);
+        done(carrier, NULL, R_UNKNOWN, NULL, ud);
         return;
     }
     if (!ag_conn_can_replay(old, last_seq)) {
         give_up(old);
-        done(carrier, NULL, R_OUTBOX, ud);
+        done(carrier, NULL, R_OUTBOX, NULL, ud);
         return;
     }
     take_over_t *t = malloc(sizeof(*t));
     if (t == NULL) {
-        done(carrier, NULL, "server error", ud);
+        done(carrier, NULL, "server error", NULL, ud);
         return;
     }
     t->carrier = ag_conn_addref(carrier);
@@ -269,10 +278,21 @@ typedef struct {
     json_t *rec; /* the claimed record */
     size_t pending;
     const char *reason;
+    /* socket.io's CONNECT (ag__resume_take_over) rather than the verb: how it is answered, and its tries */
+    ag__resume_position_cb position;
+    ag__resume_done_cb done;
+    void *ud;
+    ag_cluster_call_t *call;
+    h2o_timeout_entry_t retry;
+    uint64_t deadline;
 } takeover_t;
 
 static void takeover_free(takeover_t *t)
 {
+    if (h2o_timeout_is_linked(&t->retry))
+        h2o_timeout_unlink(&t->retry);
+    if (t->call != NULL)
+        ag_cluster_call_cancel(t->call);
     ag_conn_release(t->carrier);
     json_decref(t->offsets);
     json_decref(t->message_id);
@@ -301,7 +321,9 @@ static void takeover_refuse(takeover_t *t, const char *reason)
     ag_store_t *st = t->carrier->server->store;
     if (t->rec != NULL && st->ops->rconn_del != NULL)
         st->ops->rconn_del(st, t->id);
-    if (!ag_conn_is_closed(t->carrier))
+    if (!ag_conn_is_closed(t->carrier) && t->done != NULL)
+        t->done(t->carrier, NULL, reason, NULL, t->ud);
+    else if (!ag_conn_is_closed(t->carrier))
         answer_resumable(t->carrier, t->message_id, reason);
     takeover_free(t);
 }
@@ -310,6 +332,13 @@ static void takeover_refuse(takeover_t *t, const char *reason)
  * try finds nothing and starts afresh). */
 static void adopted_fail(ag_conn_t *c, takeover_t *t, const char *reason)
 {
+    if (t->done != NULL) {
+        /* socket.io: the CONNECT is not answered; the client comes back, finds nothing and starts afresh */
+        ag_log(AG_LOG_INFO, "resume", c->id, "taken over but not resumed: %s", reason);
+        ag_conn_hold_end(c, NULL, 0, NULL);
+        ag_conn_close(c, &AG_DISCONNECT_TRANSPORT_ERROR);
+        return;
+    }
     char text[128];
     snprintf(text, sizeof(text), NOT_RESUMED "%s", reason);
     json_t *data = json_pack("{s:b,s:s}", "resumed", 0, "reason", reason);
@@ -331,6 +360,10 @@ static void on_taken_replayed(ag_conn_t *c, const char *reason, ag_frame_t **fra
     } else if (reason != NULL) {
         /* the rooms' history moved on between the check and the replay: it cannot be resumed whole */
         adopted_fail(c, t, AG_RESUME_HISTORY_GONE);
+    } else if (t->done != NULL) {
+        /* what it missed, then the live lines that came meanwhile; the transport puts its answer in front */
+        ag_conn_hold_end(c, frames, n, NULL);
+        t->done(c, c, NULL, json_object_get(t->rec, "carrier"), t->ud);
     } else {
         json_t *data = json_pack("{s:b,s:s,s:I}", "resumed", 1, "id", c->id, "seq", (json_int_t)t->seq);
         /* the connection lives here now: the client's next carrier names this node */
@@ -376,6 +409,12 @@ static void adopt(takeover_t *t)
         takeover_refuse(t, R_BUSY);
         return;
     }
+    if (t->done != NULL) {
+        /* the fresh connection's own frames (its welcome) are not the connection's it becomes */
+        ag_frame_t *f;
+        while ((f = ag_conn_shift(c)) != NULL)
+            ag_frame_release(f);
+    }
     int ret = ag_conn_adopt(c, t->id, t->token, t->rec, t->seq);
     if (ret == AG_EINVAL) {
         takeover_refuse(t, R_UNKNOWN);
@@ -387,7 +426,8 @@ static void adopt(takeover_t *t)
         takeover_free(t);
         return;
     }
-    ag_log(AG_LOG_INFO, "resume", c->id, "taken over from node %s", json_string_value(json_object_get(t->rec, "node")));
+    ag_log(AG_LOG_INFO, "resume", c->id, "taken over from node %s%s", json_string_value(json_object_get(t->rec, "node")),
+           json_object_get(t->rec, "carrier") != NULL ? " (handed over)" : "");
     /* its rooms again, in the order it joined them (the record keeps no order: by name), then their lines it missed */
     json_t *rooms = json_object_get(t->rec, "rooms"), *at;
     const char *room;
@@ -427,27 +467,24 @@ static void on_checked(void *data, const char *err, json_t *res)
     checks_done(t);
 }
 
-static void on_claimed(void *data, const char *err, json_t *res)
+static void retry_later(takeover_t *t);
+
+/* The record came (claimed, or handed over): the client's position is checked against it, then the rooms' history. */
+static void got_record(takeover_t *t, json_t *res)
 {
-    takeover_t *t = data;
     ag_server_t *s = t->carrier->server;
-    if (err != NULL && strcmp(err, AG_STORE_RCONN_ALIVE) == 0 &&
-        (!json_is_true(json_object_get(res, "routed")) ||
-         ag_cluster_is_unreachable(s, json_string_value(json_object_get(res, "tag")) ?: ""))) {
-        /* Its node refused a forward from here, or its route expired before its heartbeat: dead, most likely, though its
-         * heartbeat is still there. Never taken from a node that may be alive (a slow one would hold it twice): the
-         * carrier ends unanswered, and the client tries again, until the heartbeat expires (redis.nodeTtl) or the node
-         * answers. */
-        if (!ag_conn_is_closed(t->carrier))
-            ag_conn_close(t->carrier, &AG_DISCONNECT_TRANSPORT_ERROR);
-        takeover_free(t);
-        return;
-    }
-    if (err != NULL || !json_is_object(res)) {
-        takeover_refuse(t, R_UNKNOWN);
+    if (t->done != NULL && ag_conn_is_closed(t->carrier)) {
+        takeover_free(t); /* nobody to answer, and the transport's state (position's) may be gone with it */
         return;
     }
     t->rec = json_incref(res);
+    if (t->position != NULL) {
+        json_decref(t->offsets);
+        if ((t->offsets = json_object()) == NULL || t->position(t->ud, res, &t->seq, t->offsets) != 0) {
+            takeover_refuse(t, "a pid or an offset that does not fit");
+            return;
+        }
+    }
     uint64_t seq = (uint64_t)json_integer_value(json_object_get(res, "seq")),
              floor = (uint64_t)json_integer_value(json_object_get(res, "floor"));
     if (t->seq > seq || t->seq < floor) {
@@ -471,6 +508,40 @@ static void on_claimed(void *data, const char *err, json_t *res)
         s->store->ops->history_since(s->store, room, replay_from(t, room, at), on_checked, k);
     }
     checks_done(t);
+}
+
+static void on_claimed(void *data, const char *err, json_t *res)
+{
+    takeover_t *t = data;
+    ag_server_t *s = t->carrier->server;
+    if (err != NULL && strcmp(err, AG_STORE_RCONN_ALIVE) == 0 && t->done != NULL) {
+        /* socket.io-client waits for its CONNECT's answer: asked again until the owner hands it over or its heartbeat
+         * expires (redis.nodeTtl), and no longer */
+        if (ag_conn_is_closed(t->carrier))
+            takeover_free(t);
+        else if (ag_now_ms() < t->deadline)
+            retry_later(t);
+        else
+            takeover_refuse(t, "its node neither hands it over nor died");
+        return;
+    }
+    if (err != NULL && strcmp(err, AG_STORE_RCONN_ALIVE) == 0 &&
+        (!json_is_true(json_object_get(res, "routed")) ||
+         ag_cluster_is_unreachable(s, json_string_value(json_object_get(res, "tag")) ?: ""))) {
+        /* Its node refused a forward from here, or its route expired before its heartbeat: dead, most likely, though its
+         * heartbeat is still there. Never taken from a node that may be alive (a slow one would hold it twice): the
+         * carrier ends unanswered, and the client tries again, until the heartbeat expires (redis.nodeTtl) or the node
+         * answers. */
+        if (!ag_conn_is_closed(t->carrier))
+            ag_conn_close(t->carrier, &AG_DISCONNECT_TRANSPORT_ERROR);
+        takeover_free(t);
+        return;
+    }
+    if (err != NULL || !json_is_object(res)) {
+        takeover_refuse(t, R_UNKNOWN);
+        return;
+    }
+    got_record(t, res);
 }
 
 static void claim(takeover_t *t)
@@ -497,4 +568,195 @@ static int takeover(ag_conn_t *c, const char *id, const char *token, uint64_t se
     t->message_id = json_incref((json_t *)message_id);
     claim(t);
     return 1;
+}
+
+/* --- a live hand-over (README "Resume"): socket.io's CONNECT reached a node or worker that does not hold the connection
+ * --- */
+
+/* The pause between two asks while the holder is busy or a dead owner's heartbeat lasts, and how long a holder that
+ * stays busy is waited for (socket.io-client waits for the CONNECT's answer meanwhile). */
+#define RETRY_MS 150
+#define BUSY_WAIT_MS 3000
+
+static void ask(takeover_t *t);
+
+static void on_retry(h2o_timeout_entry_t *entry)
+{
+    takeover_t *t = H2O_STRUCT_FROM_MEMBER(takeover_t, retry, entry);
+    if (ag_conn_is_closed(t->carrier))
+        takeover_free(t);
+    else
+        ask(t);
+}
+
+static void retry_later(takeover_t *t)
+{
+    ag_server_t *s = t->carrier->server;
+    if (!s->resume_retry_ready) {
+        h2o_timeout_init(s->loop, &s->resume_retry, RETRY_MS);
+        s->resume_retry_ready = 1;
+    }
+    t->retry.cb = on_retry;
+    h2o_timeout_link(s->loop, &s->resume_retry, &t->retry);
+}
+
+static int handover_settled(void *data, const json_t *answer)
+{
+    (void)data;
+    return json_is_object(json_object_get(answer, "record")) || json_is_true(json_object_get(answer, "busy"));
+}
+
+static void on_handed(void *data, const json_t *nodes, const json_t *answers, const char *err)
+{
+    (void)nodes;
+    (void)err; /* the other nodes could not be asked: as if none held it */
+    takeover_t *t = data;
+    ag_store_t *st = t->carrier->server->store;
+    t->call = NULL;
+    const char *node;
+    json_t *a, *rec = NULL;
+    int busy = 0;
+    json_object_foreach((json_t *)answers, node, a)
+    {
+        if (json_is_object(json_object_get(a, "record")))
+            rec = json_object_get(a, "record");
+        busy |= json_is_true(json_object_get(a, "busy"));
+    }
+    if (ag_conn_is_closed(t->carrier))
+        takeover_free(t); /* a record that came is lost with it: the connection ended where it was */
+    else if (rec != NULL)
+        got_record(t, rec);
+    else if (busy && ag_now_ms() < t->deadline)
+        retry_later(t);
+    else if (busy)
+        takeover_refuse(t, "the connection stayed busy on another node");
+    else if (st->ops->rconn_claim != NULL)
+        claim(t);
+    else
+        takeover_refuse(t, R_UNKNOWN);
+}
+
+static void ask(takeover_t *t)
+{
+    char hash[2 * 32 + 1];
+    ag_conn_token_hash(t->token, hash);
+    /* never the token: the call travels to every node */
+    json_t *call = json_pack("{s:s,s:s,s:s,s:b}", "op", AG_RESUME_OP_HANDOVER, "id", t->id, "th", hash, "state",
+                             t->carrier->carrier_state_save != NULL);
+    if (call == NULL) {
+        takeover_refuse(t, "server error");
+        return;
+    }
+    ag_cluster_call_t *k = ag_cluster_call(t->carrier->server, call, handover_settled, on_handed, t);
+    json_decref(call);
+    if (k != NULL)
+        t->call = k; /* else on_handed ran already, and t may be gone */
+}
+
+static int take_over_elsewhere(ag_conn_t *carrier, const char *id, const char *token, ag__resume_position_cb position,
+                               ag__resume_done_cb done, void *ud)
+{
+    ag_server_t *s = carrier->server;
+    int claims = s->store->ops->rconn_claim != NULL;
+    if ((ag_cluster_tag(s) == NULL && !claims) || position == NULL || strlen(id) >= sizeof(((takeover_t *)0)->id) ||
+        strlen(token) != AG_RESUME_TOKEN_LEN)
+        return 0;
+    takeover_t *t = calloc(1, sizeof(*t));
+    if (t == NULL)
+        return 0;
+    t->carrier = ag_conn_addref(carrier);
+    snprintf(t->id, sizeof(t->id), "%s", id);
+    memcpy(t->token, token, AG_RESUME_TOKEN_LEN + 1);
+    t->position = position;
+    t->done = done;
+    t->ud = ud;
+    t->deadline = ag_now_ms() + (claims ? (uint64_t)s->config->redis.nodeTtl * 1000 + BUSY_WAIT_MS : BUSY_WAIT_MS);
+    ask(t);
+    return 1;
+}
+
+/* The holder's side: the record of away connection c, as rconn_claim gives one, with the transport's own state. */
+static json_t *export_record(ag_conn_t *c)
+{
+    const char *token;
+    const ag_outbox_t *o;
+    uint64_t left;
+    if (ag_conn_resume_info(c, &token, &o, &left) != AG_OK)
+        return NULL;
+    const char *tag = ag_cluster_tag(c->server);
+    json_t *frames = json_array(), *rooms = json_object();
+    json_t *rec = json_pack("{s:s,s:s,s:I,s:I,s:s,s:o,s:o}", "node", c->server->node_id, "tag", tag != NULL ? tag : "", "seq",
+                            (json_int_t)o->seq, "floor", (json_int_t)o->floor, "fingerprint",
+                            c->fingerprint != NULL ? c->fingerprint : "", "frames", frames, "rooms", rooms);
+    if (rec == NULL)
+        return NULL;
+    for (size_t i = 0; i < o->n; i++) {
+        const ag_outbox_entry_t *e = ag_outbox_at(o, i);
+        json_t *text = json_stringn(e->frame->data, e->frame->len);
+        if (text == NULL || json_array_append_new(frames, json_pack("[I,s?,o]", (json_int_t)e->seq, e->message_id, text)) != 0) {
+            json_decref(rec);
+            return NULL;
+        }
+    }
+    for (const ag_room_member_t *m = c->rooms_first; m != NULL; m = ag__room_next(m)) {
+        uint64_t epoch, since;
+        char e[17];
+        ag__room_resume_point(m, &epoch, &since);
+        snprintf(e, sizeof(e), "%016llx", (unsigned long long)epoch);
+        if (json_object_set_new(rooms, ag__room_name(m), json_pack("[s,I]", e, (json_int_t)since)) != 0) {
+            json_decref(rec);
+            return NULL;
+        }
+    }
+    json_t *carried = c->carrier_state_save != NULL && c->carrier_state != NULL ? c->carrier_state_save(c->carrier_state) : NULL;
+    if (carried != NULL)
+        json_object_set_new(rec, "carrier", carried);
+    return rec;
+}
+
+static json_t *hand_over_call(ag_server_t *s, const json_t *call)
+{
+    const char *id = json_string_value(json_object_get(call, "id")), *th = json_string_value(json_object_get(call, "th"));
+    ag_conn_t *c = id != NULL && th != NULL ? ag_conn_find(s, id) : NULL;
+    const char *token;
+    const ag_outbox_t *o;
+    uint64_t left;
+    char hash[2 * 32 + 1];
+    if (c == NULL || strlen(th) != sizeof(hash) - 1 || ag_conn_resume_info(c, &token, &o, &left) != AG_OK)
+        return json_object();
+    ag_conn_token_hash(token, hash);
+    unsigned char diff = 0;
+    for (size_t i = 0; i < sizeof(hash) - 1; i++)
+        diff |= (unsigned char)(hash[i] ^ th[i]);
+    /* a transport with state of its own (socket.io) takes over only a connection of its kind, and the others none */
+    if (diff != 0 || json_is_true(json_object_get(call, "state")) != (c->carrier_state_save != NULL))
+        return json_object();
+    /* Live on a carrier, or something of it in flight (an action, a join, the connect hook): not handed over now, the
+     * asker asks again. An export that waited for them would need the call to answer later; the asker's pause costs
+     * one call per RETRY_MS and is bounded, and what it waits for is answered in the ordinary way meanwhile. */
+    if (!ag_conn_is_away(c) || c->pending_actions != 0 || c->joining != 0 || c->hook_call != NULL)
+        return json_pack("{s:b}", "busy", 1);
+    json_t *rec = export_record(c);
+    if (rec == NULL)
+        return json_object();
+    ag_log(AG_LOG_INFO, "resume", c->id, "handed over");
+    ag_conn_hand_over_end(c);
+    return json_pack("{s:o}", "record", rec);
+}
+
+static json_t *on_call(ag_server_t *s, const json_t *call)
+{
+    const char *op = json_string_value(json_object_get(call, "op"));
+    return op != NULL && strcmp(op, AG_RESUME_OP_HANDOVER) == 0 ? hand_over_call(s, call) : ag__push_call(s, call);
+}
+
+void ag__resume_init(ag_server_t *s)
+{
+    ag_cluster_set_call_receiver(s, on_call);
+}
+
+void ag__resume_dispose(ag_server_t *s)
+{
+    if (s->resume_retry_ready && ag_server_timeout_dispose(s, &s->resume_retry) == 0)
+        s->resume_retry_ready = 0;
 }

@@ -882,8 +882,11 @@ static void join_added(void *data, const char *err, json_t *res)
         op->in_flight = 0;
         ag_room_member_t *m = op->adopt ? member_find(c, op->room) : NULL;
         if (m != NULL) {
+            char e[17];
             m->epoch = op->epoch;
             m->since = op->since;
+            snprintf(e, sizeof(e), "%016llx", (unsigned long long)op->epoch);
+            ag_conn_record_room(c, op->room, e, op->since);
         } else {
             note_since(c, op->room);
         }
@@ -1018,6 +1021,16 @@ void ag__rooms_conn_closed(ag_conn_t *c)
         local_remove(m);
         c->server->store->ops->member_del(c->server->store, room, c->id, NULL, NULL);
         announce(c, room, "left");
+    }
+}
+
+void ag__rooms_conn_handed_over(ag_conn_t *c)
+{
+    ag_store_t *st = c->server->store;
+    while (c->rooms_last != NULL) {
+        if (st->ops->member_forget != NULL)
+            st->ops->member_forget(st, c->rooms_last->room->name, c->id);
+        local_remove(c->rooms_last);
     }
 }
 

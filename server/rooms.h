@@ -58,6 +58,9 @@ void ag__room_view(ag_conn_t *c, const char *room, ag__room_cb cb, void *ud);
 void ag__room_say(ag_conn_t *c, const char *room, const char *message, ag__room_cb cb, void *ud);
 /* The connection closes: leaves every room (store and local index), announcing when configured. */
 void ag__rooms_conn_closed(ag_conn_t *c);
+/* c was handed over to another node or worker (conn.h ag_conn_hand_over_end): its rooms here forget it, and nothing else
+ * happens (no leave hook, no announcement, its store memberships stay for the new owner). */
+void ag__rooms_conn_handed_over(ag_conn_t *c);
 /* Whether c is in room (O(1)). */
 int ag__conn_in_room(const ag_conn_t *c, const char *room);
 /* A resume's answer when a room's history no longer holds what the client missed (or was made anew). */

@@ -34,6 +34,7 @@
 #include "limit.h"
 #include "modules.h"
 #include "ops.h"
+#include "resume.h"
 #include "primus.h"
 #include "push.h"
 #include "resume_state.h"
@@ -234,6 +235,7 @@ static int modules_init(ag_server_t *s, char *errbuf, size_t errlen)
     if ((ret = ag_cluster_init(s, errbuf, errlen)) != 0)
         return ret;
     ag__push_init(s);
+    ag__resume_init(s); /* after push: it answers the cluster calls it does not know */
     ag_ahrpc_init(s);
     /* before the transports: it takes engine.io requests whose session lives on another node */
     ag_cluster_register(s);
@@ -266,6 +268,7 @@ static void modules_dispose(ag_server_t *s)
     ag_conn_away_dispose(s);      /* first: they leave their rooms and call the disconnect hooks like any other */
     json_decref(s->resume_saved); /* a stop that was never followed by ag_server_run's save */
     s->resume_saved = NULL;
+    ag__resume_dispose(s);
     ag_backend_dispose(s); /* its callbacks reach into the transports' state */
     ag_token_dispose(s);
     ag_eio_dispose(s);

@@ -565,6 +565,12 @@ static void on_close(ag_conn_t *c, const ag_disconnect_t *why, void *unused)
 {
     (void)unused;
     ag_token_unwatch(c);
+    if (c->handed_over) {
+        /* it lives on on another node or worker, in the same rooms: only this node's copy of it goes */
+        ag__rooms_conn_handed_over(c);
+        ag__actions_conn_closed(c);
+        return;
+    }
     if (c->hook_call != NULL) {
         ag_backend_cancel(c->hook_call);
         c->hook_call = NULL;

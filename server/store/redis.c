@@ -398,6 +398,20 @@ static void member_del(ag_store_t *store, const char *room, const char *conn_id,
     free(k);
 }
 
+static void member_forget(ag_store_t *store, const char *room, const char *conn_id)
+{
+    ag__redis_store_t *s = (void *)store;
+    size_t elen = strlen(conn_id) + strlen(room) + 2;
+    char *entry = malloc(elen), *idx = ag__redis_pkey(s, "nodemembers:", s->node_id);
+    if (entry != NULL && idx != NULL) {
+        snprintf(entry, elen, "%s %s", conn_id, room);
+        free(ag_map_del(&s->local_members, entry));
+        ag_redis_commandv(s->cmd, NULL, NULL, "SREM", idx, entry, NULL);
+    }
+    free(entry);
+    free(idx);
+}
+
 static void on_members(void *_r, const char *err, redisReply *reply)
 {
     req_t *r = _r;
@@ -829,10 +843,11 @@ static const ag_store_stats_t *stats(ag_store_t *store)
 
 #define REDIS_OPS                                                                                                                  \
     .name = "redis", .is_up = is_up, .stats = stats, .destroy = destroy, .room_add = room_add, .room_del = room_del,               \
-    .room_exists = room_exists, .room_list = room_list, .member_add = member_add, .member_del = member_del, .members = members,    \
-    .cache_save = cache_save, .cache_load = cache_load, .cache_del = cache_del, .cache_size = cache_size, .publish = publish,      \
-    .subscribe = subscribe, .unsubscribe = unsubscribe, .subscribed = subscribed, .node_register = ag__redis_node_register,        \
-    .node_lookup = ag__redis_node_lookup, .node_leave = ag__redis_node_leave, .node_list = ag__redis_node_list
+    .room_exists = room_exists, .room_list = room_list, .member_add = member_add, .member_del = member_del,                        \
+    .member_forget = member_forget, .members = members, .cache_save = cache_save, .cache_load = cache_load,                        \
+    .cache_del = cache_del, .cache_size = cache_size, .publish = publish, .subscribe = subscribe, .unsubscribe = unsubscribe,      \
+    .subscribed = subscribed, .node_register = ag__redis_node_register, .node_lookup = ag__redis_node_lookup,                      \
+    .node_leave = ag__redis_node_leave, .node_list = ag__redis_node_list
 
 static const ag_store_ops_t ops = {REDIS_OPS,
                                    .history_publish = ag__redis_history_publish,

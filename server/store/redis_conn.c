@@ -9,6 +9,8 @@
  *   seq, floor    the outbox's last number and the newest number no longer kept
  *   f:<n>         numbered frame n as sent: "<length of its messageId>:<messageId><frame>", "-1:<frame>" without one
  *   r:<room>      "<epoch>:<offset>": the room's history stood there when the connection joined
+ *   cs            what the connection's transport keeps of its own (socket.io: how a request emitted again is matched),
+ *                 written with each numbered answer
  * It expires general.resumeWindow after its last write or touch: the owner touches its live connections' records in
  * batches (server/conn.c), so a record outlives a dead owner by the window, and no longer.
  *
@@ -22,7 +24,7 @@
 #include "redis_store.h"
 
 /* KEYS record; ARGV ttl, node, tag, token hash ("" none), fingerprint, seq ("" none), floor, frame field, room ("" none),
- * room value ("" left). 1 written, 0 not this node's record. */
+ * room value ("" left), carrier state ("" unchanged). 1 written, 0 not this node's record. */
 static ag__redis_script_t put_script = {
     "local k = KEYS[1] local owner = redis.call('HGET', k, 'node') "
     "if ARGV[4] ~= '' then if owner and owner ~= ARGV[2] then return 0 end "
@@ -34,6 +36,7 @@ static ag__redis_script_t put_script = {
     "redis.call('HSET', k, 'seq', ARGV[6], 'floor', ARGV[7], 'f:' .. ARGV[6], ARGV[8]) end "
     "if ARGV[9] ~= '' then if ARGV[10] == '' then redis.call('HDEL', k, 'r:' .. ARGV[9]) "
     "else redis.call('HSET', k, 'r:' .. ARGV[9], ARGV[10]) end end "
+    "if ARGV[11] ~= '' then redis.call('HSET', k, 'cs', ARGV[11]) end "
     "redis.call('PEXPIRE', k, ARGV[1]) return 1",
     ""};
 
@@ -96,7 +99,8 @@ void ag__redis_rconn_put(ag_store_t *store, const char *id, const ag_store_rconn
                          floor,
                          field != NULL ? field : "",
                          w->room != NULL ? w->room : "",
-                         roomval};
+                         roomval,
+                         w->carrier != NULL ? w->carrier : ""};
     size_t lens[sizeof(all) / sizeof(all[0])];
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
         lens[i] = all[i] == field ? field_len : strlen(all[i]);
@@ -195,6 +199,8 @@ static json_t *record_of(const redisReply *reply)
             json_object_setn_new(rec, k->str, k->len, json_stringn(v->str, v->len));
         } else if (k->len == 2 && memcmp(k->str, "fp", 2) == 0) {
             json_object_set_new(rec, "fingerprint", json_stringn(v->str, v->len));
+        } else if (k->len == 2 && memcmp(k->str, "cs", 2) == 0 && v->len <= AG_STORE_RCONN_CARRIER_MAX) {
+            json_object_set_new(rec, "carrier", json_stringn(v->str, v->len));
         }
     }
     qsort(list, nf, sizeof(*list), by_seq);

@@ -32,9 +32,13 @@ static const char LUA_REAP[] = "local dead = {} for _, id in ipairs(redis.call('
                                "end end redis.call('DEL', idx) redis.call('SREM', KEYS[1], id) dead[#dead + 1] = id end end "
                                "return dead";
 
+/* As the reaper: a member whose details name another node now (handed over or taken over) is that node's, and stays. */
 static const char LUA_LEAVE[] = "for _, e in ipairs(redis.call('SMEMBERS', KEYS[3])) do "
                                 "local sp = string.find(e, ' ', 1, true) if sp then "
-                                "redis.call('HDEL', ARGV[1] .. string.sub(e, sp + 1), string.sub(e, 1, sp - 1)) "
+                                "local mk = ARGV[1] .. string.sub(e, sp + 1) local cid = string.sub(e, 1, sp - 1) "
+                                "local d = redis.call('HGET', mk, cid) "
+                                "if d and (string.find(d, '\"node\":\"' .. ARGV[2] .. '\"', 1, true) or "
+                                "string.find(d, '\"host\":\"' .. ARGV[2] .. '\"', 1, true)) then redis.call('HDEL', mk, cid) end "
                                 "end end redis.call('DEL', KEYS[3], KEYS[1], KEYS[4]) redis.call('SREM', KEYS[2], ARGV[2]) "
                                 "return 1";
 

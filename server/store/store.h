@@ -41,6 +41,10 @@ typedef struct st_ag_store_ops_t {
     void (*member_add)(ag_store_t *store, const char *room, const char *conn_id, const json_t *details, ag_store_cb cb, void *data);
     /* result true (removed) / false (was not a member) */
     void (*member_del)(ag_store_t *store, const char *room, const char *conn_id, ag_store_cb cb, void *data);
+    /* Optional (NULL: nothing to do): conn_id's membership of room lives on under another node now (a connection handed
+     * over, server/resume.c): this node stops counting it as its own (what it writes again after Redis lost its data,
+     * what it removes when it leaves) without touching the membership. */
+    void (*member_forget)(ag_store_t *store, const char *room, const char *conn_id);
     /* result: object conn_id -> details | err "room does not exist" */
     void (*members)(ag_store_t *store, const char *room, ag_store_cb cb, void *data);
 
@@ -119,8 +123,9 @@ typedef struct st_ag_store_ops_t {
     /* Makes this node the owner of conn id when token_hash matches and its owner is this node or a node that is dead
      * (its heartbeat expired). result: the record as it was,
      * {"node", "tag", "seq", "floor", "fingerprint", "frames": [[seq, "messageId" or null, "frame"], ...] in seq order,
-     * "rooms": {room: [epoch (hex), since]}}; null when there is no such record or the token does not match; err
-     * AG_STORE_RCONN_ALIVE (with result {"tag", "routed": its route is registered}) when its owner's heartbeat is alive. */
+     * "rooms": {room: [epoch (hex), since]}, "carrier": the last carrier string written, when one was}; null when there is no such
+     * record or the token does not match; err AG_STORE_RCONN_ALIVE (with result {"tag", "routed": its route is registered}) when
+     * its owner's heartbeat is alive. */
     void (*rconn_claim)(ag_store_t *store, const char *id, const char *token_hash, ag_store_cb cb, void *data);
     /* Optional (NULL: always): 1 while the store can be used (Redis connected), for /readyz and metrics. */
     int (*is_up)(ag_store_t *store);
@@ -152,6 +157,9 @@ typedef struct st_ag_store_stats_t {
 #define AG_STORE_RCONN_ALIVE "owner alive"
 
 /* One write to a resumable connection's record (rconn_put): the fields given are set, the others kept. */
+/* The longest carrier string a record keeps (ag_store_rconn_write_t.carrier). */
+#define AG_STORE_RCONN_CARRIER_MAX 128
+
 struct st_ag_store_rconn_write_t {
     uint64_t ttl_ms;
     const char *token_hash;  /* non-NULL: (re)creates the record, owned by this node */
@@ -161,6 +169,9 @@ struct st_ag_store_rconn_write_t {
     const char *frame;
     size_t frame_len;
     const char *message_id;
+    /* non-NULL: what the connection's transport keeps of its own (a short string, conn.h carrier_state_brief), as it
+     * stood when that answer was sent */
+    const char *carrier;
     /* room != NULL: the connection is in room since the room's history stood at (epoch, since); epoch NULL: it left */
     const char *room;
     const char *epoch;

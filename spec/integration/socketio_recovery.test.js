@@ -4,8 +4,9 @@
 // last, and presents both in its next CONNECT; the server answers with the same pid (socket.recovered === true), the
 // same socket.id, and sends what the client missed, in order, once. A proxy resets the TCP connections mid-stream while
 // chat flows both ways and requests are in flight; the client uses socket.io's own `retries` (each request is emitted
-// again after a drop until it is acknowledged), and the server answers such a request once. The memory store. A
-// connection does not move between workers: the recovery tests pin one worker, and the last test shows what two do.
+// again after a drop until it is acknowledged), and the server answers such a request once. The memory store. The
+// recovery tests pin one worker; the last one runs two, where a recovery reaching the other worker has the connection
+// handed over.
 const test = require('node:test');
 const assert = require('node:assert');
 const { io } = require('socket.io-client');
@@ -47,7 +48,8 @@ function recovering(port, transport, opts = {}) {
   });
   const c = { socket, events: [], connects: [] };
   socket.onAny((name, ...args) => c.events.push({ name, args }));
-  socket.on('connect', () => c.connects.push({ id: socket.id, recovered: socket.recovered, pid: socket._pid }));
+  socket.on('connect', () =>
+    c.connects.push({ id: socket.id, recovered: socket.recovered, pid: socket._pid, sid: socket.io.engine.id }));
   c.said = (prefix) =>
     c.events.filter((e) => e.name === 'say' && e.args[0].message.startsWith(prefix)).map((e) => e.args[0].message);
   c.connected = (n = 1) => until(() => c.connects.length >= n, `connect #${n}`);
@@ -351,27 +353,47 @@ test('the owner recovers after others tried its id with wrong tokens', async (t)
   assert.deepStrictEqual(details.data.rooms, [ROOM]);
 });
 
-test('two workers: a recovery that reaches the other worker is refused cleanly, a fresh connection that works', async (t) => {
-  const srv = await startServer({ config: { ...RECOVERY, general: { workers: 2 } } });
+test('two workers: every recovery is recovered, also one that reaches the other worker (handed over)', async (t) => {
+  const srv = await startServer({ config: { ...RECOVERY, general: { workers: 2, logLevel: 'info' } } });
   t.after(() => srv.stop());
   const proxy = await startCutProxy(srv.port);
   t.after(() => proxy.close());
+  const b = await stockMember(srv);
+  t.after(() => b.close());
   const a = recovering(proxy.port, 'websocket');
   t.after(() => a.socket.disconnect());
   await a.connected();
+  const firstId = a.socket.id;
   assert.strictEqual((await a.socket.emitWithAck('roomAdd', { room: ROOM })).status, 'OK');
-  for (let i = 1; i <= 12; i++) {
-    const before = a.socket.id;
+  // each worker logs its sid tag at start; a handshake naming a tag (`resume`, as the generated client sends it) is
+  // made on that worker, whichever loop accepted it: the recoveries alternate between the two workers
+  const tags = [...srv.stderr.matchAll(/\(sid tag ([A-Za-z0-9_-]{8})\)/g)].map((m) => m[1]);
+  assert.strictEqual(new Set(tags).size, 2, srv.stderr);
+  const tagOf = (c) => c.sid.slice(0, 8);
+  const N = 12;
+  for (let i = 1; i <= N; i++) {
+    const before = tagOf(a.connects[i - 1]);
+    a.socket.io.opts.query = { resume: tags.find((x) => x !== before) };
     proxy.cut();
+    // a line while it is away (or already back): the recovered connection gets it once, in order
+    await b.request({ event: 'say', room: ROOM, message: `w-${i}` });
     await a.connected(i + 1);
     const c = a.connects[i];
-    // recovered on the same worker (same id, same pid), else a fresh connection of the other one
-    assert.strictEqual(c.recovered, c.id === before, JSON.stringify(c));
-    assert.strictEqual(c.recovered, c.pid === a.connects[i - 1].pid);
+    assert.notStrictEqual(tagOf(c), before, 'the recovery reached the other worker');
+    assert.strictEqual(c.recovered, true, JSON.stringify(a.connects));
+    assert.strictEqual(c.id, firstId);
+    assert.strictEqual(c.pid, a.connects[0].pid);
     const details = await a.socket.emitWithAck('detailsView');
-    assert.strictEqual(details.data.id, a.socket.id);
-    // a recovered connection kept its room; a fresh one joins it again
-    assert.deepStrictEqual(details.data.rooms, c.recovered ? [ROOM] : [], JSON.stringify({ c, before, details, connects: a.connects }));
-    if (!c.recovered) assert.strictEqual((await a.socket.emitWithAck('roomAdd', { room: ROOM })).status, 'OK');
+    assert.strictEqual(details.data.id, firstId);
+    assert.deepStrictEqual(details.data.rooms, [ROOM]);
   }
+  const want = Array.from({ length: N }, (_, i) => `w-${i + 1}`);
+  await until(() => a.said('w-').length >= N, () => `A got ${a.said('w-')}`);
+  await b.request({ event: 'detailsView' });
+  assert.deepStrictEqual(a.said('w-'), want);
+  const v = await b.request({ event: 'roomView', room: ROOM });
+  assert.strictEqual(v.data.membersCount, 2);
+  assert.ok(Object.keys(v.data.members).includes(firstId));
+  // each recovery was a hand-over (the holder logs it)
+  assert.strictEqual((srv.stderr.match(/ handed over$/gm) || []).length, N, srv.stderr);
 });
