@@ -146,8 +146,12 @@ void ag__resume_verb(ag_conn_t *c, json_t *rest, const json_t *message_id)
                          ? ag_conn_find_resumable(c->server, json_string_value(id), json_string_value(token))
                          : NULL;
     json_int_t last = json_is_integer(seq) ? json_integer_value(seq) : -1;
+    /* The token names the worker that made it. Without records in the store only that worker can hold it; with them (Redis)
+     * a takeover is tried from any worker: the claim refuses while the owner lives (a sibling worker of this process
+     * among them), and a dead node's connection is taken whichever worker its client reached. */
+    int records = c->server->store->ops->rconn_claim != NULL;
     if (old == NULL && last >= 0 && json_is_string(id) && json_is_string(token) &&
-        !ag_conn_token_elsewhere(c->server, json_string_value(token)) &&
+        (records || !ag_conn_token_elsewhere(c->server, json_string_value(token))) &&
         takeover(c, json_string_value(id), json_string_value(token), (uint64_t)last, json_object_get(rest, "offsets"), message_id))
         return;
     if (old == NULL || last < 0) {

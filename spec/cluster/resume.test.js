@@ -156,6 +156,50 @@ test('SIGKILL of the node holding clients mid-stream: each resumes on another no
     for (const c of clients) assert.ok(Object.keys(v.data.members).includes(c.id));
   });
 
+test('two workers per node: a killed node\'s connections are taken over by whichever worker their client reaches',
+  async (t) => {
+    // the token names the worker that made it; a takeover must not depend on reaching a worker of the same index
+    const cl = await cluster(2, { general: { workers: 2, resumeHistoryLines: 2000, resumeHistoryBytes: 1048576 } });
+    const rr = await startRoundRobinProxy(cl.nodes.map((s) => s.port));
+    t.after(() => teardown(cl, rr));
+    const clients = [];
+    for (let i = 0; i < 12; i++) {
+      const c = new ResumeClient('primus', rr.port);
+      t.after(() => c.stop());
+      c.start();
+      await c.until((x) => x.ready);
+      assert.strictEqual((await c.request({ event: 'roomAdd', room: 'defaultRoom' })).status, 'OK');
+      clients.push(c);
+    }
+    // the node and worker each connection lives on, from its record
+    const ownerOfConn = (c) => cl.redis.cli('HGET', `actiongate:rconn:${c.id}`, 'node');
+    const doomed = clients.filter((c) => ownerOfConn(c).startsWith('node0-'));
+    assert.ok(doomed.length >= 2, `connections on node0: ${doomed.length}`);
+    const firstIds = doomed.map((c) => c.id);
+    const b = await primus(cl.nodes[1]);
+    t.after(() => b.close());
+    assert.strictEqual((await b.request({ event: 'roomAdd', room: 'defaultRoom' })).status, 'OK');
+    const N = 30;
+    for (let i = 0; i < N; i++) {
+      b.sendRaw(JSON.stringify({ event: 'say', room: 'defaultRoom', message: `b-${i}` }));
+      if (i === N / 3) cl.nodes[0].kill('SIGKILL');
+      await sleep(20);
+    }
+    for (const c of clients) await c.until((x) => said(x, 'b-').length >= N, 30000);
+    const workersSeen = new Set();
+    doomed.forEach((c, i) => {
+      assert.deepStrictEqual(c.notResumed, [], `client ${i} was not resumed`);
+      assert.ok(c.resumed >= 1, `client ${i} resumed`);
+      assert.strictEqual(c.id, firstIds[i]);
+      assert.deepStrictEqual(said(c, 'b-'), want('b', N), `client ${i}`);
+      assert.deepStrictEqual(c.gaps, [], `client ${i}`);
+      const owner = ownerOfConn(c);
+      assert.ok(owner.startsWith('node1-'), `client ${i} lives on ${owner}`);
+      workersSeen.add(owner);
+    });
+    t.diagnostic(`taken over by ${[...workersSeen].join(', ')}`);
+  });
+
 test('Redis loses its data during the gap: not resumed (room history gone), nothing wrong delivered, the client starts afresh',
   async (t) => {
     const cl = await cluster(3);

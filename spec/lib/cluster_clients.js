@@ -140,8 +140,9 @@ async function cluster(n, extra = {}) {
   for (let i = 0; i < n; i++) {
     nodes.push(await startServer({ config: { ...extra, general: { id: `node${i}`, ...(extra.general || {}) }, redis: { url: redis.url, nodeTtl: 1 } } }));
   }
-  // every node knows every other's route before the first request
-  await waitFor(() => redis.cli('--scan', '--pattern', 'actiongate:route:*').split('\n').filter(Boolean).length === n, 5000,
+  // every node knows every other's route before the first request (one per worker)
+  const workers = (extra.general && extra.general.workers) || Number(process.env.AG_WORKERS || 1);
+  await waitFor(() => redis.cli('--scan', '--pattern', 'actiongate:route:*').split('\n').filter(Boolean).length === n * workers, 5000,
     'routes registered');
   return { redis, nodes };
 }
