@@ -73,6 +73,37 @@ void ag_conn_token_hash(const char *token, char out[2 * 32 + 1])
         snprintf(out + 2 * i, 3, "%02x", md[i]);
 }
 
+json_t *ag_conn_who(const ag_conn_t *c)
+{
+    if (c->user == NULL && c->claims == NULL && c->hook_data == NULL)
+        return NULL;
+    json_t *who = json_object();
+    if (who == NULL)
+        return NULL;
+    if (c->user != NULL)
+        json_object_set_new(who, "user", json_string(c->user));
+    if (json_is_object(c->claims))
+        json_object_set(who, "claims", c->claims);
+    if (json_is_object(c->hook_data))
+        json_object_set(who, "data", c->hook_data);
+    return who;
+}
+
+int ag_conn_take_who(ag_conn_t *c, const json_t *who)
+{
+    if (!json_is_object(who))
+        return AG_OK; /* none recorded: the carrier's own stands */
+    json_t *user = json_object_get(who, "user"), *claims = json_object_get(who, "claims"), *data = json_object_get(who, "data");
+    if (ag_conn_set_user(c, json_is_string(user) ? json_string_value(user) : NULL) != AG_OK)
+        return AG_ENOMEM;
+    json_decref(c->claims);
+    c->claims = json_is_object(claims) ? json_deep_copy(claims) : NULL;
+    json_decref(c->hook_data);
+    c->hook_data = json_is_object(data) ? json_deep_copy(data) : NULL;
+    c->_data_empty = c->hook_data == NULL;
+    return AG_OK;
+}
+
 static void record_open(ag_conn_t *c, const char *token)
 {
     ag_store_t *st = c->server->store;
@@ -80,8 +111,15 @@ static void record_open(ag_conn_t *c, const char *token)
         return;
     char hash[2 * 32 + 1];
     ag_conn_token_hash(token, hash);
-    ag_store_rconn_write_t w = {.ttl_ms = record_ttl(c->server), .token_hash = hash, .fingerprint = c->fingerprint};
+    json_t *who = ag_conn_who(c);
+    char *text = who != NULL ? json_dumps(who, JSON_COMPACT) : NULL;
+    json_decref(who);
+    ag_store_rconn_write_t w = {.ttl_ms = record_ttl(c->server),
+                                .token_hash = hash,
+                                .fingerprint = c->fingerprint,
+                                .who = text != NULL && strlen(text) <= AG_STORE_RCONN_WHO_MAX ? text : NULL};
     st->ops->rconn_put(st, c->id, &w);
+    free(text);
 }
 
 static void record_frame(ag_conn_t *c, const ag_frame_t *f, const char *message_id)
@@ -243,6 +281,15 @@ ag_conn_t *ag_conn_create(ag_server_t *server, const ag_transport_t *transport, 
     return c;
 }
 
+static void record_open(ag_conn_t *c, const char *token);
+
+void ag_conn_record_who(ag_conn_t *c)
+{
+    /* a resumable connection's record says who it is: a node that takes it over gives it that identity again */
+    if (c->_resume != NULL && !ag_conn_is_closed(c))
+        record_open(c, c->_resume->token);
+}
+
 int ag_conn_set_user(ag_conn_t *c, const char *user)
 {
     char *copy = NULL;
@@ -250,6 +297,7 @@ int ag_conn_set_user(ag_conn_t *c, const char *user)
         return AG_ENOMEM;
     free(c->user);
     c->user = copy;
+    ag_conn_record_who(c);
     return AG_OK;
 }
 
@@ -261,6 +309,7 @@ int ag_conn_set_data(ag_conn_t *c, json_t *data)
     json_decref(c->hook_data);
     c->hook_data = json_incref(data);
     c->_data_empty = 0;
+    ag_conn_record_who(c);
     return AG_OK;
 }
 
@@ -722,6 +771,9 @@ int ag_conn_adopt(ag_conn_t *c, const char *id, const char *token, const json_t 
             c->fingerprint = copy;
         }
     }
+    /* who it is comes with it (the record's, not the carrier's handshake) */
+    if (ag_conn_take_who(c, json_object_get(rec, "who")) != AG_OK)
+        return AG_ENOMEM;
     ag_outbox_t *o = &c->_resume->outbox;
     json_t *frames = json_object_get(rec, "frames"), *e;
     size_t i;

@@ -239,6 +239,12 @@ static inline int ag_conn_is_resumable(const ag_conn_t *c)
  * a frame after last_seq is no longer kept (c is id now, resumable: the caller ends it); AG_EINVAL when c cannot (id
  * in use here, c not fresh, resume off). */
 int ag_conn_adopt(ag_conn_t *c, const char *id, const char *token, const json_t *rec, uint64_t last_seq);
+/* Who c is, for its resume record: {"user", "claims", "data"} (a new reference; NULL when it has none of them). */
+json_t *ag_conn_who(const ag_conn_t *c);
+/* c's user, claims or connect-hook data changed: its resume record (when the store keeps them) is written again. */
+void ag_conn_record_who(ag_conn_t *c);
+/* Gives c the identity a record kept (who borrowed; not an object: c keeps its own). AG_OK or AG_ENOMEM. */
+int ag_conn_take_who(ag_conn_t *c, const json_t *who);
 /* Resumable c holds what it is sent unnumbered (its rooms' live lines), even while away, until ag_conn_hold_end: a
  * resume reading its rooms' history must not lose a line published after the store answered and delivered before. */
 void ag_conn_hold_begin(ag_conn_t *c);

@@ -13,6 +13,7 @@
 #include "outbox.h"
 #include "push.h"
 #include "rooms.h"
+#include "token.h"
 
 #define NOT_RESUMED "not resumed: "
 /* The reasons a client is told (README "Resume"). */
@@ -430,6 +431,9 @@ static void adopt(takeover_t *t)
         takeover_free(t);
         return;
     }
+    /* the expiry of the token it came with, not the carrier's: a connection does not outlive its token on another node */
+    ag_token_unwatch(c);
+    ag_token_watch(c);
     ag_log(AG_LOG_INFO, "resume", c->id, "taken over from node %s%s", json_string_value(json_object_get(t->rec, "node")),
            json_object_get(t->rec, "carrier") != NULL ? " (handed over)" : "");
     /* its rooms again, in the order it joined them (the record keeps no order: by name), then their lines it missed */
@@ -539,6 +543,12 @@ static void on_claimed(void *data, const char *err, json_t *res)
         if (!ag_conn_is_closed(t->carrier))
             ag_conn_close(t->carrier, &AG_DISCONNECT_TRANSPORT_ERROR);
         takeover_free(t);
+        return;
+    }
+    if (err != NULL && strcmp(err, AG_STORE_RCONN_ALIVE) == 0) {
+        /* its node lives and can be reached (a sibling worker, or a node the client did not name): the token matched,
+         * so saying where it is tells the client nothing it could not know; the away connection stays there */
+        takeover_refuse(t, R_ELSEWHERE);
         return;
     }
     if (err != NULL || !json_is_object(res)) {
@@ -712,6 +722,9 @@ static json_t *export_record(ag_conn_t *c)
             return NULL;
         }
     }
+    json_t *who = ag_conn_who(c);
+    if (who != NULL)
+        json_object_set_new(rec, "who", who);
     json_t *carried = c->carrier_state_save != NULL && c->carrier_state != NULL ? c->carrier_state_save(c->carrier_state) : NULL;
     if (carried != NULL)
         json_object_set_new(rec, "carrier", carried);

@@ -575,6 +575,7 @@ ag_token_err_t ag_token_refresh(ag_conn_t *c, const char *text, size_t len)
     }
     json_decref(c->claims);
     c->claims = claims;
+    ag_conn_record_who(c);
     int watched = c->token_slot != 0;
     if (watched)
         ag_token_unwatch(c);

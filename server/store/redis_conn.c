@@ -6,6 +6,8 @@
  *   th            the SHA-256 of the connection's token, hex (never the token: a reader of Redis cannot resume it)
  *   node, tag     the node that owns it (only the owner writes it) and that node's sid tag (its route)
  *   fp            the connection's fingerprint
+ *   who           who the connection is: JSON {"user", "claims", "data"} (a token's verified claims, the connect hook's
+ *                 data), written with th; the node that takes it over gives the connection that identity again
  *   seq, floor    the outbox's last number and the newest number no longer kept
  *   f:<n>         numbered frame n as sent: "<length of its messageId>:<messageId><frame>", "-1:<frame>" without one
  *   r:<room>      "<epoch>:<offset>": the room's history stood there when the connection joined
@@ -24,11 +26,13 @@
 #include "redis_store.h"
 
 /* KEYS record; ARGV ttl, node, tag, token hash ("" none), fingerprint, seq ("" none), floor, frame field, room ("" none),
- * room value ("" left), carrier state ("" unchanged). 1 written, 0 not this node's record. */
+ * room value ("" left), carrier state ("" unchanged), who (with the token hash; "" none). 1 written, 0 not this node's
+ * record. */
 static ag__redis_script_t put_script = {
     "local k = KEYS[1] local owner = redis.call('HGET', k, 'node') "
     "if ARGV[4] ~= '' then if owner and owner ~= ARGV[2] then return 0 end "
     "redis.call('HSET', k, 'th', ARGV[4], 'node', ARGV[2], 'tag', ARGV[3], 'fp', ARGV[5]) "
+    "if ARGV[12] ~= '' then redis.call('HSET', k, 'who', ARGV[12]) else redis.call('HDEL', k, 'who') end "
     "if not owner then redis.call('HSET', k, 'seq', 0, 'floor', 0) end "
     "elseif owner ~= ARGV[2] then return 0 end "
     "if ARGV[6] ~= '' then local old = tonumber(redis.call('HGET', k, 'floor') or '0') local fl = tonumber(ARGV[7]) "
@@ -100,7 +104,8 @@ void ag__redis_rconn_put(ag_store_t *store, const char *id, const ag_store_rconn
                          field != NULL ? field : "",
                          w->room != NULL ? w->room : "",
                          roomval,
-                         w->carrier != NULL ? w->carrier : ""};
+                         w->carrier != NULL ? w->carrier : "",
+                         w->token_hash != NULL && w->who != NULL ? w->who : ""};
     size_t lens[sizeof(all) / sizeof(all[0])];
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
         lens[i] = all[i] == field ? field_len : strlen(all[i]);
@@ -201,6 +206,12 @@ static json_t *record_of(const redisReply *reply)
             json_object_set_new(rec, "fingerprint", json_stringn(v->str, v->len));
         } else if (k->len == 2 && memcmp(k->str, "cs", 2) == 0 && v->len <= AG_STORE_RCONN_CARRIER_MAX) {
             json_object_set_new(rec, "carrier", json_stringn(v->str, v->len));
+        } else if (k->len == 3 && memcmp(k->str, "who", 3) == 0 && v->len <= AG_STORE_RCONN_WHO_MAX) {
+            json_t *who = json_loadb(v->str, v->len, JSON_REJECT_DUPLICATES, NULL);
+            if (json_is_object(who))
+                json_object_set_new(rec, "who", who);
+            else
+                json_decref(who);
         }
     }
     qsort(list, nf, sizeof(*list), by_seq);

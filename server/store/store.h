@@ -153,6 +153,8 @@ typedef struct st_ag_store_stats_t {
 /* history_since: what was asked for is no longer kept (or never was) */
 #define AG_STORE_HISTORY_GONE "history gone"
 #define AG_STORE_HISTORY_TAIL UINT64_MAX
+/* The longest `who` a record keeps (a connection whose identity is longer is taken over with its carrier's). */
+#define AG_STORE_RCONN_WHO_MAX 16384
 /* rconn_claim: the record's owner is alive */
 #define AG_STORE_RCONN_ALIVE "owner alive"
 
@@ -164,6 +166,7 @@ struct st_ag_store_rconn_write_t {
     uint64_t ttl_ms;
     const char *token_hash;  /* non-NULL: (re)creates the record, owned by this node */
     const char *fingerprint; /* with token_hash */
+    const char *who;         /* with token_hash: who the connection is, JSON {"user", "claims", "data"}, or NULL */
     /* frame != NULL: numbered frame seq (its messageId or NULL) was sent; frames up to floor are no longer kept */
     uint64_t seq, floor;
     const char *frame;

@@ -11,6 +11,7 @@ const { startRoundRobinProxy } = require('../lib/rr_proxy');
 const { startCutProxy } = require('../lib/cut_proxy');
 const { ResumeClient } = require('../lib/resume_client');
 const { sleep, waitFor, primus, cluster, teardown } = require('../lib/cluster_clients');
+const { sign, now } = require('../lib/jwt');
 
 const said = (c, prefix) => c.lines.filter((f) => f.context === 'user' && f.message.startsWith(prefix)).map((f) => f.message);
 const want = (prefix, n) => Array.from({ length: n }, (_, i) => `${prefix}-${i}`);
@@ -201,6 +202,32 @@ test('two workers per node: a killed node\'s connections are taken over by which
     });
     t.diagnostic(`taken over by ${[...workersSeen].join(', ')}`);
   });
+
+test("a killed node's token-authenticated connection keeps who it is on the node that takes it over", async (t) => {
+  const SECRET = 'a-test-secret-of-at-least-32-bytes-0123';
+  const cl = await cluster(2, { tokens: { secret: SECRET } });
+  t.after(() => teardown(cl));
+  const c = new ResumeClient('primus', cl.nodes[0].port);
+  c.firstQuery = `?token=${sign({ alg: 'HS256' }, { sub: 'alice', role: 'ops', exp: now() + 600 }, SECRET)}`;
+  c.maxConnects = 2000;
+  t.after(() => c.stop());
+  c.start();
+  await c.until((x) => x.ready);
+  const before = (await c.request({ event: 'detailsView' })).data;
+  assert.strictEqual(before.user, 'alice');
+  const id = c.id;
+  // the client comes back, without its token, through the other node once its own is gone
+  cl.nodes[0].kill('SIGKILL');
+  c.port = cl.nodes[1].port;
+  await c.until((x) => x.resumed === 1 || x.notResumed.length > 0, 30000);
+  assert.deepStrictEqual(c.notResumed, []);
+  assert.strictEqual(c.id, id);
+  const after = (await c.request({ event: 'detailsView' })).data;
+  assert.strictEqual(after.user, 'alice');
+  assert.strictEqual(after.claims.sub, 'alice');
+  assert.strictEqual(after.claims.role, 'ops');
+  assert.strictEqual(cl.redis.cli('HGET', `actiongate:rconn:${id}`, 'node'), 'node1');
+});
 
 test('Redis loses its data during the gap: not resumed (room history gone), nothing wrong delivered, the client starts afresh',
   async (t) => {
