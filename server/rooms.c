@@ -595,15 +595,7 @@ static void on_message(void *data, const char *channel, const char *payload, siz
             return;
         }
     }
-    switch (payload[0]) {
-    case 'c':
-    case 'p':
-        deliver(s, room, payload[0], payload + 1, len - 1, offset);
-        break;
-    case 'd':
-        on_room_deleted(s, room);
-        break;
-    }
+    dispatch(s, room, payload, len, offset);
 }
 
 /* --- room lifecycle --- */
