@@ -50,19 +50,24 @@ function holderOf(cl, id) {
 
 const lines = (b, prefix) => b.frames.filter((f) => f.context === 'user' && f.message.startsWith(prefix)).map((f) => f.message);
 
+// n nodes on Redis behind the round-robin proxy, the cut proxy in front, and a recovering client connected through both.
+async function behindCuts(t, n) {
+  const cl = await cluster(n, SIO);
+  const rr = await startRoundRobinProxy(cl.nodes.map((s) => s.port));
+  const cut = await startCutProxy(rr.port);
+  t.after(() => teardown(cl, cut, rr));
+  const a = recovering(cut.port);
+  t.after(() => a.socket.disconnect());
+  await a.connected();
+  return { cl, cut, a };
+}
+
 test('socket.io: cuts mid-stream behind a round-robin proxy; every recovery lands on another live node and is recovered',
   async (t) => {
-    const cl = await cluster(3, SIO);
-    const rr = await startRoundRobinProxy(cl.nodes.map((s) => s.port));
-    const cut = await startCutProxy(rr.port);
-    t.after(() => teardown(cl, cut, rr));
+    const { cl, cut, a } = await behindCuts(t, 3);
     const b = await primus(cl.nodes[2]);
     t.after(() => b.close());
     assert.strictEqual((await b.request({ event: 'roomAdd', room: ROOM })).status, 'OK');
-
-    const a = recovering(cut.port);
-    t.after(() => a.socket.disconnect());
-    await a.connected();
     const firstId = a.socket.id;
     assert.strictEqual((await a.socket.emitWithAck('roomAdd', { room: ROOM })).status, 'OK');
     const holders = new Set([holderOf(cl, firstId)]);
@@ -201,13 +206,7 @@ test('socket.io: a forged pid (wrong token) reaching another node is not recover
 
 test('socket.io: the node that handed a connection over stops gracefully; the connection stays a member where it lives now',
   async (t) => {
-    const cl = await cluster(2, SIO);
-    const rr = await startRoundRobinProxy(cl.nodes.map((s) => s.port));
-    const cut = await startCutProxy(rr.port);
-    t.after(() => teardown(cl, cut, rr));
-    const a = recovering(cut.port);
-    t.after(() => a.socket.disconnect());
-    await a.connected();
+    const { cl, cut, a } = await behindCuts(t, 2);
     const id = a.socket.id;
     assert.strictEqual((await a.socket.emitWithAck('roomAdd', { room: ROOM })).status, 'OK');
     const first = holderOf(cl, id);
@@ -232,13 +231,7 @@ test('socket.io: the node that handed a connection over stops gracefully; the co
 
 test('socket.io: a request answered while the client was away, then its node killed: the emit again gets that answer, not a second run',
   async (t) => {
-    const cl = await cluster(3, SIO);
-    const rr = await startRoundRobinProxy(cl.nodes.map((s) => s.port));
-    const cut = await startCutProxy(rr.port);
-    t.after(() => teardown(cl, cut, rr));
-    const a = recovering(cut.port);
-    t.after(() => a.socket.disconnect());
-    await a.connected();
+    const { cl, cut, a } = await behindCuts(t, 3);
     const id = a.socket.id;
     const victim = holderOf(cl, id);
     a.socket.io.reconnectionDelay(1200);
