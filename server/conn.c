@@ -804,6 +804,10 @@ int ag_conn_adopt(ag_conn_t *c, const char *id, const char *token, const json_t 
         s->store->ops->rconn_put(s->store, c->id, &w);
     }
     c->_resume->holding = 1;
+    /* the client saw frames whose record writes died with their node (a write is sent after its frame): it needs none
+     * of them, and what follows is numbered after them; a claim further ahead than an outbox holds is refused */
+    if (last_seq > o->seq && last_seq - o->seq <= (uint64_t)s->config->general.resumeOutboxFrames)
+        o->floor = o->seq = last_seq;
     if (!ag_conn_can_replay(c, last_seq))
         return AG_ENOENT;
     s->stats.resumes++;

@@ -495,7 +495,8 @@ static void got_record(takeover_t *t, json_t *res)
     }
     uint64_t seq = (uint64_t)json_integer_value(json_object_get(res, "seq")),
              floor = (uint64_t)json_integer_value(json_object_get(res, "floor"));
-    if (t->seq > seq || t->seq < floor) {
+    /* a client ahead of the record saw frames whose writes died with their node (ag_conn_adopt): it missed none of them */
+    if (t->seq < floor || (t->seq > seq && t->seq - seq > (uint64_t)s->config->general.resumeOutboxFrames)) {
         takeover_refuse(t, R_OUTBOX);
         return;
     }
