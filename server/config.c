@@ -100,6 +100,7 @@ static const ckey_t schema[] = {
     K("servers.websocket.server.allowEIO3", T_BOOL, servers.websocket.server.allowEIO3),
     K("servers.websocket.server.messageRate", T_DOUBLE, servers.websocket.server.messageRate),
     K("servers.websocket.server.messageBurst", T_INT, servers.websocket.server.messageBurst),
+    K("servers.websocket.server.pollSleepMs", T_INT, servers.websocket.server.pollSleepMs),
     K("servers.websocket.server.sse.replayEvents", T_INT, servers.websocket.server.sse.replayEvents),
     K("servers.websocket.server.sse.replayBytes", T_LONG, servers.websocket.server.sse.replayBytes),
     K("servers.websocket.server.sse.recycleBytes", T_LONG, servers.websocket.server.sse.recycleBytes),
@@ -280,6 +281,7 @@ ag_config_t *ag_config_create_default(void)
     c->servers.websocket.server.echo = 0;
     c->servers.websocket.server.messageRate = 100;
     c->servers.websocket.server.messageBurst = 200;
+    c->servers.websocket.server.pollSleepMs = 1000;
     c->servers.websocket.server.sse.replayEvents = 512;
     c->servers.websocket.server.sse.replayBytes = 1048576;
     c->servers.websocket.server.sse.recycleBytes = 8388608;
@@ -886,6 +888,8 @@ static ag_config_t *load_parser(yaml_parser_t *parser, const char *name, char *e
             problem = "general.logLevel must be one of debug, info, warn, error, none";
         else if (c->servers.websocket.server.pingInterval < 1 || c->servers.websocket.server.pingTimeout < 1)
             problem = "servers.websocket.server.pingInterval and pingTimeout must be at least 1 ms";
+        else if (c->servers.websocket.server.pollSleepMs > 86400000)
+            problem = "servers.websocket.server.pollSleepMs must be at most 86400000 ms";
         else if (c->servers.web.secure && (c->servers.web.certFile[0] == '\0' || c->servers.web.keyFile[0] == '\0'))
             problem = "servers.web.secure needs servers.web.certFile and servers.web.keyFile";
         else if (!(c->servers.web.handshakeRate >= 0) || !(c->servers.websocket.server.messageRate >= 0))

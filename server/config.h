@@ -101,6 +101,7 @@ typedef struct st_ag_config_t {
                 int allowEIO3;          /* 1: engine.io protocol 3 clients (engine.io-client 3, socket.io-client 2) */
                 double messageRate;     /* inbound messages per connection and second, 100; 0 = no limit */
                 int messageBurst;       /* 200; this many refusals in a row end the connection */
+                int pollSleepMs;        /* a held polling GET leaves h2o's request after this long, 1000; 0 = never */
                 struct {
                     int replayEvents;  /* 512 */
                     long replayBytes;  /* 1048576 */

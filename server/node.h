@@ -58,6 +58,8 @@ typedef struct st_ag_stats_t {
     uint64_t upgrade_fallbacks;                /* upgrade probes that failed: the session stayed on its carrier */
     uint64_t sse_resumes, sse_replayed;        /* SSE streams resumed with Last-Event-ID, and the events replayed */
     uint64_t sse_resumes_refused;              /* Last-Event-ID older than the replay ring: the session ended */
+    size_t polls_asleep;                       /* polling GETs off h2o's request (pollSleepMs) and not answered yet */
+    uint64_t polls_slept;                      /* polling GETs that left h2o's request so */
     size_t actions_in_progress;                /* action requests started and not completed (server/actions.c) */
     size_t conns_away;                         /* resumable connections without a carrier now (README "Resume") */
     uint64_t resumes, resumes_refused;         /* connections resumed, and resume requests answered "not resumed" */

@@ -343,6 +343,11 @@ static void render(ag_server_t *s, buf_t *b)
     one(b, "actiongate_sse_resumes_refused_total", "counter",
         "SSE streams that came back too late (Last-Event-ID older than the replay ring): their session ended.",
         (double)st->sse_resumes_refused);
+    one(b, "actiongate_polls_asleep", "gauge",
+        "Held polling GETs that left their HTTP request after servers.websocket.server.pollSleepMs, not answered yet.",
+        (double)st->polls_asleep);
+    one(b, "actiongate_polls_slept_total", "counter", "Held polling GETs that left their HTTP request so.",
+        (double)st->polls_slept);
     one(b, "actiongate_connections_away", "gauge", "Resumable connections waiting for their client to come back.",
         (double)st->conns_away);
     one(b, "actiongate_resumes_total", "counter", "Connections resumed.", (double)st->resumes);

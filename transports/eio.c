@@ -894,6 +894,7 @@ int ag_eio_register(ag_server_t *s)
     h2o_timeout_init(s->loop, &n->upgrade_timeout, (uint64_t)cfg->servers.websocket.server.upgradeTimeout);
     h2o_timeout_init(s->loop, &n->keepalive, (uint64_t)cfg->servers.websocket.server.sse.keepaliveMs);
     h2o_timeout_init(s->loop, &n->hundred_ms, 100);
+    h2o_timeout_init(s->loop, &n->poll_sleep, (uint64_t)cfg->servers.websocket.server.pollSleepMs);
     s->eio = n;
     int ret = ag_eio_serve(s, cfg->servers.websocket.server.pathname, AG_EIO_PATH_SHARED, ag__eio_attach_conn, 1);
     if (ret == 0 && cfg->servers.engineio.path[0] != '\0')
@@ -940,9 +941,12 @@ void ag_eio_dispose(ag_server_t *s)
     s->eio = NULL;
     /* Sessions still open here (the shutdown deadline passed) are held by requests and sockets h2o never finished: the
      * node stays with the loop rather than being freed under them (see ag_server_timeout_dispose). */
-    if (n->sessions.size != 0 || n->watched.size != 0)
+    if (n->sessions.size != 0 || n->watched.size != 0 || s->stats.polls_asleep != 0)
         return;
-    h2o_timeout_t *lists[] = {&n->ping_interval, &n->ping_timeout, &n->upgrade_timeout, &n->keepalive, &n->hundred_ms};
+    if (h2o_timeout_is_linked(&n->trim))
+        h2o_timeout_unlink(&n->trim);
+    h2o_timeout_t *lists[] = {&n->ping_interval, &n->ping_timeout, &n->upgrade_timeout,
+                              &n->keepalive,     &n->hundred_ms,   &n->poll_sleep};
     int open = 0;
     for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++)
         open |= ag_server_timeout_dispose(s, lists[i]) != 0;

@@ -141,6 +141,8 @@ typedef struct st_ag__eio_node_t {
     ag_map_t sessions;   /* sid -> session */
     ag_ptrmap_t watched; /* an HTTP/1 socket -> the held GET reading it (eio_polling.c) */
     h2o_timeout_t ping_interval, ping_timeout, upgrade_timeout, keepalive, hundred_ms;
+    h2o_timeout_t poll_sleep; /* servers.websocket.server.pollSleepMs (eio_polling.c) */
+    h2o_timeout_entry_t trim; /* gives the heap's free pages back after polls went to sleep (eio_polling.c) */
     h2o_linklist_t sse_rings; /* every non-empty SSE replay ring of the node, written to longest ago first (eio_sse.c) */
     /* Scratch for the answer or event being written (eio_polling.c, eio_sse.c): reused from one to the next, so a
      * fan-out allocates nothing per recipient. A write nested in another (a close's hooks may send to another

@@ -7,6 +7,8 @@
  */
 #include "eio.h"
 
+#include <h2o/http1.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,9 +17,13 @@
 
 #define GZIP_THRESHOLD 1024
 
+typedef struct st_sleeper_t sleeper_t;
+
 typedef struct st_polling_t {
     ag__eio_transport_t super;
-    ag__eio_held_t *get; /* the held GET, or NULL */
+    ag__eio_held_t *get;       /* the held GET, or NULL */
+    sleeper_t *asleep;         /* the held GET once it left h2o's request, or NULL */
+    h2o_timeout_entry_t sleep; /* the held GET leaves h2o's request when this fires (pollSleepMs) */
     int closed;
 } polling_t;
 
@@ -270,19 +276,206 @@ void ag__eio_held_finish(ag__eio_held_t *h)
         send_acc(h, 1);
 }
 
+/* --- a held GET asleep (servers.websocket.server.pollSleepMs) --- */
+
+/*
+ * A GET held pollSleepMs with nothing to answer leaves h2o's request over HTTP/1.1, as an SSE stream does: h2o writes
+ * the head (200, chunked) through h2o_http1_upgrade and frees the request, its pool, its connection and the buffer
+ * that held the request, so an idle polling session costs its socket and this, not ~11 KB. The answer is written
+ * later as one chunk and the last chunk, and the socket goes back to h2o as a fresh HTTP/1.1 connection
+ * (h2o_http1_accept) for the client's next request. It is never gzipped: the head went before the answer was known.
+ * A GET answered within pollSleepMs (a busy session) never sleeps and costs nothing more.
+ *
+ * A sleeper owns itself: h2o calls back once the head is written whatever became of the session meanwhile, and a
+ * sleeper answered (let go by its transport) still writes its answer before its socket goes back or closes. It holds
+ * a reference on its session until it is freed.
+ */
+struct st_sleeper_t {
+    polling_t *owner;           /* the transport it answers for; NULL once answered */
+    ag__eio_session_t *session; /* a reference */
+    ag_server_t *server;
+    h2o_socket_t *sock; /* NULL while h2o writes the head */
+    struct timeval connected_at;
+    ag_eio_buf_t answer; /* the chunk and the last chunk; empty once answered: the socket closes */
+    int answered, writing;
+    h2o_timeout_entry_t linger; /* an answer the client does not take is given up after sse.keepaliveMs */
+};
+
+/* Only a text answer can be promised before it is known: JSONP answers a script, protocol 3 without b64 may answer
+ * octets. HTTP/1.0 has no chunks, HTTP/2 keeps its stream. */
+static int may_sleep(const ag__eio_session_t *s, const h2o_req_t *req)
+{
+    return s->server->config->servers.websocket.server.pollSleepMs > 0 && req->version == 0x101 && !s->is_jsonp &&
+           (s->protocol == 4 || s->b64);
+}
+
+static void sleeper_free(sleeper_t *z)
+{
+    if (h2o_timeout_is_linked(&z->linger))
+        h2o_timeout_unlink(&z->linger);
+    if (z->sock != NULL)
+        h2o_socket_close(z->sock);
+    ag_eio_buf_dispose(&z->answer);
+    z->server->stats.polls_asleep--;
+    ag__eio_session_t *s = z->session;
+    free(z);
+    ag__eio_session_release(s);
+}
+
+/* The client went away (EOF, an error) or the head could not be written: as a dropped held GET, the session ends. */
+static void sleeper_dropped(sleeper_t *z)
+{
+    polling_t *p = z->owner;
+    if (p != NULL) {
+        z->owner = NULL;
+        p->asleep = NULL;
+        ag__eio_transport_gone(z->session, &p->super, &AG_DISCONNECT_TRANSPORT_ERROR);
+    }
+    sleeper_free(z);
+}
+
+static void sleeper_on_written(h2o_socket_t *sock, const char *err)
+{
+    sleeper_t *z = sock->data;
+    z->writing = 0;
+    if (err != NULL || z->answer.len == 0 || z->server->stopping) {
+        sleeper_free(z);
+        return;
+    }
+    /* answered: the connection is h2o's again, keep-alive, with what the client sent meanwhile still in its buffer */
+    ag_server_t *server = z->server;
+    struct timeval at = z->connected_at;
+    z->sock = NULL;
+    sleeper_free(z);
+    h2o_http1_accept(&server->accept_ctx, sock, at);
+}
+
+static void sleeper_on_linger(h2o_timeout_entry_t *entry)
+{
+    sleeper_free(H2O_STRUCT_FROM_MEMBER(sleeper_t, linger, entry));
+}
+
+/* Writes the answer once there is one and the head is out; an empty answer is an empty write whose completion closes
+ * the socket from the loop rather than from inside whoever answered. */
+static void sleeper_pump(sleeper_t *z)
+{
+    if (z->sock == NULL || !z->answered || z->writing)
+        return;
+    h2o_socket_read_stop(z->sock);
+    z->writing = 1;
+    h2o_iovec_t iov = h2o_iovec_init(z->answer.base, z->answer.len);
+    h2o_socket_write(z->sock, &iov, z->answer.len != 0 ? 1 : 0, sleeper_on_written);
+    h2o_timeout_link(z->server->loop, &ag__eio_node(z->server)->keepalive, &z->linger);
+}
+
+/* While asleep the socket is read for the client going away; bytes are its next request (pipelined), which waits in
+ * the buffer for h2o once the answer is out. */
+static void sleeper_on_read(h2o_socket_t *sock, const char *err)
+{
+    sleeper_t *z = sock->data;
+    if (err == NULL && sock->input->size == 0)
+        return; /* woken by a TLS record not complete yet */
+    h2o_socket_read_stop(sock);
+    if (err != NULL)
+        sleeper_dropped(z);
+}
+
+/* h2o wrote the head and freed the request and its connection: the socket is the sleeper's. */
+static void sleeper_on_head(void *data, h2o_socket_t *sock, size_t reqsize)
+{
+    sleeper_t *z = data;
+    if (sock == NULL) {
+        sleeper_dropped(z);
+        return;
+    }
+    z->sock = sock;
+    sock->data = z;
+    h2o_buffer_consume(&sock->input, reqsize);
+    if (sock->input->size == 0) {
+        /* the buffer that held the request goes back; a read takes one only when bytes come */
+        h2o_buffer_dispose(&sock->input);
+        h2o_buffer_init(&sock->input, &h2o_socket_buffer_prototype);
+        h2o_socket_read_start(sock, sleeper_on_read);
+    }
+    sleeper_pump(z);
+}
+
+/* The transport's answer (data NULL: none, the socket closes): one chunk, then the last chunk. */
+static void sleeper_answer(polling_t *p, const char *data, size_t len)
+{
+    sleeper_t *z = p->asleep;
+    p->asleep = NULL;
+    z->owner = NULL;
+    z->answered = 1;
+    if (data != NULL && len != 0) {
+        char size[24];
+        int n = snprintf(size, sizeof(size), "%zx\r\n", len);
+        if (ag_eio_buf_append(&z->answer, size, (size_t)n) != AG_OK || ag_eio_buf_append(&z->answer, data, len) != AG_OK ||
+            ag_eio_buf_append(&z->answer, H2O_STRLIT("\r\n0\r\n\r\n")) != AG_OK)
+            z->answer.len = 0;
+    }
+    sleeper_pump(z);
+}
+
+/* What the requests of the GETs that went to sleep held is free, but the allocator keeps the pages it touched: the
+ * heap's free pages go back to the system pollSleepMs after a GET went to sleep (at most that often). */
+static void on_trim(h2o_timeout_entry_t *entry)
+{
+    (void)entry;
+    malloc_trim(0);
+}
+
+static void on_sleep(h2o_timeout_entry_t *entry)
+{
+    polling_t *p = H2O_STRUCT_FROM_MEMBER(polling_t, sleep, entry);
+    ag__eio_held_t *h = p->get;
+    if (h == NULL || h->req == NULL || h->done || p->closed)
+        return;
+    h2o_req_t *req = h->req;
+    ag__eio_session_t *s = p->super.session;
+    sleeper_t *z = calloc(1, sizeof(*z));
+    if (z == NULL)
+        return; /* it stays on its request */
+    z->owner = p;
+    z->session = s;
+    z->server = s->server;
+    z->connected_at = req->conn->connected_at;
+    z->linger.cb = sleeper_on_linger;
+    ag__eio_session_addref(s);
+    s->server->stats.polls_asleep++;
+    s->server->stats.polls_slept++;
+    /* the held GET is done without an answer of its own: h2o frees its request once the head is written */
+    unwatch(h, 1);
+    h->done = 1;
+    p->get = NULL;
+    p->asleep = z;
+    ag__eio_add_common_headers(req);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("text/plain; charset=UTF-8"));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_TRANSFER_ENCODING, NULL, H2O_STRLIT("chunked"));
+    req->res.status = 200;
+    req->res.reason = "OK";
+    h2o_http1_upgrade(req, NULL, 0, sleeper_on_head, z);
+    ag__eio_node_t *n = ag__eio_node(s->server);
+    if (!h2o_timeout_is_linked(&n->trim)) {
+        n->trim.cb = on_trim;
+        h2o_timeout_link(s->server->loop, &n->poll_sleep, &n->trim);
+    }
+}
+
 /* --- the polling transport --- */
 
 static int polling_writable(ag__eio_transport_t *t)
 {
     polling_t *p = (polling_t *)t;
-    return !p->closed && p->get != NULL;
+    return !p->closed && (p->get != NULL || p->asleep != NULL);
 }
 
 static void polling_send(ag__eio_transport_t *t, const ag__eio_out_t *pkts, size_t n)
 {
     polling_t *p = (polling_t *)t;
     ag__eio_held_t *h = p->get;
-    if (h == NULL)
+    if (h == NULL && p->asleep == NULL)
         return;
     ag__eio_session_t *s = t->session;
     ag__eio_node_t *node = ag__eio_node(s->server);
@@ -300,8 +493,12 @@ static void polling_send(ag__eio_transport_t *t, const ag__eio_out_t *pkts, size
         size_t len = pkts[i].frame != NULL ? pkts[i].frame->len : d != NULL ? strlen(d) : 0;
         ag__eio_payload_append(s, b, pkts[i].type, d, len, pkts[i].frame != NULL && pkts[i].frame->binary, octets);
     }
-    p->get = NULL;
-    held_respond(s, h, b->base, b->len, octets); /* the answer is copied into the request's pool */
+    if (h != NULL) {
+        p->get = NULL;
+        held_respond(s, h, b->base, b->len, octets); /* the answer is copied into the request's pool */
+    } else {
+        sleeper_answer(p, b->base, b->len); /* octets never: a GET that may get them does not sleep */
+    }
     ag__eio_scratch_put(node, b, unused, shared);
 }
 
@@ -309,6 +506,16 @@ static void polling_close(ag__eio_transport_t *t)
 {
     polling_t *p = (polling_t *)t;
     p->closed = 1;
+    if (p->asleep != NULL) {
+        /* its head said 200 already: a GET that raced the upgrade gets a noop rather than a 400 */
+        ag_eio_buf_t b = {NULL, 0, 0};
+        if (ag__eio_payload_append(t->session, &b, AG_EIO_NOOP, NULL, 0, 0, 0) == AG_OK)
+            sleeper_answer(p, b.base, b.len);
+        else
+            sleeper_answer(p, NULL, 0);
+        ag_eio_buf_dispose(&b);
+        return;
+    }
     ag__eio_held_t *h = p->get;
     if (h == NULL)
         return;
@@ -334,11 +541,15 @@ static ag__eio_transport_t *polling_create(ag__eio_session_t *s)
         return NULL;
     p->super.ops = &polling_ops;
     p->super.session = s;
+    p->sleep.cb = on_sleep;
     return &p->super;
 }
 
 void ag__eio_polling_destroy(ag__eio_transport_t *t)
 {
+    polling_t *p = (polling_t *)t;
+    if (h2o_timeout_is_linked(&p->sleep))
+        h2o_timeout_unlink(&p->sleep);
     free(t);
 }
 
@@ -394,7 +605,7 @@ static void get_dispose(ag__eio_held_t *h, int premature)
 void ag__eio_polling_get(ag__eio_session_t *s, h2o_req_t *req)
 {
     polling_t *p = (polling_t *)s->polling;
-    if (p->get != NULL) {
+    if (p->get != NULL || p->asleep != NULL) {
         /* an overlapping GET: this one gets 400, the held one the close packet, and the session ends */
         ag__eio_respond_error(req, AG_EIO_ERR_BAD_REQUEST);
         ag__eio_session_close(s, &AG_DISCONNECT_TRANSPORT_ERROR, 1);
@@ -404,6 +615,11 @@ void ag__eio_polling_get(ag__eio_session_t *s, h2o_req_t *req)
     p->get = ag__eio_held_create(req, p, NULL, get_dispose);
     p->get->on_dropped = get_dropped;
     watch(p->get);
+    if (may_sleep(s, req)) {
+        if (h2o_timeout_is_linked(&p->sleep))
+            h2o_timeout_unlink(&p->sleep);
+        h2o_timeout_link(s->server->loop, &ag__eio_node(s->server)->poll_sleep, &p->sleep);
+    }
     ag__eio_on_writable(s);
 }
 

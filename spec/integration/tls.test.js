@@ -174,3 +174,42 @@ test('TLS: an SSE stream over HTTP/1.1 and over h2', async (t) => {
     );
   });
 });
+
+test('TLS: a polling GET that goes to sleep (pollSleepMs) is answered, and its connection carries the next GET', async (t) => {
+  const c = makeCert();
+  t.after(() => fs.rmSync(c.dir, { recursive: true, force: true }));
+  const srv = await startServer({
+    config: { servers: { web: { secure: true, certFile: c.cert, keyFile: c.key },
+      websocket: { server: { echo: true, pollSleepMs: 50, pingInterval: 60000, pingTimeout: 60000 } } } },
+  });
+  t.after(() => srv.stop());
+  const base = `https://127.0.0.1:${srv.port}/primus/?EIO=4&transport=polling`;
+  // one socket for the GETs: the second must reuse the connection the sleeping GET gave back
+  const agent = new https.Agent({ rejectUnauthorized: false, keepAlive: true, maxSockets: 1 });
+  t.after(() => agent.destroy());
+  const call = (url, opts = {}) => new Promise((resolve, reject) => {
+    const req = https.request(url, { rejectUnauthorized: false, ...opts }, (res) => {
+      let body = '';
+      res.on('data', (d) => (body += d));
+      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body, reused: req.reusedSocket }));
+    });
+    req.on('error', reject);
+    req.end(opts.body);
+  });
+  const sid = JSON.parse((await call(base, { agent })).body.slice(1)).sid;
+  const post = (body) => call(`${base}&sid=${sid}`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body });
+  const slept = async () => Number(/^actiongate_polls_slept_total (\d+)$/m.exec((await get(`https://127.0.0.1:${srv.port}/metrics`)).body)[1]);
+
+  const first = call(`${base}&sid=${sid}`, { agent });
+  for (let i = 0; i < 200 && (await slept()) < 1; i++) await new Promise((r) => setTimeout(r, 20));
+  assert.strictEqual(await slept(), 1);
+  await post('4over tls');
+  const r1 = await first;
+  assert.strictEqual(r1.status, 200);
+  assert.strictEqual(r1.headers['transfer-encoding'], 'chunked');
+  assert.strictEqual(r1.body, '4over tls');
+  await post('4next');
+  const r2 = await call(`${base}&sid=${sid}`, { agent });
+  assert.strictEqual(r2.body, '4next');
+  assert.strictEqual(r2.reused, true, 'the connection came back to HTTP/1.1 keep-alive');
+});

@@ -1,0 +1,303 @@
+'use strict';
+// A held polling GET that stays quiet for servers.websocket.server.pollSleepMs leaves h2o's request (README "Design",
+// engine.io long-polling): its head (200, chunked) goes at once, the answer later as one chunk, and the connection then
+// carries the client's next request (keep-alive). Raw HTTP on one socket to see the bytes; the stock engine.io-client
+// and socket.io-client to see that nothing changes for a client.
+const test = require('node:test');
+const assert = require('node:assert');
+const net = require('node:net');
+const WebSocket = require('ws');
+const { Socket } = require('engine.io-client');
+const { io } = require('socket.io-client');
+const { startServer } = require('../lib/harness');
+const { Eio, decodePayload, sleep } = require('../lib/eio_raw');
+
+async function metric(srv, name) {
+  const text = await (await fetch(`${srv.url}/metrics`)).text();
+  const m = new RegExp(`^${name} (\\S+)$`, 'm').exec(text);
+  assert.ok(m, `${name} is exported`);
+  return Number(m[1]);
+}
+
+async function until(what, pred, ms = 10000) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    if (await pred()) return;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+// One keep-alive TCP connection that reads HTTP/1.1 responses as they come: the head alone once it is there, then
+// the whole response (content-length or chunked).
+class RawConn {
+  constructor(port) {
+    this.sock = net.connect(port, '127.0.0.1');
+    this.buf = Buffer.alloc(0);
+    this.closed = false;
+    this.waiters = [];
+    this.sock.on('data', (d) => {
+      this.buf = Buffer.concat([this.buf, d]);
+      this.wake();
+    });
+    this.sock.on('close', () => {
+      this.closed = true;
+      this.wake();
+    });
+    this.sock.on('error', () => {});
+  }
+
+  wake() {
+    for (const w of this.waiters.splice(0)) w();
+  }
+
+  wait(ms) {
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`no response after ${ms} ms: ${JSON.stringify(this.buf.toString())}`)), ms);
+      this.waiters.push(() => {
+        clearTimeout(t);
+        resolve();
+      });
+    });
+  }
+
+  get(path, version = '1.1') {
+    this.sock.write(`GET ${path} HTTP/${version}\r\nHost: 127.0.0.1\r\n\r\n`);
+  }
+
+  parseHead() {
+    const end = this.buf.indexOf('\r\n\r\n');
+    if (end === -1) return null;
+    const lines = this.buf.subarray(0, end).toString().split('\r\n');
+    const status = Number(lines[0].split(' ')[1]);
+    const headers = {};
+    for (const l of lines.slice(1)) {
+      const i = l.indexOf(':');
+      headers[l.slice(0, i).toLowerCase()] = l.slice(i + 1).trim();
+    }
+    return { status, headers, bodyAt: end + 4 };
+  }
+
+  async head(ms = 10000) {
+    for (;;) {
+      const h = this.parseHead();
+      if (h !== null) return h;
+      if (this.closed) throw new Error('closed before a head');
+      await this.wait(ms);
+    }
+  }
+
+  // The next whole response, removed from the buffer: {status, headers, text, chunks}.
+  async response(ms = 10000) {
+    for (;;) {
+      const h = this.parseHead();
+      if (h !== null) {
+        let at = h.bodyAt;
+        if (h.headers['transfer-encoding'] === 'chunked') {
+          const chunks = [];
+          for (;;) {
+            const eol = this.buf.indexOf('\r\n', at);
+            if (eol === -1) break;
+            const size = parseInt(this.buf.subarray(at, eol).toString(), 16);
+            if (this.buf.length < eol + 2 + size + 2) break;
+            if (size === 0) {
+              this.buf = this.buf.subarray(eol + 4);
+              return { ...h, chunks, text: chunks.join('') };
+            }
+            chunks.push(this.buf.subarray(eol + 2, eol + 2 + size).toString());
+            at = eol + 2 + size + 2;
+          }
+        } else {
+          const len = Number(h.headers['content-length']);
+          if (this.buf.length >= at + len) {
+            const text = this.buf.subarray(at, at + len).toString();
+            this.buf = this.buf.subarray(at + len);
+            return { ...h, text, chunks: null };
+          }
+        }
+      }
+      if (this.closed) throw new Error(`closed mid-response: ${JSON.stringify(this.buf.toString())}`);
+      await this.wait(ms);
+    }
+  }
+
+  close() {
+    this.sock.destroy();
+  }
+}
+
+function echoServer(server = {}) {
+  return startServer({ config: { servers: { websocket: { server: { echo: true, pingInterval: 60000, pingTimeout: 60000, ...server } } } } });
+}
+
+test('a quiet held GET leaves its request: the head at once, the answer as one chunk, then the next request on the same connection', async (t) => {
+  const srv = await echoServer({ pollSleepMs: 100 });
+  t.after(() => srv.stop());
+  const eio = new Eio(srv.url);
+  const { sid } = await eio.handshake();
+  const path = `/primus/?EIO=4&transport=polling&sid=${sid}`;
+  const c = new RawConn(srv.port);
+  t.after(() => c.close());
+
+  c.get(path);
+  await until('the GET asleep', async () => (await metric(srv, 'actiongate_polls_asleep')) === 1);
+  const head = await c.head();
+  assert.strictEqual(head.status, 200);
+  assert.strictEqual(head.headers['transfer-encoding'], 'chunked');
+  assert.strictEqual(head.headers['content-type'], 'text/plain; charset=UTF-8');
+  assert.strictEqual(head.headers['cache-control'], 'no-store');
+  assert.strictEqual(head.headers['access-control-allow-origin'], '*');
+  assert.strictEqual(head.headers['content-length'], undefined);
+  assert.strictEqual((await eio.post(sid, '4hello')).status, 200);
+  const first = await c.response();
+  assert.deepStrictEqual(first.chunks, ['4hello']);
+  assert.deepStrictEqual(decodePayload(first.text), [{ type: 4, data: 'hello' }]);
+  assert.strictEqual(await metric(srv, 'actiongate_polls_asleep'), 0);
+  assert.strictEqual(await metric(srv, 'actiongate_polls_slept_total'), 1);
+
+  // the connection is h2o's again: a GET answered before it sleeps is an ordinary response on the same socket
+  await eio.post(sid, '4ready');
+  c.get(path);
+  const second = await c.response();
+  assert.strictEqual(second.status, 200);
+  assert.strictEqual(second.headers['content-length'], String('4ready'.length));
+  assert.strictEqual(second.text, '4ready');
+  // and the next one sleeps again, and is answered again
+  c.get(path);
+  await until('the second sleep', async () => (await metric(srv, 'actiongate_polls_slept_total')) === 2);
+  await eio.post(sid, '4again');
+  assert.strictEqual((await c.response()).text, '4again');
+  assert.strictEqual(c.closed, false);
+  assert.strictEqual(await metric(srv, 'actiongate_polls_asleep'), 0);
+});
+
+test('a client that closes its sleeping GET ends the session, as one that drops a held GET', async (t) => {
+  const srv = await echoServer({ pollSleepMs: 50 });
+  t.after(() => srv.stop());
+  const eio = new Eio(srv.url);
+  const { sid } = await eio.handshake();
+  const c = new RawConn(srv.port);
+  c.get(`/primus/?EIO=4&transport=polling&sid=${sid}`);
+  await until('the GET asleep', async () => (await metric(srv, 'actiongate_polls_asleep')) === 1);
+  c.close();
+  await until('the session gone', async () => (await eio.poll(sid, { timeout: 2000 })).status === 400);
+  assert.strictEqual(await metric(srv, 'actiongate_polls_asleep'), 0);
+});
+
+test('an overlapping GET while one sleeps: 400 for it, the sleeping one answered, the session ended', async (t) => {
+  const srv = await echoServer({ pollSleepMs: 50 });
+  t.after(() => srv.stop());
+  const eio = new Eio(srv.url);
+  const { sid } = await eio.handshake();
+  const c = new RawConn(srv.port);
+  t.after(() => c.close());
+  c.get(`/primus/?EIO=4&transport=polling&sid=${sid}`);
+  await until('the GET asleep', async () => (await metric(srv, 'actiongate_polls_asleep')) === 1);
+  assert.strictEqual((await eio.poll(sid)).status, 400);
+  const r = await c.response();
+  assert.strictEqual(r.status, 200);
+  assert.ok(['1', '6'].includes(r.text), r.text);
+  assert.strictEqual((await eio.poll(sid)).status, 400);
+});
+
+test('the upgrade while the GET sleeps: the probe releases it with a noop chunk, the session goes on over WebSocket', async (t) => {
+  const srv = await echoServer({ pollSleepMs: 50 });
+  t.after(() => srv.stop());
+  const eio = new Eio(srv.url);
+  const { sid } = await eio.handshake();
+  const c = new RawConn(srv.port);
+  t.after(() => c.close());
+  c.get(`/primus/?EIO=4&transport=polling&sid=${sid}`);
+  await until('the GET asleep', async () => (await metric(srv, 'actiongate_polls_asleep')) === 1);
+  const ws = new WebSocket(`ws://127.0.0.1:${srv.port}/primus/?EIO=4&transport=websocket&sid=${sid}`);
+  t.after(() => ws.close());
+  const got = [];
+  ws.on('message', (d) => got.push(d.toString()));
+  await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject); });
+  ws.send('2probe');
+  await until('3probe', () => got.includes('3probe'));
+  const r = await c.response();
+  assert.deepStrictEqual(r.chunks, ['6']);
+  ws.send('5');
+  ws.send('4over websocket');
+  await until('the echo', () => got.includes('4over websocket'));
+  assert.strictEqual(await metric(srv, 'actiongate_polls_asleep'), 0);
+});
+
+test('the stock engine.io-client over polling, its GETs going to sleep: every message both ways, once, in order', async (t) => {
+  const srv = await echoServer({ pollSleepMs: 20, pingInterval: 300, pingTimeout: 2000 });
+  t.after(() => srv.stop());
+  const socket = new Socket(srv.url, { path: '/primus/', transports: ['polling'] });
+  t.after(() => socket.close());
+  const got = [];
+  socket.on('message', (m) => got.push(m));
+  await new Promise((resolve, reject) => { socket.once('open', resolve); socket.once('error', reject); });
+  const sent = [];
+  for (let i = 0; i < 40; i++) {
+    sent.push(`m${i}`);
+    socket.send(`m${i}`);
+    if (i % 4 === 0) await sleep(60); // longer than pollSleepMs: the held GET sleeps between bursts
+  }
+  await until('every echo', () => got.length >= sent.length);
+  assert.deepStrictEqual(got, sent);
+  await sleep(700); // pings (every 300 ms) answered through sleeping GETs keep the session
+  socket.send('last');
+  await until('the last echo', () => got.includes('last'));
+  assert.ok((await metric(srv, 'actiongate_polls_slept_total')) >= 3);
+  assert.strictEqual(socket.transport.name, 'polling');
+});
+
+test('the stock socket.io-client over polling, with sleeping GETs: requests answered, chat between two clients', async (t) => {
+  const srv = await startServer({ config: { servers: { websocket: { server: { pollSleepMs: 20 } } } } });
+  t.after(() => srv.stop());
+  const a = io(srv.url, { transports: ['polling'], reconnection: false, forceNew: true });
+  const b = io(srv.url, { transports: ['polling'], reconnection: false, forceNew: true });
+  t.after(() => { a.close(); b.close(); });
+  await Promise.all([a, b].map((s) => new Promise((resolve, reject) => { s.once('connect', resolve); s.once('connect_error', reject); })));
+  const heard = [];
+  b.on('say', (m) => heard.push(m.message));
+  for (const s of [a, b]) assert.strictEqual((await s.emitWithAck('roomAdd', { room: 'defaultRoom' })).status, 'OK');
+  for (let i = 0; i < 5; i++) {
+    await sleep(80); // every GET sleeps before the line comes
+    await a.emitWithAck('say', { room: 'defaultRoom', message: `line ${i}` });
+  }
+  await until('every line', () => heard.length >= 5);
+  assert.deepStrictEqual(heard, ['line 0', 'line 1', 'line 2', 'line 3', 'line 4']);
+  assert.ok((await metric(srv, 'actiongate_polls_slept_total')) >= 5);
+});
+
+test('pollSleepMs 0 and HTTP/1.0: a held GET stays on its request, answered with a length', async (t) => {
+  const srv = await echoServer({ pollSleepMs: 0 });
+  t.after(() => srv.stop());
+  const eio = new Eio(srv.url);
+  const { sid } = await eio.handshake();
+  const c = new RawConn(srv.port);
+  t.after(() => c.close());
+  c.get(`/primus/?EIO=4&transport=polling&sid=${sid}`);
+  await sleep(300);
+  assert.strictEqual(c.buf.length, 0, 'nothing written before the answer');
+  await eio.post(sid, '4x');
+  const r = await c.response();
+  assert.strictEqual(r.headers['content-length'], '2');
+  assert.strictEqual(await metric(srv, 'actiongate_polls_slept_total'), 0);
+
+  const srv10 = await echoServer({ pollSleepMs: 20 });
+  t.after(() => srv10.stop());
+  const eio10 = new Eio(srv10.url);
+  const s10 = (await eio10.handshake()).sid;
+  const c10 = new RawConn(srv10.port);
+  t.after(() => c10.close());
+  c10.get(`/primus/?EIO=4&transport=polling&sid=${s10}`, '1.0');
+  await sleep(300);
+  assert.strictEqual(c10.buf.length, 0, 'HTTP/1.0 has no chunks: the GET stays on its request');
+  await eio10.post(s10, '4y');
+  assert.strictEqual((await c10.response()).text, '4y');
+  assert.strictEqual(await metric(srv10, 'actiongate_polls_slept_total'), 0);
+});
+
+test('servers.websocket.server.pollSleepMs must be a whole number of ms up to a day', async () => {
+  await assert.rejects(startServer({ config: { servers: { websocket: { server: { pollSleepMs: -1 } } } } }),
+    /pollSleepMs: expected a whole number/);
+  await assert.rejects(startServer({ config: { servers: { websocket: { server: { pollSleepMs: 86400001 } } } } }),
+    /pollSleepMs must be at most 86400000 ms/);
+});
