@@ -237,6 +237,7 @@ static void test_shipped_file(void **state)
     assert_int_equal(c->servers.socketio.connectTimeout, d->servers.socketio.connectTimeout);
     assert_int_equal(c->servers.socketio.conformance, d->servers.socketio.conformance);
     assert_int_equal(c->servers.websocket.server.allowEIO3, d->servers.websocket.server.allowEIO3);
+    assert_int_equal(c->servers.websocket.server.pollSleepMs, d->servers.websocket.server.pollSleepMs);
     ag_config_destroy(c);
     ag_config_destroy(d);
 }
