@@ -20,9 +20,9 @@
 typedef struct st_ag_server_t ag_server_t;
 
 struct st_ag_conn_handler_t; /* server/conn.h */
-struct st_ag_hook_chain_t;   /* server/rooms.c */
+struct st_ag_hook_chain_t;   /* server/rooms_internal.h */
 struct st_ag_actions_t;      /* server/actions.c */
-struct st_ag_rooms_t;        /* server/rooms.c */
+struct st_ag_rooms_t;        /* server/rooms_internal.h */
 struct st_ag_cluster_t;      /* server/cluster.c */
 struct st_ag_clientjs_t;     /* server/clientjs.c */
 struct st_ag_scripts_t;      /* server/scripts.c */

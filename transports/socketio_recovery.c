@@ -173,7 +173,7 @@ ag__sio_body_t ag__sio_bare_body(const ag_frame_t *f)
         }
         return b;
     }
-    /* the offset is the last member of a room line (rooms.c, with_offset) */
+    /* the offset is the last member of a room line (rooms_history.c, ag__rooms_with_offset) */
     const char *p = end - 1;
     if (b.len < 12 || *p != '}')
         return b;
