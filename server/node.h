@@ -37,7 +37,7 @@ struct st_ag_ops_t;          /* server/ops.c */
 struct st_ag_serverapi_t;    /* server/serverapi.c */
 struct st_ag_modules_t;      /* server/modules.c */
 struct st_ag_tokens_t;       /* server/token.c */
-struct st_ag_workers_t;      /* server/server.c */
+struct st_ag_workers_t;      /* server/server_internal.h */
 struct st_ag_away_t;         /* server/conn.c */
 
 /* Disconnect reasons counted apart: the AG_DISCONNECT_* constants, and one for any other (server/conn.c). */
