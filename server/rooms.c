@@ -97,11 +97,11 @@ const char *ag__conn_first_room(const ag_conn_t *c)
 
 size_t ag__room_local_members(ag_server_t *s, const char *room)
 {
-    lroom_t *lr = ag_map_get(&s->rooms->local, room);
+    ag__lroom_t *lr = ag_map_get(&s->rooms->local, room);
     return lr != NULL ? lr->n : 0;
 }
 
-static void lroom_free(ag_server_t *s, lroom_t *lr)
+static void lroom_free(ag_server_t *s, ag__lroom_t *lr)
 {
     char ch[CHANNEL_MAX];
     channel_of(lr->name, ch);
@@ -119,7 +119,7 @@ static int local_add(ag_conn_t *c, const char *room)
     char key[MEMBER_KEY_MAX];
     if (!member_key(c, room, key))
         return AG_EINVAL;
-    lroom_t *lr = ag_map_get(&s->rooms->local, room);
+    ag__lroom_t *lr = ag_map_get(&s->rooms->local, room);
     if (lr == NULL) {
         size_t len = strlen(room);
         if ((lr = calloc(1, sizeof(*lr) + len + 1)) == NULL)
@@ -176,7 +176,7 @@ static void local_remove(ag_room_member_t *m)
     else
         c->rooms_last = m->prev;
     c->num_rooms--;
-    lroom_t *lr = m->room;
+    ag__lroom_t *lr = m->room;
     ag_room_member_t *last = lr->members[--lr->n];
     lr->members[m->slot] = last;
     last->slot = m->slot;
@@ -244,7 +244,7 @@ int ag_push_room(ag_server_t *s, const char *room, json_t *obj)
 
 static void deliver(ag_server_t *s, const char *room, char type, const char *frame, size_t len, uint64_t offset)
 {
-    lroom_t *lr = ag_map_get(&s->rooms->local, room);
+    ag__lroom_t *lr = ag_map_get(&s->rooms->local, room);
     if (lr == NULL || lr->n == 0)
         return;
     if (len > ag_conn_max_frame(s)) {
@@ -306,7 +306,7 @@ static void deliver(ag_server_t *s, const char *room, char type, const char *fra
 
 static void on_room_deleted(ag_server_t *s, const char *room)
 {
-    lroom_t *lr;
+    ag__lroom_t *lr;
     /* the room's entry goes with its last member */
     while ((lr = ag_map_get(&s->rooms->local, room)) != NULL)
         local_remove(lr->members[lr->n - 1]);
@@ -595,7 +595,7 @@ void ag__rooms_conn_closed(ag_conn_t *c)
         char room[AG_CONFIG_ROOM_NAME_MAX + 1];
         snprintf(room, sizeof(room), "%s", c->rooms_last->room->name);
         /* told, not asked: every set hears of it */
-        EACH_HOOK(c->server, h)
+        AG__EACH_HOOK(c->server, h)
         {
             const char *ignored = NULL;
             if (h->on_leave != NULL)
@@ -725,7 +725,7 @@ void ag__rooms_dispose(ag_server_t *s)
     const char *k;
     void *v;
     for (size_t it = 0; ag_map_next(&s->rooms->local, &it, &k, &v);) {
-        lroom_t *lr = v;
+        ag__lroom_t *lr = v;
         for (size_t i = 0; i < lr->n; i++)
             free(lr->members[i]);
         free(lr->members);

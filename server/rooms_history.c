@@ -46,7 +46,7 @@ static void give_out(ag_server_t *s, const char *room, ag_line_t *lines, uint64_
 }
 
 /* Settles lr's fetch with what was found (items borrowed; NULL: nothing) and gives the lines out. */
-static void settle(ag_server_t *s, lroom_t *lr, const json_t *items)
+static void settle(ag_server_t *s, ag__lroom_t *lr, const json_t *items)
 {
     char room[AG_CONFIG_ROOM_NAME_MAX + 1];
     snprintf(room, sizeof(room), "%s", lr->name);
@@ -61,7 +61,7 @@ static void settle(ag_server_t *s, lroom_t *lr, const json_t *items)
 static void on_fetched(void *data, const char *err, json_t *res)
 {
     fetch_t *f = data;
-    lroom_t *lr = ag_map_get(&f->s->rooms->local, f->room);
+    ag__lroom_t *lr = ag_map_get(&f->s->rooms->local, f->room);
     /* the room went meanwhile (what it held went with it), or this fetch was given up */
     if (lr != NULL && lr->order.fetch == f->fetch) {
         if (err != NULL && strcmp(err, AG_STORE_HISTORY_GONE) != 0)
@@ -71,7 +71,7 @@ static void on_fetched(void *data, const char *err, json_t *res)
     free(f);
 }
 
-static void fetch_missed(ag_server_t *s, lroom_t *lr)
+static void fetch_missed(ag_server_t *s, ag__lroom_t *lr)
 {
     size_t len = strlen(lr->name);
     fetch_t *f = malloc(sizeof(*f) + len + 1);
@@ -95,7 +95,7 @@ static void on_resubscribed(void *data)
     const char *k;
     void *v;
     for (size_t it = 0; ag_map_next(&s->rooms->local, &it, &k, &v);) {
-        lroom_t *lr = v;
+        ag__lroom_t *lr = v;
         if (ag_line_order_begin(&lr->order))
             fetch_missed(s, lr);
     }
@@ -117,7 +117,7 @@ static void on_message(void *data, const char *channel, const char *payload, siz
         len -= (size_t)(colon + 1 - payload);
         payload = colon + 1;
     }
-    lroom_t *lr = offset != 0 && s->store->ops->history_since != NULL ? ag_map_get(&s->rooms->local, room) : NULL;
+    ag__lroom_t *lr = offset != 0 && s->store->ops->history_since != NULL ? ag_map_get(&s->rooms->local, room) : NULL;
     if (lr != NULL) {
         ag_line_verdict_t v = ag_line_order_take(&lr->order, offset, payload, len);
         if (v == AG_LINE_FULL) {

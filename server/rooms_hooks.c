@@ -32,7 +32,7 @@ int ag_hooks_add(ag_server_t *s, const ag_hooks_t *hooks)
         return AG_EINVAL;
     if (ch == NULL)
         return AG_ENOMEM;
-    if (ch->n > HOOKS_MAX)
+    if (ch->n > AG__HOOKS_MAX)
         return AG_EBUSY;
     ch->sets[ch->n++] = *hooks;
     return AG_OK;
@@ -40,7 +40,7 @@ int ag_hooks_add(ag_server_t *s, const ag_hooks_t *hooks)
 
 int ag__hooks_join(ag_conn_t *c, const char *room, const char **reject)
 {
-    EACH_HOOK(c->server, h)
+    AG__EACH_HOOK(c->server, h)
     {
         if (h->on_join != NULL && h->on_join(c, room, reject, h->data) != 0)
             return 1;
@@ -50,7 +50,7 @@ int ag__hooks_join(ag_conn_t *c, const char *room, const char **reject)
 
 int ag__hooks_leave(ag_conn_t *c, const char *room, const char **reject)
 {
-    EACH_HOOK(c->server, h)
+    AG__EACH_HOOK(c->server, h)
     {
         if (h->on_leave != NULL && h->on_leave(c, room, reject, h->data) != 0)
             return 1;
@@ -60,7 +60,7 @@ int ag__hooks_leave(ag_conn_t *c, const char *room, const char **reject)
 
 json_t *ag__hooks_say(ag_conn_t *c, const char *room, json_t *payload)
 {
-    EACH_HOOK(c->server, h)
+    AG__EACH_HOOK(c->server, h)
     {
         if (payload != NULL && h->on_say != NULL)
             payload = h->on_say(c, room, payload, h->data);
@@ -70,7 +70,7 @@ json_t *ag__hooks_say(ag_conn_t *c, const char *room, json_t *payload)
 
 int ag__hooks_have_recipient(ag_server_t *s)
 {
-    EACH_HOOK(s, h)
+    AG__EACH_HOOK(s, h)
     {
         if (h->on_say_recipient != NULL)
             return 1;
@@ -81,7 +81,7 @@ int ag__hooks_have_recipient(ag_server_t *s)
 json_t *ag__hooks_say_recipient(ag_conn_t *recipient, const char *room, json_t *payload)
 {
     json_t *cur = json_incref(payload);
-    EACH_HOOK(recipient->server, h)
+    AG__EACH_HOOK(recipient->server, h)
     {
         if (cur != NULL && h->on_say_recipient != NULL) {
             json_t *out = h->on_say_recipient(recipient, room, cur, h->data);
@@ -94,7 +94,7 @@ json_t *ag__hooks_say_recipient(ag_conn_t *recipient, const char *room, json_t *
 
 void ag__hooks_connect(ag_conn_t *c)
 {
-    EACH_HOOK(c->server, h)
+    AG__EACH_HOOK(c->server, h)
     {
         if (h->on_connect != NULL)
             h->on_connect(c, h->data);
@@ -103,7 +103,7 @@ void ag__hooks_connect(ag_conn_t *c)
 
 void ag__hooks_disconnect(ag_conn_t *c, const ag_disconnect_t *why)
 {
-    EACH_HOOK(c->server, h)
+    AG__EACH_HOOK(c->server, h)
     {
         if (h->on_disconnect != NULL)
             h->on_disconnect(c, why, h->data);

@@ -9,11 +9,11 @@
 #include "rooms.h"
 #include "line_order.h"
 
-typedef struct st_lroom_t lroom_t;
+typedef struct st_ag__lroom_t ag__lroom_t;
 
 struct st_ag_room_member_t {
     ag_conn_t *conn; /* borrowed: a closing connection leaves every room first (ag__rooms_conn_closed) */
-    lroom_t *room;
+    ag__lroom_t *room;
     size_t slot;                   /* index in room->members */
     ag_room_member_t *prev, *next; /* the connection's rooms, in join order */
     /* a resumable connection's: where the room's history stood when it joined (its epoch, and the last offset then) */
@@ -21,7 +21,7 @@ struct st_ag_room_member_t {
 };
 
 /* A room with members on this node. Exists while it has at least one. */
-struct st_lroom_t {
+struct st_ag__lroom_t {
     ag_room_member_t **members;
     size_t n, cap;
     ag_line_order_t order; /* the offsets of the lines given out here (line_order.h) */
@@ -29,21 +29,21 @@ struct st_lroom_t {
 };
 
 struct st_ag_rooms_t {
-    ag_map_t local;       /* room -> lroom_t* */
+    ag_map_t local;       /* room -> ag__lroom_t* */
     ag_map_t memberships; /* "<conn id> <room>" -> ag_room_member_t* */
 };
 
 /* The hook chain: slot 0 is the application's (ag_set_hooks; all NULL when unset), the rest were added in order
  * (ag_hooks_add). Bounded so that a module registering in a loop cannot grow it without end. */
-#define HOOKS_MAX 64
+#define AG__HOOKS_MAX 64
 
 struct st_ag_hook_chain_t {
-    ag_hooks_t sets[HOOKS_MAX + 1];
+    ag_hooks_t sets[AG__HOOKS_MAX + 1];
     size_t n; /* sets in use, slot 0 included */
 };
 
 /* Every set of the chain of s, in order, as h (a server without hooks has no chain). */
-#define EACH_HOOK(s, h)                                                                                                            \
+#define AG__EACH_HOOK(s, h)                                                                                                        \
     for (const ag_hooks_t *h = (s)->hooks != NULL ? (s)->hooks->sets : NULL, *h##_end = h != NULL ? h + (s)->hooks->n : NULL;      \
          h != NULL && h < h##_end; h++)
 

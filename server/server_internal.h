@@ -13,18 +13,18 @@
 
 /* The workers of one process (general.workers > 1): each a node on its own thread and loop. Worker 0 is the node the
  * public API hands out; it owns this, runs on the caller's thread, reads the signals and tells the others. */
-typedef struct st_gather_t gather_t;
+typedef struct st_ag__gather_t ag__gather_t;
 /* A gather waiting for one worker's answer (in that worker's asks list). */
-typedef struct st_ask_t {
-    struct st_ask_t *next;
-    gather_t *g;
-} ask_t;
+typedef struct st_ag__ask_t {
+    struct st_ag__ask_t *next;
+    ag__gather_t *g;
+} ag__ask_t;
 
 typedef struct st_ag_workers_t {
     size_t n;
-    pthread_mutex_t lock;                  /* the asks and done lists, and every gather's counts */
-    ask_t *asks[AG_CONFIG_WORKERS_MAX];    /* what worker i is asked to render */
-    gather_t *done[AG_CONFIG_WORKERS_MAX]; /* worker i's gathers that every worker answered */
+    pthread_mutex_t lock;                      /* the asks and done lists, and every gather's counts */
+    ag__ask_t *asks[AG_CONFIG_WORKERS_MAX];    /* what worker i is asked to render */
+    ag__gather_t *done[AG_CONFIG_WORKERS_MAX]; /* worker i's gathers that every worker answered */
     ag_server_t *nodes[AG_CONFIG_WORKERS_MAX];
     pthread_t threads[AG_CONFIG_WORKERS_MAX];
     int exit_codes[AG_CONFIG_WORKERS_MAX];

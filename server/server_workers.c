@@ -28,13 +28,13 @@ void ag__server_wake_others(ag_server_t *s)
 
 /* --- gathering a text from every worker (the process's /metrics) --- */
 
-struct st_gather_t {
+struct st_ag__gather_t {
     ag_server_t *from;
     ag_server_render_fn render;
     ag_server_gathered_fn cb;
     void *data;
     h2o_timeout_entry_t timer; /* on from's loop: the wait's end */
-    gather_t *next_done;
+    ag__gather_t *next_done;
     /* under the workers' lock */
     size_t pending;
     int abandoned; /* from answered without the missing workers: the last one to answer frees it */
@@ -42,7 +42,7 @@ struct st_gather_t {
     size_t lens[AG_CONFIG_WORKERS_MAX];
 };
 
-static void gather_free(gather_t *g)
+static void gather_free(ag__gather_t *g)
 {
     for (size_t i = 0; i < AG_CONFIG_WORKERS_MAX; i++)
         free(g->texts[i]);
@@ -50,7 +50,7 @@ static void gather_free(gather_t *g)
 }
 
 /* On from's loop: answered by everyone (from the done list) or out of time (from the timer). */
-static void gather_finish(gather_t *g)
+static void gather_finish(ag__gather_t *g)
 {
     ag_workers_t *w = g->from->workers;
     if (h2o_timeout_is_linked(&g->timer))
@@ -76,7 +76,7 @@ static void gather_finish(gather_t *g)
 
 static void on_gather_timeout(h2o_timeout_entry_t *entry)
 {
-    gather_finish(H2O_STRUCT_FROM_MEMBER(gather_t, timer, entry));
+    gather_finish(H2O_STRUCT_FROM_MEMBER(ag__gather_t, timer, entry));
 }
 
 int ag_server_gather(ag_server_t *s, ag_server_render_fn render, ag_server_gathered_fn done, void *data)
@@ -84,8 +84,8 @@ int ag_server_gather(ag_server_t *s, ag_server_render_fn render, ag_server_gathe
     ag_workers_t *w = s->workers;
     if (w == NULL || w->n < 2)
         return AG_ENOENT;
-    gather_t *g = calloc(1, sizeof(*g));
-    ask_t *asks[AG_CONFIG_WORKERS_MAX] = {NULL};
+    ag__gather_t *g = calloc(1, sizeof(*g));
+    ag__ask_t *asks[AG_CONFIG_WORKERS_MAX] = {NULL};
     int oom = g == NULL;
     for (size_t i = 0; !oom && i < w->n; i++)
         if (i != s->worker && (asks[i] = calloc(1, sizeof(*asks[i]))) == NULL)
@@ -121,9 +121,9 @@ void ag__server_gathers_drop(ag_workers_t *w)
 {
     for (size_t i = 0; i < w->n; i++) {
         while (w->asks[i] != NULL) {
-            ask_t *a = w->asks[i];
+            ag__ask_t *a = w->asks[i];
             w->asks[i] = a->next;
-            gather_t *g = a->g;
+            ag__gather_t *g = a->g;
             free(a);
             if (--g->pending != 0)
                 continue;
@@ -134,7 +134,7 @@ void ag__server_gathers_drop(ag_workers_t *w)
     }
     for (size_t i = 0; i < w->n; i++) {
         while (w->done[i] != NULL) {
-            gather_t *g = w->done[i];
+            ag__gather_t *g = w->done[i];
             w->done[i] = g->next_done;
             if (h2o_timeout_is_linked(&g->timer))
                 h2o_timeout_unlink(&g->timer);
@@ -148,17 +148,17 @@ static void gather_serve(ag_server_t *s)
 {
     ag_workers_t *w = s->workers;
     pthread_mutex_lock(&w->lock);
-    ask_t *asks = w->asks[s->worker];
-    gather_t *done = w->done[s->worker];
+    ag__ask_t *asks = w->asks[s->worker];
+    ag__gather_t *done = w->done[s->worker];
     w->asks[s->worker] = NULL;
     w->done[s->worker] = NULL;
     pthread_mutex_unlock(&w->lock);
     while (asks != NULL) {
-        ask_t *a = asks;
+        ag__ask_t *a = asks;
         asks = a->next;
         size_t len = 0;
         char *text = a->g->render(s, &len);
-        gather_t *g = a->g, *free_it = NULL;
+        ag__gather_t *g = a->g, *free_it = NULL;
         int wake_from = 0;
         size_t from = 0;
         pthread_mutex_lock(&w->lock);
@@ -183,7 +183,7 @@ static void gather_serve(ag_server_t *s)
         free(a);
     }
     while (done != NULL) {
-        gather_t *g = done;
+        ag__gather_t *g = done;
         done = g->next_done;
         gather_finish(g);
     }
