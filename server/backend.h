@@ -7,8 +7,8 @@
  * error text, or allows when hooks.allowOnFailure is set.
  *
  * The callers (the session layer for Primus, roomAdd/roomLeave, say and disconnect; transports/eio.c for an engine.io
- * handshake; transports/socketio.c for a socket.io CONNECT) hold what the answer needs until it comes, and cancel the
- * call when that goes first.
+ * handshake; transports/socketio_connect.c for a socket.io CONNECT) hold what the answer needs until it comes, and
+ * cancel the call when that goes first.
  */
 #ifndef AG_BACKEND_H
 #define AG_BACKEND_H

@@ -1,7 +1,7 @@
 /*
  * Limits a stranger cannot talk the node out of (README "Limits"):
  * - TCP connections per peer address (servers.web.maxConnectionsPerIp), counted from accept to close; the node-wide
- *   count (servers.web.maxConnections) is kept here too, the listener that enforces it is server/server.c's;
+ *   count (servers.web.maxConnections) is kept here too, the listener that enforces it is server/server_accept.c's;
  * - new realtime connections (handshakes) per address and second (servers.web.handshakeRate / handshakeBurst);
  * - the token bucket behind the per-connection message rate (servers.websocket.server.messageRate / messageBurst).
  *

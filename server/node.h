@@ -20,9 +20,9 @@
 typedef struct st_ag_server_t ag_server_t;
 
 struct st_ag_conn_handler_t; /* server/conn.h */
-struct st_ag_hook_chain_t;   /* server/rooms.c */
+struct st_ag_hook_chain_t;   /* server/rooms_internal.h */
 struct st_ag_actions_t;      /* server/actions.c */
-struct st_ag_rooms_t;        /* server/rooms.c */
+struct st_ag_rooms_t;        /* server/rooms_internal.h */
 struct st_ag_cluster_t;      /* server/cluster.c */
 struct st_ag_clientjs_t;     /* server/clientjs.c */
 struct st_ag_scripts_t;      /* server/scripts.c */
@@ -37,7 +37,7 @@ struct st_ag_ops_t;          /* server/ops.c */
 struct st_ag_serverapi_t;    /* server/serverapi.c */
 struct st_ag_modules_t;      /* server/modules.c */
 struct st_ag_tokens_t;       /* server/token.c */
-struct st_ag_workers_t;      /* server/server.c */
+struct st_ag_workers_t;      /* server/server_internal.h */
 struct st_ag_away_t;         /* server/conn.c */
 
 /* Disconnect reasons counted apart: the AG_DISCONNECT_* constants, and one for any other (server/conn.c). */

@@ -22,8 +22,8 @@ void ag__resume_verb(ag_conn_t *c, json_t *rest, const json_t *message_id);
 int ag__resume_seen(ag_conn_t *c, const json_t *msg);
 /*
  * The same take-over for a transport that resumes on its own handshake (socket.io's connection state recovery,
- * transports/socketio.c): carrier, a connection just made, becomes the resumable connection `id` again if token is
- * its token, from last_seq and offsets (room -> last offset its client got; borrowed for the call), exactly as the verb
+ * transports/socketio_recovery.c): carrier, a connection just made, becomes the resumable connection `id` again if
+ * token is its token, from last_seq and offsets (room -> last offset its client got; borrowed for the call), exactly as the verb
  * does. When no connection here is `id`, the node or worker holding it as an away connection is asked to hand it over
  * (AG_RESUME_OP_HANDOVER), and on a store that keeps records (Redis) the record of a dead node's connection is claimed;
  * then position reads the client's position against what came (rec: the record, store.h rconn_claim's shape, with

@@ -1,160 +1,18 @@
 /*
- * Rooms: membership (store + local index), chat fan-out through the store's pub/sub, hooks, push to rooms and
- * connections. See rooms.h for the shape of the channel payloads.
+ * Rooms: membership (store + local index), chat fan-out through the store's pub/sub, push to rooms and connections.
+ * See rooms.h for the shape of the channel payloads; the hook chain is rooms_hooks.c, a room's history (missed lines,
+ * resume replay) rooms_history.c.
  */
-#include "rooms.h"
+#include "rooms_internal.h"
 #include "json.h"
-#include "line_order.h"
 #include "push.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct st_lroom_t lroom_t;
-
-struct st_ag_room_member_t {
-    ag_conn_t *conn; /* borrowed: a closing connection leaves every room first (ag__rooms_conn_closed) */
-    lroom_t *room;
-    size_t slot;                   /* index in room->members */
-    ag_room_member_t *prev, *next; /* the connection's rooms, in join order */
-    /* a resumable connection's: where the room's history stood when it joined (its epoch, and the last offset then) */
-    uint64_t since, epoch;
-};
-
-/* A room with members on this node. Exists while it has at least one. */
-struct st_lroom_t {
-    ag_room_member_t **members;
-    size_t n, cap;
-    ag_line_order_t order; /* the offsets of the lines given out here (line_order.h) */
-    char name[];
-};
-
-struct st_ag_rooms_t {
-    ag_map_t local;       /* room -> lroom_t* */
-    ag_map_t memberships; /* "<conn id> <room>" -> ag_room_member_t* */
-};
-
 /* Room names here are at most AG_CONFIG_ROOM_NAME_MAX bytes (the configuration refuses a larger bound). */
 #define CHANNEL_MAX (sizeof("room:") + AG_CONFIG_ROOM_NAME_MAX)
 #define MEMBER_KEY_MAX (sizeof(((ag_conn_t *)0)->id) + 1 + AG_CONFIG_ROOM_NAME_MAX + 1)
-
-/* The hook chain: slot 0 is the application's (ag_set_hooks; all NULL when unset), the rest were added in order
- * (ag_hooks_add). Bounded so that a module registering in a loop cannot grow it without end. */
-#define HOOKS_MAX 64
-
-struct st_ag_hook_chain_t {
-    ag_hooks_t sets[HOOKS_MAX + 1];
-    size_t n; /* sets in use, slot 0 included */
-};
-
-static struct st_ag_hook_chain_t *chain_of(ag_server_t *s)
-{
-    if (s->hooks == NULL && (s->hooks = calloc(1, sizeof(*s->hooks))) != NULL)
-        s->hooks->n = 1;
-    return s->hooks;
-}
-
-void ag_set_hooks(ag_server_t *s, const ag_hooks_t *hooks)
-{
-    struct st_ag_hook_chain_t *ch = chain_of(s);
-    if (ch == NULL)
-        return;
-    if (hooks != NULL)
-        ch->sets[0] = *hooks;
-    else
-        memset(&ch->sets[0], 0, sizeof(ch->sets[0]));
-}
-
-int ag_hooks_add(ag_server_t *s, const ag_hooks_t *hooks)
-{
-    struct st_ag_hook_chain_t *ch = chain_of(s);
-    if (hooks == NULL)
-        return AG_EINVAL;
-    if (ch == NULL)
-        return AG_ENOMEM;
-    if (ch->n > HOOKS_MAX)
-        return AG_EBUSY;
-    ch->sets[ch->n++] = *hooks;
-    return AG_OK;
-}
-
-/* Every set of the chain of s, in order, as h (a server without hooks has no chain). */
-#define EACH_HOOK(s, h)                                                                                                            \
-    for (const ag_hooks_t *h = (s)->hooks != NULL ? (s)->hooks->sets : NULL, *h##_end = h != NULL ? h + (s)->hooks->n : NULL;      \
-         h != NULL && h < h##_end; h++)
-
-int ag__hooks_join(ag_conn_t *c, const char *room, const char **reject)
-{
-    EACH_HOOK(c->server, h)
-    {
-        if (h->on_join != NULL && h->on_join(c, room, reject, h->data) != 0)
-            return 1;
-    }
-    return 0;
-}
-
-int ag__hooks_leave(ag_conn_t *c, const char *room, const char **reject)
-{
-    EACH_HOOK(c->server, h)
-    {
-        if (h->on_leave != NULL && h->on_leave(c, room, reject, h->data) != 0)
-            return 1;
-    }
-    return 0;
-}
-
-json_t *ag__hooks_say(ag_conn_t *c, const char *room, json_t *payload)
-{
-    EACH_HOOK(c->server, h)
-    {
-        if (payload != NULL && h->on_say != NULL)
-            payload = h->on_say(c, room, payload, h->data);
-    }
-    return payload;
-}
-
-static int has_recipient_hook(ag_server_t *s)
-{
-    EACH_HOOK(s, h)
-    {
-        if (h->on_say_recipient != NULL)
-            return 1;
-    }
-    return 0;
-}
-
-/* A new reference to what goes to recipient, or NULL. */
-static json_t *hooks_say_recipient(ag_conn_t *recipient, const char *room, json_t *payload)
-{
-    json_t *cur = json_incref(payload);
-    EACH_HOOK(recipient->server, h)
-    {
-        if (cur != NULL && h->on_say_recipient != NULL) {
-            json_t *out = h->on_say_recipient(recipient, room, cur, h->data);
-            json_decref(cur);
-            cur = out;
-        }
-    }
-    return cur;
-}
-
-void ag__hooks_connect(ag_conn_t *c)
-{
-    EACH_HOOK(c->server, h)
-    {
-        if (h->on_connect != NULL)
-            h->on_connect(c, h->data);
-    }
-}
-
-void ag__hooks_disconnect(ag_conn_t *c, const ag_disconnect_t *why)
-{
-    EACH_HOOK(c->server, h)
-    {
-        if (h->on_disconnect != NULL)
-            h->on_disconnect(c, why, h->data);
-    }
-}
 
 size_t ag_conn_rooms(const ag_conn_t *c, int (*cb)(const char *room, void *data), void *data)
 {
@@ -203,7 +61,7 @@ static int member_key(const ag_conn_t *c, const char *room, char key[MEMBER_KEY_
     return 1;
 }
 
-static ag_room_member_t *member_find(const ag_conn_t *c, const char *room)
+ag_room_member_t *ag__rooms_member_find(const ag_conn_t *c, const char *room)
 {
     char key[MEMBER_KEY_MAX];
     if (room == NULL || !member_key(c, room, key))
@@ -213,7 +71,7 @@ static ag_room_member_t *member_find(const ag_conn_t *c, const char *room)
 
 int ag__conn_in_room(const ag_conn_t *c, const char *room)
 {
-    return member_find(c, room) != NULL;
+    return ag__rooms_member_find(c, room) != NULL;
 }
 
 const ag_room_member_t *ag__room_next(const ag_room_member_t *m)
@@ -239,11 +97,11 @@ const char *ag__conn_first_room(const ag_conn_t *c)
 
 size_t ag__room_local_members(ag_server_t *s, const char *room)
 {
-    lroom_t *lr = ag_map_get(&s->rooms->local, room);
+    ag__lroom_t *lr = ag_map_get(&s->rooms->local, room);
     return lr != NULL ? lr->n : 0;
 }
 
-static void lroom_free(ag_server_t *s, lroom_t *lr)
+static void lroom_free(ag_server_t *s, ag__lroom_t *lr)
 {
     char ch[CHANNEL_MAX];
     channel_of(lr->name, ch);
@@ -261,7 +119,7 @@ static int local_add(ag_conn_t *c, const char *room)
     char key[MEMBER_KEY_MAX];
     if (!member_key(c, room, key))
         return AG_EINVAL;
-    lroom_t *lr = ag_map_get(&s->rooms->local, room);
+    ag__lroom_t *lr = ag_map_get(&s->rooms->local, room);
     if (lr == NULL) {
         size_t len = strlen(room);
         if ((lr = calloc(1, sizeof(*lr) + len + 1)) == NULL)
@@ -318,7 +176,7 @@ static void local_remove(ag_room_member_t *m)
     else
         c->rooms_last = m->prev;
     c->num_rooms--;
-    lroom_t *lr = m->room;
+    ag__lroom_t *lr = m->room;
     ag_room_member_t *last = lr->members[--lr->n];
     lr->members[m->slot] = last;
     last->slot = m->slot;
@@ -358,23 +216,6 @@ static int publish(ag_server_t *s, const char *room, char type, const json_t *fr
     return AG_OK;
 }
 
-/* A room frame (a JSON object's text) with "offset" as its last member, for resumable recipients. */
-static ag_frame_t *with_offset(const char *frame, size_t len, uint64_t offset)
-{
-    if (len < 2 || frame[len - 1] != '}')
-        return NULL;
-    char tail[40];
-    int tl = snprintf(tail, sizeof(tail), "%s\"offset\":%llu}", len > 2 ? "," : "", (unsigned long long)offset);
-    char *buf = malloc(len - 1 + (size_t)tl);
-    if (buf == NULL)
-        return NULL;
-    memcpy(buf, frame, len - 1);
-    memcpy(buf + len - 1, tail, (size_t)tl);
-    ag_frame_t *f = ag_frame_create(buf, len - 1 + (size_t)tl, 0);
-    free(buf);
-    return f;
-}
-
 static json_t *chat_payload(const char *room, const char *from, const char *message)
 {
     return json_pack("{s:s,s:s,s:s,s:s,s:I}", "message", message, "room", room, "from", from, "context", "user", "sentAt",
@@ -403,7 +244,7 @@ int ag_push_room(ag_server_t *s, const char *room, json_t *obj)
 
 static void deliver(ag_server_t *s, const char *room, char type, const char *frame, size_t len, uint64_t offset)
 {
-    lroom_t *lr = ag_map_get(&s->rooms->local, room);
+    ag__lroom_t *lr = ag_map_get(&s->rooms->local, room);
     if (lr == NULL || lr->n == 0)
         return;
     if (len > ag_conn_max_frame(s)) {
@@ -419,12 +260,12 @@ static void deliver(ag_server_t *s, const char *room, char type, const char *fra
         return;
     for (size_t i = 0; i < n; i++)
         snap[i] = ag_conn_addref(lr->members[i]->conn);
-    if (type == 'c' && has_recipient_hook(s)) {
+    if (type == 'c' && ag__hooks_have_recipient(s)) {
         json_t *payload = json_loadb(frame, len, 0, NULL);
         for (size_t i = 0; payload != NULL && i < n; i++) {
             if (ag_conn_is_closed(snap[i]))
                 continue;
-            json_t *out = hooks_say_recipient(snap[i], room, payload);
+            json_t *out = ag__hooks_say_recipient(snap[i], room, payload);
             if (out != NULL && ag_conn_is_resumable(snap[i])) {
                 if (offset != 0)
                     json_object_set_new(out, "offset", json_integer((json_int_t)offset));
@@ -450,7 +291,7 @@ static void deliver(ag_server_t *s, const char *room, char type, const char *fra
                 continue;
             }
             if (fo == NULL && offset != 0)
-                fo = with_offset(frame, len, offset);
+                fo = ag__rooms_with_offset(frame, len, offset);
             ag_conn_send_unnumbered(snap[i], fo != NULL ? fo : f);
         }
         if (fo != NULL)
@@ -465,92 +306,13 @@ static void deliver(ag_server_t *s, const char *room, char type, const char *fra
 
 static void on_room_deleted(ag_server_t *s, const char *room)
 {
-    lroom_t *lr;
+    ag__lroom_t *lr;
     /* the room's entry goes with its last member */
     while ((lr = ag_map_get(&s->rooms->local, room)) != NULL)
         local_remove(lr->members[lr->n - 1]);
 }
 
-/* --- lines this node missed (line_order.h): fetched from the room's history, given out in offset order --- */
-
-typedef struct {
-    ag_server_t *s;
-    uint64_t fetch;
-    char room[];
-} fetch_t;
-
-static void dispatch(ag_server_t *s, const char *room, const char *payload, size_t len, uint64_t offset);
-
-static void give_out(ag_server_t *s, const char *room, ag_line_t *lines, uint64_t missed, uint64_t after)
-{
-    if (missed != 0) {
-        s->stats.room_lines_missed += missed;
-        ag_log_limited(AG_LOG_WARN, "rooms", NULL,
-                       "%llu line(s) of %.100s after offset %llu never reached this node and are no longer kept",
-                       (unsigned long long)missed, room, (unsigned long long)after);
-    }
-    for (ag_line_t *l = lines; l != NULL; l = l->next)
-        dispatch(s, room, l->payload, l->len, l->offset);
-    ag_line_list_free(lines);
-}
-
-/* Settles lr's fetch with what was found (items borrowed; NULL: nothing) and gives the lines out. */
-static void settle(ag_server_t *s, lroom_t *lr, const json_t *items)
-{
-    char room[AG_CONFIG_ROOM_NAME_MAX + 1];
-    snprintf(room, sizeof(room), "%s", lr->name);
-    uint64_t after = lr->order.last, missed = 0;
-    size_t before = json_array_size(items);
-    ag_line_t *lines = ag_line_order_settle(&lr->order, items, &missed);
-    s->stats.room_lines_fetched += before;
-    /* giving out may end the room here (a slow consumer closed): lr is not used again */
-    give_out(s, room, lines, missed, after);
-}
-
-static void on_fetched(void *data, const char *err, json_t *res)
-{
-    fetch_t *f = data;
-    lroom_t *lr = ag_map_get(&f->s->rooms->local, f->room);
-    /* the room went meanwhile (what it held went with it), or this fetch was given up */
-    if (lr != NULL && lr->order.fetch == f->fetch) {
-        if (err != NULL && strcmp(err, AG_STORE_HISTORY_GONE) != 0)
-            ag_log_limited(AG_LOG_WARN, "rooms", NULL, "lines of %.100s missed here could not be read: %s", f->room, err);
-        settle(f->s, lr, err == NULL ? json_object_get(res, "items") : NULL);
-    }
-    free(f);
-}
-
-static void fetch_missed(ag_server_t *s, lroom_t *lr)
-{
-    size_t len = strlen(lr->name);
-    fetch_t *f = malloc(sizeof(*f) + len + 1);
-    if (f == NULL) {
-        settle(s, lr, NULL);
-        return;
-    }
-    f->s = s;
-    f->fetch = lr->order.fetch;
-    memcpy(f->room, lr->name, len + 1);
-    s->store->ops->history_since(s->store, lr->name, lr->order.last, on_fetched, f);
-}
-
-/* The store's subscription was made again: lines published meanwhile never came. Each room that saw a line asks its
- * history for what followed (one command per room with members here). */
-static void on_resubscribed(void *data)
-{
-    ag_server_t *s = data;
-    if (s->store->ops->history_since == NULL)
-        return;
-    const char *k;
-    void *v;
-    for (size_t it = 0; ag_map_next(&s->rooms->local, &it, &k, &v);) {
-        lroom_t *lr = v;
-        if (ag_line_order_begin(&lr->order))
-            fetch_missed(s, lr);
-    }
-}
-
-static void dispatch(ag_server_t *s, const char *room, const char *payload, size_t len, uint64_t offset)
+void ag__rooms_dispatch(ag_server_t *s, const char *room, const char *payload, size_t len, uint64_t offset)
 {
     switch (payload[0]) {
     case 'c':
@@ -561,41 +323,6 @@ static void dispatch(ag_server_t *s, const char *room, const char *payload, size
         on_room_deleted(s, room);
         break;
     }
-}
-
-static void on_message(void *data, const char *channel, const char *payload, size_t len)
-{
-    ag_server_t *s = data;
-    if (strncmp(channel, "room:", 5) != 0 || len < 2)
-        return;
-    const char *room = channel + 5;
-    uint64_t offset = 0;
-    if (payload[0] == '#') {
-        /* "#<offset>:" from history_publish */
-        const char *colon = memchr(payload, ':', len < 24 ? len : 24);
-        if (colon == NULL || (size_t)(colon - payload) + 2 > len)
-            return;
-        offset = strtoull(payload + 1, NULL, 10);
-        len -= (size_t)(colon + 1 - payload);
-        payload = colon + 1;
-    }
-    lroom_t *lr = offset != 0 && s->store->ops->history_since != NULL ? ag_map_get(&s->rooms->local, room) : NULL;
-    if (lr != NULL) {
-        ag_line_verdict_t v = ag_line_order_take(&lr->order, offset, payload, len);
-        if (v == AG_LINE_FULL) {
-            /* too much waits for the fetch: it is given up (the gap stays), what waits goes out, then this line */
-            settle(s, lr, NULL);
-            lr = ag_map_get(&s->rooms->local, room);
-            v = lr != NULL ? ag_line_order_take(&lr->order, offset, payload, len) : AG_LINE_NOW;
-        }
-        if (v == AG_LINE_HELD || v == AG_LINE_DUP)
-            return;
-        if (v == AG_LINE_FETCH) {
-            fetch_missed(s, lr);
-            return;
-        }
-    }
-    dispatch(s, room, payload, len, offset);
 }
 
 /* --- room lifecycle --- */
@@ -673,139 +400,6 @@ static void announce(ag_conn_t *c, const char *room, const char *what)
     ag_room_broadcast(c->server, room, msg);
 }
 
-/* --- resume --- */
-
-typedef struct {
-    ag_conn_t *c; /* a reference */
-    char room[];
-} since_t;
-
-static uint64_t epoch_of(const json_t *res)
-{
-    const char *e = json_string_value(json_object_get(res, "epoch"));
-    return e != NULL ? strtoull(e, NULL, 16) : 0;
-}
-
-static void on_join_since(void *data, const char *err, json_t *res)
-{
-    since_t *st = data;
-    ag_room_member_t *m = member_find(st->c, st->room);
-    if (m != NULL && err == NULL) {
-        m->epoch = epoch_of(res);
-        m->since = (uint64_t)json_integer_value(json_object_get(res, "last"));
-        ag_conn_record_room(st->c, st->room, json_string_value(json_object_get(res, "epoch")), m->since);
-    }
-    ag_conn_release(st->c);
-    free(st);
-}
-
-/* A resumable connection's new membership starts where the room's history stands: a resume replays from there. */
-static void note_since(ag_conn_t *c, const char *room)
-{
-    ag_store_t *st = c->server->store;
-    if (!ag_conn_is_resumable(c) || st->ops->history_since == NULL)
-        return;
-    size_t len = strlen(room);
-    since_t *d = malloc(sizeof(*d) + len + 1);
-    if (d == NULL)
-        return; /* epoch 0: a resume will say the room's history is gone */
-    d->c = ag_conn_addref(c);
-    memcpy(d->room, room, len + 1);
-    st->ops->history_since(st, room, AG_STORE_HISTORY_TAIL, on_join_since, d);
-}
-
-typedef struct {
-    ag_conn_t *c; /* a reference */
-    size_t pending;
-    const char *reason;
-    ag_frame_t **frames;
-    size_t n, cap;
-    ag__rooms_replay_cb cb;
-    void *ud;
-} replay_t;
-
-typedef struct {
-    replay_t *r;
-    uint64_t epoch;
-} replay_room_t;
-
-static void replay_done(replay_t *r)
-{
-    if (--r->pending != 0)
-        return;
-    r->cb(r->c, r->reason, r->frames, r->n, r->ud);
-    for (size_t i = 0; i < r->n; i++)
-        ag_frame_release(r->frames[i]);
-    free(r->frames);
-    ag_conn_release(r->c);
-    free(r);
-}
-
-static void on_replay_room(void *data, const char *err, json_t *res)
-{
-    replay_room_t *rr = data;
-    replay_t *r = rr->r;
-    json_t *items = json_object_get(res, "items");
-    if (err != NULL || epoch_of(res) != rr->epoch || rr->epoch == 0) {
-        r->reason = AG_RESUME_HISTORY_GONE;
-    } else if (r->reason == NULL) {
-        for (size_t i = 0; i < json_array_size(items); i++) {
-            json_t *it = json_array_get(items, i);
-            const char *p = json_string_value(json_array_get(it, 1));
-            size_t len = json_string_length(json_array_get(it, 1));
-            ag_frame_t *f = p != NULL && len > 1 && (p[0] == 'c' || p[0] == 'p')
-                                ? with_offset(p + 1, len - 1, (uint64_t)json_integer_value(json_array_get(it, 0)))
-                                : NULL;
-            if (f == NULL)
-                continue;
-            if (r->n == r->cap) {
-                size_t ncap = r->cap == 0 ? 16 : r->cap * 2;
-                ag_frame_t **nf = realloc(r->frames, ncap * sizeof(*nf));
-                if (nf == NULL) {
-                    ag_frame_release(f);
-                    r->reason = "server error";
-                    break;
-                }
-                r->frames = nf;
-                r->cap = ncap;
-            }
-            r->frames[r->n++] = f;
-        }
-    }
-    free(rr);
-    replay_done(r);
-}
-
-void ag__rooms_replay(ag_conn_t *c, const json_t *offsets, ag__rooms_replay_cb cb, void *ud)
-{
-    ag_store_t *st = c->server->store;
-    replay_t *r = calloc(1, sizeof(*r));
-    if (r == NULL) {
-        cb(c, "server error", NULL, 0, ud);
-        return;
-    }
-    r->c = ag_conn_addref(c);
-    r->cb = cb;
-    r->ud = ud;
-    r->pending = 1; /* this call's own, so that answers given at once do not finish it early */
-    for (ag_room_member_t *m = c->rooms_first; m != NULL; m = m->next) {
-        replay_room_t *rr = st->ops->history_since != NULL ? malloc(sizeof(*rr)) : NULL;
-        if (rr == NULL) {
-            r->reason = AG_RESUME_HISTORY_GONE;
-            break;
-        }
-        json_t *o = json_object_get(offsets, m->room->name);
-        uint64_t after = m->since;
-        if (json_is_integer(o) && json_integer_value(o) > 0 && (uint64_t)json_integer_value(o) > after)
-            after = (uint64_t)json_integer_value(o);
-        rr->r = r;
-        rr->epoch = m->epoch;
-        r->pending++;
-        st->ops->history_since(st, m->room->name, after, on_replay_room, rr);
-    }
-    replay_done(r);
-}
-
 /* The store's answer, kept by the caller (the memory stores answer before returning). */
 static void on_restore_step(void *data, const char *err, json_t *res)
 {
@@ -833,7 +427,7 @@ int ag__rooms_restore(ag_conn_t *c, const char *room, uint64_t epoch, uint64_t s
         st->ops->member_del(st, room, c->id, NULL, NULL);
         return ret;
     }
-    ag_room_member_t *m = member_find(c, room);
+    ag_room_member_t *m = ag__rooms_member_find(c, room);
     m->epoch = epoch;
     m->since = since;
     return AG_OK;
@@ -872,7 +466,7 @@ static void join_added(void *data, const char *err, json_t *res)
         /* the membership is local now and num_rooms counts it: waiting for the subscription must not count it twice */
         c->joining--;
         op->in_flight = 0;
-        ag_room_member_t *m = op->adopt ? member_find(c, op->room) : NULL;
+        ag_room_member_t *m = op->adopt ? ag__rooms_member_find(c, op->room) : NULL;
         if (m != NULL) {
             char e[17];
             m->epoch = op->epoch;
@@ -880,7 +474,7 @@ static void join_added(void *data, const char *err, json_t *res)
             snprintf(e, sizeof(e), "%016llx", (unsigned long long)op->epoch);
             ag_conn_record_room(c, op->room, e, op->since);
         } else {
-            note_since(c, op->room);
+            ag__rooms_note_since(c, op->room);
         }
     }
     if (err == NULL && c->server->store->ops->subscribed != NULL) {
@@ -983,7 +577,7 @@ void ag_room_leave(ag_conn_t *c, const char *room, void (*cb)(ag_conn_t *c, cons
     }
     char copy[AG_CONFIG_ROOM_NAME_MAX + 1];
     snprintf(copy, sizeof(copy), "%s", room);
-    ag_room_member_t *m = member_find(c, copy); /* again: the hook may have moved the connection */
+    ag_room_member_t *m = ag__rooms_member_find(c, copy); /* again: the hook may have moved the connection */
     if (m != NULL) {
         local_remove(m);
         c->server->store->ops->member_del(c->server->store, copy, c->id, NULL, NULL);
@@ -1001,13 +595,13 @@ void ag__rooms_conn_closed(ag_conn_t *c)
         char room[AG_CONFIG_ROOM_NAME_MAX + 1];
         snprintf(room, sizeof(room), "%s", c->rooms_last->room->name);
         /* told, not asked: every set hears of it */
-        EACH_HOOK(c->server, h)
+        AG__EACH_HOOK(c->server, h)
         {
             const char *ignored = NULL;
             if (h->on_leave != NULL)
                 h->on_leave(c, room, &ignored, h->data);
         }
-        ag_room_member_t *m = member_find(c, room);
+        ag_room_member_t *m = ag__rooms_member_find(c, room);
         if (m == NULL)
             continue;
         local_remove(m);
@@ -1118,14 +712,7 @@ int ag__rooms_init(ag_server_t *s, char *errbuf, size_t errlen)
     ag_map_init(&s->rooms->local);
     ag_map_init(&s->rooms->memberships);
     s->store->max_rooms = (size_t)s->config->general.maxRooms;
-    if (s->config->general.resumeWindow > 0) {
-        s->store->history_lines = (size_t)s->config->general.resumeHistoryLines;
-        s->store->history_bytes = (size_t)s->config->general.resumeHistoryBytes;
-        s->store->history_ms = (uint64_t)s->config->general.resumeWindow;
-    }
-    s->store->on_message = on_message;
-    s->store->on_message_data = s;
-    s->store->on_resubscribed = on_resubscribed;
+    ag__rooms_history_init(s);
     for (char **r = s->config->general.startingChatRooms; r != NULL && *r != NULL; r++)
         s->store->ops->room_add(s->store, *r, NULL, NULL);
     return AG_OK;
@@ -1138,7 +725,7 @@ void ag__rooms_dispose(ag_server_t *s)
     const char *k;
     void *v;
     for (size_t it = 0; ag_map_next(&s->rooms->local, &it, &k, &v);) {
-        lroom_t *lr = v;
+        ag__lroom_t *lr = v;
         for (size_t i = 0; i < lr->n; i++)
             free(lr->members[i]);
         free(lr->members);

@@ -1,5 +1,6 @@
 /*
- * Rooms and chat on one node (server/rooms.c); push to a room. Push to one connection is server/push.c.
+ * Rooms and chat on one node (server/rooms.c; the hook chain server/rooms_hooks.c, a room's history and the resume
+ * replay server/rooms_history.c); push to a room. Push to one connection is server/push.c.
  *
  * The store holds the rooms and their members (for every node); the local memberships are the local truth for
  * delivery. Each is one ag_room_member_t, linked three ways so that no operation scans: in its room's local index

@@ -1,18 +1,12 @@
 /*
- * The server object: builds a node with its modules in order, listens, runs, stops, destroys; and the public node API
- * (include/actiongate.h). This is the only file that knows every module: the others see the node through node.h.
+ * The server object: builds a node with its modules in order, runs, stops, destroys. This is the only file that knows
+ * every module: the others see the node through node.h. Listening and accepting are server_accept.c, the workers'
+ * wake-ups and gathers server_workers.c, the public node API (include/actiongate.h) server_public.c; what they share
+ * is server_internal.h.
  */
-#define _GNU_SOURCE /* accept4 */
-#include "server.h"
+#include "server_internal.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <pthread.h>
-#include <sched.h>
-#include <stdatomic.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,43 +44,9 @@
 #include "webapi.h"
 #include "ws.h"
 
-/* Connections taken per readiness of the listener: bounds the time one loop iteration spends accepting. */
-#define ACCEPT_BATCH 64
 /* Descriptors kept out of the automatic connection cap: files being served, the store's sockets, the signalfd, the
  * reserve descriptor, forwarded requests' upstream sockets. */
 #define FD_RESERVE 64
-
-#define TURN_AWAY_503_BODY "too many connections"
-#define TURN_AWAY_429_BODY "too many connections from this address"
-#define TURN_AWAY(status, body)                                                                                                    \
-    "HTTP/1.1 " status "\r\nContent-Type: text/plain\r\nContent-Length: " body "\r\nRetry-After: 1\r\nConnection: close\r\n\r\n"
-static const char turn_away_503[] = TURN_AWAY("503 Service Unavailable", "20") TURN_AWAY_503_BODY;
-static const char turn_away_429[] = TURN_AWAY("429 Too Many Requests", "38") TURN_AWAY_429_BODY;
-
-static void on_accept_resume(h2o_timeout_entry_t *entry);
-
-/* The workers of one process (general.workers > 1): each a node on its own thread and loop. Worker 0 is the node the
- * public API hands out; it owns this, runs on the caller's thread, reads the signals and tells the others. */
-typedef struct st_gather_t gather_t;
-/* A gather waiting for one worker's answer (in that worker's asks list). */
-typedef struct st_ask_t {
-    struct st_ask_t *next;
-    gather_t *g;
-} ask_t;
-
-typedef struct st_ag_workers_t {
-    size_t n;
-    pthread_mutex_t lock;                  /* the asks and done lists, and every gather's counts */
-    ask_t *asks[AG_CONFIG_WORKERS_MAX];    /* what worker i is asked to render */
-    gather_t *done[AG_CONFIG_WORKERS_MAX]; /* worker i's gathers that every worker answered */
-    ag_server_t *nodes[AG_CONFIG_WORKERS_MAX];
-    pthread_t threads[AG_CONFIG_WORKERS_MAX];
-    int exit_codes[AG_CONFIG_WORKERS_MAX];
-    size_t started; /* threads started by ag_server_run */
-    ag_store_shared_t *shared;
-    atomic_int stop;    /* 1: every worker stops */
-    atomic_uint reopen; /* bumped at each SIGHUP: every worker reopens its access log */
-} ag_workers_t;
 
 /* --- building the node --- */
 
@@ -295,11 +255,8 @@ static void tune_heap(void)
     mallopt(M_TOP_PAD, 1 << 20);
 }
 
-static void on_wake(h2o_socket_t *sock, const char *err);
-
 /* A node, or worker `index` of a process's workers (w non-NULL). */
-static ag_server_t *server_create(ag_config_t *cfg, ag_workers_t *w, unsigned index, const char *base_id, char *errbuf,
-                                  size_t errlen)
+ag_server_t *ag__server_create(ag_config_t *cfg, ag_workers_t *w, unsigned index, const char *base_id, char *errbuf, size_t errlen)
 {
     tune_heap();
     ag_server_t *s = calloc(1, sizeof(*s));
@@ -311,7 +268,7 @@ static ag_server_t *server_create(ag_config_t *cfg, ag_workers_t *w, unsigned in
     s->config = cfg;
     s->started_ms = ag_now_ms();
     s->reserve_fd = -1;
-    s->accept_resume.cb = on_accept_resume;
+    s->accept_resume.cb = ag__server_on_accept_resume;
     s->workers = w;
     s->worker = index;
     ag_map_init(&s->conns);
@@ -355,7 +312,7 @@ static ag_server_t *server_create(ag_config_t *cfg, ag_workers_t *w, unsigned in
         }
         s->wake = h2o_evloop_socket_create(s->loop, efd, H2O_SOCKET_FLAG_DONT_READ);
         s->wake->data = s;
-        h2o_socket_read_start(s->wake, on_wake);
+        h2o_socket_read_start(s->wake, ag__server_on_wake);
     }
 
     if (cfg->servers.web.secure && setup_tls(s, errbuf, errlen) != 0)
@@ -380,397 +337,10 @@ fail:
 
 ag_server_t *ag_server_create(ag_config_t *cfg, char *errbuf, size_t errlen)
 {
-    return server_create(cfg, NULL, 0, NULL, errbuf, errlen);
-}
-
-/* --- listening and accepting: the node's connection cap, the per-address cap, running out of descriptors --- */
-
-static void on_accept(h2o_socket_t *listener, const char *err);
-
-/* Stops reading the listener (pending connections wait in the kernel's backlog) until a connection closes or 100 ms
- * passed. A listener left readable at EMFILE would wake the loop at once, forever. */
-static void accept_pause(ag_server_t *s)
-{
-    if (!s->accept_paused) {
-        s->accept_paused = 1;
-        if (s->listener != NULL)
-            h2o_socket_read_stop(s->listener);
-        if (s->private_listener != NULL)
-            h2o_socket_read_stop(s->private_listener);
-    }
-    if (h2o_timeout_is_linked(&s->accept_resume))
-        h2o_timeout_unlink(&s->accept_resume);
-    h2o_timeout_link(s->loop, &s->ctx.hundred_ms_timeout, &s->accept_resume);
-}
-
-static void on_accept_resume(h2o_timeout_entry_t *entry)
-{
-    ag_server_t *s = H2O_STRUCT_FROM_MEMBER(ag_server_t, accept_resume, entry);
-    if (!s->accept_paused)
-        return;
-    /* a stopping worker still takes what the others forward to its sessions */
-    if (s->listener != NULL && !s->stopping)
-        h2o_socket_read_start(s->listener, on_accept);
-    if (s->private_listener != NULL)
-        h2o_socket_read_start(s->private_listener, on_accept);
-    s->accept_paused = 0;
-}
-
-static void on_tcp_close(void *data)
-{
-    ag_peer_t *p = data;
-    ag_server_t *s = p->owner->server;
-    ag_limits_tcp_closed(p);
-    if (s->accept_paused) {
-        /* room again: look at the backlog on the next iteration */
-        if (h2o_timeout_is_linked(&s->accept_resume))
-            h2o_timeout_unlink(&s->accept_resume);
-        h2o_timeout_link(s->loop, &s->ctx.zero_timeout, &s->accept_resume);
-    }
-}
-
-/* Answers a connection the node will not serve and closes it (HTTP/1 clients read the status; over TLS there is only
- * the close). What the client already sent is read away first, so the close is a FIN, not a reset that could
- * overtake the answer. Costs one descriptor for the duration of the call. */
-static void turn_away(ag_server_t *s, int fd, int per_address)
-{
-    s->stats.tcp_refused++;
-    if (!s->config->servers.web.secure) {
-        const char *r = per_address ? turn_away_429 : turn_away_503;
-        size_t n = per_address ? sizeof(turn_away_429) - 1 : sizeof(turn_away_503) - 1;
-        char sink[4096];
-        for (int i = 0; i < 4 && recv(fd, sink, sizeof(sink), MSG_DONTWAIT) > 0; i++)
-            ;
-        if (send(fd, r, n, MSG_NOSIGNAL | MSG_DONTWAIT) > 0)
-            shutdown(fd, SHUT_WR);
-    }
-    close(fd);
-}
-
-/* EMFILE/ENFILE: the backlog's connections get their 503 through the descriptor held in reserve, up to budget. */
-static void turn_away_with_reserve(ag_server_t *s, int lfd, int budget)
-{
-    while (budget-- > 0 && s->reserve_fd >= 0) {
-        close(s->reserve_fd);
-        int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd != -1)
-            turn_away(s, fd, 0);
-        s->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        if (fd == -1)
-            break;
-    }
-}
-
-static void on_accept(h2o_socket_t *listener, const char *err)
-{
-    ag_server_t *s = listener->data;
-    if (err != NULL)
-        return;
-    int lfd = h2o_socket_get_fd(listener), at_cap = 0;
-    for (int i = 0; i < ACCEPT_BATCH; i++) {
-        struct sockaddr_storage ss;
-        socklen_t sslen = sizeof(ss);
-        int fd = accept4(lfd, (struct sockaddr *)&ss, &sslen, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd == -1) {
-            int e = errno;
-            if (e == EAGAIN || e == EWOULDBLOCK)
-                break;
-            if (e == EINTR || e == ECONNABORTED || e == EPROTO)
-                continue; /* that one connection is gone; the next may be fine */
-            ag_log_limited(AG_LOG_ERROR, "server", NULL, "accept: %s; new connections wait until descriptors are free",
-                           strerror(e));
-            if (e == EMFILE || e == ENFILE)
-                turn_away_with_reserve(s, lfd, ACCEPT_BATCH - i);
-            accept_pause(s);
-            return;
-        }
-        if (s->limits->tcp_conns >= s->limits->max_tcp) {
-            turn_away(s, fd, 0);
-            at_cap = 1;
-            continue;
-        }
-        ag_peer_t *peer = ag_limits_tcp_open(s->limits, (struct sockaddr *)&ss);
-        if (peer == NULL) {
-            char ip[64];
-            ag_limits_sockaddr_text((struct sockaddr *)&ss, ip);
-            ag_log_limited(AG_LOG_WARN, "server", NULL, "%s: at servers.web.maxConnectionsPerIp (%d); turned away", ip,
-                           s->config->servers.web.maxConnectionsPerIp);
-            turn_away(s, fd, 1);
-            continue;
-        }
-        int on = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
-        h2o_socket_t *sock = h2o_evloop_socket_create(s->loop, fd, H2O_SOCKET_FLAG_IS_ACCEPTED_CONNECTION);
-        h2o_socket_setpeername(sock, (struct sockaddr *)&ss, sslen);
-        sock->on_close.cb = on_tcp_close;
-        sock->on_close.data = peer;
-        h2o_accept(listener == s->private_listener ? &s->private_accept_ctx : &s->accept_ctx, sock);
-    }
-    if (at_cap) {
-        ag_log_limited(AG_LOG_WARN, "server", NULL, "at servers.web.maxConnections (%zu): turning new connections away",
-                       s->limits->max_tcp);
-        accept_pause(s);
-    }
-}
-
-/* A listening socket on bind_ip:port; -1 with one line in errbuf. */
-static int bind_listener(const char *bind_ip, int port, char *errbuf, size_t errlen)
-{
-    struct sockaddr_storage ss;
-    socklen_t sslen;
-    memset(&ss, 0, sizeof(ss));
-    struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
-    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
-    if (inet_pton(AF_INET, bind_ip, &sin->sin_addr) == 1) {
-        sin->sin_family = AF_INET;
-        sin->sin_port = htons((uint16_t)port);
-        sslen = sizeof(*sin);
-    } else if (inet_pton(AF_INET6, bind_ip, &sin6->sin6_addr) == 1) {
-        sin6->sin6_family = AF_INET6;
-        sin6->sin6_port = htons((uint16_t)port);
-        sslen = sizeof(*sin6);
-    } else {
-        snprintf(errbuf, errlen, "servers.web.bindIP: not an IP address: %s", bind_ip);
-        return -1;
-    }
-    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
-    if (fd == -1 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
-        bind(fd, (struct sockaddr *)&ss, sslen) != 0 || listen(fd, SOMAXCONN) != 0) {
-        snprintf(errbuf, errlen, "cannot listen on %s:%d: %s", bind_ip, port, strerror(errno));
-        if (fd != -1)
-            close(fd);
-        return -1;
-    }
-    return fd;
-}
-
-int ag_server_listen(ag_server_t *s, char *errbuf, size_t errlen)
-{
-    if (s->listener != NULL)
-        return 0;
-    const char *bind_ip = s->config->servers.web.bindIP;
-    int fd;
-    if (s->workers != NULL && s->worker != 0) {
-        /* one public socket for the process, as h2o's own server shares it: each worker polls a descriptor of its own
-         * and runs its own accept loop (its limits, its pauses); whoever accepts first takes the connection */
-        ag_server_t *first = s->workers->nodes[0];
-        if (first->listener == NULL || (fd = fcntl(h2o_socket_get_fd(first->listener), F_DUPFD_CLOEXEC, 0)) == -1) {
-            snprintf(errbuf, errlen, "cannot share the listener with worker %u: %s", s->worker, strerror(errno));
-            return AG_EIO;
-        }
-    } else if ((fd = bind_listener(bind_ip, s->config->servers.web.port, errbuf, errlen)) == -1) {
-        return strncmp(errbuf, "servers.web.bindIP", 18) == 0 ? AG_ECONFIG : AG_EIO;
-    }
-    s->listener = h2o_evloop_socket_create(s->loop, fd, H2O_SOCKET_FLAG_DONT_READ);
-    s->listener->data = s;
-    if (s->workers != NULL) {
-        /* where the other workers forward this one's sessions: its own port, so that a request reaches this loop */
-        if ((fd = bind_listener(bind_ip, 0, errbuf, errlen)) == -1)
-            return AG_EIO;
-        s->private_listener = h2o_evloop_socket_create(s->loop, fd, H2O_SOCKET_FLAG_DONT_READ);
-        s->private_listener->data = s;
-    }
-    s->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    ag_cluster_listening(s);
-    return 0;
+    return ag__server_create(cfg, NULL, 0, NULL, errbuf, errlen);
 }
 
 /* --- running and stopping --- */
-
-/* Writes to worker i's eventfd: it reads the process's flags on its next pass. */
-static void wake_worker(ag_workers_t *w, size_t i)
-{
-    uint64_t one = 1;
-    if (w->nodes[i] != NULL && w->nodes[i]->wake != NULL && write(h2o_socket_get_fd(w->nodes[i]->wake), &one, sizeof(one)) < 0)
-        ag_log(AG_LOG_ERROR, "server", NULL, "cannot wake worker %zu: %s", i, strerror(errno));
-}
-
-static void wake_others(ag_server_t *s)
-{
-    for (size_t i = 0; i < s->workers->n; i++)
-        if (i != s->worker)
-            wake_worker(s->workers, i);
-}
-
-/* --- gathering a text from every worker (the process's /metrics) --- */
-
-struct st_gather_t {
-    ag_server_t *from;
-    ag_server_render_fn render;
-    ag_server_gathered_fn cb;
-    void *data;
-    h2o_timeout_entry_t timer; /* on from's loop: the wait's end */
-    gather_t *next_done;
-    /* under the workers' lock */
-    size_t pending;
-    int abandoned; /* from answered without the missing workers: the last one to answer frees it */
-    char *texts[AG_CONFIG_WORKERS_MAX];
-    size_t lens[AG_CONFIG_WORKERS_MAX];
-};
-
-static void gather_free(gather_t *g)
-{
-    for (size_t i = 0; i < AG_CONFIG_WORKERS_MAX; i++)
-        free(g->texts[i]);
-    free(g);
-}
-
-/* On from's loop: answered by everyone (from the done list) or out of time (from the timer). */
-static void gather_finish(gather_t *g)
-{
-    ag_workers_t *w = g->from->workers;
-    if (h2o_timeout_is_linked(&g->timer))
-        h2o_timeout_unlink(&g->timer);
-    pthread_mutex_lock(&w->lock);
-    int last = g->pending == 0;
-    g->abandoned = 1;
-    /* a worker that answers later finds it abandoned and frees it; the texts read below are complete until then */
-    char *texts[AG_CONFIG_WORKERS_MAX];
-    size_t lens[AG_CONFIG_WORKERS_MAX];
-    for (size_t i = 0; i < w->n; i++) {
-        texts[i] = g->texts[i];
-        lens[i] = g->lens[i];
-        g->texts[i] = NULL;
-    }
-    pthread_mutex_unlock(&w->lock);
-    g->cb(g->data, texts, lens, w->n);
-    for (size_t i = 0; i < w->n; i++)
-        free(texts[i]);
-    if (last)
-        gather_free(g);
-}
-
-static void on_gather_timeout(h2o_timeout_entry_t *entry)
-{
-    gather_finish(H2O_STRUCT_FROM_MEMBER(gather_t, timer, entry));
-}
-
-int ag_server_gather(ag_server_t *s, ag_server_render_fn render, ag_server_gathered_fn done, void *data)
-{
-    ag_workers_t *w = s->workers;
-    if (w == NULL || w->n < 2)
-        return AG_ENOENT;
-    gather_t *g = calloc(1, sizeof(*g));
-    ask_t *asks[AG_CONFIG_WORKERS_MAX] = {NULL};
-    int oom = g == NULL;
-    for (size_t i = 0; !oom && i < w->n; i++)
-        if (i != s->worker && (asks[i] = calloc(1, sizeof(*asks[i]))) == NULL)
-            oom = 1;
-    if (oom) {
-        for (size_t i = 0; i < w->n; i++)
-            free(asks[i]);
-        free(g);
-        return AG_ENOMEM;
-    }
-    g->from = s;
-    g->render = render;
-    g->cb = done;
-    g->data = data;
-    g->timer.cb = on_gather_timeout;
-    g->pending = w->n - 1;
-    h2o_timeout_link(s->loop, &s->ctx.one_sec_timeout, &g->timer);
-    pthread_mutex_lock(&w->lock);
-    for (size_t i = 0; i < w->n; i++) {
-        if (asks[i] != NULL) {
-            asks[i]->g = g;
-            asks[i]->next = w->asks[i];
-            w->asks[i] = asks[i];
-        }
-    }
-    pthread_mutex_unlock(&w->lock);
-    wake_others(s);
-    return 0;
-}
-
-/* The loops have ended: what was still asked or answered goes (its requests went with their loops). */
-static void gathers_drop(ag_workers_t *w)
-{
-    for (size_t i = 0; i < w->n; i++) {
-        while (w->asks[i] != NULL) {
-            ask_t *a = w->asks[i];
-            w->asks[i] = a->next;
-            gather_t *g = a->g;
-            free(a);
-            if (--g->pending != 0)
-                continue;
-            if (!g->abandoned && h2o_timeout_is_linked(&g->timer))
-                h2o_timeout_unlink(&g->timer);
-            gather_free(g);
-        }
-    }
-    for (size_t i = 0; i < w->n; i++) {
-        while (w->done[i] != NULL) {
-            gather_t *g = w->done[i];
-            w->done[i] = g->next_done;
-            if (h2o_timeout_is_linked(&g->timer))
-                h2o_timeout_unlink(&g->timer);
-            gather_free(g);
-        }
-    }
-}
-
-/* On s's loop: renders what the others asked, and finishes its own gathers that everyone answered. */
-static void gather_serve(ag_server_t *s)
-{
-    ag_workers_t *w = s->workers;
-    pthread_mutex_lock(&w->lock);
-    ask_t *asks = w->asks[s->worker];
-    gather_t *done = w->done[s->worker];
-    w->asks[s->worker] = NULL;
-    w->done[s->worker] = NULL;
-    pthread_mutex_unlock(&w->lock);
-    while (asks != NULL) {
-        ask_t *a = asks;
-        asks = a->next;
-        size_t len = 0;
-        char *text = a->g->render(s, &len);
-        gather_t *g = a->g, *free_it = NULL;
-        int wake_from = 0;
-        size_t from = 0;
-        pthread_mutex_lock(&w->lock);
-        g->texts[s->worker] = text;
-        g->lens[s->worker] = len;
-        if (--g->pending == 0) {
-            if (g->abandoned) {
-                free_it = g;
-            } else {
-                /* from's loop may finish and free g as soon as the lock is let go: nothing of g is read after */
-                from = g->from->worker;
-                g->next_done = w->done[from];
-                w->done[from] = g;
-                wake_from = 1;
-            }
-        }
-        pthread_mutex_unlock(&w->lock);
-        if (wake_from)
-            wake_worker(w, from);
-        if (free_it != NULL)
-            gather_free(free_it);
-        free(a);
-    }
-    while (done != NULL) {
-        gather_t *g = done;
-        done = g->next_done;
-        gather_finish(g);
-    }
-}
-
-/* Another worker asked: the process stops, or its logs are reopened (SIGHUP), or texts are gathered. */
-static void on_wake(h2o_socket_t *sock, const char *err)
-{
-    ag_server_t *s = sock->data;
-    h2o_buffer_consume(&sock->input, sock->input->size);
-    if (err != NULL)
-        return;
-    gather_serve(s);
-    unsigned reopen = atomic_load(&s->workers->reopen);
-    if (reopen != s->reopen_seen) {
-        s->reopen_seen = reopen;
-        ag_ops_reopen(s);
-    }
-    if (atomic_load(&s->workers->stop))
-        ag_server_stop(s);
-}
 
 /* Signals come through a signalfd on the loop (worker 0's), so the handler runs as a normal loop callback. */
 static void on_signal(h2o_socket_t *sock, const char *err)
@@ -783,7 +353,7 @@ static void on_signal(h2o_socket_t *sock, const char *err)
             ag_ops_reopen(s);
             if (s->workers != NULL) {
                 s->reopen_seen = atomic_fetch_add(&s->workers->reopen, 1) + 1;
-                wake_others(s);
+                ag__server_wake_others(s);
             }
             continue;
         }
@@ -807,7 +377,7 @@ static void stop_listening(ag_server_t *s)
      * sessions' requests to it */
     if (s->accept_paused && s->private_listener != NULL) {
         s->accept_paused = 0;
-        h2o_socket_read_start(s->private_listener, on_accept);
+        h2o_socket_read_start(s->private_listener, ag__server_on_accept);
     }
 }
 
@@ -825,7 +395,7 @@ void ag_server_stop(ag_server_t *s)
     s->stopping = 1;
     /* one worker stopping stops the process: every worker drains its own connections */
     if (s->workers != NULL && !atomic_exchange(&s->workers->stop, 1))
-        wake_others(s);
+        ag__server_wake_others(s);
     const ag_config_t *cfg = s->config;
     s->stop_deadline =
         h2o_now(s->loop) + (uint64_t)cfg->ops.drainDelay + (uint64_t)cfg->ops.drainWindow + (uint64_t)cfg->general.shutdownTimeout;
@@ -849,9 +419,9 @@ void ag_server_stop(ag_server_t *s)
 static int run_loop(ag_server_t *s)
 {
     if (s->listener != NULL && !s->stopping)
-        h2o_socket_read_start(s->listener, on_accept);
+        h2o_socket_read_start(s->listener, ag__server_on_accept);
     if (s->private_listener != NULL)
-        h2o_socket_read_start(s->private_listener, on_accept);
+        h2o_socket_read_start(s->private_listener, ag__server_on_accept);
     while (!s->stopping)
         h2o_evloop_run(s->loop, INT32_MAX);
     if (!drain_at_once(s)) {
@@ -973,7 +543,7 @@ void ag_server_destroy(ag_server_t *s)
     /* worker 0 owns the others (their threads have ended: ag_server_run joined them) and the shared store */
     ag_workers_t *w = s->workers != NULL && s->worker == 0 && s->workers->nodes[0] == s ? s->workers : NULL;
     if (w != NULL)
-        gathers_drop(w);
+        ag__server_gathers_drop(w);
     for (size_t i = 1; w != NULL && i < w->n; i++)
         ag_server_destroy(w->nodes[i]);
     /* unloaded last: the actions, hooks and calls freed below point into them */
@@ -1013,219 +583,4 @@ void ag_server_destroy(ag_server_t *s)
         pthread_mutex_destroy(&w->lock);
         free(w);
     }
-}
-
-/* --- the public node API (include/actiongate.h) --- */
-
-static int replace(char **field, const char *value)
-{
-    char *copy = strdup(value);
-    if (copy == NULL)
-        return AG_ENOMEM;
-    free(*field);
-    *field = copy;
-    return 0;
-}
-
-/* The options over the file's values (defaults < file < options). */
-static int apply_options(ag_config_t *cfg, const ag_options_t *o, char *errbuf, size_t errlen)
-{
-    if (o->port < AG_PORT_ANY || o->port > 65535) {
-        snprintf(errbuf, errlen, "port: not a port number: %d", o->port);
-        return AG_ECONFIG;
-    }
-    if (o->port != 0)
-        cfg->servers.web.port = o->port == AG_PORT_ANY ? 0 : o->port;
-    if ((o->host != NULL && replace(&cfg->servers.web.bindIP, o->host) != 0) ||
-        (o->public_dir != NULL && replace(&cfg->servers.web.publicDir, o->public_dir) != 0) ||
-        (o->log_level != NULL && replace(&cfg->general.logLevel, o->log_level) != 0) ||
-        (o->redis_url != NULL && replace(&cfg->redis.url, o->redis_url) != 0)) {
-        snprintf(errbuf, errlen, "out of memory");
-        return AG_ENOMEM;
-    }
-    int lvl = ag_log_level_parse(cfg->general.logLevel);
-    if (lvl < 0) {
-        snprintf(errbuf, errlen, "log level: one of debug, info, warn, error, none (not %.40s)", cfg->general.logLevel);
-        return AG_ECONFIG;
-    }
-    ag_log_threshold = (ag_log_level_t)lvl;
-    return 0;
-}
-
-/* The token keys are files the configuration names: a missing or unusable one is a configuration error too. */
-static int check_token_keys(const ag_config_t *cfg, const char *name, char *errbuf, size_t errlen)
-{
-    if (!ag_token_configured(cfg))
-        return 0;
-    char err[512];
-    ag_token_verifier_t *v = ag_token_verifier_create(cfg, err, sizeof(err));
-    if (v == NULL) {
-        snprintf(errbuf, errlen, "%s:1: %s", name != NULL ? name : "(built-in defaults)", err);
-        return AG_ECONFIG;
-    }
-    ag_token_verifier_destroy(v);
-    return 0;
-}
-
-/* The configuration with the options over it, validated; NULL with one line in errbuf and the code in *ret. */
-static ag_config_t *load_config(const ag_options_t *o, int *ret, char *errbuf, size_t errlen)
-{
-    ag_config_t *cfg = o->config_path != NULL ? ag_config_load(o->config_path, errbuf, errlen) : ag_config_create_default();
-    if (cfg == NULL) {
-        if (o->config_path == NULL)
-            snprintf(errbuf, errlen, "out of memory");
-        *ret = o->config_path == NULL ? AG_ENOMEM : AG_ECONFIG;
-        return NULL;
-    }
-    *ret = apply_options(cfg, o, errbuf, errlen);
-    if (*ret == 0)
-        *ret = check_token_keys(cfg, o->config_path, errbuf, errlen);
-    if (*ret != 0) {
-        ag_config_destroy(cfg);
-        return NULL;
-    }
-    return cfg;
-}
-
-/* A node, with its modules loaded and its listener bound; NULL with one line in errbuf and the code in *ret. */
-static ag_server_t *build_node(ag_config_t *cfg, ag_workers_t *w, unsigned index, const char *base_id, int *ret, char *errbuf,
-                               size_t errlen)
-{
-    ag_server_t *s = server_create(cfg, w, index, base_id, errbuf, errlen);
-    if (s == NULL) {
-        *ret = AG_EIO;
-        return NULL;
-    }
-    if (w != NULL)
-        w->nodes[index] = s; /* from here on worker 0 destroys it */
-    /* before binding: a node whose modules fail never takes a connection */
-    if ((*ret = ag_modules_load(s, errbuf, errlen)) == 0 && ag_server_listen(s, errbuf, errlen) != 0)
-        *ret = AG_EIO;
-    if (*ret == 0)
-        return s;
-    if (w == NULL)
-        ag_server_destroy(s);
-    return NULL;
-}
-
-/* How many workers: the options', else general.workers; 0 = the cores this process may run on (its CPU affinity:
- * `taskset -c 0` or a container's cpuset means one), else the online cores. */
-static size_t workers_wanted(const ag_options_t *o, const ag_config_t *cfg)
-{
-    long n = o->workers == AG_WORKERS_CONFIG ? cfg->general.workers : o->workers == AG_WORKERS_CORES ? 0 : o->workers;
-    cpu_set_t set;
-    if (n == 0 && sched_getaffinity(0, sizeof(set), &set) == 0)
-        n = CPU_COUNT(&set);
-    if (n == 0)
-        n = sysconf(_SC_NPROCESSORS_ONLN);
-    if (n < 1)
-        n = 1;
-    return n > AG_CONFIG_WORKERS_MAX ? AG_CONFIG_WORKERS_MAX : (size_t)n;
-}
-
-int ag_create_ex(const ag_options_t *opts, ag_server_t **out, char *errbuf, size_t errlen)
-{
-    static const ag_options_t none;
-    const ag_options_t *o = opts != NULL ? opts : &none;
-    *out = NULL;
-    if (o->workers < AG_WORKERS_CORES || o->workers > AG_CONFIG_WORKERS_MAX) {
-        snprintf(errbuf, errlen, "workers: between 0 (the cores this process may run on) and %d", AG_CONFIG_WORKERS_MAX);
-        return AG_ECONFIG;
-    }
-    int ret;
-    ag_config_t *cfg = load_config(o, &ret, errbuf, errlen);
-    if (cfg == NULL)
-        return ret;
-    size_t n = o->workers == 0 ? 1 : workers_wanted(o, cfg);
-    if (n == 1) {
-        ag_server_t *s = build_node(cfg, NULL, 0, NULL, &ret, errbuf, errlen);
-        if (s == NULL)
-            return ret;
-        *out = s;
-        return 0;
-    }
-    ag_workers_t *w = calloc(1, sizeof(*w));
-    if (w == NULL || (w->shared = ag_store_shared_create()) == NULL) {
-        free(w);
-        ag_config_destroy(cfg);
-        snprintf(errbuf, errlen, "out of memory");
-        return AG_ENOMEM;
-    }
-    w->n = n;
-    pthread_mutex_init(&w->lock, NULL);
-    char base[64];
-    if (cfg->general.id[0] != '\0') {
-        snprintf(base, sizeof(base), "%s", cfg->general.id);
-    } else {
-        unsigned char b[6];
-        ag_random_bytes(b, sizeof(b));
-        snprintf(base, sizeof(base), "n%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2], b[3], b[4], b[5]);
-    }
-    /* each worker owns a configuration of its own (nothing of a node is shared between threads) */
-    for (size_t i = 0; i < n; i++) {
-        if (i > 0 && (cfg = load_config(o, &ret, errbuf, errlen)) == NULL)
-            break;
-        if (build_node(cfg, w, (unsigned)i, base, &ret, errbuf, errlen) == NULL)
-            break;
-        ret = 0;
-    }
-    if (ret != 0) {
-        if (w->nodes[0] != NULL) {
-            ag_server_destroy(w->nodes[0]); /* the other workers and w with it */
-        } else {
-            ag_store_shared_release(w->shared);
-            pthread_mutex_destroy(&w->lock);
-            free(w);
-        }
-        return ret;
-    }
-    *out = w->nodes[0];
-    return 0;
-}
-
-ag_server_t *ag_create(const char *config_path, char *errbuf, size_t errlen)
-{
-    ag_options_t o = {.config_path = config_path};
-    ag_server_t *s;
-    return ag_create_ex(&o, &s, errbuf, errlen) == 0 ? s : NULL;
-}
-
-int ag_check_config(const char *config_path, char *errbuf, size_t errlen)
-{
-    ag_config_t *cfg = ag_config_load(config_path, errbuf, errlen);
-    if (cfg == NULL)
-        return AG_ECONFIG;
-    int ret = check_token_keys(cfg, config_path, errbuf, errlen);
-    ag_config_destroy(cfg);
-    return ret;
-}
-
-const char *ag_version(void)
-{
-    return AG_VERSION;
-}
-
-int ag_port(ag_server_t *s)
-{
-    return ag_server_port(s);
-}
-
-const char *ag_node_id(ag_server_t *s)
-{
-    return s->node_id;
-}
-
-int ag_run(ag_server_t *s)
-{
-    return ag_server_run(s);
-}
-
-void ag_stop(ag_server_t *s)
-{
-    ag_server_stop(s);
-}
-
-void ag_destroy(ag_server_t *s)
-{
-    ag_server_destroy(s);
 }

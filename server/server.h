@@ -1,7 +1,8 @@
 /*
- * The server object's lifecycle, and the one place that knows every module (server/server.c): it builds a node with
- * its modules in order, binds the listener, runs the loop, stops gracefully and destroys. Modules see the node through
- * server/node.h only and never call each other's lifecycle.
+ * The server object's lifecycle, and the one place that knows every module (server/server.c; listening and
+ * accepting are server_accept.c, the workers' wake-ups and gathers server_workers.c, the public API server_public.c):
+ * it builds a node with its modules in order, binds the listener, runs the loop, stops gracefully and destroys. Modules
+ * see the node through server/node.h only and never call each other's lifecycle.
  *
  *     ag_server_t *s = ag_server_create(cfg, err, sizeof(err));   // modules, HTTP paths, store: no socket yet
  *     ag_server_listen(s, err, sizeof(err));                      // binds servers.web.bindIP:port

@@ -796,7 +796,7 @@ static void on_resubscribed(void *data)
 }
 
 /* The pub/sub connection: once it is back and every channel is subscribed again, the session layer hears that what was
- * published meanwhile never came (rooms.c fetches it from the rooms' history). */
+ * published meanwhile never came (rooms_history.c fetches it from the rooms' history). */
 static void on_sub_state(void *data, int up)
 {
     ag__redis_store_t *s = data;

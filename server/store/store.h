@@ -197,7 +197,7 @@ struct st_ag_store_t {
     /* the bounds of one room's history (history_publish), set by its user; history_lines 0: no history is kept */
     size_t history_lines, history_bytes;
     uint64_t history_ms;
-    /* Messages on the session layer's channels (rooms.c). */
+    /* Messages on the session layer's channels (rooms_history.c). */
     ag_store_message_cb on_message;
     void *on_message_data;
     /* Optional: the subscriptions were lost and are in effect again (Redis reconnected): what was published meanwhile

@@ -10,6 +10,7 @@ const assert = require('node:assert');
 const { io } = require('socket.io-client');
 const { startRoundRobinProxy } = require('../lib/rr_proxy');
 const { startCutProxy } = require('../lib/cut_proxy');
+const { recoveringSio } = require('../lib/sioclient');
 const { sleep, waitFor, primus, cluster, teardown } = require('../lib/cluster_clients');
 
 const ROOM = 'defaultRoom';
@@ -19,27 +20,6 @@ const want = (prefix, n) => Array.from({ length: n }, (_, i) => `${prefix}-${i}`
 async function until(cond, what, ms = 20000) {
   for (let i = 0; i < ms / 10 && !cond(); i++) await sleep(10);
   assert.ok(cond(), typeof what === 'function' ? what() : what);
-}
-
-// A stock socket.io client that comes back by itself; records every event and, per connect, its id and `recovered`.
-function recovering(port) {
-  const socket = io(`http://127.0.0.1:${port}`, {
-    transports: ['websocket'],
-    forceNew: true,
-    reconnectionDelay: 50,
-    reconnectionDelayMax: 200,
-    randomizationFactor: 0,
-    timeout: 5000,
-    retries: 50,
-    ackTimeout: 60000,
-  });
-  const c = { socket, events: [], connects: [] };
-  socket.onAny((name, ...args) => c.events.push({ name, args }));
-  socket.on('connect', () => c.connects.push({ id: socket.id, recovered: socket.recovered, pid: socket._pid }));
-  c.said = (prefix) =>
-    c.events.filter((e) => e.name === 'say' && e.args[0].message.startsWith(prefix)).map((e) => e.args[0].message);
-  c.connected = (n = 1) => until(() => c.connects.length >= n, `connect #${n}`);
-  return c;
 }
 
 // The node that holds a resumable connection now: its record in Redis names it.
@@ -56,7 +36,7 @@ async function behindCuts(t, n) {
   const rr = await startRoundRobinProxy(cl.nodes.map((s) => s.port));
   const cut = await startCutProxy(rr.port);
   t.after(() => teardown(cl, cut, rr));
-  const a = recovering(cut.port);
+  const a = recoveringSio(cut.port);
   t.after(() => a.socket.disconnect());
   await a.connected();
   return { cl, cut, a };
@@ -120,7 +100,7 @@ test('socket.io: SIGKILL of the node holding the socket while chat flows both wa
     const cl = await cluster(3, { ...SIO, general: { resumeHistoryLines: 2000, resumeHistoryBytes: 1048576 } });
     const rr = await startRoundRobinProxy(cl.nodes.map((s) => s.port));
     t.after(() => teardown(cl, rr));
-    const a = recovering(rr.port);
+    const a = recoveringSio(rr.port);
     t.after(() => a.socket.disconnect());
     await a.connected();
     const firstId = a.socket.id;
@@ -168,7 +148,7 @@ test('socket.io: a forged pid (wrong token) reaching another node is not recover
     const cl = await cluster(3, SIO);
     const cut = await startCutProxy(cl.nodes[0].port);
     t.after(() => teardown(cl, cut));
-    const a = recovering(cut.port);
+    const a = recoveringSio(cut.port);
     t.after(() => a.socket.disconnect());
     await a.connected();
     const id = a.socket.id;

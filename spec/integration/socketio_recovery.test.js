@@ -9,11 +9,10 @@
 // handed over.
 const test = require('node:test');
 const assert = require('node:assert');
-const { io } = require('socket.io-client');
 const { startServer } = require('../lib/harness');
 const { connect } = require('../lib/wsclient');
 const { startCutProxy } = require('../lib/cut_proxy');
-const { rawEngine } = require('../lib/sioclient');
+const { rawEngine, recoveringSio } = require('../lib/sioclient');
 
 const RECOVERY = { redis: { url: '' }, general: { workers: 1 }, servers: { socketio: { connectionStateRecovery: true } } };
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -33,29 +32,6 @@ async function stockMember(srv) {
   return b;
 }
 
-// A stock socket.io client that comes back by itself; records every event and, per connect, its id and `recovered`.
-function recovering(port, transport, opts = {}) {
-  const socket = io(`http://127.0.0.1:${port}`, {
-    transports: [transport],
-    forceNew: true,
-    reconnectionDelay: 50,
-    reconnectionDelayMax: 200,
-    randomizationFactor: 0,
-    timeout: 5000,
-    retries: 50,
-    ackTimeout: 60000, // only drops make the client emit a request again
-    ...opts,
-  });
-  const c = { socket, events: [], connects: [] };
-  socket.onAny((name, ...args) => c.events.push({ name, args }));
-  socket.on('connect', () =>
-    c.connects.push({ id: socket.id, recovered: socket.recovered, pid: socket._pid, sid: socket.io.engine.id }));
-  c.said = (prefix) =>
-    c.events.filter((e) => e.name === 'say' && e.args[0].message.startsWith(prefix)).map((e) => e.args[0].message);
-  c.connected = (n = 1) => until(() => c.connects.length >= n, `connect #${n}`);
-  return c;
-}
-
 for (const kind of ['websocket', 'polling']) {
   test(`${kind}: cuts mid-stream, recovered each time: nothing lost, doubled or reordered, each request run once`, async (t) => {
     const srv = await startServer({ config: RECOVERY });
@@ -65,7 +41,7 @@ for (const kind of ['websocket', 'polling']) {
     const b = await stockMember(srv);
     t.after(() => b.close());
 
-    const a = recovering(proxy.port, kind);
+    const a = recoveringSio(proxy.port, kind);
     t.after(() => a.socket.disconnect());
     await a.connected();
     assert.strictEqual(a.connects[0].recovered, false);
@@ -127,7 +103,7 @@ test('a request answered while the client was away: its emit again gets the stor
   t.after(() => srv.stop());
   const proxy = await startCutProxy(srv.port);
   t.after(() => proxy.close());
-  const a = recovering(proxy.port, 'websocket', { reconnectionDelay: 700, reconnectionDelayMax: 700 });
+  const a = recoveringSio(proxy.port, 'websocket', { reconnectionDelay: 700, reconnectionDelayMax: 700 });
   t.after(() => a.socket.disconnect());
   await a.connected();
   // an action that answers after the cut, while the client is away
@@ -197,7 +173,7 @@ test('after a recovery, requests with the text of earlier ones run again: only t
   t.after(() => proxy.close());
   const b = await stockMember(srv);
   t.after(() => b.close());
-  const a = recovering(proxy.port, 'websocket');
+  const a = recoveringSio(proxy.port, 'websocket');
   t.after(() => a.socket.disconnect());
   await a.connected();
   // the last two answers are ACKs, which move no offset: the client's offset says it has neither
@@ -229,7 +205,7 @@ test('outside the window: not recovered, a new connection that works, the old on
   t.after(() => proxy.close());
   const b = await stockMember(srv);
   t.after(() => b.close());
-  const a = recovering(proxy.port, 'websocket', { reconnectionDelay: 1500, reconnectionDelayMax: 1500 });
+  const a = recoveringSio(proxy.port, 'websocket', { reconnectionDelay: 1500, reconnectionDelayMax: 1500 });
   t.after(() => a.socket.disconnect());
   await a.connected();
   const first = a.socket.id;
@@ -255,7 +231,7 @@ test('a forged or garbled pid or offset: a fresh session, nothing of the other c
   t.after(() => proxy.close());
   const b = await stockMember(srv);
   t.after(() => b.close());
-  const v = recovering(proxy.port, 'websocket');
+  const v = recoveringSio(proxy.port, 'websocket');
   t.after(() => v.socket.disconnect());
   await v.connected();
   assert.strictEqual((await v.socket.emitWithAck('roomAdd', { room: ROOM })).status, 'OK');
@@ -327,7 +303,7 @@ test('the owner recovers after others tried its id with wrong tokens', async (t)
   t.after(() => proxy.close());
   const b = await stockMember(srv);
   t.after(() => b.close());
-  const v = recovering(proxy.port, 'polling');
+  const v = recoveringSio(proxy.port, 'polling');
   t.after(() => v.socket.disconnect());
   await v.connected();
   assert.strictEqual((await v.socket.emitWithAck('roomAdd', { room: ROOM })).status, 'OK');
@@ -360,7 +336,7 @@ test('two workers: every recovery is recovered, also one that reaches the other 
   t.after(() => proxy.close());
   const b = await stockMember(srv);
   t.after(() => b.close());
-  const a = recovering(proxy.port, 'websocket');
+  const a = recoveringSio(proxy.port, 'websocket');
   t.after(() => a.socket.disconnect());
   await a.connected();
   const firstId = a.socket.id;

@@ -78,6 +78,36 @@ async function connectSio(srv, mode = 'upgrade', opts = {}) {
   };
 }
 
+// The stock socket.io-client as the connection state recovery tests use it (README "Resume", socket.io): it comes back
+// by itself, soon, and presents its pid and offset; with `retries` it emits a request that lost its answer in a drop
+// again (ackTimeout is long, so only drops make it do that). Records every event and, per connect, its id, `recovered`,
+// pid and engine.io sid. opts go to io() after these.
+function recoveringSio(port, transport = 'websocket', opts = {}) {
+  const socket = io(`http://127.0.0.1:${port}`, {
+    transports: [transport],
+    forceNew: true,
+    reconnectionDelay: 50,
+    reconnectionDelayMax: 200,
+    randomizationFactor: 0,
+    timeout: 5000,
+    retries: 50,
+    ackTimeout: 60000,
+    ...opts,
+  });
+  const c = { socket, events: [], connects: [] };
+  socket.onAny((name, ...args) => c.events.push({ name, args }));
+  socket.on('connect', () =>
+    c.connects.push({ id: socket.id, recovered: socket.recovered, pid: socket._pid, sid: socket.io.engine.id }));
+  c.said = (prefix) =>
+    c.events.filter((e) => e.name === 'say' && e.args[0].message.startsWith(prefix)).map((e) => e.args[0].message);
+  // the n-th connect, waited for at most 2,000 times 10 ms
+  c.connected = async (n = 1) => {
+    for (let i = 0; i < 2000 && c.connects.length < n; i++) await new Promise((r) => setTimeout(r, 10));
+    if (c.connects.length < n) throw new Error(`no connect #${n}: ${c.connects.length} so far`);
+  };
+  return c;
+}
+
 // A raw engine.io session on the socket.io path: the test speaks socket.io packets itself.
 async function rawEngine(srv, opts = {}) {
   const socket = new EngineSocket(srv.url, { path: '/socket.io/', transports: ['websocket'], ...opts });
@@ -102,4 +132,4 @@ async function rawEngine(srv, opts = {}) {
   };
 }
 
-module.exports = { connectSio, rawEngine, Recorder, TRANSPORTS };
+module.exports = { connectSio, rawEngine, recoveringSio, Recorder, TRANSPORTS };

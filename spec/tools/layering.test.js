@@ -73,6 +73,23 @@ test('a .c without a header of its own belongs to the module of the first header
   assert.match(r.out, /eio -> conn/);
 });
 
+test('a private header X_internal.h is part of module X, and so are the files that include it first', () => {
+  const ok = run(tree({
+    'server/rooms.h': ['conn.h'], 'server/rooms_internal.h': ['rooms.h', 'line_order.h'],
+    'server/rooms.c': ['rooms_internal.h', 'push.h'], 'server/rooms_history.c': ['rooms_internal.h'],
+    'server/line_order.h': [], 'server/line_order.c': ['line_order.h'], 'server/push.h': ['conn.h'], 'server/push.c': ['push.h'],
+    'server/conn.h': [],
+  }));
+  assert.strictEqual(ok.code, 0, ok.out);
+  assert.match(ok.out, /layering: ok \(4 modules\)/);
+  assert.match(ok.out, /rooms -> conn, line_order, push/);
+  assert.doesNotMatch(ok.out, /rooms_internal|rooms_history/);
+  // still a header of rooms: a lower module including it points up
+  const up = run(tree({ 'server/rooms.h': [], 'server/rooms_internal.h': ['rooms.h'], 'server/conn.h': [], 'server/conn.c': ['conn.h', 'rooms_internal.h'] }));
+  assert.strictEqual(up.code, 1, up.out);
+  assert.match(up.out, /FAIL upward arrow conn \(connection\) -> rooms \(rooms\/actions\): server\/conn\.c -> server\/rooms_internal\.h/);
+});
+
 test('no arrow is tolerated: engine.io naming the socket.io layer fails, and --strict is gone', () => {
   const files = { 'transports/eio.h': [], 'transports/eio.c': ['eio.h', 'socketio.h'], 'transports/socketio.h': [] };
   const r = run(tree(files));
