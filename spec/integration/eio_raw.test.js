@@ -6,14 +6,8 @@ const assert = require('node:assert');
 const zlib = require('node:zlib');
 const { startServer } = require('../lib/harness');
 const { Eio, request, decodePayload, sleep } = require('../lib/eio_raw');
+const { metric } = require('../lib/metrics');
 
-// One unlabelled sample of the node's /metrics.
-async function metric(srv, name) {
-  const text = await (await fetch(`${srv.url}/metrics`)).text();
-  const m = new RegExp(`^${name} (\\S+)$`, 'm').exec(text);
-  assert.ok(m, `${name} is exported`);
-  return Number(m[1]);
-}
 
 const OPEN_RE = /^0\{"sid":"[A-Za-z0-9_-]{22}","upgrades":\["websocket"\],"pingInterval":5000,"pingTimeout":4000,"maxPayload":1000\}$/;
 const err = (code, message) => JSON.stringify({ code, message });

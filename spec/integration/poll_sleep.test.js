@@ -11,13 +11,8 @@ const { Socket } = require('engine.io-client');
 const { io } = require('socket.io-client');
 const { startServer } = require('../lib/harness');
 const { Eio, decodePayload, sleep } = require('../lib/eio_raw');
+const { metric } = require('../lib/metrics');
 
-async function metric(srv, name) {
-  const text = await (await fetch(`${srv.url}/metrics`)).text();
-  const m = new RegExp(`^${name} (\\S+)$`, 'm').exec(text);
-  assert.ok(m, `${name} is exported`);
-  return Number(m[1]);
-}
 
 async function until(what, pred, ms = 10000) {
   const deadline = Date.now() + ms;
@@ -130,17 +125,28 @@ function echoServer(server = {}) {
   return startServer({ config: { servers: { websocket: { server: { echo: true, pingInterval: 60000, pingTimeout: 60000, ...server } } } } });
 }
 
-test('a quiet held GET leaves its request: the head at once, the answer as one chunk, then the next request on the same connection', async (t) => {
-  const srv = await echoServer({ pollSleepMs: 100 });
+// An echo server, one session and a raw connection holding a GET (HTTP/version).
+async function heldGet(t, server, version = '1.1') {
+  const srv = await echoServer(server);
   t.after(() => srv.stop());
   const eio = new Eio(srv.url);
   const { sid } = await eio.handshake();
-  const path = `/primus/?EIO=4&transport=polling&sid=${sid}`;
   const c = new RawConn(srv.port);
   t.after(() => c.close());
+  c.get(`/primus/?EIO=4&transport=polling&sid=${sid}`, version);
+  return { srv, eio, sid, c };
+}
 
-  c.get(path);
-  await until('the GET asleep', async () => (await metric(srv, 'actiongate_polls_asleep')) === 1);
+// The same, once the GET went to sleep.
+async function asleep(t, server) {
+  const held = await heldGet(t, server);
+  await until('the GET asleep', async () => (await metric(held.srv, 'actiongate_polls_asleep')) === 1);
+  return held;
+}
+
+test('a quiet held GET leaves its request: the head at once, the answer as one chunk, then the next request on the same connection', async (t) => {
+  const { srv, eio, sid, c } = await asleep(t, { pollSleepMs: 100 });
+  const path = `/primus/?EIO=4&transport=polling&sid=${sid}`;
   const head = await c.head();
   assert.strictEqual(head.status, 200);
   assert.strictEqual(head.headers['transfer-encoding'], 'chunked');
@@ -172,27 +178,14 @@ test('a quiet held GET leaves its request: the head at once, the answer as one c
 });
 
 test('a client that closes its sleeping GET ends the session, as one that drops a held GET', async (t) => {
-  const srv = await echoServer({ pollSleepMs: 50 });
-  t.after(() => srv.stop());
-  const eio = new Eio(srv.url);
-  const { sid } = await eio.handshake();
-  const c = new RawConn(srv.port);
-  c.get(`/primus/?EIO=4&transport=polling&sid=${sid}`);
-  await until('the GET asleep', async () => (await metric(srv, 'actiongate_polls_asleep')) === 1);
+  const { srv, eio, sid, c } = await asleep(t, { pollSleepMs: 50 });
   c.close();
   await until('the session gone', async () => (await eio.poll(sid, { timeout: 2000 })).status === 400);
   assert.strictEqual(await metric(srv, 'actiongate_polls_asleep'), 0);
 });
 
 test('an overlapping GET while one sleeps: 400 for it, the sleeping one answered, the session ended', async (t) => {
-  const srv = await echoServer({ pollSleepMs: 50 });
-  t.after(() => srv.stop());
-  const eio = new Eio(srv.url);
-  const { sid } = await eio.handshake();
-  const c = new RawConn(srv.port);
-  t.after(() => c.close());
-  c.get(`/primus/?EIO=4&transport=polling&sid=${sid}`);
-  await until('the GET asleep', async () => (await metric(srv, 'actiongate_polls_asleep')) === 1);
+  const { srv, eio, sid, c } = await asleep(t, { pollSleepMs: 50 });
   assert.strictEqual((await eio.poll(sid)).status, 400);
   const r = await c.response();
   assert.strictEqual(r.status, 200);
@@ -201,14 +194,7 @@ test('an overlapping GET while one sleeps: 400 for it, the sleeping one answered
 });
 
 test('the upgrade while the GET sleeps: the probe releases it with a noop chunk, the session goes on over WebSocket', async (t) => {
-  const srv = await echoServer({ pollSleepMs: 50 });
-  t.after(() => srv.stop());
-  const eio = new Eio(srv.url);
-  const { sid } = await eio.handshake();
-  const c = new RawConn(srv.port);
-  t.after(() => c.close());
-  c.get(`/primus/?EIO=4&transport=polling&sid=${sid}`);
-  await until('the GET asleep', async () => (await metric(srv, 'actiongate_polls_asleep')) === 1);
+  const { srv, eio, sid, c } = await asleep(t, { pollSleepMs: 50 });
   const ws = new WebSocket(`ws://127.0.0.1:${srv.port}/primus/?EIO=4&transport=websocket&sid=${sid}`);
   t.after(() => ws.close());
   const got = [];
@@ -267,32 +253,16 @@ test('the stock socket.io-client over polling, with sleeping GETs: requests answ
 });
 
 test('pollSleepMs 0 and HTTP/1.0: a held GET stays on its request, answered with a length', async (t) => {
-  const srv = await echoServer({ pollSleepMs: 0 });
-  t.after(() => srv.stop());
-  const eio = new Eio(srv.url);
-  const { sid } = await eio.handshake();
-  const c = new RawConn(srv.port);
-  t.after(() => c.close());
-  c.get(`/primus/?EIO=4&transport=polling&sid=${sid}`);
-  await sleep(300);
-  assert.strictEqual(c.buf.length, 0, 'nothing written before the answer');
-  await eio.post(sid, '4x');
-  const r = await c.response();
-  assert.strictEqual(r.headers['content-length'], '2');
-  assert.strictEqual(await metric(srv, 'actiongate_polls_slept_total'), 0);
-
-  const srv10 = await echoServer({ pollSleepMs: 20 });
-  t.after(() => srv10.stop());
-  const eio10 = new Eio(srv10.url);
-  const s10 = (await eio10.handshake()).sid;
-  const c10 = new RawConn(srv10.port);
-  t.after(() => c10.close());
-  c10.get(`/primus/?EIO=4&transport=polling&sid=${s10}`, '1.0');
-  await sleep(300);
-  assert.strictEqual(c10.buf.length, 0, 'HTTP/1.0 has no chunks: the GET stays on its request');
-  await eio10.post(s10, '4y');
-  assert.strictEqual((await c10.response()).text, '4y');
-  assert.strictEqual(await metric(srv10, 'actiongate_polls_slept_total'), 0);
+  for (const [server, version, why] of [[{ pollSleepMs: 0 }, '1.1', 'pollSleepMs 0'], [{ pollSleepMs: 20 }, '1.0', 'HTTP/1.0 has no chunks']]) {
+    const { srv, eio, sid, c } = await heldGet(t, server, version);
+    await sleep(300);
+    assert.strictEqual(c.buf.length, 0, `${why}: nothing written before the answer`);
+    await eio.post(sid, '4x');
+    const r = await c.response();
+    assert.strictEqual(r.headers['content-length'], '2', why);
+    assert.strictEqual(r.text, '4x', why);
+    assert.strictEqual(await metric(srv, 'actiongate_polls_slept_total'), 0, why);
+  }
 });
 
 test('servers.websocket.server.pollSleepMs must be a whole number of ms up to a day', async () => {
