@@ -47,14 +47,21 @@ function take(m, data) {
   }
 }
 
-// One server, one loop: the members share their worker's batches (and /metrics speaks for that worker).
-function batchServer(server = {}, general = {}) {
-  return startServer({ config: { general: { workers: 1, ...general }, servers: { websocket: { server } } } });
+// One server, one loop: the members share their worker's batches (and /metrics speaks for that worker). Its clients
+// are closed before it stops, whatever the test did (an EventSource left open would reconnect for ever).
+async function batchServer(t, server = {}, general = {}) {
+  const srv = await startServer({ config: { general: { workers: 1, ...general }, servers: { websocket: { server } } } });
+  srv.clients = [];
+  t.after(async () => {
+    for (const close of srv.clients) close();
+    await srv.stop();
+  });
+  return srv;
 }
 
-async function primus(t, srv) {
+async function primus(srv) {
   const c = await connect(`${srv.wsUrl}/primus`);
-  t.after(() => c.close());
+  srv.clients.push(() => c.close());
   await c.welcome();
   assert.strictEqual((await c.request({ event: 'roomAdd', room: 'defaultRoom' })).status, 'OK');
   return c;
@@ -71,10 +78,10 @@ async function joinRoom(eio, m) {
 }
 
 // A member on the `eventsource` client, in defaultRoom.
-async function sseMember(t, srv) {
+async function sseMember(srv) {
   const eio = new Eio(srv.url);
   const m = { es: new EventSource(eio.url('transport=sse')), packets: [], lines: [] };
-  t.after(() => m.es.close()); // also when the test failed: an EventSource would reconnect for ever
+  srv.clients.push(() => m.es.close());
   m.es.onmessage = (e) => take(m, e.data);
   await until(() => m.packets.length > 0, 'the open packet');
   m.sid = JSON.parse(m.packets[0].slice(1)).sid;
@@ -83,10 +90,10 @@ async function sseMember(t, srv) {
 }
 
 // A member reading its stream over a raw socket it can stop reading: every byte the server wrote, in order.
-async function rawMember(t, srv) {
+async function rawMember(srv) {
   const eio = new Eio(srv.url);
   const sock = net.connect(srv.port, '127.0.0.1');
-  t.after(() => sock.destroy());
+  srv.clients.push(() => sock.destroy());
   const m = { sock, closed: false, packets: [], lines: [] };
   // the events, parsed from the exact bytes as they come (a byte lost, doubled or moved breaks the framing or the
   // JSON): the head, then "id: N\ndata: ...\n\n" events and comments
@@ -122,11 +129,10 @@ async function rawMember(t, srv) {
 }
 
 test('a room of SSE members: every line once, in order, written in batches', async (t) => {
-  const srv = await batchServer();
-  t.after(() => srv.stop());
-  const talker = await primus(t, srv);
+  const srv = await batchServer(t);
+  const talker = await primus(srv);
   const members = [];
-  for (let i = 0; i < 8; i++) members.push(await sseMember(t, srv));
+  for (let i = 0; i < 8; i++) members.push(await sseMember(srv));
   const before = await metrics(srv);
   const N = 60;
   for (let i = 0; i < N; i++) talker.sendRaw(JSON.stringify({ event: 'say', room: 'defaultRoom', message: `line ${i}` }));
@@ -147,11 +153,10 @@ test('a room of SSE members: every line once, in order, written in batches', asy
 
 test('a member whose socket is full gets the rest through the normal write, every byte in order', async (t) => {
   // queues large enough that the member who stops reading is not disconnected as slow while its socket fills
-  const srv = await batchServer({ queueMaxBytes: 67108864, queueMaxFrames: 100000, maxLength: 131072, maxHttpBufferSize: 131072 });
-  t.after(() => srv.stop());
-  const stalled = await rawMember(t, srv);
-  const observer = await sseMember(t, srv);
-  const talker = await primus(t, srv);
+  const srv = await batchServer(t, { queueMaxBytes: 67108864, queueMaxFrames: 100000, maxLength: 131072, maxHttpBufferSize: 131072 });
+  const stalled = await rawMember(srv);
+  const observer = await sseMember(srv);
+  const talker = await primus(srv);
   stalled.sock.pause();
   const chunk = 'y'.repeat(30000);
   const base = await metrics(srv);
@@ -183,11 +188,10 @@ test('a member whose socket is full gets the rest through the normal write, ever
 });
 
 test('a stalled SSE member over the queue bound is dropped as a slow consumer; the others get every line', async (t) => {
-  const srv = await batchServer({ queueMaxBytes: 262144, maxLength: 131072, maxHttpBufferSize: 131072 }, { logLevel: 'debug' });
-  t.after(() => srv.stop());
-  const stalled = await rawMember(t, srv);
-  const observer = await sseMember(t, srv);
-  const talker = await primus(t, srv);
+  const srv = await batchServer(t, { queueMaxBytes: 262144, maxLength: 131072, maxHttpBufferSize: 131072 }, { logLevel: 'debug' });
+  const stalled = await rawMember(srv);
+  const observer = await sseMember(srv);
+  const talker = await primus(srv);
   stalled.sock.pause();
   const chunk = 'x'.repeat(8000);
   let sent = 0;
@@ -213,11 +217,10 @@ test('a stalled SSE member over the queue bound is dropped as a slow consumer; t
 });
 
 test('general.ioUring "off": nothing is batched', async (t) => {
-  const srv = await batchServer({}, { ioUring: 'off' });
-  t.after(() => srv.stop());
-  const talker = await primus(t, srv);
+  const srv = await batchServer(t, {}, { ioUring: 'off' });
+  const talker = await primus(srv);
   const members = [];
-  for (let i = 0; i < 4; i++) members.push(await sseMember(t, srv));
+  for (let i = 0; i < 4; i++) members.push(await sseMember(srv));
   for (let i = 0; i < 5; i++) talker.sendRaw(JSON.stringify({ event: 'say', room: 'defaultRoom', message: `plain ${i}` }));
   for (const m of members) await until(() => m.lines.length >= 5, 'the lines');
   for (const m of members) assert.deepStrictEqual(m.lines, ['plain 0', 'plain 1', 'plain 2', 'plain 3', 'plain 4']);
