@@ -71,6 +71,9 @@ typedef struct st_ag_stats_t {
      * went out whole or left a rest (or all) to the normal write path */
     int ws_io_uring;
     uint64_t ws_batch_submits, ws_batch_whole, ws_batch_rest;
+    /* the same for HTTP/1.x SSE streams (transports/eio_sse.c) */
+    int sse_io_uring;
+    uint64_t sse_batch_submits, sse_batch_whole, sse_batch_rest;
 } ag_stats_t;
 
 struct st_ag_server_t {

@@ -335,6 +335,14 @@ static void render(ag_server_t *s, buf_t *b)
          "WebSocket writes in a batch: sent whole, or with a rest (a full socket, an error) left to the normal write path.");
     put(b, "actiongate_ws_batch_writes_total{result=\"whole\"} %llu\n", (unsigned long long)st->ws_batch_whole);
     put(b, "actiongate_ws_batch_writes_total{result=\"rest\"} %llu\n", (unsigned long long)st->ws_batch_rest);
+    one(b, "actiongate_sse_io_uring", "gauge",
+        "Workers (1 for each) whose HTTP/1.x SSE writes of a loop iteration go out in io_uring submits.", (double)st->sse_io_uring);
+    one(b, "actiongate_sse_batch_submits_total", "counter", "io_uring submits of batched SSE writes.",
+        (double)st->sse_batch_submits);
+    head(b, "actiongate_sse_batch_writes_total", "counter",
+         "SSE writes in a batch: sent whole, or with a rest (a full socket, an error) left to the normal write path.");
+    put(b, "actiongate_sse_batch_writes_total{result=\"whole\"} %llu\n", (unsigned long long)st->sse_batch_whole);
+    put(b, "actiongate_sse_batch_writes_total{result=\"rest\"} %llu\n", (unsigned long long)st->sse_batch_rest);
     one(b, "actiongate_sse_replay_bytes", "gauge", "Bytes held by the SSE replay rings.", (double)st->sse_replay_bytes);
     one(b, "actiongate_sse_resumes_total", "counter", "SSE streams that came back with Last-Event-ID and were resumed.",
         (double)st->sse_resumes);

@@ -20,6 +20,7 @@
 #ifndef AG_EIO_H
 #define AG_EIO_H
 
+#include "batch_send.h"
 #include "conn.h"
 #include "node.h"
 #include "eio_packet.h"
@@ -149,6 +150,14 @@ typedef struct st_ag__eio_node_t {
      * connection) gets buffers of its own: ag__eio_scratch_get / _put. */
     ag_eio_buf_t scratch_payload, scratch_event;
     int scratch_busy;
+    /* general.ioUring: HTTP/1.x SSE streams given events in this loop iteration wait here for one zero timeout that
+     * sends them together (eio_sse.c) */
+    int sse_batching; /* 1: yes (the ring is made at the first batch), -1: off, or the kernel refused io_uring */
+    h2o_linklist_t sse_batch;
+    h2o_timeout_entry_t sse_batch_entry;
+    ag_batch_send_t *sse_ring;
+    void **sse_picked; /* the streams of a submit and their results: BATCH_MAX each (eio_sse.c), with the ring */
+    ssize_t *sse_results;
 } ag__eio_node_t;
 
 /* The node's scratch buffers when free (*shared = 1), else own's (empty: the caller's locals); give both back with _put. */
@@ -238,6 +247,10 @@ void ag__eio_polling_get(ag__eio_session_t *s, h2o_req_t *req);
 void ag__eio_post(ag__eio_session_t *s, ag__eio_transport_t *t, h2o_req_t *req);
 void ag__eio_ws_accept(ag_server_t *server, ag__eio_session_t *s, h2o_req_t *req, const char *key);
 void ag__eio_sse_destroy(ag__eio_transport_t *t);
+/* The node's SSE batch: set up at register (nothing is allocated until the first batch); at dispose, streams still
+ * waiting for it are written the normal way and the ring goes. */
+void ag__eio_sse_node_init(ag__eio_node_t *n);
+void ag__eio_sse_node_dispose(ag__eio_node_t *n);
 void ag__eio_sse_get(ag__eio_session_t *s, h2o_req_t *req);
 
 #endif
