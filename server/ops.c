@@ -292,6 +292,25 @@ static const char *not_ready(ag_server_t *s)
     return NULL;
 }
 
+/* general.ioUring for one kind of socket: whether its writes are batched, the submits, and the writes in them that went
+ * out whole or left a rest (a full socket, an error) to the normal write path. */
+static void batch_family(buf_t *b, const char *kind, const char *what, int on, uint64_t submits, uint64_t whole, uint64_t rest)
+{
+    put(b, "# HELP actiongate_%s_io_uring Workers (1 for each) whose %s writes of a loop iteration go out in io_uring submits.\n",
+        kind, what);
+    put(b, "# TYPE actiongate_%s_io_uring gauge\nactiongate_%s_io_uring %d\n", kind, kind, on);
+    put(b, "# HELP actiongate_%s_batch_submits_total io_uring submits of batched %s writes.\n", kind, what);
+    put(b, "# TYPE actiongate_%s_batch_submits_total counter\nactiongate_%s_batch_submits_total %llu\n", kind, kind,
+        (unsigned long long)submits);
+    put(b,
+        "# HELP actiongate_%s_batch_writes_total %s writes in a batch: sent whole, or with a rest (a full socket, an error) "
+        "left to the normal write path.\n",
+        kind, what);
+    put(b, "# TYPE actiongate_%s_batch_writes_total counter\n", kind);
+    put(b, "actiongate_%s_batch_writes_total{result=\"whole\"} %llu\n", kind, (unsigned long long)whole);
+    put(b, "actiongate_%s_batch_writes_total{result=\"rest\"} %llu\n", kind, (unsigned long long)rest);
+}
+
 static void render(ag_server_t *s, buf_t *b)
 {
     const ag_stats_t *st = &s->stats;
@@ -327,22 +346,8 @@ static void render(ag_server_t *s, buf_t *b)
     one(b, "actiongate_messages_refused_total", "counter", "Messages refused over the message rate.", (double)st->messages_refused);
     one(b, "actiongate_rate_disconnects_total", "counter", "Connections closed for sustained abuse of the message rate.",
         (double)st->rate_disconnects);
-    one(b, "actiongate_ws_io_uring", "gauge",
-        "Workers (1 for each) whose WebSocket writes of a loop iteration go out in io_uring submits.", (double)st->ws_io_uring);
-    one(b, "actiongate_ws_batch_submits_total", "counter", "io_uring submits of batched WebSocket writes.",
-        (double)st->ws_batch_submits);
-    head(b, "actiongate_ws_batch_writes_total", "counter",
-         "WebSocket writes in a batch: sent whole, or with a rest (a full socket, an error) left to the normal write path.");
-    put(b, "actiongate_ws_batch_writes_total{result=\"whole\"} %llu\n", (unsigned long long)st->ws_batch_whole);
-    put(b, "actiongate_ws_batch_writes_total{result=\"rest\"} %llu\n", (unsigned long long)st->ws_batch_rest);
-    one(b, "actiongate_sse_io_uring", "gauge",
-        "Workers (1 for each) whose HTTP/1.x SSE writes of a loop iteration go out in io_uring submits.", (double)st->sse_io_uring);
-    one(b, "actiongate_sse_batch_submits_total", "counter", "io_uring submits of batched SSE writes.",
-        (double)st->sse_batch_submits);
-    head(b, "actiongate_sse_batch_writes_total", "counter",
-         "SSE writes in a batch: sent whole, or with a rest (a full socket, an error) left to the normal write path.");
-    put(b, "actiongate_sse_batch_writes_total{result=\"whole\"} %llu\n", (unsigned long long)st->sse_batch_whole);
-    put(b, "actiongate_sse_batch_writes_total{result=\"rest\"} %llu\n", (unsigned long long)st->sse_batch_rest);
+    batch_family(b, "ws", "WebSocket", st->ws_io_uring, st->ws_batch_submits, st->ws_batch_whole, st->ws_batch_rest);
+    batch_family(b, "sse", "HTTP/1.x SSE", st->sse_io_uring, st->sse_batch_submits, st->sse_batch_whole, st->sse_batch_rest);
     one(b, "actiongate_sse_replay_bytes", "gauge", "Bytes held by the SSE replay rings.", (double)st->sse_replay_bytes);
     one(b, "actiongate_sse_resumes_total", "counter", "SSE streams that came back with Last-Event-ID and were resumed.",
         (double)st->sse_resumes);

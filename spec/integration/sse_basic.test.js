@@ -10,14 +10,7 @@ const net = require('node:net');
 const { EventSource } = require('eventsource');
 const { startServer } = require('../lib/harness');
 const { Eio, sseOpen, sleep, request } = require('../lib/eio_raw');
-
-// One unlabelled sample of the node's /metrics.
-async function metric(srv, name) {
-  const text = await (await fetch(`${srv.url}/metrics`)).text();
-  const m = new RegExp(`^${name} (\\S+)$`, 'm').exec(text);
-  assert.ok(m, `${name} is exported`);
-  return Number(m[1]);
-}
+const { metric } = require('../lib/metrics');
 
 const SSE_CACHE = 'no-cache, no-store, no-transform, must-revalidate, max-age=0';
 

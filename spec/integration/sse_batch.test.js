@@ -9,25 +9,13 @@ const assert = require('node:assert');
 const net = require('node:net');
 const { EventSource } = require('eventsource');
 const { startServer } = require('../lib/harness');
+const { batchMetrics } = require('../lib/metrics');
 const { connect } = require('../lib/wsclient');
 const { Eio, sleep } = require('../lib/eio_raw');
 
 const BATCHING = (process.env.AG_IO_URING || 'auto') !== 'off';
 
-async function metrics(srv) {
-  const text = await (await fetch(`${srv.url}/metrics`)).text();
-  const value = (name) => {
-    const line = text.split('\n').find((l) => l.startsWith(name + ' '));
-    assert.ok(line, `${name} in /metrics`);
-    return Number(line.slice(name.length + 1));
-  };
-  return {
-    ring: value('actiongate_sse_io_uring'),
-    submits: value('actiongate_sse_batch_submits_total'),
-    whole: value('actiongate_sse_batch_writes_total{result="whole"}'),
-    rest: value('actiongate_sse_batch_writes_total{result="rest"}'),
-  };
-}
+const metrics = (srv) => batchMetrics(srv, 'sse');
 
 async function until(cond, what, timeoutMs = 10000) {
   const deadline = Date.now() + timeoutMs;

@@ -7,6 +7,7 @@ const test = require('node:test');
 const assert = require('node:assert');
 const { Socket } = require('engine.io-client');
 const { startServer } = require('../lib/harness');
+const { batchMetrics } = require('../lib/metrics');
 const { connect } = require('../lib/wsclient');
 
 const BATCHING = (process.env.AG_IO_URING || 'auto') !== 'off';
@@ -38,20 +39,7 @@ async function eioMember(srv) {
   return { socket, lines };
 }
 
-async function metrics(srv) {
-  const text = await (await fetch(`${srv.url}/metrics`)).text();
-  const value = (name) => {
-    const line = text.split('\n').find((l) => l.startsWith(name + ' '));
-    assert.ok(line, `${name} in /metrics`);
-    return Number(line.slice(name.length + 1));
-  };
-  return {
-    ring: value('actiongate_ws_io_uring'),
-    submits: value('actiongate_ws_batch_submits_total'),
-    whole: value('actiongate_ws_batch_writes_total{result="whole"}'),
-    rest: value('actiongate_ws_batch_writes_total{result="rest"}'),
-  };
-}
+const metrics = (srv) => batchMetrics(srv, 'ws');
 
 async function until(cond, what, timeoutMs = 10000) {
   const deadline = Date.now() + timeoutMs;
