@@ -8,6 +8,7 @@ const http = require('node:http');
 const { startRoundRobinProxy } = require('../lib/rr_proxy');
 const { connectSio } = require('../lib/sioclient');
 const { WELCOME, sleep, waitFor, eio, sse, primus, getJson, cluster, teardown } = require('../lib/cluster_clients');
+const { metric } = require('../lib/metrics');
 
 // The session works as on one node: welcome first, a verb, an action, chat to itself, replies in order.
 async function exercise(c, tag) {
@@ -182,6 +183,23 @@ test('restart Redis mid-session: no crash, chat works again afterwards', async (
   }, 10000, 'chat across nodes again');
   for (const x of [a, a2, b]) await x.close();
   for (const s of cl.nodes) assert.strictEqual(s.exited, null);
+});
+
+test('polling GETs that go to sleep (pollSleepMs), forwarded to the node of their session: pings and chat go on', async (t) => {
+  const cl = await cluster(2, { servers: { websocket: { server: { pingInterval: 200, pingTimeout: 400, pollSleepMs: 30 } } } });
+  const proxy = await startRoundRobinProxy(cl.nodes.map((s) => s.port));
+  t.after(() => teardown(cl, proxy));
+  const c = eio(proxy.url, { transports: ['polling'] });
+  await c.opened;
+  let closed = null;
+  c.closed.then((r) => (closed = r));
+  await sleep(1500); // every GET sleeps before its ping comes, half of them forwarded from the other node
+  assert.strictEqual(closed, null);
+  await exercise(c, 'slept');
+  c.socket.close();
+  const slept = (await Promise.all(cl.nodes.map((s) => metric(s, 'actiongate_polls_slept_total')))).reduce((a, b) => a + b);
+  assert.ok(slept >= 3, `GETs went to sleep: ${slept}`);
+  assert.ok(proxy.hits.every((h) => h > 3), `requests spread: ${proxy.hits}`);
 });
 
 test('heartbeats and the single-GET rule hold across nodes', async (t) => {
