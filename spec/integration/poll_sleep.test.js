@@ -177,6 +177,22 @@ test('a quiet held GET leaves its request: the head at once, the answer as one c
   assert.strictEqual(await metric(srv, 'actiongate_polls_asleep'), 0);
 });
 
+test('a request the client sends on a sleeping GET\'s connection waits, and is answered once the GET is', async (t) => {
+  const { srv, eio, sid, c } = await asleep(t, { pollSleepMs: 50 });
+  // pipelined: the next GET comes before the sleeping one is answered (its bytes wait in the socket's buffer)
+  c.get(`/primus/?EIO=4&transport=polling&sid=${sid}`);
+  await sleep(100);
+  await eio.post(sid, '4one');
+  const first = await c.response();
+  assert.deepStrictEqual(first.chunks, ['4one']);
+  await eio.post(sid, '4two');
+  const second = await c.response();
+  assert.strictEqual(second.status, 200);
+  assert.strictEqual(second.text, '4two');
+  assert.strictEqual(c.closed, false);
+  assert.strictEqual(await metric(srv, 'actiongate_polls_asleep'), 0);
+});
+
 test('a client that closes its sleeping GET ends the session, as one that drops a held GET', async (t) => {
   const { srv, eio, sid, c } = await asleep(t, { pollSleepMs: 50 });
   c.close();
