@@ -126,7 +126,7 @@ struct st_ag_server_t {
     struct st_ag_ops_t *ops;
     struct st_ag_serverapi_t *serverapi; /* the calls modules added (ag_api_register); NULL until the first */
     struct st_ag_modules_t *modules;     /* the loaded shared objects; NULL without any */
-    struct st_ag_away_t *away;           /* the away connections and their window (server/conn.c); NULL until one */
+    struct st_ag_away_t *away;           /* the away connections and their window (server/conn_resume.c); NULL until one */
     /* socket.io recoveries waiting for a connection another node or worker holds (server/resume.c): the pause between
      * two tries; initialised with the first */
     h2o_timeout_t resume_retry;
