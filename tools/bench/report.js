@@ -35,6 +35,10 @@ const median = (xs) => {
   return n === 0 ? NaN : n % 2 ? s[(n - 1) / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
 };
 const fmt = (x, digits = 0) => (Number.isFinite(x) ? x.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }) : 'n/a');
+// Long-poll: how many deliveries each answered GET carried. A server that answers later (it is busy, or waits) packs
+// more messages into each answer and so spends less per delivery; this shows it next to the latency that bought it.
+const perGet = (good, med) =>
+  good.length && good.every((r) => r.polls > 0) ? `, ${fmt(med('deliveries') / med('polls'), 2)} deliveries per answered GET` : '';
 const ok = (r) => !r.error && r.rc === 0 && r.lost === 0 && r.dup === 0 && r.errors === 0 && r[JOBS[r.job].metric] > 0;
 
 const lines = [];
@@ -82,7 +86,7 @@ for (const [job, spec] of Object.entries(JOBS)) {
     } else {
       const last = job === 'action' || job === 'jsonaction' || job === 'wsecho' ? '' : `last ${fmt(med('last_p50_us'))} / ${fmt(med('last_p95_us'))} / ${fmt(med('last_max_us'))}`;
       details.push(`| ${job} | ${srv} | ${fmt(med('lat_p50_us'))} / ${fmt(med('lat_p99_us'))} / ${fmt(med('lat_p999_us'))} / ${fmt(med('lat_max_us'))} | ` +
-        `${last} | server CPU ${fmt(med('server_cpu_s'), 2)} s, wall ${fmt(med('rate_wall'))}/s | client CPU ${fmt(med('client_cpu_s'), 2)} s | ` +
+        `${last} | server CPU ${fmt(med('server_cpu_s'), 2)} s, wall ${fmt(med('rate_wall'))}/s${perGet(good, med)} | client CPU ${fmt(med('client_cpu_s'), 2)} s | ` +
         `${good.length}/${rs.length}${bad ? ' (failed: ' + bad + ')' : ''} |`);
     }
   }

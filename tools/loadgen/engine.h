@@ -69,6 +69,7 @@ typedef struct {
 typedef struct {
     uint64_t conns_ok, conns_failed;
     uint64_t sent, received, deliveries_all, expected, lost, dup, reorder, errors;
+    uint64_t polls;           /* long-poll: GETs answered with messages during the measured phase */
     uint64_t t_start, t_last; /* CLOCK_MONOTONIC ns: measured phase start (worker 0), last measured receipt */
     lg_hist_t lat;
     uint64_t ok_by_t[LG_NTRANSPORTS];

@@ -666,6 +666,7 @@ int main(int argc, char **argv)
         total.dup += r.dup;
         total.reorder += r.reorder;
         total.errors += r.errors;
+        total.polls += r.polls;
         for (int t = 0; t < LG_NTRANSPORTS; t++)
             total.ok_by_t[t] += r.ok_by_t[t];
         lg_hist_merge(&total.lat, &r.lat);
@@ -705,7 +706,7 @@ int main(int argc, char **argv)
                "\"per_server_cpu_s\":%.1f,\"client_cpu_s\":%.3f,\"lat_p50_us\":%.1f,\"lat_p99_us\":%.1f,\"lat_p999_us\":%.1f,"
                "\"lat_max_us\":%.1f,\"last_p50_us\":%.1f,\"last_p95_us\":%.1f,\"last_p99_us\":%.1f,\"last_max_us\":%.1f,"
                "\"last_missing\":%llu,\"n1\":%llu,\"n2\":%llu,\"rss1_kb\":%ld,\"rss2_kb\":%ld,\"rss_per_conn_bytes\":%.1f,"
-               "\"worker_failures\":%d,\"sources\":%d,\"targets\":%d,\"by_transport\":",
+               "\"worker_failures\":%d,\"sources\":%d,\"targets\":%d,\"polls\":%llu,\"by_transport\":",
                modes[o.mode], tnames[o.transport], n, (unsigned long long)total.conns_ok, (unsigned long long)total.conns_failed,
                connect_s, (unsigned long long)total.sent, (unsigned long long)total.received,
                (unsigned long long)total.deliveries_all, (unsigned long long)total.expected, (unsigned long long)total.lost,
@@ -714,7 +715,7 @@ int main(int argc, char **argv)
                us(lg_hist_quantile(&total.lat, 0.99)), us(lg_hist_quantile(&total.lat, 0.999)), us(total.lat.max),
                us(lg_hist_quantile(&lh, 0.5)), us(lg_hist_quantile(&lh, 0.95)), us(lg_hist_quantile(&lh, 0.99)), us(lh.max),
                (unsigned long long)missing_last, (unsigned long long)have[0], (unsigned long long)have[1], rss[0], rss[1], slope,
-               failed_workers, o.nsources, o.ntargets);
+               failed_workers, o.nsources, o.ntargets, (unsigned long long)total.polls);
         print_by_transport(total.ok_by_t);
         printf(",\"server_cpu_each_s\":[");
         for (int i = 0; i < nservers; i++)

@@ -449,6 +449,7 @@ static void on_body(lg_sock_t *s, const char *body, size_t n)
             worker_client_failed(c, "polling GET refused");
             return;
         }
+        worker_on_poll_answer();
         eio_payload(c, body, n);
         if (c->state != LG_C_DEAD)
             start_request(s);
@@ -457,8 +458,10 @@ static void on_body(lg_sock_t *s, const char *body, size_t n)
             memcpy(c->last_modified, s->head.last_modified, sizeof(c->last_modified));
         if (s->head.etag[0])
             memcpy(c->etag, s->head.etag, sizeof(c->etag));
-        if (status == 200)
+        if (status == 200) {
+            worker_on_poll_answer();
             worker_on_message(c, body, n);
+        }
         start_request(s);
     }
 }

@@ -83,6 +83,8 @@ void worker_on_upgraded(lg_client_t *c);
 void worker_on_stream(lg_client_t *c);
 void worker_on_open(lg_client_t *c);
 void worker_on_message(lg_client_t *c, const char *data, size_t n);
+/* A long-poll GET was answered with a body (counted while measuring: deliveries per request). */
+void worker_on_poll_answer(void);
 void worker_on_published(lg_client_t *c);
 void worker_client_failed(lg_client_t *c, const char *why);
 

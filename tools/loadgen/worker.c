@@ -287,6 +287,13 @@ static void on_delivery(lg_client_t *c, const char *d, size_t n)
 
 /* ---- messages ---- */
 
+/* counted from this worker's first measured delivery, as the deliveries are (the warm-up's GETs are not) */
+void worker_on_poll_answer(void)
+{
+    if (W.phase == P_MEASURE && W.r.deliveries_all > 0)
+        W.r.polls++;
+}
+
 void worker_on_message(lg_client_t *c, const char *d, size_t n)
 {
     if (c->state == LG_C_DEAD)

@@ -178,6 +178,12 @@ test('long-poll and event-stream subscribers (the nchan jobs) over HTTP publishe
     assert.strictEqual(code, 0, mode);
     assert.strictEqual(report.received, 400, mode);
     assert.strictEqual(report.lost + report.dup + report.reorder, 0, mode);
+    if (mode === 'longpoll') {
+      // every answered GET carried at least one message, and no more GETs were counted than messages arrived
+      assert.ok(report.polls > 0 && report.polls <= report.received, `polls ${report.polls}`);
+    } else {
+      assert.strictEqual(report.polls, 0, 'an event stream answers no GET');
+    }
   }
 });
 
@@ -193,6 +199,9 @@ test('room fan-out against actiongate over /primus, engine.io polling and SSE: e
     assert.strictEqual(report.received, 12 * 25, `${mode}/${transport}`);
     assert.strictEqual(report.lost + report.dup + report.reorder, 0, `${mode}/${transport}`);
     assert.strictEqual(report.last_missing, 0, `${mode}/${transport}`);
+    // answered GETs are counted for long-polling members only (12 of them, each answered at least once while measured)
+    if (mode === 'longpoll') assert.ok(report.polls >= 12, `${transport}: polls ${report.polls}`);
+    else assert.strictEqual(report.polls, 0, `${mode}/${transport}`);
   }
 });
 
