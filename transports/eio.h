@@ -158,6 +158,7 @@ typedef struct st_ag__eio_node_t {
     ag_batch_send_t *sse_ring;
     void **sse_picked; /* the streams of a submit and their results: BATCH_MAX each (eio_sse.c), with the ring */
     ssize_t *sse_results;
+    h2o_linklist_t directs; /* the node's direct polling connections (eio_polling_direct.c) */
 } ag__eio_node_t;
 
 /* The node's scratch buffers when free (*shared = 1), else own's (empty: the caller's locals); give both back with _put. */
@@ -239,6 +240,36 @@ void ag__eio_held_start_stream(ag__eio_held_t *h);
 int ag__eio_held_write(ag__eio_held_t *h, const char *data, size_t len);
 /* Ends a stream after what is buffered. */
 void ag__eio_held_finish(ag__eio_held_t *h);
+
+/* --- direct polling connections (eio_polling_direct.c) ---
+ *
+ * A polling session's HTTP/1.1 keep-alive connection that the node reads and answers itself once a held GET on it was
+ * answered (servers.websocket.server.pollDirect). What the connection keeps of the request that made it direct (its
+ * path, its Origin and the CORS lines answered to it) is an info: malloc'd, owned by whoever holds it. */
+typedef struct st_ag__eio_direct_t ag__eio_direct_t;
+typedef struct st_ag__eio_direct_info_t ag__eio_direct_info_t;
+/* Adds the CORS lines to req's response (as ag__eio_add_common_headers does) and returns what a direct connection keeps
+ * of req, or NULL when req's connection may not become one (pollDirect off, not HTTP/1.1 keep-alive, a body, the
+ * cluster's listener or a request a node forwarded, JSONP or octets, the session closed or upgraded, stopping). */
+ag__eio_direct_info_t *ag__eio_direct_cors(ag__eio_session_t *s, h2o_req_t *req);
+void ag__eio_direct_info_free(ag__eio_direct_info_t *info);
+/* Answers req (200, its headers set, body in its pool) through h2o_http1_upgrade with Content-Length: once h2o wrote it
+ * the socket is a direct connection of s. Takes info. */
+void ag__eio_direct_take(ag__eio_session_t *s, h2o_req_t *req, ag__eio_direct_info_t *info, h2o_iovec_t body);
+/* A socket h2o let go whose answer is out (a sleeper's) becomes a direct connection of s, what the client sent since in
+ * its buffer. Takes info. */
+void ag__eio_direct_adopt(ag__eio_session_t *s, h2o_socket_t *sock, struct timeval connected_at, ag__eio_direct_info_t *info);
+/* The answer to the GET d holds (data borrowed; NULL: none, the connection closes). */
+void ag__eio_direct_answer(ag__eio_direct_t *d, const char *data, size_t len);
+/* Every direct connection's at node dispose (the loop is not run again). */
+void ag__eio_direct_node_dispose(ag__eio_node_t *n);
+/* eio_polling.c: d holds a GET of s's polling transport now (no other GET is held); d's GET was dropped. */
+void ag__eio_polling_direct_get(ag__eio_session_t *s, ag__eio_direct_t *d);
+void ag__eio_polling_direct_dropped(ag__eio_session_t *s, ag__eio_direct_t *d);
+/* 1 when the session's polling transport holds no GET (an h2o one, a sleeper, a direct one) and is open. */
+int ag__eio_polling_direct_may_get(ag__eio_session_t *s);
+/* eio.c: the session's pong deadline ran out, whether or not its timer fired yet. */
+int ag__eio_heartbeat_expired(ag__eio_session_t *s);
 
 /* Transport constructors and request entry points. */
 void ag__eio_polling_destroy(ag__eio_transport_t *t);
