@@ -109,8 +109,10 @@ static int may_direct(ag__eio_session_t *s, h2o_req_t *req)
     /* a node forwarded it (the cluster keeps its header only on a request it checked) */
     if (h2o_find_header_by_str(&req->headers, H2O_STRLIT(AG_CLUSTER_FORWARDED_HEADER), -1) != -1)
         return 0;
-    /* behind a trusted proxy, the address an access line names can change from one request to the next */
-    if (cfg->general.accessLog[0] != '\0' && cfg->general.trustedProxies != NULL && cfg->general.trustedProxies[0] != NULL)
+    /* the address an access line names is the socket's only while no proxy header could name another */
+    if (cfg->general.accessLog[0] != '\0' && (h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-forwarded-for"), -1) != -1 ||
+                                              h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-real-ip"), -1) != -1 ||
+                                              h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-forwarded-port"), -1) != -1))
         return 0;
     h2o_socket_t *sock = req->conn->callbacks->get_socket(req->conn);
     if (sock == NULL || on_private_listener(server, sock))
@@ -395,7 +397,7 @@ static int parse(ag__eio_direct_t *d)
     ag__eio_session_t *s = d->session;
     if (s == NULL || s->closed || query_ok(s, q + 1, path + path_len) != 0)
         return -1;
-    int origin = 0, gzip = 0;
+    int origin = 0, gzip = 0, log = d->server->config->general.accessLog[0] != '\0';
     const char *ua = NULL;
     size_t ua_len = 0;
     for (size_t i = 0; i < nh; i++) {
@@ -433,6 +435,8 @@ static int parse(ag__eio_direct_t *d)
         case 15:
             if (ci_is(n, nl, "accept-encoding"))
                 gzip |= accepts_gzip(v, vl);
+            else if (log && ci_is(n, nl, "x-forwarded-for"))
+                return -1; /* the access line would name another address */
             break;
         case 17:
             if (ci_is(n, nl, "transfer-encoding"))
@@ -440,6 +444,8 @@ static int parse(ag__eio_direct_t *d)
             break;
         default:
             if (nl == sizeof(AG_CLUSTER_FORWARDED_HEADER) - 1 && ci_is(n, nl, AG_CLUSTER_FORWARDED_HEADER))
+                return -1;
+            if (log && (ci_is(n, nl, "x-forwarded-port") || ci_is(n, nl, "x-real-ip")))
                 return -1;
             break;
         }
@@ -452,7 +458,7 @@ static int parse(ag__eio_direct_t *d)
         return -1;
     if (!ag__eio_polling_direct_may_get(s))
         return -1;
-    if (d->server->config->general.accessLog[0] != '\0') {
+    if (log) {
         log_free(d);
         d->log_path = dup_bytes(path, path_len);
         d->log_path_len = path_len;
