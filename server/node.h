@@ -76,6 +76,9 @@ typedef struct st_ag_stats_t {
     /* the same for HTTP/1.x SSE streams (transports/eio_sse.c) */
     int sse_io_uring;
     uint64_t sse_batch_submits, sse_batch_whole, sse_batch_rest;
+    /* the same for direct polling answers (transports/eio_polling_direct.c), which share the SSE streams' ring */
+    int poll_io_uring;
+    uint64_t poll_batch_submits, poll_batch_whole, poll_batch_rest;
 } ag_stats_t;
 
 struct st_ag_server_t {

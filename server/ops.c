@@ -348,6 +348,8 @@ static void render(ag_server_t *s, buf_t *b)
         (double)st->rate_disconnects);
     batch_family(b, "ws", "WebSocket", st->ws_io_uring, st->ws_batch_submits, st->ws_batch_whole, st->ws_batch_rest);
     batch_family(b, "sse", "HTTP/1.x SSE", st->sse_io_uring, st->sse_batch_submits, st->sse_batch_whole, st->sse_batch_rest);
+    batch_family(b, "poll", "direct long-poll answer", st->poll_io_uring, st->poll_batch_submits, st->poll_batch_whole,
+                 st->poll_batch_rest);
     one(b, "actiongate_sse_replay_bytes", "gauge", "Bytes held by the SSE replay rings.", (double)st->sse_replay_bytes);
     one(b, "actiongate_sse_resumes_total", "counter", "SSE streams that came back with Last-Event-ID and were resumed.",
         (double)st->sse_resumes);

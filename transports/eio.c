@@ -888,7 +888,7 @@ int ag_eio_register(ag_server_t *s)
     n->server = s;
     ag_map_init(&n->sessions);
     h2o_linklist_init_anchor(&n->sse_rings);
-    ag__eio_sse_node_init(n);
+    ag__eio_batch_node_init(n);
     h2o_linklist_init_anchor(&n->directs);
     ag_ptrmap_init(&n->watched);
     h2o_timeout_init(s->loop, &n->ping_interval, (uint64_t)cfg->servers.websocket.server.pingInterval);
@@ -941,7 +941,7 @@ void ag_eio_dispose(ag_server_t *s)
     if (n == NULL)
         return;
     s->eio = NULL;
-    ag__eio_sse_node_dispose(n);
+    ag__eio_batch_node_dispose(n);
     ag__eio_direct_node_dispose(n);
     /* Sessions still open here (the shutdown deadline passed) are held by requests and sockets h2o never finished: the
      * node stays with the loop rather than being freed under them (see ag_server_timeout_dispose). */

@@ -59,6 +59,7 @@ struct st_ag__eio_direct_t {
     int gzip;                  /* the held GET accepts gzip */
     h2o_timeout_entry_t timer; /* http1.req_timeout while reading; sse.keepaliveMs while writing */
     ag_eio_buf_t out;
+    ag__eio_batched_t batch; /* the answer waiting for this iteration's submit (general.ioUring, eio_batch.c) */
     /* the held GET's access line (general.accessLog): its path and user agent (malloc'd), when it was read */
     char *log_path, *log_ua;
     size_t log_path_len, log_ua_len, log_bytes;
@@ -201,6 +202,7 @@ static void log_free(ag__eio_direct_t *d)
 static void direct_free(ag__eio_direct_t *d)
 {
     unlink_timer(d);
+    ag__eio_batch_remove(&d->batch);
     h2o_linklist_unlink(&d->link);
     ag_eio_buf_dispose(&d->out);
     log_free(d);
@@ -257,6 +259,9 @@ static void start_reading(ag__eio_direct_t *d)
         on_read(d->sock, NULL);
 }
 
+static int batch_batchable(ag__eio_batched_t *e);
+static void batch_after(ag__eio_batched_t *e);
+
 static ag__eio_direct_t *direct_new(ag__eio_session_t *s, struct timeval connected_at, ag__eio_direct_info_t *info)
 {
     ag__eio_direct_t *d = calloc(1, sizeof(*d));
@@ -268,6 +273,10 @@ static ag__eio_direct_t *direct_new(ag__eio_session_t *s, struct timeval connect
     d->info = info;
     d->connected_at = connected_at;
     d->timer.cb = on_timeout;
+    d->batch.buf = &d->out;
+    d->batch.kind = AG__EIO_BATCH_POLL;
+    d->batch.batchable = batch_batchable;
+    d->batch.after = batch_after;
     h2o_linklist_insert(&ag__eio_node(s->server)->directs, &d->link);
     s->server->stats.poll_conns_direct++;
     return d;
@@ -628,9 +637,36 @@ void ag__eio_direct_answer(ag__eio_direct_t *d, const char *data, size_t len)
     }
     d->state = WRITING;
     h2o_socket_read_stop(d->sock);
+    h2o_timeout_link(d->server->loop, &ag__eio_node(d->server)->keepalive, &d->timer);
+    ag__eio_node_t *n = ag__eio_node(d->server);
+    if (ag__eio_batching(n) && batch_batchable(&d->batch)) {
+        /* a fan-out answers hundreds of GETs in this iteration: they go out together */
+        d->batch.sock = d->sock;
+        ag__eio_batch_add(n, &d->batch);
+        return;
+    }
     h2o_iovec_t iov = h2o_iovec_init(d->out.base, d->out.len);
     h2o_socket_write(d->sock, &iov, 1, on_written);
-    h2o_timeout_link(d->server->loop, &ag__eio_node(d->server)->keepalive, &d->timer);
+}
+
+/* h2o would write it now: plain TCP (h2o encrypts in its write), no write in flight, an answer waiting. */
+static int batch_batchable(ag__eio_batched_t *e)
+{
+    ag__eio_direct_t *d = H2O_STRUCT_FROM_MEMBER(ag__eio_direct_t, batch, e);
+    return d->sock != NULL && d->sock->ssl == NULL && !h2o_socket_is_writing(d->sock) && d->out.len != 0;
+}
+
+/* After the batch: an answer that went out whole is a completed write; the rest (a full socket, an error, not taken)
+ * goes to h2o's write, which meets the full buffer or the error as it would have. */
+static void batch_after(ag__eio_batched_t *e)
+{
+    ag__eio_direct_t *d = H2O_STRUCT_FROM_MEMBER(ag__eio_direct_t, batch, e);
+    if (d->out.len == 0) {
+        on_written(d->sock, NULL);
+        return;
+    }
+    h2o_iovec_t iov = h2o_iovec_init(d->out.base, d->out.len);
+    h2o_socket_write(d->sock, &iov, 1, on_written);
 }
 
 void ag__eio_direct_node_dispose(ag__eio_node_t *n)

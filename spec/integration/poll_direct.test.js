@@ -28,16 +28,30 @@ async function until(what, pred, ms = 10000) {
   }
 }
 
-function echoServer(t, server = {}, general = {}) {
-  return startServer({
-    config: {
-      general,
-      servers: { websocket: { server: { echo: true, pingInterval: 60000, pingTimeout: 60000, origins: [ORIGIN], ...server } } },
-    },
-  }).then((srv) => {
-    t.after(() => srv.stop());
-    return srv;
+// A server whose clients (srv.clients: functions that close one) are closed before it stops: a connection still
+// open when it stops would keep h2o's context from being freed.
+async function tracked(t, config) {
+  const srv = await startServer({ config });
+  srv.clients = [];
+  t.after(async () => {
+    for (const close of srv.clients) close();
+    await sleep(50);
+    await srv.stop();
   });
+  return srv;
+}
+
+function echoServer(t, server = {}, general = {}) {
+  return tracked(t, {
+    general,
+    servers: { websocket: { server: { echo: true, pingInterval: 60000, pingTimeout: 60000, origins: [ORIGIN], ...server } } },
+  });
+}
+
+function rawConn(srv) {
+  const c = new RawConn(srv.port);
+  srv.clients.push(() => c.close());
+  return c;
 }
 
 const pollPath = (sid) => `/primus/?EIO=4&transport=polling&sid=${sid}`;
@@ -60,8 +74,7 @@ async function direct(t, server = {}, general = {}) {
   const srv = await echoServer(t, server, general);
   const eio = new Eio(srv.url);
   const { sid } = await eio.handshake();
-  const c = new RawConn(srv.port);
-  t.after(() => c.close());
+  const c = rawConn(srv);
   const first = await getAnswered(eio, c, sid, '4one');
   assert.strictEqual(first.text, '4one');
   const second = await getAnswered(eio, c, sid, '4two');
@@ -75,8 +88,7 @@ test('answers on a direct connection: status, Content-Length and the header line
   const before = await echoServer(t, { pollDirect: false });
   const eioB = new Eio(before.url);
   const { sid: sidB } = await eioB.handshake();
-  const cb = new RawConn(before.port);
-  t.after(() => cb.close());
+  const cb = rawConn(before);
   const ref = await getAnswered(eioB, cb, sidB, '4ref');
   const ref2 = await getAnswered(eioB, cb, sidB, '4ref');
   assert.strictEqual(ref.headers.connection, 'keep-alive');
@@ -114,9 +126,8 @@ test('the stock engine.io-client over polling: 50 messages each way, once, in or
   const srv = await echoServer(t, { pingInterval: 300, pingTimeout: 2000, origins: ['*'] });
   // a browser keeps its connections; node's XMLHttpRequest does so with a keep-alive agent
   const agent = new http.Agent({ keepAlive: true });
-  t.after(() => agent.destroy());
   const socket = new Socket(srv.url, { path: '/primus/', transports: ['polling'], agent });
-  t.after(() => socket.close());
+  srv.clients.push(() => { socket.close(); agent.destroy(); });
   const got = [];
   socket.on('message', (m) => got.push(m));
   await new Promise((resolve, reject) => { socket.once('open', resolve); socket.once('error', reject); });
@@ -136,12 +147,11 @@ test('the stock engine.io-client over polling: 50 messages each way, once, in or
 });
 
 test('the stock socket.io-client over polling: 50 lines each way between two clients, in order, answered directly', async (t) => {
-  const srv = await startServer({ config: { servers: { websocket: { server: { pingInterval: 300, pingTimeout: 2000 } } } } });
-  t.after(() => srv.stop());
+  const srv = await tracked(t, { servers: { websocket: { server: { pingInterval: 300, pingTimeout: 2000 } } } });
   const agent = new http.Agent({ keepAlive: true });
   const a = io(srv.url, { transports: ['polling'], reconnection: false, forceNew: true, agent });
   const b = io(srv.url, { transports: ['polling'], reconnection: false, forceNew: true, agent });
-  t.after(() => { a.close(); b.close(); agent.destroy(); });
+  srv.clients.push(() => { a.close(); b.close(); agent.destroy(); });
   await Promise.all([a, b].map((s) => new Promise((resolve, reject) => { s.once('connect', resolve); s.once('connect_error', reject); })));
   const heardA = [];
   const heardB = [];
@@ -219,8 +229,7 @@ test('two GETs in one write: the second waits for the first answer, as h2o does,
     const srv = await echoServer(t, { pollDirect });
     const eio = new Eio(srv.url);
     const { sid } = await eio.handshake();
-    const c = new RawConn(srv.port);
-    t.after(() => c.close());
+    const c = rawConn(srv);
     assert.strictEqual((await getAnswered(eio, c, sid, '4one')).text, '4one');
     assert.strictEqual((await getAnswered(eio, c, sid, '4two')).text, '4two');
     const get = `GET ${pollPath(sid)} HTTP/1.1\r\nHost: x\r\nOrigin: ${ORIGIN}\r\n\r\n`;
@@ -253,7 +262,7 @@ test('the upgrade to WebSocket while a direct GET is held: the GET gets a noop, 
   c.get(pollPath(sid), '1.1', [`Origin: ${ORIGIN}`]);
   await until('the GET held', async () => (await metric(srv, 'actiongate_polls_direct_total')) === 2);
   const ws = eio.ws(`transport=websocket&sid=${sid}`);
-  t.after(() => ws.close());
+  srv.clients.push(() => ws.close());
   await ws.opened;
   ws.send('2probe');
   assert.strictEqual((await ws.next()).text, '3probe');
@@ -280,8 +289,7 @@ test('pollDirect false: no GET is read by the node, the connection stays h2o\'s'
   const srv = await echoServer(t, { pollDirect: false });
   const eio = new Eio(srv.url);
   const { sid } = await eio.handshake();
-  const c = new RawConn(srv.port);
-  t.after(() => c.close());
+  const c = rawConn(srv);
   for (let i = 0; i < 4; i++) assert.strictEqual((await getAnswered(eio, c, sid, `4m${i}`)).text, `4m${i}`);
   assert.strictEqual(await metric(srv, 'actiongate_polls_direct_total'), 0);
   assert.strictEqual(await metric(srv, 'actiongate_poll_connections_direct'), 0);
@@ -303,4 +311,55 @@ test('general.accessLog: a direct GET writes its access line as h2o\'s logger do
   assert.match(l[0], / access 127\.0\.0\.1 "GET \/primus\/\?EIO=4&transport=polling&sid=[^ ]+ HTTP\/1\.1" 200 4 \d+ms ""$/);
   assert.match(l[1], / access 127\.0\.0\.1 "GET \/primus\/\?EIO=4&transport=polling&sid=[^ ]+ HTTP\/1\.1" 200 4 \d+ms ""$/);
   assert.match(l[2], / access 127\.0\.0\.1 "GET \/primus\/\?EIO=4&transport=polling&sid=[^ ]+ HTTP\/1\.1" 200 6 \d+ms "direct-test"$/);
+});
+
+// A room's lines to direct polling members go out in io_uring submits shared with SSE streams (general.ioUring); with
+// "off" (or AG_IO_URING=off, the harness's plain pass) nothing is batched and every line still arrives.
+const BATCHING = (process.env.AG_IO_URING || 'auto') !== 'off';
+
+async function roomFanout(t, general) {
+  const srv = await tracked(t, { general: { workers: 1, ...general }, servers: { websocket: { server: { pingInterval: 60000, pingTimeout: 60000 } } } });
+  const members = [];
+  for (let i = 0; i < 12; i++) {
+    const agent = new http.Agent({ keepAlive: true });
+    const socket = new Socket(srv.url, { path: '/primus/', transports: ['polling'], agent });
+    srv.clients.push(() => { socket.close(); agent.destroy(); });
+    const m = { socket, lines: [], answers: [] };
+    socket.on('message', (raw) => {
+      const f = JSON.parse(raw);
+      if (f.context === 'user') m.lines.push(f.message);
+      else m.answers.push(f);
+    });
+    await new Promise((resolve, reject) => { socket.once('open', resolve); socket.once('error', reject); });
+    socket.send(JSON.stringify({ event: 'roomAdd', room: 'defaultRoom', messageId: `j${i}` }));
+    await until('the roomAdd answer', () => m.answers.some((a) => a.messageId === `j${i}`));
+    members.push(m);
+  }
+  const talker = members[0].socket;
+  const N = 40;
+  for (let i = 0; i < N; i++) {
+    talker.send(JSON.stringify({ event: 'say', room: 'defaultRoom', message: `line ${i}` }));
+    if (i % 10 === 9) await sleep(50);
+  }
+  const want = Array.from({ length: N }, (_, i) => `line ${i}`);
+  for (const m of members) await until('every line', () => m.lines.length >= N);
+  for (const m of members) assert.deepStrictEqual(m.lines, want);
+  assert.ok((await metric(srv, 'actiongate_polls_direct_total')) > N);
+  return batchMetrics(srv, 'poll');
+}
+
+test('a room fan-out to direct polling members: every line once, in order, the answers written in batches', async (t) => {
+  const b = await roomFanout(t, {});
+  if (BATCHING) {
+    assert.strictEqual(b.ring, 1);
+    assert.ok(b.submits > 0, `submits ${b.submits}`);
+    assert.ok(b.whole > 0, `whole ${b.whole}`);
+  } else {
+    assert.deepStrictEqual(b, { ring: 0, submits: 0, whole: 0, rest: 0 });
+  }
+});
+
+test('general.ioUring off: direct polling answers are not batched, every line still arrives', async (t) => {
+  const b = await roomFanout(t, { ioUring: 'off' });
+  assert.deepStrictEqual(b, { ring: 0, submits: 0, whole: 0, rest: 0 });
 });
