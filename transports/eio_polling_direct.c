@@ -57,6 +57,7 @@ struct st_ag__eio_direct_t {
     struct timeval connected_at;
     int state;
     int gzip;                  /* the held GET accepts gzip */
+    size_t prevlen;            /* what the last parse of an incomplete head saw (picohttpparser skips it) */
     h2o_timeout_entry_t timer; /* http1.req_timeout while reading; sse.keepaliveMs while writing */
     ag_eio_buf_t out;
     ag__eio_batched_t batch; /* the answer waiting for this iteration's submit (general.ioUring, eio_batch.c) */
@@ -394,9 +395,12 @@ static int parse(ag__eio_direct_t *d)
     size_t method_len, path_len, nh = HEADERS_MAX;
     int minor;
     struct phr_header hs[HEADERS_MAX];
-    int r = phr_parse_request(in->bytes, avail, &method, &method_len, &path, &path_len, &minor, hs, &nh, 0);
-    if (r == -2)
+    int r = phr_parse_request(in->bytes, avail, &method, &method_len, &path, &path_len, &minor, hs, &nh, d->prevlen);
+    if (r == -2) {
+        d->prevlen = avail; /* a head trickling in is not scanned again from its start */
         return avail < HEAD_MAX ? 0 : -1;
+    }
+    d->prevlen = 0;
     if (r < 0 || minor != 1 || method_len != 3 || memcmp(method, "GET", 3) != 0)
         return -1;
     const ag__eio_direct_info_t *info = d->info;

@@ -278,6 +278,18 @@ test('the upgrade to WebSocket while a direct GET is held: the GET gets a noop, 
   assert.strictEqual(late.status, 400);
 });
 
+test('a GET that trickles in, a few bytes at a time, is read and answered directly once whole', async (t) => {
+  const { srv, eio, sid, c } = await direct(t);
+  const get = `GET ${pollPath(sid)} HTTP/1.1\r\nHost: x\r\nOrigin: ${ORIGIN}\r\n\r\n`;
+  for (let at = 0; at < get.length; at += 7) {
+    c.send(get.slice(at, at + 7));
+    await sleep(5);
+  }
+  await until('the GET held', async () => (await metric(srv, 'actiongate_polls_direct_total')) === 2);
+  await eio.post(sid, '4slow');
+  assert.strictEqual((await c.response()).text, '4slow');
+});
+
 test('a partial request on a direct connection, then silence: the server closes it (h2o\'s request timeout)', async (t) => {
   const { srv, c } = await direct(t);
   c.send('GET /primus/?EIO=4&transport=polling');
