@@ -101,6 +101,7 @@ static const ckey_t schema[] = {
     K("servers.websocket.server.messageRate", T_DOUBLE, servers.websocket.server.messageRate),
     K("servers.websocket.server.messageBurst", T_INT, servers.websocket.server.messageBurst),
     K("servers.websocket.server.pollSleepMs", T_INT, servers.websocket.server.pollSleepMs),
+    K("servers.websocket.server.pollDirect", T_BOOL, servers.websocket.server.pollDirect),
     K("servers.websocket.server.sse.replayEvents", T_INT, servers.websocket.server.sse.replayEvents),
     K("servers.websocket.server.sse.replayBytes", T_LONG, servers.websocket.server.sse.replayBytes),
     K("servers.websocket.server.sse.recycleBytes", T_LONG, servers.websocket.server.sse.recycleBytes),
@@ -282,6 +283,7 @@ ag_config_t *ag_config_create_default(void)
     c->servers.websocket.server.messageRate = 100;
     c->servers.websocket.server.messageBurst = 200;
     c->servers.websocket.server.pollSleepMs = 1000;
+    c->servers.websocket.server.pollDirect = 1;
     c->servers.websocket.server.sse.replayEvents = 512;
     c->servers.websocket.server.sse.replayBytes = 1048576;
     c->servers.websocket.server.sse.recycleBytes = 8388608;

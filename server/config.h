@@ -102,6 +102,7 @@ typedef struct st_ag_config_t {
                 double messageRate;     /* inbound messages per connection and second, 100; 0 = no limit */
                 int messageBurst;       /* 200; this many refusals in a row end the connection */
                 int pollSleepMs;        /* a held polling GET leaves h2o's request after this long, 1000; 0 = never */
+                int pollDirect;         /* 1: a polling session's kept HTTP/1.1 connection is read and answered by the node */
                 struct {
                     int replayEvents;  /* 512 */
                     long replayBytes;  /* 1048576 */

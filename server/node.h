@@ -60,6 +60,8 @@ typedef struct st_ag_stats_t {
     uint64_t sse_resumes_refused;              /* Last-Event-ID older than the replay ring: the session ended */
     size_t polls_asleep;                       /* polling GETs off h2o's request (pollSleepMs) and not answered yet */
     uint64_t polls_slept;                      /* polling GETs that left h2o's request so */
+    uint64_t polls_direct;                     /* polling GETs read and answered by the node itself (pollDirect) */
+    size_t poll_conns_direct;                  /* HTTP/1.1 connections of polling sessions the node reads itself */
     size_t actions_in_progress;                /* action requests started and not completed (server/actions.c) */
     size_t conns_away;                         /* resumable connections without a carrier now (README "Resume") */
     uint64_t resumes, resumes_refused;         /* connections resumed, and resume requests answered "not resumed" */
@@ -74,6 +76,9 @@ typedef struct st_ag_stats_t {
     /* the same for HTTP/1.x SSE streams (transports/eio_sse.c) */
     int sse_io_uring;
     uint64_t sse_batch_submits, sse_batch_whole, sse_batch_rest;
+    /* the same for direct polling answers (transports/eio_polling_direct.c), which share the SSE streams' ring */
+    int poll_io_uring;
+    uint64_t poll_batch_submits, poll_batch_whole, poll_batch_rest;
 } ag_stats_t;
 
 struct st_ag_server_t {

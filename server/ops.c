@@ -348,6 +348,8 @@ static void render(ag_server_t *s, buf_t *b)
         (double)st->rate_disconnects);
     batch_family(b, "ws", "WebSocket", st->ws_io_uring, st->ws_batch_submits, st->ws_batch_whole, st->ws_batch_rest);
     batch_family(b, "sse", "HTTP/1.x SSE", st->sse_io_uring, st->sse_batch_submits, st->sse_batch_whole, st->sse_batch_rest);
+    batch_family(b, "poll", "direct long-poll answer", st->poll_io_uring, st->poll_batch_submits, st->poll_batch_whole,
+                 st->poll_batch_rest);
     one(b, "actiongate_sse_replay_bytes", "gauge", "Bytes held by the SSE replay rings.", (double)st->sse_replay_bytes);
     one(b, "actiongate_sse_resumes_total", "counter", "SSE streams that came back with Last-Event-ID and were resumed.",
         (double)st->sse_resumes);
@@ -361,6 +363,11 @@ static void render(ag_server_t *s, buf_t *b)
         (double)st->polls_asleep);
     one(b, "actiongate_polls_slept_total", "counter", "Held polling GETs that left their HTTP request so.",
         (double)st->polls_slept);
+    one(b, "actiongate_polls_direct_total", "counter",
+        "Polling GETs read and answered by the node itself on a kept HTTP/1.1 connection (servers.websocket.server.pollDirect).",
+        (double)st->polls_direct);
+    one(b, "actiongate_poll_connections_direct", "gauge", "HTTP/1.1 connections of polling sessions the node reads itself.",
+        (double)st->poll_conns_direct);
     one(b, "actiongate_connections_away", "gauge", "Resumable connections waiting for their client to come back.",
         (double)st->conns_away);
     one(b, "actiongate_resumes_total", "counter", "Connections resumed.", (double)st->resumes);
@@ -710,40 +717,34 @@ static void redact_param(char *path, const char *name)
     }
 }
 
-static void on_access(h2o_logger_t *self, h2o_req_t *req)
+void ag_ops_access_write(ag_server_t *s, const ag_ops_access_t *a)
 {
-    (void)self;
-    ag_server_t *s = ag_http_server(req);
-    char path[1024], method[32], ua[512], ip[64], ts[32];
-    int port;
-    size_t len;
+    char path[1024], method[32], ua[512], ts[32];
     char raw[sizeof(path)];
-    snprintf(raw, sizeof(raw), "%.*s", (int)(req->path.len < sizeof(raw) - 1 ? req->path.len : sizeof(raw) - 1), req->path.base);
+    snprintf(raw, sizeof(raw), "%.*s", (int)(a->path_len < sizeof(raw) - 1 ? a->path_len : sizeof(raw) - 1), a->path);
     if (s->config->tokens.secret[0] != '\0' || s->config->tokens.publicKeyFile[0] != '\0')
         redact_param(raw, s->config->tokens.queryParam);
     int json = strcmp(s->config->general.logFormat, "json") == 0;
     ag_log_escape(path, sizeof(path), raw, json);
-    snprintf(raw, sizeof(raw), "%.*s", (int)(req->method.len < 31 ? req->method.len : 31), req->method.base);
+    snprintf(raw, sizeof(raw), "%.*s", (int)(a->method_len < 31 ? a->method_len : 31), a->method);
     ag_log_escape(method, sizeof(method), raw, json);
-    const char *h = ag_http_header(req, "user-agent", &len);
-    snprintf(raw, sizeof(raw), "%.*s", h != NULL ? (int)(len < 200 ? len : 200) : 0, h != NULL ? h : "");
+    snprintf(raw, sizeof(raw), "%.*s", a->ua != NULL ? (int)(a->ua_len < 200 ? a->ua_len : 200) : 0, a->ua != NULL ? a->ua : "");
     ag_log_escape(ua, sizeof(ua), raw, json);
-    ag_http_peer_info(req, ip, &port);
     ag_iso8601(ag_now_ms(), ts);
     uint64_t ms = 0;
     struct timeval now;
     gettimeofday(&now, NULL);
-    if (req->processed_at.at.tv_sec != 0)
-        ms = (uint64_t)((now.tv_sec - req->processed_at.at.tv_sec) * 1000 + (now.tv_usec - req->processed_at.at.tv_usec) / 1000);
+    if (a->began.tv_sec != 0)
+        ms = (uint64_t)((now.tv_sec - a->began.tv_sec) * 1000 + (now.tv_usec - a->began.tv_usec) / 1000);
     char line[4096];
     if (json)
         snprintf(line, sizeof(line),
                  "{\"ts\":\"%s\",\"type\":\"access\",\"node\":\"%s\",\"remote\":\"%s\",\"method\":\"%s\",\"path\":\"%s\","
                  "\"status\":%d,\"bytes\":%zu,\"ms\":%llu,\"ua\":\"%s\"}\n",
-                 ts, s->node_id, ip, method, path, req->res.status, req->bytes_sent, (unsigned long long)ms, ua);
+                 ts, s->node_id, a->ip, method, path, a->status, a->bytes, (unsigned long long)ms, ua);
     else
-        snprintf(line, sizeof(line), "%s access %s \"%s %s HTTP/%d.%d\" %d %zu %llums \"%s\"\n", ts, ip, method, path,
-                 req->version >> 8, req->version & 0xff, req->res.status, req->bytes_sent, (unsigned long long)ms, ua);
+        snprintf(line, sizeof(line), "%s access %s \"%s %s HTTP/%d.%d\" %d %zu %llums \"%s\"\n", ts, a->ip, method, path,
+                 a->version >> 8, a->version & 0xff, a->status, a->bytes, (unsigned long long)ms, ua);
     /* the log's own stream is the process's (every worker writes it, SIGHUP replaces it): written under its lock */
     if (s->ops->access == NULL) {
         ag_log_line(line);
@@ -751,6 +752,26 @@ static void on_access(h2o_logger_t *self, h2o_req_t *req)
     }
     fputs(line, s->ops->access);
     fflush(s->ops->access);
+}
+
+static void on_access(h2o_logger_t *self, h2o_req_t *req)
+{
+    (void)self;
+    ag_server_t *s = ag_http_server(req);
+    char ip[64];
+    int port;
+    ag_ops_access_t a = {.method = req->method.base,
+                         .method_len = req->method.len,
+                         .path = req->path.base,
+                         .path_len = req->path.len,
+                         .version = req->version,
+                         .status = req->res.status,
+                         .bytes = req->bytes_sent,
+                         .began = req->processed_at.at,
+                         .ip = ip};
+    a.ua = ag_http_header(req, "user-agent", &a.ua_len);
+    ag_http_peer_info(req, ip, &port);
+    ag_ops_access_write(s, &a);
 }
 
 void ag_ops_access_register(ag_server_t *s)

@@ -17,6 +17,16 @@ void ag_ops_dispose(ag_server_t *s);
 /* Adds the access logger (general.accessLog) to every path registered so far: call after the last one, before the
  * HTTP context is initialised. */
 void ag_ops_access_register(ag_server_t *s);
+/* One request's access line, as the access logger writes it (general.accessLog; the caller checks it is set). Every
+ * pointer is borrowed for the call; ua may be NULL; ip is the client's address text; ms count from began. */
+typedef struct st_ag_ops_access_t {
+    const char *method, *path, *ua, *ip;
+    size_t method_len, path_len, ua_len;
+    int version, status;
+    size_t bytes;
+    struct timeval began;
+} ag_ops_access_t;
+void ag_ops_access_write(ag_server_t *s, const ag_ops_access_t *a);
 
 /* SIGHUP: the log files are opened again. */
 void ag_ops_reopen(ag_server_t *s);

@@ -270,7 +270,7 @@ static void on_pong_deadline(h2o_timeout_entry_t *entry)
 /* h2o's loop runs a turn's I/O before its timers, and a loop that lags fires them late: a request that lands once its
  * session's pong deadline has run out would otherwise still be served. The request checks the deadline itself,
  * counted from when the ping was due, as a client counts it. */
-static int heartbeat_expired(ag__eio_session_t *s)
+int ag__eio_heartbeat_expired(ag__eio_session_t *s)
 {
     ag__eio_node_t *n = ag__eio_node(s->server);
     uint64_t now = h2o_now(s->server->loop);
@@ -785,7 +785,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     const char *sid = ag_http_query_param(req, "sid");
     if (sid != NULL) {
         ag__eio_session_t *s = ag_map_get(&n->sessions, sid);
-        if (s != NULL && !s->closed && heartbeat_expired(s)) {
+        if (s != NULL && !s->closed && ag__eio_heartbeat_expired(s)) {
             ag_debug("eio", s->sid, "ping timeout (seen by a request)");
             ag__eio_session_close(s, &AG_DISCONNECT_HEARTBEAT, close_packet_fits(s));
             s = NULL; /* the close may have released the last reference */
@@ -888,7 +888,8 @@ int ag_eio_register(ag_server_t *s)
     n->server = s;
     ag_map_init(&n->sessions);
     h2o_linklist_init_anchor(&n->sse_rings);
-    ag__eio_sse_node_init(n);
+    ag__eio_batch_node_init(n);
+    h2o_linklist_init_anchor(&n->directs);
     ag_ptrmap_init(&n->watched);
     h2o_timeout_init(s->loop, &n->ping_interval, (uint64_t)cfg->servers.websocket.server.pingInterval);
     h2o_timeout_init(s->loop, &n->ping_timeout, (uint64_t)cfg->servers.websocket.server.pingTimeout);
@@ -940,7 +941,8 @@ void ag_eio_dispose(ag_server_t *s)
     if (n == NULL)
         return;
     s->eio = NULL;
-    ag__eio_sse_node_dispose(n);
+    ag__eio_batch_node_dispose(n);
+    ag__eio_direct_node_dispose(n);
     /* Sessions still open here (the shutdown deadline passed) are held by requests and sockets h2o never finished: the
      * node stays with the loop rather than being freed under them (see ag_server_timeout_dispose). */
     if (n->sessions.size != 0 || n->watched.size != 0 || s->stats.polls_asleep != 0)

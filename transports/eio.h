@@ -150,15 +150,41 @@ typedef struct st_ag__eio_node_t {
      * connection) gets buffers of its own: ag__eio_scratch_get / _put. */
     ag_eio_buf_t scratch_payload, scratch_event;
     int scratch_busy;
-    /* general.ioUring: HTTP/1.x SSE streams given events in this loop iteration wait here for one zero timeout that
-     * sends them together (eio_sse.c) */
-    int sse_batching; /* 1: yes (the ring is made at the first batch), -1: off, or the kernel refused io_uring */
-    h2o_linklist_t sse_batch;
-    h2o_timeout_entry_t sse_batch_entry;
-    ag_batch_send_t *sse_ring;
-    void **sse_picked; /* the streams of a submit and their results: BATCH_MAX each (eio_sse.c), with the ring */
-    ssize_t *sse_results;
+    /* general.ioUring: the sockets the node writes itself (HTTP/1.x SSE streams, direct polling answers) given bytes in
+     * this loop iteration wait here for one zero timeout that sends them together (eio_batch.c) */
+    int batching; /* 1: yes (the ring is made at the first batch), -1: off, or the kernel refused io_uring */
+    h2o_linklist_t batch;
+    h2o_timeout_entry_t batch_entry;
+    ag_batch_send_t *ring;
+    struct st_ag__eio_batched_t **picked; /* the sockets of a submit and their results: BATCH_MAX each, with the ring */
+    ssize_t *results;
+    h2o_linklist_t directs; /* the node's direct polling connections (eio_polling_direct.c) */
 } ag__eio_node_t;
+
+/* One socket's bytes in the node's batch (eio_batch.c): embedded in its writer. The batch sends what buf holds in an
+ * io_uring submit with other sockets' and takes off its front what the socket took (counted in sock->bytes_written and
+ * through sent); then after() runs once, off the list: the writer goes on as after a completed write (buf empty) or
+ * gives the rest to h2o_socket_write. */
+typedef enum { AG__EIO_BATCH_SSE = 0, AG__EIO_BATCH_POLL } ag__eio_batch_kind_t;
+typedef struct st_ag__eio_batched_t {
+    h2o_linklist_t link; /* in the node's batch while waiting for it */
+    h2o_socket_t *sock;
+    ag_eio_buf_t *buf;
+    ag__eio_batch_kind_t kind; /* whose metrics */
+    /* 1 when h2o would write now (plain TCP, no write in flight, bytes waiting): else it only waits for after() */
+    int (*batchable)(struct st_ag__eio_batched_t *e);
+    void (*sent)(struct st_ag__eio_batched_t *e, size_t n); /* may be NULL */
+    void (*after)(struct st_ag__eio_batched_t *e);
+} ag__eio_batched_t;
+/* Whether the node batches (general.ioUring, the kernel allows it). */
+int ag__eio_batching(ag__eio_node_t *n);
+/* e joins this iteration's batch (no-op when it is in it). */
+void ag__eio_batch_add(ag__eio_node_t *n, ag__eio_batched_t *e);
+/* e leaves the batch (its writer writes or goes away now). */
+void ag__eio_batch_remove(ag__eio_batched_t *e);
+void ag__eio_batch_node_init(ag__eio_node_t *n);
+/* Every socket still waiting is given to its writer's after() with batching off, then the ring goes. */
+void ag__eio_batch_node_dispose(ag__eio_node_t *n);
 
 /* The node's scratch buffers when free (*shared = 1), else own's (empty: the caller's locals); give both back with _put. */
 void ag__eio_scratch_get(ag__eio_node_t *n, ag_eio_buf_t *own, ag_eio_buf_t **payload, ag_eio_buf_t **event, int *shared);
@@ -240,6 +266,36 @@ int ag__eio_held_write(ag__eio_held_t *h, const char *data, size_t len);
 /* Ends a stream after what is buffered. */
 void ag__eio_held_finish(ag__eio_held_t *h);
 
+/* --- direct polling connections (eio_polling_direct.c) ---
+ *
+ * A polling session's HTTP/1.1 keep-alive connection that the node reads and answers itself once a held GET on it was
+ * answered (servers.websocket.server.pollDirect). What the connection keeps of the request that made it direct (its
+ * path, its Origin and the CORS lines answered to it) is an info: malloc'd, owned by whoever holds it. */
+typedef struct st_ag__eio_direct_t ag__eio_direct_t;
+typedef struct st_ag__eio_direct_info_t ag__eio_direct_info_t;
+/* Adds the CORS lines to req's response (as ag__eio_add_common_headers does) and returns what a direct connection keeps
+ * of req, or NULL when req's connection may not become one (pollDirect off, not HTTP/1.1 keep-alive, a body, the
+ * cluster's listener or a request a node forwarded, JSONP or octets, the session closed or upgraded, stopping). */
+ag__eio_direct_info_t *ag__eio_direct_cors(ag__eio_session_t *s, h2o_req_t *req);
+void ag__eio_direct_info_free(ag__eio_direct_info_t *info);
+/* Answers req (200, its headers set, body in its pool) through h2o_http1_upgrade with Content-Length: once h2o wrote it
+ * the socket is a direct connection of s. Takes info. */
+void ag__eio_direct_take(ag__eio_session_t *s, h2o_req_t *req, ag__eio_direct_info_t *info, h2o_iovec_t body);
+/* A socket h2o let go whose answer is out (a sleeper's) becomes a direct connection of s, what the client sent since in
+ * its buffer. Takes info. */
+void ag__eio_direct_adopt(ag__eio_session_t *s, h2o_socket_t *sock, struct timeval connected_at, ag__eio_direct_info_t *info);
+/* The answer to the GET d holds (data borrowed; NULL: none, the connection closes). */
+void ag__eio_direct_answer(ag__eio_direct_t *d, const char *data, size_t len);
+/* Every direct connection's at node dispose (the loop is not run again). */
+void ag__eio_direct_node_dispose(ag__eio_node_t *n);
+/* eio_polling.c: d holds a GET of s's polling transport now (no other GET is held); d's GET was dropped. */
+void ag__eio_polling_direct_get(ag__eio_session_t *s, ag__eio_direct_t *d);
+void ag__eio_polling_direct_dropped(ag__eio_session_t *s, ag__eio_direct_t *d);
+/* 1 when the session's polling transport holds no GET (an h2o one, a sleeper, a direct one) and is open. */
+int ag__eio_polling_direct_may_get(ag__eio_session_t *s);
+/* eio.c: the session's pong deadline ran out, whether or not its timer fired yet. */
+int ag__eio_heartbeat_expired(ag__eio_session_t *s);
+
 /* Transport constructors and request entry points. */
 void ag__eio_polling_destroy(ag__eio_transport_t *t);
 void ag__eio_polling_handshake(ag__eio_session_t *s, h2o_req_t *req, int sse_offered);
@@ -247,10 +303,6 @@ void ag__eio_polling_get(ag__eio_session_t *s, h2o_req_t *req);
 void ag__eio_post(ag__eio_session_t *s, ag__eio_transport_t *t, h2o_req_t *req);
 void ag__eio_ws_accept(ag_server_t *server, ag__eio_session_t *s, h2o_req_t *req, const char *key);
 void ag__eio_sse_destroy(ag__eio_transport_t *t);
-/* The node's SSE batch: set up at register (nothing is allocated until the first batch); at dispose, streams still
- * waiting for it are written the normal way and the ring goes. */
-void ag__eio_sse_node_init(ag__eio_node_t *n);
-void ag__eio_sse_node_dispose(ag__eio_node_t *n);
 void ag__eio_sse_get(ag__eio_session_t *s, h2o_req_t *req);
 
 #endif

@@ -23,6 +23,7 @@ typedef struct st_polling_t {
     ag__eio_transport_t super;
     ag__eio_held_t *get;       /* the held GET, or NULL */
     sleeper_t *asleep;         /* the held GET once it left h2o's request, or NULL */
+    ag__eio_direct_t *direct;  /* the held GET read by the node itself (eio_polling_direct.c), or NULL */
     h2o_timeout_entry_t sleep; /* the held GET leaves h2o's request when this fires (pollSleepMs) */
     int closed;
 } polling_t;
@@ -193,11 +194,16 @@ static int gzip_body(h2o_req_t *req, const char *body, size_t len, h2o_iovec_t *
 
 /* The answer to a polling GET or a handshake: text/plain payload (a script for JSONP polling; octets: protocol 3's
  * binary payload), no-store, CORS, gzip when large and accepted. */
-static void respond_payload(const ag__eio_session_t *s, h2o_req_t *req, h2o_generator_t *gen, const char *body, size_t len,
-                            int octets)
+static void respond_payload(ag__eio_session_t *s, h2o_req_t *req, h2o_generator_t *gen, const char *body, size_t len, int octets,
+                            int direct)
 {
     ag_eio_buf_t js = {NULL, 0, 0};
-    ag__eio_add_common_headers(req);
+    /* an answer of the session's polling transport may make its connection the node's (pollDirect) */
+    ag__eio_direct_info_t *info = NULL;
+    if (direct && !octets)
+        info = ag__eio_direct_cors(s, req);
+    else
+        ag__eio_add_common_headers(req);
     if (s->is_jsonp && ag_eio_jsonp_append(&js, s->jsonp, body, len) == AG_OK) {
         body = js.base;
         len = js.len;
@@ -215,6 +221,10 @@ static void respond_payload(const ag__eio_session_t *s, h2o_req_t *req, h2o_gene
         buf = h2o_strdup(&req->pool, body, len);
     }
     ag_eio_buf_dispose(&js);
+    if (info != NULL) {
+        ag__eio_direct_take(s, req, info, buf);
+        return;
+    }
     req->res.status = 200;
     req->res.reason = "OK";
     req->res.content_length = buf.len;
@@ -222,7 +232,7 @@ static void respond_payload(const ag__eio_session_t *s, h2o_req_t *req, h2o_gene
     h2o_send(req, &buf, 1, H2O_SEND_STATE_FINAL);
 }
 
-static void held_respond(const ag__eio_session_t *s, ag__eio_held_t *h, const char *body, size_t len, int octets)
+static void held_respond(ag__eio_session_t *s, ag__eio_held_t *h, const char *body, size_t len, int octets, int direct)
 {
     h2o_req_t *req = h->req;
     if (req == NULL || h->done)
@@ -231,15 +241,15 @@ static void held_respond(const ag__eio_session_t *s, ag__eio_held_t *h, const ch
     h->done = 1;
     h->gen.proceed = NULL;
     h->gen.stop = NULL;
-    respond_payload(s, req, &h->gen, body, len, octets);
+    respond_payload(s, req, &h->gen, body, len, octets, direct);
 }
 
 /* A held GET answered with one control packet, in the session's protocol. */
-static void held_respond_packet(const ag__eio_session_t *s, ag__eio_held_t *h, int type)
+static void held_respond_packet(ag__eio_session_t *s, ag__eio_held_t *h, int type)
 {
     ag_eio_buf_t b = {NULL, 0, 0};
     if (ag__eio_payload_append(s, &b, type, NULL, 0, 0, 0) == AG_OK)
-        held_respond(s, h, b.base, b.len, 0);
+        held_respond(s, h, b.base, b.len, 0, 0);
     ag_eio_buf_dispose(&b);
 }
 
@@ -298,7 +308,8 @@ struct st_sleeper_t {
     struct timeval connected_at;
     ag_eio_buf_t answer; /* the chunk and the last chunk; empty once answered: the socket closes */
     int answered, writing;
-    h2o_timeout_entry_t linger; /* an answer the client does not take is given up after sse.keepaliveMs */
+    ag__eio_direct_info_t *direct; /* what the connection keeps once direct (pollDirect), or NULL: back to h2o */
+    h2o_timeout_entry_t linger;    /* an answer the client does not take is given up after sse.keepaliveMs */
 };
 
 /* Only a text answer can be promised before it is known: JSONP answers a script, protocol 3 without b64 may answer
@@ -316,6 +327,7 @@ static void sleeper_free(sleeper_t *z)
     if (z->sock != NULL)
         h2o_socket_close(z->sock);
     ag_eio_buf_dispose(&z->answer);
+    ag__eio_direct_info_free(z->direct);
     z->server->stats.polls_asleep--;
     ag__eio_session_t *s = z->session;
     free(z);
@@ -342,10 +354,18 @@ static void sleeper_on_written(h2o_socket_t *sock, const char *err)
         sleeper_free(z);
         return;
     }
-    /* answered: the connection is h2o's again, keep-alive, with what the client sent meanwhile still in its buffer */
+    /* answered: the connection is h2o's again (or the node's, pollDirect), keep-alive, with what the client sent
+     * meanwhile still in its buffer */
     ag_server_t *server = z->server;
     struct timeval at = z->connected_at;
     z->sock = NULL;
+    if (z->direct != NULL && !z->session->closed && !z->session->upgraded) {
+        ag__eio_direct_info_t *info = z->direct;
+        z->direct = NULL;
+        ag__eio_direct_adopt(z->session, sock, at, info);
+        sleeper_free(z);
+        return;
+    }
     sleeper_free(z);
     h2o_http1_accept(&server->accept_ctx, sock, at);
 }
@@ -449,7 +469,7 @@ static void on_sleep(h2o_timeout_entry_t *entry)
     h->done = 1;
     p->get = NULL;
     p->asleep = z;
-    ag__eio_add_common_headers(req);
+    z->direct = ag__eio_direct_cors(s, req);
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("text/plain; charset=UTF-8"));
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_TRANSFER_ENCODING, NULL, H2O_STRLIT("chunked"));
@@ -468,14 +488,14 @@ static void on_sleep(h2o_timeout_entry_t *entry)
 static int polling_writable(ag__eio_transport_t *t)
 {
     polling_t *p = (polling_t *)t;
-    return !p->closed && (p->get != NULL || p->asleep != NULL);
+    return !p->closed && (p->get != NULL || p->asleep != NULL || p->direct != NULL);
 }
 
 static void polling_send(ag__eio_transport_t *t, const ag__eio_out_t *pkts, size_t n)
 {
     polling_t *p = (polling_t *)t;
     ag__eio_held_t *h = p->get;
-    if (h == NULL && p->asleep == NULL)
+    if (h == NULL && p->asleep == NULL && p->direct == NULL)
         return;
     ag__eio_session_t *s = t->session;
     ag__eio_node_t *node = ag__eio_node(s->server);
@@ -495,7 +515,11 @@ static void polling_send(ag__eio_transport_t *t, const ag__eio_out_t *pkts, size
     }
     if (h != NULL) {
         p->get = NULL;
-        held_respond(s, h, b->base, b->len, octets); /* the answer is copied into the request's pool */
+        held_respond(s, h, b->base, b->len, octets, 1); /* the answer is copied into the request's pool */
+    } else if (p->direct != NULL) {
+        ag__eio_direct_t *d = p->direct;
+        p->direct = NULL;
+        ag__eio_direct_answer(d, b->base, b->len); /* octets never: a GET that may get them is not direct */
     } else {
         sleeper_answer(p, b->base, b->len); /* octets never: a GET that may get them does not sleep */
     }
@@ -506,6 +530,18 @@ static void polling_close(ag__eio_transport_t *t)
 {
     polling_t *p = (polling_t *)t;
     p->closed = 1;
+    if (p->direct != NULL) {
+        /* as a sleeper's: a noop, and the connection reads on (the session's next GET goes to h2o) */
+        ag__eio_direct_t *d = p->direct;
+        p->direct = NULL;
+        ag_eio_buf_t b = {NULL, 0, 0};
+        if (ag__eio_payload_append(t->session, &b, AG_EIO_NOOP, NULL, 0, 0, 0) == AG_OK)
+            ag__eio_direct_answer(d, b.base, b.len);
+        else
+            ag__eio_direct_answer(d, NULL, 0);
+        ag_eio_buf_dispose(&b);
+        return;
+    }
     if (p->asleep != NULL) {
         /* its head said 200 already: a GET that raced the upgrade gets a noop rather than a 400 */
         ag_eio_buf_t b = {NULL, 0, 0};
@@ -569,7 +605,7 @@ void ag__eio_polling_handshake(ag__eio_session_t *s, h2o_req_t *req, int sse_off
         ag__eio_respond_error(req, AG_EIO_ERR_BAD_REQUEST);
         return;
     }
-    respond_payload(s, req, &gen, b.base, b.len, 0);
+    respond_payload(s, req, &gen, b.base, b.len, 0, 0);
     ag_eio_buf_dispose(&b);
     ag__eio_session_start(s, s->polling);
 }
@@ -605,7 +641,7 @@ static void get_dispose(ag__eio_held_t *h, int premature)
 void ag__eio_polling_get(ag__eio_session_t *s, h2o_req_t *req)
 {
     polling_t *p = (polling_t *)s->polling;
-    if (p->get != NULL || p->asleep != NULL) {
+    if (p->get != NULL || p->asleep != NULL || p->direct != NULL) {
         /* an overlapping GET: this one gets 400, the held one the close packet, and the session ends */
         ag__eio_respond_error(req, AG_EIO_ERR_BAD_REQUEST);
         ag__eio_session_close(s, &AG_DISCONNECT_TRANSPORT_ERROR, 1);
@@ -662,4 +698,29 @@ void ag__eio_post(ag__eio_session_t *s, ag__eio_transport_t *t, h2o_req_t *req)
     ag__eio_add_common_headers(req);
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
     ag_http_respond(req, 200, "OK", "text/html", "ok", 2);
+}
+
+/* --- direct GETs (eio_polling_direct.c) --- */
+
+int ag__eio_polling_direct_may_get(ag__eio_session_t *s)
+{
+    polling_t *p = (polling_t *)s->polling;
+    return p != NULL && !p->closed && p->get == NULL && p->asleep == NULL && p->direct == NULL;
+}
+
+void ag__eio_polling_direct_get(ag__eio_session_t *s, ag__eio_direct_t *d)
+{
+    polling_t *p = (polling_t *)s->polling;
+    p->direct = d;
+    ag__eio_on_writable(s);
+}
+
+/* The client closed the connection of its held direct GET: the session ends, as for a held GET of h2o's. */
+void ag__eio_polling_direct_dropped(ag__eio_session_t *s, ag__eio_direct_t *d)
+{
+    polling_t *p = (polling_t *)s->polling;
+    if (p == NULL || p->direct != d)
+        return;
+    p->direct = NULL;
+    ag__eio_transport_gone(s, &p->super, &AG_DISCONNECT_TRANSPORT_ERROR);
 }

@@ -22,8 +22,6 @@
 #include "http.h"
 
 #define PAD_BYTES 2048
-/* Sends per io_uring submit, as for WebSockets (transports/ws.c) */
-#define BATCH_MAX 256
 
 typedef struct st_sse_event_t {
     uint64_t id;
@@ -50,7 +48,7 @@ typedef struct st_sse_raw_t {
     size_t written;
     int final;                  /* close once everything is written */
     h2o_timeout_entry_t linger; /* a stream let go with bytes unwritten is closed after keepaliveMs at the latest */
-    h2o_linklist_t batch;       /* in the node's sse_batch while its events wait for this iteration's submit */
+    ag__eio_batched_t batch;    /* in the node's batch while its events wait for this iteration's submit (eio_batch.c) */
 } sse_raw_t;
 
 struct st_sse_t {
@@ -147,8 +145,7 @@ static void raw_free(sse_raw_t *r)
 {
     if (h2o_timeout_is_linked(&r->linger))
         h2o_timeout_unlink(&r->linger);
-    if (h2o_linklist_is_linked(&r->batch))
-        h2o_linklist_unlink(&r->batch);
+    ag__eio_batch_remove(&r->batch);
     if (r->sock != NULL)
         h2o_socket_close(r->sock);
     ag_eio_buf_dispose(&r->acc);
@@ -178,8 +175,7 @@ static void raw_dropped(sse_raw_t *r)
 static void raw_pump(sse_raw_t *r)
 {
     /* whoever pumps first writes everything buffered: the stream has nothing left for a batch */
-    if (h2o_linklist_is_linked(&r->batch))
-        h2o_linklist_unlink(&r->batch);
+    ag__eio_batch_remove(&r->batch);
     if (r->sock == NULL || h2o_socket_is_writing(r->sock) || (r->acc.len == 0 && !r->final))
         return;
     ag_eio_buf_t tmp = r->out;
@@ -218,7 +214,7 @@ static void raw_on_written(h2o_socket_t *sock, const char *err)
     raw_idle(r);
 }
 
-/* --- batched writes (general.ioUring, as for WebSockets in transports/ws.c) --- */
+/* --- batched writes (general.ioUring, eio_batch.c) --- */
 
 /* A stream h2o would write right now: plain TCP (h2o encrypts in its write), its socket handed over, no write in
  * flight, not closing, events buffered. */
@@ -227,94 +223,25 @@ static int raw_batchable(const sse_raw_t *r)
     return r->sock != NULL && r->sock->ssl == NULL && !h2o_socket_is_writing(r->sock) && !r->final && r->acc.len != 0;
 }
 
-/* Sends the picked streams' buffered events in one submit and takes off each what its socket took, as if an h2o
- * write had completed; a rest stays buffered for raw_pump to give to h2o, which meets the full socket or the error as
- * it would have. No callback runs here, so no stream of the batch can go away before every result is in. */
-static void batch_send(ag__eio_node_t *n, size_t count)
+static int batch_batchable(ag__eio_batched_t *e)
 {
-    ag_server_t *s = n->server;
-    sse_raw_t **picked = (sse_raw_t **)n->sse_picked;
-    size_t queued = 0;
-    while (queued < count && ag_batch_send_add(n->sse_ring, h2o_socket_get_fd(picked[queued]->sock), picked[queued]->acc.base,
-                                               picked[queued]->acc.len) >= 0)
-        queued++;
-    ag_batch_send_submit(n->sse_ring, n->sse_results);
-    s->stats.sse_batch_submits++;
-    for (size_t i = 0; i < count; i++) {
-        sse_raw_t *r = picked[i];
-        ssize_t sent = i < queued ? n->sse_results[i] : -EAGAIN; /* (not taken by the ring: written as before) */
-        if (sent <= 0) {
-            s->stats.sse_batch_rest++;
-            continue;
-        }
-        r->sock->bytes_written += (size_t)sent;
-        r->written += (size_t)sent;
-        if ((size_t)sent < r->acc.len) {
-            s->stats.sse_batch_rest++;
-            memmove(r->acc.base, r->acc.base + sent, r->acc.len - (size_t)sent);
-            r->acc.len -= (size_t)sent;
-            continue;
-        }
-        s->stats.sse_batch_whole++;
-        r->acc.len = 0;
-    }
+    return raw_batchable(H2O_STRUCT_FROM_MEMBER(sse_raw_t, batch, e));
 }
 
-static int batch_ring(ag__eio_node_t *n)
+static void batch_sent(ag__eio_batched_t *e, size_t n)
 {
-    if (n->sse_ring != NULL)
-        return 1;
-    /* made on the loop's own thread: the ring is tied to the thread that submits */
-    n->sse_picked = malloc(BATCH_MAX * sizeof(*n->sse_picked));
-    n->sse_results = malloc(BATCH_MAX * sizeof(*n->sse_results));
-    if (n->sse_picked != NULL && n->sse_results != NULL && (n->sse_ring = ag_batch_send_create(BATCH_MAX)) != NULL) {
-        n->server->stats.sse_io_uring = 1;
-        return 1;
-    }
-    ag_log(AG_LOG_INFO, "eio", NULL, "io_uring is not available (%s): each SSE write is its own",
-           n->sse_picked == NULL || n->sse_results == NULL ? "out of memory" : strerror(errno));
-    free(n->sse_picked);
-    free(n->sse_results);
-    n->sse_picked = NULL;
-    n->sse_results = NULL;
-    n->sse_batching = -1;
-    return 0;
+    H2O_STRUCT_FROM_MEMBER(sse_raw_t, batch, e)->written += n;
 }
 
-/* The node's zero timeout: every stream given events in this loop iteration. Those h2o would write at once are sent
- * in submits of BATCH_MAX; then each stream goes on as after a completed write (nothing left: idle, the session may
- * write more) or takes h2o's write for what is left (a rest, a write in flight, TLS). A lone stream is not worth a
- * submit. */
-static void on_batch(h2o_timeout_entry_t *entry)
+/* After the batch: idle again as after h2o's write callback when everything went, else h2o writes what is left (a
+ * rest, a write in flight, TLS). */
+static void batch_after(ag__eio_batched_t *e)
 {
-    ag__eio_node_t *n = H2O_STRUCT_FROM_MEMBER(ag__eio_node_t, sse_batch_entry, entry);
-    h2o_linklist_t todo;
-    h2o_linklist_init_anchor(&todo);
-    h2o_linklist_insert_list(&todo, &n->sse_batch);
-    if (todo.next->next != &todo && batch_ring(n)) {
-        size_t count = 0;
-        for (h2o_linklist_t *l = todo.next; l != &todo; l = l->next) {
-            sse_raw_t *r = H2O_STRUCT_FROM_MEMBER(sse_raw_t, batch, l);
-            if (!raw_batchable(r))
-                continue;
-            n->sse_picked[count++] = r;
-            if (count == BATCH_MAX) {
-                batch_send(n, count);
-                count = 0;
-            }
-        }
-        if (count > 1)
-            batch_send(n, count);
-    }
-    /* the session of one stream may end others (a close's hooks): each leaves this list as it goes */
-    while (!h2o_linklist_is_empty(&todo)) {
-        sse_raw_t *r = H2O_STRUCT_FROM_MEMBER(sse_raw_t, batch, todo.next);
-        h2o_linklist_unlink(&r->batch);
-        if (r->acc.len != 0 || r->final || r->sock == NULL || h2o_socket_is_writing(r->sock))
-            raw_pump(r);
-        else
-            raw_idle(r); /* went out whole */
-    }
+    sse_raw_t *r = H2O_STRUCT_FROM_MEMBER(sse_raw_t, batch, e);
+    if (r->acc.len != 0 || r->final || r->sock == NULL || h2o_socket_is_writing(r->sock))
+        raw_pump(r);
+    else
+        raw_idle(r); /* went out whole */
 }
 
 /* Buffers data for r (the caller counted it as backlog) and has it written: in this iteration's batch when the node
@@ -324,39 +251,15 @@ static int raw_write(sse_raw_t *r, const char *data, size_t len)
     if (ag_eio_buf_append(&r->acc, data, len) != AG_OK)
         return AG_ENOMEM;
     ag__eio_node_t *n = ag__eio_node(r->session->server);
-    if (h2o_linklist_is_linked(&r->batch))
+    if (h2o_linklist_is_linked(&r->batch.link))
         return AG_OK;
-    if (n != NULL && n->sse_batching > 0 && raw_batchable(r)) {
-        h2o_linklist_insert(&n->sse_batch, &r->batch);
-        if (!h2o_timeout_is_linked(&n->sse_batch_entry))
-            h2o_timeout_link(n->server->loop, &n->server->ctx.zero_timeout, &n->sse_batch_entry);
+    if (ag__eio_batching(n) && raw_batchable(r)) {
+        r->batch.sock = r->sock;
+        ag__eio_batch_add(n, &r->batch);
         return AG_OK;
     }
     raw_pump(r);
     return AG_OK;
-}
-
-void ag__eio_sse_node_init(ag__eio_node_t *n)
-{
-    n->sse_batching = strcmp(n->server->config->general.ioUring, "off") != 0 ? 1 : -1;
-    h2o_linklist_init_anchor(&n->sse_batch);
-    n->sse_batch_entry.cb = on_batch;
-}
-
-void ag__eio_sse_node_dispose(ag__eio_node_t *n)
-{
-    n->sse_batching = -1;
-    while (!h2o_linklist_is_empty(&n->sse_batch))
-        raw_pump(H2O_STRUCT_FROM_MEMBER(sse_raw_t, batch, n->sse_batch.next));
-    if (h2o_timeout_is_linked(&n->sse_batch_entry))
-        h2o_timeout_unlink(&n->sse_batch_entry);
-    ag_batch_send_destroy(n->sse_ring);
-    free(n->sse_picked);
-    free(n->sse_results);
-    n->sse_ring = NULL;
-    n->sse_picked = NULL;
-    n->sse_results = NULL;
-    n->server->stats.sse_io_uring = 0;
 }
 
 /* An EventSource sends nothing after its request: EOF, an error or any byte ends the stream, so a client cannot make
@@ -413,6 +316,11 @@ static int raw_start(sse_t *x, h2o_req_t *req)
     r->owner = x;
     r->session = x->super.session;
     r->linger.cb = raw_on_linger;
+    r->batch.buf = &r->acc;
+    r->batch.kind = AG__EIO_BATCH_SSE;
+    r->batch.batchable = batch_batchable;
+    r->batch.sent = batch_sent;
+    r->batch.after = batch_after;
     x->raw = r;
     req->res.status = 200;
     req->res.reason = "OK";

@@ -5,13 +5,13 @@
 // and socket.io-client to see that nothing changes for a client.
 const test = require('node:test');
 const assert = require('node:assert');
-const net = require('node:net');
 const WebSocket = require('ws');
 const { Socket } = require('engine.io-client');
 const { io } = require('socket.io-client');
 const { startServer } = require('../lib/harness');
 const { Eio, decodePayload, sleep } = require('../lib/eio_raw');
 const { metric } = require('../lib/metrics');
+const { RawConn } = require('../lib/raw_conn');
 
 
 async function until(what, pred, ms = 10000) {
@@ -20,104 +20,6 @@ async function until(what, pred, ms = 10000) {
     if (await pred()) return;
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await sleep(20);
-  }
-}
-
-// One keep-alive TCP connection that reads HTTP/1.1 responses as they come: the head alone once it is there, then
-// the whole response (content-length or chunked).
-class RawConn {
-  constructor(port) {
-    this.sock = net.connect(port, '127.0.0.1');
-    this.buf = Buffer.alloc(0);
-    this.closed = false;
-    this.waiters = [];
-    this.sock.on('data', (d) => {
-      this.buf = Buffer.concat([this.buf, d]);
-      this.wake();
-    });
-    this.sock.on('close', () => {
-      this.closed = true;
-      this.wake();
-    });
-    this.sock.on('error', () => {});
-  }
-
-  wake() {
-    for (const w of this.waiters.splice(0)) w();
-  }
-
-  wait(ms) {
-    return new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`no response after ${ms} ms: ${JSON.stringify(this.buf.toString())}`)), ms);
-      this.waiters.push(() => {
-        clearTimeout(t);
-        resolve();
-      });
-    });
-  }
-
-  get(path, version = '1.1') {
-    this.sock.write(`GET ${path} HTTP/${version}\r\nHost: 127.0.0.1\r\n\r\n`);
-  }
-
-  parseHead() {
-    const end = this.buf.indexOf('\r\n\r\n');
-    if (end === -1) return null;
-    const lines = this.buf.subarray(0, end).toString().split('\r\n');
-    const status = Number(lines[0].split(' ')[1]);
-    const headers = {};
-    for (const l of lines.slice(1)) {
-      const i = l.indexOf(':');
-      headers[l.slice(0, i).toLowerCase()] = l.slice(i + 1).trim();
-    }
-    return { status, headers, bodyAt: end + 4 };
-  }
-
-  async head(ms = 10000) {
-    for (;;) {
-      const h = this.parseHead();
-      if (h !== null) return h;
-      if (this.closed) throw new Error('closed before a head');
-      await this.wait(ms);
-    }
-  }
-
-  // The next whole response, removed from the buffer: {status, headers, text, chunks}.
-  async response(ms = 10000) {
-    for (;;) {
-      const h = this.parseHead();
-      if (h !== null) {
-        let at = h.bodyAt;
-        if (h.headers['transfer-encoding'] === 'chunked') {
-          const chunks = [];
-          for (;;) {
-            const eol = this.buf.indexOf('\r\n', at);
-            if (eol === -1) break;
-            const size = parseInt(this.buf.subarray(at, eol).toString(), 16);
-            if (this.buf.length < eol + 2 + size + 2) break;
-            if (size === 0) {
-              this.buf = this.buf.subarray(eol + 4);
-              return { ...h, chunks, text: chunks.join('') };
-            }
-            chunks.push(this.buf.subarray(eol + 2, eol + 2 + size).toString());
-            at = eol + 2 + size + 2;
-          }
-        } else {
-          const len = Number(h.headers['content-length']);
-          if (this.buf.length >= at + len) {
-            const text = this.buf.subarray(at, at + len).toString();
-            this.buf = this.buf.subarray(at + len);
-            return { ...h, text, chunks: null };
-          }
-        }
-      }
-      if (this.closed) throw new Error(`closed mid-response: ${JSON.stringify(this.buf.toString())}`);
-      await this.wait(ms);
-    }
-  }
-
-  close() {
-    this.sock.destroy();
   }
 }
 
@@ -145,7 +47,8 @@ async function asleep(t, server) {
 }
 
 test('a quiet held GET leaves its request: the head at once, the answer as one chunk, then the next request on the same connection', async (t) => {
-  const { srv, eio, sid, c } = await asleep(t, { pollSleepMs: 100 });
+  // pollDirect off: the connection goes back to h2o after the answer (poll_direct.test.js: it stays the node's)
+  const { srv, eio, sid, c } = await asleep(t, { pollSleepMs: 100, pollDirect: false });
   const path = `/primus/?EIO=4&transport=polling&sid=${sid}`;
   const head = await c.head();
   assert.strictEqual(head.status, 200);
