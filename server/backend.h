@@ -6,7 +6,7 @@
  * said instead). A backend that does not answer within hooks.timeout, or cannot be reached, refuses with the upstream's
  * error text, or allows when hooks.allowOnFailure is set.
  *
- * The callers (the session layer for Primus, roomAdd/roomLeave, say and disconnect; transports/eio.c for an engine.io
+ * The callers (the session layer for Primus, roomAdd/roomLeave, say and disconnect; transports/eio_router.c for an engine.io
  * handshake; transports/socketio_connect.c for a socket.io CONNECT) hold what the answer needs until it comes, and
  * cancel the call when that goes first.
  */

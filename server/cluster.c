@@ -1,4 +1,4 @@
-#include "cluster.h"
+#include "cluster_internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,12 +9,6 @@
 #define ROUTE_FRESH_MS 1000
 /* cached routes beyond this many are pruned of the stale ones (a route per node boot seen) */
 #define ROUTES_PRUNE_AT 64
-/* the per-boot secret of a node: 22 characters of the sid alphabet, 132 random bits */
-#define TOKEN_LEN 22
-/* calls waiting for other nodes at once (each holds an API request); more are refused until some end */
-#define MAX_CALLS 1024
-/* a node id is at most this long (ag_server_t.node_id) */
-#define NODE_ID_MAX 64
 /* a request header older nodes used between themselves; nothing believes it any more, it is only removed */
 #define OLD_LOCAL_HEADER "x-actiongate-route-local"
 
@@ -27,48 +21,6 @@ typedef struct st_route_t {
 } route_t;
 
 typedef struct st_lookup_t lookup_t;
-
-struct st_ag_cluster_t {
-    ag_server_t *server;
-    ag_store_t *store;
-    int clustered; /* the store has a node registry */
-    char tag[AG_CLUSTER_TAG_LEN + 1];
-    char token[TOKEN_LEN + 1];
-    char address[300];
-    uint64_t ttl_ms;
-    ag_map_t routes;      /* tag -> route_t* */
-    ag_map_t unreachable; /* tag -> (uintptr_t) ms when forwarding to it failed */
-    h2o_http1client_ctx_t client_ctx;
-    h2o_timeout_t io_timeout, ws_timeout;
-    int client_ready;
-    h2o_linklist_t lookups;
-    ag_cluster_push_receiver_fn push_receiver;
-    ag_cluster_rpc_receiver_fn rpc_receiver;
-    ag_cluster_call_receiver_fn call_receiver;
-    /* calls waiting for other nodes: all of them in open_calls; by id, those published, in calls */
-    h2o_linklist_t open_calls;
-    size_t num_open_calls;
-    ag_map_t calls;
-    uint64_t next_call;
-    h2o_timeout_t call_timeout;
-    char reply_channel[NODE_ID_MAX + 8]; /* "_reply:<node id>": where the other nodes answer this node's calls */
-    ag_cluster_stats_t stats;
-};
-
-struct st_ag_cluster_call_t {
-    ag_cluster_t *c; /* NULL once the cluster is gone */
-    char id[24];
-    json_t *call, *nodes, *answers;
-    size_t expected, answered; /* other nodes listed, and those of them that answered */
-    ag_cluster_call_enough_fn enough;
-    ag_cluster_call_done_fn done;
-    void *data;
-    h2o_timeout_entry_t timer;
-    h2o_linklist_t link; /* in c->open_calls while it waits */
-    int refs;            /* the caller's until done or cancel, the registry read's while it is in flight */
-    int finished;
-    int published; /* in c->calls */
-};
 
 /* An owner lookup in the registry while the request waits. The request may go away first (HTTP/2 reset, shutdown): a
  * pool-owned guard clears lookup->req when the request's pool is released. */
@@ -424,9 +376,6 @@ int ag_cluster_forward_push(ag_server_t *s, const char *conn_id, const json_t *o
     return 0;
 }
 
-static void on_call_in(ag_cluster_t *c, const json_t *msg);
-static void on_reply_in(ag_cluster_t *c, const json_t *msg);
-
 static void on_node_event(void *data, const char *channel, const char *payload, size_t len)
 {
     ag_cluster_t *c = data;
@@ -437,7 +386,7 @@ static void on_node_event(void *data, const char *channel, const char *payload, 
     }
     if (strcmp(channel, c->reply_channel) == 0) {
         json_t *msg = json_loadb(payload, len, 0, NULL);
-        on_reply_in(c, msg);
+        ag__cluster_reply_in(c, msg);
         json_decref(msg);
         return;
     }
@@ -446,7 +395,7 @@ static void on_node_event(void *data, const char *channel, const char *payload, 
     json_t *msg = json_loadb(payload, len, 0, NULL);
     const char *type = json_string_value(json_object_get(msg, "type"));
     if (type != NULL && strcmp(type, "call") == 0) {
-        on_call_in(c, msg);
+        ag__cluster_call_in(c, msg);
         json_decref(msg);
         return;
     }
@@ -456,199 +405,6 @@ static void on_node_event(void *data, const char *channel, const char *payload, 
         c->push_receiver(c->server, to, obj) == 0)
         c->stats.pushes_in++;
     json_decref(msg);
-}
-
-/* --- calls to every node --- */
-
-void ag_cluster_set_call_receiver(ag_server_t *s, ag_cluster_call_receiver_fn fn)
-{
-    if (s->cluster != NULL)
-        s->cluster->call_receiver = fn;
-}
-
-static void call_release(ag_cluster_call_t *k)
-{
-    if (--k->refs != 0)
-        return;
-    json_decref(k->call);
-    json_decref(k->nodes);
-    json_decref(k->answers);
-    free(k);
-}
-
-/* No longer waiting: off the timer, the id map and the open list. */
-static void call_end(ag_cluster_call_t *k)
-{
-    k->finished = 1;
-    if (h2o_timeout_is_linked(&k->timer))
-        h2o_timeout_unlink(&k->timer);
-    if (h2o_linklist_is_linked(&k->link)) {
-        h2o_linklist_unlink(&k->link);
-        k->c->num_open_calls--;
-    }
-    if (k->published)
-        ag_map_del(&k->c->calls, k->id);
-    k->published = 0;
-}
-
-static void call_finish(ag_cluster_call_t *k, const char *err)
-{
-    if (k->finished)
-        return;
-    call_end(k);
-    k->done(k->data, k->nodes, k->answers, err);
-    call_release(k);
-}
-
-void ag_cluster_call_cancel(ag_cluster_call_t *k)
-{
-    if (k == NULL)
-        return;
-    if (!k->finished) /* else the cluster went first and ended it: the caller's reference is still here */
-        call_end(k);
-    call_release(k);
-}
-
-static void on_call_timeout(h2o_timeout_entry_t *entry)
-{
-    ag_cluster_call_t *k = H2O_STRUCT_FROM_MEMBER(ag_cluster_call_t, timer, entry);
-    k->c->stats.call_timeouts++;
-    call_finish(k, NULL);
-}
-
-static int add_node(json_t *nodes, const char *id, const char *address)
-{
-    return json_array_append_new(nodes, json_pack("{s:s,s:s}", "id", id, "address", address));
-}
-
-static void call_publish(ag_cluster_call_t *k)
-{
-    ag_cluster_t *c = k->c;
-    json_t *msg = json_pack("{s:s,s:s,s:s,s:O}", "type", "call", "id", k->id, "from", c->server->node_id, "call", k->call);
-    char *text = msg != NULL ? json_dumps(msg, JSON_COMPACT) : NULL;
-    json_decref(msg);
-    if (text == NULL || ag_map_set(&c->calls, k->id, k) != 0) {
-        free(text);
-        call_finish(k, "out of memory");
-        return;
-    }
-    k->published = 1;
-    h2o_timeout_link(c->server->loop, &c->call_timeout, &k->timer);
-    c->stats.calls_out++;
-    /* a publish that fails (Redis away) leaves the call to its deadline, as a node that does not answer would */
-    c->store->ops->publish(c->store, "_cluster", text, strlen(text), NULL, NULL);
-    free(text);
-}
-
-/* The registry's live nodes: the call goes to every one but this node. */
-static void on_node_list(void *data, const char *err, json_t *result)
-{
-    ag_cluster_call_t *k = data;
-    if (!k->finished && err != NULL) {
-        call_finish(k, err);
-    } else if (!k->finished) {
-        size_t i;
-        json_t *e;
-        json_array_foreach(result, i, e)
-        {
-            const char *id = json_string_value(json_object_get(e, "id"));
-            if (id == NULL || strcmp(id, k->c->server->node_id) == 0 || json_array_append(k->nodes, e) != 0)
-                continue;
-            k->expected++;
-        }
-        if (k->expected == 0)
-            call_finish(k, NULL);
-        else
-            call_publish(k);
-    }
-    call_release(k);
-}
-
-ag_cluster_call_t *ag_cluster_call(ag_server_t *s, const json_t *call, ag_cluster_call_enough_fn enough,
-                                   ag_cluster_call_done_fn done, void *data)
-{
-    ag_cluster_t *c = s->cluster;
-    ag_cluster_call_t *k = calloc(1, sizeof(*k));
-    if (k == NULL || (k->nodes = json_array()) == NULL || (k->answers = json_object()) == NULL ||
-        add_node(k->nodes, s->node_id, c != NULL ? c->address : "") != 0) {
-        if (k != NULL) {
-            json_decref(k->nodes);
-            json_decref(k->answers);
-        }
-        free(k);
-        done(data, NULL, NULL, "out of memory");
-        return NULL;
-    }
-    k->c = c;
-    k->call = json_incref((json_t *)call); /* jansson counts references on const values too */
-    k->enough = enough;
-    k->done = done;
-    k->data = data;
-    k->timer.cb = on_call_timeout;
-    k->refs = 2; /* the caller's, and this function's until it returns */
-    json_t *here = c != NULL && c->call_receiver != NULL ? c->call_receiver(s, call) : NULL;
-    if (here != NULL)
-        json_object_set_new(k->answers, s->node_id, here);
-    if (c == NULL || !c->clustered || (here != NULL && enough != NULL && enough(data, here))) {
-        call_finish(k, NULL);
-    } else if (c->num_open_calls >= MAX_CALLS) {
-        call_finish(k, "too many calls in flight");
-    } else {
-        snprintf(k->id, sizeof(k->id), "%llu", (unsigned long long)++c->next_call);
-        h2o_linklist_insert(&c->open_calls, &k->link);
-        c->num_open_calls++;
-        k->refs++; /* the registry read's */
-        c->store->ops->node_list(c->store, on_node_list, k);
-    }
-    ag_cluster_call_t *ret = k->finished ? NULL : k;
-    call_release(k);
-    return ret;
-}
-
-/* Another node's call: run here, answered on its reply channel. */
-static void on_call_in(ag_cluster_t *c, const json_t *msg)
-{
-    const char *id = json_string_value(json_object_get(msg, "id"));
-    const char *from = json_string_value(json_object_get(msg, "from"));
-    json_t *call = json_object_get(msg, "call");
-    if (id == NULL || from == NULL || !json_is_object(call) || c->call_receiver == NULL || strlen(from) >= NODE_ID_MAX ||
-        strcmp(from, c->server->node_id) == 0)
-        return;
-    c->stats.calls_in++;
-    json_t *answer = c->call_receiver(c->server, call);
-    json_t *reply = json_pack("{s:s,s:s,s:s,s:o}", "type", "reply", "id", id, "node", c->server->node_id, "answer",
-                              answer != NULL ? answer : json_object());
-    char *text = reply != NULL ? json_dumps(reply, JSON_COMPACT) : NULL;
-    json_decref(reply);
-    char channel[sizeof(c->reply_channel)];
-    snprintf(channel, sizeof(channel), "_reply:%s", from);
-    if (text != NULL)
-        c->store->ops->publish(c->store, channel, text, strlen(text), NULL, NULL);
-    free(text);
-}
-
-/* A node's answer to one of this node's calls. */
-static void on_reply_in(ag_cluster_t *c, const json_t *msg)
-{
-    const char *id = json_string_value(json_object_get(msg, "id"));
-    const char *node = json_string_value(json_object_get(msg, "node"));
-    json_t *answer = json_object_get(msg, "answer");
-    ag_cluster_call_t *k = id != NULL ? ag_map_get(&c->calls, id) : NULL;
-    if (k == NULL || k->finished || node == NULL || !json_is_object(answer) || json_object_get(k->answers, node) != NULL)
-        return;
-    /* a node that joined after the list was read counts in the answers, not towards the expected ones */
-    size_t i;
-    json_t *e;
-    json_array_foreach(k->nodes, i, e)
-    {
-        if (i > 0 && json_equal(json_object_get(e, "id"), json_object_get(msg, "node"))) {
-            k->answered++;
-            break;
-        }
-    }
-    json_object_set(k->answers, node, answer);
-    if ((k->enough != NULL && k->enough(k->data, answer)) || k->answered >= k->expected)
-        call_finish(k, NULL);
 }
 
 /* --- registration --- */
@@ -691,7 +447,7 @@ int ag_cluster_init(ag_server_t *s, char *errbuf, size_t errlen)
     h2o_linklist_init_anchor(&c->open_calls);
     s->cluster = c;
     random_text(c->tag, AG_CLUSTER_TAG_LEN);
-    random_text(c->token, TOKEN_LEN);
+    random_text(c->token, AG__CLUSTER_TOKEN_LEN);
     /* the address comes once the listener is bound (ag_cluster_listening); a store without a registry is no cluster */
     int ret = publish_node(c);
     if (ret == AG_ENOENT)
@@ -793,7 +549,7 @@ void ag_cluster_dispose(ag_server_t *s)
     /* calls still waiting stay with their requests, which cancel them (or end with the process) */
     while (!h2o_linklist_is_empty(&c->open_calls)) {
         ag_cluster_call_t *k = H2O_STRUCT_FROM_MEMBER(ag_cluster_call_t, link, c->open_calls.next);
-        call_end(k);
+        ag__cluster_call_end(k);
         k->c = NULL;
     }
     ag_map_dispose(&c->calls);

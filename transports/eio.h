@@ -1,6 +1,7 @@
 /*
  * engine.io v4 endpoint (PROTOCOL.md §4, §5) at <pathname>/ with three transports: polling (eio_polling.c), websocket
- * (eio_ws.c) and sse (eio_sse.c).
+ * (eio_ws.c) and sse (eio_sse.c). eio_router.c routes each request (preflight, handshake, a sid's transport); eio.c holds
+ * the sessions.
  *
  * Layers: an engine.io session (sid, ping timers, upgrade state, a small outbox of control packets) sits between the
  * transports and the logical connection (ag_conn_t). The session is the ag_transport_t the connection sees; the
