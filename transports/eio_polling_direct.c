@@ -410,7 +410,7 @@ static int parse(ag__eio_direct_t *d)
     ag__eio_session_t *s = d->session;
     if (s == NULL || s->closed || query_ok(s, q + 1, path + path_len) != 0)
         return -1;
-    int origin = 0, gzip = 0, log = d->server->config->general.accessLog[0] != '\0';
+    int origin = 0, gzip = 0, length = 0, log = d->server->config->general.accessLog[0] != '\0';
     const char *ua = NULL;
     size_t ua_len = 0;
     for (size_t i = 0; i < nh; i++) {
@@ -442,7 +442,8 @@ static int parse(ag__eio_direct_t *d)
             }
             break;
         case 14:
-            if (ci_is(n, nl, "content-length") && !(vl == 1 && v[0] == '0'))
+            /* two of them are ambiguous however alike: h2o's guard answers that (server/http.c) */
+            if (ci_is(n, nl, "content-length") && (length++ || !(vl == 1 && v[0] == '0')))
                 return -1;
             break;
         case 15:

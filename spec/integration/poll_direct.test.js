@@ -224,6 +224,15 @@ test('garbage on a direct connection: h2o\'s 400, and the connection closes', as
   await until('the count', async () => (await metric(srv, 'actiongate_poll_connections_direct')) === 0);
 });
 
+test('a GET with two Content-Length headers, both 0, on a direct connection: h2o\'s guard refuses it as before', async (t) => {
+  const { srv, sid, c } = await direct(t);
+  const before = await metric(srv, 'actiongate_polls_direct_total');
+  c.get(pollPath(sid), '1.1', [`Origin: ${ORIGIN}`, 'Content-Length: 0', 'Content-Length: 0']);
+  const r = await c.response();
+  assert.strictEqual(r.status, 400, 'an ambiguous body length is never served');
+  assert.strictEqual(await metric(srv, 'actiongate_polls_direct_total'), before);
+});
+
 test('two GETs in one write: the second waits for the first answer, as h2o does, direct or not', async (t) => {
   for (const pollDirect of [false, true]) {
     const srv = await echoServer(t, { pollDirect });
