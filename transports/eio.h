@@ -297,6 +297,13 @@ int ag__eio_polling_direct_may_get(ag__eio_session_t *s);
 /* eio.c: the session's pong deadline ran out, whether or not its timer fired yet. */
 int ag__eio_heartbeat_expired(ag__eio_session_t *s);
 
+/* Polling answers of at least this many bytes are gzipped for a client that accepts it (eio_polling.c). */
+#define AG__EIO_GZIP_THRESHOLD 1024
+/* 1 when an Accept-Encoding value names gzip. */
+int ag__eio_accepts_gzip(const char *v, size_t len);
+/* gzip of body into out (its bytes replaced): 1, or 0 when compression failed (the caller sends it plain). */
+int ag__eio_gzip(ag_eio_buf_t *out, const char *body, size_t len);
+
 /* Transport constructors and request entry points. */
 void ag__eio_polling_destroy(ag__eio_transport_t *t);
 void ag__eio_polling_handshake(ag__eio_session_t *s, h2o_req_t *req, int sse_offered);

@@ -15,8 +15,6 @@
 #include <zlib.h>
 #include "http.h"
 
-#define GZIP_THRESHOLD 1024
-
 typedef struct st_sleeper_t sleeper_t;
 
 typedef struct st_polling_t {
@@ -158,38 +156,40 @@ ag__eio_held_t *ag__eio_held_create(h2o_req_t *req, void *owner, void (*on_proce
     return h;
 }
 
-static int accepts_gzip(h2o_req_t *req)
+int ag__eio_accepts_gzip(const char *v, size_t len)
 {
-    ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_ACCEPT_ENCODING, -1);
-    if (i == -1)
-        return 0;
-    h2o_iovec_t v = req->headers.entries[i].value;
-    for (size_t k = 0; k + 4 <= v.len; k++)
-        if (memcmp(v.base + k, "gzip", 4) == 0)
+    for (size_t k = 0; k + 4 <= len; k++)
+        if (memcmp(v + k, "gzip", 4) == 0)
             return 1;
     return 0;
 }
 
-/* gzip of body into the request's pool; 0 when compression failed (the caller sends it plain). */
-static int gzip_body(h2o_req_t *req, const char *body, size_t len, h2o_iovec_t *out)
+static int accepts_gzip(h2o_req_t *req)
+{
+    ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_ACCEPT_ENCODING, -1);
+    return i != -1 && ag__eio_accepts_gzip(req->headers.entries[i].value.base, req->headers.entries[i].value.len);
+}
+
+int ag__eio_gzip(ag_eio_buf_t *out, const char *body, size_t len)
 {
     z_stream zs;
     memset(&zs, 0, sizeof(zs));
+    out->len = 0;
     if (deflateInit2(&zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 31, 8, Z_DEFAULT_STRATEGY) != Z_OK)
         return 0;
     size_t cap = deflateBound(&zs, (uLong)len) + 32;
-    char *buf = h2o_mem_alloc_pool(&req->pool, cap);
+    if (ag_eio_buf_reserve(out, cap) != AG_OK) {
+        deflateEnd(&zs);
+        return 0;
+    }
     zs.next_in = (Bytef *)body;
     zs.avail_in = (uInt)len;
-    zs.next_out = (Bytef *)buf;
+    zs.next_out = (Bytef *)out->base;
     zs.avail_out = (uInt)cap;
     int ret = deflate(&zs, Z_FINISH);
-    size_t n = cap - zs.avail_out;
+    out->len = cap - zs.avail_out;
     deflateEnd(&zs);
-    if (ret != Z_STREAM_END)
-        return 0;
-    *out = h2o_iovec_init(buf, n);
-    return 1;
+    return ret == Z_STREAM_END;
 }
 
 /* The answer to a polling GET or a handshake: text/plain payload (a script for JSONP polling; octets: protocol 3's
@@ -215,11 +215,14 @@ static void respond_payload(ag__eio_session_t *s, h2o_req_t *req, h2o_generator_
     }
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
     h2o_iovec_t buf;
-    if (len >= GZIP_THRESHOLD && accepts_gzip(req) && gzip_body(req, body, len, &buf)) {
+    ag_eio_buf_t z = {NULL, 0, 0};
+    if (len >= AG__EIO_GZIP_THRESHOLD && accepts_gzip(req) && ag__eio_gzip(&z, body, len)) {
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_ENCODING, NULL, H2O_STRLIT("gzip"));
+        buf = h2o_strdup(&req->pool, z.base, z.len);
     } else {
         buf = h2o_strdup(&req->pool, body, len);
     }
+    ag_eio_buf_dispose(&z);
     ag_eio_buf_dispose(&js);
     if (info != NULL) {
         ag__eio_direct_take(s, req, info, buf);
@@ -530,25 +533,18 @@ static void polling_close(ag__eio_transport_t *t)
 {
     polling_t *p = (polling_t *)t;
     p->closed = 1;
-    if (p->direct != NULL) {
-        /* as a sleeper's: a noop, and the connection reads on (the session's next GET goes to h2o) */
-        ag__eio_direct_t *d = p->direct;
-        p->direct = NULL;
+    if (p->direct != NULL || p->asleep != NULL) {
+        /* a sleeper's head said 200 already, a direct connection reads on after its answer: a GET that raced the
+         * upgrade gets a noop rather than a 400 (none when it cannot be built: the socket closes) */
         ag_eio_buf_t b = {NULL, 0, 0};
-        if (ag__eio_payload_append(t->session, &b, AG_EIO_NOOP, NULL, 0, 0, 0) == AG_OK)
-            ag__eio_direct_answer(d, b.base, b.len);
-        else
-            ag__eio_direct_answer(d, NULL, 0);
-        ag_eio_buf_dispose(&b);
-        return;
-    }
-    if (p->asleep != NULL) {
-        /* its head said 200 already: a GET that raced the upgrade gets a noop rather than a 400 */
-        ag_eio_buf_t b = {NULL, 0, 0};
-        if (ag__eio_payload_append(t->session, &b, AG_EIO_NOOP, NULL, 0, 0, 0) == AG_OK)
-            sleeper_answer(p, b.base, b.len);
-        else
-            sleeper_answer(p, NULL, 0);
+        int ok = ag__eio_payload_append(t->session, &b, AG_EIO_NOOP, NULL, 0, 0, 0) == AG_OK;
+        if (p->direct != NULL) {
+            ag__eio_direct_t *d = p->direct;
+            p->direct = NULL;
+            ag__eio_direct_answer(d, ok ? b.base : NULL, ok ? b.len : 0);
+        } else {
+            sleeper_answer(p, ok ? b.base : NULL, ok ? b.len : 0);
+        }
         ag_eio_buf_dispose(&b);
         return;
     }

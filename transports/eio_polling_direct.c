@@ -19,7 +19,6 @@
 #include <h2o/http1.h>
 #include <stdlib.h>
 #include <string.h>
-#include <zlib.h>
 #include "cluster.h"
 #include "http.h"
 #include "ops.h"
@@ -37,7 +36,6 @@ int phr_parse_request(const char *buf, size_t len, const char **method, size_t *
 
 #define HEAD_MAX 8192  /* a request head longer than this (still incomplete) goes to h2o, which answers it */
 #define HEADERS_MAX 32 /* more header lines than this: h2o's */
-#define GZIP_THRESHOLD 1024
 
 struct st_ag__eio_direct_info_t {
     size_t path_len, origin_len, cors_len;
@@ -368,14 +366,6 @@ static int query_ok(const ag__eio_session_t *s, const char *q, const char *end)
     return transport && sid && eio ? 0 : -1;
 }
 
-static int accepts_gzip(const char *v, size_t len)
-{
-    for (size_t k = 0; k + 4 <= len; k++)
-        if (memcmp(v + k, "gzip", 4) == 0)
-            return 1;
-    return 0;
-}
-
 static char *dup_bytes(const char *p, size_t len)
 {
     char *c = malloc(len + 1);
@@ -448,7 +438,7 @@ static int parse(ag__eio_direct_t *d)
             break;
         case 15:
             if (ci_is(n, nl, "accept-encoding"))
-                gzip |= accepts_gzip(v, vl);
+                gzip |= ag__eio_accepts_gzip(v, vl);
             else if (log && ci_is(n, nl, "x-forwarded-for"))
                 return -1; /* the access line would name another address */
             break;
@@ -567,27 +557,6 @@ static void on_written(h2o_socket_t *sock, const char *err)
     start_reading(d);
 }
 
-static int gzip_into(ag_eio_buf_t *b, const char *body, size_t len, size_t *outlen)
-{
-    z_stream zs;
-    memset(&zs, 0, sizeof(zs));
-    if (deflateInit2(&zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 31, 8, Z_DEFAULT_STRATEGY) != Z_OK)
-        return 0;
-    size_t cap = deflateBound(&zs, (uLong)len) + 32;
-    if (ag_eio_buf_reserve(b, cap) != AG_OK) {
-        deflateEnd(&zs);
-        return 0;
-    }
-    zs.next_in = (Bytef *)body;
-    zs.avail_in = (uInt)len;
-    zs.next_out = (Bytef *)(b->base + b->len);
-    zs.avail_out = (uInt)cap;
-    int ret = deflate(&zs, Z_FINISH);
-    *outlen = cap - zs.avail_out;
-    deflateEnd(&zs);
-    return ret == Z_STREAM_END;
-}
-
 #define APPEND_LIT(b, s) ag_eio_buf_append(b, s, sizeof(s) - 1)
 
 /* The whole response in d->out: the head h2o's flatten_headers would write for respond_payload's answer. */
@@ -596,11 +565,10 @@ static int build(ag__eio_direct_t *d, const char *body, size_t len)
     ag_eio_buf_t *b = &d->out;
     b->len = 0;
     ag_eio_buf_t z = {NULL, 0, 0};
-    size_t zlen = 0;
-    int gz = len >= GZIP_THRESHOLD && d->gzip && gzip_into(&z, body, len, &zlen);
+    int gz = len >= AG__EIO_GZIP_THRESHOLD && d->gzip && ag__eio_gzip(&z, body, len);
     if (gz) {
         body = z.base;
-        len = zlen;
+        len = z.len;
     }
     h2o_context_t *ctx = &d->server->ctx;
     h2o_get_timestamp(ctx, NULL, NULL);
