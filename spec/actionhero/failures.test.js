@@ -5,7 +5,7 @@ const test = require('node:test');
 const assert = require('node:assert/strict');
 const { startServer, freePort } = require('../lib/harness');
 const { connect } = require('../lib/wsclient');
-const { startBadUpstream, postJson, countLines, sleep } = require('./lib');
+const { startBadUpstream, postJson, logLines, sleep } = require('./lib');
 
 const ERR = {
   unavailable: 'the upstream server is unavailable',
@@ -41,7 +41,7 @@ test('an upstream that refuses connections: clear error, the connection stays, l
     const web = await postJson(srv.url, 'ok', {});
     assert.equal(web.status, 502);
     assert.equal(web.body.error, ERR.unavailable);
-    assert.equal(countLines(srv.stderr, /upstream.*is down/), 1, srv.stderr);
+    assert.equal(await logLines(srv, /upstream.*is down/, 1), 1, srv.stderr);
 
     // the app comes up on that port: after the retry pause calls reach it again
     const up = await startBadUpstream(port);
@@ -53,8 +53,8 @@ test('an upstream that refuses connections: clear error, the connection stays, l
         await sleep(100);
       }
       assert.equal(reply.ok, true);
-      assert.equal(countLines(srv.stderr, /upstream.*is back up/), 1, srv.stderr);
-      assert.equal(countLines(srv.stderr, /upstream.*is down/), 1, srv.stderr);
+      assert.equal(await logLines(srv, /upstream.*is back up/, 1), 1, srv.stderr);
+      assert.equal(await logLines(srv, /upstream.*is down/, 1), 1, srv.stderr);
     } finally {
       await c.close();
       await up.close();
@@ -80,7 +80,7 @@ test('bad answers: non-JSON, a JSON array, 5xx without an error, too large — e
     assert.equal(web.status, 502);
     assert.equal((await postJson(srv.url, 'e500json', {})).status, 500);
     // one line when the base started failing, one when it answered properly again, one more for the next failure
-    assert.equal(countLines(srv.stderr, /upstream.*invalid responses/), 2, srv.stderr);
+    assert.equal(await logLines(srv, /upstream.*invalid responses/, 2), 2, srv.stderr);
     await c.close();
   } finally {
     await srv.stop();
@@ -101,7 +101,7 @@ test('a slow upstream: the call fails at the timeout, other requests are unaffec
     const web = await postJson(srv.url, 'hang', {});
     assert.equal(web.status, 504);
     assert.equal(web.body.error, ERR.timeout);
-    assert.equal(countLines(srv.stderr, /upstream.*no answer in time/), 1, srv.stderr);
+    assert.equal(await logLines(srv, /upstream.*no answer in time/, 1), 1, srv.stderr);
     await c.close();
   } finally {
     await srv.stop();
@@ -179,7 +179,7 @@ test('several base URLs: round robin, and a refusing one fails over to the next'
     for (let i = 0; i < 10; i++) assert.equal((await call(c, 'ok', { i })).ok, true, `call ${i}`);
     assert.ok(one.stats.requests >= 3 && two.stats.requests >= 3, `${one.stats.requests} / ${two.stats.requests}`);
     assert.equal(one.stats.requests + two.stats.requests, 10);
-    assert.equal(countLines(srv.stderr, /upstream.*is down/), 1, srv.stderr);
+    assert.equal(await logLines(srv, /upstream.*is down/, 1), 1, srv.stderr);
     await c.close();
   } finally {
     await srv.stop();

@@ -137,4 +137,11 @@ function postJson(base, action, params = {}, headers = {}) {
 // Counts lines of text that match re.
 const countLines = (text, re) => text.split('\n').filter((l) => re.test(l)).length;
 
-module.exports = { startApp, startBadUpstream, postJson, countLines, sleep };
+// The number of lines of the server's log that match re, once it reached n or 3 s passed. A line the node wrote before
+// an answer can reach this process after that answer: its log is a pipe, the answer a socket.
+async function logLines(srv, re, n) {
+  for (let waited = 0; countLines(srv.stderr, re) < n && waited < 3000; waited += 20) await sleep(20);
+  return countLines(srv.stderr, re);
+}
+
+module.exports = { startApp, startBadUpstream, postJson, countLines, logLines, sleep };
