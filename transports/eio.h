@@ -294,6 +294,36 @@ void ag__eio_polling_direct_get(ag__eio_session_t *s, ag__eio_direct_t *d);
 void ag__eio_polling_direct_dropped(ag__eio_session_t *s, ag__eio_direct_t *d);
 /* 1 when the session's polling transport holds no GET (an h2o one, a sleeper, a direct one) and is open. */
 int ag__eio_polling_direct_may_get(ag__eio_session_t *s);
+/* eio_polling_match.c: the check of a direct connection's next request, on bytes alone. What it must be (borrowed;
+ * sid NULL: nothing is, the session is gone): */
+typedef struct {
+    const char *path; /* the path before '?' of the request that made the connection direct */
+    size_t path_len;
+    const char *sid;    /* the session's id, compared byte for byte with the query's */
+    const char *origin; /* its Origin, when has_origin: the same one and only it, else none */
+    size_t origin_len;
+    int has_origin;
+    int vary; /* the CORS lines hold Vary: an MSIE user agent goes to h2o (its Cache-Control) */
+    int log;  /* general.accessLog: a request naming a proxy's client address goes to h2o */
+} ag__eio_direct_want_t;
+/* What the head of a happy case holds (pointers into the bytes given). */
+typedef struct {
+    size_t len; /* of the head: consume that much */
+    const char *path, *ua;
+    size_t path_len, ua_len;
+    int gzip; /* it accepts gzip */
+} ag__eio_direct_head_t;
+/* A head longer than this (still incomplete) goes to h2o, which answers it. */
+#define AG__EIO_DIRECT_HEAD_MAX 8192
+/* The request at the start of buf[0, len): 1, the happy case (GET, HTTP/1.1, want's path and sid with transport=polling
+ * and EIO, no j, no body, Upgrade, Expect or Transfer-Encoding, Connection only keep-alive, at most one Content-Length
+ * and only 0, at most 32 header lines, want's Origin, not a request a node forwarded), *head filled; 0: incomplete,
+ * wait for more (*prevlen keeps what was scanned: start it at 0 and pass it back); -1: anything else, for h2o. */
+int ag__eio_direct_match(const char *buf, size_t len, size_t *prevlen, const ag__eio_direct_want_t *want,
+                         ag__eio_direct_head_t *head);
+/* ASCII case-insensitive equality of s[0, len) and lit; "; MSIE " in a user agent. */
+int ag__eio_direct_ci_is(const char *s, size_t len, const char *lit);
+int ag__eio_direct_has_msie(const char *ua, size_t len);
 /* eio.c: the session's pong deadline ran out, whether or not its timer fired yet. */
 int ag__eio_heartbeat_expired(ag__eio_session_t *s);
 

@@ -5,14 +5,15 @@
  * request for each: a pool, its header vectors, a response head printed with sprintf. Once a held GET is answered and
  * its session may be served so, the answer goes out through h2o_http1_upgrade (one write, Content-Length) and the
  * socket becomes the node's. The node then reads the connection itself and serves the session's next GET only in the
- * exact happy case (see parse()); anything else goes back to h2o untouched, every byte still in sock->input
- * (h2o_http1_accept), so that h2o answers it as it always did. The answer is written from cached pieces in one write.
+ * exact happy case (ag__eio_direct_match, eio_polling_match.c); anything else goes back to h2o untouched, every byte
+ * still in sock->input (h2o_http1_accept), so that h2o answers it as it always did. The answer is written from cached
+ * pieces in one write.
  *
  * A direct connection owns itself. It holds a reference on its session; a session that closed is let go at the
  * connection's next request (which h2o then answers) or timeout. Its bounds are h2o's: an idle or partial request is
  * closed after http1.req_timeout (as h2o's reqread_on_timeout does), an answer the client does not take is given up
- * after sse.keepaliveMs (the sleeper's linger), and it reads at most one request head (HEAD_MAX) before giving the
- * connection back to h2o, which applies its own limit.
+ * after sse.keepaliveMs (the sleeper's linger), and it reads at most one request head (AG__EIO_DIRECT_HEAD_MAX) before
+ * giving the connection back to h2o, which applies its own limit.
  */
 #include "eio.h"
 
@@ -22,20 +23,6 @@
 #include "cluster.h"
 #include "http.h"
 #include "ops.h"
-
-/* picohttpparser's request parser, built into libh2o-evloop (and exported by it) but without an installed header:
- * the prototype and struct are picohttpparser's own, declared here once. */
-struct phr_header {
-    const char *name;
-    size_t name_len;
-    const char *value;
-    size_t value_len;
-};
-int phr_parse_request(const char *buf, size_t len, const char **method, size_t *method_len, const char **path, size_t *path_len,
-                      int *minor_version, struct phr_header *headers, size_t *num_headers, size_t last_len);
-
-#define HEAD_MAX 8192  /* a request head longer than this (still incomplete) goes to h2o, which answers it */
-#define HEADERS_MAX 32 /* more header lines than this: h2o's */
 
 struct st_ag__eio_direct_info_t {
     size_t path_len, origin_len, cors_len;
@@ -72,20 +59,6 @@ void ag__eio_direct_info_free(ag__eio_direct_info_t *info)
     free(info);
 }
 
-static int ci_is(const char *s, size_t len, const char *lit)
-{
-    size_t n = strlen(lit);
-    return len == n && strncasecmp(s, lit, n) == 0;
-}
-
-static int has_msie(const char *ua, size_t len)
-{
-    for (size_t i = 0; i + 7 <= len; i++)
-        if (memcmp(ua + i, "; MSIE ", 7) == 0)
-            return 1;
-    return 0;
-}
-
 /* The request came to the private listener other workers forward to (general.workers): never direct. */
 static int on_private_listener(ag_server_t *server, h2o_socket_t *sock)
 {
@@ -118,7 +91,7 @@ static int may_direct(ag__eio_session_t *s, h2o_req_t *req)
     if (sock == NULL || on_private_listener(server, sock))
         return 0;
     ssize_t ua = h2o_find_header(&req->headers, H2O_TOKEN_USER_AGENT, -1);
-    if (ua != -1 && has_msie(req->headers.entries[ua].value.base, req->headers.entries[ua].value.len))
+    if (ua != -1 && ag__eio_direct_has_msie(req->headers.entries[ua].value.base, req->headers.entries[ua].value.len))
         return 0;
     return 1;
 }
@@ -140,7 +113,7 @@ ag__eio_direct_info_t *ag__eio_direct_cors(ag__eio_session_t *s, h2o_req_t *req)
     for (size_t i = before; i < req->res.headers.size; i++) {
         const h2o_header_t *h = &req->res.headers.entries[i];
         cors_len += h->name->len + h->value.len + 4;
-        vary |= ci_is(h->name->base, h->name->len, "vary");
+        vary |= ag__eio_direct_ci_is(h->name->base, h->name->len, "vary");
     }
     ag__eio_direct_info_t *info = malloc(sizeof(*info) + path_len + origin.len + cors_len);
     if (info == NULL)
@@ -332,40 +305,6 @@ void ag__eio_direct_adopt(ag__eio_session_t *s, h2o_socket_t *sock, struct timev
 
 /* --- reading a request --- */
 
-/* The query of a GET served here: transport=polling and this session's sid, EIO present, no j; each at most once and
- * with nothing encoded in what is compared. 0: it is; -1: h2o's. */
-static int query_ok(const ag__eio_session_t *s, const char *q, const char *end)
-{
-    int transport = 0, sid = 0, eio = 0;
-    size_t sidlen = strlen(s->sid);
-    while (q < end) {
-        const char *amp = memchr(q, '&', (size_t)(end - q));
-        if (amp == NULL)
-            amp = end;
-        const char *eq = memchr(q, '=', (size_t)(amp - q));
-        const char *kend = eq != NULL ? eq : amp;
-        size_t klen = (size_t)(kend - q);
-        if (memchr(q, '%', klen) != NULL || memchr(q, '+', klen) != NULL)
-            return -1;
-        const char *v = eq != NULL ? eq + 1 : amp;
-        size_t vlen = (size_t)(amp - v);
-        if (klen == 9 && memcmp(q, "transport", 9) == 0) {
-            if (transport++ || eq == NULL || vlen != 7 || memcmp(v, "polling", 7) != 0)
-                return -1;
-        } else if (klen == 3 && memcmp(q, "sid", 3) == 0) {
-            if (sid++ || eq == NULL || vlen != sidlen || memcmp(v, s->sid, sidlen) != 0)
-                return -1;
-        } else if (klen == 3 && memcmp(q, "EIO", 3) == 0) {
-            if (eio++)
-                return -1;
-        } else if (klen == 1 && q[0] == 'j') {
-            return -1;
-        }
-        q = amp + 1;
-    }
-    return transport && sid && eio ? 0 : -1;
-}
-
 static char *dup_bytes(const char *p, size_t len)
 {
     char *c = malloc(len + 1);
@@ -379,99 +318,36 @@ static char *dup_bytes(const char *p, size_t len)
 /* Serves the request at the head of the input when it is the happy case. 1: held; 0: incomplete, wait; -1: h2o's. */
 static int parse(ag__eio_direct_t *d)
 {
-    h2o_buffer_t *in = d->sock->input;
-    size_t avail = in->size < HEAD_MAX ? in->size : HEAD_MAX;
-    const char *method, *path;
-    size_t method_len, path_len, nh = HEADERS_MAX;
-    int minor;
-    struct phr_header hs[HEADERS_MAX];
-    int r = phr_parse_request(in->bytes, avail, &method, &method_len, &path, &path_len, &minor, hs, &nh, d->prevlen);
-    if (r == -2) {
-        d->prevlen = avail; /* a head trickling in is not scanned again from its start */
-        return avail < HEAD_MAX ? 0 : -1;
-    }
-    d->prevlen = 0;
-    if (r < 0 || minor != 1 || method_len != 3 || memcmp(method, "GET", 3) != 0)
-        return -1;
-    const ag__eio_direct_info_t *info = d->info;
-    const char *q = memchr(path, '?', path_len);
-    if (q == NULL || (size_t)(q - path) != info->path_len || memcmp(path, info->path, info->path_len) != 0)
-        return -1;
     ag__eio_session_t *s = d->session;
-    if (s == NULL || s->closed || query_ok(s, q + 1, path + path_len) != 0)
-        return -1;
-    int origin = 0, gzip = 0, length = 0, log = d->server->config->general.accessLog[0] != '\0';
-    const char *ua = NULL;
-    size_t ua_len = 0;
-    for (size_t i = 0; i < nh; i++) {
-        const char *n = hs[i].name, *v = hs[i].value;
-        size_t nl = hs[i].name_len, vl = hs[i].value_len;
-        if (n == NULL)
-            return -1; /* a folded line */
-        switch (nl) {
-        case 6:
-            if (ci_is(n, nl, "origin")) {
-                if (origin++ || !info->has_origin || vl != info->origin_len || memcmp(v, info->origin, vl) != 0)
-                    return -1;
-            } else if (ci_is(n, nl, "expect")) {
-                return -1;
-            }
-            break;
-        case 7:
-            if (ci_is(n, nl, "upgrade"))
-                return -1;
-            break;
-        case 10:
-            if (ci_is(n, nl, "connection") && !ci_is(v, vl, "keep-alive"))
-                return -1;
-            if (ci_is(n, nl, "user-agent")) {
-                if (info->vary && has_msie(v, vl))
-                    return -1;
-                ua = v;
-                ua_len = vl;
-            }
-            break;
-        case 14:
-            /* two of them are ambiguous however alike: h2o's guard answers that (server/http.c) */
-            if (ci_is(n, nl, "content-length") && (length++ || !(vl == 1 && v[0] == '0')))
-                return -1;
-            break;
-        case 15:
-            if (ci_is(n, nl, "accept-encoding"))
-                gzip |= ag__eio_accepts_gzip(v, vl);
-            else if (log && ci_is(n, nl, "x-forwarded-for"))
-                return -1; /* the access line would name another address */
-            break;
-        case 17:
-            if (ci_is(n, nl, "transfer-encoding"))
-                return -1;
-            break;
-        default:
-            if (nl == sizeof(AG_CLUSTER_FORWARDED_HEADER) - 1 && ci_is(n, nl, AG_CLUSTER_FORWARDED_HEADER))
-                return -1;
-            if (log && (ci_is(n, nl, "x-forwarded-port") || ci_is(n, nl, "x-real-ip")))
-                return -1;
-            break;
-        }
-    }
-    if (origin == 0 && info->has_origin)
-        return -1;
+    const ag__eio_direct_info_t *info = d->info;
+    ag__eio_direct_want_t want = {.path = info->path,
+                                  .path_len = info->path_len,
+                                  .sid = s != NULL && !s->closed ? s->sid : NULL,
+                                  .origin = info->origin,
+                                  .origin_len = info->origin_len,
+                                  .has_origin = info->has_origin,
+                                  .vary = info->vary,
+                                  .log = d->server->config->general.accessLog[0] != '\0'};
+    ag__eio_direct_head_t head;
+    int r = ag__eio_direct_match(d->sock->input->bytes, d->sock->input->size, &d->prevlen, &want, &head);
+    if (r != 1)
+        return r;
     /* the session as the h2o path would find it: open, on polling, no GET held, its heartbeat alive */
     if (d->server->stopping || s->upgraded || s->transport == NULL || s->transport->ops->kind != AG__EIO_POLLING ||
         s->transport != s->polling || ag__eio_heartbeat_expired(s))
         return -1;
     if (!ag__eio_polling_direct_may_get(s))
         return -1;
-    if (log) {
+    if (want.log) {
         log_free(d);
-        d->log_path = dup_bytes(path, path_len);
-        d->log_path_len = path_len;
-        d->log_ua = ua != NULL ? dup_bytes(ua, ua_len) : NULL;
-        d->log_ua_len = ua_len;
+        d->log_path = dup_bytes(head.path, head.path_len);
+        d->log_path_len = head.path_len;
+        d->log_ua = head.ua != NULL ? dup_bytes(head.ua, head.ua_len) : NULL;
+        d->log_ua_len = head.ua_len;
         gettimeofday(&d->began, NULL);
     }
-    d->gzip = gzip;
-    h2o_buffer_consume(&d->sock->input, (size_t)r);
+    d->gzip = head.gzip;
+    h2o_buffer_consume(&d->sock->input, head.len);
     return 1;
 }
 

@@ -233,6 +233,20 @@ test('a GET with two Content-Length headers, both 0, on a direct connection: h2o
   assert.strictEqual(await metric(srv, 'actiongate_polls_direct_total'), before);
 });
 
+test('a GET carrying the cluster\'s forwarded header, forged by a client, on a direct connection: h2o\'s, as before', async (t) => {
+  const { srv, eio, sid, c } = await direct(t);
+  const before = await metric(srv, 'actiongate_polls_direct_total');
+  // h2o's path drops a forwarded header without this node's token and serves the GET as the client's own
+  c.get(pollPath(sid), '1.1', [`Origin: ${ORIGIN}`, 'X-Actiongate-Forwarded: forged']);
+  await eio.post(sid, '4forged');
+  const r = await c.response();
+  assert.strictEqual(r.status, 200);
+  assert.strictEqual(r.text, '4forged');
+  assert.strictEqual(await metric(srv, 'actiongate_polls_direct_total'), before, 'never read by the node itself');
+  // the connection goes on: the next plain GET is answered
+  assert.strictEqual((await getAnswered(eio, c, sid, '4after')).text, '4after');
+});
+
 test('two GETs in one write: the second waits for the first answer, as h2o does, direct or not', async (t) => {
   for (const pollDirect of [false, true]) {
     const srv = await echoServer(t, { pollDirect });
