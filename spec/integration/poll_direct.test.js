@@ -247,6 +247,22 @@ test('a GET carrying the cluster\'s forwarded header, forged by a client, on a d
   assert.strictEqual((await getAnswered(eio, c, sid, '4after')).text, '4after');
 });
 
+test('an answer the client does not read is given up after sse.keepaliveMs: the connection closes, the rest is not sent', async (t) => {
+  const MB = 1000000;
+  const { srv, eio, sid, c } = await direct(t, { queueMaxBytes: 64 * MB, sse: { keepaliveMs: 500 } });
+  // an answer far larger than both sockets' buffers: 12 messages of ~1 MB waiting for the GET
+  const msg = `4${'x'.repeat(MB - 100)}`;
+  for (let i = 0; i < 12; i++) assert.strictEqual((await eio.post(sid, msg)).text, 'ok');
+  c.sock.pause();
+  c.get(pollPath(sid), '1.1', [`Origin: ${ORIGIN}`]);
+  await until('the direct connection given up', async () => (await metric(srv, 'actiongate_poll_connections_direct')) === 0, 10000);
+  // what the kernel had taken still arrives, then the end: never the whole answer
+  c.sock.resume();
+  await until('the socket closed', () => c.closed, 10000);
+  assert.ok(c.buf.length < 12 * (MB - 100), `${c.buf.length} bytes arrived`);
+  assert.strictEqual(await metric(srv, 'actiongate_polls_direct_total'), 2);
+});
+
 test('two GETs in one write: the second waits for the first answer, as h2o does, direct or not', async (t) => {
   for (const pollDirect of [false, true]) {
     const srv = await echoServer(t, { pollDirect });
