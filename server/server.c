@@ -365,6 +365,7 @@ static void on_signal(h2o_socket_t *sock, const char *err)
 
 static void stop_listening(ag_server_t *s)
 {
+    ag__server_taking(s, 0);
     if (h2o_timeout_is_linked(&s->accept_resume))
         h2o_timeout_unlink(&s->accept_resume);
     if (s->listener != NULL) {
@@ -418,8 +419,10 @@ void ag_server_stop(ag_server_t *s)
 /* One node's loop, from the first accept to the end of its drain. */
 static int run_loop(ag_server_t *s)
 {
-    if (s->listener != NULL && !s->stopping)
+    if (s->listener != NULL && !s->stopping) {
         h2o_socket_read_start(s->listener, ag__server_on_accept);
+        ag__server_taking(s, 1);
+    }
     if (s->private_listener != NULL)
         h2o_socket_read_start(s->private_listener, ag__server_on_accept);
     while (!s->stopping)
@@ -542,8 +545,10 @@ void ag_server_destroy(ag_server_t *s)
         return;
     /* worker 0 owns the others (their threads have ended: ag_server_run joined them) and the shared store */
     ag_workers_t *w = s->workers != NULL && s->worker == 0 && s->workers->nodes[0] == s ? s->workers : NULL;
-    if (w != NULL)
+    if (w != NULL) {
         ag__server_gathers_drop(w);
+        ag__server_handed_drop(w);
+    }
     for (size_t i = 1; w != NULL && i < w->n; i++)
         ag_server_destroy(w->nodes[i]);
     /* unloaded last: the actions, hooks and calls freed below point into them */

@@ -1,6 +1,7 @@
 /*
  * Listening and accepting (server_internal.h): the node's connection cap, the per-address cap, running out of
- * descriptors; the listener a process's workers share and each worker's private one.
+ * descriptors; the listener a process's workers share and each worker's private one; the public listener's
+ * connections handed round the workers.
  */
 #define _GNU_SOURCE /* accept4 */
 #include "server_internal.h"
@@ -11,6 +12,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -19,6 +21,9 @@
 
 /* Connections taken per readiness of the listener: bounds the time one loop iteration spends accepting. */
 #define ACCEPT_BATCH 64
+/* Connections accepted for a worker that has not taken them yet: beyond, the acceptor serves them (a worker whose loop
+ * is stuck is not given more). */
+#define HANDED_MAX 1024
 
 #define TURN_AWAY_503_BODY "too many connections"
 #define TURN_AWAY_429_BODY "too many connections from this address"
@@ -33,6 +38,7 @@ static void accept_pause(ag_server_t *s)
 {
     if (!s->accept_paused) {
         s->accept_paused = 1;
+        ag__server_taking(s, 0); /* the other workers keep what they accept meanwhile */
         if (s->listener != NULL)
             h2o_socket_read_stop(s->listener);
         if (s->private_listener != NULL)
@@ -49,8 +55,10 @@ void ag__server_on_accept_resume(h2o_timeout_entry_t *entry)
     if (!s->accept_paused)
         return;
     /* a stopping worker still takes what the others forward to its sessions */
-    if (s->listener != NULL && !s->stopping)
+    if (s->listener != NULL && !s->stopping) {
         h2o_socket_read_start(s->listener, ag__server_on_accept);
+        ag__server_taking(s, 1);
+    }
     if (s->private_listener != NULL)
         h2o_socket_read_start(s->private_listener, ag__server_on_accept);
     s->accept_paused = 0;
@@ -101,12 +109,81 @@ static void turn_away_with_reserve(ag_server_t *s, int lfd, int budget)
     }
 }
 
+/* Serves one accepted connection on s's loop, or turns it away at the caps. *at_cap is set when s is at its connection
+ * cap. */
+static void take(ag_server_t *s, int fd, struct sockaddr_storage *ss, socklen_t sslen, int private, int *at_cap)
+{
+    if (s->limits->tcp_conns >= s->limits->max_tcp) {
+        turn_away(s, fd, 0);
+        *at_cap = 1;
+        return;
+    }
+    ag_peer_t *peer = ag_limits_tcp_open(s->limits, (struct sockaddr *)ss);
+    if (peer == NULL) {
+        char ip[64];
+        ag_limits_sockaddr_text((struct sockaddr *)ss, ip);
+        ag_log_limited(AG_LOG_WARN, "server", NULL, "%s: at servers.web.maxConnectionsPerIp (%d); turned away", ip,
+                       s->config->servers.web.maxConnectionsPerIp);
+        turn_away(s, fd, 1);
+        return;
+    }
+    int on = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+    h2o_socket_t *sock = h2o_evloop_socket_create(s->loop, fd, H2O_SOCKET_FLAG_IS_ACCEPTED_CONNECTION);
+    h2o_socket_setpeername(sock, (struct sockaddr *)ss, sslen);
+    sock->on_close.cb = on_tcp_close;
+    sock->on_close.data = peer;
+    h2o_accept(private ? &s->private_accept_ctx : &s->accept_ctx, sock);
+}
+
+static void at_cap_pause(ag_server_t *s)
+{
+    ag_log_limited(AG_LOG_WARN, "server", NULL, "at servers.web.maxConnections (%zu): turning new connections away",
+                   s->limits->max_tcp);
+    accept_pause(s);
+}
+
+/* The public listener's connections go round a process's workers, whichever loop woke first to accept them: one
+ * loop's accept is not left to take most of them. The acceptor keeps a connection that is its own turn's, or whose
+ * worker does not read the listener now (starting, stopping), or has HANDED_MAX waiting already. 1: handed to worker
+ * *to (woken once the accept batch is done). */
+static int hand(ag_server_t *s, int fd, struct sockaddr_storage *ss, socklen_t sslen, size_t *to)
+{
+    ag_workers_t *w = s->workers;
+    if (w == NULL || w->n < 2)
+        return 0;
+    size_t i = atomic_fetch_add(&w->next_accept, 1) % w->n;
+    if (i == s->worker || !atomic_load(&w->taking[i]))
+        return 0;
+    ag__handed_t *h = malloc(sizeof(*h));
+    if (h == NULL)
+        return 0;
+    h->fd = fd;
+    h->sslen = sslen;
+    memcpy(&h->ss, ss, sizeof(h->ss));
+    pthread_mutex_lock(&w->lock);
+    int full = w->num_handed[i] >= HANDED_MAX;
+    if (!full) {
+        h->next = w->handed[i];
+        w->handed[i] = h;
+        w->num_handed[i]++;
+    }
+    pthread_mutex_unlock(&w->lock);
+    if (full) {
+        free(h);
+        return 0;
+    }
+    *to = i;
+    return 1;
+}
+
 void ag__server_on_accept(h2o_socket_t *listener, const char *err)
 {
     ag_server_t *s = listener->data;
     if (err != NULL)
         return;
-    int lfd = h2o_socket_get_fd(listener), at_cap = 0;
+    int lfd = h2o_socket_get_fd(listener), at_cap = 0, private = listener == s->private_listener;
+    unsigned char woken[AG_CONFIG_WORKERS_MAX] = {0};
     for (int i = 0; i < ACCEPT_BATCH; i++) {
         struct sockaddr_storage ss;
         socklen_t sslen = sizeof(ss);
@@ -122,34 +199,64 @@ void ag__server_on_accept(h2o_socket_t *listener, const char *err)
             if (e == EMFILE || e == ENFILE)
                 turn_away_with_reserve(s, lfd, ACCEPT_BATCH - i);
             accept_pause(s);
-            return;
+            break;
         }
-        if (s->limits->tcp_conns >= s->limits->max_tcp) {
-            turn_away(s, fd, 0);
-            at_cap = 1;
+        size_t to;
+        if (!private && hand(s, fd, &ss, sslen, &to)) {
+            woken[to] = 1;
             continue;
         }
-        ag_peer_t *peer = ag_limits_tcp_open(s->limits, (struct sockaddr *)&ss);
-        if (peer == NULL) {
-            char ip[64];
-            ag_limits_sockaddr_text((struct sockaddr *)&ss, ip);
-            ag_log_limited(AG_LOG_WARN, "server", NULL, "%s: at servers.web.maxConnectionsPerIp (%d); turned away", ip,
-                           s->config->servers.web.maxConnectionsPerIp);
-            turn_away(s, fd, 1);
-            continue;
-        }
-        int on = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
-        h2o_socket_t *sock = h2o_evloop_socket_create(s->loop, fd, H2O_SOCKET_FLAG_IS_ACCEPTED_CONNECTION);
-        h2o_socket_setpeername(sock, (struct sockaddr *)&ss, sslen);
-        sock->on_close.cb = on_tcp_close;
-        sock->on_close.data = peer;
-        h2o_accept(listener == s->private_listener ? &s->private_accept_ctx : &s->accept_ctx, sock);
+        take(s, fd, &ss, sslen, private, &at_cap);
     }
-    if (at_cap) {
-        ag_log_limited(AG_LOG_WARN, "server", NULL, "at servers.web.maxConnections (%zu): turning new connections away",
-                       s->limits->max_tcp);
-        accept_pause(s);
+    for (size_t i = 0; s->workers != NULL && i < s->workers->n; i++)
+        if (woken[i])
+            ag__server_wake(s->workers, i);
+    if (at_cap)
+        at_cap_pause(s);
+}
+
+void ag__server_taking(ag_server_t *s, int on)
+{
+    if (s->workers != NULL)
+        atomic_store(&s->workers->taking[s->worker], on);
+}
+
+/* The connections handed to s, in the order they were accepted. */
+void ag__server_take_handed(ag_server_t *s)
+{
+    ag_workers_t *w = s->workers;
+    pthread_mutex_lock(&w->lock);
+    ag__handed_t *h = w->handed[s->worker], *in_order = NULL;
+    w->handed[s->worker] = NULL;
+    w->num_handed[s->worker] = 0;
+    pthread_mutex_unlock(&w->lock);
+    while (h != NULL) {
+        ag__handed_t *next = h->next;
+        h->next = in_order;
+        in_order = h;
+        h = next;
+    }
+    int at_cap = 0;
+    while (in_order != NULL) {
+        ag__handed_t *next = in_order->next;
+        take(s, in_order->fd, &in_order->ss, in_order->sslen, 0, &at_cap);
+        free(in_order);
+        in_order = next;
+    }
+    if (at_cap)
+        at_cap_pause(s);
+}
+
+void ag__server_handed_drop(ag_workers_t *w)
+{
+    for (size_t i = 0; i < w->n; i++) {
+        while (w->handed[i] != NULL) {
+            ag__handed_t *h = w->handed[i];
+            w->handed[i] = h->next;
+            close(h->fd);
+            free(h);
+        }
+        w->num_handed[i] = 0;
     }
 }
 
@@ -192,7 +299,8 @@ int ag_server_listen(ag_server_t *s, char *errbuf, size_t errlen)
     int fd;
     if (s->workers != NULL && s->worker != 0) {
         /* one public socket for the process, as h2o's own server shares it: each worker polls a descriptor of its own
-         * and runs its own accept loop (its limits, its pauses); whoever accepts first takes the connection */
+         * and runs its own accept loop (its limits, its pauses); whoever accepts first hands the connection to the
+         * worker whose turn it is (hand()) */
         ag_server_t *first = s->workers->nodes[0];
         if (first->listener == NULL || (fd = fcntl(h2o_socket_get_fd(first->listener), F_DUPFD_CLOEXEC, 0)) == -1) {
             snprintf(errbuf, errlen, "cannot share the listener with worker %u: %s", s->worker, strerror(errno));

@@ -10,6 +10,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/socket.h>
 
 /* The workers of one process (general.workers > 1): each a node on its own thread and loop. Worker 0 is the node the
  * public API hands out; it owns this, runs on the caller's thread, reads the signals and tells the others. */
@@ -20,11 +21,23 @@ typedef struct st_ag__ask_t {
     ag__gather_t *g;
 } ag__ask_t;
 
+/* A connection one worker accepted for another (server_accept.c): its descriptor and peer address. */
+typedef struct st_ag__handed_t {
+    struct st_ag__handed_t *next;
+    int fd;
+    socklen_t sslen;
+    struct sockaddr_storage ss;
+} ag__handed_t;
+
 typedef struct st_ag_workers_t {
     size_t n;
-    pthread_mutex_t lock;                      /* the asks and done lists, and every gather's counts */
-    ag__ask_t *asks[AG_CONFIG_WORKERS_MAX];    /* what worker i is asked to render */
-    ag__gather_t *done[AG_CONFIG_WORKERS_MAX]; /* worker i's gathers that every worker answered */
+    pthread_mutex_t lock;                        /* the asks, done and handed lists, and every gather's counts */
+    ag__ask_t *asks[AG_CONFIG_WORKERS_MAX];      /* what worker i is asked to render */
+    ag__gather_t *done[AG_CONFIG_WORKERS_MAX];   /* worker i's gathers that every worker answered */
+    ag__handed_t *handed[AG_CONFIG_WORKERS_MAX]; /* connections accepted for worker i, newest first */
+    size_t num_handed[AG_CONFIG_WORKERS_MAX];
+    atomic_int taking[AG_CONFIG_WORKERS_MAX]; /* 1 while worker i's loop reads the public listener */
+    atomic_uint next_accept;                  /* the public listener's connections go round the workers */
     ag_server_t *nodes[AG_CONFIG_WORKERS_MAX];
     pthread_t threads[AG_CONFIG_WORKERS_MAX];
     int exit_codes[AG_CONFIG_WORKERS_MAX];
@@ -39,9 +52,15 @@ ag_server_t *ag__server_create(ag_config_t *cfg, ag_workers_t *w, unsigned index
 /* server_accept.c: the listeners' read callback, and the timer that reads them again after a pause. */
 void ag__server_on_accept(h2o_socket_t *listener, const char *err);
 void ag__server_on_accept_resume(h2o_timeout_entry_t *entry);
+/* server_accept.c: whether s's loop reads the public listener now (other workers hand it connections only then); the
+ * connections other workers accepted for s, taken on s's loop (when woken); those left when the loops have ended. */
+void ag__server_taking(ag_server_t *s, int on);
+void ag__server_take_handed(ag_server_t *s);
+void ag__server_handed_drop(ag_workers_t *w);
 /* server_workers.c: the other workers are woken (they read the process's flags and what they are asked); the read
  * callback of a worker's eventfd; what was still asked or answered when the loops have ended. */
 void ag__server_wake_others(ag_server_t *s);
+void ag__server_wake(ag_workers_t *w, size_t i);
 void ag__server_on_wake(h2o_socket_t *sock, const char *err);
 void ag__server_gathers_drop(ag_workers_t *w);
 

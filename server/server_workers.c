@@ -12,7 +12,7 @@
 #include "ops.h"
 
 /* Writes to worker i's eventfd: it reads the process's flags on its next pass. */
-static void wake_worker(ag_workers_t *w, size_t i)
+void ag__server_wake(ag_workers_t *w, size_t i)
 {
     uint64_t one = 1;
     if (w->nodes[i] != NULL && w->nodes[i]->wake != NULL && write(h2o_socket_get_fd(w->nodes[i]->wake), &one, sizeof(one)) < 0)
@@ -23,7 +23,7 @@ void ag__server_wake_others(ag_server_t *s)
 {
     for (size_t i = 0; i < s->workers->n; i++)
         if (i != s->worker)
-            wake_worker(s->workers, i);
+            ag__server_wake(s->workers, i);
 }
 
 /* --- gathering a text from every worker (the process's /metrics) --- */
@@ -177,7 +177,7 @@ static void gather_serve(ag_server_t *s)
         }
         pthread_mutex_unlock(&w->lock);
         if (wake_from)
-            wake_worker(w, from);
+            ag__server_wake(w, from);
         if (free_it != NULL)
             gather_free(free_it);
         free(a);
@@ -189,14 +189,20 @@ static void gather_serve(ag_server_t *s)
     }
 }
 
-/* Another worker asked: the process stops, or its logs are reopened (SIGHUP), or texts are gathered. */
+/* Another worker asked: the process stops, or its logs are reopened (SIGHUP), or texts are gathered, or it accepted
+ * connections for this one. */
 void ag__server_on_wake(h2o_socket_t *sock, const char *err)
 {
     ag_server_t *s = sock->data;
-    h2o_buffer_consume(&sock->input, sock->input->size);
     if (err != NULL)
         return;
+    /* h2o does not read this socket (H2O_SOCKET_FLAG_DONT_READ): the count is read here, which resets it, or the
+     * eventfd would stay readable and the loop would come back here at once, forever */
+    uint64_t count;
+    if (read(h2o_socket_get_fd(sock), &count, sizeof(count)) < 0 && errno != EAGAIN)
+        ag_log_limited(AG_LOG_ERROR, "server", NULL, "worker %u: reading its eventfd: %s", s->worker, strerror(errno));
     gather_serve(s);
+    ag__server_take_handed(s);
     unsigned reopen = atomic_load(&s->workers->reopen);
     if (reopen != s->reopen_seen) {
         s->reopen_seen = reopen;

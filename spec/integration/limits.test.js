@@ -10,7 +10,7 @@ const net = require('node:net');
 const { execFileSync } = require('node:child_process');
 const WebSocket = require('ws');
 const { Socket: EngineSocket } = require('engine.io-client');
-const { startServer } = require('../lib/harness');
+const { startServer, cpuTicks } = require('../lib/harness');
 const { connect } = require('../lib/wsclient');
 const { Eio, SEP, request, decodePayload, sseOpen, sleep } = require('../lib/eio_raw');
 const { connectSio } = require('../lib/sioclient');
@@ -65,13 +65,6 @@ async function status(srv) {
   const res = await request(`${srv.url}/api/status`);
   assert.strictEqual(res.status, 200, res.text);
   return JSON.parse(res.text).limits;
-}
-
-// utime + stime of a process, in clock ticks (/proc/PID/stat fields 14 and 15).
-function cpuTicks(pid) {
-  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return Number(f[11]) + Number(f[12]);
 }
 
 test('maxConnections: connections over the cap are turned away (503), and the node serves again once some close', async (t) => {

@@ -8,7 +8,7 @@
 const test = require('node:test');
 const assert = require('node:assert');
 const http = require('node:http');
-const { startServer } = require('../lib/harness');
+const { startServer, cpuTicks } = require('../lib/harness');
 const { connect } = require('../lib/wsclient');
 const { request, SEP } = require('../lib/eio_raw');
 const { eio, sse } = require('../lib/cluster_clients');
@@ -136,6 +136,34 @@ test('chat across two loops: every member gets every line, in one order for ever
   assert.strictEqual((await w0[1].request({ event: 'action', params: { action: 'createChatRoom', name: 'made-on-0' } })).error, undefined);
   assert.strictEqual((await w1[0].request({ event: 'roomAdd', room: 'made-on-0' })).status, 'OK');
   for (const c of all) await c.close();
+});
+
+test('fresh connections go round the loops in turn, whichever loop accepts them', async (t) => {
+  const srv = await start();
+  t.after(() => srv.stop());
+  // the first ones may come before both loops read the listener
+  for (let i = 0; i < 2; i++) await (await primusClient(srv)).close();
+  const seen = [];
+  for (let i = 0; i < 20; i++) {
+    const c = await primusClient(srv);
+    seen.push(c.worker);
+    await c.close();
+  }
+  for (let i = 1; i < seen.length; i++) assert.notStrictEqual(seen[i], seen[i - 1], `one after the other: ${seen}`);
+  assert.deepStrictEqual([...new Set(seen)].sort(), [0, 1]);
+});
+
+test('the loops wake each other (a /metrics scrape, connections handed round), then sleep: no busy loop', async (t) => {
+  const srv = await start();
+  t.after(() => srv.stop());
+  await metricsOfBoth(srv);
+  for (let i = 0; i < 6; i++) await (await primusClient(srv)).close();
+  await new Promise((r) => setTimeout(r, 200));
+  const before = cpuTicks(srv.proc.pid);
+  await new Promise((r) => setTimeout(r, 2000));
+  const spent = cpuTicks(srv.proc.pid) - before;
+  // a loop that spins burns ~200 ticks in 2 s; two idle loops a handful
+  assert.ok(spent < 20, `the process used ${spent} clock ticks of CPU in 2 s, idle`);
 });
 
 test('server API and push by id reach connections on both loops, from either', async (t) => {
