@@ -22,7 +22,10 @@ const path = require('node:path');
 const ROOT = path.resolve(__dirname, '..', '..');
 const BIN = process.env.AG_BIN ? path.resolve(process.env.AG_BIN) : path.join(ROOT, 'build', 'actiongate');
 
-function freePort() {
+// A port nothing listens on now, never one this process was given before: a port handed out is often not bound yet
+// (a server about to start, an upstream meant to refuse), and the kernel may offer it again.
+const givenPorts = new Set();
+function unboundPort() {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
     srv.listen(0, '127.0.0.1', () => {
@@ -31,6 +34,15 @@ function freePort() {
     });
     srv.on('error', reject);
   });
+}
+async function freePort() {
+  for (;;) {
+    const port = await unboundPort();
+    if (!givenPorts.has(port)) {
+      givenPorts.add(port);
+      return port;
+    }
+  }
 }
 
 // Turns a nested JS object into YAML (only what configs need: maps, lists, scalars).
@@ -76,6 +88,9 @@ class Server {
   }
 
   async start() {
+    // a private Redis first: its port is bound before the server's is picked
+    const own = this.opts.config && this.opts.config.redis && this.opts.config.redis.url !== undefined;
+    if (STORE === 'redis' && !own && !(this.opts.env && 'REDIS_URL' in this.opts.env)) this.redis = await new Redis().start();
     const port = this.opts.port || (await freePort());
     this.port = port;
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ag-test-'));
@@ -86,11 +101,7 @@ class Server {
       },
       this.opts.config
     );
-    const own = this.opts.config && this.opts.config.redis && this.opts.config.redis.url !== undefined;
-    if (STORE === 'redis' && !own && !(this.opts.env && 'REDIS_URL' in this.opts.env)) {
-      this.redis = await new Redis().start();
-      config.redis = { ...(config.redis || {}), url: this.redis.url };
-    }
+    if (this.redis) config.redis = { ...(config.redis || {}), url: this.redis.url };
     this.configPath = path.join(this.dir, 'actiongate.yaml');
     fs.writeFileSync(this.configPath, toYaml(config));
     const env = { ...process.env, ...(this.opts.env || {}) };
